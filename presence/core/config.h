@@ -1,0 +1,42 @@
+// Core parameters. Names are shared by the YAML key (config/presenced.yaml, section "presence"),
+// this struct, the metrics and docs/core.md (STYLE.md habit 10). Defaults and their reasons are in
+// docs/core.md; the YAML loader (presence/app) validates ranges before constructing an Engine.
+#pragma once
+
+#include <cstdint>
+
+#include "presence/core/time.h"
+
+namespace presence::core {
+
+struct Config {
+  // A disconnect becomes offline only if the device does not come back within offline_grace.
+  Duration offline_grace{std::chrono::seconds(30)};
+  // After offline or flapping, online is declared only after this long without a disconnect.
+  Duration online_stable_for{std::chrono::seconds(60)};
+
+  // Adaptive heartbeat timeout: timeout = clamp(heartbeat_timeout_factor x observed mean interval,
+  // heartbeat_timeout_floor, heartbeat_timeout_ceiling). Until a device has shown
+  // heartbeat_min_samples intervals, heartbeat_default_interval stands in for the mean.
+  double heartbeat_timeout_factor = 3.0;
+  Duration heartbeat_timeout_floor{std::chrono::seconds(15)};
+  Duration heartbeat_timeout_ceiling{std::chrono::minutes(30)};
+  Duration heartbeat_default_interval{std::chrono::seconds(60)};
+  std::uint32_t heartbeat_min_samples = 3;
+
+  // Flap detection (Nagios-style weighted state changes, with a time bound so that rare, spread
+  // out disconnects never add up to a flap).
+  std::uint32_t flap_history = 21;  // state observations kept per device
+  Duration flap_window{std::chrono::minutes(10)};
+  double flap_high = 0.5;  // start flapping at >= this weighted share of changes
+  double flap_low = 0.25;  // stop flapping at <= this share
+
+  // Grace after presenced regains the broker (its own restart, or a broker restart): nobody is
+  // declared offline on silence presenced could not observe. Ends when the returning share has
+  // stopped growing for restart_grace_settle, bounded by [restart_grace_min, restart_grace_max].
+  Duration restart_grace_min{std::chrono::seconds(30)};
+  Duration restart_grace_max{std::chrono::minutes(10)};
+  Duration restart_grace_settle{std::chrono::seconds(15)};
+};
+
+}  // namespace presence::core

@@ -1,0 +1,57 @@
+// Events into the core. Adapters (ingest, replay, bench) turn MQTT messages or log lines into
+// these; the core turns them into decisions. Small and trivially copyable: the hot path moves
+// millions a second.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "presence/core/time.h"
+
+namespace presence::core {
+
+// Dense index of an interned device id (Engine::intern). Stable for the engine's lifetime.
+using DeviceIndex = std::uint32_t;
+inline constexpr DeviceIndex kNoDevice = 0xFFFFFFFFu;
+
+enum class EventKind : std::uint8_t {
+  Connected,     // birth message, or a broker session event saying the client connected
+  Heartbeat,     // any proof of life that is not a (re)connect
+  Disconnected,  // last-will, broker session event, explicit "offline" status
+  // Fleet-wide, device == kNoDevice:
+  BrokerRestarted,  // boot id changed, $SYS uptime reset, or our connection saw the broker go away
+  IngestLost,       // presenced lost its broker connection: from now on it is blind
+  IngestRestored,   // presenced is connected and subscribed again: restart grace begins
+};
+
+enum class DisconnectReason : std::uint8_t {
+  Unknown,
+  Graceful,          // client sent DISCONNECT / published "offline" itself
+  LastWill,          // broker published the client's will
+  KeepaliveTimeout,  // broker noticed silence
+  Takeover,          // the session was taken over by a newer connection with the same id
+  BrokerInitiated,   // kicked, banned, broker shutting down
+};
+
+// Where an event came from. Several sources can report one device (docs/topics.md explains how
+// they combine); the core uses it for diagnostics and to weigh authority.
+enum class Source : std::uint8_t { Status, Heartbeat, BrokerExt, Emqx, Replay };
+
+struct Event {
+  EventKind kind = EventKind::Heartbeat;
+  DisconnectReason reason = DisconnectReason::Unknown;
+  Source source = Source::Replay;
+  DeviceIndex device = kNoDevice;
+  // Identity of the connection the event belongs to, increasing within a broker boot (broker-ext
+  // per-boot sequence of the CONNECT, EMQX connected_at). 0 = unknown: order by arrival.
+  // A Disconnected whose session is older than the device's current session is stale (a session
+  // takeover delivers the old connection's disconnect after the new connect) and is ignored.
+  std::uint64_t session = 0;
+  MonoTime at{};
+};
+
+const char* to_string(EventKind);
+const char* to_string(DisconnectReason);
+const char* to_string(Source);
+
+}  // namespace presence::core

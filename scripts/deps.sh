@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages presenced needs, only those that are missing.
+# Sourced by scripts/test.sh and scripts/demo.sh; run alone it installs everything.
+set -euo pipefail
+
+PRESENCE_PACKAGES=(
+  build-essential cmake pkg-config
+  libpaho-mqttpp-dev libpaho-mqtt-dev
+  mosquitto mosquitto-dev mosquitto-clients
+  libssl-dev libyaml-cpp-dev doctest-dev libcurl4-openssl-dev
+  libcpp-httplib-dev nlohmann-json3-dev
+  docker-compose
+)
+
+presence_install_deps() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "deps: installing missing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  presence_install_deps "${PRESENCE_PACKAGES[@]}"
+fi
