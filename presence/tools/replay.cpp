@@ -176,7 +176,9 @@ class Runner {
     advance_to(line.at);
     sum_.last_at = line.at;
     ++sum_.events;
-    if (opt_.show_events) echo(line);
+    if (opt_.show_events && (line.kind != ReplayKind::Heartbeat || opt_.show_heartbeats)) {
+      echo(line);
+    }
 
     core::Event ev;
     ev.at = line.at;
@@ -233,6 +235,35 @@ class Runner {
     engine_.drain_alerts(alerts_);
     for (const auto& t : transitions_) print(t);
     for (const auto& a : alerts_) print(a);
+    fleet_status();
+  }
+
+  // Blindness and restart grace are fleet-wide modes, not transitions; a what-if reader needs to
+  // see when they begin and end (post-mortem 002: judging devices while blind).
+  void fleet_status() {
+    const bool blind = engine_.blind();
+    const bool grace = engine_.in_restart_grace();
+    if (blind != blind_) {
+      blind_ = blind;
+      fleet_line("blind", blind, blind ? "presenced is blind (broker connection lost)"
+                                       : "presenced sees the broker again");
+    }
+    if (grace != grace_) {
+      grace_ = grace;
+      fleet_line("restart_grace", grace, grace ? "restart grace begins: nobody is judged offline"
+                                               : "restart grace over");
+    }
+  }
+
+  void fleet_line(const char* what, bool on, const char* text) {
+    const std::string at = format_time(core::to_ms(engine_.now()));
+    if (opt_.json) {
+      out_ << "{\"type\":\"fleet\",\"at\":" << at << ",\"" << what << "\":"
+           << (on ? "true" : "false") << "}\n";
+      return;
+    }
+    out_ << pad(at, 10) << "  " << (opt_.color ? "\033[1;36m" : "") << "FLEET  " << text
+         << reset() << "\n";
   }
 
   void print(const core::Transition& t) {
@@ -354,6 +385,8 @@ class Runner {
   Engine engine_;
   ReplaySummary sum_;
   std::optional<MonoTime> next_tick_;
+  bool blind_ = false;
+  bool grace_ = false;
   std::optional<std::chrono::steady_clock::time_point> real_start_;
   std::vector<core::Transition> transitions_;
   std::vector<core::AlertIntent> alerts_;

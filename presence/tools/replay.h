@@ -21,6 +21,7 @@ struct ReplayOptions {
   bool json = false;          // JSON lines instead of the human form
   bool summary = true;        // summary after the last line
   bool show_events = false;   // echo each input event before its decisions (the demo uses it)
+  bool show_heartbeats = false;  // with show_events: echo heartbeats too (there are many)
   bool show_final = false;    // list every device's final state in the summary
   bool color = false;         // ANSI colours in the human form (presence-replay: when a tty)
   // The service ticks its engine about once a second; replay does the same on simulated time so

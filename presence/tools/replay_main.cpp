@@ -22,7 +22,8 @@ void usage(std::ostream& os) {
         "                       (repeatable; --list-params shows the names)\n"
         "  --json               JSON lines instead of the human form\n"
         "  --strict             the first bad line stops the replay (exit 1)\n"
-        "  --show-events        echo every input event before its decisions\n"
+        "  --show-events        echo every input event (but heartbeats) before its decisions\n"
+        "  --show-heartbeats    with --show-events, echo heartbeats too\n"
         "  --final              list every device's final state in the summary\n"
         "  --no-summary         no summary at the end\n"
         "  --tick-interval DUR  periodic engine tick on simulated time (default 1s, 0 = off)\n"
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
       opt.strict = true;
     } else if (arg == "--show-events") {
       opt.show_events = true;
+    } else if (arg == "--show-heartbeats") {
+      opt.show_heartbeats = true;
     } else if (arg == "--final") {
       opt.show_final = true;
     } else if (arg == "--no-summary") {
