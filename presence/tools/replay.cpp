@@ -68,6 +68,11 @@ const char* state_colour(State s) {
   return "";
 }
 
+std::string lpad(std::string s, std::size_t width) {
+  if (s.size() < width) s.insert(0, width - s.size(), ' ');
+  return s;
+}
+
 std::string pad(std::string_view s, std::size_t width) {
   std::string out(s);
   if (out.size() < width) out.append(width - out.size(), ' ');
@@ -220,7 +225,7 @@ class Runner {
       out_ << "}\n";
       return;
     }
-    out_ << dim() << pad(format_time(core::to_ms(line.at)), 10) << "  . " << to_string(line.kind);
+    out_ << dim() << lpad(format_time(core::to_ms(line.at)), 10) << "  . " << to_string(line.kind);
     if (!line.device.empty()) out_ << " " << line.device;
     if (line.kind == ReplayKind::Disconnect) out_ << " reason=" << reason_word(line.reason);
     if (line.session != 0) out_ << " session=" << line.session;
@@ -262,7 +267,7 @@ class Runner {
            << (on ? "true" : "false") << "}\n";
       return;
     }
-    out_ << pad(at, 10) << "  " << (opt_.color ? "\033[1;36m" : "") << "FLEET  " << text
+    out_ << lpad(at, 10) << "  " << (opt_.color ? "\033[1;36m" : "") << "FLEET  " << text
          << reset() << "\n";
   }
 
@@ -282,7 +287,7 @@ class Runner {
       out_ << "}\n";
       return;
     }
-    out_ << pad(format_time(core::to_ms(t.at)), 10) << "  " << pad(id, 18) << " "
+    out_ << lpad(format_time(core::to_ms(t.at)), 10) << "  " << pad(id, 18) << " "
          << colour(t.from) << pad(core::to_string(t.from), 8) << reset() << " -> "
          << colour(t.to) << pad(core::to_string(t.to), 8) << reset() << "  "
          << core::to_string(t.cause);
@@ -309,7 +314,7 @@ class Runner {
       return;
     }
     const bool trigger = a.action == core::AlertIntent::Action::Trigger;
-    out_ << pad(format_time(core::to_ms(a.at)), 10) << "  "
+    out_ << lpad(format_time(core::to_ms(a.at)), 10) << "  "
          << (opt_.color ? (trigger ? "\033[1;31m" : "\033[1;32m") : "") << "ALERT "
          << pad(action_word(a.action), 7) << " " << core::to_string(a.type) << " ["
          << core::to_string(a.severity) << "] " << a.summary << reset() << "  (dedup_key "
