@@ -40,18 +40,8 @@ using core::Engine;
 using core::MonoTime;
 using core::State;
 
-const char* reason_word(core::DisconnectReason r) {
-  // The same words the replay format accepts (reason=...).
-  switch (r) {
-    case core::DisconnectReason::Unknown: return "unknown";
-    case core::DisconnectReason::Graceful: return "graceful";
-    case core::DisconnectReason::LastWill: return "lastwill";
-    case core::DisconnectReason::KeepaliveTimeout: return "keepalive";
-    case core::DisconnectReason::Takeover: return "takeover";
-    case core::DisconnectReason::BrokerInitiated: return "broker";
-  }
-  return "unknown";
-}
+// The core's word, the same one the retained payload's "reason" carries.
+const char* reason_word(core::DisconnectReason r) { return core::to_string(r); }
 
 const char* action_word(core::AlertIntent::Action a) {
   return a == core::AlertIntent::Action::Trigger ? "trigger" : "resolve";

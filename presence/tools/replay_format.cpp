@@ -21,19 +21,25 @@ constexpr std::array<std::pair<std::string_view, ReplayKind>, 8> kKinds{{
     {"tick", ReplayKind::Tick},
 }};
 
-// The words are the ones the retained payload's "reason" uses (docs/replay.md).
-constexpr std::array<std::pair<std::string_view, core::DisconnectReason>, 6> kReasons{{
+// The canonical words are core::to_string(DisconnectReason), the ones the retained payload's
+// "reason" uses (STYLE.md habit 10); the short forms from issue 2 are accepted as aliases.
+constexpr std::array<std::pair<std::string_view, core::DisconnectReason>, 9> kReasons{{
     {"unknown", core::DisconnectReason::Unknown},
     {"graceful", core::DisconnectReason::Graceful},
+    {"last_will", core::DisconnectReason::LastWill},
     {"lastwill", core::DisconnectReason::LastWill},
+    {"keepalive_timeout", core::DisconnectReason::KeepaliveTimeout},
     {"keepalive", core::DisconnectReason::KeepaliveTimeout},
     {"takeover", core::DisconnectReason::Takeover},
+    {"broker_initiated", core::DisconnectReason::BrokerInitiated},
     {"broker", core::DisconnectReason::BrokerInitiated},
 }};
 
-constexpr std::array<std::pair<std::string_view, core::Source>, 5> kSources{{
+// core::to_string(Source) words; "broker-ext" (the room's name) is an alias.
+constexpr std::array<std::pair<std::string_view, core::Source>, 6> kSources{{
     {"status", core::Source::Status},
     {"heartbeat", core::Source::Heartbeat},
+    {"broker_ext", core::Source::BrokerExt},
     {"broker-ext", core::Source::BrokerExt},
     {"emqx", core::Source::Emqx},
     {"replay", core::Source::Replay},
@@ -312,7 +318,8 @@ ParsedLine parse_replay_line(std::string_view text) {
       }
       if (!found) {
         return error("unknown reason " + quote(value) +
-                     " (expected lastwill, graceful, keepalive, takeover, broker or unknown)");
+                     " (expected last_will, graceful, keepalive_timeout, takeover, broker_initiated or "
+                     "unknown; lastwill, keepalive and broker also work)");
       }
     } else if (key == "session") {
       if (!has_device(line.kind)) return error("session= only applies to device events");
@@ -333,7 +340,7 @@ ParsedLine parse_replay_line(std::string_view text) {
       }
       if (!found) {
         return error("unknown source " + quote(value) +
-                     " (expected status, heartbeat, broker-ext, emqx or replay)");
+                     " (expected status, heartbeat, broker_ext, emqx or replay)");
       }
     } else {
       return error("unknown option " + quote(key) + " for " + to_string(line.kind) +

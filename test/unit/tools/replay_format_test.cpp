@@ -68,6 +68,13 @@ TEST_CASE("device events") {
   CHECK(ok("1 disconnect d reason=takeover").reason == core::DisconnectReason::Takeover);
   CHECK(ok("1 disconnect d reason=broker").reason == core::DisconnectReason::BrokerInitiated);
   CHECK(ok("1 disconnect d reason=unknown").reason == core::DisconnectReason::Unknown);
+  // The core's words (core::to_string, the payload's "reason") are canonical.
+  CHECK(ok("1 disconnect d reason=last_will").reason == core::DisconnectReason::LastWill);
+  CHECK(ok("1 disconnect d reason=keepalive_timeout").reason ==
+        core::DisconnectReason::KeepaliveTimeout);
+  CHECK(ok("1 disconnect d reason=broker_initiated").reason ==
+        core::DisconnectReason::BrokerInitiated);
+  CHECK(ok("1 connect d source=broker_ext").source == core::Source::BrokerExt);
 }
 
 TEST_CASE("tabs, CR line ends and trailing comments") {

@@ -85,7 +85,7 @@ TEST_CASE("a last will becomes offline exactly when offline_grace runs out") {
   CHECK(offline_count(replay(kLastWill, o)) == 1);
 
   // The disconnect itself is reported with its reason.
-  const auto dis = lines_with(at.out, "\"reason\":\"lastwill\"");
+  const auto dis = lines_with(at.out, "\"reason\":\"last_will\"");
   CHECK(dis.size() == 1);
 }
 
