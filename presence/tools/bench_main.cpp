@@ -246,6 +246,7 @@ int main(int argc, char** argv) {
   // Memory: RSS (and live heap) growth across creating the engine, interning every id and
   // feeding every device its first event (a connect). Decisions are drained every 4096 events
   // into a reused buffer, so neither the engine's decision buffer nor ours grows with N.
+  const std::size_t gen0 = fleet.generator_bytes();
   const std::size_t rss0 = rss_bytes();
   const std::size_t heap0 = heap_bytes();
   Engine engine;
@@ -306,9 +307,11 @@ int main(int argc, char** argv) {
   }
   const std::size_t rss2 = rss_bytes();
   const std::size_t heap2 = heap_bytes();
-  // The chunk/transition buffers may have grown during the run; they are not the engine's.
+  // The chunk/transition buffers and the generator's calendar buckets may have grown during the
+  // run; they are not the engine's.
   const std::size_t buffers = chunk.capacity() * sizeof(Event) +
-                              transitions.capacity() * sizeof(Transition);
+                              transitions.capacity() * sizeof(Transition) +
+                              (fleet.generator_bytes() - gen0);
 
   const double n = static_cast<double>(o.devices);
   const double engine_s = std::chrono::duration<double>(engine_cpu).count();
