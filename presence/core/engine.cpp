@@ -310,7 +310,6 @@ struct Engine::Impl {
       case EventKind::IngestRestored:
         blind = false;
         start_grace(t);
-        rearm_all(t);
         break;
       case EventKind::BrokerRestarted:
         // Session ids restart with the broker boot: older ids must not make new sessions stale.
@@ -323,16 +322,11 @@ struct Engine::Impl {
         } else {
           start_grace(t);
         }
-        rearm_all(t);
         break;
       default:
         break;
     }
   }
-
-  // After a gate opens, timers of gated conditions are simply left to fire and find nothing to
-  // do; no sweep is needed here. (end_grace re-arms everything.)
-  void rearm_all(std::int64_t) {}
 
   void on_device(const Event& e, std::int64_t t) {
     if (e.device >= devices.size()) {
@@ -361,6 +355,7 @@ struct Engine::Impl {
       return;
     }
     const bool was_up = d.has(DeviceRecord::kUp);
+    const bool was_seen = d.has(DeviceRecord::kSeen);
     // A disconnect by arrival (no session) for a device already down adds nothing.
     if (e.kind == EventKind::Disconnected && !was_up && e.session == 0 && ended &&
         !d.has(DeviceRecord::kSilent)) {
@@ -418,7 +413,8 @@ struct Engine::Impl {
     }
     if (up) d.reason = DisconnectReason::Unknown;
     // Heartbeats on an up device are not flap observations (see flap.h).
-    if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, up != was_up, t);
+    // The first event of a device is its first observation, not a change.
+    if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, was_seen && up != was_up, t);
     evaluate(i, t, up_cause);
     reschedule(i, t);
   }
