@@ -236,8 +236,14 @@ struct Engine::Impl {
 
   void reschedule(DeviceIndex i, std::int64_t t) {
     const std::int64_t dl = next_deadline(devices[i], t);
-    if (dl == kInf) wheel.cancel(i);
-    else wheel.schedule(i, dl);
+    if (dl == kInf) {
+      wheel.cancel(i);
+      return;
+    }
+    // Lazy re-arm: a heartbeat pushes the deadline later; keeping the earlier timer costs one
+    // early, harmless evaluate() instead of an unlink/link per heartbeat (hot path).
+    if (wheel.armed(i) && wheel.expiry(i) <= dl && wheel.expiry(i) > t) return;
+    wheel.schedule(i, dl);
   }
 
   void fire_timers(std::int64_t t) {
@@ -491,6 +497,21 @@ void Engine::on_event(const Event& event) {
     default:
       m.on_fleet(event, t);
       break;
+  }
+}
+
+void Engine::on_events(const Event* events, std::size_t count) {
+  constexpr std::size_t kAhead = 8;
+  auto& m = *impl_;
+  for (std::size_t n = 0; n < count; ++n) {
+    if (n + kAhead < count) {
+      const DeviceIndex next = events[n + kAhead].device;
+      if (next < m.devices.size()) {
+        __builtin_prefetch(&m.devices[next]);
+        m.wheel.prefetch(next);
+      }
+    }
+    on_event(events[n]);
   }
 }
 

@@ -648,3 +648,34 @@ TEST_CASE("bad input: empty and huge ids, unknown device indices") {
   CHECK(drain(engine).empty());
   CHECK(engine.view(999).id.empty());
 }
+
+TEST_CASE("on_events (batched, prefetching) decides exactly like on_event") {
+  std::vector<Event> events;
+  for (int i = 0; i < 200; ++i) {
+    const auto d = static_cast<DeviceIndex>(i % 7);
+    const std::int64_t t = i * 700;
+    if (i % 5 == 0) events.push_back(disc(d, t, static_cast<std::uint64_t>(i)));
+    else if (i % 5 == 1) events.push_back(conn(d, t, static_cast<std::uint64_t>(i)));
+    else events.push_back(hb(d, t));
+  }
+  events.push_back(conn(999, 1));  // invalid index inside a batch
+  Engine a, b;
+  for (int i = 0; i < 7; ++i) {
+    a.intern("d" + std::to_string(i));
+    b.intern("d" + std::to_string(i));
+  }
+  for (const auto& e : events) a.on_event(e);
+  b.on_events(events.data(), events.size());
+  a.tick(mono_ms(1000 * kSec));
+  b.tick(mono_ms(1000 * kSec));
+  const auto ta = drain(a);
+  const auto tb = drain(b);
+  REQUIRE(ta.size() == tb.size());
+  CHECK(ta.size() > 7);
+  for (std::size_t i = 0; i < ta.size(); ++i) {
+    CHECK(ta[i].device == tb[i].device);
+    CHECK(ta[i].to == tb[i].to);
+    CHECK(ta[i].at == tb[i].at);
+  }
+  CHECK(b.counters().invalid_events == 1);
+}
