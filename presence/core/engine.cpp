@@ -84,6 +84,7 @@ struct Engine::Impl {
   std::vector<AlertIntent> alerts;
   std::array<std::size_t, 5> counts{};
   EngineCounters counters;
+  DecisionObserver* observer = nullptr;
   std::int64_t now = 0;
 
   // Fleet-level gates (issue 3's blind-spot rules).
@@ -133,6 +134,7 @@ struct Engine::Impl {
     d.cause = cause;
     out.push_back(t);
     ++counters.transitions;
+    if (observer != nullptr) observer->on_transition(t);
   }
 
   // One flap observation at t. Returns true if it started a flap.
@@ -278,10 +280,12 @@ struct Engine::Impl {
     grace_returned = 0;
     grace_known = devices.size() - counts[static_cast<std::size_t>(State::Unknown)];
     ++counters.restart_graces;
+    if (observer != nullptr) observer->on_restart_grace(true, mono_ms(t));
   }
 
   void end_grace(std::int64_t t) {
     in_grace = false;
+    if (observer != nullptr) observer->on_restart_grace(false, mono_ms(t));
     for (DeviceIndex i = 0; i < devices.size(); ++i) {
       DeviceRecord& d = devices[i];
       if (d.state == State::Unknown) continue;
@@ -293,7 +297,10 @@ struct Engine::Impl {
         d.set(DeviceRecord::kChain, false);
         if (was_up) d.changed_at = t;
         wheel.cancel(i);
-        if (d.state != State::Offline) emit(i, d, State::Offline, Cause::RestartGrace, t);
+        if (d.state != State::Offline) {
+          d.reason = DisconnectReason::Unknown;
+          emit(i, d, State::Offline, Cause::RestartGrace, t);
+        }
         continue;
       }
       evaluate(i, t, Cause::Heartbeat);
@@ -311,9 +318,11 @@ struct Engine::Impl {
   void on_fleet(const Event& e, std::int64_t t) {
     switch (e.kind) {
       case EventKind::IngestLost:
+        if (!blind && observer != nullptr) observer->on_blind(true, mono_ms(t));
         blind = true;
         break;
       case EventKind::IngestRestored:
+        if (blind && observer != nullptr) observer->on_blind(false, mono_ms(t));
         blind = false;
         start_grace(t);
         break;
@@ -419,6 +428,7 @@ struct Engine::Impl {
     }
     if (up) d.reason = DisconnectReason::Unknown;
     // Heartbeats on an up device are not flap observations (see flap.h).
+    if (e.kind == EventKind::Connected && observer != nullptr) observer->on_connect(i, mono_ms(t));
     // The first event of a device is its first observation, not a change.
     if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, was_seen && up != was_up, t);
     evaluate(i, t, up_cause);
@@ -476,6 +486,7 @@ void Engine::set_label(DeviceIndex device, std::string_view key, std::string_vie
   if (device >= impl_->devices.size() || key.empty()) return;
   auto& d = impl_->devices[device];
   d.labels = impl_->label_pool.with(d.labels, key, value);
+  if (impl_->observer != nullptr) impl_->observer->on_label(device, key, value);
 }
 
 std::vector<Label> Engine::labels(DeviceIndex device) const {
@@ -515,7 +526,12 @@ void Engine::on_events(const Event* events, std::size_t count) {
   }
 }
 
-void Engine::tick(MonoTime now) { impl_->advance_to(to_ms(now)); }
+void Engine::tick(MonoTime now) {
+  impl_->advance_to(to_ms(now));
+  if (impl_->observer != nullptr) impl_->observer->on_tick(mono_ms(impl_->now));
+}
+
+void Engine::set_observer(DecisionObserver* observer) { impl_->observer = observer; }
 
 void Engine::drain(std::vector<Transition>& out) {
   out.insert(out.end(), impl_->out.begin(), impl_->out.end());
@@ -525,6 +541,7 @@ void Engine::drain(std::vector<Transition>& out) {
 void Engine::drain_alerts(std::vector<AlertIntent>& out) {
   for (auto& a : impl_->alerts) out.push_back(std::move(a));
   impl_->alerts.clear();
+  if (impl_->observer != nullptr) impl_->observer->drain_alerts(out);
 }
 
 DeviceView Engine::view(DeviceIndex device) const {

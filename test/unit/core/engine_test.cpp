@@ -679,3 +679,65 @@ TEST_CASE("on_events (batched, prefetching) decides exactly like on_event") {
   }
   CHECK(b.counters().invalid_events == 1);
 }
+
+TEST_CASE("config_error names the offending key") {
+  CHECK(config_error(Config{}).empty());
+  Config c;
+  c.offline_grace = Duration{0};
+  CHECK(config_error(c).find("offline_grace") != std::string::npos);
+  c = Config{};
+  c.flap_low = 0.6;
+  CHECK(config_error(c).find("flap_low") != std::string::npos);
+  c = Config{};
+  c.heartbeat_timeout_ceiling = std::chrono::seconds(1);
+  CHECK(config_error(c).find("heartbeat_timeout_ceiling") != std::string::npos);
+  c = Config{};
+  c.restart_grace_max = std::chrono::seconds(1);
+  CHECK(config_error(c).find("restart_grace_max") != std::string::npos);
+  c = Config{};
+  c.flap_history = 33;
+  CHECK(config_error(c).find("flap_history") != std::string::npos);
+}
+
+namespace {
+struct Recorder : DecisionObserver {
+  std::vector<std::string> log;
+  void on_transition(const Transition& t) override {
+    log.push_back(std::string("transition ") + to_string(t.to));
+  }
+  void on_connect(DeviceIndex, MonoTime at) override {
+    log.push_back("connect " + std::to_string(to_ms(at)));
+  }
+  void on_label(DeviceIndex, std::string_view k, std::string_view v) override {
+    log.push_back("label " + std::string(k) + "=" + std::string(v));
+  }
+  void on_blind(bool b, MonoTime) override { log.push_back(b ? "blind" : "sighted"); }
+  void on_restart_grace(bool a, MonoTime) override { log.push_back(a ? "grace" : "grace end"); }
+  void on_tick(MonoTime now) override { log.push_back("tick " + std::to_string(to_ms(now))); }
+  void drain_alerts(std::vector<AlertIntent>& out) override {
+    AlertIntent a;
+    a.dedup_key = "k";
+    out.push_back(a);
+  }
+};
+}  // namespace
+
+TEST_CASE("the decision observer sees every decision in order (fleet/policy wiring)") {
+  Engine engine;
+  Recorder r;
+  engine.set_observer(&r);
+  const DeviceIndex d = engine.intern("d");
+  engine.set_label(d, "site", "x");
+  engine.on_event(conn(d, 10, 1));
+  engine.on_event(conn(d, 20, 1));  // duplicate: not a connect
+  engine.on_event(fleet(EventKind::IngestLost, 30));
+  engine.on_event(fleet(EventKind::IngestRestored, 40));
+  engine.tick(mono_ms(40 + kDefaults.restart_grace_min.count()));
+  std::vector<AlertIntent> alerts;
+  engine.drain_alerts(alerts);
+  CHECK(alerts.size() == 1);
+  const std::vector<std::string> want = {
+      "label site=x", "connect 10", "transition online", "blind", "sighted", "grace",
+      "grace end", "transition offline", "tick " + std::to_string(40 + kDefaults.restart_grace_min.count())};
+  CHECK(r.log == want);
+}
