@@ -157,9 +157,10 @@ struct Engine::Impl {
     if (d.has(DeviceRecord::kUp) && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
       const std::int64_t deadline = d.last_seen + timeout_of(d);
       if (t >= deadline) {
+        // The heartbeat chain survives silence: if the device comes back without reconnecting,
+        // the gap is a (clamped) sample, so a device whose period grew adapts (docs/core.md).
         d.set(DeviceRecord::kUp, false);
         d.set(DeviceRecord::kSilent, true);
-        d.set(DeviceRecord::kChain, false);
         d.changed_at = t;
         observe(i, d, true, t);
       }
@@ -401,8 +402,11 @@ struct Engine::Impl {
         // Interval samples only between heartbeats of one connection: a reconnect or an outage
         // in between is not the device's heartbeat period.
         if (d.has(DeviceRecord::kChain) && d.last_seen != kNever) {
+          // A gap longer than twice the current timeout is mostly outage, not period: clamp it so
+          // one outage inflates the mean by at most (2 x timeout - mean) / 4.
+          const std::int64_t gap = std::min(t - d.last_seen, 2 * timeout_of(d));
           d.heartbeat_mean_ms =
-              heartbeat_mean_update(config, d.heartbeat_mean_ms, d.heartbeat_samples, t - d.last_seen);
+              heartbeat_mean_update(config, d.heartbeat_mean_ms, d.heartbeat_samples, gap);
           if (d.heartbeat_samples < 255) ++d.heartbeat_samples;
         }
         d.set(DeviceRecord::kChain, true);

@@ -741,3 +741,31 @@ TEST_CASE("the decision observer sees every decision in order (fleet/policy wiri
       "grace end", "transition offline", "tick " + std::to_string(40 + kDefaults.restart_grace_min.count())};
   CHECK(r.log == want);
 }
+
+TEST_CASE("a device whose heartbeat period grows from 10 s to 5 min adapts and settles online") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  std::int64_t t = 0;
+  for (int i = 0; i < 10; ++i, t += 10 * kSec) engine.on_event(hb(d, t));
+  drain(engine);
+  for (int i = 0; i < 12; ++i, t += 300 * kSec) engine.on_event(hb(d, t));
+  drain(engine);
+  CHECK(engine.view(d).heartbeat_timeout > std::chrono::seconds(300));
+  // Converged: a whole hour of 5-minute heartbeats without a single decision.
+  for (int i = 0; i < 12; ++i, t += 300 * kSec) engine.on_event(hb(d, t));
+  engine.tick(mono_ms(t - 300 * kSec + 1));
+  CHECK(drain(engine).empty());
+  CHECK(engine.view(d).state == State::Online);
+}
+
+TEST_CASE("an outage inflates the heartbeat mean only a little (gap clamped to 2 x timeout)") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  std::int64_t t = 0;
+  for (int i = 0; i < 10; ++i, t += 10 * kSec) engine.on_event(hb(d, t));
+  CHECK(engine.view(d).heartbeat_timeout == std::chrono::seconds(30));
+  t += 24LL * 3600 * kSec;  // a day of silence, no disconnect
+  engine.on_event(hb(d, t));
+  // mean 10 s -> 10 + (60 - 10) / 4 = 22.5 s: timeout 67.5 s, not the 30 min ceiling.
+  CHECK(engine.view(d).heartbeat_timeout == Duration{67500});
+}
