@@ -105,6 +105,34 @@ int main(int argc, char** argv) {
        static_cast<double>(engine.memory_bytes() - id_bytes) / static_cast<double>(devices), "B/device");
   line("core_rss_per_device_incl_event_buffer",
        static_cast<double>(rss1 - rss0) * 1024.0 / static_cast<double>(devices), "B/device");
+  // Silence: every heartbeating device times out, then goes offline (timers firing in bulk).
+  {
+    const auto fired0 = engine.counters().timers_fired;
+    t0 = clock::now();
+    engine.tick(mono_ms(now + 3600 * 1000));
+    engine.drain(out);
+    t1 = clock::now();
+    const auto fired = engine.counters().timers_fired - fired0;
+    line("core_timer_fire_rate", static_cast<double>(fired) / std::chrono::duration<double>(t1 - t0).count(), "timers/s");
+    line("core_transitions_in_silence", static_cast<double>(out.size()), "transitions");
+    out.clear();
+    out.shrink_to_fit();
+  }
+  // Restart grace sweep over every device.
+  {
+    now += 3600 * 1000;
+    Event e;
+    e.kind = EventKind::IngestLost;
+    e.at = mono_ms(now);
+    engine.on_event(e);
+    e.kind = EventKind::IngestRestored;
+    e.at = mono_ms(now + 1000);
+    engine.on_event(e);
+    t0 = clock::now();
+    engine.tick(mono_ms(now + 1000 + 3600 * 1000));
+    t1 = clock::now();
+    line("core_restart_grace_sweep", std::chrono::duration<double>(t1 - t0).count() * 1000, "ms");
+  }
   const auto c = engine.counts();
   line("core_online", static_cast<double>(c[static_cast<std::size_t>(State::Online)]), "devices");
   line("core_offline", static_cast<double>(c[static_cast<std::size_t>(State::Offline)]), "devices");
