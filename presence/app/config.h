@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "presence/core/config.h"
@@ -248,6 +249,15 @@ struct ConfigDiff {
   bool empty() const { return changed.empty(); }
 };
 ConfigDiff diff_config(const Config& running, const Config& next);
+// True when a change of this dotted key only takes effect after a restart (see
+// docs/configuration.md for the list and why).
+bool requires_restart(std::string_view key);
+
+// Every key with its effective value, in file order (e.g. {"mqtt.keepalive", "30s"}). Secrets
+// (password, token, routing keys, webhook URLs and secrets) are shown as "<hidden>" when
+// hide_secrets is set. Used by `presenced --check-config` and the reload log.
+std::vector<std::pair<std::string, std::string>> flatten_config(const Config& config,
+                                                                bool hide_secrets = true);
 
 struct ReloadResult {
   LoadResult load;  // load.config is the new config when load.ok()
