@@ -394,7 +394,8 @@ class Reader {
     const std::optional<YAML::Node> node = lookup(name);
     if (!node) return;
     const std::string path = join(name);
-    const int line = line_of(node->Mark());
+    // A null value (`key:` and nothing) has its mark on the next token; report the key's line.
+    const int line = node->IsNull() ? lines_[path] : line_of(node->Mark());
     lines_[path] = line;
     auto fail = [&](std::string reason) {
       error(line, path, std::move(reason));
@@ -982,7 +983,7 @@ LoadResult load_config_string(std::string_view text, const std::string& name,
   reader.run(root, config);
   Validator(reader, config).run();
   if (config.mqtt.client_id.empty()) config.mqtt.client_id = "presenced-" + hostname();
-  if (!config.http.token_file.empty() && !reader.failed("http.token_file")) {
+  if (!config.http.token_file.empty() && config.http.token.empty()) {
     if (auto reason = read_token_file(config.http.token_file, config.http.token))
       reader.error(reader.line_for("http.token_file"), "http.token_file", *reason);
   }
