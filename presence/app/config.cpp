@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <ostream>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -1043,11 +1044,40 @@ ConfigDiff diff_config(const Config& running, const Config& next) {
   return diff;
 }
 
+Config apply_reloadable(const Config& running, const Config& next) {
+  // Start from the running config (so everything listed in kRestartKeys keeps its value) and take
+  // over what can change at run time. The unit test checks this against requires_restart().
+  Config c = running;
+  c.output.retain = next.output.retain;
+  c.output.qos = next.output.qos;
+  c.output.publish_rate = next.output.publish_rate;
+  c.output.coalesce_interval = next.output.coalesce_interval;
+  c.store.snapshot_interval = next.store.snapshot_interval;
+  const AlertPolicyConfig policy = running.alerts.policy;
+  c.alerts = next.alerts;
+  c.alerts.policy = policy;
+  c.log = next.log;
+  return c;
+}
+
 ReloadResult reload_config(const Config& running, const std::string& path, const EnvLookup& env) {
   ReloadResult r;
   r.load = load_config_file(path, env);
-  if (r.load.config) r.diff = diff_config(running, *r.load.config);
+  if (r.load.config) {
+    r.diff = diff_config(running, *r.load.config);
+    r.to_apply = apply_reloadable(running, *r.load.config);
+  }
   return r;
+}
+
+int check_config(const std::string& path, std::ostream& out, std::ostream& err,
+                 const EnvLookup& env) {
+  const LoadResult r = load_config_file(path, env);
+  for (const auto& e : r.errors) err << to_string(e) << '\n';
+  if (!r.config) return 1;
+  out << path << ": OK\n";
+  for (const auto& [key, value] : flatten_config(*r.config)) out << key << " = " << value << '\n';
+  return 0;
 }
 
 std::optional<Duration> parse_duration(std::string_view text) {

@@ -611,3 +611,73 @@ TEST_CASE("reload_config: a broken new file keeps the diff empty and reports the
   CHECK(r.diff.empty());
   std::remove(path.c_str());
 }
+
+TEST_CASE("apply_reloadable takes exactly the keys that need no restart") {
+  const Config running = ok("mqtt:\n  client_id: a\n");
+  // Changes every key that can change at run time, and some that cannot, in every section.
+  const Config next = ok(R"(mqtt: {client_id: b, keepalive: 1m, reconnect: {jitter: 0.5}}
+topics: {heartbeat: ""}
+output: {device_prefix: p/d, retain: false, qos: 0, publish_rate: 5, coalesce_interval: 2s}
+presence: {offline_grace: 1m}
+http: {listen: "127.0.0.1:1"}
+store: {dir: /tmp/x, snapshot_interval: 1m}
+alerts:
+  enabled: false
+  pagerduty: {enabled: true, url: "https://pd.example/e", routing_key: 0123456789abcdef0123456789abcdef}
+  slack: {enabled: true, webhook_url: "https://hooks.example/s", max_per_second: 2}
+  webhook: {enabled: true, url: "https://hook.example/w", secret: s}
+  watchdog: {url: "https://ping.example/w", interval: 2m}
+  policy: {group_wait: 1s}
+  routes: [{match: {site: a}, severity: critical, pagerduty_routing_key: k, slack_webhook_url: "https://x/y"}]
+  silences: [{match: {site: a}, starts: 2026-11-21T12:00:00Z, ends: 2026-11-21T13:00:00Z, comment: c}]
+log: {level: warn, rate_limit: 1s}
+mode: naive
+)");
+  const Config applied = apply_reloadable(running, next);
+  const ConfigDiff all = diff_config(running, next);
+  const ConfigDiff taken = diff_config(running, applied);
+  const ConfigDiff left = diff_config(applied, next);
+  CHECK(taken.restart_required.empty());
+  CHECK(left.changed == left.restart_required);
+  CHECK(left.restart_required == all.restart_required);
+  CHECK(taken.changed.size() + left.changed.size() == all.changed.size());
+  CHECK(taken.changed.size() >= 20);
+  CHECK(left.changed.size() >= 9);
+
+  const std::string path = std::string(PRESENCE_BINARY_DIR) + "/config_test_apply.yaml";
+  {
+    std::ofstream(path) << "log:\n  level: warn\npresence:\n  offline_grace: 1m\n";
+  }
+  const ReloadResult r = reload_config(ok(""), path, fake_env({}));
+  REQUIRE(r.to_apply);
+  CHECK(r.to_apply->log.level == LogLevel::warn);
+  CHECK(r.to_apply->presence.offline_grace == running.presence.offline_grace);
+  CHECK(r.diff.restart_required == std::vector<std::string>{"presence.offline_grace"});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("check_config: the --check-config output and exit code") {
+  const std::string path = std::string(PRESENCE_BINARY_DIR) + "/config_test_check.yaml";
+  {
+    std::ofstream(path) << "mqtt:\n  qos: 3\n  tls:\n    verifi: true\nmode: naiive\n";
+  }
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(check_config(path, out, err, fake_env({})) == 1);
+  CHECK(out.str().empty());
+  CHECK(err.str() == path + ":2: mqtt.qos: must be 0, 1 or 2, got 3\n" + path +
+                         ":4: mqtt.tls.verifi: unknown key (did you mean 'verify'?)\n" + path +
+                         ":5: mode: expected one of presence, naive, got 'naiive'\n");
+  {
+    std::ofstream(path) << "mqtt:\n  username: u\n  password: ${PW}\n";
+  }
+  out.str("");
+  err.str("");
+  CHECK(check_config(path, out, err, fake_env({{"PW", "secret"}})) == 0);
+  CHECK(err.str().empty());
+  CHECK(out.str().rfind(path + ": OK\n", 0) == 0);
+  CHECK(out.str().find("mqtt.password = <hidden>\n") != std::string::npos);
+  CHECK(out.str().find("= secret") == std::string::npos);
+  CHECK(out.str().find("presence.offline_grace = 30s\n") != std::string::npos);
+  std::remove(path.c_str());
+}
