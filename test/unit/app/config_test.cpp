@@ -681,3 +681,20 @@ TEST_CASE("check_config: the --check-config output and exit code") {
   CHECK(out.str().find("presence.offline_grace = 30s\n") != std::string::npos);
   std::remove(path.c_str());
 }
+
+TEST_CASE("docs/configuration.md documents every key") {
+  std::ifstream in(std::string(PRESENCE_SOURCE_DIR) + "/docs/configuration.md");
+  REQUIRE(in);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string doc = buf.str();
+  Config c;
+  c.alerts.routes.emplace_back();
+  c.alerts.silences.emplace_back();
+  for (auto [key, value] : flatten_config(c)) {
+    if (key.size() > 5 && key.compare(key.size() - 5, 5, ".size") == 0) continue;
+    if (auto i = key.find("[0]"); i != std::string::npos) key.replace(i, 3, "[]");
+    INFO(key);
+    CHECK(doc.find("`" + key + "`") != std::string::npos);
+  }
+}
