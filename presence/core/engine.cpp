@@ -538,8 +538,16 @@ void Engine::tick(MonoTime now) {
 void Engine::set_observer(DecisionObserver* observer) { impl_->observer = observer; }
 
 void Engine::drain(std::vector<Transition>& out) {
-  out.insert(out.end(), impl_->out.begin(), impl_->out.end());
-  impl_->out.clear();
+  auto& mine = impl_->out;
+  if (out.empty()) {
+    out.swap(mine);  // no copy; the two buffers ping-pong without allocating in steady state
+  } else {
+    out.insert(out.end(), mine.begin(), mine.end());
+  }
+  mine.clear();
+  // A burst (a million devices connecting at start-up, a restart grace sweep) must not pin its
+  // buffer for the engine's lifetime.
+  if (mine.capacity() > 65536) std::vector<Transition>().swap(mine);
 }
 
 void Engine::drain_alerts(std::vector<AlertIntent>& out) {
