@@ -120,6 +120,17 @@ TEST_CASE("tick lines and --until drive time without a periodic tick") {
   CHECK(r.summary.events == 3);
 }
 
+TEST_CASE("a gap of decades between lines is bounded work with the same decisions") {
+  // 100 years of 1 s ticks would be 3e9 ticks; the runner skips idle grid points.
+  const std::string log = kLastWill + "3153600000 connect dev-1\n";
+  Run r = replay(log, json());
+  CHECK(r.err.empty());
+  const auto off = lines_with(r.out, "\"to\":\"offline\"");
+  REQUIRE(off.size() == 1);
+  CHECK(has(off[0], "\"at\":40.000"));  // fired at its own time, not at the end of the gap
+  CHECK(r.summary.final_counts[static_cast<std::size_t>(core::State::Offline)] == 1);
+}
+
 TEST_CASE("bad lines: file:line: reason, counted, skipped, the rest still replays") {
   const std::string log =
       "# header\n"
