@@ -96,6 +96,10 @@ struct Engine::Impl {
   std::size_t grace_known = 0;
   std::size_t grace_returned = 0;
   std::uint16_t session_epoch = 0;
+  // The broker restarted during the current grace (or while blind before it): retained replays
+  // are not evidence (mosquitto #1165).
+  bool grace_broker_restarted = false;
+  bool broker_restarted_while_blind = false;
 
   // ---- helpers ----------------------------------------------------------------------------
 
@@ -109,7 +113,14 @@ struct Engine::Impl {
   // on was not observed (issue 3; incident 002: a restart of the presence service itself marked
   // agents offline).
   bool offline_gated() const { return blind || in_grace; }
+  // Live (non-retained) evidence since the current grace began.
   bool fresh(const DeviceRecord& d) const { return in_grace && d.evidence_epoch == grace_epoch; }
+  // What the grace end accepts: live evidence, or a retained "online" replay if the broker did not
+  // restart (same boot: the device's will would have replaced it had the device died).
+  bool evidence_at_grace_end(const DeviceRecord& d) const {
+    if ((d.evidence_epoch & DeviceRecord::kEpochMask) != grace_epoch) return false;
+    return (d.evidence_epoch & DeviceRecord::kRetainedEvidence) == 0 || !grace_broker_restarted;
+  }
   // Silence is only judged when it was observed: not while blind, and during restart grace only
   // for devices that showed fresh evidence (their silence since then was seen).
   bool silence_gated(const DeviceRecord& d) const { return blind || (in_grace && !fresh(d)); }
@@ -275,7 +286,9 @@ struct Engine::Impl {
 
   void start_grace(std::int64_t t) {
     in_grace = true;
-    ++grace_epoch;
+    grace_epoch = (grace_epoch + 1) & DeviceRecord::kEpochMask;
+    grace_broker_restarted = broker_restarted_while_blind;
+    broker_restarted_while_blind = false;
     grace_start = t;
     last_growth = t;
     grace_returned = 0;
@@ -290,7 +303,7 @@ struct Engine::Impl {
     for (DeviceIndex i = 0; i < devices.size(); ++i) {
       DeviceRecord& d = devices[i];
       if (d.state == State::Unknown) continue;
-      if (d.evidence_epoch != grace_epoch) {
+      if (!evidence_at_grace_end(d)) {
         // No fresh evidence since the grace began: the old state is not proof of life
         // (mosquitto #1165 replays a retained "online" after a broker restart).
         const bool was_up = d.has(DeviceRecord::kUp);
@@ -311,9 +324,16 @@ struct Engine::Impl {
 
   void mark_fresh(DeviceRecord& d, std::int64_t t) {
     if (!in_grace || d.evidence_epoch == grace_epoch) return;
-    d.evidence_epoch = grace_epoch;
+    d.evidence_epoch = grace_epoch;  // also upgrades retained-only evidence
     ++grace_returned;
     if (!blind) last_growth = t;
+  }
+
+  // A retained "online" replay: evidence only if the broker did not restart; never growth of the
+  // returning share, never proof of life for silence.
+  void mark_retained(DeviceRecord& d) {
+    if (!in_grace || (d.evidence_epoch & DeviceRecord::kEpochMask) == grace_epoch) return;
+    d.evidence_epoch = grace_epoch | DeviceRecord::kRetainedEvidence;
   }
 
   void on_fleet(const Event& e, std::int64_t t) {
@@ -330,14 +350,19 @@ struct Engine::Impl {
       case EventKind::BrokerRestarted:
         // Session ids restart with the broker boot: older ids must not make new sessions stale.
         ++session_epoch;
-        if (blind) break;  // the grace starts at IngestRestored
+        if (blind) {
+          broker_restarted_while_blind = true;  // the grace starts at IngestRestored
+          break;
+        }
         if (in_grace) {
-          // Evidence since the grace began already came from the new broker; restart the bounds.
+          // Live evidence since the grace began already came from the new broker; restart the
+          // bounds.
           grace_start = t;
           last_growth = t;
         } else {
           start_grace(t);
         }
+        grace_broker_restarted = true;
         break;
       default:
         break;
@@ -441,7 +466,9 @@ struct Engine::Impl {
 
   void on_retained(DeviceIndex i, DeviceRecord& d, const Event& e, std::int64_t t) {
     // A retained status restates the past: it may seed a device we know nothing about, but it is
-    // never proof of life and never changes a known device.
+    // never proof of life and never changes a known device. A retained "online" counts as restart
+    // grace evidence unless the broker restarted (docs/core.md "Restart grace").
+    if (e.kind == EventKind::Connected) mark_retained(d);
     if (d.state != State::Unknown || d.has(DeviceRecord::kSeen) ||
         e.kind == EventKind::Heartbeat) {
       ++counters.retained_events;
