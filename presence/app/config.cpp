@@ -1074,7 +1074,7 @@ int check_config(const std::string& path, std::ostream& out, std::ostream& err,
                  const EnvLookup& env) {
   const LoadResult r = load_config_file(path, env);
   for (const auto& e : r.errors) err << to_string(e) << '\n';
-  if (!r.config) return 1;
+  if (!r.config) return 2;  // the exit status presenced uses for a bad config
   out << path << ": OK\n";
   for (const auto& [key, value] : flatten_config(*r.config)) out << key << " = " << value << '\n';
   return 0;
