@@ -436,7 +436,13 @@ class Reader {
         failed_.insert(path);
         return;
       }
-      if (auto reason = convert(*text, out)) fail(std::move(*reason));
+      std::string value = std::move(*text);
+      if constexpr (!std::is_same_v<T, std::string>) {
+        // A block scalar (`|`) keeps its final newline; it is not part of a number or duration.
+        while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+          value.pop_back();
+      }
+      if (auto reason = convert(value, out)) fail(std::move(*reason));
     }
   }
 
@@ -501,6 +507,13 @@ class Reader {
         continue;
       }
       if (std::find(f.known.begin(), f.known.end(), key) != f.known.end()) continue;
+      // Top-level "x-..." keys are free for YAML anchors (`x-defaults: &d {...}`), as in compose
+      // files; everything else unknown is an error.
+      if (f.path.empty() && key.rfind("x-", 0) == 0) continue;
+      if (key == "<<") {
+        error(line, path, "YAML merge keys (<<) are not supported; repeat the keys");
+        continue;
+      }
       std::string reason = "unknown key";
       std::size_t best = 3;
       for (const auto& k : f.known) {
@@ -973,7 +986,14 @@ LoadResult load_config_string(std::string_view text, const std::string& name,
   LoadResult result;
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1) {
+      // A second document would be ignored silently; say so instead.
+      result.errors.push_back({name, line_of(documents[1].Mark()), "",
+                               "only one YAML document is allowed (found a second '---')"});
+      return result;
+    }
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::Exception& e) {
     // Broken syntax: one error at yaml-cpp's mark; nothing after it can be trusted.
     result.errors.push_back({name, line_of(e.mark), "", e.msg});

@@ -711,3 +711,19 @@ TEST_CASE("every presence::core::Config member is a key of the presence section"
     if (key.rfind("presence.", 0) == 0) ++presence_keys;
   CHECK(presence_keys == 14);
 }
+
+TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {
+  CHECK(error("log:\n  level: info\n---\nlog:\n  level: debug\n") ==
+        "c.yaml:4: only one YAML document is allowed (found a second '---')");
+  // Top-level x-* keys hold anchors; aliases work everywhere.
+  const Config c = ok("x-grace: &grace 45s\npresence:\n  offline_grace: *grace\n  restart_grace_min: *grace\n");
+  CHECK(c.presence.offline_grace == 45s);
+  CHECK(c.presence.restart_grace_min == 45s);
+  CHECK(error("mqtt:\n  x-note: 1\n") == "c.yaml:2: mqtt.x-note: unknown key");
+  CHECK(error("mqtt:\n  <<: {qos: 2}\n") ==
+        "c.yaml:2: mqtt.<<: YAML merge keys (<<) are not supported; repeat the keys");
+  CHECK(ok("mqtt:\n  qos: |\n    2\n").mqtt.qos == 2);
+  CHECK(ok("mqtt:\n  username: |\n    u\n").mqtt.username == "u\n");  // strings are kept as written
+  CHECK(error("? [a]\n: 1\n") == "c.yaml:1: keys must be plain strings");
+  CHECK(error("mqtt: {qos: 1, qos: 2}\n") == "c.yaml:1: mqtt.qos: duplicate key");
+}
