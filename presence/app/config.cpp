@@ -376,13 +376,14 @@ class Reader {
       const YAML::Node element = (*node)[i];
       const std::string epath = path + "[" + std::to_string(i) + "]";
       lines_[epath] = line_of(element.Mark());
+      // Always one entry per element, so out[i] and the "[i]" in error paths stay the file's i.
+      out.emplace_back();
       if (!element.IsMap()) {
         error(line_of(element.Mark()), epath,
               std::string("expected a map, got ") + kind_of(element));
         failed_.insert(epath);
         continue;
       }
-      out.emplace_back();
       frames_.push_back({element, epath, {}, true});
       item(out.back());
       check_unknown(frames_.back());
@@ -883,6 +884,7 @@ class Validator {
     for (std::size_t i = 0; i < a.routes.size(); ++i) {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";
+      if (r_.failed(path)) continue;
       check(std::find(std::begin(kSeverities), std::end(kSeverities), route.severity) !=
                 std::end(kSeverities),
             path + ".severity",
@@ -893,6 +895,7 @@ class Validator {
     for (std::size_t i = 0; i < a.silences.size(); ++i) {
       const auto& s = a.silences[i];
       const std::string path = "alerts.silences[" + std::to_string(i) + "]";
+      if (r_.failed(path)) continue;
       // An empty matcher would silence every alert, which is never what someone meant.
       check(!s.match.empty(), path + ".match", "must name at least one label");
       check(r_.present(path + ".starts"), path + ".starts", "is required");

@@ -727,3 +727,21 @@ TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {
   CHECK(error("? [a]\n: 1\n") == "c.yaml:1: keys must be plain strings");
   CHECK(error("mqtt: {qos: 1, qos: 2}\n") == "c.yaml:1: mqtt.qos: duplicate key");
 }
+
+TEST_CASE("list errors keep the file's index") {
+  const auto e = errors(R"(alerts:
+  routes:
+    - critical
+    - match: {site: a}
+      severity: page
+  silences:
+    - 1
+    - match: {site: a}
+      starts: 2026-11-21T12:00:00Z
+)");
+  REQUIRE(e.size() == 4);
+  CHECK(e[0] == "c.yaml:3: alerts.routes[0]: expected a map, got a string");
+  CHECK(e[1] == "c.yaml:5: alerts.routes[1].severity: expected one of critical, error, warning, info, got 'page'");
+  CHECK(e[2] == "c.yaml:7: alerts.silences[0]: expected a map, got a string");
+  CHECK(e[3] == "c.yaml:8: alerts.silences[1].ends: is required");
+}
