@@ -73,6 +73,31 @@ bool RawClient::open(int port) {
   return true;
 }
 
+bool RawClient::open_async(int port) {
+  close();
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd_ < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno != EINPROGRESS) {
+    close();
+    return false;
+  }
+  buf_.clear();
+  closed_by_peer_ = false;
+  return true;
+}
+
+bool RawClient::finish_open() {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (fd_ < 0 || ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) return false;
+  const int fl = ::fcntl(fd_, F_GETFL);
+  return fl >= 0 && ::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK) == 0;
+}
+
 int RawClient::connect(int port, const ConnectOptions& o, std::chrono::milliseconds timeout) {
   if (!open(port) || !send_raw(connect_packet(o))) return -1;
   std::string body;

@@ -40,6 +40,10 @@ class RawClient {
 
   // TCP connect to 127.0.0.1:port; false on failure.
   bool open(int port);
+  // Starts a non-blocking connect (for thousands of connections at once): poll fd() for
+  // POLLOUT, then finish_open() checks the result and makes the socket blocking again.
+  bool open_async(int port);
+  bool finish_open();
   // open + CONNECT + wait for CONNACK. Returns the CONNACK return code (0 = accepted), or -1
   // if there was no CONNACK within timeout (or the socket closed first).
   int connect(int port, const ConnectOptions& o,
