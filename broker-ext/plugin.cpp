@@ -108,6 +108,7 @@ void emit(Output& out) {
 std::string copy_or_empty(const char* s) { return s ? std::string(s) : std::string(); }
 
 int on_basic_auth(int, void* event_data, void*) {
+  if (!g_ext) return mosq::err_plugin_defer;  // never after cleanup; neutral if it were
   try {
     auto* ed = static_cast<mosquitto_evt_basic_auth*>(event_data);
     const char* id = mosquitto_client_id(ed->client);
@@ -134,6 +135,7 @@ int on_basic_auth(int, void* event_data, void*) {
 }
 
 int on_disconnect(int, void* event_data, void*) {
+  if (!g_ext) return mosq::err_success;
   try {
     auto* ed = static_cast<mosquitto_evt_disconnect*>(event_data);
     const char* id = mosquitto_client_id(ed->client);
@@ -150,6 +152,7 @@ int on_disconnect(int, void* event_data, void*) {
 
 int on_tick(int, void*, void*) {
   // The tick's now_s/now_ns are not filled in by 2.0.11 (plugin.c): read our own clock.
+  if (!g_ext) return mosq::err_success;
   try {
     Output out;
     g_ext->on_tick(now(), out);
