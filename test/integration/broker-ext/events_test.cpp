@@ -181,3 +181,25 @@ TEST_CASE("bad plugin options refuse to load with a line naming the key") {
   CHECK_THROWS(missing.start());
   CHECK(read_file(missing.log_path()).find("plugin_opt_basic_auth: required") != std::string::npos);
 }
+
+TEST_CASE("the plugin_opt_* lines of config/mosquitto-broker-ext.conf load as documented") {
+  const std::string example =
+      read_file(std::string(PRESENCE_SOURCE_DIR) + "/config/mosquitto-broker-ext.conf");
+  REQUIRE_FALSE(example.empty());
+  std::vector<std::string> opts;
+  std::size_t pos = 0;
+  while (pos < example.size()) {
+    const std::size_t end = std::min(example.find('\n', pos), example.size());
+    const std::string ln = example.substr(pos, end - pos);
+    if (ln.rfind("plugin_opt_", 0) == 0) opts.push_back(ln.substr(11));
+    pos = end + 1;
+  }
+  CHECK(opts.size() >= 6);
+  Mosquitto broker(plugin_conf(opts));
+  broker.start();
+  mqtt::Collector col(broker.port(), "$SYS/presence/broker-1/#");
+  REQUIRE(col.wait_for("/boot", "\"basic_auth\":\"defer\"", 5000ms));
+  const std::string log = read_file(broker.log_path());
+  CHECK(log.find("connect_rate=500/s connect_burst=2000") != std::string::npos);
+  CHECK(log.find("flap_max_count=15 flap_window=60000ms flap_ban=300000ms") != std::string::npos);
+}
