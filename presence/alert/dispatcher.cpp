@@ -172,9 +172,10 @@ void Dispatcher::run_sink(SinkState& s) {
       }
       const Verdict verdict = sink.classify(response);
       if (verdict == Verdict::Delivered) {
-        outbox_.settle(seqs, Disposition::Delivered);
+        // Counters first: once the queue reads empty (wait_idle), the counters are final.
         s.sent += batch.size();
         if (batch.size() > 1) ++s.summaries;
+        outbox_.settle(seqs, Disposition::Delivered);
         if (s.failing) {
           log_("alerts: sink '" + cfg.name + "' delivering again after " +
                std::to_string(s.failure_streak) + " failed request(s)");

@@ -42,6 +42,16 @@ struct RecordedRequest {
 };
 
 struct MockResponse {
+  MockResponse() = default;
+  MockResponse(int status_, std::string body_ = "",
+               std::vector<std::pair<std::string, std::string>> headers_ = {},
+               std::chrono::milliseconds delay_ = std::chrono::milliseconds(0), bool hang_ = false)
+      : status(status_),
+        body(std::move(body_)),
+        headers(std::move(headers_)),
+        delay(delay_),
+        hang(hang_) {}
+
   int status = 200;
   std::string body = "ok";
   std::vector<std::pair<std::string, std::string>> headers;
