@@ -69,6 +69,13 @@ bool Dispatcher::start(std::string* error) {
     }
     names.push_back(c.name);
   }
+  if (config_.anchor.wall == std::chrono::system_clock::time_point{}) {
+    // No anchor given: assume MonoTime counts steady_clock milliseconds (see DispatcherConfig).
+    config_.anchor.wall = std::chrono::system_clock::now();
+    config_.anchor.mono = core::mono_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            SteadyClock::now().time_since_epoch())
+                                            .count());
+  }
   if (!outbox_.open(names, error)) return false;
   const auto st = outbox_.stats();
   if (st.loaded > 0) {
@@ -113,7 +120,9 @@ void Dispatcher::run_writer() {
     std::vector<OutboxEntry> entries;
     entries.reserve(batch.size() * sinks_.size());
     for (const auto& intent : batch) {
-      const std::int64_t wall = config_.anchor.to_wall_ms(intent.at);
+      // An intent without a time (at == 0) is stamped with the time it is written.
+      const std::int64_t wall =
+          intent.at == core::MonoTime{} ? wall_now_ms() : config_.anchor.to_wall_ms(intent.at);
       for (const auto& s : sinks_) entries.push_back({0, s->sink->config().name, intent, wall});
     }
     outbox_.append(entries);

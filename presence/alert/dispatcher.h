@@ -29,7 +29,9 @@ namespace presence::alert {
 
 struct DispatcherConfig {
   OutboxConfig outbox;
-  // Converts AlertIntent::at (steady) to wall clock for payload timestamps.
+  // Converts AlertIntent::at (steady) to wall clock for payload timestamps. Left default, start()
+  // takes one assuming MonoTime counts std::chrono::steady_clock milliseconds since its epoch.
+  // An intent whose at is 0 is stamped with the wall time it is written to the outbox.
   store::WallAnchor anchor;
   store::LogFn log;
 };
