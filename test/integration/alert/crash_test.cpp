@@ -3,9 +3,7 @@
 // except the single request that was in flight at the kill (its ack could not be recorded).
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -14,9 +12,7 @@
 #include "presence/alert/dispatcher.h"
 #include "test/integration/alert/harness.h"
 #include "test/support/mock_http.h"
-#include "test/unit/store/temp_dir.h"
-
-extern char** environ;
+#include "test/support/process.h"
 
 using namespace presence;
 using namespace presence::alert;
@@ -28,20 +24,14 @@ namespace {
 
 constexpr int kKeys = 10;  // 20 intents: trigger + resolve per key
 
-pid_t spawn_child(const std::string& outbox, const std::string& url) {
-  std::vector<std::string> args{ALERT_CRASH_CHILD, outbox, url, std::to_string(kKeys)};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  REQUIRE(posix_spawn(&pid, ALERT_CRASH_CHILD, nullptr, nullptr, argv.data(), environ) == 0);
-  return pid;
+presence::test::Process spawn_child(const presence::test::TempDir& dir, const std::string& outbox,
+                                    const std::string& url) {
+  return presence::test::Process({ALERT_CRASH_CHILD, outbox, url, std::to_string(kKeys)},
+                                 dir.file("child.log"));
 }
 
-void kill_child(pid_t pid) {
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
+void crash(presence::test::Process& child) {
+  const int status = child.stop(SIGKILL, 5000ms);
   CHECK(WIFSIGNALED(status));
 }
 
@@ -79,7 +69,7 @@ std::map<std::string, int> transitions(const std::vector<presence::test::Recorde
 }  // namespace
 
 TEST_CASE("SIGKILL mid-delivery: after restart all delivered, only the in-flight one twice") {
-  presence::test::TempDir dir("alert-crash");
+  presence::test::TempDir dir;
   const std::string outbox = dir.file("outbox.log");
   MockHttpServer pd;
   constexpr int kAcked = 7;
@@ -87,11 +77,11 @@ TEST_CASE("SIGKILL mid-delivery: after restart all delivered, only the in-flight
   pd.push({202, "{}", {}, 0ms, /*hang=*/true});  // request kAcked + 1 never answers
   pd.set_default({202, "{}"});
 
-  const pid_t child = spawn_child(outbox, pd.url("/v2/enqueue"));
+  auto child = spawn_child(dir, outbox, pd.url("/v2/enqueue"));
   // The child is now blocked inside request kAcked + 1; the first kAcked acks are on disk
   // (each is fsync'd before the next request is taken).
   const bool reached = pd.wait_for_count(kAcked + 1, 10s);
-  kill_child(child);
+  crash(child);
   REQUIRE(reached);
   pd.release_hangs();
   const auto before = pd.requests();
@@ -113,19 +103,15 @@ TEST_CASE("SIGKILL mid-delivery: after restart all delivered, only the in-flight
 }
 
 TEST_CASE("SIGKILL while the endpoint is down: nothing lost, each delivered exactly once") {
-  presence::test::TempDir dir("alert-crash-down");
+  presence::test::TempDir dir;
   const std::string outbox = dir.file("outbox.log");
-  int dead_port = 0;
-  {
-    MockHttpServer probe;
-    dead_port = probe.port();
-  }
-  const pid_t child =
-      spawn_child(outbox, "http://127.0.0.1:" + std::to_string(dead_port) + "/v2/enqueue");
-  // Bounded wait for the child to report its intents durable, then let it retry a little.
-  const bool durable = presence::test::eventually(
+  const int dead_port = presence::test::free_tcp_port();
+  auto child =
+      spawn_child(dir, outbox, "http://127.0.0.1:" + std::to_string(dead_port) + "/v2/enqueue");
+  // Bounded wait for the child to report its intents durable (it keeps retrying meanwhile).
+  const bool durable = presence::test::wait_for(
       [&] { return std::filesystem::exists(outbox + ".durable"); }, 10s);
-  kill_child(child);
+  crash(child);
   REQUIRE(durable);
 
   MockHttpServer pd;
@@ -146,7 +132,7 @@ TEST_CASE("SIGKILL while the endpoint is down: nothing lost, each delivered exac
 }
 
 TEST_CASE("a second restart after a clean delivery resends nothing") {
-  presence::test::TempDir dir("alert-crash-clean");
+  presence::test::TempDir dir;
   const std::string outbox = dir.file("outbox.log");
   MockHttpServer pd;
   pd.set_default({202, "{}"});

@@ -9,7 +9,7 @@
 #include "presence/alert/dispatcher.h"
 #include "test/integration/alert/harness.h"
 #include "test/support/mock_http.h"
-#include "test/unit/store/temp_dir.h"
+#include "test/support/process.h"
 
 using namespace presence;
 using namespace presence::alert;
@@ -25,7 +25,7 @@ namespace {
 constexpr auto kWait = std::chrono::milliseconds(10'000);
 
 struct Harness {
-  presence::test::TempDir dir{"alert-it"};
+  presence::test::TempDir dir;
   presence::test::SafeLogs logs;
   std::unique_ptr<Dispatcher> d;
 
@@ -152,11 +152,7 @@ TEST_CASE("PagerDuty 429 then 500 then 202: retried with backoff, delivered once
 }
 
 TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it comes back") {
-  int port = 0;
-  {
-    MockHttpServer probe;  // find a free port, then free it: connections are refused
-    port = probe.port();
-  }
+  const int port = presence::test::free_tcp_port();  // nothing listens: connections are refused
   PagerDutyConfig c;
   c.sink = presence::test::fast("pagerduty", "http://127.0.0.1:" + std::to_string(port) + "/v2/enqueue");
   c.routing_key = "rk";
@@ -165,7 +161,7 @@ TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it come
   std::vector<core::AlertIntent> batch;
   for (int k = 0; k < 5; ++k) batch.push_back(intent("dev-" + std::to_string(k)));
   h.d->submit(batch);
-  REQUIRE(presence::test::eventually([&] { return h.sink().failed >= 3; }, kWait));
+  REQUIRE(presence::test::wait_for([&] { return h.sink().failed >= 3; }, kWait));
   CHECK(h.sink().failing);
   CHECK(h.sink().depth == 5);
   CHECK(h.d->stats().outbox.depth == 5);
@@ -295,7 +291,7 @@ TEST_CASE("every sink gets every intent; a slow sink does not hold up the others
   sinks.push_back(make_slack_sink(sc));
   h.start(std::move(sinks));
   h.d->submit({intent("a"), intent("b")});
-  REQUIRE(presence::test::eventually([&] { return h.sink(0).sent == 2; }, kWait));
+  REQUIRE(presence::test::wait_for([&] { return h.sink(0).sent == 2; }, kWait));
   CHECK(h.sink(1).sent == 0);
   CHECK(h.sink(1).depth == 2);
   const auto st = h.d->stats();
@@ -307,7 +303,7 @@ TEST_CASE("every sink gets every intent; a slow sink does not hold up the others
 }
 
 TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after restart") {
-  presence::test::TempDir dir("alert-stop");
+  presence::test::TempDir dir;
   MockHttpServer pd;
   pd.push({202, "{}", {}, 0ms, true});  // hangs
   pd.set_default({202, "{}"});

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "presence/alert/dispatcher.h"
@@ -69,17 +68,6 @@ inline alert::SinkConfig fast(std::string name, std::string url) {
 
 inline store::WallAnchor anchor_now() {
   return {std::chrono::system_clock::now(), core::mono_ms(1000)};
-}
-
-// Polls pred until true or timeout (bounded wait, never a bare sleep as the assertion).
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 }  // namespace presence::test

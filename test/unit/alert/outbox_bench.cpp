@@ -7,7 +7,7 @@
 
 #include "presence/alert/outbox.h"
 #include "presence/alert/payload.h"
-#include "test/unit/store/temp_dir.h"
+#include "test/support/process.h"
 
 using namespace presence;
 using namespace presence::alert;
@@ -38,7 +38,7 @@ double seconds_since(Clock::time_point t0) {
 }  // namespace
 
 int main() {
-  presence::test::TempDir dir("outbox-bench");
+  presence::test::TempDir dir;
   OutboxConfig c;
   c.path = dir.file("outbox.log");
   c.max_entries_per_sink = 1'000'000;

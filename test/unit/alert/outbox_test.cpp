@@ -8,7 +8,7 @@
 
 #include "presence/store/file_io.h"
 #include "presence/store/record.h"
-#include "test/unit/store/temp_dir.h"
+#include "test/support/process.h"
 
 using namespace presence;
 using namespace presence::alert;
@@ -57,7 +57,7 @@ std::vector<std::uint64_t> seqs(const std::vector<OutboxEntry>& es) {
 }
 
 struct Fixture {
-  presence::test::TempDir dir{"outbox"};
+  presence::test::TempDir dir;
   Logs logs;
   OutboxConfig config() {
     OutboxConfig c;

@@ -2,12 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "presence/store/codec.h"
 #include "presence/store/file_io.h"
-#include "test/unit/store/temp_dir.h"
+#include "test/support/process.h"
 
 using namespace presence::store;
 
@@ -166,7 +167,7 @@ TEST_CASE("codec reader is bounds-checked") {
 }
 
 TEST_CASE("write_file_atomic replaces the file and leaves no temp behind") {
-  presence::test::TempDir dir("record");
+  presence::test::TempDir dir;
   const std::string path = dir.file("f");
   std::string error;
   REQUIRE(write_file_atomic(path, "one", &error));

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "presence/store/file_io.h"
-#include "test/unit/store/temp_dir.h"
+#include "test/support/process.h"
 
 using namespace presence;
 using namespace presence::store;
@@ -102,7 +102,7 @@ TEST_CASE("a newer version is reported as unsupported") {
 }
 
 TEST_CASE("SnapshotStore: save, load, missing and corrupt files are logged and counted") {
-  presence::test::TempDir dir("snapshot");
+  presence::test::TempDir dir;
   Logs logs;
   SnapshotStore store(dir.file("state.snap"), logs.fn());
   const auto a = anchor(1'700'000'000'000, 0);
