@@ -588,6 +588,8 @@ void Engine::on_events(const Event* events, std::size_t count) {
   impl_->flush();
 }
 
+void Engine::flush() { impl_->flush(); }
+
 void Engine::tick(MonoTime now) {
   impl_->flush();
   impl_->advance_to(to_ms(now));
