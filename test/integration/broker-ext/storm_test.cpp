@@ -120,7 +120,8 @@ TEST_CASE("2,000 clients connecting at once: all accepted and reported, broker k
     lim.rlim_cur = std::min<rlim_t>(want, lim.rlim_max);
     REQUIRE(setrlimit(RLIMIT_NOFILE, &lim) == 0);  // the broker inherits it
   }
-  REQUIRE(lim.rlim_cur >= 4200);
+  // Each side (this process, the broker it spawns) holds 2,000 sockets plus a few files.
+  REQUIRE_MESSAGE(lim.rlim_cur >= 2200, "RLIMIT_NOFILE hard limit too low for 2,000 clients");
 
   Mosquitto broker(plugin_conf({"basic_auth defer", "node itest"}));
   broker.start();
