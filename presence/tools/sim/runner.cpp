@@ -126,6 +126,8 @@ struct Device {
   mqtt::Decoder decoder{64 * 1024};
 };
 
+constexpr int kTimerBatch = 512;
+
 enum class TimerKind : std::uint8_t { Connect, Tick, ConnectTimeout, CloseTimeout, FlapDown, FlapUp, Revive };
 
 struct Timer {
@@ -210,6 +212,7 @@ class Runner {
     failure_rate_ = o.failure_rate / w.count;
     failure_down_ = o.failure_down;
     failure_never_ = o.failure_never;
+    source_addrs_ = effective_source_addrs(o);
   }
 
   int run();
@@ -296,6 +299,7 @@ class Runner {
   std::vector<Device> dev_;
   std::vector<sockaddr_in> broker_addrs_;
   int ep_ = -1;
+  int source_addrs_ = 1;
   std::chrono::steady_clock::time_point t0_;
   std::int64_t wall0_ = 0;
   Millis now_ = 0;
@@ -354,12 +358,12 @@ void Runner::start_connect(std::uint32_t i) {
   d.fd = fd;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (o_.source_addrs > 1) {
+  if (source_addrs_ > 1) {
     // More loopback source addresses widen the ephemeral port space past ~28k per destination.
     ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     sockaddr_in src{};
     src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7F000001u + i % static_cast<std::uint32_t>(o_.source_addrs));
+    src.sin_addr.s_addr = htonl(0x7F000001u + i % static_cast<std::uint32_t>(source_addrs_));
     if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
       ++st_.socket_errors;
       connect_failed(i, "bind");
@@ -1100,6 +1104,7 @@ int Runner::run() {
   json brokers = json::array();
   for (auto& b : o_.brokers) brokers.push_back(b.host + ":" + std::to_string(b.port));
   start["brokers"] = brokers;
+  start["source_addrs"] = source_addrs_;
   log_.line(start);
   if (o_.device_lines) {
     for (auto& d : dev_) {
@@ -1140,7 +1145,10 @@ int Runner::run() {
     }
     while (next_action_ < sc_.timeline.size() && sc_.timeline[next_action_].at <= now_)
       run_action(sc_.timeline[next_action_++]);
-    while (!timers_.empty() && timers_.top().at <= now_) {
+    // At most kTimerBatch timers per pass, so a start-up ramp or a reconnect storm (thousands of
+    // connect() calls due at once) does not starve the sockets: the next epoll_wait then does not
+    // sleep (timeout 0) and the rest run in the following pass.
+    for (int k = 0; k < kTimerBatch && !timers_.empty() && timers_.top().at <= now_; ++k) {
       auto t = timers_.top();
       timers_.pop();
       if (timer_valid(t)) run_timer(t);

@@ -166,7 +166,13 @@ const std::vector<std::pair<std::string, Setter>>& setters() {
          });
        }},
       {"source_addrs",
-       [](SimOptions& o, std::string_view v) { return parse_int(v, o.source_addrs, 1, 250, ""); }},
+       [](SimOptions& o, std::string_view v) {
+         if (v == "auto") {
+           o.source_addrs = 0;
+           return std::string{};
+         }
+         return parse_int(v, o.source_addrs, 1, 250, "");
+       }},
       {"processes",
        [](SimOptions& o, std::string_view v) { return parse_int(v, o.processes, 1, 64, ""); }},
       {"connect_rate",
@@ -270,6 +276,13 @@ std::string set_option(SimOptions& o, std::string_view name, std::string_view va
   return "unknown option '" + std::string(name) + "'";
 }
 
+int effective_source_addrs(const SimOptions& o) {
+  if (o.source_addrs > 0) return o.source_addrs;
+  std::size_t brokers = std::max<std::size_t>(1, o.brokers.size());
+  std::size_t per_broker = (o.fleet.devices + brokers - 1) / brokers;
+  return static_cast<int>(std::clamp<std::size_t>((per_broker + 4999) / 5000, 1, 250));
+}
+
 std::vector<std::string> option_names() {
   std::vector<std::string> out;
   for (auto& [n, s] : setters()) out.push_back(n);
@@ -300,7 +313,7 @@ Simulates a fleet of MQTT devices as real connections to a real broker (docs/sim
   --broker-cmd CMD --broker-pid N --broker-pidfile F          what broker actions act on
   --presenced-cmd CMD --presenced-pid N --presenced-pidfile F what presenced actions act on
   --processes N                    worker processes, each with its own file descriptor limit
-  --source-addrs N                 bind to 127.0.0.1..127.0.0.N (more ephemeral ports)
+  --source-addrs auto|N            bind to 127.0.0.1..127.0.0.N (auto: one per 5000 devices a broker)
   --connect-timeout 10s
 )";
 }

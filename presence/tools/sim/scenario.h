@@ -31,7 +31,11 @@ struct SimOptions {
   FleetOptions fleet;
   ReconnectPolicy reconnect;
   std::vector<BrokerAddress> brokers{BrokerAddress{}};
-  int source_addrs = 1;  // bind to 127.0.0.1 .. 127.0.0.N round-robin (more ephemeral ports)
+  // Bind to 127.0.0.1 .. 127.0.0.N round-robin. The kernel picks an ephemeral port per (source,
+  // destination) pair: one pair has ~28k ports (32768-60999) and connect() gets slow long before
+  // they run out, worse with TIME_WAITs of an earlier run. 0 = auto: one address per 5000 devices
+  // on a broker (docs/simulator.md, "Limits").
+  int source_addrs = 0;
   int processes = 1;     // worker processes (each has its own RLIMIT_NOFILE)
   double connect_rate = 1000;  // initial connects per second (the start-up ramp)
   Millis keepalive = 60'000;
@@ -54,6 +58,9 @@ struct SimOptions {
   ProcessTarget presenced;
   std::string scenario;
 };
+
+// source_addrs for a fleet: the configured count, or for auto (0) one per 5000 devices a broker.
+int effective_source_addrs(const SimOptions& o);
 
 // Sets one option by name (underscores; "--tight-loop-delay" maps to tight_loop_delay). Returns an
 // error message, empty on success.

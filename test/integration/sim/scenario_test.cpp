@@ -36,6 +36,23 @@ TEST_CASE("options by name: dashes or underscores, clear errors") {
   CHECK(usage().find("--scenario") != std::string::npos);
 }
 
+TEST_CASE("source addresses: auto is one per 5000 devices a broker") {
+  SimOptions o;
+  o.fleet.devices = 5000;
+  CHECK(effective_source_addrs(o) == 1);
+  o.fleet.devices = 5001;
+  CHECK(effective_source_addrs(o) == 2);
+  o.fleet.devices = 20'000;
+  CHECK(effective_source_addrs(o) == 4);
+  CHECK(set_option(o, "broker", "127.0.0.1:1,127.0.0.1:2").empty());
+  CHECK(effective_source_addrs(o) == 2);
+  CHECK(set_option(o, "source_addrs", "7").empty());
+  CHECK(effective_source_addrs(o) == 7);
+  CHECK(set_option(o, "source_addrs", "auto").empty());
+  CHECK(effective_source_addrs(o) == 2);
+  CHECK(set_option(o, "source_addrs", "251").find("source_addrs:") == 0);
+}
+
 TEST_CASE("signals by name or number") {
   CHECK(*parse_signal("TERM") == 15);
   CHECK(*parse_signal("SIGKILL") == 9);
