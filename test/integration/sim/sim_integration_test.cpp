@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <map>
 #include <set>
@@ -167,4 +170,82 @@ timeline:
   // Births (QoS 1) were all acknowledged; heartbeats ran (1 s for ~6 s).
   CHECK(summary["pubacks"].get<int>() >= summary["connects"].get<int>());
   CHECK(summary["publishes"].get<int>() > 3 * 200);
+}
+
+TEST_CASE("broker killed and started by the timeline: tight loops hammer, stuck devices stay away") {
+  Mosquitto broker;
+  broker.start();
+  TempDir dir;
+  auto marker = dir.file("exec-ran");
+  auto scenario = dir.write("restart.yaml", R"(v: 1
+options:
+  devices: 60
+  behaviour: "well_behaved:50,tight_loop:25,stuck:25"
+  backoff_initial: 200ms
+  backoff_max: 1s
+  tight_loop_delay: 50ms
+  heartbeat: 500ms
+timeline:
+  - at: 500ms
+    exec: "touch )" + marker + R"("
+  - at: 1500ms
+    signal: {target: broker, signal: KILL}
+  - at: 3s
+    start: {target: broker}
+  - at: 5s
+    end:
+)");
+  auto events_path = dir.file("events.jsonl");
+  Process sim({kSim, "--broker", "127.0.0.1:" + std::to_string(broker.port()), "--scenario",
+               scenario, "--out", events_path, "--progress", "0", "--broker-pid",
+               std::to_string(broker.pid()), "--broker-cmd",
+               find_program("mosquitto") + " -c " + broker.dir().file("mosquitto.conf")},
+              dir.file("sim.log"));
+  REQUIRE(sim.wait_exit(15000ms) == 0);
+  CHECK(::access(marker.c_str(), F_OK) == 0);
+
+  auto events = read_events(events_path);
+  pid_t restarted = 0;
+  int phase = 0;  // 0 before the kill, 1 broker down, 2 after the start
+  std::map<std::string, std::string> behaviour;
+  std::map<std::string, int> lost, back, attempts;
+  std::map<std::string, bool> gave_up;
+  for (auto& e : events) {
+    if (e["event"] == "device") behaviour[e["device"]] = e["behaviour"];
+    if (e["event"] == "action" && e["action"] == "signal") {
+      CHECK(e["pid"] == broker.pid());
+      CHECK_FALSE(e.contains("error"));
+      phase = 1;
+    }
+    if (e["event"] == "action" && e["action"] == "start") {
+      restarted = e["pid"].get<pid_t>();
+      phase = 2;
+    }
+    if (phase >= 1 && e["event"] == "disconnect") {
+      ++lost[e["device"]];
+      gave_up[e["device"]] = e["reconnect_in_ms"].is_null();
+    }
+    if (phase == 2 && e["event"] == "connect") {
+      ++back[e["device"]];
+      attempts[e["device"]] = e["attempts"];
+    }
+  }
+  REQUIRE(restarted > 0);
+  ::kill(restarted, SIGKILL);  // the sim's broker outlives the sim; clean up after ourselves
+  REQUIRE(behaviour.size() == 60);
+  CHECK(lost.size() == 60);  // every session was lost when the broker died
+  for (auto& [id, b] : behaviour) {
+    CAPTURE(id);
+    CAPTURE(b);
+    if (b == "stuck") {
+      CHECK(gave_up[id]);
+      CHECK(back[id] == 0);
+    } else {
+      CHECK_FALSE(gave_up[id]);
+      CHECK(back[id] == 1);
+    }
+    // Incident 000: the tight loop retries dozens of times in 1.5 s; backoff only a few times.
+    if (b == "tight_loop") CHECK(attempts[id] >= 10);
+    if (b == "well_behaved") CHECK(attempts[id] <= 8);
+  }
 }
