@@ -319,6 +319,8 @@ class Runner {
   std::uint64_t progress_attempts_ = 0;
   double progress_cpu_ = 0;
   Millis progress_at_ = 0;
+  std::uint64_t peak_connects_ = 0;
+  Millis peak_at_ = 0;
 };
 
 bool Runner::resolve_brokers() {
@@ -1027,13 +1029,20 @@ void Runner::background_failure() {
 }
 
 void Runner::progress() {
+  // connects/s peak over whole seconds, whether or not progress lines are printed.
+  if (now_ - peak_at_ >= 1000) {
+    double rate = static_cast<double>(st_.connects - peak_connects_) * 1000.0 /
+                  static_cast<double>(now_ - peak_at_);
+    st_.peak_connects_per_s = std::max(st_.peak_connects_per_s, rate);
+    peak_connects_ = st_.connects;
+    peak_at_ = now_;
+  }
   if (o_.progress <= 0 || now_ < next_progress_) return;
   double secs = static_cast<double>(now_ - progress_at_) / 1000.0;
   double cps = secs > 0 ? static_cast<double>(st_.connects - progress_connects_) / secs : 0;
   double aps = secs > 0 ? static_cast<double>(st_.connect_attempts - progress_attempts_) / secs : 0;
   double cpu = cpu_seconds();
   double cpu_pct = secs > 0 ? 100.0 * (cpu - progress_cpu_) / secs : 0;
-  if (now_ > 0) st_.peak_connects_per_s = std::max(st_.peak_connects_per_s, cps);
   std::size_t dead = 0, stuck = 0;
   for (auto& d : dev_) {
     dead += d.dead;
