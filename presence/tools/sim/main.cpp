@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -29,15 +30,44 @@ int fail(const std::string& msg) {
   return 2;
 }
 
+// --check: what the run would be, without connecting anything.
+void print_check(const SimOptions& o, const Scenario& sc, const std::vector<DeviceSpec>& fleet) {
+  std::printf("presence-sim: OK: %zu devices, %zu broker(s), %d process(es), %d source address(es), "
+              "%zu timeline action(s)\n",
+              fleet.size(), o.brokers.size(), o.processes, effective_source_addrs(o),
+              sc.timeline.size());
+  auto count = [&](const char* name, auto label) {
+    std::map<std::string, std::size_t> n;
+    for (auto& d : fleet) ++n[label(d)];
+    std::printf("  %s:", name);
+    for (auto& [k, v] : n) std::printf(" %s=%zu", k.c_str(), v);
+    std::printf("\n");
+  };
+  count("behaviour", [](const DeviceSpec& d) { return std::string(to_string(d.behaviour)); });
+  count("firmware", [](const DeviceSpec& d) { return d.firmware; });
+  count("site", [](const DeviceSpec& d) { return d.site; });
+  count("model", [](const DeviceSpec& d) { return d.model; });
+  for (auto& a : sc.timeline)
+    std::printf("  at %s (line %d): %s%s%s\n", format_duration(a.at).c_str(), a.line,
+                to_string(a.kind), a.select.match.empty() ? "" : " match ",
+                a.select.match.empty() ? "" : to_string(a.select.match).c_str());
+  if (o.duration > 0) std::printf("  end at %s\n", format_duration(o.duration).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> cli;
+  bool check = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::fputs(usage().c_str(), stdout);
       return 0;
+    }
+    if (a == "--check") {
+      check = true;
+      continue;
     }
     if (a.rfind("--", 0) != 0) return fail("unexpected argument '" + a + "' (see --help)");
     a = a.substr(2);
@@ -71,13 +101,18 @@ int main(int argc, char** argv) {
     o = std::move(merged);
   }
 
-  auto fleet = build_fleet(o.fleet);
-  if (!fleet) return fail(fleet.error);
+  // File descriptors first: a fleet too big for this process fails at once, before it is built.
   if (o.processes > 1 && static_cast<std::size_t>(o.processes) > o.fleet.devices)
     o.processes = static_cast<int>(std::max<std::size_t>(1, o.fleet.devices));
   auto per_process = (o.fleet.devices + static_cast<std::size_t>(o.processes) - 1) /
                      static_cast<std::size_t>(o.processes);
   if (auto e = raise_fd_limit(per_process, o.processes); !e.empty()) return fail(e);
+  auto fleet = build_fleet(o.fleet);
+  if (!fleet) return fail(fleet.error);
+  if (check) {
+    print_check(o, sc, *fleet);
+    return 0;
+  }
 
   if (!o.out.empty() && o.out != "-") {
     int fd = ::open(o.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

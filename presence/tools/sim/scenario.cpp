@@ -315,6 +315,7 @@ Simulates a fleet of MQTT devices as real connections to a real broker (docs/sim
   --processes N                    worker processes, each with its own file descriptor limit
   --source-addrs auto|N            bind to 127.0.0.1..127.0.0.N (auto: one per 5000 devices a broker)
   --connect-timeout 10s
+  --check                          parse everything, print the fleet and timeline, connect nothing
 )";
 }
 

@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <set>
+#include <sstream>
 
 using namespace presence::sim;
 
@@ -178,4 +180,23 @@ TEST_CASE("pick: count wins over share, share rounds, seeded") {
   Rng a(9), b(9);
   s.share = 0.5;
   CHECK(pick(c, s, a) == pick(c, s, b));
+}
+
+TEST_CASE("the example scenario in docs/simulator.md parses (the docs stay true)") {
+  std::ifstream in(std::string(PRESENCE_SOURCE_DIR) + "/docs/simulator.md");
+  REQUIRE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto doc = ss.str();
+  auto start = doc.find("```yaml\n");
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  auto end = doc.find("```", start);
+  REQUIRE(end != std::string::npos);
+  auto sc = parse_scenario(doc.substr(start, end - start), "docs/simulator.md");
+  REQUIRE_MESSAGE(sc, sc.error);
+  CHECK(sc->timeline.size() == 11);
+  SimOptions o;
+  for (auto& [k, v] : sc->options) CHECK(set_option(o, k, v).empty());
+  CHECK(o.fleet.devices == 20000);
 }

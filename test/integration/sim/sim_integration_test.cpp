@@ -72,6 +72,28 @@ Process observer(const Mosquitto& broker, const std::string& out, const std::str
 
 }  // namespace
 
+TEST_CASE("--check validates without connecting; bad input fails with file:line and exit 2") {
+  TempDir dir;
+  auto good = dir.write("good.yaml", "options:\n  devices: 10\ntimeline:\n  - at: 1s\n    end:\n");
+  Process ok({kSim, "--scenario", good, "--check", "--broker", "127.0.0.1:1"}, dir.file("ok.log"));
+  CHECK(ok.wait_exit(5000ms) == 0);
+  CHECK(read_file(dir.file("ok.log")).find("OK: 10 devices") != std::string::npos);
+
+  auto bad = dir.write("bad.yaml", "timeline:\n  - at: 1s\n    drop: {share: 2}\n");
+  Process no({kSim, "--scenario", bad}, dir.file("bad.log"));
+  CHECK(no.wait_exit(5000ms) == 2);
+  CHECK(read_file(dir.file("bad.log")).find("bad.yaml:3: share:") != std::string::npos);
+
+  Process unknown({kSim, "--colour", "red"}, dir.file("unknown.log"));
+  CHECK(unknown.wait_exit(5000ms) == 2);
+  CHECK(read_file(dir.file("unknown.log")).find("unknown option 'colour'") != std::string::npos);
+
+  // More devices than file descriptors a process may have: a clear error, not a connect storm.
+  Process many({kSim, "--devices", "5000000", "--check"}, dir.file("many.log"));
+  CHECK(many.wait_exit(10000ms) == 2);
+  CHECK(read_file(dir.file("many.log")).find("--processes") != std::string::npos);
+}
+
 TEST_CASE("200 devices: births, a 30% drop fires last-wills, tight loops return, stuck do not") {
   Mosquitto broker;
   broker.start();
