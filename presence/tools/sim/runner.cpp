@@ -878,6 +878,11 @@ void Runner::run_action(const Action& a) {
     return s;
   };
   std::size_t affected = 0;
+  // Each action draws from its own seeded stream, so which devices it picks does not depend on
+  // how many heartbeats or reconnects happened before it: same seed and same eligible devices,
+  // same choice.
+  Rng choose(o_.fleet.seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(a.line) * 1000003u +
+             static_cast<std::uint64_t>(a.at) * 7u + static_cast<std::uint64_t>(w_.index));
   switch (a.kind) {
     case ActionKind::Exec: {
       pid_t pid = spawn(a.command);
@@ -926,7 +931,7 @@ void Runner::run_action(const Action& a) {
       auto c = candidates(a, [](const Device& d) {
         return d.conn == Conn::Online || d.conn == Conn::Handshake;
       });
-      for (auto i : pick(c, split(a.select), rng_)) {
+      for (auto i : pick(c, split(a.select), choose)) {
         lost(static_cast<std::uint32_t>(i), a.rst ? "drop_rst" : "drop");
         ++affected;
       }
@@ -934,13 +939,13 @@ void Runner::run_action(const Action& a) {
     }
     case ActionKind::Flap: {
       auto c = candidates(a, [](const Device& d) { return !d.dead; });
-      for (auto i : pick(c, split(a.select), rng_)) {
+      for (auto i : pick(c, split(a.select), choose)) {
         auto& d = dev_[i];
         ++d.flap_gen;
         d.flap_until = now_ + a.duration;
         d.flap_period = a.period;
         d.flap_down = a.down;
-        Millis phase = a.same_phase ? 0 : rng_.uniform(0, a.period - 1);
+        Millis phase = a.same_phase ? 0 : choose.uniform(0, a.period - 1);
         schedule(static_cast<std::uint32_t>(i), now_ + phase, TimerKind::FlapDown);
         ++affected;
       }
@@ -951,9 +956,9 @@ void Runner::run_action(const Action& a) {
     }
     case ActionKind::Die: {
       auto c = candidates(a, [](const Device& d) { return !d.dead; });
-      for (auto i : pick(c, split(a.select), rng_)) {
+      for (auto i : pick(c, split(a.select), choose)) {
         std::optional<Millis> back;
-        if (a.back_after) back = rng_.uniform(a.back_after->lo, a.back_after->hi);
+        if (a.back_after) back = choose.uniform(a.back_after->lo, a.back_after->hi);
         die(static_cast<std::uint32_t>(i), "action", back);
         ++affected;
       }
@@ -961,13 +966,13 @@ void Runner::run_action(const Action& a) {
     }
     case ActionKind::Revive: {
       auto c = candidates(a, [](const Device& d) { return d.dead || d.gave_up; });
-      for (auto i : pick(c, split(a.select), rng_))
+      for (auto i : pick(c, split(a.select), choose))
         if (revive(static_cast<std::uint32_t>(i))) ++affected;
       break;
     }
     case ActionKind::Disconnect: {
       auto c = candidates(a, [](const Device& d) { return d.conn == Conn::Online && !d.dead; });
-      for (auto idx : pick(c, split(a.select), rng_)) {
+      for (auto idx : pick(c, split(a.select), choose)) {
         auto i = static_cast<std::uint32_t>(idx);
         auto& d = dev_[i];
         if (a.announce)
@@ -989,7 +994,7 @@ void Runner::run_action(const Action& a) {
         dev["cause"] = "clean";
         dev["behaviour"] = to_string(d.spec->behaviour);
         if (a.back_after) {
-          Millis back = rng_.uniform(a.back_after->lo, a.back_after->hi);
+          Millis back = choose.uniform(a.back_after->lo, a.back_after->hi);
           dev["reconnect_in_ms"] = back;
           schedule(i, now_ + back, TimerKind::Revive);
         } else {
