@@ -2,7 +2,9 @@
 // (CONNECT with will, CONNACK, PUBLISH QoS 0/1, PUBACK, SUBSCRIBE/SUBACK for test observers,
 // PINGREQ/PINGRESP, DISCONNECT), and an incremental decoder that copes with partial reads.
 //
-// Why not Paho: Paho C/C++ runs a thread (or two) per client; the simulator must hold 20,000+
+// Why not Paho: Paho C waits on its clients' sockets with select() (~1024 per process) and its
+// maintainers advise ~500 connections per process (paho.mqtt.c#1078); it also cannot close a
+// socket without DISCONNECT, which is how a device dies. The simulator must hold 20,000+
 // connections on a 2-core machine (issue 6), so every device shares one epoll loop and this codec
 // (docs/simulator.md, "Why a hand-written codec").
 #pragma once
