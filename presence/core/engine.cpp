@@ -101,6 +101,52 @@ struct Engine::Impl {
   bool grace_broker_restarted = false;
   bool broker_restarted_while_blind = false;
 
+  // Event pipeline (Engine::on_event): a few events in flight so their devices are prefetched.
+  static constexpr std::size_t kPipeline = 8;
+  std::array<Event, kPipeline> pending{};
+  std::size_t pending_head = 0;
+  std::size_t pending_count = 0;
+  bool processing = false;  // an observer reading the engine mid-event must not re-enter
+
+  // always_inline: GCC 12 treats a function whose only effect is __builtin_prefetch as pure and
+  // deletes the call (measured: no prefetch instruction left, half the throughput).
+  [[gnu::always_inline]] void prefetch(DeviceIndex device) const {
+    if (device < devices.size()) {
+      __builtin_prefetch(&devices[device]);
+      wheel.prefetch(device);
+    }
+  }
+
+  void process_oldest() {
+    const Event e = pending[pending_head];
+    pending_head = (pending_head + 1) % kPipeline;
+    --pending_count;
+    processing = true;
+    process(e);
+    processing = false;
+  }
+
+  void flush() {
+    if (processing) return;
+    while (pending_count > 0) process_oldest();
+  }
+
+  void process(const Event& event) {
+    ++counters.events;
+    const std::int64_t t = std::max(to_ms(event.at), now);
+    advance_to(t);
+    switch (event.kind) {
+      case EventKind::Connected:
+      case EventKind::Heartbeat:
+      case EventKind::Disconnected:
+        on_device(event, t);
+        break;
+      default:
+        on_fleet(event, t);
+        break;
+    }
+  }
+
   // ---- helpers ----------------------------------------------------------------------------
 
   std::int64_t grace_deadline() const {
@@ -514,6 +560,7 @@ void Engine::reserve(std::size_t devices, std::size_t id_bytes) {
 }
 
 void Engine::set_label(DeviceIndex device, std::string_view key, std::string_view value) {
+  impl_->flush();
   if (device >= impl_->devices.size() || key.empty()) return;
   auto& d = impl_->devices[device];
   d.labels = impl_->label_pool.with(d.labels, key, value);
@@ -521,50 +568,41 @@ void Engine::set_label(DeviceIndex device, std::string_view key, std::string_vie
 }
 
 std::vector<Label> Engine::labels(DeviceIndex device) const {
+  impl_->flush();
   if (device >= impl_->devices.size()) return {};
   return impl_->label_pool.labels(impl_->devices[device].labels);
 }
 
 void Engine::on_event(const Event& event) {
   auto& m = *impl_;
-  ++m.counters.events;
-  const std::int64_t t = std::max(to_ms(event.at), m.now);
-  m.advance_to(t);
-  switch (event.kind) {
-    case EventKind::Connected:
-    case EventKind::Heartbeat:
-    case EventKind::Disconnected:
-      m.on_device(event, t);
-      break;
-    default:
-      m.on_fleet(event, t);
-      break;
-  }
+  // Pipelined: the event is queued and its device prefetched; the event kPipeline - 1 places
+  // earlier is processed now, its device already in cache. Every other entry point flushes the
+  // queue first, so callers cannot observe the delay (docs/core.md "Timers and memory").
+  m.prefetch(event.device);
+  m.pending[(m.pending_head + m.pending_count) % Impl::kPipeline] = event;
+  if (++m.pending_count == Impl::kPipeline) m.process_oldest();
 }
 
 void Engine::on_events(const Event* events, std::size_t count) {
-  constexpr std::size_t kAhead = 8;
-  auto& m = *impl_;
-  for (std::size_t n = 0; n < count; ++n) {
-    if (n + kAhead < count) {
-      const DeviceIndex next = events[n + kAhead].device;
-      if (next < m.devices.size()) {
-        __builtin_prefetch(&m.devices[next]);
-        m.wheel.prefetch(next);
-      }
-    }
-    on_event(events[n]);
-  }
+  for (std::size_t n = 0; n < count; ++n) on_event(events[n]);
+  impl_->flush();
 }
 
+void Engine::flush() { impl_->flush(); }
+
 void Engine::tick(MonoTime now) {
+  impl_->flush();
   impl_->advance_to(to_ms(now));
   if (impl_->observer != nullptr) impl_->observer->on_tick(mono_ms(impl_->now));
 }
 
-void Engine::set_observer(DecisionObserver* observer) { impl_->observer = observer; }
+void Engine::set_observer(DecisionObserver* observer) {
+  impl_->flush();
+  impl_->observer = observer;
+}
 
 void Engine::drain(std::vector<Transition>& out) {
+  impl_->flush();
   auto& mine = impl_->out;
   if (out.empty()) {
     out.swap(mine);  // no copy; the two buffers ping-pong without allocating in steady state
@@ -578,12 +616,14 @@ void Engine::drain(std::vector<Transition>& out) {
 }
 
 void Engine::drain_alerts(std::vector<AlertIntent>& out) {
+  impl_->flush();
   for (auto& a : impl_->alerts) out.push_back(std::move(a));
   impl_->alerts.clear();
   if (impl_->observer != nullptr) impl_->observer->drain_alerts(out);
 }
 
 DeviceView Engine::view(DeviceIndex device) const {
+  impl_->flush();
   DeviceView v;
   if (device >= impl_->devices.size()) return v;
   const auto& d = impl_->devices[device];
@@ -600,14 +640,30 @@ DeviceView Engine::view(DeviceIndex device) const {
   return v;
 }
 
-std::array<std::size_t, 5> Engine::counts() const { return impl_->counts; }
-bool Engine::blind() const { return impl_->blind; }
-bool Engine::in_restart_grace() const { return impl_->in_grace; }
-MonoTime Engine::now() const { return mono_ms(impl_->now); }
+std::array<std::size_t, 5> Engine::counts() const {
+  impl_->flush();
+  return impl_->counts;
+}
+bool Engine::blind() const {
+  impl_->flush();
+  return impl_->blind;
+}
+bool Engine::in_restart_grace() const {
+  impl_->flush();
+  return impl_->in_grace;
+}
+MonoTime Engine::now() const {
+  impl_->flush();
+  return mono_ms(impl_->now);
+}
 const Config& Engine::config() const { return impl_->config; }
-EngineCounters Engine::counters() const { return impl_->counters; }
+EngineCounters Engine::counters() const {
+  impl_->flush();
+  return impl_->counters;
+}
 
 RestartGraceStatus Engine::restart_grace() const {
+  impl_->flush();
   RestartGraceStatus s;
   s.active = impl_->in_grace;
   s.started = mono_ms(impl_->grace_start);
@@ -623,6 +679,7 @@ std::size_t Engine::memory_bytes() const {
 }
 
 std::vector<DeviceSnapshot> Engine::snapshot() const {
+  impl_->flush();
   std::vector<DeviceSnapshot> out;
   out.reserve(impl_->devices.size());
   for (DeviceIndex i = 0; i < impl_->devices.size(); ++i) {
@@ -638,6 +695,7 @@ std::vector<DeviceSnapshot> Engine::snapshot() const {
 }
 
 void Engine::restore(const std::vector<DeviceSnapshot>& devices, MonoTime now) {
+  impl_->flush();
   auto& m = *impl_;
   const std::int64_t t = std::max(to_ms(now), m.now);
   m.advance_to(t);

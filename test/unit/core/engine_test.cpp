@@ -866,3 +866,58 @@ TEST_CASE("a broker restart voids retained evidence, whenever it is learned in t
     CHECK(t.cause == Cause::RestartGrace);
   }
 }
+
+TEST_CASE("pipelined on_event: every read through the engine sees every event; observers after flush") {
+  Engine engine;
+  Recorder r;
+  engine.set_observer(&r);
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 10, 1));
+  // Still in the pipeline: the observer has not seen it...
+  CHECK(r.log.empty());
+  // ...but any engine read processes it first.
+  CHECK(engine.view(d).state == State::Online);
+  CHECK(r.log.size() == 2);
+  engine.on_event(disc(d, 20, 1));
+  engine.flush();
+  CHECK(r.log.back() == "transition suspect");
+  // A full pipeline processes the oldest event on each new one.
+  std::vector<DeviceIndex> ds;
+  for (int i = 0; i < 20; ++i) ds.push_back(engine.intern("p" + std::to_string(i)));
+  const auto before = r.log.size();
+  for (int i = 0; i < 20; ++i) engine.on_event(conn(ds[static_cast<std::size_t>(i)], 30, 1));
+  CHECK(r.log.size() > before);
+  engine.flush();
+  CHECK(r.log.size() == before + 40);  // connect + transition each
+}
+
+namespace {
+// Reads the engine from inside a callback, as fleet/policy may: must see the state as of the
+// decision, and must not make the engine process later events re-entrantly.
+struct Reader : DecisionObserver {
+  Engine* engine = nullptr;
+  int transitions = 0;
+  bool consistent = true;
+  void on_transition(const Transition& t) override {
+    ++transitions;
+    if (engine->view(t.device).state != t.to) consistent = false;
+    if (engine->now() != t.at) consistent = false;
+  }
+};
+}  // namespace
+
+TEST_CASE("an observer reading the engine mid-event sees the decision's state, no re-entrancy") {
+  Engine engine;
+  Reader r;
+  r.engine = &engine;
+  engine.set_observer(&r);
+  std::vector<DeviceIndex> ds;
+  for (int i = 0; i < 30; ++i) ds.push_back(engine.intern("r" + std::to_string(i)));
+  for (int i = 0; i < 30; ++i) {
+    engine.on_event(conn(ds[static_cast<std::size_t>(i)], i * 1000, 1));
+    engine.on_event(disc(ds[static_cast<std::size_t>(i)], i * 1000 + 500, 1));
+  }
+  engine.tick(mono_ms(1000 * kSec));
+  CHECK(r.transitions == 90);  // online, suspect, offline each
+  CHECK(r.consistent);
+}
