@@ -63,8 +63,11 @@ bool Dispatcher::start(std::string* error) {
       if (error != nullptr) *error = "alert sinks: empty or duplicate sink name '" + c.name + "'";
       return false;
     }
-    if (c.url.empty()) {
-      if (error != nullptr) *error = "alert sink '" + c.name + "': url is empty";
+    if (c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0) {
+      // Caught here, at start, rather than as a retry loop that can never succeed.
+      if (error != nullptr) {
+        *error = "alert sink '" + c.name + "': url '" + c.url + "' is not an http(s) URL";
+      }
       return false;
     }
     names.push_back(c.name);

@@ -68,7 +68,8 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   // Opens the outbox (resuming whatever it holds) and starts the threads. False on a bad sink
-  // list (empty or duplicate names, empty URL) or an outbox that cannot be written.
+  // list (empty or duplicate names, a URL that is not http:// or https://) or an outbox that
+  // cannot be written.
   bool start(std::string* error);
   // Engine thread: queue intents for every sink. Never blocks on I/O.
   void submit(std::vector<core::AlertIntent> intents);

@@ -302,6 +302,48 @@ TEST_CASE("every sink gets every intent; a slow sink does not hold up the others
   CHECK(h.sink(1).sent == 2);
 }
 
+TEST_CASE("start() refuses a bad sink list with a clear error") {
+  presence::test::TempDir dir;
+  auto try_start = [&](std::vector<std::unique_ptr<Sink>> sinks) {
+    DispatcherConfig c;
+    c.outbox.path = dir.file("outbox.log");
+    Dispatcher d(c, std::move(sinks));
+    std::string error;
+    const bool ok = d.start(&error);
+    return ok ? std::string("started") : error;
+  };
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    PagerDutyConfig a;
+    sinks.push_back(make_pagerduty_sink(a));
+    sinks.push_back(make_pagerduty_sink(a));
+    CHECK(try_start(std::move(sinks)).find("duplicate sink name 'pagerduty'") != std::string::npos);
+  }
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    sinks.push_back(make_slack_sink(SlackConfig{}));  // no URL
+    CHECK(try_start(std::move(sinks)).find("'slack': url '' is not an http(s) URL") !=
+          std::string::npos);
+  }
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    WebhookConfig w;
+    w.sink.url = "ftp://example.invalid/x";
+    sinks.push_back(make_webhook_sink(w));
+    CHECK(try_start(std::move(sinks)).find("not an http(s) URL") != std::string::npos);
+  }
+  {
+    DispatcherConfig c;
+    c.outbox.path = dir.file("no/such/dir/outbox.log");
+    std::vector<std::unique_ptr<Sink>> sinks;
+    sinks.push_back(make_pagerduty_sink(PagerDutyConfig{}));
+    Dispatcher d(c, std::move(sinks));
+    std::string error;
+    CHECK_FALSE(d.start(&error));
+    CHECK(error.find("no/such/dir") != std::string::npos);
+  }
+}
+
 TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after restart") {
   presence::test::TempDir dir;
   MockHttpServer pd;
