@@ -164,6 +164,9 @@ TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it come
   REQUIRE(presence::test::wait_for([&] { return h.sink().failed >= 3; }, kWait));
   CHECK(h.sink().failing);
   CHECK(h.sink().depth == 5);
+  // Three failed tries take at least 20 + 40 ms of backoff: the oldest entry has aged.
+  CHECK(h.sink().oldest_age_ms >= 60);
+  CHECK(h.d->stats().outbox_oldest_age_ms >= 60);
   CHECK(h.d->stats().outbox.depth == 5);
 
   MockHttpServer pd(port);  // the endpoint comes back on the same port

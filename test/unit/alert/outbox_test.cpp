@@ -204,6 +204,26 @@ TEST_CASE_FIXTURE(Fixture, "garbage file, damaged header and a newer version nev
   CHECK(logs.any("version 9"));
 }
 
+TEST_CASE_FIXTURE(Fixture, "a compaction temp file left by a crash is ignored and replaced") {
+  {
+    Outbox box(config());
+    REQUIRE(box.open({"pd"}, nullptr));
+    std::vector<OutboxEntry> es{make("pd", "a")};
+    REQUIRE(box.append(es));
+  }
+  REQUIRE(store::write_file_atomic(config().path + ".tmp.tmp", "x", nullptr));
+  std::string half(100, '\x01');
+  REQUIRE(store::write_file_atomic(config().path + ".tmp", half, nullptr));
+  Outbox box(config());
+  REQUIRE(box.open({"pd"}, nullptr));
+  CHECK(box.depth("pd") == 1);
+  REQUIRE(box.compact(nullptr));
+  CHECK_FALSE(std::filesystem::exists(config().path + ".tmp"));
+  Outbox again(config());
+  REQUIRE(again.open({"pd"}, nullptr));
+  CHECK(keys(again.take("pd", 10)) == std::vector<std::string>{"a+"});
+}
+
 TEST_CASE_FIXTURE(Fixture, "an unwritable path is an error, not a crash") {
   OutboxConfig c = config();
   c.path = dir.file("no/such/dir/outbox.log");
