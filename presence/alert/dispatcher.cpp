@@ -1,5 +1,7 @@
 #include "presence/alert/dispatcher.h"
 
+#include "presence/alert/payload.h"
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -122,7 +124,15 @@ void Dispatcher::run_writer() {
     // Group commit: everything that arrived while the last fsync ran goes in one write + fsync.
     std::vector<OutboxEntry> entries;
     entries.reserve(batch.size() * sinks_.size());
-    for (const auto& intent : batch) {
+    for (auto& intent : batch) {
+      if (clamp_intent(intent)) {
+        ++clamped_;
+        if (clamp_log_.allow()) {
+          log_("alerts: intent '" + intent.dedup_key.substr(0, 200) +
+               "' was larger than the sinks accept; cut to fit (" + std::to_string(clamped_.load()) +
+               " so far)");
+        }
+      }
       // An intent without a time (at == 0) is stamped with the time it is written.
       const std::int64_t wall =
           intent.at == core::MonoTime{} ? wall_now_ms() : config_.anchor.to_wall_ms(intent.at);
@@ -292,6 +302,7 @@ DispatcherStats Dispatcher::stats() const {
   out.outbox_oldest_age_ms =
       out.outbox.oldest_wall_ms == 0 ? 0 : std::max<std::int64_t>(now - out.outbox.oldest_wall_ms, 0);
   out.submitted = submitted_;
+  out.clamped = clamped_;
   {
     std::lock_guard lock(inbox_mu_);
     out.inbox = inbox_.size();

@@ -369,11 +369,17 @@ std::size_t Outbox::live_locked() const {
 }
 
 void Outbox::maybe_compact_locked() {
-  if (file_.size() < config_.compact_min_bytes) return;
+  if (file_.size() < config_.compact_min_bytes || file_.size() < compact_retry_at_) return;
   // Settled records dominate: more dead records than live ones.
   if (stats_.file_records <= 2 * live_locked() + 1) return;
   std::string error;
-  if (!compact_locked(&error)) log_("outbox: compaction failed (will retry later): " + error);
+  if (!compact_locked(&error)) {
+    // Disk full, most likely: do not rewrite the whole file again on every settle.
+    compact_retry_at_ = file_.size() + std::max<std::uint64_t>(config_.compact_min_bytes, 1u << 16);
+    if (write_log_.allow()) log_("outbox: compaction failed (will retry later): " + error);
+  } else {
+    compact_retry_at_ = 0;
+  }
 }
 
 bool Outbox::compact(std::string* error) {

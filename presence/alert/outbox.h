@@ -124,6 +124,7 @@ class Outbox {
   std::map<std::string, Queue> queues_;
   std::map<std::uint64_t, std::string> sink_of_;  // seq -> sink, for settle()
   std::uint64_t next_seq_ = 1;
+  std::uint64_t compact_retry_at_ = 0;  // after a failed compaction, wait for this file size
   OutboxStats stats_;
   store::LogLimiter drop_log_;   // a sink down for hours must not log every drop
   store::LogLimiter write_log_;  // nor every failed write on a full disk

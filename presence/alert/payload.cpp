@@ -167,6 +167,41 @@ std::string truncate_utf8(std::string_view s, std::size_t max_chars) {
   return std::string(s.substr(0, before_last)) + "\xE2\x80\xA6";  // "…"
 }
 
+namespace {
+
+// At most max_bytes bytes, cut at a code point boundary, "…" appended when cut.
+bool clamp_bytes(std::string& s, std::size_t max_bytes) {
+  if (s.size() <= max_bytes) return false;
+  std::size_t keep = max_bytes >= 3 ? max_bytes - 3 : 0;
+  while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+  s.resize(keep);
+  if (max_bytes >= 3) s += "\xE2\x80\xA6";
+  return true;
+}
+
+}  // namespace
+
+bool clamp_intent(core::AlertIntent& intent) {
+  bool cut = false;
+  cut |= clamp_bytes(intent.summary, kMaxSummaryBytes);
+  cut |= clamp_bytes(intent.component, kMaxFieldBytes);
+  cut |= clamp_bytes(intent.group, kMaxFieldBytes);
+  cut |= clamp_bytes(intent.cls, kMaxFieldBytes);
+  // dedup_key is left whole: the outbox coalesces by it, and pagerduty_dedup_key hashes long ones.
+  cut |= clamp_bytes(intent.dedup_key, 65536);
+  bool details_cut = false;
+  if (intent.details.size() > kMaxDetails) {
+    intent.details.resize(kMaxDetails - 1);
+    details_cut = true;
+  }
+  for (auto& [k, v] : intent.details) {
+    details_cut |= clamp_bytes(k, kMaxDetailKey);
+    details_cut |= clamp_bytes(v, kMaxDetailValue);
+  }
+  if (details_cut) intent.details.emplace_back("presenced_truncated", "details");
+  return cut || details_cut;
+}
+
 std::string pagerduty_dedup_key(std::string_view key) {
   if (key.size() <= kPagerDutyDedupKeyMax) return std::string(key);
   unsigned char digest[SHA256_DIGEST_LENGTH];

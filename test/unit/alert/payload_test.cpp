@@ -248,3 +248,26 @@ TEST_CASE("Slack batches only above summary_threshold (T-1, T, T+1)") {
   CHECK(sink->batch_size(500) == 50);
   CHECK(sink->min_interval() == std::chrono::seconds(1));
 }
+
+TEST_CASE("clamp_intent keeps every request under PagerDuty's 512 KB and marks what it cut") {
+  core::AlertIntent small = entry().intent;
+  core::AlertIntent copy = small;
+  CHECK_FALSE(clamp_intent(copy));
+  CHECK(copy.details == small.details);
+
+  core::AlertIntent big = entry().intent;
+  big.summary = std::string(kMaxSummaryBytes, 's');  // T: exactly at the limit, untouched
+  CHECK_FALSE(clamp_intent(big));
+  big.summary += "s";  // T+1
+  for (int k = 0; k < 5000; ++k) big.details.emplace_back("d" + std::to_string(k), std::string(100'000, 'v'));
+  CHECK(clamp_intent(big));
+  CHECK(big.summary.size() <= kMaxSummaryBytes);
+  CHECK(big.details.size() == kMaxDetails);
+  CHECK(big.details.back().first == "presenced_truncated");
+  for (const auto& [k, v] : big.details) CHECK(v.size() <= kMaxDetailValue);
+  OutboxEntry e = entry();
+  e.intent = big;
+  CHECK(pagerduty_body({"rk", "src"}, e).size() < 512 * 1024);
+  CHECK(webhook_body(e).size() < 512 * 1024);
+  CHECK(slack_body(e).size() < 512 * 1024);
+}
