@@ -189,8 +189,10 @@ TEST_CASE("a request that times out is retried") {
   h.start(h.one(make_pagerduty_sink(c)));
   h.d->submit({intent("slow")});
   REQUIRE(h.d->wait_idle(kWait));
-  CHECK(pd.count() == 2);
-  CHECK(h.sink().retried == 1);
+  // At least one timeout and one retry (more only if this machine is very slow).
+  CHECK(pd.count() >= 2);
+  CHECK(h.sink().retried >= 1);
+  CHECK(h.sink().retried == pd.count() - 1);
   CHECK(h.sink().sent == 1);
 }
 
@@ -369,7 +371,7 @@ TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after re
     REQUIRE(pd.wait_for_count(1, kWait));
     const auto t0 = std::chrono::steady_clock::now();
     d.stop();
-    CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // not the 20 s request timeout
     CHECK(d.stats().outbox.depth == 1);
   }
   pd.release_hangs();
