@@ -136,7 +136,11 @@ void Dispatcher::run_writer() {
       // An intent without a time (at == 0) is stamped with the time it is written.
       const std::int64_t wall =
           intent.at == core::MonoTime{} ? wall_now_ms() : config_.anchor.to_wall_ms(intent.at);
-      for (const auto& s : sinks_) entries.push_back({0, s->sink->config().name, intent, wall});
+      for (const auto& s : sinks_) {
+        const auto& accepts = s->sink->config().accepts;
+        if (accepts && !accepts(intent)) continue;
+        entries.push_back({0, s->sink->config().name, intent, wall});
+      }
     }
     outbox_.append(entries);
     {

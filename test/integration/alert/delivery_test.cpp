@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "presence/alert/dispatcher.h"
@@ -347,6 +348,44 @@ TEST_CASE("start() refuses a bad sink list with a clear error") {
     CHECK_FALSE(d.start(&error));
     CHECK(error.find("no/such/dir") != std::string::npos);
   }
+}
+
+TEST_CASE("routing: each sink gets only the intents it accepts (one sink per routing key)") {
+  MockHttpServer pd;
+  pd.set_default({202, "{}"});
+  auto route_of = [](const core::AlertIntent& i) {
+    for (const auto& [k, v] : i.details) {
+      if (k == "route") return v;
+    }
+    return std::string("default");
+  };
+  PagerDutyConfig main_key;
+  main_key.sink = presence::test::fast("pagerduty", pd.url("/v2/enqueue"));
+  main_key.routing_key = "MAIN";
+  main_key.sink.accepts = [&](const core::AlertIntent& i) { return route_of(i) == "default"; };
+  PagerDutyConfig berlin = main_key;
+  berlin.sink.name = "pagerduty/berlin";
+  berlin.routing_key = "BERLIN";
+  berlin.sink.accepts = [&](const core::AlertIntent& i) { return route_of(i) == "berlin"; };
+  Harness h;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(make_pagerduty_sink(main_key));
+  sinks.push_back(make_pagerduty_sink(berlin));
+  h.start(std::move(sinks));
+  auto b = intent("dev-b");
+  b.details.emplace_back("route", "berlin");
+  h.d->submit({intent("dev-a"), b});
+  REQUIRE(h.d->wait_idle(kWait));
+  REQUIRE(pd.count() == 2);
+  std::map<std::string, std::string> key_of;
+  for (const auto& r : pd.requests()) {
+    const json j = json::parse(r.body);
+    key_of[j["dedup_key"]] = j["routing_key"];
+  }
+  CHECK(key_of["dev-a"] == "MAIN");
+  CHECK(key_of["dev-b"] == "BERLIN");
+  CHECK(h.sink(0).sent == 1);
+  CHECK(h.sink(1).sent == 1);
 }
 
 TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after restart") {
