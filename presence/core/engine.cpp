@@ -84,6 +84,7 @@ struct Engine::Impl {
   std::vector<AlertIntent> alerts;
   std::array<std::size_t, 5> counts{};
   EngineCounters counters;
+  DecisionObserver* observer = nullptr;
   std::int64_t now = 0;
 
   // Fleet-level gates (issue 3's blind-spot rules).
@@ -133,6 +134,7 @@ struct Engine::Impl {
     d.cause = cause;
     out.push_back(t);
     ++counters.transitions;
+    if (observer != nullptr) observer->on_transition(t);
   }
 
   // One flap observation at t. Returns true if it started a flap.
@@ -155,9 +157,10 @@ struct Engine::Impl {
     if (d.has(DeviceRecord::kUp) && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
       const std::int64_t deadline = d.last_seen + timeout_of(d);
       if (t >= deadline) {
+        // The heartbeat chain survives silence: if the device comes back without reconnecting,
+        // the gap is a (clamped) sample, so a device whose period grew adapts (docs/core.md).
         d.set(DeviceRecord::kUp, false);
         d.set(DeviceRecord::kSilent, true);
-        d.set(DeviceRecord::kChain, false);
         d.changed_at = t;
         observe(i, d, true, t);
       }
@@ -236,8 +239,14 @@ struct Engine::Impl {
 
   void reschedule(DeviceIndex i, std::int64_t t) {
     const std::int64_t dl = next_deadline(devices[i], t);
-    if (dl == kInf) wheel.cancel(i);
-    else wheel.schedule(i, dl);
+    if (dl == kInf) {
+      wheel.cancel(i);
+      return;
+    }
+    // Lazy re-arm: a heartbeat pushes the deadline later; keeping the earlier timer costs one
+    // early, harmless evaluate() instead of an unlink/link per heartbeat (hot path).
+    if (wheel.armed(i) && wheel.expiry(i) <= dl && wheel.expiry(i) > t) return;
+    wheel.schedule(i, dl);
   }
 
   void fire_timers(std::int64_t t) {
@@ -272,10 +281,12 @@ struct Engine::Impl {
     grace_returned = 0;
     grace_known = devices.size() - counts[static_cast<std::size_t>(State::Unknown)];
     ++counters.restart_graces;
+    if (observer != nullptr) observer->on_restart_grace(true, mono_ms(t));
   }
 
   void end_grace(std::int64_t t) {
     in_grace = false;
+    if (observer != nullptr) observer->on_restart_grace(false, mono_ms(t));
     for (DeviceIndex i = 0; i < devices.size(); ++i) {
       DeviceRecord& d = devices[i];
       if (d.state == State::Unknown) continue;
@@ -287,7 +298,10 @@ struct Engine::Impl {
         d.set(DeviceRecord::kChain, false);
         if (was_up) d.changed_at = t;
         wheel.cancel(i);
-        if (d.state != State::Offline) emit(i, d, State::Offline, Cause::RestartGrace, t);
+        if (d.state != State::Offline) {
+          d.reason = DisconnectReason::Unknown;
+          emit(i, d, State::Offline, Cause::RestartGrace, t);
+        }
         continue;
       }
       evaluate(i, t, Cause::Heartbeat);
@@ -305,9 +319,11 @@ struct Engine::Impl {
   void on_fleet(const Event& e, std::int64_t t) {
     switch (e.kind) {
       case EventKind::IngestLost:
+        if (!blind && observer != nullptr) observer->on_blind(true, mono_ms(t));
         blind = true;
         break;
       case EventKind::IngestRestored:
+        if (blind && observer != nullptr) observer->on_blind(false, mono_ms(t));
         blind = false;
         start_grace(t);
         break;
@@ -386,8 +402,11 @@ struct Engine::Impl {
         // Interval samples only between heartbeats of one connection: a reconnect or an outage
         // in between is not the device's heartbeat period.
         if (d.has(DeviceRecord::kChain) && d.last_seen != kNever) {
+          // A gap longer than twice the current timeout is mostly outage, not period: clamp it so
+          // one outage inflates the mean by at most (2 x timeout - mean) / 4.
+          const std::int64_t gap = std::min(t - d.last_seen, 2 * timeout_of(d));
           d.heartbeat_mean_ms =
-              heartbeat_mean_update(config, d.heartbeat_mean_ms, d.heartbeat_samples, t - d.last_seen);
+              heartbeat_mean_update(config, d.heartbeat_mean_ms, d.heartbeat_samples, gap);
           if (d.heartbeat_samples < 255) ++d.heartbeat_samples;
         }
         d.set(DeviceRecord::kChain, true);
@@ -413,6 +432,7 @@ struct Engine::Impl {
     }
     if (up) d.reason = DisconnectReason::Unknown;
     // Heartbeats on an up device are not flap observations (see flap.h).
+    if (e.kind == EventKind::Connected && observer != nullptr) observer->on_connect(i, mono_ms(t));
     // The first event of a device is its first observation, not a change.
     if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, was_seen && up != was_up, t);
     evaluate(i, t, up_cause);
@@ -470,6 +490,7 @@ void Engine::set_label(DeviceIndex device, std::string_view key, std::string_vie
   if (device >= impl_->devices.size() || key.empty()) return;
   auto& d = impl_->devices[device];
   d.labels = impl_->label_pool.with(d.labels, key, value);
+  if (impl_->observer != nullptr) impl_->observer->on_label(device, key, value);
 }
 
 std::vector<Label> Engine::labels(DeviceIndex device) const {
@@ -494,16 +515,45 @@ void Engine::on_event(const Event& event) {
   }
 }
 
-void Engine::tick(MonoTime now) { impl_->advance_to(to_ms(now)); }
+void Engine::on_events(const Event* events, std::size_t count) {
+  constexpr std::size_t kAhead = 8;
+  auto& m = *impl_;
+  for (std::size_t n = 0; n < count; ++n) {
+    if (n + kAhead < count) {
+      const DeviceIndex next = events[n + kAhead].device;
+      if (next < m.devices.size()) {
+        __builtin_prefetch(&m.devices[next]);
+        m.wheel.prefetch(next);
+      }
+    }
+    on_event(events[n]);
+  }
+}
+
+void Engine::tick(MonoTime now) {
+  impl_->advance_to(to_ms(now));
+  if (impl_->observer != nullptr) impl_->observer->on_tick(mono_ms(impl_->now));
+}
+
+void Engine::set_observer(DecisionObserver* observer) { impl_->observer = observer; }
 
 void Engine::drain(std::vector<Transition>& out) {
-  out.insert(out.end(), impl_->out.begin(), impl_->out.end());
-  impl_->out.clear();
+  auto& mine = impl_->out;
+  if (out.empty()) {
+    out.swap(mine);  // no copy; the two buffers ping-pong without allocating in steady state
+  } else {
+    out.insert(out.end(), mine.begin(), mine.end());
+  }
+  mine.clear();
+  // A burst (a million devices connecting at start-up, a restart grace sweep) must not pin its
+  // buffer for the engine's lifetime.
+  if (mine.capacity() > 65536) std::vector<Transition>().swap(mine);
 }
 
 void Engine::drain_alerts(std::vector<AlertIntent>& out) {
   for (auto& a : impl_->alerts) out.push_back(std::move(a));
   impl_->alerts.clear();
+  if (impl_->observer != nullptr) impl_->observer->drain_alerts(out);
 }
 
 DeviceView Engine::view(DeviceIndex device) const {

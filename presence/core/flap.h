@@ -7,8 +7,8 @@
 //
 // Time bound (issue 2: rare, spread-out disconnects must never add up to a flap): time itself is
 // an observation. Every flap_window / (flap_history - 1) without an observation shifts in a
-// "no change", so any change leaves the history at most flap_window after it happened, and a
-// flapping device that goes quiet decays below flap_low without needing new events.
+// "no change", so any change leaves the history at most flap_window (plus one step) after it
+// happened, and a flapping device that goes quiet decays below flap_low without new events.
 //
 // Observations are connects, departures and heartbeat timeouts (and a heartbeat that brings a
 // device back). A heartbeat on an up device is not an observation: a device heartbeating every
