@@ -59,10 +59,17 @@ std::string slack_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -75,10 +82,14 @@ constexpr std::size_t kSlackFieldMax = 2000;
 const char* slack_icon(const core::AlertIntent& i) {
   if (i.action == Action::Resolve) return ":large_green_circle:";
   switch (i.severity) {
-    case core::Severity::Critical: return ":red_circle:";
-    case core::Severity::Error: return ":red_circle:";
-    case core::Severity::Warning: return ":large_orange_circle:";
-    case core::Severity::Info: return ":large_blue_circle:";
+    case core::Severity::Critical:
+      return ":red_circle:";
+    case core::Severity::Error:
+      return ":red_circle:";
+    case core::Severity::Warning:
+      return ":large_orange_circle:";
+    case core::Severity::Info:
+      return ":large_blue_circle:";
   }
   return ":white_circle:";
 }
@@ -114,10 +125,14 @@ std::string slack_headline(const core::AlertIntent& i) {
 
 const char* wire_name(core::Severity s) {
   switch (s) {
-    case core::Severity::Critical: return "critical";
-    case core::Severity::Error: return "error";
-    case core::Severity::Warning: return "warning";
-    case core::Severity::Info: return "info";
+    case core::Severity::Critical:
+      return "critical";
+    case core::Severity::Error:
+      return "error";
+    case core::Severity::Warning:
+      return "warning";
+    case core::Severity::Info:
+      return "info";
   }
   return "error";
 }
@@ -126,13 +141,20 @@ const char* wire_name(Action a) { return a == Action::Resolve ? "resolve" : "tri
 
 const char* wire_name(Type t) {
   switch (t) {
-    case Type::DeviceOffline: return "device_offline";
-    case Type::DeviceFlapping: return "device_flapping";
-    case Type::DeviceGroup: return "device_group";
-    case Type::FleetIncident: return "fleet_incident";
-    case Type::ReconnectStorm: return "reconnect_storm";
-    case Type::Stragglers: return "stragglers";
-    case Type::Blind: return "blind";
+    case Type::DeviceOffline:
+      return "device_offline";
+    case Type::DeviceFlapping:
+      return "device_flapping";
+    case Type::DeviceGroup:
+      return "device_group";
+    case Type::FleetIncident:
+      return "fleet_incident";
+    case Type::ReconnectStorm:
+      return "reconnect_storm";
+    case Type::Stragglers:
+      return "stragglers";
+    case Type::Blind:
+      return "blind";
   }
   return "unknown";
 }
@@ -163,7 +185,7 @@ std::string truncate_utf8(std::string_view s, std::size_t max_chars) {
     i += utf8_len(s, i);
     ++chars;
   }
-  if (i >= s.size()) return std::string(s);  // fits
+  if (i >= s.size()) return std::string(s);                       // fits
   return std::string(s.substr(0, before_last)) + "\xE2\x80\xA6";  // "…"
 }
 
@@ -260,8 +282,8 @@ std::string slack_body(const OutboxEntry& entry) {
   json fields = json::array();
   auto field = [&](std::string_view name, std::string_view value) {
     if (value.empty() || fields.size() >= 10) return;  // Slack: at most 10 fields
-    fields.push_back(
-        mrkdwn(truncate_utf8("*" + std::string(name) + "*\n" + slack_escape(value), kSlackFieldMax)));
+    fields.push_back(mrkdwn(
+        truncate_utf8("*" + std::string(name) + "*\n" + slack_escape(value), kSlackFieldMax)));
   };
   field("component", i.component);
   field("group", i.group);

@@ -33,9 +33,9 @@ bool clamp_intent(core::AlertIntent& intent);
 
 // Wire names. Our own table rather than core's to_string(): the wire format is versioned and must
 // not change when an enum is renamed in the core.
-const char* wire_name(core::Severity s);               // critical|error|warning|info
-const char* wire_name(core::AlertIntent::Action a);    // trigger|resolve
-const char* wire_name(core::AlertIntent::Type t);      // device_offline, fleet_incident, ...
+const char* wire_name(core::Severity s);             // critical|error|warning|info
+const char* wire_name(core::AlertIntent::Action a);  // trigger|resolve
+const char* wire_name(core::AlertIntent::Type t);    // device_offline, fleet_incident, ...
 
 // ISO 8601 UTC with milliseconds: 2026-11-21T12:00:00.123Z
 std::string iso8601_utc(std::int64_t wall_ms);

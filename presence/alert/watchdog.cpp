@@ -3,7 +3,9 @@
 namespace presence::alert {
 
 Watchdog::Watchdog(WatchdogConfig config, std::function<bool()> healthy, store::LogFn log)
-    : config_(std::move(config)), healthy_(std::move(healthy)), log_(store::or_stderr(std::move(log))) {}
+    : config_(std::move(config)),
+      healthy_(std::move(healthy)),
+      log_(store::or_stderr(std::move(log))) {}
 
 Watchdog::~Watchdog() { stop(); }
 
@@ -11,7 +13,8 @@ bool Watchdog::start(std::string* error) {
   if (thread_.joinable()) return true;
   if (config_.url.empty()) return true;
   if (config_.url.rfind("http://", 0) != 0 && config_.url.rfind("https://", 0) != 0) {
-    if (error != nullptr) *error = "alerts.watchdog.url '" + config_.url + "' is not an http(s) URL";
+    if (error != nullptr)
+      *error = "alerts.watchdog.url '" + config_.url + "' is not an http(s) URL";
     return false;
   }
   if (config_.interval.count() <= 0) {
@@ -32,14 +35,13 @@ void Watchdog::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-WatchdogStats Watchdog::stats() const {
-  return {pings_.load(), failures_.load(), skipped_.load()};
-}
+WatchdogStats Watchdog::stats() const { return {pings_.load(), failures_.load(), skipped_.load()}; }
 
 void Watchdog::run() {
   HttpClient http;
   const HttpTimeouts timeouts{config_.connect_timeout, config_.timeout};
-  const HttpRequest request{config_.url, R"({"v":1,"service":"presenced","status":"ok"})",
+  const HttpRequest request{config_.url,
+                            R"({"v":1,"service":"presenced","status":"ok"})",
                             {"Content-Type: application/json"}};
   store::LogLimiter fail_log;
   bool was_ok = true;
@@ -70,7 +72,8 @@ void Watchdog::run() {
       if (fail_log.allow()) {
         log_("watchdog: ping failed (" +
              (r.status == 0 ? r.error : "HTTP " + std::to_string(r.status)) + ", " +
-             std::to_string(failures_.load()) + " failures in total); the monitor will page if "
+             std::to_string(failures_.load()) +
+             " failures in total); the monitor will page if "
              "this continues");
       }
     }

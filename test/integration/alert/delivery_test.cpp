@@ -110,7 +110,9 @@ TEST_CASE("PagerDuty 202: delivered exactly once with the documented body") {
 
 TEST_CASE("PagerDuty 400: dead-lettered with the body logged, not retried; the next one goes") {
   MockHttpServer pd;
-  pd.push({400, R"({"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]})"});
+  pd.push(
+      {400,
+       R"({"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]})"});
   pd.set_default({202, "{}"});
   Harness h;
   h.start(h.one(pd_sink(pd)));
@@ -155,7 +157,8 @@ TEST_CASE("PagerDuty 429 then 500 then 202: retried with backoff, delivered once
 TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it comes back") {
   const int port = presence::test::free_tcp_port();  // nothing listens: connections are refused
   PagerDutyConfig c;
-  c.sink = presence::test::fast("pagerduty", "http://127.0.0.1:" + std::to_string(port) + "/v2/enqueue");
+  c.sink =
+      presence::test::fast("pagerduty", "http://127.0.0.1:" + std::to_string(port) + "/v2/enqueue");
   c.routing_key = "rk";
   Harness h;
   h.start(h.one(make_pagerduty_sink(c)));
@@ -175,7 +178,8 @@ TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it come
   REQUIRE(h.d->wait_idle(kWait));
   const auto reqs = pd.requests();
   REQUIRE(reqs.size() == 5);
-  for (int k = 0; k < 5; ++k) CHECK(json::parse(reqs[k].body)["dedup_key"] == "dev-" + std::to_string(k));
+  for (int k = 0; k < 5; ++k)
+    CHECK(json::parse(reqs[k].body)["dedup_key"] == "dev-" + std::to_string(k));
   CHECK(h.sink().sent == 5);
 }
 
@@ -245,7 +249,8 @@ TEST_CASE("Slack: at most one message per min_interval, bursts summarised") {
   reqs = slack.requests();
   REQUIRE(reqs.size() == 4);
   const json j = json::parse(reqs[3].body);
-  CHECK(j["text"].get<std::string>().find("20 alerts (20 triggered, 0 resolved)") != std::string::npos);
+  CHECK(j["text"].get<std::string>().find("20 alerts (20 triggered, 0 resolved)") !=
+        std::string::npos);
   CHECK(j["blocks"][1]["text"]["text"].get<std::string>().find("and 18 more") != std::string::npos);
   CHECK(h.sink().sent == 23);
   CHECK(h.sink().summaries == 1);

@@ -19,7 +19,8 @@ TEST_CASE("watchdog pings while healthy, stops while not, and counts failures") 
   WatchdogConfig c;
   c.url = monitor.url("/ping/abc");
   c.interval = 50ms;
-  Watchdog w(c, [&] { return healthy.load(); }, [](std::string_view) {});
+  Watchdog w(
+      c, [&] { return healthy.load(); }, [](std::string_view) {});
   std::string error;
   const auto t0 = std::chrono::steady_clock::now();
   REQUIRE(w.start(&error));

@@ -109,8 +109,8 @@ int main() {
     dc.outbox.path = dir.file("dispatch.log");
     dc.log = [](std::string_view) {};
     PagerDutyConfig pd;
-    pd.sink = sink_config("pagerduty", "http://127.0.0.1:" +
-                                           std::to_string(presence::test::free_tcp_port()) + "/");
+    pd.sink = sink_config(
+        "pagerduty", "http://127.0.0.1:" + std::to_string(presence::test::free_tcp_port()) + "/");
     std::vector<std::unique_ptr<Sink>> sinks;
     sinks.push_back(make_pagerduty_sink(pd));
     Dispatcher d(dc, std::move(sinks));

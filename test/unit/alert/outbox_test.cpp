@@ -247,7 +247,8 @@ TEST_CASE_FIXTURE(Fixture, "entries for a sink that is no longer configured are 
   CHECK(logs.any("'old'"));
 }
 
-TEST_CASE_FIXTURE(Fixture, "compaction keeps live entries and seq order when settled ones dominate") {
+TEST_CASE_FIXTURE(Fixture,
+                  "compaction keeps live entries and seq order when settled ones dominate") {
   OutboxConfig c = config();
   c.compact_min_bytes = 2000;
   Outbox box(c);
@@ -271,7 +272,8 @@ TEST_CASE_FIXTURE(Fixture, "compaction keeps live entries and seq order when set
   REQUIRE(again.open({"pd"}, nullptr));
   const auto live = again.take("pd", 100);
   REQUIRE(live.size() == 10);
-  for (std::size_t k = 0; k < live.size(); ++k) CHECK(live[k].intent.dedup_key == "k" + std::to_string(4 * k));
+  for (std::size_t k = 0; k < live.size(); ++k)
+    CHECK(live[k].intent.dedup_key == "k" + std::to_string(4 * k));
   std::vector<OutboxEntry> es{make("pd", "next")};
   REQUIRE(again.append(es));
   CHECK(es[0].seq == last_seq + 1);
@@ -292,7 +294,8 @@ TEST_CASE_FIXTURE(Fixture, "compaction with everything settled still keeps seq m
   CHECK(more[0].seq == 3);
 }
 
-TEST_CASE_FIXTURE(Fixture, "queue bound: at max nothing happens; above it, coalesce per dedup_key") {
+TEST_CASE_FIXTURE(Fixture,
+                  "queue bound: at max nothing happens; above it, coalesce per dedup_key") {
   OutboxConfig c = config();
   c.max_entries_per_sink = 4;
   Outbox box(c);
@@ -315,7 +318,8 @@ TEST_CASE_FIXTURE(Fixture, "queue bound: at max nothing happens; above it, coale
   CHECK(keys(again.take("pd", 10)) == std::vector<std::string>{"a-", "c+", "b-"});
 }
 
-TEST_CASE_FIXTURE(Fixture, "queue bound: too many distinct keys drops the oldest, counted, logged") {
+TEST_CASE_FIXTURE(Fixture,
+                  "queue bound: too many distinct keys drops the oldest, counted, logged") {
   OutboxConfig c = config();
   c.max_entries_per_sink = 3;
   Outbox box(c);

@@ -117,8 +117,8 @@ TEST_CASE("PagerDuty trigger carries exactly the Events API v2 fields") {
   CHECK(p["class"] == "device_offline");
   CHECK(p["custom_details"]["reason"] == "last_will");
   CHECK(p["custom_details"]["alert_type"] == "device_offline");
-  const std::set<std::string> documented{"summary", "source",    "severity", "timestamp",
-                                         "component", "group", "class",    "custom_details"};
+  const std::set<std::string> documented{"summary",   "source", "severity", "timestamp",
+                                         "component", "group",  "class",    "custom_details"};
   for (const auto& [k, v] : p.items()) CHECK(documented.count(k) == 1);
   CHECK(p.size() == documented.size());
   const std::set<std::string> top{"routing_key", "event_action", "dedup_key", "payload", "client"};
@@ -259,7 +259,8 @@ TEST_CASE("clamp_intent keeps every request under PagerDuty's 512 KB and marks w
   big.summary = std::string(kMaxSummaryBytes, 's');  // T: exactly at the limit, untouched
   CHECK_FALSE(clamp_intent(big));
   big.summary += "s";  // T+1
-  for (int k = 0; k < 5000; ++k) big.details.emplace_back("d" + std::to_string(k), std::string(100'000, 'v'));
+  for (int k = 0; k < 5000; ++k)
+    big.details.emplace_back("d" + std::to_string(k), std::string(100'000, 'v'));
   CHECK(clamp_intent(big));
   CHECK(big.summary.size() <= kMaxSummaryBytes);
   CHECK(big.details.size() == kMaxDetails);

@@ -41,13 +41,15 @@ TEST_CASE("engine state survives snapshot, restart and restore") {
   REQUIRE(snap.size() == 2);
 
   // Steady ms 120000 is wall 1'700'000'000'000 at save time.
-  const WallAnchor saved{std::chrono::system_clock::time_point{std::chrono::milliseconds{1'700'000'000'000}},
-                         core::mono_ms(120'000)};
+  const WallAnchor saved{
+      std::chrono::system_clock::time_point{std::chrono::milliseconds{1'700'000'000'000}},
+      core::mono_ms(120'000)};
   REQUIRE(store.save(snap, "open-incidents-blob", saved));
 
   // Restart 30 s later: the steady clock now reads 2000.
-  const WallAnchor now{std::chrono::system_clock::time_point{std::chrono::milliseconds{1'700'000'030'000}},
-                       core::mono_ms(2'000)};
+  const WallAnchor now{
+      std::chrono::system_clock::time_point{std::chrono::milliseconds{1'700'000'030'000}},
+      core::mono_ms(2'000)};
   const LoadResult r = store.load(now);
   REQUIRE(r.status == LoadStatus::Ok);
   CHECK(r.snapshot.incidents == "open-incidents-blob");
