@@ -424,7 +424,14 @@ struct FleetMonitor::Impl {
         any = true;
       }
     });
-    if (any) open(IncidentKind::Drop, best);
+    if (!any) return;
+    Segment& g = segments[kGlobalSegment];
+    if (best.seg != kGlobalSegment && g.drop_incident == 0) {
+      const std::uint32_t pop = g.up + g.flap + g.drops.total;
+      const double share = pop == 0 ? 0 : static_cast<double>(g.drops.total) / pop;
+      if (best.share < cfg.incident_scope_lift * share) best = {kGlobalSegment, g.drops.total, pop, share};
+    }
+    open(IncidentKind::Drop, best);
   }
 
   bool storm_condition(Segment& s, std::uint32_t reconnects, double expected) const {
@@ -449,7 +456,14 @@ struct FleetMonitor::Impl {
         any = true;
       }
     });
-    if (any) open(IncidentKind::Storm, best);
+    if (!any) return;
+    Segment& g = segments[kGlobalSegment];
+    if (best.seg != kGlobalSegment && g.storm_incident == 0 && g.drop_incident == 0 && g.known > 0) {
+      const std::uint32_t count = std::max(g.reconnects.total, g.flap);
+      const double share = static_cast<double>(count) / g.known;
+      if (best.share < cfg.incident_scope_lift * share) best = {kGlobalSegment, count, g.known, share};
+    }
+    open(IncidentKind::Storm, best);
   }
 
   Incident& new_incident(IncidentKind kind, std::uint32_t seg, std::int64_t at) {

@@ -62,6 +62,10 @@ struct FleetConfig {
   Duration incident_stable_for{std::chrono::minutes(10)};
   Duration incident_straggler_grace{std::chrono::minutes(15)};
   Duration storm_baseline_tau{std::chrono::hours(1)};
+  // Scope: among the segments that qualify, the one with the highest share wins, unless its
+  // share is less than incident_scope_lift x the whole fleet's drop share: then the event is
+  // fleet-wide and opens as one fleet incident (one page), the segment shows up in the hint.
+  double incident_scope_lift = 2.0;
   std::uint32_t cohort_min_support = 5;
   double cohort_min_lift = 2.0;
   std::size_t cohort_max = 3;

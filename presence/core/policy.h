@@ -1,0 +1,130 @@
+// Alert policy (issue 5): what becomes a page, what is held by a fleet incident, what is grouped,
+// what is silenced. Consumes the engine's Transitions and the FleetMonitor's IncidentEvents and
+// produces AlertIntents (decision.h). Pure: no clock, time comes with every call.
+//
+// The promise: one page per server-side event, every real failure paged. Every alert type, its
+// dedup_key, when it fires and when it is held is in docs/alert-policy.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "presence/core/decision.h"
+#include "presence/core/fleet.h"
+#include "presence/core/time.h"
+
+namespace presence::core {
+
+using LabelMatch = std::pair<std::string, std::string>;  // key, value (exact)
+
+// Severity and routing per label; the first rule whose matchers all match wins. Alerts with
+// different routes are never grouped together (they go to different people).
+struct AlertRule {
+  std::vector<LabelMatch> match;  // empty = every alert
+  Severity severity = Severity::Error;
+  std::string route;              // AlertIntent::group
+};
+
+struct PolicyConfig {
+  // A device offline (or flapping) this long pages (per-device alert). Counted from the
+  // transition to Offline, so the total delay after the last sign of life is
+  // offline_grace + alert_after; it also gives the fleet monitor time to hold the device.
+  Duration alert_after{std::chrono::minutes(2)};
+  // Alertmanager semantics: a route's first due alert waits group_wait for company; after a
+  // notification the route sends again at most once per group_interval.
+  Duration group_wait{std::chrono::seconds(30)};
+  Duration group_interval{std::chrono::minutes(5)};
+  // presenced blind this long pages (a broker restart that reconnects in seconds does not).
+  Duration blind_alert_after{std::chrono::minutes(1)};
+  // Device ids listed in one grouped/straggler alert's details (the count is always exact).
+  std::size_t details_max_devices = 50;
+  // A silence covers a fleet incident whose scope it matches, or when at least this share of
+  // the incident's held devices match it (planned maintenance of a node that is the whole fleet).
+  double silence_incident_cover = 0.9;
+  Severity device_severity = Severity::Error;       // when no rule matches
+  Severity incident_severity = Severity::Critical;  // fleet incident / storm / blind
+  Severity straggler_severity = Severity::Error;
+  std::vector<AlertRule> rules;
+};
+
+// Maintenance window / silence. Matchers are exact label matches (device labels, an incident's
+// scope label) plus the pseudo-label "alert" = device_offline | device_flapping | device_group |
+// fleet_incident | reconnect_storm | stragglers | blind. No matchers = everything.
+// Active during [starts_at, ends_at).
+struct Silence {
+  std::uint64_t id = 0;  // assigned by add_silence
+  std::vector<LabelMatch> match;
+  MonoTime starts_at{};
+  MonoTime ends_at{};
+  std::string comment;
+};
+
+// An alert that was triggered and not yet resolved (for the API: "sent").
+struct FiringAlert {
+  std::string dedup_key;
+  AlertIntent::Type type = AlertIntent::Type::DeviceOffline;
+  MonoTime since{};
+  std::vector<DeviceIndex> devices;  // device alerts, groups and stragglers
+  std::uint32_t incident = 0;        // fleet alerts
+};
+
+// Counters for /metrics (names as in docs/alert-policy.md).
+struct PolicyCounters {
+  std::uint64_t triggers = 0;
+  std::uint64_t resolves = 0;
+  std::uint64_t device_alerts_cancelled = 0;  // back before alert_after/group flush: no page
+  std::uint64_t device_alerts_held = 0;       // held by a fleet incident
+  std::uint64_t alerts_silenced = 0;
+  std::uint64_t devices_grouped = 0;          // devices sent inside a DeviceGroup
+};
+
+class AlertPolicy {
+ public:
+  using IdOf = std::function<std::string(DeviceIndex)>;
+
+  AlertPolicy(PolicyConfig policy, FleetConfig fleet, IdOf id_of);
+  ~AlertPolicy();
+  AlertPolicy(const AlertPolicy&) = delete;
+  AlertPolicy& operator=(const AlertPolicy&) = delete;
+
+  // The policy owns the fleet monitor and feeds it first, so holds are known before device
+  // alerts are decided. Read it for incidents, held devices and stragglers.
+  FleetMonitor& fleet();
+  const FleetMonitor& fleet() const;
+  const PolicyConfig& config() const;
+
+  // Engine wiring (see docs/alert-policy.md "Wiring"): labels, every transition in order, every
+  // accepted Connected event, blindness and restart grace, tick.
+  void set_label(DeviceIndex device, std::string_view key, std::string_view value);
+  void on_transition(const Transition& t);
+  void on_connect(DeviceIndex device, MonoTime at);
+  void set_blind(bool blind, MonoTime at);
+  void set_restart_grace(bool active, MonoTime at);
+  void tick(MonoTime now);
+  void drain(std::vector<AlertIntent>& out);
+
+  // Silences (config and the HTTP API call these). add_silence returns the id (> 0), or 0 when
+  // the silence is invalid (ends_at <= starts_at).
+  std::uint64_t add_silence(Silence silence);
+  bool remove_silence(std::uint64_t id, MonoTime now);
+  std::vector<Silence> silences() const;
+
+  // Held vs sent, for the API.
+  std::vector<FiringAlert> firing() const;
+  std::size_t pending() const;  // device alerts waiting for alert_after / group flush / silence
+  std::vector<DeviceIndex> held(std::uint32_t incident) const;        // still held, not back
+  std::vector<DeviceIndex> stragglers(std::uint32_t incident) const;  // reported stragglers
+  PolicyCounters counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace presence::core
