@@ -422,29 +422,41 @@ struct AlertPolicy::Impl {
     a.group = route_of(rule);
     a.component = scope_text(inc);
     std::string s;
+    std::vector<CohortHint> hint = inc.hint;
     if (inc.kind == IncidentKind::Blind) {
       s = "presenced is blind: broker connection lost; device states are unknown, no device is paged";
     } else {
+      // The extent now (the page goes out group_wait after open, the resolve at the end): the
+      // most held devices down at once, of the segment's devices.
+      std::uint32_t count = inc.count, pop = inc.population;
+      if (inc.kind == IncidentKind::Drop) {
+        count = std::max(inc.count, inc.peak_down);
+        if (auto seg = fleet.segment(inc.scope_key, inc.scope_value))
+          pop = std::max({pop, seg->up + seg->flapping + inc.still_down, count});
+        hint = fleet.cohort(inc.held, inc.scope_key);
+      }
+      const double share = pop == 0 ? 0 : static_cast<double>(count) / pop;
       const char* what = inc.kind == IncidentKind::Drop ? " dropped" : " reconnects/flapping";
-      // Kubernetes zone words: full disruption at 100%, partial at >= 55%.
-      const char* level = inc.share >= 1.0 ? "full" : inc.share >= 0.55 ? "partial" : "degraded";
+      // Kubernetes zone words: full disruption at 100 %, partial at >= 55 % unhealthy.
+      const char* level = share >= 1.0 ? "full" : share >= 0.55 ? "partial" : "degraded";
       s = std::string(inc.kind == IncidentKind::Drop ? "Fleet incident" : "Reconnect storm") + " (" + level + ") in " +
-          scope_text(inc) + ": " + std::to_string(inc.count) + what + " of " + std::to_string(inc.population) +
-          " devices (" + pct(inc.share) + ") within " + std::to_string(fleet.config().incident_window.count() / 1000) +
-          "s";
-      if (!inc.hint.empty()) s += "; likely cohort: " + hint_text(inc.hint);
-      a.details.emplace_back("count", std::to_string(inc.count));
-      a.details.emplace_back("population", std::to_string(inc.population));
-      a.details.emplace_back("share", fixed(inc.share, 4));
+          scope_text(inc) + ": " + std::to_string(count) + what + " of " + std::to_string(pop) + " devices (" +
+          pct(share) + ")";
+      if (!hint.empty()) s += "; likely cohort: " + hint_text(hint);
+      a.details.emplace_back("count", std::to_string(count));
+      a.details.emplace_back("population", std::to_string(pop));
+      a.details.emplace_back("share", fixed(share, 4));
+      a.details.emplace_back("count_at_open", std::to_string(inc.count));
       a.details.emplace_back("disruption", level);
       a.details.emplace_back("held", std::to_string(inc.held.size()));
+      a.details.emplace_back("still_down", std::to_string(inc.still_down));
     }
     a.summary = clip(s, kMaxSummary);
     a.details.emplace_back("incident", std::to_string(inc.id));
     a.details.emplace_back("scope", scope_text(inc));
     a.details.emplace_back("started_ms", std::to_string(to_ms(inc.opened_at)));
-    for (std::size_t i = 0; i < inc.hint.size(); ++i) {
-      const auto& h = inc.hint[i];
+    for (std::size_t i = 0; i < hint.size(); ++i) {
+      const auto& h = hint[i];
       a.details.emplace_back("cohort_" + std::to_string(i + 1),
                              h.key + "=" + h.value + " support=" + std::to_string(h.support) +
                                  " lift=" + fixed(h.lift, 2));
@@ -495,12 +507,11 @@ struct AlertPolicy::Impl {
     switch (e.kind) {
       case IncidentEvent::Kind::Opened:
         for (DeviceIndex d : inc->held) cancel(d, true);
-        if (inc->kind == IncidentKind::Blind) {
-          ia.incident = IncidentAlert::Waiting;
-          ia.due = at + cfg.blind_alert_after.count();
-        } else {
-          fire_incident(*inc, ia, at);
-        }
+        // Blind pages after blind_alert_after; a drop or storm after group_wait, like any new
+        // group, so the page describes the burst (count, share, cohort) rather than its first
+        // seconds.
+        ia.incident = IncidentAlert::Waiting;
+        ia.due = at + (inc->kind == IncidentKind::Blind ? cfg.blind_alert_after : cfg.group_wait).count();
         break;
       case IncidentEvent::Kind::Resolved:
         if (ia.incident == IncidentAlert::Firing) {
@@ -538,7 +549,10 @@ struct AlertPolicy::Impl {
 
   // --- Time ------------------------------------------------------------------------------------
 
-  bool deferred() const { return fleet.blind() || fleet.in_restart_grace(); }
+  // Blind or in restart grace: device evidence is not trustworthy, device alerts wait. The instant
+  // sight returns counts too: the engine starts its restart grace right after (same time).
+  bool deferred(std::int64_t t) const { return fleet.blind() || fleet.in_restart_grace() || t <= unblind_at; }
+  std::int64_t unblind_at = std::numeric_limits<std::int64_t>::min();
 
   // Processes everything due at or before t, in time order (ties: silence ends, incident pages,
   // device dues, then group flushes), so a coarse tick decides exactly like a fine one.
@@ -548,9 +562,10 @@ struct AlertPolicy::Impl {
       for (const auto& s : silences) t_sil = std::min(t_sil, to_ms(s.ends_at));
       for (const auto& [id, ia] : incs)
         if (ia.incident == IncidentAlert::Waiting) t_inc = std::min(t_inc, ia.due);
-      // Blind or in restart grace: device evidence is not trustworthy, device alerts wait.
-      if (!deferred() && !due.empty()) t_due = std::max(due.begin()->first, resume_at);
-      for (const auto& [route, b] : batches) t_flush = std::min(t_flush, b.flush_at);
+      const bool wait = deferred(t);
+      if (!wait && !due.empty()) t_due = std::max(due.begin()->first, resume_at);
+      if (!wait)
+        for (const auto& [route, b] : batches) t_flush = std::min(t_flush, std::max(b.flush_at, resume_at));
       const std::int64_t next = std::min({t_sil, t_inc, t_due, t_flush});
       if (next > t || next == kNever) break;
       now = std::max(now, next);
@@ -570,7 +585,7 @@ struct AlertPolicy::Impl {
         process_due(d, std::max(when, resume_at));
       } else {
         for (auto& [route, b] : batches)
-          if (b.flush_at == next) flush(route, b, next);
+          if (std::max(b.flush_at, resume_at) == next && b.flush_at != kNever) flush(route, b, next);
       }
     }
     now = std::max(now, t);
@@ -639,7 +654,8 @@ void AlertPolicy::set_blind(bool blind, MonoTime at) {
   const std::int64_t t = std::max(m.now, to_ms(at));
   m.run_until(t);
   m.fleet.set_blind(blind, at);
-  if (!m.deferred()) m.resume_at = t;
+  if (!blind) m.unblind_at = t;
+  if (!m.fleet.blind() && !m.fleet.in_restart_grace()) m.resume_at = t;
   m.pump_fleet();
 }
 
@@ -648,7 +664,7 @@ void AlertPolicy::set_restart_grace(bool active, MonoTime at) {
   const std::int64_t t = std::max(m.now, to_ms(at));
   m.run_until(t);
   m.fleet.set_restart_grace(active, at);
-  if (!m.deferred()) m.resume_at = t;
+  if (!m.fleet.blind() && !m.fleet.in_restart_grace()) m.resume_at = t;
   m.pump_fleet();
 }
 

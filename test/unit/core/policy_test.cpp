@@ -1,0 +1,519 @@
+// AlertPolicy: pages, holds, groups and silences on a simulated clock (no sleeps).
+#include "presence/core/policy.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace presence::core;
+using namespace std::chrono_literals;
+using Type = AlertIntent::Type;
+using Action = AlertIntent::Action;
+
+namespace {
+
+constexpr std::int64_t kS = 1000;
+constexpr std::int64_t kMin = 60 * kS;
+
+FleetConfig fleet_config() {
+  FleetConfig c;
+  c.window_resolution = 1ms;
+  return c;
+}
+
+struct Sim {
+  std::vector<std::string> ids;
+  std::vector<State> state;
+  AlertPolicy p;
+  std::vector<AlertIntent> all;
+
+  explicit Sim(PolicyConfig pc = {}, FleetConfig fc = fleet_config())
+      : p(std::move(pc), std::move(fc), [this](DeviceIndex d) { return ids.at(d); }) {}
+
+  DeviceIndex add(std::vector<std::pair<std::string, std::string>> labels = {}, std::int64_t t = 0) {
+    auto d = static_cast<DeviceIndex>(ids.size());
+    ids.push_back("dev-" + std::to_string(d));
+    state.push_back(State::Unknown);
+    for (auto& [k, v] : labels) p.set_label(d, k, v);
+    to(d, State::Online, t, Cause::Connected);
+    return d;
+  }
+  void add_n(std::size_t n, std::vector<std::pair<std::string, std::string>> labels = {}) {
+    for (std::size_t i = 0; i < n; ++i) add(labels);
+  }
+  void to(DeviceIndex d, State s, std::int64_t t, Cause c = Cause::Disconnected) {
+    Transition tr;
+    tr.device = d;
+    tr.from = state[d];
+    tr.to = s;
+    tr.cause = c;
+    tr.at = mono_ms(t);
+    state[d] = s;
+    p.on_transition(tr);
+    collect();
+  }
+  // What the engine does for a device that really leaves: suspect, then offline after the grace.
+  void down(DeviceIndex d, std::int64_t t, std::int64_t offline_grace = 30 * kS) {
+    to(d, State::Suspect, t);
+    to(d, State::Offline, t + offline_grace, Cause::OfflineGrace);
+  }
+  // Many devices at once, in time order (suspect for all, then offline for all).
+  void down_all(const std::vector<DeviceIndex>& ds, std::int64_t t, std::int64_t offline_grace = 30 * kS) {
+    for (std::size_t i = 0; i < ds.size(); ++i) to(ds[i], State::Suspect, t + static_cast<std::int64_t>(i));
+    for (std::size_t i = 0; i < ds.size(); ++i)
+      to(ds[i], State::Offline, t + offline_grace + static_cast<std::int64_t>(i), Cause::OfflineGrace);
+  }
+  void up(DeviceIndex d, std::int64_t t) { to(d, State::Online, t, Cause::StableOnline); }
+  void tick(std::int64_t t) {
+    p.tick(mono_ms(t));
+    collect();
+  }
+  void collect() { p.drain(all); }
+
+  std::size_t count(Action a, Type t) const {
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [&](const AlertIntent& i) { return i.action == a && i.type == t; }));
+  }
+  std::size_t triggers() const {
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [](const AlertIntent& i) { return i.action == Action::Trigger; }));
+  }
+  std::size_t device_pages() const {
+    return count(Action::Trigger, Type::DeviceOffline) + count(Action::Trigger, Type::DeviceFlapping) +
+           count(Action::Trigger, Type::DeviceGroup);
+  }
+  const AlertIntent* last(Action a, Type t) const {
+    for (auto it = all.rbegin(); it != all.rend(); ++it)
+      if (it->action == a && it->type == t) return &*it;
+    return nullptr;
+  }
+  static std::string detail(const AlertIntent& i, const std::string& key) {
+    for (auto& [k, v] : i.details)
+      if (k == key) return v;
+    return {};
+  }
+};
+
+std::set<std::string> split_ids(const std::string& s) {
+  std::set<std::string> out;
+  std::size_t i = 0;
+  while (i <= s.size()) {
+    std::size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.insert(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("one device really dies: 1 trigger, then 1 resolve with the same dedup_key") {
+  Sim s;
+  s.add_n(100);
+  s.down(7, 10 * kS);
+  s.tick(10 * kMin);
+  REQUIRE(s.all.size() == 1);
+  CHECK(s.all[0].action == Action::Trigger);
+  CHECK(s.all[0].type == Type::DeviceOffline);
+  CHECK(s.all[0].dedup_key == "presence/device/dev-7");
+  CHECK(s.all[0].component == "dev-7");
+  s.up(7, 20 * kMin);
+  REQUIRE(s.all.size() == 2);
+  CHECK(s.all[1].action == Action::Resolve);
+  CHECK(s.all[1].dedup_key == "presence/device/dev-7");
+  s.tick(2 * 60 * kMin);
+  CHECK(s.all.size() == 2);
+}
+
+TEST_CASE("alert_after at T-1 / T / T+1 (group_wait 0)") {
+  PolicyConfig pc;
+  pc.alert_after = 2min;
+  pc.group_wait = 0ms;
+  Sim s(pc);
+  s.add_n(100);
+  s.to(1, State::Offline, 1000, Cause::OfflineGrace);
+  const std::int64_t due = 1000 + 2 * kMin;
+  s.tick(due - 1);
+  CHECK(s.triggers() == 0);
+  s.tick(due);
+  CHECK(s.triggers() == 1);
+  s.tick(due + 1);
+  CHECK(s.triggers() == 1);
+
+  // Back one ms before alert_after: never paged.
+  s.to(2, State::Offline, 10 * kMin, Cause::OfflineGrace);
+  s.up(2, 10 * kMin + 2 * kMin - 1);
+  s.tick(30 * kMin);
+  CHECK(s.triggers() == 1);
+  CHECK(s.p.counters().device_alerts_cancelled == 1);
+}
+
+TEST_CASE("group_wait and group_interval at T-1 / T / T+1") {
+  PolicyConfig pc;
+  pc.alert_after = 2min;
+  pc.group_wait = 30s;
+  pc.group_interval = 5min;
+  Sim s(pc);
+  s.add_n(1000);
+  s.to(0, State::Offline, 0, Cause::OfflineGrace);       // due 120 s: group flushes at 150 s
+  s.to(1, State::Offline, 29 * kS, Cause::OfflineGrace);  // due 149 s: T-1, in the group
+  s.to(2, State::Offline, 30 * kS, Cause::OfflineGrace);  // due 150 s: T, in the group
+  s.to(3, State::Offline, 31 * kS, Cause::OfflineGrace);  // due 151 s: T+1, next notification
+  s.tick(150 * kS - 1);
+  CHECK(s.triggers() == 0);
+  s.tick(150 * kS);
+  REQUIRE(s.triggers() == 1);
+  const AlertIntent* g = s.last(Action::Trigger, Type::DeviceGroup);
+  REQUIRE(g != nullptr);
+  CHECK(split_ids(Sim::detail(*g, "devices")) == std::set<std::string>{"dev-0", "dev-1", "dev-2"});
+  CHECK(Sim::detail(*g, "count") == "3");
+  // dev-3 waits for group_interval after the last notification: 150 s + 300 s.
+  s.tick(450 * kS - 1);
+  CHECK(s.triggers() == 1);
+  s.tick(450 * kS);
+  CHECK(s.triggers() == 2);
+  const AlertIntent* one = s.last(Action::Trigger, Type::DeviceOffline);
+  REQUIRE(one != nullptr);
+  CHECK(one->dedup_key == "presence/device/dev-3");
+  s.tick(450 * kS + 1);
+  CHECK(s.triggers() == 2);
+}
+
+TEST_CASE("40 independent failures in a minute are grouped, and the groups resolve when all are back") {
+  Sim s;
+  s.add_n(2000);  // 40 of 2000 = 2 %: not a fleet incident
+  std::vector<DeviceIndex> failed;
+  for (int i = 0; i < 40; ++i) {
+    DeviceIndex d = static_cast<DeviceIndex>(i * 37 % 2000);
+    failed.push_back(d);
+    s.down(d, 10 * kS + i * 1500);
+  }
+  s.tick(30 * kMin);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 0);
+  CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 0);
+  const std::size_t groups = s.count(Action::Trigger, Type::DeviceGroup);
+  CHECK(groups >= 1);
+  CHECK(groups <= 2);
+  std::set<std::string> paged;
+  for (auto& i : s.all)
+    if (i.type == Type::DeviceGroup) {
+      auto ids = split_ids(Sim::detail(i, "devices"));
+      paged.insert(ids.begin(), ids.end());
+    }
+  CHECK(paged.size() == 40);
+
+  // Grouped resolves: nothing until the last member of a group is back.
+  for (std::size_t i = 0; i + 1 < failed.size(); ++i) s.up(failed[i], 40 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == groups - 1);
+  s.up(failed.back(), 41 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == groups);
+  CHECK(s.p.firing().empty());
+}
+
+TEST_CASE("100 % drop: 1 incident trigger, 0 device pages, 1 resolve") {
+  Sim s;
+  for (int i = 0; i < 500; ++i) s.add({{"broker_node", "n1"}});
+  std::vector<DeviceIndex> all;
+  for (DeviceIndex d = 0; d < 500; ++d) all.push_back(d);
+  s.down_all(all, 10 * kS);
+  s.tick(20 * kMin);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  CHECK(s.device_pages() == 0);
+  const AlertIntent* t = s.last(Action::Trigger, Type::FleetIncident);
+  REQUIRE(t != nullptr);
+  CHECK(t->summary.find("full") != std::string::npos);  // paged group_wait after open: all 500
+  CHECK(Sim::detail(*t, "count") == "500");
+  CHECK(t->severity == Severity::Critical);
+  const std::string key = t->dedup_key;
+  CHECK(key.rfind("presence/incident/", 0) == 0);
+  for (DeviceIndex d = 0; d < 500; ++d) s.up(d, 30 * kMin);
+  s.tick(3 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::FleetIncident) == 1);
+  CHECK(s.last(Action::Resolve, Type::FleetIncident)->dedup_key == key);
+  CHECK(s.triggers() == 1);
+  CHECK(s.all.size() == 2);
+}
+
+TEST_CASE("30 % drop with some kept down: 1 incident page, then exactly 1 straggler alert naming them") {
+  Sim s;
+  s.add_n(1000);
+  // One device was already going down just before the event: held too (it is in the window).
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 0; d < 300; ++d) dropped.push_back(d);
+  s.down_all(dropped, 60 * kS);
+  s.tick(10 * kMin);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  const AlertIntent* t = s.last(Action::Trigger, Type::FleetIncident);
+  CHECK(t->summary.find("degraded") != std::string::npos);
+  const std::uint32_t id = s.p.fleet().incidents().front()->id;
+  CHECK(s.p.held(id).size() == 300);
+  // 285 come back, 15 stay stuck (incident 001).
+  for (DeviceIndex d = 15; d < 300; ++d) s.up(d, 20 * kMin);
+  s.tick(6 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::FleetIncident) == 1);
+  CHECK(s.count(Action::Trigger, Type::Stragglers) == 1);
+  CHECK(s.device_pages() == 0);
+  const AlertIntent* st = s.last(Action::Trigger, Type::Stragglers);
+  REQUIRE(st != nullptr);
+  std::set<std::string> expect;
+  for (DeviceIndex d = 0; d < 15; ++d) expect.insert("dev-" + std::to_string(d));
+  CHECK(split_ids(Sim::detail(*st, "devices")) == expect);
+  CHECK(Sim::detail(*st, "count") == "15");
+  const std::string straggler_key = st->dedup_key;
+  CHECK(s.p.stragglers(id).size() == 15);
+  CHECK(s.triggers() == 2);
+  // Power-cycled days later: the straggler alert resolves with the last one.
+  for (DeviceIndex d = 0; d < 14; ++d) s.up(d, 48 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::Stragglers) == 0);
+  s.up(14, 49 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::Stragglers) == 1);
+  CHECK(s.last(Action::Resolve, Type::Stragglers)->dedup_key == straggler_key);
+  CHECK(s.triggers() == 2);
+}
+
+TEST_CASE("a device that dies during the straggler grace (after resolve) pages on its own") {
+  Sim s;
+  s.add_n(1000);
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 0; d < 300; ++d) dropped.push_back(d);
+  s.down_all(dropped, 0);
+  for (DeviceIndex d = 0; d < 300; ++d) s.up(d, 5 * kMin);
+  s.tick(16 * kMin);  // resolved at 15 min
+  REQUIRE(s.count(Action::Resolve, Type::FleetIncident) == 1);
+  s.down(900, 17 * kMin);
+  s.tick(30 * kMin);
+  CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 1);
+}
+
+TEST_CASE("flapping: one flapping alert, no second page when it goes offline, resolve when stable") {
+  Sim s;
+  s.add_n(100);
+  s.to(3, State::Flapping, 0, Cause::FlapStart);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 1);
+  CHECK(s.all[0].type == Type::DeviceFlapping);
+  CHECK(s.all[0].dedup_key == "presence/device/dev-3");
+  s.to(3, State::Offline, 11 * kMin, Cause::OfflineGrace);
+  s.tick(20 * kMin);
+  CHECK(s.triggers() == 1);
+  s.up(3, 21 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceFlapping) == 1);
+}
+
+TEST_CASE("severity and routing per label; different routes are never grouped") {
+  PolicyConfig pc;
+  pc.rules.push_back({{{"site", "hq"}}, Severity::Critical, "hq-oncall"});
+  pc.rules.push_back({{}, Severity::Warning, "fleet-ops"});
+  Sim s(pc);
+  DeviceIndex hq = s.add({{"site", "hq"}});
+  DeviceIndex other = s.add({{"site", "branch"}});
+  s.add_n(100);
+  s.down(hq, 0);
+  s.down(other, 0);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 2);
+  for (auto& i : s.all) {
+    CHECK(i.type == Type::DeviceOffline);
+    if (i.component == "dev-0") {
+      CHECK(i.severity == Severity::Critical);
+      CHECK(i.group == "hq-oncall");
+    } else {
+      CHECK(i.severity == Severity::Warning);
+      CHECK(i.group == "fleet-ops");
+    }
+  }
+}
+
+TEST_CASE("silence suppresses, then expires on time (T-1 / T / T+1)") {
+  PolicyConfig pc;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  DeviceIndex a = s.add({{"site", "a"}});
+  DeviceIndex b = s.add({{"site", "b"}});
+  s.add_n(100);
+  const std::int64_t end = 10 * kMin;
+  Silence sil;
+  sil.match = {{"site", "a"}};
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(end);
+  sil.comment = "site a power work";
+  REQUIRE(s.p.add_silence(sil) > 0);
+  s.down(a, 0);
+  s.down(b, 0);
+  s.tick(end - 1);
+  REQUIRE(s.triggers() == 1);  // b pages, a is silenced
+  CHECK(s.all[0].component == "dev-1");
+  CHECK(s.p.pending() == 1);
+  CHECK(s.p.counters().alerts_silenced == 1);
+  // At end the silence is over: a pages after group_wait, not before.
+  s.tick(end);
+  CHECK(s.p.silences().empty());
+  s.tick(end + 30 * kS - 1);
+  CHECK(s.triggers() == 1);
+  s.tick(end + 30 * kS);
+  CHECK(s.triggers() == 2);
+  CHECK(s.all.back().component == "dev-0");
+  s.tick(end + 30 * kS + 1);
+  CHECK(s.triggers() == 2);
+}
+
+TEST_CASE("silence boundary: an alert due at ends_at - 1 is silenced, at ends_at it is not") {
+  for (std::int64_t due_offset : {-1, 0, 1}) {
+    CAPTURE(due_offset);
+    PolicyConfig pc;
+    pc.group_wait = 0ms;
+    Sim s(pc);
+    s.add_n(10);
+    const std::int64_t end = 10 * kMin;
+    Silence sil;
+    sil.starts_at = mono_ms(0);
+    sil.ends_at = mono_ms(end);
+    s.p.add_silence(sil);
+    s.to(1, State::Offline, end + due_offset - 2 * kMin, Cause::OfflineGrace);
+    s.tick(end + due_offset);
+    // Either way it pages at ends_at at the latest: a silence delays, it never drops a real failure.
+    CHECK(s.triggers() == (due_offset >= 0 ? 1u : 0u));
+    CHECK(s.p.counters().alerts_silenced == (due_offset < 0 ? 1u : 0u));
+    s.tick(end + 1);
+    CHECK(s.triggers() == 1);
+  }
+}
+
+TEST_CASE("remove_silence: what it held back is decided again at once") {
+  PolicyConfig pc;
+  pc.group_wait = 0ms;
+  Sim s(pc);
+  s.add_n(10);
+  Silence sil;
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(24 * 60 * kMin);
+  auto id = s.p.add_silence(sil);
+  s.down(2, 0);
+  s.tick(10 * kMin);
+  CHECK(s.triggers() == 0);
+  CHECK(s.p.remove_silence(id, mono_ms(11 * kMin)));
+  s.collect();
+  CHECK(s.triggers() == 1);
+  CHECK_FALSE(s.p.remove_silence(id, mono_ms(11 * kMin)));
+  Silence bad;
+  bad.starts_at = mono_ms(5);
+  bad.ends_at = mono_ms(5);
+  CHECK(s.p.add_silence(bad) == 0);
+}
+
+TEST_CASE("planned broker maintenance pages no one (incident 002)") {
+  Sim s;
+  for (int i = 0; i < 500; ++i) s.add({{"broker_node", "n1"}});
+  Silence sil;
+  sil.match = {{"broker_node", "n1"}};
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(60 * kMin);
+  s.p.add_silence(sil);
+  std::vector<DeviceIndex> all;
+  for (DeviceIndex d = 0; d < 500; ++d) all.push_back(d);
+  s.down_all(all, 5 * kMin);
+  for (DeviceIndex d = 0; d < 500; ++d) s.up(d, 15 * kMin);
+  s.tick(3 * 60 * kMin);
+  CHECK(s.all.empty());
+  CHECK(s.p.fleet().incidents().size() == 1);  // it happened, it is in the API, nobody was paged
+}
+
+TEST_CASE("blindness: one Blind incident, no device pages; stragglers after the restart grace") {
+  PolicyConfig pc;
+  pc.blind_alert_after = 1min;
+  FleetConfig fc = fleet_config();
+  fc.incident_straggler_grace = 15min;
+  Sim s(pc, fc);
+  s.add_n(200);
+  // dev-199 went offline just before: its page is not sent while presenced is blind.
+  s.to(199, State::Offline, 0, Cause::OfflineGrace);
+  const std::int64_t lost = 30 * kS;
+  s.p.set_blind(true, mono_ms(lost));
+  s.tick(lost + kMin - 1);
+  CHECK(s.triggers() == 0);
+  s.tick(lost + kMin);
+  REQUIRE(s.triggers() == 1);
+  CHECK(s.all[0].type == Type::Blind);
+  CHECK(s.all[0].dedup_key.rfind("presence/blind/", 0) == 0);
+  s.tick(10 * kMin);
+  CHECK(s.triggers() == 1);
+  s.p.set_blind(false, mono_ms(10 * kMin));
+  s.p.set_restart_grace(true, mono_ms(10 * kMin));
+  s.collect();
+  CHECK(s.count(Action::Resolve, Type::Blind) == 1);
+  // Restart grace ends: 5 devices never showed up again; 199 came back during the grace.
+  s.up(199, 11 * kMin);
+  for (DeviceIndex d = 0; d < 5; ++d) s.to(d, State::Offline, 12 * kMin, Cause::RestartGrace);
+  s.p.set_restart_grace(false, mono_ms(12 * kMin));
+  s.tick(12 * kMin + 15 * kMin - 1);
+  CHECK(s.device_pages() == 0);
+  CHECK(s.count(Action::Trigger, Type::Stragglers) == 0);
+  s.tick(12 * kMin + 15 * kMin);
+  CHECK(s.count(Action::Trigger, Type::Stragglers) == 1);
+  const AlertIntent* st = s.last(Action::Trigger, Type::Stragglers);
+  REQUIRE(st != nullptr);
+  CHECK(Sim::detail(*st, "count") == "5");
+  CHECK(s.device_pages() == 0);
+}
+
+TEST_CASE("blind shorter than blind_alert_after pages no one") {
+  PolicyConfig pc;
+  pc.blind_alert_after = 1min;
+  Sim s(pc);
+  s.add_n(10);
+  s.p.set_blind(true, mono_ms(0));
+  s.p.set_blind(false, mono_ms(kMin - 1));
+  s.tick(60 * kMin);
+  CHECK(s.all.empty());
+}
+
+TEST_CASE("a pending device alert is held when an incident opens around it") {
+  Sim s;
+  s.add_n(1000);
+  s.down(999, 0);  // first to go: would page at 30 s + 2 min + 30 s
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 0; d < 200; ++d) dropped.push_back(d);
+  s.down_all(dropped, 60 * kS);
+  s.tick(30 * kMin);
+  CHECK(s.device_pages() == 0);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  CHECK(s.p.fleet().held_by(999) != 0);
+  CHECK(s.p.counters().device_alerts_held >= 1);
+}
+
+TEST_CASE("reconnect storm pages once with the cohort (incident 000), flapping devices are held") {
+  FleetConfig fc = fleet_config();
+  fc.defaults.storm_flapping_floor = 20;
+  fc.defaults.storm_flapping_fraction = 0.05;
+  Sim s({}, fc);
+  for (int i = 0; i < 1000; ++i) s.add({{"firmware", i < 60 ? "07.06" : "07.07"}});
+  for (DeviceIndex d = 0; d < 60; ++d) s.to(d, State::Flapping, kS + d, Cause::FlapStart);
+  s.tick(30 * kMin);
+  CHECK(s.count(Action::Trigger, Type::ReconnectStorm) == 1);
+  CHECK(s.device_pages() == 0);
+  const AlertIntent* t = s.last(Action::Trigger, Type::ReconnectStorm);
+  CHECK(t->summary.find("07.06") != std::string::npos);
+  for (DeviceIndex d = 0; d < 60; ++d) s.up(d, 40 * kMin);
+  s.tick(2 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::ReconnectStorm) == 1);
+  CHECK(s.triggers() == 1);
+}
+
+TEST_CASE("dedup_key and summary stay within PagerDuty limits") {
+  PolicyConfig pc;
+  pc.group_wait = 0ms;
+  Sim s(pc);
+  s.add_n(3);
+  s.ids[1] = std::string(4000, 'x');
+  s.down(1, 0);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 1);
+  CHECK(s.all[0].dedup_key.size() <= 255);
+  CHECK(s.all[0].summary.size() <= 1024);
+  s.up(1, 11 * kMin);
+  CHECK(s.all.back().dedup_key == s.all[0].dedup_key);
+}
