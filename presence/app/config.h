@@ -1,0 +1,307 @@
+// presenced configuration: YAML file -> one validated Config (issue 3, "Configuration").
+//
+// Key names are the member names below (STYLE.md habit 10): `presence.offline_grace` in YAML is
+// Config::presence.offline_grace here, in the metrics and in docs/configuration.md. Every default
+// and its reason is in config/presenced.yaml and docs/configuration.md.
+//
+// Error policy (STYLE.md habit 7): a broken config fails fast at start. The loader never stops at
+// the first problem: it collects every error as `file:line: key: reason` so that
+// `presenced --check-config FILE` shows them all in one run.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "presence/core/config.h"
+
+namespace presence::app {
+
+using Duration = std::chrono::milliseconds;
+using WallTime = std::chrono::sys_time<std::chrono::seconds>;
+
+// ---------------------------------------------------------------------------------------------
+// mqtt: how presenced connects to the broker.
+struct MqttTlsConfig {
+  std::string ca_file;    // empty = system trust store
+  bool verify = true;     // verify the broker certificate and host name
+  std::string cert_file;  // client certificate (mutual TLS); empty = none
+  std::string key_file;   // client key; required when cert_file is set
+};
+
+struct MqttReconnectConfig {
+  // Exponential backoff with jitter after losing the broker. Jitter spreads reconnects of many
+  // presenced/clients so a broker restart is not met by a synchronized storm (post-mortem 000).
+  Duration min_backoff{std::chrono::seconds(1)};
+  Duration max_backoff{std::chrono::seconds(30)};
+  double jitter = 0.2;  // +/- share of the backoff, in [0, 1]
+};
+
+enum class MqttProtocol { v3_1_1, v5 };
+
+struct MqttConfig {
+  std::string uri = "tcp://127.0.0.1:1883";  // tcp://, mqtt://, ssl://, mqtts://, ws://, wss://
+  // Empty in the file means "presenced-<hostname>"; the loader fills it in, so after a successful
+  // load client_id is never empty.
+  std::string client_id;
+  MqttProtocol protocol = MqttProtocol::v3_1_1;
+  // false: the broker keeps presenced's subscriptions and queues QoS>=1 last-wills while
+  // presenced restarts, so no offline event is lost across a presenced restart (post-mortem 001).
+  bool clean_session = false;
+  Duration keepalive{std::chrono::seconds(30)};
+  std::string username;
+  std::string password;  // use ${VAR} substitution to keep it out of the file
+  MqttTlsConfig tls;
+  MqttReconnectConfig reconnect;
+  int qos = 1;  // subscription QoS, 0..2
+};
+
+// ---------------------------------------------------------------------------------------------
+// topics: MQTT topic patterns presenced subscribes to. {id} = device/client id (exactly one,
+// a whole topic level), {node} = broker node name (optional). See validate_topic_pattern().
+// An empty pattern (except status) means "do not subscribe", e.g. the emqx_* topics on Mosquitto.
+struct TopicsConfig {
+  std::string status = "devices/{id}/status";        // birth / last-will payloads
+  std::string heartbeat = "devices/{id}/heartbeat";  // periodic proof of life
+  std::string emqx_connected = "$SYS/brokers/{node}/clients/{id}/connected";
+  std::string emqx_disconnected = "$SYS/brokers/{node}/clients/{id}/disconnected";
+  std::string broker_ext = "$SYS/presence/{node}";        // broker-ext plugin events (no {id})
+  std::string emqx_uptime = "$SYS/brokers/{node}/uptime";  // broker restart detection (no {id})
+  std::string mosquitto_uptime = "$SYS/broker/uptime";     // broker restart detection (no {id})
+};
+
+// ---------------------------------------------------------------------------------------------
+// output: what presenced publishes back to MQTT.
+struct OutputConfig {
+  std::string device_prefix = "presence/devices";  // <device_prefix>/<id> retained state
+  std::string fleet_topic = "presence/fleet";       // fleet summary
+  bool retain = true;  // late subscribers see the current state at once
+  int qos = 1;         // 0..2
+  // Upper bound on messages/s presenced publishes, so a fleet-wide event cannot turn presenced
+  // itself into a storm source (post-mortem 000). 0 = unlimited.
+  double publish_rate = 1000.0;
+  // A device changing state several times within coalesce_interval is published once (last
+  // state wins).
+  Duration coalesce_interval{std::chrono::seconds(1)};
+};
+
+// ---------------------------------------------------------------------------------------------
+// http: health, metrics, API, dashboard.
+struct HttpConfig {
+  std::string listen = "127.0.0.1:9188";  // host:port; "[::1]:9188" for IPv6
+  // Bearer token for the API. Required when listen is not a loopback address. When token_file is
+  // set, the loader reads it (trailing whitespace trimmed) into token; setting both is an error.
+  std::string token;
+  std::string token_file;
+};
+
+// ---------------------------------------------------------------------------------------------
+// store: snapshots of state and open incidents.
+struct StoreConfig {
+  std::string dir = "/var/lib/presenced";
+  Duration snapshot_interval{std::chrono::seconds(30)};
+};
+
+// ---------------------------------------------------------------------------------------------
+// alerts: sinks, policy, routing, silences.
+struct PagerDutyConfig {
+  bool enabled = false;
+  std::string url = "https://events.pagerduty.com/v2/enqueue";
+  std::string routing_key;  // required when enabled
+};
+
+struct SlackConfig {
+  bool enabled = false;
+  std::string webhook_url;      // required when enabled
+  double max_per_second = 1.0;  // Slack webhooks allow about 1 message/s
+};
+
+struct WebhookConfig {
+  bool enabled = false;
+  std::string url;     // required when enabled
+  std::string secret;  // HMAC-SHA256 signing secret; empty = unsigned
+};
+
+struct WatchdogConfig {
+  std::string url;  // empty = no dead-man's-switch ping
+  Duration interval{std::chrono::minutes(1)};
+};
+
+struct AlertPolicyConfig {
+  // A device must stay offline this long (after the core's offline decision) before it pages;
+  // most "offline" devices are back within minutes (post-mortem 002).
+  Duration alert_after{std::chrono::minutes(5)};
+  // Alertmanager-style grouping: wait group_wait to collect related alerts into one
+  // notification, then at most one update per group_interval.
+  Duration group_wait{std::chrono::seconds(30)};
+  Duration group_interval{std::chrono::minutes(5)};
+  // A fleet/segment incident opens when, within incident_window, at least
+  // max(incident_open_floor, incident_open_fraction x segment size) devices drop (post-mortem 003:
+  // one incident instead of thousands of pages).
+  Duration incident_window{std::chrono::minutes(2)};
+  std::uint32_t incident_open_floor = 10;
+  double incident_open_fraction = 0.1;  // (0, 1]
+  // The incident resolves after the segment has been stable this long.
+  Duration incident_stable_for{std::chrono::minutes(5)};
+  // Devices still offline this long after an incident resolved are paged as stragglers.
+  Duration straggler_grace{std::chrono::minutes(10)};
+};
+
+using LabelMatch = std::map<std::string, std::string>;  // label -> value; all must match
+
+struct AlertRouteConfig {
+  LabelMatch match;
+  std::string severity = "error";     // critical | error | warning | info
+  std::string pagerduty_routing_key;  // empty = alerts.pagerduty.routing_key
+  std::string slack_webhook_url;      // empty = alerts.slack.webhook_url
+};
+
+struct SilenceConfig {
+  LabelMatch match;
+  WallTime starts{};  // ISO 8601, e.g. 2026-11-21T12:00:00Z
+  WallTime ends{};    // must be after starts
+  std::string comment;
+};
+
+struct AlertsConfig {
+  bool enabled = true;  // false: decide and record, but send nothing
+  PagerDutyConfig pagerduty;
+  SlackConfig slack;
+  WebhookConfig webhook;
+  WatchdogConfig watchdog;
+  AlertPolicyConfig policy;
+  std::vector<AlertRouteConfig> routes;  // first match wins
+  std::vector<SilenceConfig> silences;
+};
+
+// ---------------------------------------------------------------------------------------------
+// log
+enum class LogLevel { debug, info, warn, error };
+
+struct LogConfig {
+  LogLevel level = LogLevel::info;
+  // At most one line per log key (e.g. "malformed payload from <id>") per rate_limit; the rest
+  // is counted. Keeps a misbehaving fleet from filling the disk.
+  Duration rate_limit{std::chrono::seconds(10)};
+};
+
+// ---------------------------------------------------------------------------------------------
+// mode: "presence" (debounced, hysteretic, grouped) or "naive" (page on every last-will, resolve
+// on every birth: the baseline the scenario scorecard compares against).
+enum class Mode { presence, naive };
+
+struct Config {
+  MqttConfig mqtt;
+  TopicsConfig topics;
+  OutputConfig output;
+  core::Config presence;
+  HttpConfig http;
+  StoreConfig store;
+  AlertsConfig alerts;
+  LogConfig log;
+  Mode mode = Mode::presence;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+struct ConfigError {
+  std::string file;
+  int line = 0;     // 1-based; 0 = no position (e.g. the file cannot be read)
+  std::string key;  // full dotted path, e.g. "alerts.routes[1].severity"; empty = whole file
+  std::string reason;
+};
+
+// "file:line: key: reason" (": key" left out when key is empty, ":line" when line is 0).
+std::string to_string(const ConfigError& error);
+
+struct LoadResult {
+  std::optional<Config> config;     // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in file order
+  bool ok() const { return errors.empty(); }
+};
+
+// Environment lookup for ${VAR} substitution; nullopt = unset. Injectable for tests.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+std::optional<std::string> real_env(std::string_view name);
+
+// Load and validate. An empty file gives all defaults.
+LoadResult load_config_file(const std::string& path, const EnvLookup& env = real_env);
+LoadResult load_config_string(std::string_view text, const std::string& name,
+                              const EnvLookup& env = real_env);
+// Shorthand for load_config_file.
+inline LoadResult load_config(const std::string& path, const EnvLookup& env = real_env) {
+  return load_config_file(path, env);
+}
+
+// Reload (SIGHUP): which keys differ between the running and the new config, and which of those
+// only take effect after a restart. The app applies `changed` minus `restart_required` and logs
+// restart_required; it keeps running on the old config when the new file has errors.
+struct ConfigDiff {
+  std::vector<std::string> changed;           // dotted keys, e.g. "presence.offline_grace"
+  std::vector<std::string> restart_required;  // subset of changed
+  bool empty() const { return changed.empty(); }
+};
+ConfigDiff diff_config(const Config& running, const Config& next);
+// True when a change of this dotted key only takes effect after a restart (see
+// docs/configuration.md for the list and why).
+bool requires_restart(std::string_view key);
+
+// Every key with its effective value, in file order (e.g. {"mqtt.keepalive", "30s"}). Secrets
+// (password, token, routing keys, webhook URLs and secrets) are shown as "<hidden>" when
+// hide_secrets is set. Used by `presenced --check-config` and the reload log.
+std::vector<std::pair<std::string, std::string>> flatten_config(const Config& config,
+                                                                bool hide_secrets = true);
+
+// The config to run with after a reload: `next` for every key that can change at run time, the
+// running value for every key that requires a restart.
+Config apply_reloadable(const Config& running, const Config& next);
+
+struct ReloadResult {
+  LoadResult load;                 // load.config is the new file's config when load.ok()
+  ConfigDiff diff;                 // running -> new file; empty when load failed
+  std::optional<Config> to_apply;  // apply_reloadable(running, new); unset when load failed
+};
+ReloadResult reload_config(const Config& running, const std::string& path,
+                           const EnvLookup& env = real_env);
+
+// `presenced --check-config FILE`: writes every error to `err` (one `file:line: key: reason` per
+// line) and returns 1, or writes "FILE: OK" and the effective config (secrets hidden) to `out`
+// and returns 0.
+int check_config(const std::string& path, std::ostream& out, std::ostream& err,
+                 const EnvLookup& env = real_env);
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks, exposed for the other rooms and tests.
+
+// "250ms", "30s", "5m", "1h", "1d", combinations "1m30s", "1h30m"; "0" or "0s" = zero.
+std::optional<Duration> parse_duration(std::string_view text);
+std::string format_duration(Duration d);  // inverse: 90000ms -> "1m30s"
+
+// "512", "64KiB", "10MiB", "1GiB" (also KB/MB/GB = powers of 1000). Bytes.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+// Topic pattern check; returns the reason it is bad, or nullopt when fine. require_id: the
+// pattern must contain exactly one {id} as a whole level; otherwise {id} must be absent.
+std::optional<std::string> validate_topic_pattern(std::string_view pattern, bool require_id);
+
+// ${VAR} / ${VAR:-default} substitution in one scalar; "$${" is a literal "${". Returns the
+// error reason on failure (unset variable without default, unterminated ${).
+struct Substituted {
+  std::string value;
+  std::optional<std::string> error;
+};
+Substituted substitute_env(std::string_view text, const EnvLookup& env);
+
+const char* to_string(MqttProtocol);
+const char* to_string(LogLevel);
+const char* to_string(Mode);
+
+}  // namespace presence::app
