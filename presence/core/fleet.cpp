@@ -703,7 +703,16 @@ void FleetMonitor::on_transition(const Transition& t) {
   const std::int64_t at = m.advance(t.at);
   m.ensure(t.device);
   auto& r = m.devices[t.device];
-  const std::uint8_t old = r.cls;
+  // Trust the engine's "from": a state restored from a snapshot reaches us only with its first
+  // transition.
+  const std::uint8_t old = class_of(t.from);
+  if (r.cls != old) {
+    m.for_each_segment(t.device, [&](Segment& s) {
+      Impl::count(s, r.cls, -1);
+      Impl::count(s, old, +1);
+    });
+    r.cls = old;
+  }
   const std::uint8_t nw = class_of(t.to);
   if (old != nw) {
     m.for_each_segment(t.device, [&](Segment& s) {

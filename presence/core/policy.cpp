@@ -622,7 +622,7 @@ FleetMonitor& AlertPolicy::fleet() { return impl_->fleet; }
 const FleetMonitor& AlertPolicy::fleet() const { return impl_->fleet; }
 const PolicyConfig& AlertPolicy::config() const { return impl_->cfg; }
 
-void AlertPolicy::set_label(DeviceIndex device, std::string_view key, std::string_view value) {
+void AlertPolicy::on_label(DeviceIndex device, std::string_view key, std::string_view value) {
   impl_->fleet.set_label(device, key, value);
 }
 
@@ -649,7 +649,7 @@ void AlertPolicy::on_connect(DeviceIndex device, MonoTime at) {
   m.pump_fleet();
 }
 
-void AlertPolicy::set_blind(bool blind, MonoTime at) {
+void AlertPolicy::on_blind(bool blind, MonoTime at) {
   auto& m = *impl_;
   const std::int64_t t = std::max(m.now, to_ms(at));
   m.run_until(t);
@@ -659,7 +659,7 @@ void AlertPolicy::set_blind(bool blind, MonoTime at) {
   m.pump_fleet();
 }
 
-void AlertPolicy::set_restart_grace(bool active, MonoTime at) {
+void AlertPolicy::on_restart_grace(bool active, MonoTime at) {
   auto& m = *impl_;
   const std::int64_t t = std::max(m.now, to_ms(at));
   m.run_until(t);
@@ -668,7 +668,7 @@ void AlertPolicy::set_restart_grace(bool active, MonoTime at) {
   m.pump_fleet();
 }
 
-void AlertPolicy::tick(MonoTime now) {
+void AlertPolicy::on_tick(MonoTime now) {
   auto& m = *impl_;
   const std::int64_t t = std::max(m.now, to_ms(now));
   m.fleet.tick(now);
@@ -676,7 +676,7 @@ void AlertPolicy::tick(MonoTime now) {
   m.run_until(t);
 }
 
-void AlertPolicy::drain(std::vector<AlertIntent>& out) {
+void AlertPolicy::drain_alerts(std::vector<AlertIntent>& out) {
   auto& o = impl_->out;
   out.insert(out.end(), std::make_move_iterator(o.begin()), std::make_move_iterator(o.end()));
   o.clear();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "presence/core/decision.h"
+#include "presence/core/engine.h"
 #include "presence/core/fleet.h"
 #include "presence/core/time.h"
 
@@ -84,12 +85,18 @@ struct PolicyCounters {
   std::uint64_t devices_grouped = 0;          // devices sent inside a DeviceGroup
 };
 
-class AlertPolicy {
+// Wiring: the policy is the engine's DecisionObserver (engine.h):
+//   AlertPolicy policy(policy_config, fleet_config,
+//                      [&engine](DeviceIndex d) { return std::string(engine.id_of(d)); });
+//   engine.set_observer(&policy);   // before the first event; Engine::drain_alerts then returns
+//                                   // the policy's AlertIntents
+// It can also be driven directly (tests, replay) through the same calls.
+class AlertPolicy final : public DecisionObserver {
  public:
   using IdOf = std::function<std::string(DeviceIndex)>;
 
   AlertPolicy(PolicyConfig policy, FleetConfig fleet, IdOf id_of);
-  ~AlertPolicy();
+  ~AlertPolicy() override;
   AlertPolicy(const AlertPolicy&) = delete;
   AlertPolicy& operator=(const AlertPolicy&) = delete;
 
@@ -99,15 +106,15 @@ class AlertPolicy {
   const FleetMonitor& fleet() const;
   const PolicyConfig& config() const;
 
-  // Engine wiring (see docs/alert-policy.md "Wiring"): labels, every transition in order, every
-  // accepted Connected event, blindness and restart grace, tick.
-  void set_label(DeviceIndex device, std::string_view key, std::string_view value);
-  void on_transition(const Transition& t);
-  void on_connect(DeviceIndex device, MonoTime at);
-  void set_blind(bool blind, MonoTime at);
-  void set_restart_grace(bool active, MonoTime at);
-  void tick(MonoTime now);
-  void drain(std::vector<AlertIntent>& out);
+  // DecisionObserver: labels, every transition in order, every accepted Connected event,
+  // blindness and restart grace, ticks, and the alert drain.
+  void on_label(DeviceIndex device, std::string_view key, std::string_view value) override;
+  void on_transition(const Transition& t) override;
+  void on_connect(DeviceIndex device, MonoTime at) override;
+  void on_blind(bool blind, MonoTime at) override;
+  void on_restart_grace(bool active, MonoTime at) override;
+  void on_tick(MonoTime now) override;
+  void drain_alerts(std::vector<AlertIntent>& out) override;
 
   // Silences (config and the HTTP API call these). add_silence returns the id (> 0), or 0 when
   // the silence is invalid (ends_at <= starts_at).

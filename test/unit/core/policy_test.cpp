@@ -37,7 +37,7 @@ struct Sim {
     auto d = static_cast<DeviceIndex>(ids.size());
     ids.push_back("dev-" + std::to_string(d));
     state.push_back(State::Unknown);
-    for (auto& [k, v] : labels) p.set_label(d, k, v);
+    for (auto& [k, v] : labels) p.on_label(d, k, v);
     to(d, State::Online, t, Cause::Connected);
     return d;
   }
@@ -68,10 +68,10 @@ struct Sim {
   }
   void up(DeviceIndex d, std::int64_t t) { to(d, State::Online, t, Cause::StableOnline); }
   void tick(std::int64_t t) {
-    p.tick(mono_ms(t));
+    p.on_tick(mono_ms(t));
     collect();
   }
-  void collect() { p.drain(all); }
+  void collect() { p.drain_alerts(all); }
 
   std::size_t count(Action a, Type t) const {
     return static_cast<std::size_t>(
@@ -432,7 +432,7 @@ TEST_CASE("blindness: one Blind incident, no device pages; stragglers after the 
   // dev-199 went offline just before: its page is not sent while presenced is blind.
   s.to(199, State::Offline, 0, Cause::OfflineGrace);
   const std::int64_t lost = 30 * kS;
-  s.p.set_blind(true, mono_ms(lost));
+  s.p.on_blind(true, mono_ms(lost));
   s.tick(lost + kMin - 1);
   CHECK(s.triggers() == 0);
   s.tick(lost + kMin);
@@ -441,14 +441,14 @@ TEST_CASE("blindness: one Blind incident, no device pages; stragglers after the 
   CHECK(s.all[0].dedup_key.rfind("presence/blind/", 0) == 0);
   s.tick(10 * kMin);
   CHECK(s.triggers() == 1);
-  s.p.set_blind(false, mono_ms(10 * kMin));
-  s.p.set_restart_grace(true, mono_ms(10 * kMin));
+  s.p.on_blind(false, mono_ms(10 * kMin));
+  s.p.on_restart_grace(true, mono_ms(10 * kMin));
   s.collect();
   CHECK(s.count(Action::Resolve, Type::Blind) == 1);
   // Restart grace ends: 5 devices never showed up again; 199 came back during the grace.
   s.up(199, 11 * kMin);
   for (DeviceIndex d = 0; d < 5; ++d) s.to(d, State::Offline, 12 * kMin, Cause::RestartGrace);
-  s.p.set_restart_grace(false, mono_ms(12 * kMin));
+  s.p.on_restart_grace(false, mono_ms(12 * kMin));
   s.tick(12 * kMin + 15 * kMin - 1);
   CHECK(s.device_pages() == 0);
   CHECK(s.count(Action::Trigger, Type::Stragglers) == 0);
@@ -465,8 +465,8 @@ TEST_CASE("blind shorter than blind_alert_after pages no one") {
   pc.blind_alert_after = 1min;
   Sim s(pc);
   s.add_n(10);
-  s.p.set_blind(true, mono_ms(0));
-  s.p.set_blind(false, mono_ms(kMin - 1));
+  s.p.on_blind(true, mono_ms(0));
+  s.p.on_blind(false, mono_ms(kMin - 1));
   s.tick(60 * kMin);
   CHECK(s.all.empty());
 }
@@ -516,4 +516,83 @@ TEST_CASE("dedup_key and summary stay within PagerDuty limits") {
   CHECK(s.all[0].summary.size() <= 1024);
   s.up(1, 11 * kMin);
   CHECK(s.all.back().dedup_key == s.all[0].dedup_key);
+}
+
+// --- Wired into the real Engine as its DecisionObserver -----------------------------------------
+
+namespace {
+
+Event ev(EventKind kind, DeviceIndex d, std::int64_t t, DisconnectReason r = DisconnectReason::Unknown) {
+  Event e;
+  e.kind = kind;
+  e.device = d;
+  e.reason = r;
+  e.source = Source::Status;
+  e.at = mono_ms(t);
+  return e;
+}
+
+struct Wired {
+  Engine engine;
+  AlertPolicy policy;
+  std::vector<AlertIntent> out;
+  explicit Wired(PolicyConfig pc = {})
+      : policy(std::move(pc), fleet_config(), [this](DeviceIndex d) { return std::string(engine.id_of(d)); }) {
+    engine.set_observer(&policy);
+  }
+  std::vector<AlertIntent>& drain() {
+    engine.drain_alerts(out);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("engine wiring: a device that really dies pages once and resolves once") {
+  Wired w;
+  for (int i = 0; i < 100; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.set_label(d, "site", i < 50 ? "a" : "b");
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+  }
+  CHECK(w.policy.fleet().segment("site", "a")->up == 50);
+  const DeviceIndex d7 = *w.engine.find("dev-7");
+  w.engine.on_event(ev(EventKind::Disconnected, d7, 10 * kS, DisconnectReason::LastWill));
+  for (std::int64_t t = 10 * kS; t <= 10 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].action == Action::Trigger);
+  CHECK(out[0].dedup_key == "presence/device/dev-7");
+  w.engine.on_event(ev(EventKind::Connected, d7, 11 * kMin));
+  for (std::int64_t t = 11 * kMin; t <= 20 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].action == Action::Resolve);
+  CHECK(out[1].dedup_key == "presence/device/dev-7");
+}
+
+TEST_CASE("engine wiring: presenced loses the broker: one Blind page, no device pages") {
+  Wired w;
+  for (int i = 0; i < 100; ++i) w.engine.on_event(ev(EventKind::Connected, w.engine.intern("dev-" + std::to_string(i)), 0));
+  Event lost = ev(EventKind::IngestLost, kNoDevice, 10 * kS);
+  w.engine.on_event(lost);
+  for (std::int64_t t = 10 * kS; t <= 30 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == Type::Blind);
+  // Back: everyone but 3 devices reconnects during the restart grace.
+  w.engine.on_event(ev(EventKind::IngestRestored, kNoDevice, 30 * kMin));
+  for (int i = 3; i < 100; ++i) w.engine.on_event(ev(EventKind::Connected, *w.engine.find("dev-" + std::to_string(i)), 30 * kMin + kS));
+  for (std::int64_t t = 30 * kMin; t <= 120 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  std::size_t device_pages = 0, blind_resolves = 0, stragglers = 0;
+  for (auto& a : out) {
+    device_pages += a.type == Type::DeviceOffline || a.type == Type::DeviceGroup;
+    blind_resolves += a.type == Type::Blind && a.action == Action::Resolve;
+    stragglers += a.type == Type::Stragglers && a.action == Action::Trigger;
+  }
+  CHECK(device_pages == 0);
+  CHECK(blind_resolves == 1);
+  REQUIRE(stragglers == 1);
+  CHECK(Sim::detail(*std::find_if(out.begin(), out.end(), [](auto& a) { return a.type == Type::Stragglers; }), "count") == "3");
 }
