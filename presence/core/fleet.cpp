@@ -207,6 +207,12 @@ std::string fmt_double(double v) {
 
 }  // namespace
 
+namespace snapshot_text {
+std::string encode(std::string_view s) { return enc(s); }
+bool decode(std::string_view token, std::string& out) { return dec(token, out); }
+std::vector<std::string_view> split(std::string_view line) { return presence::core::split(line); }
+}  // namespace snapshot_text
+
 struct FleetMonitor::Impl {
   FleetConfig cfg;
   std::vector<DeviceRec> devices;

@@ -147,6 +147,14 @@ const char* to_string(IncidentKind);
 const char* to_string(IncidentStage);
 const char* to_string(IncidentEvent::Kind);
 
+// Token helpers shared by the fleet and policy snapshot formats (percent-encoded tokens without
+// whitespace; "%" alone is the empty string).
+namespace snapshot_text {
+std::string encode(std::string_view s);
+bool decode(std::string_view token, std::string& out);
+std::vector<std::string_view> split(std::string_view line);
+}  // namespace snapshot_text
+
 class FleetMonitor {
  public:
   explicit FleetMonitor(FleetConfig config = {});

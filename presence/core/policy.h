@@ -91,6 +91,39 @@ struct PolicyCounters {
 //   engine.set_observer(&policy);   // before the first event; Engine::drain_alerts then returns
 //                                   // the policy's AlertIntents
 // It can also be driven directly (tests, replay) through the same calls.
+// Snapshot of the policy (silences, device alerts pending or firing, groups, incident pages) and
+// of the fleet monitor's incidents, so that after a restart every firing alert still resolves
+// and no pending page is lost. Device ids as strings; times rebased on restore.
+struct PolicySnapshot {
+  struct Device {
+    std::string id;
+    std::uint8_t phase = 0;  // 0 pending, 1 silenced, 2 batched, 3 firing
+    bool flapping = false;
+    std::int64_t due_ms = 0;
+    std::uint64_t group = 0;
+  };
+  struct Group {
+    std::uint64_t id = 0;
+    std::string key, route;
+    std::int64_t since_ms = 0;
+    std::vector<std::string> members;  // still firing
+  };
+  struct IncidentPage {
+    std::uint32_t incident = 0;
+    std::uint8_t incident_phase = 0;    // 0 waiting, 1 silenced, 2 firing, 3 done
+    std::uint8_t stragglers_phase = 3;
+    std::int64_t due_ms = 0;            // waiting: when it pages (-1 = none)
+    std::int64_t incident_since_ms = 0, stragglers_since_ms = 0;
+  };
+  std::int64_t saved_at_ms = 0;
+  std::uint64_t next_group = 1, next_silence = 1;
+  std::vector<Silence> silences;
+  std::vector<Device> devices;
+  std::vector<Group> groups;
+  std::vector<IncidentPage> incident_pages;
+  IncidentSnapshot fleet;
+};
+
 class AlertPolicy final : public DecisionObserver {
  public:
   using IdOf = std::function<std::string(DeviceIndex)>;
@@ -128,6 +161,14 @@ class AlertPolicy final : public DecisionObserver {
   std::vector<DeviceIndex> held(std::uint32_t incident) const;        // still held, not back
   std::vector<DeviceIndex> stragglers(std::uint32_t incident) const;  // reported stragglers
   PolicyCounters counters() const;
+
+  // Snapshots (presence/store persists the text): versioned, robust to garbage (deserialize
+  // returns false with a message, never throws or crashes). restore() after Engine::restore and
+  // before the first event.
+  std::string serialize() const;
+  static bool deserialize(std::string_view text, PolicySnapshot& out, std::string& error);
+  void restore(const PolicySnapshot& snapshot, MonoTime now,
+               const std::function<DeviceIndex(std::string_view)>& intern);
 
  private:
   struct Impl;
