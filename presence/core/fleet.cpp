@@ -413,31 +413,47 @@ struct FleetMonitor::Impl {
     double share = -1;
   };
 
+  // Scope choice, shared by drops and storms. A segment qualifies on its own thresholds; the
+  // incident then opens in the BROADEST segment of this device that explains the event nearly as
+  // well: share >= best qualifying share / incident_scope_lift and at least its own floor. So a
+  // node outage is one broker_node incident (not one per site on that node, even though each
+  // site is 100 % down), a cloud outage is one fleet incident, and a cohort that really stands
+  // out (firmware 3.8.0-b3 at 100 % while the fleet is at 2 %) is its own scope.
+  struct Seen {
+    std::uint32_t seg;
+    std::uint32_t count, population, floor;
+    double share;
+    bool qualifies;
+  };
+
+  void choose_and_open(IncidentKind kind, const std::vector<Seen>& seen) {
+    double max_share = -1;
+    for (const auto& x : seen)
+      if (x.qualifies) max_share = std::max(max_share, x.share);
+    if (max_share < 0) return;
+    const Seen* pick = nullptr;
+    for (const auto& x : seen) {
+      if (x.count < x.floor || x.share * cfg.incident_scope_lift < max_share) continue;
+      if (pick == nullptr || x.population > pick->population) pick = &x;
+    }
+    if (pick == nullptr) return;
+    open(kind, Candidate{pick->seg, pick->count, pick->population, pick->share});
+  }
+
   void evaluate_drop_open(DeviceIndex d) {
-    Candidate best;
-    bool any = false;
+    std::vector<Seen>& seen = scratch;
+    seen.clear();
     for_each_segment(d, [&](Segment& s) {
       expire_drops(s);
       if (s.drop_incident != 0) return;
       const std::uint32_t drops = s.drops.total;
       const std::uint32_t pop = s.up + s.flap + drops;
-      if (pop == 0 || drops < s.thr.incident_open_floor) return;
+      if (pop == 0) return;
       const double share = static_cast<double>(drops) / pop;
-      if (share < s.thr.incident_open_fraction) return;
-      // Highest share wins (the most specific explanation); ties keep the broader segment.
-      if (!any || share > best.share) {
-        best = {static_cast<std::uint32_t>(&s - segments.data()), drops, pop, share};
-        any = true;
-      }
+      const bool q = drops >= s.thr.incident_open_floor && share >= s.thr.incident_open_fraction;
+      seen.push_back({static_cast<std::uint32_t>(&s - segments.data()), drops, pop, s.thr.incident_open_floor, share, q});
     });
-    if (!any) return;
-    Segment& g = segments[kGlobalSegment];
-    if (best.seg != kGlobalSegment && g.drop_incident == 0) {
-      const std::uint32_t pop = g.up + g.flap + g.drops.total;
-      const double share = pop == 0 ? 0 : static_cast<double>(g.drops.total) / pop;
-      if (best.share < cfg.incident_scope_lift * share) best = {kGlobalSegment, g.drops.total, pop, share};
-    }
-    open(IncidentKind::Drop, best);
+    choose_and_open(IncidentKind::Drop, seen);
   }
 
   bool storm_condition(Segment& s, std::uint32_t reconnects, double expected) const {
@@ -449,27 +465,19 @@ struct FleetMonitor::Impl {
   }
 
   void evaluate_storm_open(DeviceIndex d) {
-    Candidate best;
-    bool any = false;
+    std::vector<Seen>& seen = scratch;
+    seen.clear();
     for_each_segment(d, [&](Segment& s) {
       expire_reconnects(s);
-      if (s.storm_incident != 0 || s.drop_incident != 0) return;
-      if (!storm_condition(s, s.reconnects.total, baseline_per_window(s))) return;
-      const std::uint32_t count = std::max(s.reconnects.total, s.flap);
-      const double share = s.known == 0 ? 0 : static_cast<double>(count) / s.known;
-      if (!any || share > best.share) {
-        best = {static_cast<std::uint32_t>(&s - segments.data()), count, s.known, share};
-        any = true;
-      }
+      if (s.storm_incident != 0 || s.drop_incident != 0 || s.known == 0) return;
+      const bool q = storm_condition(s, s.reconnects.total, baseline_per_window(s));
+      const bool by_rate = s.reconnects.total >= s.thr.storm_open_floor;
+      const std::uint32_t count = by_rate ? s.reconnects.total : s.flap;
+      const std::uint32_t floor = by_rate ? s.thr.storm_open_floor : s.thr.storm_flapping_floor;
+      const double share = static_cast<double>(count) / s.known;
+      seen.push_back({static_cast<std::uint32_t>(&s - segments.data()), count, s.known, floor, share, q});
     });
-    if (!any) return;
-    Segment& g = segments[kGlobalSegment];
-    if (best.seg != kGlobalSegment && g.storm_incident == 0 && g.drop_incident == 0 && g.known > 0) {
-      const std::uint32_t count = std::max(g.reconnects.total, g.flap);
-      const double share = static_cast<double>(count) / g.known;
-      if (best.share < cfg.incident_scope_lift * share) best = {kGlobalSegment, count, g.known, share};
-    }
-    open(IncidentKind::Storm, best);
+    choose_and_open(IncidentKind::Storm, seen);
   }
 
   Incident& new_incident(IncidentKind kind, std::uint32_t seg, std::int64_t at) {
@@ -512,7 +520,7 @@ struct FleetMonitor::Impl {
         cohort_set.push_back(d);
     }
     if (kind == IncidentKind::Drop) cohort_set = inc.held;
-    inc.hint = cohort(cohort_set, inc.scope_key);
+    inc.hint = cohort(cohort_set, inc.scope_key, inc.scope_value);
     emit(IncidentEvent::Kind::Opened, inc.id, now);
   }
 
@@ -590,7 +598,7 @@ struct FleetMonitor::Impl {
     }
     inc.stage = IncidentStage::Stragglers;
     // The stragglers' own cohort (incident 001: which devices get stuck?).
-    inc.hint = cohort(inc.stragglers, inc.scope_key);
+    inc.hint = cohort(inc.stragglers, inc.scope_key, inc.scope_value);
     emit(IncidentEvent::Kind::Stragglers, inc.id, at);
   }
 
@@ -610,28 +618,49 @@ struct FleetMonitor::Impl {
     prune();
   }
 
-  std::vector<CohortHint> cohort(const std::vector<DeviceIndex>& set, std::string_view exclude) const {
+  // Over-representation among `set` against the scope's own devices (for the fleet scope: the
+  // fleet). Against the fleet, a node outage would "explain" itself by whatever firmware happens
+  // to live on that node; against the node, only what stands out among the node's devices does.
+  std::vector<CohortHint> cohort(const std::vector<DeviceIndex>& set, std::string_view scope_key,
+                                 std::string_view scope_value) const {
     std::vector<CohortHint> out;
-    const std::uint32_t fleet = segments[kGlobalSegment].known;
-    if (set.empty() || fleet == 0) return out;
+    if (set.empty()) return out;
+    const std::uint32_t scope_seg = scope_key.empty() ? kGlobalSegment : segment_index_of(scope_key, scope_value);
+    std::vector<std::vector<std::uint32_t>> base(keys.size());
+    std::uint32_t base_total = 0;
+    if (scope_seg == kGlobalSegment || scope_seg == UINT32_MAX) {
+      base_total = segments[kGlobalSegment].known;
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        base[k].assign(keys[k].values.size(), 0);
+        for (std::size_t v = 1; v < keys[k].values.size(); ++v) base[k][v] = segments[keys[k].segment_of[v]].known;
+      }
+    } else {
+      // One O(devices) pass per hint: hints are computed when an incident opens or pages.
+      const Segment& sc = segments[scope_seg];
+      for (std::size_t k = 0; k < keys.size(); ++k) base[k].assign(keys[k].values.size(), 0);
+      for (DeviceIndex d = 0; d < devices.size(); ++d) {
+        if (devices[d].cls == kUnknown || value_of(sc.key, d) != sc.value) continue;
+        ++base_total;
+        for (std::size_t k = 0; k < keys.size(); ++k) ++base[k][value_of(k, d)];
+      }
+    }
+    if (base_total == 0) return out;
     const double n = static_cast<double>(set.size());
     std::vector<std::uint32_t> counts;
     for (std::size_t k = 0; k < keys.size(); ++k) {
       const auto& kt = keys[k];
-      if (kt.name == exclude) continue;
+      if (kt.name == scope_key) continue;
       counts.assign(kt.values.size(), 0);
       for (DeviceIndex d : set) ++counts[value_of(k, d)];
       for (std::size_t v = 1; v < counts.size(); ++v) {
-        if (counts[v] < cfg.cohort_min_support) continue;
-        const std::uint32_t known = segments[kt.segment_of[v]].known;
-        if (known == 0) continue;
+        if (counts[v] < cfg.cohort_min_support || base[k][v] == 0) continue;
         CohortHint h;
         h.key = kt.name;
         h.value = kt.values[v];
         h.support = counts[v];
         h.share_in_incident = counts[v] / n;
-        h.share_in_fleet = static_cast<double>(known) / fleet;
-        h.lift = h.share_in_incident / h.share_in_fleet;
+        h.share_in_scope = static_cast<double>(base[k][v]) / base_total;
+        h.lift = h.share_in_incident / h.share_in_scope;
         if (h.lift >= cfg.cohort_min_lift) out.push_back(std::move(h));
       }
     }
@@ -648,6 +677,7 @@ struct FleetMonitor::Impl {
   // baseline frozen at open.
   std::unordered_map<std::uint32_t, Window> inc_activity;
   std::unordered_map<std::uint32_t, double> inc_expected;
+  std::vector<Seen> scratch;
 };
 
 FleetMonitor::FleetMonitor(FleetConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -856,9 +886,9 @@ bool FleetMonitor::blind() const { return impl_->blind; }
 bool FleetMonitor::in_restart_grace() const { return impl_->restart_grace; }
 MonoTime FleetMonitor::now() const { return mono_ms(impl_->now == kNever ? 0 : impl_->now); }
 
-std::vector<CohortHint> FleetMonitor::cohort(const std::vector<DeviceIndex>& devices,
-                                             std::string_view exclude_key) const {
-  return impl_->cohort(devices, exclude_key);
+std::vector<CohortHint> FleetMonitor::cohort(const std::vector<DeviceIndex>& devices, std::string_view scope_key,
+                                             std::string_view scope_value) const {
+  return impl_->cohort(devices, scope_key, scope_value);
 }
 
 std::size_t FleetMonitor::memory_bytes() const {
@@ -881,7 +911,7 @@ std::size_t FleetMonitor::memory_bytes() const {
 //   incident <id> <kind> <stage> <scope_key> <scope_value> <opened_at> <resolved_at> <grace_from>
 //            <back_since|-> <population> <count> <share> <peak_down>
 //   held <id>...   down <id>...   stragglers <id>...
-//   hint <key> <value> <support> <share_in_incident> <share_in_fleet> <lift>
+//   hint <key> <value> <support> <share_in_incident> <share_in_scope> <lift>
 //   end
 // Closed incidents are not saved (they page nothing any more).
 
@@ -909,7 +939,7 @@ std::string FleetMonitor::serialize(const std::function<std::string(DeviceIndex)
     ids("stragglers", inc.stragglers, [](DeviceIndex) { return true; });
     for (const auto& h : inc.hint)
       out += "hint " + enc(h.key) + " " + enc(h.value) + " " + std::to_string(h.support) + " " +
-             fmt_double(h.share_in_incident) + " " + fmt_double(h.share_in_fleet) + " " + fmt_double(h.lift) + "\n";
+             fmt_double(h.share_in_incident) + " " + fmt_double(h.share_in_scope) + " " + fmt_double(h.lift) + "\n";
     out += "end\n";
   }
   return out;
@@ -986,7 +1016,7 @@ bool FleetMonitor::deserialize(std::string_view text, IncidentSnapshot& out, std
       if (tok.size() != 7) return fail("hint needs 6 fields");
       CohortHint h;
       if (!dec(tok[1], h.key) || !dec(tok[2], h.value) || !num(tok[3], h.support) ||
-          !real(tok[4], h.share_in_incident) || !real(tok[5], h.share_in_fleet) || !real(tok[6], h.lift))
+          !real(tok[4], h.share_in_incident) || !real(tok[5], h.share_in_scope) || !real(tok[6], h.lift))
         return fail("bad hint");
       cur->incident.hint.push_back(std::move(h));
     } else if (tag == "end") {

@@ -83,13 +83,14 @@ enum class IncidentStage : std::uint8_t {
 };
 
 // A label value over-represented among the incident's devices: lift = share_in_incident /
-// share_in_fleet, only with at least cohort_min_support devices.
+// share_in_scope (its share among all devices of the incident's scope; the fleet for a fleet
+// incident), only with at least cohort_min_support devices.
 struct CohortHint {
   std::string key;
   std::string value;
   std::uint32_t support = 0;
   double share_in_incident = 0;
-  double share_in_fleet = 0;
+  double share_in_scope = 0;
   double lift = 0;
 };
 
@@ -190,9 +191,10 @@ class FleetMonitor {
   bool in_restart_grace() const;
   MonoTime now() const;
 
-  // Label values over-represented among devices (excluding exclude_key).
-  std::vector<CohortHint> cohort(const std::vector<DeviceIndex>& devices,
-                                 std::string_view exclude_key) const;
+  // Label values over-represented among devices, against the devices of the scope segment
+  // (scope_key "" = the fleet); the scope's own key is left out.
+  std::vector<CohortHint> cohort(const std::vector<DeviceIndex>& devices, std::string_view scope_key,
+                                 std::string_view scope_value) const;
 
   std::size_t memory_bytes() const;  // approximate, for the benchmark
 

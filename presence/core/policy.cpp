@@ -73,12 +73,12 @@ std::string scope_text(const Incident& inc) {
   return inc.scope_key.empty() ? std::string("fleet") : inc.scope_key + "=" + inc.scope_value;
 }
 
-std::string hint_text(const std::vector<CohortHint>& hint) {
+std::string hint_text(const std::vector<CohortHint>& hint, const std::string& scope) {
   std::string s;
   for (const auto& h : hint) {
     if (!s.empty()) s += ", ";
     s += h.key + "=" + h.value + " (" + std::to_string(h.support) + " devices, " + pct(h.share_in_incident) +
-         " vs " + pct(h.share_in_fleet) + " of fleet, lift " + fixed(h.lift, 1) + ")";
+         " vs " + pct(h.share_in_scope) + " of " + scope + ", lift " + fixed(h.lift, 1) + ")";
   }
   return s;
 }
@@ -434,7 +434,7 @@ struct AlertPolicy::Impl {
         count = std::max(inc.count, inc.peak_down);
         if (auto seg = fleet.segment(inc.scope_key, inc.scope_value))
           pop = std::max({pop, seg->up + seg->flapping + inc.still_down, count});
-        hint = fleet.cohort(inc.held, inc.scope_key);
+        hint = fleet.cohort(inc.held, inc.scope_key, inc.scope_value);
       }
       const double share = pop == 0 ? 0 : static_cast<double>(count) / pop;
       const char* what = inc.kind == IncidentKind::Drop ? " dropped" : " reconnects/flapping";
@@ -443,7 +443,7 @@ struct AlertPolicy::Impl {
       s = std::string(inc.kind == IncidentKind::Drop ? "Fleet incident" : "Reconnect storm") + " (" + level + ") in " +
           scope_text(inc) + ": " + std::to_string(count) + what + " of " + std::to_string(pop) + " devices (" +
           pct(share) + ")";
-      if (!hint.empty()) s += "; likely cohort: " + hint_text(hint);
+      if (!hint.empty()) s += "; likely cohort: " + hint_text(hint, scope_text(inc));
       a.details.emplace_back("count", std::to_string(count));
       a.details.emplace_back("population", std::to_string(pop));
       a.details.emplace_back("share", fixed(share, 4));
@@ -492,7 +492,7 @@ struct AlertPolicy::Impl {
     a.summary = clip(std::to_string(inc.stragglers.size()) + " devices never came back after " + to_string(inc.kind) +
                          " incident " + std::to_string(inc.id) + " in " + scope_text(inc) + ": " + ids +
                          (listed < inc.stragglers.size() ? " (+" + std::to_string(inc.stragglers.size() - listed) + " more)" : "") +
-                         (inc.hint.empty() ? "" : "; common: " + hint_text(inc.hint)),
+                         (inc.hint.empty() ? "" : "; common: " + hint_text(inc.hint, scope_text(inc))),
                      kMaxSummary);
     a.details.emplace_back("incident", std::to_string(inc.id));
     a.details.emplace_back("scope", scope_text(inc));

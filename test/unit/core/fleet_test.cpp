@@ -237,6 +237,22 @@ TEST_CASE("fleet-wide drop opens one fleet incident, not one per segment") {
   CHECK(inc->held.size() + 0 == 2000);
 }
 
+TEST_CASE("node outage: one broker_node incident, not one per site living on that node") {
+  // Every site of n0 is 100 % down too; the broadest segment that explains the event wins.
+  Fleet f;
+  for (int i = 0; i < 4000; ++i)
+    f.add({{"broker_node", "n" + std::to_string(i % 4)}, {"site", "s" + std::to_string(i % 100)},
+           {"firmware", "fw" + std::to_string(i % 20)}});
+  for (DeviceIndex d = 0; d < 4000; d += 4) f.drop(d, 1000 + d);
+  CHECK(f.count(IncidentEvent::Kind::Opened) == 1);
+  const Incident* inc = f.m.incidents().front();
+  CHECK(inc->scope_key == "broker_node");
+  CHECK(inc->scope_value == "n0");
+  CHECK(inc->still_down == 1000);
+  // The firmwares living on n0 are not "over-represented" within n0: no misleading hint.
+  CHECK(f.m.cohort(inc->held, inc->scope_key, inc->scope_value).empty());
+}
+
 TEST_CASE("cohort hint names the over-represented firmware") {
   // Incident 003: a small cohort (firmware 3.8.0-b3) behind a larger outage on one node.
   Fleet f;
@@ -252,8 +268,10 @@ TEST_CASE("cohort hint names the over-represented firmware") {
   CHECK(inc->hint[0].key == "firmware");
   CHECK(inc->hint[0].value == "3.8.0-b3");
   CHECK(inc->hint[0].support == 15);
-  // The hint is computed when the incident opens: at the 20th drop (15 b3 + 5 others).
-  CHECK(inc->hint[0].lift == doctest::Approx((15.0 / 20) / (15.0 / 1000)));
+  // The hint is computed when the incident opens (at the 20th drop: 15 b3 + 5 others), against
+  // the scope's devices (n1: 15 of 100 are b3).
+  CHECK(inc->hint[0].lift == doctest::Approx((15.0 / 20) / (15.0 / 100)));
+  CHECK(inc->hint[0].share_in_scope == doctest::Approx(0.15));
   CHECK(inc->held.size() == 25);
 }
 
@@ -271,7 +289,7 @@ TEST_CASE("cohort hint: cohort_min_support and cohort_min_lift") {
   for (DeviceIndex d = 0; d < 4; ++d) set.push_back(d);      // support 4 < 5: never a hint
   for (DeviceIndex d = 4; d < 14; ++d) set.push_back(d);     // half: 10/20 = 50 % vs 10 %: lift 5
   for (DeviceIndex d = 104; d < 110; ++d) set.push_back(d);  // common: lift < 1
-  auto h = m.cohort(set, "");
+  auto h = m.cohort(set, "", "");
   REQUIRE(h.size() == 1);
   CHECK(h[0].value == "half");
   CHECK(h[0].lift == doctest::Approx(5.0));
@@ -395,7 +413,7 @@ TEST_CASE("snapshot round trip keeps open incidents, held devices and stragglers
   FleetConfig c = Fleet::test_config();
   c.defaults.incident_open_floor = 10;
   Fleet f(c);
-  for (int i = 0; i < 100; ++i) f.add({{"site", i < 50 ? "a b%" : "c"}});
+  for (int i = 0; i < 200; ++i) f.add({{"site", i < 50 ? "a b%" : "c"}});  // site a: 80 %, fleet 20 %
   for (DeviceIndex d = 0; d < 40; ++d) f.drop(d, 5000);
   REQUIRE(f.count(IncidentEvent::Kind::Opened) == 1);
   auto id_of = [](DeviceIndex d) { return "dev " + std::to_string(d); };
