@@ -636,7 +636,14 @@ void AlertPolicy::on_transition(const Transition& t) {
   if (t.device == kNoDevice) return;
   switch (t.to) {
     case State::Offline:
-    case State::Flapping: m.device_problem(t); break;
+    case State::Flapping:
+      // A state known only from retained messages or a snapshot (cause Resync) is not a new
+      // failure: paging every long-dead device at startup would be the page storm this policy
+      // exists to prevent. Such devices are visible in the API; they page once they were seen
+      // online and fail again.
+      if (t.cause == Cause::Resync && m.devs.count(t.device) == 0) break;
+      m.device_problem(t);
+      break;
     case State::Online:
     case State::Unknown: m.device_back(t.device, at); break;
     case State::Suspect: break;  // not yet a problem: offline_grace decides

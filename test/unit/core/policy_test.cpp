@@ -706,3 +706,22 @@ TEST_CASE("policy deserialize rejects garbage with an error, never crashes") {
     }
   }
 }
+
+TEST_CASE("devices known offline only from retained state (Resync) do not page at startup") {
+  Sim s;
+  s.add_n(10);
+  for (int i = 0; i < 300; ++i) {
+    auto d = static_cast<DeviceIndex>(s.ids.size());
+    s.ids.push_back("dead-" + std::to_string(i));
+    s.state.push_back(State::Unknown);
+    s.to(d, State::Offline, 1000, Cause::Resync);
+  }
+  s.tick(60 * kMin);
+  CHECK(s.all.empty());
+  CHECK(s.p.fleet().incidents().empty());
+  // One of them comes back and dies again: a real failure, paged.
+  s.to(10, State::Online, 61 * kMin, Cause::Connected);
+  s.down(10, 70 * kMin);
+  s.tick(80 * kMin);
+  CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 1);
+}
