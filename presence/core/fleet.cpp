@@ -458,6 +458,7 @@ struct FleetMonitor::Impl {
 
   bool storm_condition(Segment& s, std::uint32_t reconnects, double expected) const {
     const bool rate = reconnects >= s.thr.storm_open_floor &&
+                      static_cast<double>(reconnects) >= s.thr.storm_open_fraction * s.known &&
                       static_cast<double>(reconnects) >= s.thr.storm_open_factor * expected;
     const bool flapping = s.flap >= s.thr.storm_flapping_floor && s.known > 0 &&
                           static_cast<double>(s.flap) >= s.thr.storm_flapping_fraction * s.known;

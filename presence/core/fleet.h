@@ -38,9 +38,12 @@ struct FleetThresholds {
   // incident_open_floor OR below incident_close_fraction of the segment (hysteresis).
   double incident_close_fraction = 0.05;
   // A reconnect storm opens when reconnects within incident_window reach storm_open_floor AND
-  // storm_open_factor x the segment's baseline for one window, or when at least
-  // storm_flapping_floor devices AND storm_flapping_fraction of the segment are flapping.
+  // storm_open_fraction of the segment's devices AND storm_open_factor x the segment's learnt
+  // baseline for one window (the fraction keeps normal churn of a large fleet from looking like
+  // a storm before the baseline has been learnt), or when at least storm_flapping_floor devices
+  // AND storm_flapping_fraction of the segment are flapping.
   std::uint32_t storm_open_floor = 100;
+  double storm_open_fraction = 0.05;
   double storm_open_factor = 10.0;
   std::uint32_t storm_flapping_floor = 20;
   double storm_flapping_fraction = 0.05;

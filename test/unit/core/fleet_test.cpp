@@ -493,3 +493,18 @@ TEST_CASE("memory per device is reported") {
   // Measured, not asserted (HELPERS.md): the benchmark reports it.
   MESSAGE("fleet bytes/device with 3 label keys: " << per_device);
 }
+
+TEST_CASE("reconnect storm: storm_open_fraction keeps normal churn of a big fleet out (no baseline yet)") {
+  for (std::uint32_t reconnects : {499u, 500u}) {
+    CAPTURE(reconnects);
+    FleetConfig c = Fleet::test_config();
+    c.defaults.storm_open_floor = 100;
+    c.defaults.storm_open_fraction = 0.05;  // 5 % of 10000 = 500
+    c.defaults.storm_flapping_floor = 1000000;
+    Fleet f(c);
+    f.add_n(10000);
+    for (DeviceIndex d = 0; d < 10000; ++d) f.m.on_connect(d, mono_ms(0));
+    for (DeviceIndex d = 0; d < reconnects; ++d) f.m.on_connect(d, mono_ms(1000 + d));
+    CHECK(f.count(IncidentEvent::Kind::Opened) == (reconnects >= 500 ? 1u : 0u));
+  }
+}
