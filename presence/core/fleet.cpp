@@ -795,6 +795,9 @@ void FleetMonitor::on_connect(DeviceIndex device, MonoTime at_time) {
   r.last_connect = at;
   // Startup, or everyone reconnecting after presenced/broker came back: not a storm.
   if (m.blind || m.restart_grace || r.cls == kUnknown || previous == kNever) return;
+  // A device an incident holds reconnecting is that incident recovering, not a storm (a node
+  // coming back after an outage reconnects all its devices at once).
+  if (r.held_by != 0) return;
   // A device already covered by an open storm counts for that storm only (keeps it open, and
   // keeps its reconnects out of every other segment: one storm, one page).
   std::uint32_t storm = 0;

@@ -725,3 +725,30 @@ TEST_CASE("devices known offline only from retained state (Resync) do not page a
   s.tick(80 * kMin);
   CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 1);
 }
+
+TEST_CASE("engine wiring: a broker node goes down: one incident page, no device page, one resolve") {
+  Wired w;
+  for (int i = 0; i < 1000; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.set_label(d, "broker_node", i % 4 == 0 ? "n0" : "n" + std::to_string(i % 4));
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+  }
+  // n0's 250 devices lose their connection within two seconds (last wills).
+  for (int i = 0; i < 1000; i += 4)
+    w.engine.on_event(ev(EventKind::Disconnected, *w.engine.find("dev-" + std::to_string(i)), 60 * kS + i * 8,
+                         DisconnectReason::LastWill));
+  for (std::int64_t t = 60 * kS; t <= 20 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == Type::FleetIncident);
+  CHECK(out[0].component == "broker_node=n0");
+  CHECK(out[0].summary.find("(full)") != std::string::npos);
+  // The node is back at 20 min: all reconnect.
+  for (int i = 0; i < 1000; i += 4)
+    w.engine.on_event(ev(EventKind::Connected, *w.engine.find("dev-" + std::to_string(i)), 20 * kMin + i));
+  for (std::int64_t t = 20 * kMin; t <= 90 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].action == Action::Resolve);
+  CHECK(out[1].dedup_key == out[0].dedup_key);
+}
