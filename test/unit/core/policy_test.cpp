@@ -752,3 +752,47 @@ TEST_CASE("engine wiring: a broker node goes down: one incident page, no device 
   CHECK(out[1].action == Action::Resolve);
   CHECK(out[1].dedup_key == out[0].dedup_key);
 }
+
+TEST_CASE("engine wiring: old firmware in reconnect loops: one storm page naming it, no flapping pages") {
+  Wired w;
+  for (int i = 0; i < 1000; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.set_label(d, "firmware", i < 100 ? "07.06" : "07.07");
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+  }
+  w.engine.tick(mono_ms(10 * kMin));
+  // Incident 000: firmware older than 07.07 reconnects in tight loops (every 5 s) for 10 minutes.
+  for (std::int64_t t = 10 * kMin; t < 20 * kMin; t += 5 * kS) {
+    for (int i = 0; i < 100; ++i) {
+      DeviceIndex d = *w.engine.find("dev-" + std::to_string(i));
+      w.engine.on_event(ev(EventKind::Disconnected, d, t + i, DisconnectReason::KeepaliveTimeout));
+      w.engine.on_event(ev(EventKind::Connected, d, t + 1000 + i));
+    }
+    w.engine.tick(mono_ms(t + 4 * kS));
+  }
+  for (std::int64_t t = 20 * kMin; t <= 60 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  std::size_t storms = 0, device_pages = 0;
+  for (auto& a : out) {
+    if (a.action != Action::Trigger) continue;
+    storms += a.type == Type::ReconnectStorm;
+    device_pages += a.type == Type::DeviceFlapping || a.type == Type::DeviceOffline || a.type == Type::DeviceGroup;
+  }
+  CHECK(storms == 1);
+  CHECK(device_pages == 0);
+  const auto it = std::find_if(out.begin(), out.end(), [](auto& a) { return a.type == Type::ReconnectStorm; });
+  REQUIRE(it != out.end());
+  CHECK(it->summary.find("firmware=07.06") != std::string::npos);
+  const std::string key = it->dedup_key;
+  // The loops stopped at 20 min: once flapping has settled and the rate is normal for
+  // incident_stable_for, the storm resolves; nothing else pages.
+  for (std::int64_t t = 60 * kMin; t <= 180 * kMin; t += 10 * kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  std::size_t resolves = 0, triggers = 0;
+  for (auto& a : out) {
+    resolves += a.action == Action::Resolve && a.dedup_key == key;
+    triggers += a.action == Action::Trigger;
+  }
+  CHECK(resolves == 1);
+  CHECK(triggers == 1);
+}
