@@ -785,6 +785,20 @@ void FleetMonitor::on_transition(const Transition& t) {
   if (nw == kFlap && old != kFlap) m.evaluate_storm_open(t.device);
 }
 
+void FleetMonitor::resync(DeviceIndex device, State state) {
+  auto& m = *impl_;
+  if (device == kNoDevice) return;
+  m.ensure(device);
+  auto& r = m.devices[device];
+  const std::uint8_t nw = class_of(state);
+  if (r.cls == nw) return;
+  m.for_each_segment(device, [&](Segment& s) {
+    Impl::count(s, r.cls, -1);
+    Impl::count(s, nw, +1);
+  });
+  r.cls = nw;
+}
+
 void FleetMonitor::on_connect(DeviceIndex device, MonoTime at_time) {
   auto& m = *impl_;
   if (device == kNoDevice) return;

@@ -175,6 +175,8 @@ class FleetMonitor {
 
   // Every Transition the engine emits, in order.
   void on_transition(const Transition& t);
+  // Set a device's state without drop/hold semantics (after an engine restore).
+  void resync(DeviceIndex device, State state);
   // Every accepted Connected event (also those that cause no transition, e.g. while flapping):
   // the reconnect rate. The first connect of a device never seen before is not a reconnect.
   void on_connect(DeviceIndex device, MonoTime at);

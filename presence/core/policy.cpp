@@ -265,7 +265,8 @@ struct AlertPolicy::Impl {
   void device_problem(const Transition& t) {
     const bool flapping = t.to == State::Flapping;
     if (fleet.held_by(t.device) != 0) {
-      cancel(t.device, true);
+      if (devs.count(t.device) != 0) cancel(t.device, true);
+      else ++counters.device_alerts_held;
       return;
     }
     auto it = devs.find(t.device);
@@ -780,6 +781,10 @@ std::vector<DeviceIndex> AlertPolicy::stragglers(std::uint32_t incident) const {
 }
 
 PolicyCounters AlertPolicy::counters() const { return impl_->counters; }
+
+void AlertPolicy::resync(const Engine& engine) {
+  for (DeviceIndex d = 0; d < engine.size(); ++d) impl_->fleet.resync(d, engine.view(d).state);
+}
 
 }  // namespace presence::core
 

@@ -162,6 +162,10 @@ class AlertPolicy final : public DecisionObserver {
   std::vector<DeviceIndex> stragglers(std::uint32_t incident) const;  // reported stragglers
   PolicyCounters counters() const;
 
+  // After Engine::restore (which sets states without transitions): teach the fleet monitor every
+  // device's state, so segment populations are right from the first drop after a restart.
+  void resync(const Engine& engine);
+
   // Snapshots (presence/store persists the text): versioned, robust to garbage (deserialize
   // returns false with a message, never throws or crashes). restore() after Engine::restore and
   // before the first event.

@@ -796,3 +796,20 @@ TEST_CASE("engine wiring: old firmware in reconnect loops: one storm page naming
   CHECK(resolves == 1);
   CHECK(triggers == 1);
 }
+
+TEST_CASE("engine wiring: after Engine::restore, resync gives the fleet its populations") {
+  Engine first;
+  std::vector<DeviceSnapshot> devices;
+  for (int i = 0; i < 500; ++i) {
+    DeviceIndex d = first.intern("dev-" + std::to_string(i));
+    first.set_label(d, "site", "s" + std::to_string(i % 5));
+    first.on_event(ev(EventKind::Connected, d, 0));
+  }
+  devices = first.snapshot();
+  Wired w;
+  w.engine.restore(devices, mono_ms(0));
+  CHECK(w.policy.fleet().segment("", "")->up == 0);  // restore emits no transitions
+  w.policy.resync(w.engine);
+  CHECK(w.policy.fleet().segment("", "")->up == 500);
+  CHECK(w.policy.fleet().segment("site", "s1")->up == 100);
+}
