@@ -376,13 +376,14 @@ class Reader {
       const YAML::Node element = (*node)[i];
       const std::string epath = path + "[" + std::to_string(i) + "]";
       lines_[epath] = line_of(element.Mark());
+      // Always one entry per element, so out[i] and the "[i]" in error paths stay the file's i.
+      out.emplace_back();
       if (!element.IsMap()) {
         error(line_of(element.Mark()), epath,
               std::string("expected a map, got ") + kind_of(element));
         failed_.insert(epath);
         continue;
       }
-      out.emplace_back();
       frames_.push_back({element, epath, {}, true});
       item(out.back());
       check_unknown(frames_.back());
@@ -436,7 +437,13 @@ class Reader {
         failed_.insert(path);
         return;
       }
-      if (auto reason = convert(*text, out)) fail(std::move(*reason));
+      std::string value = std::move(*text);
+      if constexpr (!std::is_same_v<T, std::string>) {
+        // A block scalar (`|`) keeps its final newline; it is not part of a number or duration.
+        while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+          value.pop_back();
+      }
+      if (auto reason = convert(value, out)) fail(std::move(*reason));
     }
   }
 
@@ -501,6 +508,13 @@ class Reader {
         continue;
       }
       if (std::find(f.known.begin(), f.known.end(), key) != f.known.end()) continue;
+      // Top-level "x-..." keys are free for YAML anchors (`x-defaults: &d {...}`), as in compose
+      // files; everything else unknown is an error.
+      if (f.path.empty() && key.rfind("x-", 0) == 0) continue;
+      if (key == "<<") {
+        error(line, path, "YAML merge keys (<<) are not supported; repeat the keys");
+        continue;
+      }
       std::string reason = "unknown key";
       std::size_t best = 3;
       for (const auto& k : f.known) {
@@ -870,6 +884,7 @@ class Validator {
     for (std::size_t i = 0; i < a.routes.size(); ++i) {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";
+      if (r_.failed(path)) continue;
       check(std::find(std::begin(kSeverities), std::end(kSeverities), route.severity) !=
                 std::end(kSeverities),
             path + ".severity",
@@ -880,6 +895,7 @@ class Validator {
     for (std::size_t i = 0; i < a.silences.size(); ++i) {
       const auto& s = a.silences[i];
       const std::string path = "alerts.silences[" + std::to_string(i) + "]";
+      if (r_.failed(path)) continue;
       // An empty matcher would silence every alert, which is never what someone meant.
       check(!s.match.empty(), path + ".match", "must name at least one label");
       check(r_.present(path + ".starts"), path + ".starts", "is required");
@@ -973,7 +989,14 @@ LoadResult load_config_string(std::string_view text, const std::string& name,
   LoadResult result;
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1) {
+      // A second document would be ignored silently; say so instead.
+      result.errors.push_back({name, line_of(documents[1].Mark()), "",
+                               "only one YAML document is allowed (found a second '---')"});
+      return result;
+    }
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::Exception& e) {
     // Broken syntax: one error at yaml-cpp's mark; nothing after it can be trusted.
     result.errors.push_back({name, line_of(e.mark), "", e.msg});
@@ -1074,7 +1097,7 @@ int check_config(const std::string& path, std::ostream& out, std::ostream& err,
                  const EnvLookup& env) {
   const LoadResult r = load_config_file(path, env);
   for (const auto& e : r.errors) err << to_string(e) << '\n';
-  if (!r.config) return 1;
+  if (!r.config) return 2;  // the exit status presenced uses for a bad config
   out << path << ": OK\n";
   for (const auto& [key, value] : flatten_config(*r.config)) out << key << " = " << value << '\n';
   return 0;

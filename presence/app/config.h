@@ -273,7 +273,7 @@ ReloadResult reload_config(const Config& running, const std::string& path,
                            const EnvLookup& env = real_env);
 
 // `presenced --check-config FILE`: writes every error to `err` (one `file:line: key: reason` per
-// line) and returns 1, or writes "FILE: OK" and the effective config (secrets hidden) to `out`
+// line) and returns 2, or writes "FILE: OK" and the effective config (secrets hidden) to `out`
 // and returns 0.
 int check_config(const std::string& path, std::ostream& out, std::ostream& err,
                  const EnvLookup& env = real_env);

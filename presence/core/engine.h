@@ -111,10 +111,15 @@ class Engine {
 
   // Feed one event. Events are expected in non-decreasing time; an event older than the engine's
   // current time is processed at the current time.
+  // Pipelined: up to 7 events may wait while their devices are prefetched (a million device
+  // records do not fit in cache; the hot path is memory latency). Every other Engine method
+  // processes them first, so results read through the engine are exact; an observer sees their
+  // decisions at the latest on the next Engine call (tick, drain, flush, ...).
   void on_event(const Event& event);
-  // Same as on_event for each, in order; prefetches the devices of upcoming events (a million
-  // device records do not fit in cache; the hot path is memory latency, not compute).
+  // Same as on_event for each, in order, then flush().
   void on_events(const Event* events, std::size_t count);
+  // Process events still waiting in the pipeline.
+  void flush();
   // Advance time: fires grace windows and timeouts due at or before now.
   void tick(MonoTime now);
 

@@ -42,6 +42,7 @@ struct Options {
   std::uint64_t devices = 1'000'000;
   std::uint64_t seconds = 600;
   std::uint64_t seed = 1;
+  bool reserve = false;
 };
 
 // splitmix64: tiny, fast, deterministic across platforms (std distributions are not).
@@ -98,6 +99,9 @@ struct Device {
 // Calendar queue: one bucket per simulated second, kWindow seconds deep. Every delay is between
 // 1 s and kWindow - 1 s, so a device always lands in a later second than the one being emitted.
 constexpr std::uint32_t kWindow = 400;
+
+// Ids look like "site-0123/dev-00456789": 22 bytes, like a real tenant/site/device naming scheme.
+constexpr std::size_t kIdBytes = 22;
 
 class Fleet {
  public:
@@ -199,6 +203,7 @@ int usage(int code) {
                "  --devices N   fleet size (default 1000000)\n"
                "  --seconds S   simulated duration after the initial connect (default 600)\n"
                "  --seed X      deterministic fleet (default 1)\n"
+               "  --reserve     call Engine::reserve(N) first (no growth while interning)\n"
                "Prints JSON lines {\"name\":..,\"value\":..,\"unit\":..}; see docs/benchmarks.md.\n");
   return code;
 }
@@ -210,6 +215,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "-h" || a == "--help") return usage(0);
+    if (a == "--reserve") {
+      o.reserve = true;
+      continue;
+    }
     std::uint64_t* target = a == "--devices" ? &o.devices
                             : a == "--seconds" ? &o.seconds
                             : a == "--seed"    ? &o.seed
@@ -237,9 +246,11 @@ int main(int argc, char** argv) {
   // Memory: RSS (and live heap) growth across creating the engine, interning every id and
   // feeding every device its first event (a connect). Decisions are drained every 4096 events
   // into a reused buffer, so neither the engine's decision buffer nor ours grows with N.
+  const std::size_t gen0 = fleet.generator_bytes();
   const std::size_t rss0 = rss_bytes();
   const std::size_t heap0 = heap_bytes();
   Engine engine;
+  if (o.reserve) engine.reserve(o.devices, o.devices * kIdBytes);
   std::uint64_t id_bytes = 0;
   std::uint64_t transition_count = 0;
   const auto setup_start = Clock::now();
@@ -251,7 +262,6 @@ int main(int argc, char** argv) {
     ev.session = 1;
     ev.at = mono_ms(0);
     for (std::uint64_t i = 0; i < o.devices; ++i) {
-      // Realistic ids: "site-0123/dev-00456789" (22 bytes).
       const int n = std::snprintf(id, sizeof id, "site-%04" PRIu64 "/dev-%08" PRIu64, i % 1000, i);
       id_bytes += static_cast<std::uint64_t>(n);
       ev.device = engine.intern(std::string_view(id, static_cast<std::size_t>(n)));
@@ -297,9 +307,11 @@ int main(int argc, char** argv) {
   }
   const std::size_t rss2 = rss_bytes();
   const std::size_t heap2 = heap_bytes();
-  // The chunk/transition buffers may have grown during the run; they are not the engine's.
+  // The chunk/transition buffers and the generator's calendar buckets may have grown during the
+  // run; they are not the engine's.
   const std::size_t buffers = chunk.capacity() * sizeof(Event) +
-                              transitions.capacity() * sizeof(Transition);
+                              transitions.capacity() * sizeof(Transition) +
+                              (fleet.generator_bytes() - gen0);
 
   const double n = static_cast<double>(o.devices);
   const double engine_s = std::chrono::duration<double>(engine_cpu).count();
@@ -329,7 +341,14 @@ int main(int argc, char** argv) {
          (static_cast<double>(heap2) - static_cast<double>(heap0) - static_cast<double>(buffers)) /
              n,
          "B");
+  metric("core_engine_bytes_per_device",
+         static_cast<double>(engine.memory_bytes()) / n, "B");  // the engine's own accounting
   metric_int("core_transitions", transition_count, "transitions");
+  const auto counters = engine.counters();
+  metric_int("core_timers_fired", counters.timers_fired, "timers");
+  metric_int("core_dropped_events",
+             counters.stale_events + counters.duplicate_events + counters.invalid_events,
+             "events");
   metric_int("core_final_online", counts[static_cast<std::size_t>(presence::core::State::Online)],
              "devices");
   metric_int("core_final_offline",

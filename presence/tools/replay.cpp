@@ -102,7 +102,9 @@ class Runner {
         }
         continue;
       }
-      feed(line);
+      if (auto refused = feed(line)) {
+        if (!bad(line_no, *refused)) break;
+      }
     }
     if (!sum_.aborted) {
       if (opt_.until && (!sum_.last_at || *opt_.until > *sum_.last_at)) {
@@ -161,7 +163,15 @@ class Runner {
     emit();
   }
 
-  void feed(const ReplayLine& line) {
+  // Feeds one parsed line; returns an error if the engine refuses it (nothing is fed then).
+  std::optional<std::string> feed(const ReplayLine& line) {
+    core::DeviceIndex device = core::kNoDevice;
+    if (has_device(line.kind)) {
+      device = engine_.intern(line.device);
+      if (device == core::kNoDevice) {
+        return "the engine refused device id '" + line.device.substr(0, 40) + "'";
+      }
+    }
     if (!sum_.first_at) {
       sum_.first_at = line.at;
       // The grid starts at the first line, not at 0: a log may use large offsets.
@@ -182,12 +192,10 @@ class Runner {
     switch (line.kind) {
       case ReplayKind::Tick:
         tick(line.at);
-        return;
-      case ReplayKind::Label: {
-        const core::DeviceIndex d = engine_.intern(line.device);
-        for (const auto& [k, v] : line.labels) engine_.set_label(d, k, v);
-        return;
-      }
+        return std::nullopt;
+      case ReplayKind::Label:
+        for (const auto& [k, v] : line.labels) engine_.set_label(device, k, v);
+        return std::nullopt;
       case ReplayKind::Connect: ev.kind = core::EventKind::Connected; break;
       case ReplayKind::Heartbeat: ev.kind = core::EventKind::Heartbeat; break;
       case ReplayKind::Disconnect:
@@ -198,9 +206,10 @@ class Runner {
       case ReplayKind::IngestLost: ev.kind = core::EventKind::IngestLost; break;
       case ReplayKind::IngestRestored: ev.kind = core::EventKind::IngestRestored; break;
     }
-    ev.device = has_device(line.kind) ? engine_.intern(line.device) : core::kNoDevice;
+    ev.device = device;
     engine_.on_event(ev);
     emit();
+    return std::nullopt;
   }
 
   void echo(const ReplayLine& line) {

@@ -464,7 +464,8 @@ std::optional<std::string> check_config(const core::Config& c) {
     return "heartbeat_default_interval must be > 0";
   }
   if (c.heartbeat_min_samples < 1) return "heartbeat_min_samples must be >= 1";
-  if (c.flap_history < 2 || c.flap_history > 64) return "flap_history must be in [2, 64]";
+  // The core keeps the flap history in 32 bits (presence/core/flap.h kMaxHistory).
+  if (c.flap_history < 2 || c.flap_history > 32) return "flap_history must be in [2, 32]";
   if (c.flap_window <= milliseconds(0)) return "flap_window must be > 0";
   if (!(c.flap_high > 0.0 && c.flap_high <= 1.0)) return "flap_high must be in (0, 1]";
   if (!(c.flap_low >= 0.0 && c.flap_low <= c.flap_high)) {
