@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
@@ -812,4 +814,57 @@ TEST_CASE("engine wiring: after Engine::restore, resync gives the fleet its popu
   w.policy.resync(w.engine);
   CHECK(w.policy.fleet().segment("", "")->up == 500);
   CHECK(w.policy.fleet().segment("site", "s1")->up == 100);
+}
+
+// --- Benchmark (not a test: skipped by default, prints JSON lines, asserts nothing) -------------
+//   build/test/unit/core/core_policy_test -tc="bench*" --no-skip
+
+TEST_CASE("bench: policy + fleet at 1 M devices" * doctest::skip()) {
+  using clk = std::chrono::steady_clock;
+  auto secs = [](clk::time_point a) { return std::chrono::duration<double>(clk::now() - a).count(); };
+  auto json = [](const char* name, double value, const char* unit) {
+    std::printf("{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\"}\n", name, value, unit);
+  };
+  const std::uint32_t n = 1000000;
+  std::vector<std::string> ids(n);
+  for (std::uint32_t i = 0; i < n; ++i) ids[i] = "dev-" + std::to_string(i);
+  AlertPolicy p({}, {}, [&](DeviceIndex d) { return ids[d]; });
+  auto t0 = clk::now();
+  for (DeviceIndex d = 0; d < n; ++d) {
+    p.on_label(d, "broker_node", "n" + std::to_string(d % 4));
+    p.on_label(d, "site", "s" + std::to_string(d % 1000));
+    p.on_label(d, "firmware", "fw" + std::to_string(d % 20));
+    p.on_transition({d, State::Unknown, State::Online, Cause::Connected, DisconnectReason::Unknown, mono_ms(0)});
+  }
+  json("fleet_setup_devices_per_s", n / secs(t0), "devices/s");
+  json("fleet_bytes_per_device", static_cast<double>(p.fleet().memory_bytes()) / n, "bytes");
+  t0 = clk::now();
+  std::int64_t t = 1000;
+  const int churn = 200000;
+  for (int i = 0; i < churn; ++i) {
+    DeviceIndex d = static_cast<DeviceIndex>((static_cast<std::uint32_t>(i) * 7919u) % n);
+    t += 10;
+    p.on_transition({d, State::Online, State::Suspect, Cause::Disconnected, DisconnectReason::LastWill, mono_ms(t)});
+    p.on_transition({d, State::Suspect, State::Online, Cause::Connected, DisconnectReason::Unknown, mono_ms(t + 1)});
+    p.on_connect(d, mono_ms(t + 1));
+  }
+  json("policy_transitions_per_s", 2.0 * churn / secs(t0), "transitions/s");
+  t0 = clk::now();
+  t += 10 * kMin;
+  for (DeviceIndex d = 0; d < n; d += 4)
+    p.on_transition({d, State::Online, State::Suspect, Cause::Disconnected, DisconnectReason::LastWill, mono_ms(t)});
+  json("node_outage_250k_drops", secs(t0), "s");
+  p.on_tick(mono_ms(t + 5 * kMin));
+  std::vector<AlertIntent> out;
+  p.drain_alerts(out);
+  json("node_outage_intents", static_cast<double>(out.size()), "intents");
+  t0 = clk::now();
+  const std::string snap = p.serialize();
+  json("snapshot_serialize", secs(t0), "s");
+  json("snapshot_bytes", static_cast<double>(snap.size()), "bytes");
+  PolicySnapshot s;
+  std::string err;
+  t0 = clk::now();
+  (void)AlertPolicy::deserialize(snap, s, err);
+  json("snapshot_deserialize", secs(t0), "s");
 }
