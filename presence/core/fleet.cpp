@@ -41,6 +41,40 @@ const char* to_string(IncidentEvent::Kind k) {
 
 namespace {
 
+std::string validate_thresholds(const FleetThresholds& t, const std::string& where) {
+  auto fraction = [](double v) { return v > 0 && v <= 1; };
+  if (t.incident_open_floor == 0) return where + "incident_open_floor must be >= 1";
+  if (!fraction(t.incident_open_fraction)) return where + "incident_open_fraction must be in (0, 1]";
+  if (!fraction(t.incident_close_fraction) || t.incident_close_fraction > t.incident_open_fraction)
+    return where + "incident_close_fraction must be in (0, incident_open_fraction]";
+  if (t.storm_open_floor == 0) return where + "storm_open_floor must be >= 1";
+  if (!fraction(t.storm_open_fraction)) return where + "storm_open_fraction must be in (0, 1]";
+  if (!(t.storm_open_factor >= 1)) return where + "storm_open_factor must be >= 1";
+  if (t.storm_flapping_floor == 0) return where + "storm_flapping_floor must be >= 1";
+  if (!fraction(t.storm_flapping_fraction)) return where + "storm_flapping_fraction must be in (0, 1]";
+  return {};
+}
+
+}  // namespace
+
+std::string validate(const FleetConfig& c) {
+  if (c.incident_window.count() <= 0) return "incident_window must be > 0";
+  if (c.window_resolution.count() <= 0 || c.window_resolution > c.incident_window)
+    return "window_resolution must be in (0, incident_window]";
+  if (c.incident_stable_for.count() < 0) return "incident_stable_for must be >= 0";
+  if (c.incident_straggler_grace.count() < 0) return "incident_straggler_grace must be >= 0";
+  if (c.storm_baseline_tau < c.incident_window) return "storm_baseline_tau must be >= incident_window";
+  if (!(c.incident_scope_lift >= 1)) return "incident_scope_lift must be >= 1";
+  if (c.cohort_min_support == 0) return "cohort_min_support must be >= 1";
+  if (!(c.cohort_min_lift > 1)) return "cohort_min_lift must be > 1";
+  if (auto e = validate_thresholds(c.defaults, ""); !e.empty()) return e;
+  for (const auto& r : c.overrides)
+    if (auto e = validate_thresholds(r.thresholds, "overrides[" + r.key + "=" + r.value + "]."); !e.empty()) return e;
+  return {};
+}
+
+namespace {
+
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
 constexpr std::uint32_t kGlobalSegment = 0;
 

@@ -77,6 +77,10 @@ struct FleetConfig {
   std::vector<FleetThresholdRule> overrides;  // first match wins: exact value, then key "*"
 };
 
+// "" when usable, else the first problem, naming the key as in the YAML (the loader adds
+// file:line). The core never throws on config; the app refuses to start.
+std::string validate(const FleetConfig& config);
+
 enum class IncidentKind : std::uint8_t { Drop, Storm, Blind };
 enum class IncidentStage : std::uint8_t {
   Open,        // paging

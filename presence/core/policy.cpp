@@ -85,6 +85,20 @@ std::string hint_text(const std::vector<CohortHint>& hint, const std::string& sc
 
 }  // namespace
 
+std::string validate(const PolicyConfig& c) {
+  if (c.alert_after.count() < 0) return "alert_after must be >= 0";
+  if (c.group_wait.count() < 0) return "group_wait must be >= 0";
+  if (c.group_interval.count() <= 0) return "group_interval must be > 0";
+  if (c.blind_alert_after.count() < 0) return "blind_alert_after must be >= 0";
+  if (c.details_max_devices == 0) return "details_max_devices must be >= 1";
+  if (!(c.silence_incident_cover > 0 && c.silence_incident_cover <= 1))
+    return "silence_incident_cover must be in (0, 1]";
+  for (std::size_t i = 0; i < c.rules.size(); ++i)
+    for (const auto& [k, v] : c.rules[i].match)
+      if (k.empty()) return "rules[" + std::to_string(i) + "].match: empty label key";
+  return {};
+}
+
 struct AlertPolicy::Impl {
   PolicyConfig cfg;
   FleetMonitor fleet;

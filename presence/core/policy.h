@@ -54,6 +54,9 @@ struct PolicyConfig {
   std::vector<AlertRule> rules;
 };
 
+// "" when usable, else the first problem (key named as in the YAML).
+std::string validate(const PolicyConfig& config);
+
 // Maintenance window / silence. Matchers are exact label matches (device labels, an incident's
 // scope label) plus the pseudo-label "alert" = device_offline | device_flapping | device_group |
 // fleet_incident | reconnect_storm | stragglers | blind. No matchers = everything.

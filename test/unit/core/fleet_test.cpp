@@ -508,3 +508,21 @@ TEST_CASE("reconnect storm: storm_open_fraction keeps normal churn of a big flee
     CHECK(f.count(IncidentEvent::Kind::Opened) == (reconnects >= 500 ? 1u : 0u));
   }
 }
+
+TEST_CASE("validate(FleetConfig) names the bad key") {
+  CHECK(validate(FleetConfig{}).empty());
+  FleetConfig c;
+  c.defaults.incident_open_fraction = 1.5;
+  CHECK(validate(c).find("incident_open_fraction") != std::string::npos);
+  c = FleetConfig{};
+  c.defaults.incident_close_fraction = 0.5;  // above the open fraction: no hysteresis
+  CHECK(validate(c).find("incident_close_fraction") != std::string::npos);
+  c = FleetConfig{};
+  c.incident_window = 0ms;
+  CHECK(validate(c).find("incident_window") != std::string::npos);
+  c = FleetConfig{};
+  FleetThresholds bad;
+  bad.incident_open_floor = 0;
+  c.overrides.push_back({"site", "x", bad});
+  CHECK(validate(c) == "overrides[site=x].incident_open_floor must be >= 1");
+}

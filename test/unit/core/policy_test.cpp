@@ -868,3 +868,16 @@ TEST_CASE("bench: policy + fleet at 1 M devices" * doctest::skip()) {
   (void)AlertPolicy::deserialize(snap, s, err);
   json("snapshot_deserialize", secs(t0), "s");
 }
+
+TEST_CASE("validate(PolicyConfig) names the bad key") {
+  CHECK(validate(PolicyConfig{}).empty());
+  PolicyConfig c;
+  c.group_interval = 0ms;
+  CHECK(validate(c).find("group_interval") != std::string::npos);
+  c = PolicyConfig{};
+  c.silence_incident_cover = 0;
+  CHECK(validate(c).find("silence_incident_cover") != std::string::npos);
+  c = PolicyConfig{};
+  c.rules.push_back({{{"", "x"}}, Severity::Critical, "r"});
+  CHECK(validate(c) == "rules[0].match: empty label key");
+}
