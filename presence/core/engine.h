@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,48 @@ struct DeviceSnapshot {
   std::vector<Label> labels;
 };
 
+// Monotonic counters for /metrics (names as in docs/core.md).
+struct EngineCounters {
+  std::uint64_t events = 0;            // device and fleet events fed to on_event
+  std::uint64_t stale_events = 0;      // dropped: older session than the device's current one
+  std::uint64_t duplicate_events = 0;  // dropped: same session, same news
+  std::uint64_t takeover_events = 0;   // disconnects with reason Takeover (never a departure)
+  std::uint64_t retained_events = 0;   // retained replays ignored (device already known)
+  std::uint64_t invalid_events = 0;    // device index out of range / kNoDevice on a device event
+  std::uint64_t transitions = 0;       // Transition decisions emitted
+  std::uint64_t timers_fired = 0;
+  std::uint64_t restart_graces = 0;    // restart graces started
+};
+
+// Restart grace progress (docs/core.md "Restart grace").
+struct RestartGraceStatus {
+  bool active = false;
+  MonoTime started{};
+  MonoTime ends{};              // current end estimate (moves while the returning share grows)
+  std::size_t known = 0;        // devices with a state when the grace started
+  std::size_t returned = 0;     // devices with fresh evidence since the grace started
+};
+
+// Decision consumers inside the core (fleet/policy, issue 3) plug in here. The engine calls the
+// observer synchronously, in decision order, on its own thread; it may read the engine (view,
+// labels, id_of) but must not feed it. Non-owning; set before the first event.
+class DecisionObserver {
+ public:
+  virtual ~DecisionObserver() = default;
+  virtual void on_transition(const Transition& /*t*/) {}
+  // Every accepted (not stale, duplicate or retained) Connected event, also those that cause no
+  // transition (e.g. while flapping): the reconnect rate.
+  virtual void on_connect(DeviceIndex /*device*/, MonoTime /*at*/) {}
+  virtual void on_label(DeviceIndex /*device*/, std::string_view /*key*/,
+                        std::string_view /*value*/) {}
+  virtual void on_blind(bool /*blind*/, MonoTime /*at*/) {}
+  virtual void on_restart_grace(bool /*active*/, MonoTime /*at*/) {}
+  // After the engine fired its own timers up to now (Engine::tick only, not per event).
+  virtual void on_tick(MonoTime /*now*/) {}
+  // Engine::drain_alerts forwards here.
+  virtual void drain_alerts(std::vector<AlertIntent>& /*out*/) {}
+};
+
 class Engine {
  public:
   explicit Engine(const Config& config = {});
@@ -50,20 +93,33 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Interning: ids become dense indices once; hot-path events carry the index.
+  // An empty id or one longer than kMaxIdBytes is refused with kNoDevice.
+  static constexpr std::size_t kMaxIdBytes = 4096;
   DeviceIndex intern(std::string_view id);
   std::optional<DeviceIndex> find(std::string_view id) const;
   std::string_view id_of(DeviceIndex device) const;
   std::size_t size() const;
 
+  // Pre-size for a fleet (bench, restore): avoids rehashing while interning.
+  void reserve(std::size_t devices, std::size_t id_bytes = 0);
+
   // Labels (firmware, site, model...) from birth/heartbeat JSON; used for fleet segments.
+  // Keys and values are interned; devices sharing a label set share its storage. An empty value
+  // removes the key.
   void set_label(DeviceIndex device, std::string_view key, std::string_view value);
   std::vector<Label> labels(DeviceIndex device) const;
 
   // Feed one event. Events are expected in non-decreasing time; an event older than the engine's
   // current time is processed at the current time.
   void on_event(const Event& event);
+  // Same as on_event for each, in order; prefetches the devices of upcoming events (a million
+  // device records do not fit in cache; the hot path is memory latency, not compute).
+  void on_events(const Event* events, std::size_t count);
   // Advance time: fires grace windows and timeouts due at or before now.
   void tick(MonoTime now);
+
+  // Fleet/policy wiring (see DecisionObserver). nullptr detaches.
+  void set_observer(DecisionObserver* observer);
 
   // Decisions since the last drain are appended to out (the engine's buffer is then cleared).
   void drain(std::vector<Transition>& out);
@@ -75,6 +131,11 @@ class Engine {
   bool blind() const;             // broker connection lost (IngestLost without IngestRestored)
   bool in_restart_grace() const;  // after IngestRestored / BrokerRestarted, until it settles
   MonoTime now() const;           // latest time seen (events and ticks)
+  RestartGraceStatus restart_grace() const;
+  EngineCounters counters() const;
+  const Config& config() const;
+  // Bytes held by per-device structures (records, timers, ids, intern table), for bytes/device.
+  std::size_t memory_bytes() const;
 
   // Snapshots: export every known device; restore before the first event (state is kept but
   // needs fresh evidence: restore enters restart grace).
