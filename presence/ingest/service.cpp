@@ -140,7 +140,10 @@ struct Service::Impl {
   ServiceStats shared;
 
   explicit Impl(ServiceOptions o)
-      : opt(std::move(o)), engine(opt.core), queue(opt.output.max_messages_per_second, opt.output.coalesce_interval) {
+      : opt(std::move(o)),
+        engine(opt.core),
+        queue(opt.output.max_messages_per_second, opt.output.coalesce_interval),
+        rlog(opt.log_rate_limit) {
     std::vector<std::string> errors;
     if (!compile_topics(opt.topics, matcher, errors)) {
       std::string all;

@@ -78,6 +78,7 @@ struct ServiceOptions {
   OutputOptions output;
   core::Config core;
   core::Duration tick_interval{std::chrono::milliseconds(100)};
+  core::Duration log_rate_limit{std::chrono::seconds(10)};  // repeated errors: one line per key
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
