@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,28 @@ struct DeviceSnapshot {
   std::vector<Label> labels;
 };
 
+// Monotonic counters for /metrics (names as in docs/core.md).
+struct EngineCounters {
+  std::uint64_t events = 0;            // device and fleet events fed to on_event
+  std::uint64_t stale_events = 0;      // dropped: older session than the device's current one
+  std::uint64_t duplicate_events = 0;  // dropped: same session, same news
+  std::uint64_t takeover_events = 0;   // disconnects with reason Takeover (never a departure)
+  std::uint64_t retained_events = 0;   // retained replays ignored (device already known)
+  std::uint64_t invalid_events = 0;    // device index out of range / kNoDevice on a device event
+  std::uint64_t transitions = 0;       // Transition decisions emitted
+  std::uint64_t timers_fired = 0;
+  std::uint64_t restart_graces = 0;    // restart graces started
+};
+
+// Restart grace progress (docs/core.md "Restart grace").
+struct RestartGraceStatus {
+  bool active = false;
+  MonoTime started{};
+  MonoTime ends{};              // current end estimate (moves while the returning share grows)
+  std::size_t known = 0;        // devices with a state when the grace started
+  std::size_t returned = 0;     // devices with fresh evidence since the grace started
+};
+
 class Engine {
  public:
   explicit Engine(const Config& config = {});
@@ -50,12 +73,19 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Interning: ids become dense indices once; hot-path events carry the index.
+  // An empty id or one longer than kMaxIdBytes is refused with kNoDevice.
+  static constexpr std::size_t kMaxIdBytes = 4096;
   DeviceIndex intern(std::string_view id);
   std::optional<DeviceIndex> find(std::string_view id) const;
   std::string_view id_of(DeviceIndex device) const;
   std::size_t size() const;
 
+  // Pre-size for a fleet (bench, restore): avoids rehashing while interning.
+  void reserve(std::size_t devices, std::size_t id_bytes = 0);
+
   // Labels (firmware, site, model...) from birth/heartbeat JSON; used for fleet segments.
+  // Keys and values are interned; devices sharing a label set share its storage. An empty value
+  // removes the key.
   void set_label(DeviceIndex device, std::string_view key, std::string_view value);
   std::vector<Label> labels(DeviceIndex device) const;
 
@@ -75,6 +105,11 @@ class Engine {
   bool blind() const;             // broker connection lost (IngestLost without IngestRestored)
   bool in_restart_grace() const;  // after IngestRestored / BrokerRestarted, until it settles
   MonoTime now() const;           // latest time seen (events and ticks)
+  RestartGraceStatus restart_grace() const;
+  EngineCounters counters() const;
+  const Config& config() const;
+  // Bytes held by per-device structures (records, timers, ids, intern table), for bytes/device.
+  std::size_t memory_bytes() const;
 
   // Snapshots: export every known device; restore before the first event (state is kept but
   // needs fresh evidence: restore enters restart grace).

@@ -48,6 +48,11 @@ struct Event {
   // takeover delivers the old connection's disconnect after the new connect) and is ignored.
   std::uint64_t session = 0;
   MonoTime at{};
+  // The message was a retained replay (MQTT retain flag on delivery): it restates an old state and
+  // is not proof of life. It only seeds a device the engine has never seen (cause Resync) and never
+  // counts as fresh evidence in restart grace (mosquitto #1165: a restarted broker replays
+  // "online" for devices that are gone).
+  bool retained = false;
 };
 
 const char* to_string(EventKind);

@@ -1,0 +1,47 @@
+#include "presence/core/device_state.h"
+
+#include <algorithm>
+
+namespace presence::core {
+
+Verdict judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool ended,
+              std::uint64_t s) {
+  if (kind == EventKind::Disconnected && reason == DisconnectReason::Takeover) {
+    // The broker closed the old connection because a newer one took its client id: the device is
+    // connected (issue 2; STYLE.md habit 5: the old disconnect arrives after the new connect).
+    return Verdict::Takeover;
+  }
+  if (s == 0 || cur == 0 || s > cur) return Verdict::Accept;  // by arrival, or a newer session
+  if (s < cur) return Verdict::Stale;
+  // Same session.
+  switch (kind) {
+    case EventKind::Connected: return ended ? Verdict::Stale : Verdict::Duplicate;
+    case EventKind::Heartbeat: return ended ? Verdict::Stale : Verdict::Accept;
+    case EventKind::Disconnected: return ended ? Verdict::Duplicate : Verdict::Accept;
+    default: return Verdict::Accept;
+  }
+}
+
+Duration heartbeat_timeout(const Config& config, std::uint32_t mean_ms, std::uint32_t samples) {
+  if (samples == 0) return config.heartbeat_timeout_ceiling;
+  std::int64_t mean = mean_ms;
+  if (samples < config.heartbeat_min_samples) {
+    mean = std::max<std::int64_t>(mean, config.heartbeat_default_interval.count());
+  }
+  const auto t = static_cast<std::int64_t>(config.heartbeat_timeout_factor *
+                                           static_cast<double>(mean));
+  return Duration{std::clamp<std::int64_t>(t, config.heartbeat_timeout_floor.count(),
+                                           std::max(config.heartbeat_timeout_floor.count(),
+                                                    config.heartbeat_timeout_ceiling.count()))};
+}
+
+std::uint32_t heartbeat_mean_update(const Config& config, std::uint32_t mean_ms,
+                                    std::uint32_t samples, std::int64_t interval_ms) {
+  const std::int64_t x = std::clamp<std::int64_t>(
+      interval_ms, 1, std::min<std::int64_t>(config.heartbeat_timeout_ceiling.count(), 0xFFFFFFFF));
+  if (samples == 0 || mean_ms == 0) return static_cast<std::uint32_t>(x);
+  const std::int64_t m = mean_ms;
+  return static_cast<std::uint32_t>(std::max<std::int64_t>(1, m + (x - m) / 4));
+}
+
+}  // namespace presence::core

@@ -1,0 +1,587 @@
+// The engine wires interning, the per-device state machine, the flap detector, the timing wheel
+// and the fleet-level gates (blind, restart grace). docs/core.md describes the rules; comments
+// here say why a branch exists.
+#include "presence/core/engine.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <map>
+#include <unordered_map>
+
+#include "presence/core/device_state.h"
+#include "presence/core/flap.h"
+#include "presence/core/id_table.h"
+#include "presence/core/timer_wheel.h"
+
+namespace presence::core {
+
+namespace {
+
+constexpr std::int64_t kInf = std::numeric_limits<std::int64_t>::max();
+
+// Label keys/values interned to small ids; a device points at one interned label set, so a million
+// devices with a handful of distinct (site, firmware, model) combinations cost 4 bytes each.
+class LabelPool {
+ public:
+  LabelPool() { sets_.emplace_back(); }  // set 0 = no labels
+
+  std::uint32_t with(std::uint32_t set, std::string_view key, std::string_view value) {
+    const std::uint32_t k = str(key);
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> labels = sets_[set];
+    auto it = std::find_if(labels.begin(), labels.end(), [&](const auto& kv) { return kv.first == k; });
+    if (value.empty()) {
+      if (it == labels.end()) return set;
+      labels.erase(it);
+    } else if (it != labels.end()) {
+      it->second = str(value);
+    } else {
+      labels.emplace_back(k, str(value));
+      std::sort(labels.begin(), labels.end(), [&](const auto& a, const auto& b) {
+        return strings_[a.first] < strings_[b.first];
+      });
+    }
+    auto [pos, inserted] = index_.try_emplace(labels, static_cast<std::uint32_t>(sets_.size()));
+    if (inserted) sets_.push_back(labels);
+    return pos->second;
+  }
+
+  std::vector<Label> labels(std::uint32_t set) const {
+    std::vector<Label> out;
+    if (set >= sets_.size()) return out;
+    for (const auto& [k, v] : sets_[set]) out.emplace_back(strings_[k], strings_[v]);
+    return out;
+  }
+
+ private:
+  std::uint32_t str(std::string_view s) {
+    auto it = string_index_.find(std::string(s));
+    if (it != string_index_.end()) return it->second;
+    const auto id = static_cast<std::uint32_t>(strings_.size());
+    strings_.emplace_back(s);
+    string_index_.emplace(strings_.back(), id);
+    return id;
+  }
+
+  std::vector<std::string> strings_;
+  std::unordered_map<std::string, std::uint32_t> string_index_;
+  std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> sets_;
+  std::map<std::vector<std::pair<std::uint32_t, std::uint32_t>>, std::uint32_t> index_;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  explicit Impl(const Config& c) : config(c), flap(c) {}
+
+  Config config;
+  FlapDetector flap;
+  IdTable ids;
+  std::vector<DeviceRecord> devices;
+  TimerWheel wheel{0};
+  LabelPool label_pool;
+  std::vector<Transition> out;
+  std::vector<AlertIntent> alerts;
+  std::array<std::size_t, 5> counts{};
+  EngineCounters counters;
+  std::int64_t now = 0;
+
+  // Fleet-level gates (issue 3's blind-spot rules).
+  bool blind = false;
+  bool in_grace = false;
+  std::uint32_t grace_epoch = 0;
+  std::int64_t grace_start = 0;
+  std::int64_t last_growth = 0;
+  std::size_t grace_known = 0;
+  std::size_t grace_returned = 0;
+  std::uint16_t session_epoch = 0;
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  std::int64_t grace_deadline() const {
+    const std::int64_t lo = grace_start + config.restart_grace_min.count();
+    const std::int64_t hi = grace_start + std::max(config.restart_grace_max, config.restart_grace_min).count();
+    return std::clamp(last_growth + config.restart_grace_settle.count(), lo, hi);
+  }
+
+  // Nobody becomes offline while presenced is blind or in restart grace: the silence it would act
+  // on was not observed (issue 3; incident 002: a restart of the presence service itself marked
+  // agents offline).
+  bool offline_gated() const { return blind || in_grace; }
+  bool fresh(const DeviceRecord& d) const { return in_grace && d.evidence_epoch == grace_epoch; }
+  // Silence is only judged when it was observed: not while blind, and during restart grace only
+  // for devices that showed fresh evidence (their silence since then was seen).
+  bool silence_gated(const DeviceRecord& d) const { return blind || (in_grace && !fresh(d)); }
+
+  std::int64_t timeout_of(const DeviceRecord& d) const {
+    return heartbeat_timeout(config, d.heartbeat_mean_ms, d.heartbeat_samples).count();
+  }
+
+  void emit(DeviceIndex i, DeviceRecord& d, State to, Cause cause, std::int64_t at) {
+    assert(d.state != to);
+    Transition t;
+    t.device = i;
+    t.from = d.state;
+    t.to = to;
+    t.cause = cause;
+    t.disconnect_reason = d.reason;
+    t.at = mono_ms(at);
+    --counts[static_cast<std::size_t>(d.state)];
+    ++counts[static_cast<std::size_t>(to)];
+    d.state = to;
+    d.since = at;
+    d.cause = cause;
+    out.push_back(t);
+    ++counters.transitions;
+  }
+
+  // One flap observation at t. Returns true if it started a flap.
+  bool observe(DeviceIndex i, DeviceRecord& d, bool changed, std::int64_t t) {
+    d.flap_bits = flap.catch_up(d.flap_bits, d.flap_clock, t);
+    d.flap_bits = flap.observe(d.flap_bits, changed);
+    d.flap_clock = t;
+    if (d.state != State::Flapping && flap.starts(d.flap_bits)) {
+      // One `flapping` decision for the whole episode, not one per bounce (issue 2).
+      emit(i, d, State::Flapping, Cause::FlapStart, t);
+      return true;
+    }
+    return false;
+  }
+
+  // Apply everything due for device i at time t (timers and the state rules).
+  void evaluate(DeviceIndex i, std::int64_t t, Cause up_cause) {
+    DeviceRecord& d = devices[i];
+    // Silence: an up, heartbeating device that said nothing for its adaptive timeout.
+    if (d.has(DeviceRecord::kUp) && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
+      const std::int64_t deadline = d.last_seen + timeout_of(d);
+      if (t >= deadline) {
+        d.set(DeviceRecord::kUp, false);
+        d.set(DeviceRecord::kSilent, true);
+        d.set(DeviceRecord::kChain, false);
+        d.changed_at = t;
+        observe(i, d, true, t);
+      }
+    }
+    const bool up = d.has(DeviceRecord::kUp);
+    switch (d.state) {
+      case State::Unknown:
+        if (up) emit(i, d, State::Online, up_cause, t);
+        else if (d.has(DeviceRecord::kSeen)) emit(i, d, State::Suspect, down_cause(d), t);
+        break;
+      case State::Online:
+        if (!up) emit(i, d, State::Suspect, down_cause(d), t);
+        break;
+      case State::Suspect:
+        if (up) {
+          emit(i, d, State::Online, up_cause, t);
+        } else if (!offline_gated() && t >= d.changed_at + config.offline_grace.count()) {
+          emit(i, d, State::Offline,
+               d.has(DeviceRecord::kSilent) ? Cause::HeartbeatTimeout : Cause::OfflineGrace, t);
+        }
+        break;
+      case State::Offline:
+        // Hysteresis: back online only after online_stable_for without a departure.
+        if (up && t >= d.changed_at + config.online_stable_for.count()) {
+          emit(i, d, State::Online, Cause::StableOnline, t);
+        }
+        break;
+      case State::Flapping: {
+        d.flap_bits = flap.catch_up(d.flap_bits, d.flap_clock, t);
+        if (!flap.stops(d.flap_bits)) break;
+        // A flap ends only into a settled state: up for online_stable_for, or down for
+        // offline_grace.
+        if (up && t >= d.changed_at + config.online_stable_for.count()) {
+          emit(i, d, State::Online, Cause::FlapStop, t);
+        } else if (!up && !offline_gated() && t >= d.changed_at + config.offline_grace.count()) {
+          emit(i, d, State::Offline, Cause::FlapStop, t);
+        }
+        break;
+      }
+    }
+  }
+
+  static Cause down_cause(const DeviceRecord& d) {
+    return d.has(DeviceRecord::kSilent) ? Cause::HeartbeatTimeout : Cause::Disconnected;
+  }
+
+  // Next time device i needs attention (kInf = none), given the state after evaluate(t).
+  std::int64_t next_deadline(const DeviceRecord& d, std::int64_t t) const {
+    std::int64_t dl = kInf;
+    const bool up = d.has(DeviceRecord::kUp);
+    if (up && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
+      dl = std::min(dl, d.last_seen + timeout_of(d));
+    }
+    switch (d.state) {
+      case State::Suspect:
+        if (!offline_gated()) dl = std::min(dl, d.changed_at + config.offline_grace.count());
+        break;
+      case State::Offline:
+        if (up) dl = std::min(dl, d.changed_at + config.online_stable_for.count());
+        break;
+      case State::Flapping: {
+        const std::int64_t k = flap.quiet_shifts_to_stop(d.flap_bits);
+        const std::int64_t stop_at = k == 0 ? t : d.flap_clock + k * flap.step().count();
+        std::int64_t settle_at = kInf;
+        if (up) settle_at = d.changed_at + config.online_stable_for.count();
+        else if (!offline_gated()) settle_at = d.changed_at + config.offline_grace.count();
+        if (settle_at != kInf) dl = std::min(dl, std::max(stop_at, settle_at));
+        break;
+      }
+      default:
+        break;
+    }
+    if (dl != kInf && dl <= t) dl = t + 1;  // never re-arm into the past (would loop)
+    return dl;
+  }
+
+  void reschedule(DeviceIndex i, std::int64_t t) {
+    const std::int64_t dl = next_deadline(devices[i], t);
+    if (dl == kInf) wheel.cancel(i);
+    else wheel.schedule(i, dl);
+  }
+
+  void fire_timers(std::int64_t t) {
+    wheel.advance(t, [&](TimerWheel::Id id, std::int64_t expiry) {
+      ++counters.timers_fired;
+      const std::int64_t at = std::max(expiry, now);
+      now = at;
+      evaluate(id, at, Cause::Heartbeat);
+      reschedule(id, at);
+    });
+  }
+
+  // Move time to t: fire timers in order, end restart grace at its exact deadline.
+  void advance_to(std::int64_t t) {
+    if (t < now) t = now;
+    while (in_grace && !blind) {
+      const std::int64_t gd = grace_deadline();
+      if (gd > t) break;
+      fire_timers(gd);
+      now = std::max(now, gd);
+      end_grace(now);
+    }
+    fire_timers(t);
+    now = t;
+  }
+
+  void start_grace(std::int64_t t) {
+    in_grace = true;
+    ++grace_epoch;
+    grace_start = t;
+    last_growth = t;
+    grace_returned = 0;
+    grace_known = devices.size() - counts[static_cast<std::size_t>(State::Unknown)];
+    ++counters.restart_graces;
+  }
+
+  void end_grace(std::int64_t t) {
+    in_grace = false;
+    for (DeviceIndex i = 0; i < devices.size(); ++i) {
+      DeviceRecord& d = devices[i];
+      if (d.state == State::Unknown) continue;
+      if (d.evidence_epoch != grace_epoch) {
+        // No fresh evidence since the grace began: the old state is not proof of life
+        // (mosquitto #1165 replays a retained "online" after a broker restart).
+        const bool was_up = d.has(DeviceRecord::kUp);
+        d.set(DeviceRecord::kUp, false);
+        d.set(DeviceRecord::kChain, false);
+        if (was_up) d.changed_at = t;
+        wheel.cancel(i);
+        if (d.state != State::Offline) emit(i, d, State::Offline, Cause::RestartGrace, t);
+        continue;
+      }
+      evaluate(i, t, Cause::Heartbeat);
+      reschedule(i, t);
+    }
+  }
+
+  void mark_fresh(DeviceRecord& d, std::int64_t t) {
+    if (!in_grace || d.evidence_epoch == grace_epoch) return;
+    d.evidence_epoch = grace_epoch;
+    ++grace_returned;
+    if (!blind) last_growth = t;
+  }
+
+  void on_fleet(const Event& e, std::int64_t t) {
+    switch (e.kind) {
+      case EventKind::IngestLost:
+        blind = true;
+        break;
+      case EventKind::IngestRestored:
+        blind = false;
+        start_grace(t);
+        break;
+      case EventKind::BrokerRestarted:
+        // Session ids restart with the broker boot: older ids must not make new sessions stale.
+        ++session_epoch;
+        if (blind) break;  // the grace starts at IngestRestored
+        if (in_grace) {
+          // Evidence since the grace began already came from the new broker; restart the bounds.
+          grace_start = t;
+          last_growth = t;
+        } else {
+          start_grace(t);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  void on_device(const Event& e, std::int64_t t) {
+    if (e.device >= devices.size()) {
+      ++counters.invalid_events;
+      return;
+    }
+    const DeviceIndex i = e.device;
+    DeviceRecord& d = devices[i];
+    if (e.retained) {
+      on_retained(i, d, e, t);
+      return;
+    }
+    const std::uint64_t cur = d.session_epoch == session_epoch ? d.session : 0;
+    bool ended = d.has(DeviceRecord::kSessionEnded);
+    const Verdict v = judge(e.kind, e.reason, cur, ended, e.session);
+    if (v == Verdict::Stale) {
+      ++counters.stale_events;
+      return;
+    }
+    if (v == Verdict::Duplicate) {
+      ++counters.duplicate_events;
+      return;
+    }
+    if (v == Verdict::Takeover) {
+      ++counters.takeover_events;
+      return;
+    }
+    const bool was_up = d.has(DeviceRecord::kUp);
+    const bool was_seen = d.has(DeviceRecord::kSeen);
+    // A disconnect by arrival (no session) for a device already down adds nothing.
+    if (e.kind == EventKind::Disconnected && !was_up && e.session == 0 && ended &&
+        !d.has(DeviceRecord::kSilent)) {
+      ++counters.duplicate_events;
+      return;
+    }
+    mark_fresh(d, t);
+    d.set(DeviceRecord::kSeen, true);
+    const bool new_session = e.session != 0 && e.session != cur;
+    if (e.session != 0) {
+      d.session = e.session;
+      d.session_epoch = session_epoch;
+    }
+    Cause up_cause = Cause::Connected;
+    switch (e.kind) {
+      case EventKind::Connected:
+        d.set(DeviceRecord::kSessionEnded, false);
+        d.set(DeviceRecord::kChain, false);
+        d.set(DeviceRecord::kUp, true);
+        d.last_seen = t;
+        break;
+      case EventKind::Heartbeat:
+        up_cause = Cause::Heartbeat;
+        if (new_session) {
+          d.set(DeviceRecord::kSessionEnded, false);
+          d.set(DeviceRecord::kChain, false);
+        }
+        // Interval samples only between heartbeats of one connection: a reconnect or an outage
+        // in between is not the device's heartbeat period.
+        if (d.has(DeviceRecord::kChain) && d.last_seen != kNever) {
+          d.heartbeat_mean_ms =
+              heartbeat_mean_update(config, d.heartbeat_mean_ms, d.heartbeat_samples, t - d.last_seen);
+          if (d.heartbeat_samples < 255) ++d.heartbeat_samples;
+        }
+        d.set(DeviceRecord::kChain, true);
+        d.set(DeviceRecord::kHeartbeats, true);
+        d.set(DeviceRecord::kUp, true);
+        d.last_seen = t;
+        break;
+      case EventKind::Disconnected:
+        d.set(DeviceRecord::kSessionEnded, true);
+        d.set(DeviceRecord::kChain, false);
+        d.set(DeviceRecord::kUp, false);
+        d.reason = e.reason;
+        break;
+      default:
+        break;
+    }
+    const bool up = d.has(DeviceRecord::kUp);
+    if (up != was_up) {
+      d.changed_at = t;
+      d.set(DeviceRecord::kSilent, false);
+    } else if (!up) {
+      d.set(DeviceRecord::kSilent, false);  // a reported departure explains the silence
+    }
+    if (up) d.reason = DisconnectReason::Unknown;
+    // Heartbeats on an up device are not flap observations (see flap.h).
+    // The first event of a device is its first observation, not a change.
+    if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, was_seen && up != was_up, t);
+    evaluate(i, t, up_cause);
+    reschedule(i, t);
+  }
+
+  void on_retained(DeviceIndex i, DeviceRecord& d, const Event& e, std::int64_t t) {
+    // A retained status restates the past: it may seed a device we know nothing about, but it is
+    // never proof of life and never changes a known device.
+    if (d.state != State::Unknown || d.has(DeviceRecord::kSeen) ||
+        e.kind == EventKind::Heartbeat) {
+      ++counters.retained_events;
+      return;
+    }
+    d.set(DeviceRecord::kSeen, true);
+    d.changed_at = t;
+    if (e.kind == EventKind::Connected) {
+      d.set(DeviceRecord::kUp, true);
+      emit(i, d, State::Online, Cause::Resync, t);
+    } else {
+      d.reason = e.reason;
+      emit(i, d, State::Offline, Cause::Resync, t);
+    }
+    reschedule(i, t);
+  }
+};
+
+Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {}
+Engine::~Engine() = default;
+
+DeviceIndex Engine::intern(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdBytes) return kNoDevice;
+  const std::size_t before = impl_->ids.size();
+  const auto index = impl_->ids.intern(id);
+  if (index == IdTable::kNone) return kNoDevice;
+  if (impl_->ids.size() != before) {
+    impl_->devices.emplace_back();
+    impl_->wheel.reserve_ids(impl_->devices.size());
+    ++impl_->counts[static_cast<std::size_t>(State::Unknown)];
+  }
+  return index;
+}
+
+std::optional<DeviceIndex> Engine::find(std::string_view id) const { return impl_->ids.find(id); }
+std::string_view Engine::id_of(DeviceIndex device) const { return impl_->ids.id_of(device); }
+std::size_t Engine::size() const { return impl_->devices.size(); }
+
+void Engine::reserve(std::size_t devices, std::size_t id_bytes) {
+  impl_->ids.reserve(devices, id_bytes);
+  impl_->devices.reserve(devices);
+  impl_->wheel.reserve_ids(devices);
+}
+
+void Engine::set_label(DeviceIndex device, std::string_view key, std::string_view value) {
+  if (device >= impl_->devices.size() || key.empty()) return;
+  auto& d = impl_->devices[device];
+  d.labels = impl_->label_pool.with(d.labels, key, value);
+}
+
+std::vector<Label> Engine::labels(DeviceIndex device) const {
+  if (device >= impl_->devices.size()) return {};
+  return impl_->label_pool.labels(impl_->devices[device].labels);
+}
+
+void Engine::on_event(const Event& event) {
+  auto& m = *impl_;
+  ++m.counters.events;
+  const std::int64_t t = std::max(to_ms(event.at), m.now);
+  m.advance_to(t);
+  switch (event.kind) {
+    case EventKind::Connected:
+    case EventKind::Heartbeat:
+    case EventKind::Disconnected:
+      m.on_device(event, t);
+      break;
+    default:
+      m.on_fleet(event, t);
+      break;
+  }
+}
+
+void Engine::tick(MonoTime now) { impl_->advance_to(to_ms(now)); }
+
+void Engine::drain(std::vector<Transition>& out) {
+  out.insert(out.end(), impl_->out.begin(), impl_->out.end());
+  impl_->out.clear();
+}
+
+void Engine::drain_alerts(std::vector<AlertIntent>& out) {
+  for (auto& a : impl_->alerts) out.push_back(std::move(a));
+  impl_->alerts.clear();
+}
+
+DeviceView Engine::view(DeviceIndex device) const {
+  DeviceView v;
+  if (device >= impl_->devices.size()) return v;
+  const auto& d = impl_->devices[device];
+  v.id = impl_->ids.id_of(device);
+  v.state = d.state;
+  v.since = mono_ms(d.since);
+  v.cause = d.cause;
+  v.disconnect_reason = d.reason;
+  v.last_seen = d.last_seen == kNever ? MonoTime{} : mono_ms(d.last_seen);
+  v.heartbeat_mean = Duration{d.heartbeat_mean_ms};
+  v.heartbeat_timeout =
+      d.has(DeviceRecord::kHeartbeats) ? Duration{impl_->timeout_of(d)} : Duration{0};
+  v.session = d.session;
+  return v;
+}
+
+std::array<std::size_t, 5> Engine::counts() const { return impl_->counts; }
+bool Engine::blind() const { return impl_->blind; }
+bool Engine::in_restart_grace() const { return impl_->in_grace; }
+MonoTime Engine::now() const { return mono_ms(impl_->now); }
+const Config& Engine::config() const { return impl_->config; }
+EngineCounters Engine::counters() const { return impl_->counters; }
+
+RestartGraceStatus Engine::restart_grace() const {
+  RestartGraceStatus s;
+  s.active = impl_->in_grace;
+  s.started = mono_ms(impl_->grace_start);
+  s.ends = mono_ms(impl_->grace_deadline());
+  s.known = impl_->grace_known;
+  s.returned = impl_->grace_returned;
+  return s;
+}
+
+std::size_t Engine::memory_bytes() const {
+  return impl_->ids.bytes() + impl_->devices.capacity() * sizeof(DeviceRecord) +
+         impl_->wheel.bytes();
+}
+
+std::vector<DeviceSnapshot> Engine::snapshot() const {
+  std::vector<DeviceSnapshot> out;
+  out.reserve(impl_->devices.size());
+  for (DeviceIndex i = 0; i < impl_->devices.size(); ++i) {
+    const auto& d = impl_->devices[i];
+    DeviceSnapshot s;
+    s.id = std::string(impl_->ids.id_of(i));
+    s.state = d.state;
+    s.since = mono_ms(d.since);
+    s.labels = impl_->label_pool.labels(d.labels);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void Engine::restore(const std::vector<DeviceSnapshot>& devices, MonoTime now) {
+  auto& m = *impl_;
+  const std::int64_t t = std::max(to_ms(now), m.now);
+  m.advance_to(t);
+  for (const auto& s : devices) {
+    const DeviceIndex i = intern(s.id);
+    if (i == kNoDevice) continue;
+    for (const auto& [k, v] : s.labels) set_label(i, k, v);
+    auto& d = m.devices[i];
+    if (s.state == State::Unknown || s.state == d.state) continue;
+    --m.counts[static_cast<std::size_t>(d.state)];
+    ++m.counts[static_cast<std::size_t>(s.state)];
+    d.state = s.state;
+    d.since = to_ms(s.since);
+    d.cause = Cause::Resync;
+    d.changed_at = to_ms(s.since);
+    d.flap_clock = t;
+    d.set(DeviceRecord::kUp, s.state == State::Online);
+    d.set(DeviceRecord::kSeen, true);
+  }
+  // Restored state needs fresh evidence like after any restart (issue 3).
+  m.start_grace(t);
+}
+
+}  // namespace presence::core

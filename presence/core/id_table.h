@@ -1,0 +1,40 @@
+// Interned device ids: id bytes in one arena, an offset per device and an open-addressing table
+// of indices. About 4 bytes per device plus 5-11 bytes of table (load factor 3/8..3/4) beyond the
+// id bytes themselves; no per-device heap allocation (issue 2: state compact).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace presence::core {
+
+class IdTable {
+ public:
+  using Index = std::uint32_t;
+  static constexpr Index kNone = 0xFFFFFFFFu;
+
+  IdTable();
+
+  // Index of id, adding it if new. kNone when the arena (4 GiB) or index space is exhausted.
+  Index intern(std::string_view id);
+  std::optional<Index> find(std::string_view id) const;
+  std::string_view id_of(Index index) const;
+  std::size_t size() const { return offsets_.size() - 1; }
+  std::size_t bytes() const;  // memory held, for the bytes/device measurement
+
+  void reserve(std::size_t devices, std::size_t id_bytes);
+
+ private:
+  std::size_t slot_of(std::string_view id, std::size_t hash) const;  // slot holding id or empty
+  void grow();
+
+  std::string arena_;
+  std::vector<std::uint32_t> offsets_;  // offsets_[i]..offsets_[i+1] is id i
+  std::vector<Index> slots_;            // kNone = empty; size is a power of two
+};
+
+}  // namespace presence::core

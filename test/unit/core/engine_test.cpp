@@ -1,0 +1,650 @@
+// Engine behaviour through its public API, with a simulated clock (STYLE.md habits 1-2). Every
+// window is checked at T-1, T and T+1 ms.
+#include "presence/core/engine.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using namespace presence::core;
+
+namespace {
+
+constexpr std::int64_t kSec = 1000;
+
+Event ev(EventKind kind, DeviceIndex device, std::int64_t at_ms, std::uint64_t session = 0,
+         DisconnectReason reason = DisconnectReason::Unknown) {
+  Event e;
+  e.kind = kind;
+  e.device = device;
+  e.at = mono_ms(at_ms);
+  e.session = session;
+  e.reason = reason;
+  return e;
+}
+Event conn(DeviceIndex d, std::int64_t at, std::uint64_t session = 0) {
+  return ev(EventKind::Connected, d, at, session);
+}
+Event hb(DeviceIndex d, std::int64_t at, std::uint64_t session = 0) {
+  return ev(EventKind::Heartbeat, d, at, session);
+}
+Event disc(DeviceIndex d, std::int64_t at, std::uint64_t session = 0,
+           DisconnectReason reason = DisconnectReason::LastWill) {
+  return ev(EventKind::Disconnected, d, at, session, reason);
+}
+Event fleet(EventKind kind, std::int64_t at) { return ev(kind, kNoDevice, at); }
+
+std::vector<Transition> drain(Engine& engine) {
+  std::vector<Transition> out;
+  engine.drain(out);
+  return out;
+}
+
+// Exactly one transition, to `to`, and return it.
+Transition one(Engine& engine, State to) {
+  auto t = drain(engine);
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].to == to);
+  return t[0];
+}
+
+const Config kDefaults{};
+const std::int64_t kGrace = kDefaults.offline_grace.count();       // 30 s
+const std::int64_t kStable = kDefaults.online_stable_for.count();  // 60 s
+
+}  // namespace
+
+TEST_CASE("connect -> online; disconnect -> suspect; offline exactly at offline_grace") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("dev-1");
+  CHECK(engine.id_of(d) == "dev-1");
+  CHECK(engine.find("dev-1") == d);
+  CHECK_FALSE(engine.find("dev-2").has_value());
+  engine.on_event(conn(d, 1 * kSec, 1));
+  auto t = one(engine, State::Online);
+  CHECK(t.from == State::Unknown);
+  CHECK(t.cause == Cause::Connected);
+  engine.on_event(disc(d, 2 * kSec, 1, DisconnectReason::LastWill));
+  t = one(engine, State::Suspect);
+  CHECK(t.cause == Cause::Disconnected);
+  CHECK(t.disconnect_reason == DisconnectReason::LastWill);
+  engine.tick(mono_ms(2 * kSec + kGrace - 1));  // T-1
+  CHECK(drain(engine).empty());
+  CHECK(engine.view(d).state == State::Suspect);
+  engine.tick(mono_ms(2 * kSec + kGrace));  // T
+  t = one(engine, State::Offline);
+  CHECK(t.from == State::Suspect);
+  CHECK(t.cause == Cause::OfflineGrace);
+  CHECK(t.disconnect_reason == DisconnectReason::LastWill);
+  CHECK(to_ms(t.at) == 2 * kSec + kGrace);
+  engine.tick(mono_ms(2 * kSec + kGrace + 1));  // T+1
+  CHECK(drain(engine).empty());
+  const auto counts = engine.counts();
+  CHECK(counts[static_cast<std::size_t>(State::Offline)] == 1);
+  CHECK(engine.view(d).since == mono_ms(2 * kSec + kGrace));
+}
+
+TEST_CASE("a reconnect inside offline_grace is not an offline (debounce)") {
+  for (std::int64_t back : {kGrace - 1, kGrace, kGrace + 1}) {
+    CAPTURE(back);
+    Engine engine;
+    const DeviceIndex d = engine.intern("d");
+    engine.on_event(conn(d, 0, 1));
+    engine.on_event(disc(d, 10 * kSec, 1));
+    drain(engine);
+    engine.on_event(conn(d, 10 * kSec + back, 2));
+    auto t = drain(engine);
+    if (back < kGrace) {
+      REQUIRE(t.size() == 1);
+      CHECK(t[0].from == State::Suspect);
+      CHECK(t[0].to == State::Online);
+      CHECK(t[0].cause == Cause::Connected);
+    } else {
+      // The grace ran out at T, before the reconnect at T (timers fire first): offline, and the
+      // reconnect now has to be stable (hysteresis).
+      REQUIRE(t.size() == 1);
+      CHECK(t[0].to == State::Offline);
+      CHECK(engine.view(d).state == State::Offline);
+    }
+  }
+}
+
+TEST_CASE("hysteresis: after offline, online only after online_stable_for") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 1));
+  engine.on_event(disc(d, 1 * kSec, 1));
+  engine.tick(mono_ms(1 * kSec + kGrace));
+  drain(engine);
+  REQUIRE(engine.view(d).state == State::Offline);
+  const std::int64_t back = 100 * kSec;
+  engine.on_event(conn(d, back, 2));
+  CHECK(drain(engine).empty());
+  engine.tick(mono_ms(back + kStable - 1));
+  CHECK(drain(engine).empty());
+  engine.tick(mono_ms(back + kStable));
+  auto t = one(engine, State::Online);
+  CHECK(t.from == State::Offline);
+  CHECK(t.cause == Cause::StableOnline);
+  engine.tick(mono_ms(back + kStable + 1));
+  CHECK(drain(engine).empty());
+
+}
+
+TEST_CASE("hysteresis: a departure inside online_stable_for restarts the wait") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 1));
+  engine.on_event(disc(d, 1 * kSec, 1));
+  engine.tick(mono_ms(1 * kSec + kGrace));
+  drain(engine);
+  engine.on_event(conn(d, 100 * kSec, 2));
+  engine.on_event(disc(d, 100 * kSec + kStable - 1, 2));
+  engine.on_event(conn(d, 100 * kSec + kStable, 3));
+  engine.tick(mono_ms(100 * kSec + kStable + kStable - 1));
+  CHECK(drain(engine).empty());
+  engine.tick(mono_ms(100 * kSec + 2 * kStable));
+  CHECK(one(engine, State::Online).cause == Cause::StableOnline);
+}
+
+TEST_CASE("adaptive heartbeat timeout: 10 s and 5 min devices are both judged by their own interval") {
+  const Config c;
+  SUBCASE("fast device: timeout 3 x 10 s") {
+    Engine e2(c);
+    const DeviceIndex f = e2.intern("fast");
+    for (int i = 0; i <= 6; ++i) e2.on_event(hb(f, i * 10 * kSec));
+    drain(e2);
+    const std::int64_t last = 60 * kSec;
+    CHECK(e2.view(f).heartbeat_timeout == std::chrono::seconds(30));
+    e2.tick(mono_ms(last + 30 * kSec - 1));
+    CHECK(drain(e2).empty());
+    e2.tick(mono_ms(last + 30 * kSec));
+    auto t = one(e2, State::Suspect);
+    CHECK(t.cause == Cause::HeartbeatTimeout);
+    e2.tick(mono_ms(last + 30 * kSec + kGrace - 1));
+    CHECK(drain(e2).empty());
+    e2.tick(mono_ms(last + 30 * kSec + kGrace));
+    t = one(e2, State::Offline);
+    CHECK(t.cause == Cause::HeartbeatTimeout);
+  }
+  SUBCASE("slow device: timeout 3 x 5 min, never suspected at 5 min") {
+    Engine e2(c);
+    const DeviceIndex s = e2.intern("slow");
+    for (int i = 0; i <= 6; ++i) e2.on_event(hb(s, i * 300 * kSec));
+    auto t = drain(e2);
+    REQUIRE(t.size() == 1);  // Unknown -> Online only
+    CHECK(t[0].cause == Cause::Heartbeat);
+    CHECK(e2.view(s).heartbeat_mean == std::chrono::seconds(300));
+    CHECK(e2.view(s).heartbeat_timeout == std::chrono::seconds(900));
+    const std::int64_t last = 1800 * kSec;
+    e2.tick(mono_ms(last + 900 * kSec - 1));
+    CHECK(drain(e2).empty());
+    e2.tick(mono_ms(last + 900 * kSec));
+    CHECK(one(e2, State::Suspect).cause == Cause::HeartbeatTimeout);
+  }
+  SUBCASE("a heartbeat inside the timeout keeps the device online") {
+    Engine e2(c);
+    const DeviceIndex f = e2.intern("fast");
+    for (int i = 0; i <= 6; ++i) e2.on_event(hb(f, i * 10 * kSec));
+    e2.on_event(hb(f, 60 * kSec + 30 * kSec - 1));
+    e2.tick(mono_ms(60 * kSec + 30 * kSec));
+    drain(e2);
+    CHECK(e2.view(f).state == State::Online);
+  }
+}
+
+TEST_CASE("heartbeat timeout floor, ceiling and young devices") {
+  Config c;
+  Engine engine(c);
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(hb(d, 0));
+  // No interval seen yet: the ceiling.
+  CHECK(engine.view(d).heartbeat_timeout == c.heartbeat_timeout_ceiling);
+  engine.on_event(hb(d, 1 * kSec));
+  // One sample (1 s) < heartbeat_min_samples: the default interval stands in (3 x 60 s).
+  CHECK(engine.view(d).heartbeat_timeout == std::chrono::seconds(180));
+  engine.on_event(hb(d, 2 * kSec));
+  engine.on_event(hb(d, 3 * kSec));
+  // Mean 1 s: 3 s is below the floor.
+  CHECK(engine.view(d).heartbeat_timeout == c.heartbeat_timeout_floor);
+  engine.tick(mono_ms(3 * kSec + c.heartbeat_timeout_floor.count() - 1));
+  drain(engine);
+  CHECK(engine.view(d).state == State::Online);
+  engine.tick(mono_ms(3 * kSec + c.heartbeat_timeout_floor.count()));
+  CHECK(one(engine, State::Suspect).cause == Cause::HeartbeatTimeout);
+}
+
+TEST_CASE("devices that never heartbeat are judged by sessions only") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 1));
+  engine.tick(mono_ms(24LL * 3600 * kSec));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 1);
+  CHECK(engine.view(d).state == State::Online);
+  CHECK(engine.view(d).heartbeat_timeout == Duration{0});
+}
+
+TEST_CASE("session takeover: the old connection's disconnect after the new connect is ignored") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 10));
+  engine.on_event(conn(d, 5 * kSec, 11));  // new connection, same client id
+  SUBCASE("reason Takeover") {
+    engine.on_event(disc(d, 5 * kSec + 3, 10, DisconnectReason::Takeover));
+    CHECK(engine.counters().takeover_events == 1);
+  }
+  SUBCASE("reason unknown, but an older session (Mosquitto 2.0: reason is always -1)") {
+    engine.on_event(disc(d, 5 * kSec + 3, 10, DisconnectReason::Unknown));
+    CHECK(engine.counters().stale_events == 1);
+  }
+  SUBCASE("Takeover even without session ids never counts as a departure") {
+    engine.on_event(disc(d, 5 * kSec + 3, 0, DisconnectReason::Takeover));
+  }
+  engine.tick(mono_ms(1000 * kSec));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 1);  // Unknown -> Online, nothing else
+  CHECK(engine.view(d).state == State::Online);
+  CHECK(engine.view(d).session == 11);
+}
+
+TEST_CASE("duplicates: a repeated connect or disconnect yields no second transition") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 7));
+  engine.on_event(conn(d, 1, 7));
+  CHECK(drain(engine).size() == 1);
+  engine.on_event(disc(d, 10, 7));
+  engine.on_event(disc(d, 11, 7));
+  engine.on_event(disc(d, 12, 0));  // by arrival, also a duplicate: already down, session ended
+  CHECK(drain(engine).size() == 1);
+  CHECK(engine.counters().duplicate_events == 3);
+  engine.tick(mono_ms(10 + kGrace));
+  CHECK(one(engine, State::Offline).cause == Cause::OfflineGrace);
+}
+
+TEST_CASE("a disconnect that overtakes its own connect: the late connect is stale") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 1));
+  engine.on_event(disc(d, 1 * kSec, 2));  // session 2's disconnect arrives first
+  engine.on_event(conn(d, 1 * kSec + 5, 2));  // its connect, late: the session already ended
+  CHECK(engine.counters().stale_events == 1);
+  engine.tick(mono_ms(1 * kSec + kGrace));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 3);
+  CHECK(t[1].to == State::Suspect);
+  CHECK(t[2].to == State::Offline);
+}
+
+TEST_CASE("a stale disconnect never marks a live device offline; a newer one does") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 5));
+  engine.on_event(disc(d, 1 * kSec, 4));
+  engine.on_event(disc(d, 2 * kSec, 3));
+  engine.tick(mono_ms(100 * kSec));
+  CHECK(drain(engine).size() == 1);
+  engine.on_event(disc(d, 101 * kSec, 5));
+  CHECK(one(engine, State::Suspect).cause == Cause::Disconnected);
+}
+
+TEST_CASE("without session ids events are ordered by arrival") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0));
+  engine.on_event(disc(d, 1 * kSec));
+  engine.on_event(conn(d, 2 * kSec));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 3);
+  CHECK(t[2].to == State::Online);
+}
+
+TEST_CASE("an event older than the engine's time is processed at the current time") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.tick(mono_ms(50 * kSec));
+  engine.on_event(conn(d, 10 * kSec, 1));
+  auto t = one(engine, State::Online);
+  CHECK(to_ms(t.at) == 50 * kSec);
+  CHECK(engine.now() == mono_ms(50 * kSec));
+}
+
+TEST_CASE("broker restart: session ids restart, old ids do not make new sessions stale") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 900));
+  engine.on_event(fleet(EventKind::BrokerRestarted, 10 * kSec));
+  engine.on_event(conn(d, 11 * kSec, 3));
+  engine.on_event(disc(d, 12 * kSec, 3));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 2);
+  CHECK(t[1].to == State::Suspect);
+}
+
+TEST_CASE("flapping: one decision for the episode, ends after quiet time into a settled state") {
+  // Default flap config: 21 observations (20 transitions), window 10 min -> a quiet shift every
+  // 30 s; start at >= 50 %, stop at <= 25 %. Nine newest changes score 51.5 %.
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0));  // first observation: not a change
+  std::int64_t t = 0;
+  std::vector<Transition> all;
+  for (int change = 1; change <= 10; ++change) {
+    t = change * kSec;
+    engine.on_event(change % 2 ? disc(d, t) : conn(d, t));
+    auto got = drain(engine);
+    if (change < 9) {
+      CHECK(engine.view(d).state != State::Flapping);
+    } else if (change == 9) {
+      REQUIRE(!got.empty());
+      CHECK(got.back().to == State::Flapping);
+      CHECK(got.back().cause == Cause::FlapStart);
+    } else {
+      CHECK(got.empty());  // bounces while flapping are not decisions
+    }
+  }
+  // Last observation (a connect) at L = 10 s with ten changes in history. Quiet shifts every
+  // 30 s: after 13 the share is 29.0 %, after 14 it is 24.5 % <= 25 %.
+  const std::int64_t stop = t + 14 * 30 * kSec;
+  engine.tick(mono_ms(stop - 1));
+  CHECK(drain(engine).empty());
+  CHECK(engine.view(d).state == State::Flapping);
+  engine.tick(mono_ms(stop));
+  auto got = one(engine, State::Online);
+  CHECK(got.from == State::Flapping);
+  CHECK(got.cause == Cause::FlapStop);
+  engine.tick(mono_ms(stop + 1));
+  CHECK(drain(engine).empty());
+}
+
+TEST_CASE("flapping that ends while down becomes offline") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0));
+  for (int change = 1; change <= 9; ++change) {
+    engine.on_event(change % 2 ? disc(d, change * kSec) : conn(d, change * kSec));
+  }
+  // Nine changes, last a disconnect at 9 s: 13 quiet shifts to <= 25 % (9 changes decay faster).
+  drain(engine);
+  REQUIRE(engine.view(d).state == State::Flapping);
+  engine.tick(mono_ms(9 * kSec + 3600 * kSec));
+  auto got = one(engine, State::Offline);
+  CHECK(got.cause == Cause::FlapStop);
+}
+
+TEST_CASE("rare disconnects spread out beyond the flap window never add up to a flap") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  engine.on_event(conn(d, 0, 1));
+  std::uint64_t s = 1;
+  for (int i = 1; i <= 200; ++i) {
+    const std::int64_t t = i * 5 * 60 * kSec;  // every 5 minutes a quick bounce
+    engine.on_event(disc(d, t, s));
+    engine.on_event(conn(d, t + 2 * kSec, ++s));
+  }
+  std::vector<Transition> all;
+  engine.drain(all);
+  for (const auto& t : all) CHECK(t.to != State::Flapping);
+}
+
+TEST_CASE("blind: nobody is declared offline on silence presenced could not observe") {
+  Engine engine;
+  const DeviceIndex hbdev = engine.intern("hb");
+  const DeviceIndex sess = engine.intern("sess");
+  for (int i = 0; i <= 5; ++i) engine.on_event(hb(hbdev, i * 10 * kSec));
+  engine.on_event(conn(sess, 0, 1));
+  engine.on_event(disc(sess, 49 * kSec, 1));  // suspect just before the blind spot
+  drain(engine);
+  engine.on_event(fleet(EventKind::IngestLost, 50 * kSec));
+  CHECK(engine.blind());
+  engine.tick(mono_ms(3600 * kSec));
+  CHECK(drain(engine).empty());
+  CHECK(engine.view(hbdev).state == State::Online);
+  CHECK(engine.view(sess).state == State::Suspect);
+  // Back: restart grace; nobody shows evidence; grace ends at restart_grace_min (settle is
+  // shorter) and both go offline for lack of fresh evidence.
+  const std::int64_t r = 3600 * kSec;
+  engine.on_event(fleet(EventKind::IngestRestored, r));
+  CHECK_FALSE(engine.blind());
+  CHECK(engine.in_restart_grace());
+  const std::int64_t end = r + kDefaults.restart_grace_min.count();
+  engine.tick(mono_ms(end - 1));
+  CHECK(drain(engine).empty());
+  CHECK(engine.in_restart_grace());
+  engine.tick(mono_ms(end));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 2);
+  for (const auto& x : t) {
+    CHECK(x.to == State::Offline);
+    CHECK(x.cause == Cause::RestartGrace);
+    CHECK(to_ms(x.at) == end);
+  }
+  CHECK_FALSE(engine.in_restart_grace());
+}
+
+TEST_CASE("restart grace: devices with fresh evidence keep their state") {
+  Engine engine;
+  const DeviceIndex a = engine.intern("a");
+  const DeviceIndex b = engine.intern("b");
+  engine.on_event(conn(a, 0, 1));
+  engine.on_event(conn(b, 0, 1));
+  engine.on_event(fleet(EventKind::IngestLost, 10 * kSec));
+  engine.on_event(fleet(EventKind::IngestRestored, 20 * kSec));
+  drain(engine);
+  engine.on_event(conn(a, 21 * kSec, 2));
+  engine.tick(mono_ms(20 * kSec + kDefaults.restart_grace_min.count()));
+  auto t = one(engine, State::Offline);
+  CHECK(t.device == b);
+  CHECK(engine.view(a).state == State::Online);
+}
+
+TEST_CASE("restart grace ends when the returning share stopped growing for restart_grace_settle") {
+  const Config c;
+  Engine engine(c);
+  std::vector<DeviceIndex> ds;
+  for (int i = 0; i < 5; ++i) {
+    ds.push_back(engine.intern("d" + std::to_string(i)));
+    engine.on_event(conn(ds.back(), 0, 1));
+  }
+  drain(engine);
+  const std::int64_t r = 100 * kSec;
+  engine.on_event(fleet(EventKind::IngestLost, 50 * kSec));
+  engine.on_event(fleet(EventKind::IngestRestored, r));
+  // Returns at +10 s, +25 s, +38 s (past restart_grace_min = 30 s); the last growth at +38 s
+  // ends the grace at +38 + 15 = +53 s.
+  engine.on_event(conn(ds[0], r + 10 * kSec, 2));
+  engine.on_event(conn(ds[1], r + 25 * kSec, 2));
+  engine.on_event(conn(ds[2], r + 38 * kSec, 2));
+  engine.on_event(conn(ds[2], r + 40 * kSec, 3));  // same device again: not growth
+  const std::int64_t end = r + 38 * kSec + c.restart_grace_settle.count();
+  CHECK(engine.restart_grace().ends == mono_ms(end));
+  CHECK(engine.restart_grace().known == 5);
+  CHECK(engine.restart_grace().returned == 3);
+  engine.tick(mono_ms(end - 1));
+  CHECK(drain(engine).empty());
+  engine.tick(mono_ms(end));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 2);
+  CHECK(t[0].cause == Cause::RestartGrace);
+  CHECK_FALSE(engine.in_restart_grace());
+}
+
+TEST_CASE("evidence at the grace end itself is too late; at T-1 it counts") {
+  for (std::int64_t delta : {-1, 0}) {
+    CAPTURE(delta);
+    Engine engine;
+    const DeviceIndex a = engine.intern("a");
+    engine.on_event(conn(a, 0, 1));
+    engine.on_event(fleet(EventKind::IngestRestored, 10 * kSec));
+    drain(engine);
+    // Without growth the grace ends at restart_grace_min. Evidence at T-1 is growth and moves the
+    // end by restart_grace_settle; evidence at T comes after the sweep.
+    const std::int64_t end = 10 * kSec + kDefaults.restart_grace_min.count();
+    engine.on_event(conn(a, end + delta, 2));
+    engine.tick(mono_ms(end + 3600 * kSec));
+    auto t = drain(engine);
+    if (delta < 0) {
+      CHECK(t.empty());
+    } else {
+      REQUIRE(t.size() == 2);
+      CHECK(t[0].cause == Cause::RestartGrace);
+      // The connect then needs online_stable_for (hysteresis) and gets it.
+      CHECK(t[1].cause == Cause::StableOnline);
+      CHECK(to_ms(t[1].at) == end + kStable);
+    }
+  }
+}
+
+TEST_CASE("restart grace is bounded by restart_grace_max") {
+  const Config c;
+  Engine engine(c);
+  std::vector<DeviceIndex> ds;
+  for (int i = 0; i < 100; ++i) ds.push_back(engine.intern("d" + std::to_string(i)));
+  const DeviceIndex silent = engine.intern("silent");
+  engine.on_event(conn(silent, 0, 1));
+  engine.on_event(fleet(EventKind::IngestRestored, 0));
+  // A new device every 10 s: the share keeps growing, the grace only ends at the max.
+  for (int i = 0; i < 100; ++i) engine.on_event(conn(ds[static_cast<std::size_t>(i)], (i + 1) * 10 * kSec, 1));
+  // The events themselves went past the max (1000 s > 600 s): the grace ended at exactly 600 s.
+  auto t = drain(engine);
+  bool found = false;
+  for (const auto& x : t) {
+    if (x.device == silent && x.to == State::Offline) {
+      CHECK(x.cause == Cause::RestartGrace);
+      CHECK(to_ms(x.at) == c.restart_grace_max.count());
+      found = true;
+    }
+  }
+  CHECK(found);
+}
+
+TEST_CASE("a disconnect during restart grace follows offline_grace after the grace ends") {
+  Engine engine;
+  const DeviceIndex a = engine.intern("a");
+  const DeviceIndex b = engine.intern("b");
+  engine.on_event(conn(a, 0, 1));
+  engine.on_event(conn(b, 0, 1));
+  engine.on_event(fleet(EventKind::IngestRestored, 1000 * kSec));
+  drain(engine);
+  SUBCASE("offline_grace runs out after the restart grace: offline at disconnect + offline_grace") {
+    // a's disconnect at +10 s is its fresh evidence; grace ends at +30 s (min); offline at +40 s.
+    engine.on_event(disc(a, 1010 * kSec, 1));
+    CHECK(one(engine, State::Suspect).device == a);
+    engine.tick(mono_ms(1030 * kSec));
+    CHECK(one(engine, State::Offline).device == b);  // no evidence: restart grace
+    engine.tick(mono_ms(1040 * kSec - 1));
+    CHECK(drain(engine).empty());
+    engine.tick(mono_ms(1040 * kSec));
+    auto t = one(engine, State::Offline);
+    CHECK(t.device == a);
+    CHECK(t.cause == Cause::OfflineGrace);
+  }
+  SUBCASE("offline_grace ran out inside the restart grace: offline when the grace ends") {
+    engine.on_event(disc(a, 1001 * kSec, 1));
+    drain(engine);
+    engine.on_event(conn(b, 1020 * kSec, 2));  // growth: grace ends at 1035 s
+    engine.tick(mono_ms(1035 * kSec - 1));
+    CHECK(drain(engine).empty());
+    engine.tick(mono_ms(1035 * kSec));
+    auto t = one(engine, State::Offline);
+    CHECK(t.device == a);
+    CHECK(t.cause == Cause::OfflineGrace);
+  }
+}
+
+TEST_CASE("after a broker restart a retained 'online' replay is not proof of life") {
+  Engine engine;
+  const DeviceIndex gone = engine.intern("gone");
+  const DeviceIndex back = engine.intern("back");
+  engine.on_event(conn(gone, 0, 500));
+  engine.on_event(conn(back, 0, 501));
+  drain(engine);
+  engine.on_event(fleet(EventKind::IngestLost, 10 * kSec));
+  engine.on_event(fleet(EventKind::IngestRestored, 20 * kSec));
+  engine.on_event(fleet(EventKind::BrokerRestarted, 20 * kSec));
+  Event replay = conn(gone, 21 * kSec);
+  replay.retained = true;
+  engine.on_event(replay);
+  CHECK(engine.counters().retained_events == 1);
+  engine.on_event(conn(back, 22 * kSec, 1));  // new boot, small session id: fresh
+  engine.tick(mono_ms(20 * kSec + 3600 * kSec));
+  auto t = drain(engine);
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].device == gone);
+  CHECK(t[0].cause == Cause::RestartGrace);
+  CHECK(engine.view(back).state == State::Online);
+}
+
+TEST_CASE("a retained status seeds a device never seen, as Resync") {
+  Engine engine;
+  const DeviceIndex a = engine.intern("a");
+  const DeviceIndex b = engine.intern("b");
+  Event on = conn(a, 5);
+  on.retained = true;
+  Event off = disc(b, 5);
+  off.retained = true;
+  engine.on_event(on);
+  engine.on_event(off);
+  auto t = drain(engine);
+  REQUIRE(t.size() == 2);
+  CHECK(t[0].to == State::Online);
+  CHECK(t[0].cause == Cause::Resync);
+  CHECK(t[1].to == State::Offline);
+  CHECK(t[1].cause == Cause::Resync);
+}
+
+TEST_CASE("snapshot and restore: restored state needs fresh evidence (restart grace)") {
+  Engine first;
+  const DeviceIndex a = first.intern("a");
+  const DeviceIndex b = first.intern("b");
+  const DeviceIndex c = first.intern("c");
+  first.set_label(a, "site", "berlin");
+  first.set_label(a, "fw", "1.2");
+  first.set_label(b, "site", "berlin");
+  first.on_event(conn(a, 0, 1));
+  first.on_event(conn(b, 0, 1));
+  first.on_event(conn(c, 0, 1));
+  first.on_event(disc(c, 1 * kSec, 1));
+  first.tick(mono_ms(100 * kSec));
+  const auto snap = first.snapshot();
+  REQUIRE(snap.size() == 3);
+  CHECK(snap[0].labels == std::vector<Label>{{"fw", "1.2"}, {"site", "berlin"}});
+  CHECK(snap[2].state == State::Offline);
+
+  Engine second;
+  second.restore(snap, mono_ms(5000 * kSec));
+  CHECK(second.in_restart_grace());
+  CHECK(drain(second).empty());
+  CHECK(second.view(*second.find("a")).state == State::Online);
+  CHECK(second.labels(*second.find("b")) == std::vector<Label>{{"site", "berlin"}});
+  second.on_event(hb(*second.find("a"), 5001 * kSec));
+  second.tick(mono_ms(6000 * kSec));
+  auto t = drain(second);
+  REQUIRE(t.size() == 1);  // b: no evidence; c was offline already: no transition
+  CHECK(second.id_of(t[0].device) == "b");
+  CHECK(t[0].cause == Cause::RestartGrace);
+}
+
+TEST_CASE("labels: intern, replace, remove") {
+  Engine engine;
+  const DeviceIndex a = engine.intern("a");
+  engine.set_label(a, "site", "x");
+  engine.set_label(a, "site", "y");
+  CHECK(engine.labels(a) == std::vector<Label>{{"site", "y"}});
+  engine.set_label(a, "site", "");
+  CHECK(engine.labels(a).empty());
+}
+
+TEST_CASE("bad input: empty and huge ids, unknown device indices") {
+  Engine engine;
+  CHECK(engine.intern("") == kNoDevice);
+  CHECK(engine.intern(std::string(Engine::kMaxIdBytes + 1, 'x')) == kNoDevice);
+  CHECK(engine.intern(std::string(Engine::kMaxIdBytes, 'x')) != kNoDevice);
+  engine.on_event(conn(kNoDevice, 1));
+  engine.on_event(conn(12345, 1));
+  CHECK(engine.counters().invalid_events == 2);
+  CHECK(drain(engine).empty());
+  CHECK(engine.view(999).id.empty());
+}
