@@ -49,7 +49,7 @@ struct Parsed {
     Ignore,        // nothing to do (e.g. empty payload clearing a retained status)
     Reject,        // unusable: `error` says why
     DeviceEvent,   // feed `kind`/`reason`/`source`/`session` for `id`, then set `labels`
-    DeviceResync,  // retained replay: intern `id` and set `labels`, but it is NOT proof of life
+    DeviceResync,  // retained replay: like DeviceEvent but NOT proof of life (Event::retained)
     BrokerBoot,    // broker-ext boot id of `node`
     BrokerUptime,  // $SYS uptime of `node` in seconds
   };

@@ -351,9 +351,12 @@ struct Service::Impl {
     }
     if (!p.boot.empty()) on_boot(p.node, p.boot, now);
     const core::DeviceIndex dev = engine.intern(p.id);
+    if (dev == core::kNoDevice) return;  // ids are bounded by ParseLimits first; belt and braces
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
-    if (p.what == Parsed::What::DeviceResync) return;  // mosquitto #1165: not proof of life
     core::Event e;
+    // mosquitto #1165: a retained replay restates the past. The engine may seed an unknown
+    // device from it (cause "resync") but never takes it as fresh evidence.
+    e.retained = p.what == Parsed::What::DeviceResync;
     e.kind = p.kind;
     e.reason = p.reason;
     e.source = p.source;
