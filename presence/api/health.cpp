@@ -36,8 +36,9 @@ std::string render_prometheus(const Metrics& m) {
   metric(out, "presence_devices", "gauge", "Devices per presence state.");
   for (const auto& [state, n] : m.devices_by_state)
     sample(out, "presence_devices", n, "state=\"" + state + "\"");
-  metric(out, "presence_transitions_total", "counter", "Device state transitions.");
-  sample(out, "presence_transitions_total", m.transitions_total);
+  metric(out, "presence_transitions_total", "counter", "Device state transitions, by new state.");
+  for (const auto& [state, n] : m.transitions_total)
+    sample(out, "presence_transitions_total", n, "to=\"" + state + "\"");
   metric(out, "presence_mqtt_messages_total", "counter", "MQTT messages received.");
   sample(out, "presence_mqtt_messages_total", m.mqtt_messages_total);
   metric(out, "presence_parse_errors_total", "counter",

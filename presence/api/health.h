@@ -17,7 +17,8 @@ namespace presence::api {
 struct Metrics {
   // Device count per state word ("unknown", "online", "suspect", "offline", "flapping").
   std::vector<std::pair<std::string, std::size_t>> devices_by_state;
-  std::uint64_t transitions_total = 0;
+  // Transitions per target state word (sum = all transitions).
+  std::vector<std::pair<std::string, std::uint64_t>> transitions_total;
   std::uint64_t mqtt_messages_total = 0;
   // Parse error count per kind ("bad_json", "id_too_long", ...).
   std::vector<std::pair<std::string, std::uint64_t>> parse_errors_total;

@@ -135,7 +135,10 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
     m.devices_by_state.emplace_back(
         presence::ingest::state_word(static_cast<presence::core::State>(i)),
         s.devices_by_state[i]);
-  m.transitions_total = s.transitions_total;
+  for (std::size_t i = 0; i < s.transitions_total.size(); ++i)
+    m.transitions_total.emplace_back(
+        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        s.transitions_total[i]);
   m.mqtt_messages_total = s.mqtt_messages_total;
   for (std::size_t i = 1; i < s.parse_errors_total.size(); ++i)  // 0 = ParseError::None
     m.parse_errors_total.emplace_back(

@@ -184,7 +184,13 @@ struct Service::Impl {
   }
 
   void make_client() {
-    mqtt::create_options create(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    // Paho refuses publishes beyond max_buffered_messages (default 100) queued in the client;
+    // our own token bucket is the limit that matters, so allow a few seconds' worth.
+    const int buffered = static_cast<int>(std::clamp(
+        opt.output.max_messages_per_second > 0 ? opt.output.max_messages_per_second * 4 : 100000.0,
+        1000.0, 1000000.0));
+    mqtt::create_options create(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+                                buffered);
     client = std::make_unique<mqtt::async_client>(server_uri(), opt.mqtt.client_id, create,
                                                   nullptr);
     client->set_message_callback([this](mqtt::const_message_ptr m) {
@@ -519,7 +525,7 @@ struct Service::Impl {
     engine.drain(transitions);
     std::size_t logged = 0;
     for (const auto& t : transitions) {
-      ++local.transitions_total;
+      ++local.transitions_total[static_cast<std::size_t>(t.to)];
       queue.mark(t.device, now);
       if (logged < 20 || log_level() == LogLevel::Debug) {
         ++logged;

@@ -87,7 +87,7 @@ bool compile_topics(const TopicOptions& topics, TopicMatcher& out, std::vector<s
 struct ServiceStats {
   std::array<std::size_t, 5> devices_by_state{};  // per core::State
   std::size_t devices = 0;
-  std::uint64_t transitions_total = 0;
+  std::array<std::uint64_t, 5> transitions_total{};  // per new core::State
   std::uint64_t mqtt_messages_total = 0;
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;

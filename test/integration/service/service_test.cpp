@@ -62,7 +62,8 @@ TEST_CASE("birth -> online, retained and versioned") {
   CHECK(presenced.metric("presence_devices{state=\"online\"}") == 1);
   CHECK(presenced.metric("presence_broker_connected") == 1);
   CHECK(presenced.metric("presence_blind") == 0);
-  CHECK(presenced.metric("presence_transitions_total") >= 1);
+  CHECK(presenced.metric("presence_transitions_total{to=\"online\"}") == 1);
+  CHECK(presenced.metric("presence_transitions_total{to=\"offline\"}") == 0);
   CHECK(presenced.status("/healthz") == 200);
   CHECK(presenced.status("/readyz") == 200);
 }
