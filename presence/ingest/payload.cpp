@@ -221,6 +221,8 @@ Parsed parse_emqx(bool connected, std::string_view payload, const ParseLimits& l
     p.error = ParseError::BadJson;
     return p;
   }
+  // The JSON clientid is authoritative; the topic level may be encoded (docs/topics.md).
+  if (auto c = j.find("clientid"); c != j.end() && c->is_string()) p.id = c->get<std::string>();
   // connected_at (ms) identifies the connection: a takeover's late disconnect carries the older
   // value and the engine ignores it (event.h).
   p.session = json_u64(j, "connected_at");
@@ -244,8 +246,11 @@ Parsed parse_broker_ext_client(bool connected, std::string_view payload,
     p.error = ParseError::BadJson;
     return p;
   }
+  // broker-ext percent-encodes (or hashes, when long) the client id in the topic level; the JSON
+  // clientid is authoritative (docs/broker-ext.md, "Topics and client ids").
+  if (auto c = j.find("clientid"); c != j.end() && c->is_string()) p.id = c->get<std::string>();
   p.session = json_u64(j, "session");
-  if (p.session == 0) p.session = json_u64(j, "seq");
+  if (p.session == 0 && connected) p.session = json_u64(j, "seq");
   p.boot = json_id_text(j, "boot");
   if (!connected) {
     // Mosquitto 2.0 gives no disconnect reason (STYLE.md habit 5); broker-ext marks a
@@ -315,6 +320,8 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
   if (!m) return reject(ParseError::UnknownTopic);
   if (needs_device_id(m->kind)) {
     if (m->id.empty()) return reject(ParseError::EmptyId);
+    // broker-ext may put a hashed stand-in for a long id in the topic; the JSON id is checked
+    // below. Everything else is bounded here, before any JSON is parsed.
     if (m->id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);
   }
   Parsed p;
@@ -334,7 +341,8 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
   p.topic_kind = m->kind;
   p.node = std::string(m->node);
   if (p.what == Parsed::What::DeviceEvent) {
-    p.id = std::string(m->id);
+    if (p.id.empty()) p.id = std::string(m->id);
+    if (p.id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);
     // mosquitto #1165: a restarted broker replays the retained "online" of a device that may be
     // long gone. A replay is not proof of life: it only introduces the device and its labels;
     // the engine's restart grace then waits for fresh evidence (docs/topics.md).

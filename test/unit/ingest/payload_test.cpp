@@ -227,6 +227,21 @@ TEST_CASE("parse_message: routing, unknown topics, id limits") {
   CHECK(ex.node == "node-a");
   CHECK(ex.session == 3);
 
+  // broker-ext encodes ids in the topic level; the JSON clientid is authoritative.
+  auto enc = parse_message(m, "$SYS/presence/n/clients/a%2Fb/connected",
+                           R"({"v":1,"boot":"b","session":4,"clientid":"a/b"})", false, kLimits);
+  CHECK(enc.id == "a/b");
+  auto hashed = parse_message(m, "$SYS/presence/n/clients/%H0123456789ABCDEF/disconnected",
+                              R"({"v":1,"boot":"b","session":4,"clientid":")" +
+                                  std::string(kLimits.max_id_bytes + 1, 'z') + "\"}",
+                              false, kLimits);
+  CHECK(hashed.what == What::Reject);
+  CHECK(hashed.error == ParseError::IdTooLong);
+  auto emqx_id = parse_message(m, "$SYS/brokers/emqx@h/clients/x/connected",
+                               R"({"clientid":"x","connected_at":1})", false, kLimits);
+  CHECK(emqx_id.id == "x");
+  CHECK(emqx_id.source == Source::Emqx);
+
   auto up = parse_message(m, "$SYS/broker/uptime", "10 seconds", false, kLimits);
   CHECK(up.what == What::BrokerUptime);
   CHECK(up.node.empty());
