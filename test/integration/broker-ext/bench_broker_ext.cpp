@@ -1,0 +1,154 @@
+// Benchmark (not a test; issue 4 "per-event cost measured"): broker CPU per connect/disconnect
+// cycle with and without mosquitto_presence.so, and the plugin logic's own cost per event.
+// Prints JSON lines {"name":..,"value":..,"unit":..}. Run: build/.../bench_broker_ext [cycles]
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "broker-ext/presence_ext.h"
+#include "broker_fixture.h"
+
+using namespace presence::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// utime + stime of pid in seconds (/proc/<pid>/stat fields 14 and 15, clock ticks).
+double cpu_seconds(pid_t pid) {
+  const std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto rp = s.rfind(')');
+  std::istringstream in(s.substr(rp + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15; ++i) {
+    in >> field;
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+void line(const std::string& name, double value, const std::string& unit) {
+  std::printf("{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\"}\n", name.c_str(), value,
+              unit.c_str());
+  std::fflush(stdout);
+}
+
+// Broker CPU per cycle (TCP connect, CONNECT, CONNACK, DISCONNECT, close), in us; < 0 on error.
+double broker_variant(const std::string& name, const std::string& plugin_lines, bool subscriber,
+                      int cycles) {
+  TempDir dir;
+  const int port = free_tcp_port();
+  // No logging: the test brokers log everything, which would dwarf what we measure.
+  const std::string conf = dir.write("mosquitto.conf", "listener " + std::to_string(port) +
+                                                           " 127.0.0.1\nallow_anonymous true\n"
+                                                           "persistence false\nlog_dest none\n" +
+                                                           plugin_lines);
+  Process broker({find_program("mosquitto"), "-c", conf}, dir.file("log"));
+  if (!wait_for([&] { return tcp_port_open(port); }, 10000ms)) {
+    std::cerr << name << ": broker did not start\n";
+    return -1;
+  }
+  std::unique_ptr<mqtt::Collector> col;
+  if (subscriber) col = std::make_unique<mqtt::Collector>(port, "$SYS/presence/#", "bench-sub");
+  std::this_thread::sleep_for(200ms);
+  const double cpu0 = cpu_seconds(broker.pid());
+  const auto t0 = Clock::now();
+  int ok = 0;
+  for (int i = 0; i < cycles; ++i) {
+    mqtt::RawClient c;
+    mqtt::ConnectOptions o;
+    o.client_id = "bench-" + std::to_string(i % 500);
+    if (c.connect(port, o) == 0) ++ok;
+    c.disconnect();
+  }
+  // Let the broker finish the last disconnects before reading its CPU time.
+  std::this_thread::sleep_for(300ms);
+  const double cpu1 = cpu_seconds(broker.pid());
+  (void)t0;
+  if (ok != cycles && name.find("refused") == std::string::npos) std::cerr << name << ": only " << ok << " of " << cycles << " accepted\n";
+  col.reset();
+  broker.stop();
+  return (cpu1 - cpu0) * 1e6 / cycles;
+}
+
+double cpu_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// PresenceExt alone: basic_auth + tick + disconnect per cycle (what the shim adds per event,
+// minus mosquitto_broker_publish_copy).
+void logic_variant(int cycles) {
+  using namespace presence::broker_ext;
+  auto parsed = parse_options({{"basic_auth", "defer"}, {"node", "bench"}, {"connect_rate", "1000000"},
+                               {"flap_max_count", "15"}},
+                              "h");
+  PresenceExt p(*parsed.options, "00112233445566778899aabbccddeeff", "0", "2.0", Now{0, 0});
+  ClientInfo info;
+  info.address = "127.0.0.1";
+  info.protocol_version = 4;
+  std::size_t bytes = 0;
+  const double t0 = cpu_now_ns();  // CPU time: the machine is shared, wall time is not ours
+  for (int i = 0; i < cycles; ++i) {
+    info.client_id = "device-" + std::to_string(i % 10000);
+    const Now n{i, 1'700'000'000'000 + i};
+    Output out;
+    const void* conn = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(0x1000 + i % 64));
+    p.on_basic_auth(conn, info, n, out);
+    p.on_tick(n, out);
+    p.on_disconnect(conn, info.client_id.c_str(), n, out);
+    for (auto& m : out.messages) bytes += m.payload.size();
+  }
+  const double ns = cpu_now_ns() - t0;
+  line("plugin_logic_per_connect_disconnect", ns / cycles, "ns");
+  line("plugin_logic_bytes_per_cycle", static_cast<double>(bytes) / cycles, "bytes");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int cycles = argc > 1 ? std::atoi(argv[1]) : 4000;
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 3;
+  const std::string so = presence::test::broker_ext::plugin_path();
+  const std::string plug = "plugin " + so + "\nplugin_opt_node bench\n";
+  logic_variant(200000);
+  struct Variant {
+    std::string name, conf;
+    bool subscriber;
+    std::vector<double> us;
+  };
+  std::vector<Variant> vs = {
+      {"no_plugin", "", false, {}},
+      {"plugin_basic_auth_off", plug + "plugin_opt_basic_auth off\n", false, {}},
+      {"plugin_defer", plug + "plugin_opt_basic_auth defer\n", false, {}},
+      {"plugin_defer_storm", plug + "plugin_opt_basic_auth defer\nplugin_opt_connect_rate 100000\n"
+                             "plugin_opt_flap_max_count 100000\n", false, {}},
+      // Nearly every attempt refused at the door (CONNACK 5): what a storm costs the broker.
+      {"plugin_refused_by_rate_limit", plug + "plugin_opt_basic_auth defer\n"
+                                       "plugin_opt_connect_rate 1\nplugin_opt_connect_burst 1\n", false, {}},
+      {"no_plugin_with_subscriber", "", true, {}},
+      {"plugin_defer_with_subscriber", plug + "plugin_opt_basic_auth defer\n", true, {}},
+  };
+  // Interleaved repetitions, median reported: the machine is shared, so single runs are noisy.
+  broker_variant("warmup", "", false, cycles / 4);
+  for (int r = 0; r < reps; ++r) {
+    for (auto& v : vs) v.us.push_back(broker_variant(v.name, v.conf, v.subscriber, cycles));
+  }
+  for (auto& v : vs) {
+    std::sort(v.us.begin(), v.us.end());
+    line("broker_cpu_per_connect_disconnect." + v.name, v.us[v.us.size() / 2], "us");
+  }
+  return 0;
+}

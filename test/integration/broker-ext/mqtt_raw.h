@@ -1,0 +1,95 @@
+// A minimal MQTT 3.1.1 client over a raw loopback socket, for broker-ext's integration tests.
+// Raw on purpose: the tests need what a library hides (a socket that never sends CONNECT, a
+// client that stops sending PINGREQ, 2,000 connections without 2,000 threads, the exact CONNACK
+// return code). Local to test/integration/broker-ext; test/support provides the broker.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace presence::test::mqtt {
+
+struct ConnectOptions {
+  std::string client_id;
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  std::uint16_t keepalive = 60;
+  bool clean = true;
+};
+
+// CONNECT packet bytes (MQTT 3.1.1).
+std::string connect_packet(const ConnectOptions& o);
+
+struct Publish {
+  std::string topic;
+  std::string payload;
+  bool retain = false;
+};
+
+class RawClient {
+ public:
+  RawClient() = default;
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  // TCP connect to 127.0.0.1:port; false on failure.
+  bool open(int port);
+  // Starts a non-blocking connect (for thousands of connections at once): poll fd() for
+  // POLLOUT, then finish_open() checks the result and makes the socket blocking again.
+  bool open_async(int port);
+  bool finish_open();
+  // open + CONNECT + wait for CONNACK. Returns the CONNACK return code (0 = accepted), or -1
+  // if there was no CONNACK within timeout (or the socket closed first).
+  int connect(int port, const ConnectOptions& o,
+              std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+  bool send_raw(const std::string& bytes);
+  bool subscribe(const std::string& filter, std::uint16_t mid = 1);
+  bool ping();
+  // Sends DISCONNECT and closes.
+  void disconnect();
+  // Closes the socket without DISCONNECT (an unclean loss, as a crashed device).
+  void close();
+  // Next PUBLISH within timeout (SUBACK/PINGRESP are skipped). Publishes arrive at QoS 0 since
+  // we subscribe at QoS 0, so nothing needs acknowledging.
+  std::optional<Publish> read_publish(std::chrono::milliseconds timeout);
+  // True if the broker closed the connection (read returns 0) within timeout.
+  bool wait_closed(std::chrono::milliseconds timeout);
+  int fd() const { return fd_; }
+
+ private:
+  // Reads one whole packet: returns the first byte and fills body; nullopt on timeout/close.
+  std::optional<std::uint8_t> read_packet(std::string& body, std::chrono::milliseconds timeout);
+  bool fill(std::size_t n, std::chrono::steady_clock::time_point deadline);
+  int fd_ = -1;
+  std::string buf_;
+  bool closed_by_peer_ = false;
+};
+
+// Subscribes to a filter and collects every PUBLISH on a background thread.
+class Collector {
+ public:
+  Collector(int port, const std::string& filter, const std::string& client_id = "collector");
+  ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+  std::vector<Publish> snapshot();
+  // Waits until a message whose topic ends with suffix (and whose payload contains `contains`)
+  // arrived; returns it.
+  std::optional<Publish> wait_for(const std::string& topic_suffix, const std::string& contains,
+                                  std::chrono::milliseconds timeout);
+
+ private:
+  RawClient client_;
+  std::mutex mu_;
+  std::vector<Publish> msgs_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace presence::test::mqtt
