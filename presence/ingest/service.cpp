@@ -356,6 +356,8 @@ struct Service::Impl {
         break;
     }
     if (!p.boot.empty()) on_boot(p.node, p.boot, now);
+    // broker-ext/EMQX report every client, presenced included: it is not a device.
+    if (p.id == opt.mqtt.client_id) return;
     const core::DeviceIndex dev = engine.intern(p.id);
     if (dev == core::kNoDevice) return;  // ids are bounded by ParseLimits first; belt and braces
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
