@@ -55,8 +55,9 @@ class Fleet {
 
 PresencedOptions restart_options(bool clean_session) {
   PresencedOptions o;
-  o.offline_grace = "1s";
-  o.heartbeat_timeout_floor = "3s";
+  o.offline_grace = "2s";
+  // Shorter than the broker outage below: silence presenced could not observe must not count.
+  o.heartbeat_timeout_floor = "4s";
   o.heartbeat_default_interval = "500ms";
   // Devices retry at most every 2 s (PahoDevice): a 3 s settle lets the last ones in.
   o.restart_grace_min = "3s";
@@ -116,6 +117,10 @@ TEST_CASE("broker killed and restarted: 200 devices reconnect with jitter, none 
   broker.stop(SIGKILL);  // a crash: no wills, no goodbyes
   REQUIRE(wait_for([&] { return presenced.status("/readyz") == 503; }, 5s));
   CHECK(presenced.metric("presence_blind") == 1);
+  // Stay down longer than heartbeat_timeout_floor (4 s): every device is silent meanwhile.
+  std::this_thread::sleep_for(5s);
+  CHECK(presenced.metric("presence_devices{state=\"online\"}") == kDevices);
+  CHECK(presenced.metric("presence_devices{state=\"suspect\"}") == 0);
   broker.start();  // same port, no persistence: every retained message is gone
 
   REQUIRE(wait_for([&] { return presenced.status("/readyz") == 200; }, 10s));
