@@ -188,7 +188,9 @@ struct PresencedOptions {
   std::string heartbeat_timeout_floor = "1s";
   std::string heartbeat_default_interval = "300ms";
   bool clean_session = true;
-  std::string extra;  // more YAML appended verbatim
+  std::string uri;         // default tcp://127.0.0.1:<broker port>
+  std::string mqtt_extra;  // more keys inside "mqtt:", each line indented by two spaces
+  std::string extra;       // more YAML appended verbatim
 };
 
 class Presenced {
@@ -208,10 +210,13 @@ class Presenced {
   void write_config(const std::string& more = {}) {
     std::string y;
     y += "mqtt:\n";
-    y += "  uri: tcp://127.0.0.1:" + std::to_string(broker_port_) + "\n";
+    y += "  uri: " +
+         (opts_.uri.empty() ? "tcp://127.0.0.1:" + std::to_string(broker_port_) : opts_.uri) +
+         "\n";
     y += "  client_id: " + client_id_ + "\n";
     y += std::string("  clean_session: ") + (opts_.clean_session ? "true" : "false") + "\n";
     y += "  reconnect:\n    min_backoff: 100ms\n    max_backoff: 1s\n";
+    y += opts_.mqtt_extra;
     y += "presence:\n";
     y += "  offline_grace: " + opts_.offline_grace + "\n";
     y += "  online_stable_for: 1s\n";
@@ -228,9 +233,11 @@ class Presenced {
     config_ = dir_.write("presenced.yaml", y);
   }
 
+  // Starts without waiting for readiness.
+  void launch() { proc_ = test::Process({binary(), "--config", config_}, log_); }
   // Starts and waits until /readyz says ready (connected, subscribed, not blind).
   void start() {
-    proc_ = test::Process({binary(), "--config", config_}, log_);
+    launch();
     if (!wait_for([&] { return status("/readyz") == 200 || !proc_.running(); }, 10s) ||
         !proc_.running())
       throw std::runtime_error("presenced did not become ready; log:\n" + log());
