@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "presence/core/engine.h"
+#include "presence/ingest/blind_spots.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
 
@@ -92,10 +93,6 @@ class Listener : public mqtt::iaction_listener {
   void on_failure(const mqtt::token& t) override { failed(t); }
 };
 
-// broker-ext sessions are a per-boot sequence; make them increase across boots so the engine's
-// stale-disconnect rule (event.h) keeps working after a broker restart.
-constexpr int kBootEpochShift = 40;
-
 }  // namespace
 
 struct Service::Impl {
@@ -104,7 +101,7 @@ struct Service::Impl {
   core::Engine engine;
   WallAnchor anchor;
   PublishQueue queue;
-  BrokerWatch watch;
+  BlindSpots blind_spots;
   mutable RateLimitedLog rlog;
 
   std::unique_ptr<mqtt::async_client> client;
@@ -124,12 +121,6 @@ struct Service::Impl {
   MonoTime next_connect{};
   Duration backoff{};
   std::mt19937_64 rng{std::random_device{}()};
-  bool ever_up = false;
-  bool restart_suspected = false;    // evidence gathered while reconnecting
-  bool restart_reported = false;     // BrokerRestarted already sent since the last reconnect
-  std::unordered_map<std::string, std::uint64_t> boot_epoch;  // per broker node
-  std::unordered_map<std::string, std::string> boot_id;
-  std::uint64_t next_epoch = 1;
   std::vector<core::Transition> transitions;
   FleetStatus last_fleet{};
   bool fleet_known = false;
@@ -143,6 +134,7 @@ struct Service::Impl {
       : opt(std::move(o)),
         engine(opt.core),
         queue(opt.output.max_messages_per_second, opt.output.coalesce_interval),
+        blind_spots(/*persistent_session=*/!opt.mqtt.clean_session),
         rlog(opt.log_rate_limit) {
     std::vector<std::string> errors;
     if (!compile_topics(opt.topics, matcher, errors)) {
@@ -303,31 +295,18 @@ struct Service::Impl {
     }
   }
 
-  void broker_restarted(MonoTime now, const char* why) {
-    if (restart_reported) return;  // several signals, one restart
-    restart_reported = true;
-    ++local.broker_restarts_total;
-    log(LogLevel::Warn, std::string("broker restart detected (") + why + ")");
-    core::Event e;
-    e.kind = core::EventKind::BrokerRestarted;
-    e.at = now;
-    engine.on_event(e);
-  }
-
-  void fleet_event(core::EventKind kind, MonoTime now) {
-    core::Event e;
-    e.kind = kind;
-    e.at = now;
-    engine.on_event(e);
-  }
-
-  void on_boot(const std::string& node, const std::string& boot, MonoTime now) {
-    auto [it, inserted] = boot_id.try_emplace(node, boot);
-    if (inserted || it->second != boot) {
-      it->second = boot;
-      boot_epoch[node] = next_epoch++;
+  // Feeds what BlindSpots decided; logs restarts.
+  void feed(const BlindSpots::Kinds& kinds, MonoTime now) {
+    for (const auto kind : kinds) {
+      if (kind == core::EventKind::BrokerRestarted) {
+        local.broker_restarts_total = blind_spots.restarts();
+        log(LogLevel::Warn, "broker restart detected (" + blind_spots.last_reason() + ")");
+      }
+      core::Event e;
+      e.kind = kind;
+      e.at = now;
+      engine.on_event(e);
     }
-    if (watch.on_boot(node, boot)) broker_restarted(now, "broker-ext boot id changed");
   }
 
   void handle_message(const Inbound& in, MonoTime now) {
@@ -346,16 +325,16 @@ struct Service::Impl {
       case Parsed::What::Reject:
         return;
       case Parsed::What::BrokerBoot:
-        on_boot(p.node, p.boot, now);
+        feed(blind_spots.boot(p.node, p.boot), now);
         return;
       case Parsed::What::BrokerUptime:
-        if (watch.on_uptime(p.node, p.uptime_seconds)) broker_restarted(now, "$SYS uptime reset");
+        feed(blind_spots.uptime(p.node, p.uptime_seconds), now);
         return;
       case Parsed::What::DeviceResync:
       case Parsed::What::DeviceEvent:
         break;
     }
-    if (!p.boot.empty()) on_boot(p.node, p.boot, now);
+    if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
     // broker-ext/EMQX report every client, presenced included: it is not a device.
     if (p.id == opt.mqtt.client_id) return;
     const core::DeviceIndex dev = engine.intern(p.id);
@@ -370,11 +349,7 @@ struct Service::Impl {
     e.source = p.source;
     e.device = dev;
     e.session = p.session;
-    if (p.source == core::Source::BrokerExt && e.session != 0) {
-      auto ep = boot_epoch.find(p.node);
-      const std::uint64_t epoch = ep == boot_epoch.end() ? 0 : ep->second;
-      e.session = (epoch << kBootEpochShift) | (e.session & ((1ull << kBootEpochShift) - 1));
-    }
+    if (p.source == core::Source::BrokerExt) e.session = blind_spots.session(p.node, e.session);
     e.at = now;
     engine.on_event(e);
   }
@@ -386,8 +361,7 @@ struct Service::Impl {
         break;
       case Inbound::Type::ConnectOk: {
         ++local.connects_total;
-        // A persistent session the broker no longer has: it restarted without persistence.
-        if (ever_up && !opt.mqtt.clean_session && !in.session_present) restart_suspected = true;
+        blind_spots.connack(in.session_present);
         conn = Conn::Subscribing;
         const auto filters = matcher.filters();
         auto coll = mqtt::string_collection::create(filters);
@@ -409,16 +383,13 @@ struct Service::Impl {
       case Inbound::Type::Subscribed:
         if (conn != Conn::Subscribing) break;
         conn = Conn::Up;
-        ever_up = true;
         backoff = opt.mqtt.reconnect_min;
         log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
                                 std::to_string(matcher.filters().size()) + " filters)");
         // We can see again. What happened while we were blind is unknown: the engine holds
         // judgement for restart grace (incident 002: a presence-service restart must not turn
         // into a wave of false offlines).
-        fleet_event(core::EventKind::IngestRestored, now);
-        if (restart_suspected) broker_restarted(now, "persistent session lost");
-        restart_suspected = false;
+        feed(blind_spots.subscribed(), now);
         publish_service_online();
         // The broker may have lost our retained output (restart without persistence): resend.
         for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
@@ -433,13 +404,12 @@ struct Service::Impl {
         log(LogLevel::Warn, "mqtt: connection lost" +
                                 (in.detail.empty() ? std::string() : " (" + in.detail + ")") +
                                 ": blind until reconnected");
-        fleet_event(core::EventKind::IngestLost, now);
-        restart_reported = false;
+        feed(blind_spots.connection_lost(), now);
         backoff = opt.mqtt.reconnect_min;
         schedule_reconnect(now);
         break;
       case Inbound::Type::ServerShutdown:
-        restart_suspected = true;
+        blind_spots.server_shutting_down();
         break;
       case Inbound::Type::SetRate:
         queue.set_rate(in.rate);
