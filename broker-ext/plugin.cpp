@@ -155,7 +155,9 @@ int on_tick(int, void*, void*) {
   if (!g_ext) return mosq::err_success;
   try {
     Output out;
-    g_ext->on_tick(now(), out);
+    g_ext->on_tick(now(), out, [](const void* conn) {
+      return mosquitto_client_id(static_cast<const mosquitto*>(conn)) != nullptr;
+    });
     emit(out);
   } catch (const std::exception& e) {
     log_error_limited(std::string("tick: ") + e.what());

@@ -194,14 +194,20 @@ void PresenceExt::on_disconnect(const void* conn, const char* client_id, Now now
   publish_disconnected(id, session, superseded, now, out);
 }
 
-void PresenceExt::on_tick(Now now, Output& out) {
+void PresenceExt::on_tick(Now now, Output& out, StillIdentified still_identified) {
+  std::vector<std::pair<const void*, std::uint64_t>> keep;
   for (const auto& [conn, attempt] : pending_) {
     auto it = conns_.find(conn);
     if (it == conns_.end() || it->second.attempt != attempt || it->second.session != 0) continue;
+    if (still_identified != nullptr && !still_identified(conn)) {
+      keep.emplace_back(conn, attempt);
+      continue;
+    }
     confirm(conn, it->second, out);
   }
-  pending_.clear();
+  pending_.swap(keep);
   pending_ids_.clear();
+  for (const auto& [conn, attempt] : pending_) ++pending_ids_[conns_.at(conn).info.client_id];
 
   if (now.mono_ms >= next_heartbeat_ms_) {
     // Fixed cadence; after a stall (the broker loop was blocked) restart from now rather than

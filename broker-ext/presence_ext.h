@@ -83,8 +83,13 @@ class PresenceExt {
   // MOSQ_EVT_DISCONNECT. client_id as the broker has it now (NULL: refused / never connected).
   void on_disconnect(const void* conn, const char* client_id, Now now, Output& out);
   // MOSQ_EVT_TICK: confirms pending connections, publishes the heartbeat when due, flushes the
-  // rate-limited refusal log.
-  void on_tick(Now now, Output& out);
+  // rate-limited refusal log. still_identified(conn) tells whether the broker still has a client
+  // id on a pending connection (the shim asks mosquitto_client_id; safe because the connection
+  // is alive until its MOSQ_EVT_DISCONNECT). A refused connection whose close the broker defers
+  // (websockets close via libwebsockets later) has lost its id: it stays pending until its
+  // disconnect instead of being reported connected.
+  using StillIdentified = bool (*)(const void* conn);
+  void on_tick(Now now, Output& out, StillIdentified still_identified = nullptr);
 
   void note_publish_error() { ++counters_.publish_errors; }
   const Counters& counters() const { return counters_; }

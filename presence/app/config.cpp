@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <ostream>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -375,13 +376,14 @@ class Reader {
       const YAML::Node element = (*node)[i];
       const std::string epath = path + "[" + std::to_string(i) + "]";
       lines_[epath] = line_of(element.Mark());
+      // Always one entry per element, so out[i] and the "[i]" in error paths stay the file's i.
+      out.emplace_back();
       if (!element.IsMap()) {
         error(line_of(element.Mark()), epath,
               std::string("expected a map, got ") + kind_of(element));
         failed_.insert(epath);
         continue;
       }
-      out.emplace_back();
       frames_.push_back({element, epath, {}, true});
       item(out.back());
       check_unknown(frames_.back());
@@ -394,7 +396,8 @@ class Reader {
     const std::optional<YAML::Node> node = lookup(name);
     if (!node) return;
     const std::string path = join(name);
-    const int line = line_of(node->Mark());
+    // A null value (`key:` and nothing) has its mark on the next token; report the key's line.
+    const int line = node->IsNull() ? lines_[path] : line_of(node->Mark());
     lines_[path] = line;
     auto fail = [&](std::string reason) {
       error(line, path, std::move(reason));
@@ -434,7 +437,13 @@ class Reader {
         failed_.insert(path);
         return;
       }
-      if (auto reason = convert(*text, out)) fail(std::move(*reason));
+      std::string value = std::move(*text);
+      if constexpr (!std::is_same_v<T, std::string>) {
+        // A block scalar (`|`) keeps its final newline; it is not part of a number or duration.
+        while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+          value.pop_back();
+      }
+      if (auto reason = convert(value, out)) fail(std::move(*reason));
     }
   }
 
@@ -499,6 +508,13 @@ class Reader {
         continue;
       }
       if (std::find(f.known.begin(), f.known.end(), key) != f.known.end()) continue;
+      // Top-level "x-..." keys are free for YAML anchors (`x-defaults: &d {...}`), as in compose
+      // files; everything else unknown is an error.
+      if (f.path.empty() && key.rfind("x-", 0) == 0) continue;
+      if (key == "<<") {
+        error(line, path, "YAML merge keys (<<) are not supported; repeat the keys");
+        continue;
+      }
       std::string reason = "unknown key";
       std::size_t best = 3;
       for (const auto& k : f.known) {
@@ -868,6 +884,7 @@ class Validator {
     for (std::size_t i = 0; i < a.routes.size(); ++i) {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";
+      if (r_.failed(path)) continue;
       check(std::find(std::begin(kSeverities), std::end(kSeverities), route.severity) !=
                 std::end(kSeverities),
             path + ".severity",
@@ -878,6 +895,7 @@ class Validator {
     for (std::size_t i = 0; i < a.silences.size(); ++i) {
       const auto& s = a.silences[i];
       const std::string path = "alerts.silences[" + std::to_string(i) + "]";
+      if (r_.failed(path)) continue;
       // An empty matcher would silence every alert, which is never what someone meant.
       check(!s.match.empty(), path + ".match", "must name at least one label");
       check(r_.present(path + ".starts"), path + ".starts", "is required");
@@ -971,7 +989,14 @@ LoadResult load_config_string(std::string_view text, const std::string& name,
   LoadResult result;
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1) {
+      // A second document would be ignored silently; say so instead.
+      result.errors.push_back({name, line_of(documents[1].Mark()), "",
+                               "only one YAML document is allowed (found a second '---')"});
+      return result;
+    }
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::Exception& e) {
     // Broken syntax: one error at yaml-cpp's mark; nothing after it can be trusted.
     result.errors.push_back({name, line_of(e.mark), "", e.msg});
@@ -982,7 +1007,7 @@ LoadResult load_config_string(std::string_view text, const std::string& name,
   reader.run(root, config);
   Validator(reader, config).run();
   if (config.mqtt.client_id.empty()) config.mqtt.client_id = "presenced-" + hostname();
-  if (!config.http.token_file.empty() && !reader.failed("http.token_file")) {
+  if (!config.http.token_file.empty() && config.http.token.empty()) {
     if (auto reason = read_token_file(config.http.token_file, config.http.token))
       reader.error(reader.line_for("http.token_file"), "http.token_file", *reason);
   }
@@ -1042,11 +1067,40 @@ ConfigDiff diff_config(const Config& running, const Config& next) {
   return diff;
 }
 
+Config apply_reloadable(const Config& running, const Config& next) {
+  // Start from the running config (so everything listed in kRestartKeys keeps its value) and take
+  // over what can change at run time. The unit test checks this against requires_restart().
+  Config c = running;
+  c.output.retain = next.output.retain;
+  c.output.qos = next.output.qos;
+  c.output.publish_rate = next.output.publish_rate;
+  c.output.coalesce_interval = next.output.coalesce_interval;
+  c.store.snapshot_interval = next.store.snapshot_interval;
+  const AlertPolicyConfig policy = running.alerts.policy;
+  c.alerts = next.alerts;
+  c.alerts.policy = policy;
+  c.log = next.log;
+  return c;
+}
+
 ReloadResult reload_config(const Config& running, const std::string& path, const EnvLookup& env) {
   ReloadResult r;
   r.load = load_config_file(path, env);
-  if (r.load.config) r.diff = diff_config(running, *r.load.config);
+  if (r.load.config) {
+    r.diff = diff_config(running, *r.load.config);
+    r.to_apply = apply_reloadable(running, *r.load.config);
+  }
   return r;
+}
+
+int check_config(const std::string& path, std::ostream& out, std::ostream& err,
+                 const EnvLookup& env) {
+  const LoadResult r = load_config_file(path, env);
+  for (const auto& e : r.errors) err << to_string(e) << '\n';
+  if (!r.config) return 2;  // the exit status presenced uses for a bad config
+  out << path << ": OK\n";
+  for (const auto& [key, value] : flatten_config(*r.config)) out << key << " = " << value << '\n';
+  return 0;
 }
 
 std::optional<Duration> parse_duration(std::string_view text) {

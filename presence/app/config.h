@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
@@ -259,12 +260,23 @@ bool requires_restart(std::string_view key);
 std::vector<std::pair<std::string, std::string>> flatten_config(const Config& config,
                                                                 bool hide_secrets = true);
 
+// The config to run with after a reload: `next` for every key that can change at run time, the
+// running value for every key that requires a restart.
+Config apply_reloadable(const Config& running, const Config& next);
+
 struct ReloadResult {
-  LoadResult load;  // load.config is the new config when load.ok()
-  ConfigDiff diff;  // empty when load failed
+  LoadResult load;                 // load.config is the new file's config when load.ok()
+  ConfigDiff diff;                 // running -> new file; empty when load failed
+  std::optional<Config> to_apply;  // apply_reloadable(running, new); unset when load failed
 };
 ReloadResult reload_config(const Config& running, const std::string& path,
                            const EnvLookup& env = real_env);
+
+// `presenced --check-config FILE`: writes every error to `err` (one `file:line: key: reason` per
+// line) and returns 2, or writes "FILE: OK" and the effective config (secrets hidden) to `out`
+// and returns 0.
+int check_config(const std::string& path, std::ostream& out, std::ostream& err,
+                 const EnvLookup& env = real_env);
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks, exposed for the other rooms and tests.

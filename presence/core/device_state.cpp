@@ -22,19 +22,6 @@ Verdict judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool e
   }
 }
 
-Duration heartbeat_timeout(const Config& config, std::uint32_t mean_ms, std::uint32_t samples) {
-  if (samples == 0) return config.heartbeat_timeout_ceiling;
-  std::int64_t mean = mean_ms;
-  if (samples < config.heartbeat_min_samples) {
-    mean = std::max<std::int64_t>(mean, config.heartbeat_default_interval.count());
-  }
-  const auto t = static_cast<std::int64_t>(config.heartbeat_timeout_factor *
-                                           static_cast<double>(mean));
-  return Duration{std::clamp<std::int64_t>(t, config.heartbeat_timeout_floor.count(),
-                                           std::max(config.heartbeat_timeout_floor.count(),
-                                                    config.heartbeat_timeout_ceiling.count()))};
-}
-
 std::uint32_t heartbeat_mean_update(const Config& config, std::uint32_t mean_ms,
                                     std::uint32_t samples, std::int64_t interval_ms) {
   const std::int64_t x = std::clamp<std::int64_t>(

@@ -4,6 +4,7 @@
 // docs/core.md for the diagram.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -15,9 +16,10 @@ namespace presence::core {
 
 inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
 
-// 72 bytes, no pointers, no heap: a million devices are one 72 MB array (issue 2: <= 100 B per
-// device beyond the id bytes, together with the 16-byte timer node and the id table).
-struct DeviceRecord {
+// One cache line, no pointers, no heap: a million devices are one 64 MB array (issue 2: <= 100 B
+// per device beyond the id bytes, together with the 16-byte timer node and the id table). Aligned
+// so that the hot path (a random device per event) touches exactly one line.
+struct alignas(64) DeviceRecord {
   std::int64_t since = 0;          // current State began (ms)
   std::int64_t last_seen = kNever; // last proof of life (ms)
   std::int64_t changed_at = 0;     // underlying up/down last flipped (up since / down since)
@@ -26,7 +28,8 @@ struct DeviceRecord {
   std::uint32_t heartbeat_mean_ms = 0;  // EWMA of heartbeat intervals, 0 = no sample yet
   std::uint32_t labels = 0;             // interned label set, 0 = none
   std::uint32_t flap_bits = 0;          // FlapDetector history
-  std::uint32_t evidence_epoch = 0;     // restart grace epoch of the last fresh evidence
+  std::uint32_t evidence_epoch = 0;     // restart grace epoch of the last fresh evidence, with
+                                        // kRetainedEvidence when it was only a retained replay
   std::uint16_t session_epoch = 0;      // broker boot the session id belongs to
   State state = State::Unknown;
   Cause cause = Cause::Connected;
@@ -42,11 +45,16 @@ struct DeviceRecord {
   static constexpr std::uint8_t kSilent = 16;        // down because of a heartbeat timeout
   static constexpr std::uint8_t kSeen = 32;          // ever had a (non-retained) event
 
+  static constexpr std::uint32_t kRetainedEvidence = 0x80000000u;
+  static constexpr std::uint32_t kEpochMask = 0x7FFFFFFFu;
+
   bool has(std::uint8_t f) const { return (flags & f) != 0; }
   void set(std::uint8_t f, bool on) {
     flags = static_cast<std::uint8_t>(on ? (flags | f) : (flags & ~f));
   }
 };
+
+static_assert(sizeof(DeviceRecord) == 64, "DeviceRecord must stay one cache line");
 
 // What to do with an event given the device's current session (Event::session comment).
 enum class Verdict : std::uint8_t {
@@ -65,7 +73,19 @@ Verdict judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool e
 // clamped to [floor, ceiling]. With no interval seen yet the ceiling applies; until
 // heartbeat_min_samples intervals, the mean is taken as max(heartbeat_default_interval, EWMA) so
 // a young device is never judged stricter than the default.
-Duration heartbeat_timeout(const Config& config, std::uint32_t mean_ms, std::uint32_t samples);
+inline Duration heartbeat_timeout(const Config& config, std::uint32_t mean_ms,
+                                  std::uint32_t samples) {
+  if (samples == 0) return config.heartbeat_timeout_ceiling;
+  std::int64_t mean = mean_ms;
+  if (samples < config.heartbeat_min_samples) {
+    mean = std::max<std::int64_t>(mean, config.heartbeat_default_interval.count());
+  }
+  const auto t =
+      static_cast<std::int64_t>(config.heartbeat_timeout_factor * static_cast<double>(mean));
+  const std::int64_t lo = config.heartbeat_timeout_floor.count();
+  const std::int64_t hi = std::max(lo, config.heartbeat_timeout_ceiling.count());
+  return Duration{std::clamp<std::int64_t>(t, lo, hi)};
+}
 
 // EWMA update (alpha = 1/4) with the interval clamped to [1 ms, ceiling]; the first sample sets
 // the mean.

@@ -65,6 +65,26 @@ struct RestartGraceStatus {
   std::size_t returned = 0;     // devices with fresh evidence since the grace started
 };
 
+// Decision consumers inside the core (fleet/policy, issue 3) plug in here. The engine calls the
+// observer synchronously, in decision order, on its own thread; it may read the engine (view,
+// labels, id_of) but must not feed it. Non-owning; set before the first event.
+class DecisionObserver {
+ public:
+  virtual ~DecisionObserver() = default;
+  virtual void on_transition(const Transition& /*t*/) {}
+  // Every accepted (not stale, duplicate or retained) Connected event, also those that cause no
+  // transition (e.g. while flapping): the reconnect rate.
+  virtual void on_connect(DeviceIndex /*device*/, MonoTime /*at*/) {}
+  virtual void on_label(DeviceIndex /*device*/, std::string_view /*key*/,
+                        std::string_view /*value*/) {}
+  virtual void on_blind(bool /*blind*/, MonoTime /*at*/) {}
+  virtual void on_restart_grace(bool /*active*/, MonoTime /*at*/) {}
+  // After the engine fired its own timers up to now (Engine::tick only, not per event).
+  virtual void on_tick(MonoTime /*now*/) {}
+  // Engine::drain_alerts forwards here.
+  virtual void drain_alerts(std::vector<AlertIntent>& /*out*/) {}
+};
+
 class Engine {
  public:
   explicit Engine(const Config& config = {});
@@ -92,8 +112,14 @@ class Engine {
   // Feed one event. Events are expected in non-decreasing time; an event older than the engine's
   // current time is processed at the current time.
   void on_event(const Event& event);
+  // Same as on_event for each, in order; prefetches the devices of upcoming events (a million
+  // device records do not fit in cache; the hot path is memory latency, not compute).
+  void on_events(const Event* events, std::size_t count);
   // Advance time: fires grace windows and timeouts due at or before now.
   void tick(MonoTime now);
+
+  // Fleet/policy wiring (see DecisionObserver). nullptr detaches.
+  void set_observer(DecisionObserver* observer);
 
   // Decisions since the last drain are appended to out (the engine's buffer is then cleared).
   void drain(std::vector<Transition>& out);

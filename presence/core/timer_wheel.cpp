@@ -7,36 +7,32 @@ constexpr std::int64_t width(int level) { return std::int64_t{1} << (8 * level);
 }  // namespace
 
 TimerWheel::TimerWheel(std::int64_t start_ms) : cur_(start_ms) {
-  next_.resize(kSentinels);
-  prev_.resize(kSentinels);
-  expiry_.resize(kSentinels, 0);
-  for (std::uint32_t s = 0; s < kSentinels; ++s) next_[s] = prev_[s] = s;
+  nodes_.resize(kSentinels);
+  for (std::uint32_t s = 0; s < kSentinels; ++s) nodes_[s] = Node{s, s, 0};
 }
 
 void TimerWheel::reserve_ids(std::size_t n) {
-  if (n + kSentinels <= next_.size()) return;
-  next_.resize(n + kSentinels, kNil);
-  prev_.resize(n + kSentinels, kNil);
-  expiry_.resize(n + kSentinels, 0);
+  if (n + kSentinels <= nodes_.size()) return;
+  nodes_.resize(n + kSentinels, Node{kNil, kNil, 0});
 }
 
 void TimerWheel::link(std::uint32_t n, int level, int slot) {
   const auto s = sentinel(level, slot);
-  const auto tail = prev_[s];
-  next_[tail] = n;
-  prev_[n] = tail;
-  next_[n] = s;
-  prev_[s] = n;
+  const auto tail = nodes_[s].prev;
+  nodes_[tail].next = n;
+  nodes_[n].prev = tail;
+  nodes_[n].next = s;
+  nodes_[s].prev = n;
   bits_[static_cast<std::size_t>(level)][static_cast<std::size_t>(slot >> 6)] |=
       std::uint64_t{1} << (slot & 63);
 }
 
 void TimerWheel::unlink(std::uint32_t n) {
-  const auto p = prev_[n];
-  const auto x = next_[n];
-  next_[p] = x;
-  prev_[x] = p;
-  next_[n] = prev_[n] = kNil;
+  const auto p = nodes_[n].prev;
+  const auto x = nodes_[n].next;
+  nodes_[p].next = x;
+  nodes_[x].prev = p;
+  nodes_[n].next = nodes_[n].prev = kNil;
   --armed_;
   // A sentinel whose list became empty clears its occupancy bit.
   if (p == x && p < kSentinels) {
@@ -48,7 +44,7 @@ void TimerWheel::unlink(std::uint32_t n) {
 }
 
 void TimerWheel::place(std::uint32_t n) {
-  const std::int64_t e = expiry_[n];
+  const std::int64_t e = nodes_[n].expiry;
   ++armed_;
   if (e <= cur_) {
     link(n, 0, static_cast<int>(cur_ & (kSlots - 1)));
@@ -69,15 +65,15 @@ void TimerWheel::place(std::uint32_t n) {
 
 void TimerWheel::schedule(Id id, std::int64_t at) {
   const auto n = node(id);
-  assert(n < next_.size());
-  if (next_[n] != kNil) unlink(n);
-  expiry_[n] = at;
+  assert(n < nodes_.size());
+  if (nodes_[n].next != kNil) unlink(n);
+  nodes_[n].expiry = at;
   place(n);
 }
 
 void TimerWheel::cancel(Id id) {
   const auto n = node(id);
-  if (n < next_.size() && next_[n] != kNil) unlink(n);
+  if (n < nodes_.size() && nodes_[n].next != kNil) unlink(n);
 }
 
 void TimerWheel::cascade_at(std::int64_t t) {
@@ -86,8 +82,8 @@ void TimerWheel::cascade_at(std::int64_t t) {
     if ((t & (width(level) - 1)) != 0) continue;
     const int slot = static_cast<int>((t >> (8 * level)) & (kSlots - 1));
     const auto head = sentinel(level, slot);
-    while (next_[head] != head) {
-      const auto n = next_[head];
+    while (nodes_[head].next != head) {
+      const auto n = nodes_[head].next;
       unlink(n);
       place(n);
     }

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <signal.h>
 
 #include <map>
 
@@ -130,4 +131,61 @@ TEST_CASE("with a password_file: good login gets a connected event with its user
   CHECK(client_events(col, "dev-good").size() == 1);  // still just the connected event
   CHECK(g.ping());
   CHECK_FALSE(g.wait_closed(300ms));
+}
+
+TEST_CASE("SIGHUP reload: live sessions are not reported again, auth still decided as before") {
+  TempDir dir;
+  const std::string pw = make_password_file(dir);
+  // flap_max_count 1: were the reload's re-auth counted as a connect, it would ban and kick the
+  // live clients (security_default.c disconnects any client the chain no longer accepts).
+  Mosquitto broker("password_file " + pw + "\n" +
+                       plugin_conf({"basic_auth defer", "node itest", "flap_max_count 1",
+                                    "flap_window 1m"}),
+                   /*allow_anonymous=*/false);
+  broker.start();
+  mqtt::ConnectOptions good;
+  good.client_id = "collector-auth";
+  good.username = "alice";
+  good.password = "secret";
+  // The collector itself must log in now that anonymous clients are refused.
+  mqtt::RawClient sub;
+  REQUIRE(sub.connect(broker.port(), good) == 0);
+  REQUIRE(sub.subscribe(kFilter));
+  REQUIRE(sub.read_publish(3000ms));  // retained boot: the subscription is active
+
+  good.client_id = "live";
+  mqtt::RawClient live;
+  REQUIRE(live.connect(broker.port(), good) == 0);
+  int connected = 0;
+  auto drain = [&](std::chrono::milliseconds d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+      auto p = sub.read_publish(100ms);
+      if (p && p->topic.find("/clients/live/connected") != std::string::npos) ++connected;
+    }
+  };
+  drain(500ms);
+  CHECK(connected == 1);
+
+  ::kill(broker.pid(), SIGHUP);  // Mosquitto re-runs the auth chain for every live client
+  REQUIRE(wait_for([&] {
+    return read_file(broker.log_path()).find("Reloading config") != std::string::npos;
+  }, 3000ms));
+  drain(1500ms);
+  CHECK(connected == 1);  // no second connected event for the same connection
+  CHECK(live.ping());
+  CHECK_FALSE(live.wait_closed(300ms));
+
+  mqtt::ConnectOptions bad = good;
+  bad.client_id = "after-reload-bad";
+  bad.password = "wrong";
+  mqtt::RawClient b;
+  CHECK(b.connect(broker.port(), bad) == 5);
+  good.client_id = "after-reload-good";
+  mqtt::RawClient g;
+  CHECK(g.connect(broker.port(), good) == 0);
+  mqtt::RawClient anon;
+  mqtt::ConnectOptions a;
+  a.client_id = "after-reload-anon";
+  CHECK(anon.connect(broker.port(), a) == 5);
 }

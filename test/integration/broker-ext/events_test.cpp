@@ -74,7 +74,7 @@ TEST_CASE("connect and clean disconnect: connected then disconnected, same sessi
   CHECK(ev2[1]["superseded"] == false);
 }
 
-TEST_CASE("keepalive timeout: the broker drops a silent client and says so") {
+TEST_CASE("keepalive timeout (half-open TCP: socket open, peer silent): dropped and reported") {
   Mosquitto broker(plugin_conf(kOpts));
   broker.start();
   mqtt::Collector col(broker.port(), kFilter);
@@ -131,7 +131,7 @@ TEST_CASE("takeover: new session connected, old connection's disconnect marked s
   CHECK(ev2[3]["superseded"] == false);
 }
 
-TEST_CASE("half-open sockets (no CONNECT) produce no client events, only a heartbeat counter") {
+TEST_CASE("sockets that never complete CONNECT: no client events, only a heartbeat counter") {
   Mosquitto broker(plugin_conf(kOpts));
   broker.start();
   mqtt::Collector col(broker.port(), kFilter);

@@ -40,12 +40,13 @@ std::string packet(std::uint8_t header, const std::string& body) {
 std::string connect_packet(const ConnectOptions& o) {
   std::string v;
   put_str(v, "MQTT");
-  v.push_back(4);  // 3.1.1
+  v.push_back(static_cast<char>(o.protocol));
   std::uint8_t flags = o.clean ? 0x02 : 0x00;
   if (o.username) flags |= 0x80;
   if (o.password) flags |= 0x40;
   v.push_back(static_cast<char>(flags));
   put_u16(v, o.keepalive);
+  if (o.protocol == 5) v.push_back(0);  // CONNECT properties: none
   put_str(v, o.client_id);
   if (o.username) put_str(v, *o.username);
   if (o.password) put_str(v, *o.password);

@@ -20,9 +20,10 @@ struct ConnectOptions {
   std::optional<std::string> password;
   std::uint16_t keepalive = 60;
   bool clean = true;
+  int protocol = 4;  // 4 = MQTT 3.1.1, 5 = MQTT 5 (no properties sent)
 };
 
-// CONNECT packet bytes (MQTT 3.1.1).
+// CONNECT packet bytes (MQTT 3.1.1 or 5).
 std::string connect_packet(const ConnectOptions& o);
 
 struct Publish {
@@ -44,7 +45,7 @@ class RawClient {
   // POLLOUT, then finish_open() checks the result and makes the socket blocking again.
   bool open_async(int port);
   bool finish_open();
-  // open + CONNECT + wait for CONNACK. Returns the CONNACK return code (0 = accepted), or -1
+  // open + CONNECT + wait for CONNACK. Returns the CONNACK return/reason code (0 = accepted), or -1
   // if there was no CONNACK within timeout (or the socket closed first).
   int connect(int port, const ConnectOptions& o,
               std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));

@@ -83,6 +83,13 @@ TEST_CASE("flap ban: the (max+1)-th connect in the window is refused, the id is 
   const auto t_ban = Clock::now();
   CHECK(connect_once(broker.port(), "flappy") == 5);
   CHECK(connect_once(broker.port(), "steady") == 0);  // other ids unaffected
+  {
+    // An MQTT 5 client sees reason code 0x87 (Not authorized) for the same refusal.
+    mqtt::RawClient v5;
+    mqtt::ConnectOptions o = id("flappy");
+    o.protocol = 5;
+    CHECK(v5.connect(broker.port(), o) == 0x87);
+  }
   std::this_thread::sleep_for(1500ms);                 // well inside the 2 s ban
   CHECK(connect_once(broker.port(), "flappy") == 5);
 
@@ -113,7 +120,8 @@ TEST_CASE("2,000 clients connecting at once: all accepted and reported, broker k
     lim.rlim_cur = std::min<rlim_t>(want, lim.rlim_max);
     REQUIRE(setrlimit(RLIMIT_NOFILE, &lim) == 0);  // the broker inherits it
   }
-  REQUIRE(lim.rlim_cur >= 4200);
+  // Each side (this process, the broker it spawns) holds 2,000 sockets plus a few files.
+  REQUIRE_MESSAGE(lim.rlim_cur >= 2200, "RLIMIT_NOFILE hard limit too low for 2,000 clients");
 
   Mosquitto broker(plugin_conf({"basic_auth defer", "node itest"}));
   broker.start();

@@ -313,3 +313,22 @@ TEST_CASE("flap ban refuses a flapping client for flap_ban, then admits it again
   // Other clients are not affected.
   CHECK(p.on_basic_auth(conn(100), client("calm"), at(250), out) == AuthVerdict::defer);
 }
+
+TEST_CASE("a pending connection that lost its client id (refused, close deferred) stays pending") {
+  PresenceExt p(opts(), "b", "0", "2.0", at(0));
+  Output out;
+  p.on_basic_auth(conn(1), client("ws-dev"), at(10), out);
+  p.on_basic_auth(conn(2), client("ok-dev"), at(10), out);
+  static const void* refused = nullptr;
+  refused = conn(1);
+  p.on_tick(at(20), out, [](const void* c) { return c != refused; });
+  auto ev = client_events(out);
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].body["clientid"] == "ok-dev");
+  CHECK(p.pending() == 1);
+  p.on_disconnect(conn(1), nullptr, at(30), out);  // the deferred close arrives
+  p.on_tick(at(40), out, [](const void*) { return true; });
+  CHECK(client_events(out).size() == 1);
+  CHECK(p.pending() == 0);
+  CHECK(p.counters().auth_refused == 1);
+}

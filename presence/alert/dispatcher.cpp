@@ -1,0 +1,299 @@
+#include "presence/alert/dispatcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <set>
+
+namespace presence::alert {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string describe(const HttpResponse& r) {
+  if (r.status == 0) return "no response (" + r.error + ")";
+  std::string s = "HTTP " + std::to_string(r.status);
+  if (!r.body.empty()) s += " body: " + r.body.substr(0, 512);
+  return s;
+}
+
+}  // namespace
+
+struct Dispatcher::SinkState {
+  std::unique_ptr<Sink> sink;
+  std::thread thread;
+  std::atomic<std::uint64_t> sent{0}, requests{0}, failed{0}, retried{0}, dead_lettered{0},
+      summaries{0};
+  std::atomic<bool> failing{false};
+  store::LogLimiter failure_log;
+  store::LogLimiter dead_letter_log;
+  std::uint64_t failure_streak = 0;
+};
+
+Dispatcher::Dispatcher(DispatcherConfig config, std::vector<std::unique_ptr<Sink>> sinks)
+    : config_(std::move(config)),
+      log_(store::or_stderr(config_.log)),
+      outbox_([&] {
+        OutboxConfig c = config_.outbox;
+        if (!c.log) c.log = log_;
+        return c;
+      }()) {
+  for (auto& s : sinks) {
+    auto state = std::make_unique<SinkState>();
+    state->sink = std::move(s);
+    sinks_.push_back(std::move(state));
+  }
+}
+
+Dispatcher::~Dispatcher() { stop(); }
+
+bool Dispatcher::start(std::string* error) {
+  if (started_) return true;
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  for (const auto& s : sinks_) {
+    const auto& c = s->sink->config();
+    if (c.name.empty() || !seen.insert(c.name).second) {
+      if (error != nullptr) *error = "alert sinks: empty or duplicate sink name '" + c.name + "'";
+      return false;
+    }
+    if (c.url.empty()) {
+      if (error != nullptr) *error = "alert sink '" + c.name + "': url is empty";
+      return false;
+    }
+    names.push_back(c.name);
+  }
+  if (config_.anchor.wall == std::chrono::system_clock::time_point{}) {
+    // No anchor given: assume MonoTime counts steady_clock milliseconds (see DispatcherConfig).
+    config_.anchor.wall = std::chrono::system_clock::now();
+    config_.anchor.mono = core::mono_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            SteadyClock::now().time_since_epoch())
+                                            .count());
+  }
+  if (!outbox_.open(names, error)) return false;
+  const auto st = outbox_.stats();
+  if (st.loaded > 0) {
+    log_("alerts: resuming " + std::to_string(st.loaded) + " undelivered alert(s) from the outbox");
+  }
+  stopping_ = false;
+  stop_writer_ = false;
+  started_ = true;
+  writer_ = std::thread([this] { run_writer(); });
+  for (auto& s : sinks_) {
+    SinkState* raw = s.get();
+    s->thread = std::thread([this, raw] { run_sink(*raw); });
+  }
+  return true;
+}
+
+void Dispatcher::submit(std::vector<core::AlertIntent> intents) {
+  if (intents.empty()) return;
+  submitted_ += intents.size();
+  {
+    std::lock_guard lock(inbox_mu_);
+    if (inbox_.empty()) {
+      inbox_ = std::move(intents);
+    } else {
+      for (auto& i : intents) inbox_.push_back(std::move(i));
+    }
+  }
+  inbox_cv_.notify_all();
+}
+
+void Dispatcher::run_writer() {
+  for (;;) {
+    std::vector<core::AlertIntent> batch;
+    {
+      std::unique_lock lock(inbox_mu_);
+      inbox_cv_.wait(lock, [&] { return stop_writer_ || !inbox_.empty(); });
+      if (inbox_.empty()) return;  // stopping, and everything submitted is written
+      batch.swap(inbox_);
+      writing_ = true;
+    }
+    // Group commit: everything that arrived while the last fsync ran goes in one write + fsync.
+    std::vector<OutboxEntry> entries;
+    entries.reserve(batch.size() * sinks_.size());
+    for (const auto& intent : batch) {
+      // An intent without a time (at == 0) is stamped with the time it is written.
+      const std::int64_t wall =
+          intent.at == core::MonoTime{} ? wall_now_ms() : config_.anchor.to_wall_ms(intent.at);
+      for (const auto& s : sinks_) entries.push_back({0, s->sink->config().name, intent, wall});
+    }
+    outbox_.append(entries);
+    {
+      std::lock_guard lock(inbox_mu_);
+      writing_ = false;
+    }
+    inbox_cv_.notify_all();
+    // Wake the sink threads. Taking work_mu_ orders this after any predicate check in progress.
+    { std::lock_guard lock(work_mu_); }
+    work_cv_.notify_all();
+  }
+}
+
+void Dispatcher::run_sink(SinkState& s) {
+  const Sink& sink = *s.sink;
+  const SinkConfig& cfg = sink.config();
+  const HttpTimeouts timeouts{cfg.connect_timeout, cfg.timeout};
+  HttpClient http;
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  auto next_send = SteadyClock::now();  // min_interval and retry delays move this forward
+
+  // Waits until `until` or stop; true if stopping.
+  auto sleep_until = [&](SteadyClock::time_point until) {
+    std::unique_lock lock(work_mu_);
+    work_cv_.wait_until(lock, until, [&] { return stopping_.load(); });
+    return stopping_.load();
+  };
+
+  for (;;) {
+    {
+      std::unique_lock lock(work_mu_);
+      work_cv_.wait(lock, [&] { return stopping_.load() || outbox_.depth(cfg.name) > 0; });
+      if (stopping_) return;
+    }
+    std::vector<OutboxEntry> batch = outbox_.take(cfg.name, sink.batch_size(outbox_.depth(cfg.name)));
+    if (batch.empty()) continue;
+    std::vector<std::uint64_t> seqs;
+    for (const auto& e : batch) seqs.push_back(e.seq);
+    const HttpRequest request = sink.build(batch);
+
+    unsigned attempt = 0;
+    for (;;) {
+      if (sleep_until(next_send)) {
+        outbox_.release(seqs);
+        return;
+      }
+      ++s.requests;
+      const HttpResponse response = http.post(request, timeouts, &stopping_);
+      const auto now = SteadyClock::now();
+      next_send = now + sink.min_interval();
+      if (response.aborted) {
+        outbox_.release(seqs);  // shutdown: stays queued, sent after the next start
+        return;
+      }
+      const Verdict verdict = sink.classify(response);
+      if (verdict == Verdict::Delivered) {
+        // Counters first: once the queue reads empty (wait_idle), the counters are final.
+        s.sent += batch.size();
+        if (batch.size() > 1) ++s.summaries;
+        outbox_.settle(seqs, Disposition::Delivered);
+        if (s.failing) {
+          log_("alerts: sink '" + cfg.name + "' delivering again after " +
+               std::to_string(s.failure_streak) + " failed request(s)");
+        }
+        s.failing = false;
+        s.failure_streak = 0;
+        break;
+      }
+      ++s.failed;
+      if (verdict == Verdict::DeadLetter) {
+        // PagerDuty 400 / Slack invalid_payload: retrying cannot help. Logged with the body so
+        // the operator can see what the endpoint objected to.
+        s.dead_lettered += batch.size();
+        outbox_.settle(seqs, Disposition::DeadLettered);
+        if (s.dead_letter_log.allow()) {
+          const auto held = s.dead_letter_log.take_suppressed();
+          log_("alerts: sink '" + cfg.name + "' rejected " + std::to_string(batch.size()) +
+               " alert(s) (dedup_key '" + batch.front().intent.dedup_key +
+               "'), dead-lettered, not retried: " + describe(response) +
+               (held > 0 ? " (" + std::to_string(held) + " more dead letters since last line)" : ""));
+        } 
+        break;
+      }
+      ++s.retried;
+      ++attempt;
+      ++s.failure_streak;
+      s.failing = true;
+      Duration delay = backoff_delay(cfg.backoff, attempt, unit(rng));
+      if (response.retry_after) {
+        // Slack/PagerDuty 429: the server says when; never sooner than our own first step.
+        delay = std::max(std::min(*response.retry_after, cfg.retry_after_max), cfg.backoff.initial);
+      }
+      next_send = std::max(next_send, now + delay);
+      if (s.failure_log.allow()) {
+        log_("alerts: sink '" + cfg.name + "' delivery failed: " + describe(response) +
+             "; retry " + std::to_string(attempt) + " in " + std::to_string(delay.count()) +
+             " ms (" + std::to_string(outbox_.depth(cfg.name)) + " queued)");
+      }
+    }
+  }
+}
+
+void Dispatcher::stop() {
+  if (!started_) return;
+  {
+    std::lock_guard lock(inbox_mu_);
+    stop_writer_ = true;
+  }
+  inbox_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();  // everything submitted is now on disk
+  {
+    std::lock_guard lock(work_mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& s : sinks_) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+  started_ = false;
+}
+
+bool Dispatcher::wait_durable(Duration timeout) {
+  std::unique_lock lock(inbox_mu_);
+  return inbox_cv_.wait_for(lock, timeout, [&] { return inbox_.empty() && !writing_; });
+}
+
+bool Dispatcher::wait_idle(Duration timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  for (;;) {
+    bool inbox_idle = false;
+    {
+      std::lock_guard lock(inbox_mu_);
+      inbox_idle = inbox_.empty() && !writing_;
+    }
+    if (inbox_idle && outbox_.stats().depth == 0) return true;
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+DispatcherStats Dispatcher::stats() const {
+  DispatcherStats out;
+  const std::int64_t now = wall_now_ms();
+  for (const auto& s : sinks_) {
+    SinkStats st;
+    st.name = s->sink->config().name;
+    st.sent = s->sent;
+    st.requests = s->requests;
+    st.failed = s->failed;
+    st.retried = s->retried;
+    st.dead_lettered = s->dead_lettered;
+    st.summaries = s->summaries;
+    st.failing = s->failing;
+    const SinkQueueStats q = outbox_.queue_stats(st.name);
+    st.depth = q.depth;
+    st.coalesced = q.coalesced;
+    st.dropped = q.dropped;
+    st.oldest_age_ms = q.oldest_wall_ms == 0 ? 0 : std::max<std::int64_t>(now - q.oldest_wall_ms, 0);
+    out.sinks.push_back(std::move(st));
+  }
+  out.outbox = outbox_.stats();
+  out.outbox_oldest_age_ms =
+      out.outbox.oldest_wall_ms == 0 ? 0 : std::max<std::int64_t>(now - out.outbox.oldest_wall_ms, 0);
+  out.submitted = submitted_;
+  {
+    std::lock_guard lock(inbox_mu_);
+    out.inbox = inbox_.size();
+  }
+  return out;
+}
+
+}  // namespace presence::alert

@@ -1,0 +1,110 @@
+// Alert delivery: intents in from the engine thread, durable outbox, one delivery thread per sink.
+//
+//   engine thread --submit()--> inbox --writer thread--> Outbox (write + fsync) --> sink threads
+//
+// submit() only copies into the inbox and never waits for disk or network (issue 5: never block
+// the engine thread). The writer makes a whole inbox batch durable with one fsync before any sink
+// thread can see it, so nothing is sent that a crash could forget. Each sink thread sends its
+// queue strictly in order (so per dedup_key a resolve never overtakes its trigger), retries with
+// backoff, and records each outcome durably before taking the next entry: after a crash only the
+// request that was in flight is sent again (at-least-once; dedup_key makes it harmless).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "presence/alert/outbox.h"
+#include "presence/alert/sink.h"
+#include "presence/core/decision.h"
+#include "presence/store/log.h"
+#include "presence/store/snapshot.h"
+
+namespace presence::alert {
+
+struct DispatcherConfig {
+  OutboxConfig outbox;
+  // Converts AlertIntent::at (steady) to wall clock for payload timestamps. Left default, start()
+  // takes one assuming MonoTime counts std::chrono::steady_clock milliseconds since its epoch.
+  // An intent whose at is 0 is stamped with the wall time it is written to the outbox.
+  store::WallAnchor anchor;
+  store::LogFn log;
+};
+
+// Counters for /metrics (the API room exports them; names match docs/alerts.md).
+struct SinkStats {
+  std::string name;
+  std::uint64_t sent = 0;           // entries delivered (a Slack summary counts each entry)
+  std::uint64_t requests = 0;       // HTTP requests made
+  std::uint64_t failed = 0;         // requests that did not deliver (retried or dead-lettered)
+  std::uint64_t retried = 0;        // requests that were followed by a retry
+  std::uint64_t dead_lettered = 0;  // entries rejected for good (4xx)
+  std::uint64_t summaries = 0;      // Slack summary messages delivered
+  std::uint64_t coalesced = 0;      // entries replaced by a later one (queue bound)
+  std::uint64_t dropped = 0;        // entries lost to the queue bound
+  std::size_t depth = 0;            // queued, including the one in flight
+  std::int64_t oldest_age_ms = 0;   // age of the oldest queued entry (0 when empty)
+  bool failing = false;             // the last request did not deliver
+};
+
+struct DispatcherStats {
+  std::vector<SinkStats> sinks;
+  OutboxStats outbox;
+  std::int64_t outbox_oldest_age_ms = 0;
+  std::uint64_t submitted = 0;  // intents accepted by submit()
+  std::size_t inbox = 0;        // intents not yet written to the outbox
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(DispatcherConfig config, std::vector<std::unique_ptr<Sink>> sinks);
+  ~Dispatcher();  // stop()
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Opens the outbox (resuming whatever it holds) and starts the threads. False on a bad sink
+  // list (empty or duplicate names, empty URL) or an outbox that cannot be written.
+  bool start(std::string* error);
+  // Engine thread: queue intents for every sink. Never blocks on I/O.
+  void submit(std::vector<core::AlertIntent> intents);
+  // Stops the threads. Intents already submitted are written to the outbox first; a request in
+  // flight is cancelled (it stays queued and is sent after the next start).
+  void stop();
+
+  // For tests and shutdown: wait (bounded) until everything submitted is on disk / delivered.
+  bool wait_durable(Duration timeout);
+  bool wait_idle(Duration timeout);
+
+  DispatcherStats stats() const;
+
+ private:
+  struct SinkState;
+  void run_writer();
+  void run_sink(SinkState& s);
+
+  DispatcherConfig config_;
+  store::LogFn log_;
+  Outbox outbox_;
+  std::vector<std::unique_ptr<SinkState>> sinks_;
+
+  mutable std::mutex inbox_mu_;
+  std::condition_variable inbox_cv_;
+  std::vector<core::AlertIntent> inbox_;
+  bool writing_ = false;
+  bool stop_writer_ = false;
+  std::atomic<std::uint64_t> submitted_{0};
+
+  std::mutex work_mu_;  // guards nothing but the wait below; see run_sink
+  std::condition_variable work_cv_;
+  std::atomic<bool> stopping_{false};
+
+  std::thread writer_;
+  bool started_ = false;
+};
+
+}  // namespace presence::alert

@@ -1,0 +1,187 @@
+#include "presence/store/snapshot.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "presence/store/codec.h"
+#include "presence/store/file_io.h"
+#include "presence/store/record.h"
+
+namespace presence::store {
+namespace {
+
+constexpr std::string_view kMagic{"PRSNAPSH", 8};
+constexpr std::size_t kHeaderSize = 12;
+constexpr std::uint8_t kMaxState = static_cast<std::uint8_t>(core::State::Flapping);
+
+LoadResult corrupt(std::string why) {
+  LoadResult r;
+  r.status = LoadStatus::Corrupt;
+  r.error = std::move(why);
+  return r;
+}
+
+}  // namespace
+
+std::int64_t WallAnchor::to_wall_ms(core::MonoTime t) const {
+  const auto wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+  return wall_ms + (core::to_ms(t) - core::to_ms(mono));
+}
+
+core::MonoTime WallAnchor::to_mono(std::int64_t wall_ms) const {
+  const auto anchor_wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+  return mono + core::Duration{wall_ms - anchor_wall_ms};
+}
+
+const char* to_string(LoadStatus s) {
+  switch (s) {
+    case LoadStatus::Ok: return "ok";
+    case LoadStatus::Missing: return "missing";
+    case LoadStatus::Corrupt: return "corrupt";
+    case LoadStatus::UnsupportedVersion: return "unsupported_version";
+    case LoadStatus::IoError: return "io_error";
+  }
+  return "unknown";
+}
+
+std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
+                            std::string_view incidents, const WallAnchor& anchor) {
+  Writer w;
+  w.i64(std::chrono::duration_cast<std::chrono::milliseconds>(anchor.wall.time_since_epoch())
+            .count());
+  w.u32(static_cast<std::uint32_t>(devices.size()));
+  for (const auto& d : devices) {
+    w.str(d.id);
+    w.u8(static_cast<std::uint8_t>(d.state));
+    w.i64(anchor.to_wall_ms(d.since));
+    w.u32(static_cast<std::uint32_t>(d.labels.size()));
+    for (const auto& [k, v] : d.labels) {
+      w.str(k);
+      w.str(v);
+    }
+  }
+  w.str(incidents);
+
+  std::string file(kMagic);
+  Writer version;
+  version.u32(kSnapshotVersion);
+  file += version.data();
+  append_record(file, w.data());
+  return file;
+}
+
+LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor) {
+  if (file.size() < kHeaderSize || file.substr(0, kMagic.size()) != kMagic) {
+    return corrupt("bad magic (not a presenced snapshot)");
+  }
+  Reader header(file.substr(kMagic.size(), 4));
+  const std::uint32_t version = header.u32();
+  if (version != kSnapshotVersion) {
+    LoadResult r;
+    r.status = LoadStatus::UnsupportedVersion;
+    r.error = "snapshot version " + std::to_string(version) + ", this build reads " +
+              std::to_string(kSnapshotVersion);
+    return r;
+  }
+  std::string_view payload;
+  std::size_t found = 0;
+  const ScanStats scan = scan_records(file.substr(kHeaderSize), [&](std::string_view p) {
+    payload = p;
+    ++found;
+  });
+  if (found != 1 || !scan.clean()) {
+    return corrupt(scan.truncated_tail ? "truncated snapshot" : "snapshot checksum mismatch");
+  }
+
+  LoadResult r;
+  Reader in(payload);
+  r.snapshot.saved_at_ms = in.i64();
+  // Smallest device: id length (4) + state (1) + since (8) + label count (4).
+  const std::uint32_t n = in.count(17);
+  r.snapshot.devices.reserve(n);
+  for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
+    core::DeviceSnapshot d;
+    d.id = in.str();
+    const std::uint8_t state = in.u8();
+    if (state > kMaxState) return corrupt("unknown device state " + std::to_string(state));
+    d.state = static_cast<core::State>(state);
+    d.since = anchor.to_mono(in.i64());
+    const std::uint32_t labels = in.count(8);
+    for (std::uint32_t j = 0; j < labels && in.ok(); ++j) {
+      std::string k = in.str();
+      std::string v = in.str();
+      d.labels.emplace_back(std::move(k), std::move(v));
+    }
+    r.snapshot.devices.push_back(std::move(d));
+  }
+  r.snapshot.incidents = in.str();
+  if (!in.ok() || !in.at_end()) return corrupt("snapshot payload does not parse");
+  r.status = LoadStatus::Ok;
+  return r;
+}
+
+SnapshotStore::SnapshotStore(std::string path, LogFn log)
+    : path_(std::move(path)), log_(or_stderr(std::move(log))) {}
+
+bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
+                         std::string_view incidents, const WallAnchor& anchor) {
+  const std::string file = encode_snapshot(devices, incidents, anchor);
+  std::string error;
+  if (!write_file_atomic(path_, file, &error)) {
+    // Counted and logged by the caller's cadence (one save per snapshot_interval): no flood.
+    ++save_failures_;
+    log_("snapshot: save failed: " + error);
+    return false;
+  }
+  ++saves_;
+  last_bytes_ = file.size();
+  return true;
+}
+
+LoadResult SnapshotStore::load(const WallAnchor& anchor) {
+  ++loads_;
+  std::string file;
+  std::string error;
+  const ReadStatus rs = read_file(path_, file, &error);
+  if (rs == ReadStatus::Missing) {
+    ++load_missing_;
+    log_("snapshot: " + path_ + " missing, starting empty");
+    LoadResult r;
+    r.status = LoadStatus::Missing;
+    return r;
+  }
+  if (rs == ReadStatus::Error) {
+    ++load_corrupt_;
+    log_("snapshot: cannot read, starting empty: " + error);
+    LoadResult r;
+    r.status = LoadStatus::IoError;
+    r.error = error;
+    return r;
+  }
+  LoadResult r = decode_snapshot(file, anchor);
+  if (r.status != LoadStatus::Ok) {
+    ++load_corrupt_;
+    const std::string aside = path_ + ".corrupt";
+    // Keep the evidence, and make sure the next save does not trip over it again.
+    const bool moved = std::rename(path_.c_str(), aside.c_str()) == 0;
+    log_("snapshot: " + path_ + " " + to_string(r.status) + " (" + r.error +
+         "), starting empty" + (moved ? "; kept as " + aside : ""));
+    r.snapshot = {};
+  }
+  return r;
+}
+
+SnapshotStats SnapshotStore::stats() const {
+  SnapshotStats s;
+  s.saves = saves_;
+  s.save_failures = save_failures_;
+  s.loads = loads_;
+  s.load_missing = load_missing_;
+  s.load_corrupt = load_corrupt_;
+  s.last_bytes = last_bytes_;
+  return s;
+}
+
+}  // namespace presence::store

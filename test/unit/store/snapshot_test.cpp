@@ -1,0 +1,145 @@
+#include "presence/store/snapshot.h"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "presence/store/file_io.h"
+#include "test/support/process.h"
+
+using namespace presence;
+using namespace presence::store;
+using namespace std::chrono_literals;
+
+namespace {
+
+WallAnchor anchor(std::int64_t wall_ms, std::int64_t mono_ms) {
+  return WallAnchor{std::chrono::system_clock::time_point{std::chrono::milliseconds{wall_ms}},
+                    core::mono_ms(mono_ms)};
+}
+
+std::vector<core::DeviceSnapshot> sample() {
+  core::DeviceSnapshot a;
+  a.id = "dev-1";
+  a.state = core::State::Offline;
+  a.since = core::mono_ms(10'000);
+  a.labels = {{"site", "lab"}, {"fw", "1.2.3"}};
+  core::DeviceSnapshot b;
+  b.id = std::string(300, 'z');
+  b.state = core::State::Flapping;
+  b.since = core::mono_ms(-5);
+  return {a, b};
+}
+
+struct Logs {
+  std::vector<std::string> lines;
+  LogFn fn() {
+    return [this](std::string_view l) { lines.emplace_back(l); };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("WallAnchor converts steady time across a restart") {
+  // Before the restart: mono 100000 is wall 1'700'000'000'000.
+  const auto before = anchor(1'700'000'000'000, 100'000);
+  CHECK(before.to_wall_ms(core::mono_ms(90'000)) == 1'699'999'990'000);
+  // After the restart steady time restarted near zero; the same wall instant is 10 s before now.
+  const auto after = anchor(1'700'000'060'000, 500);
+  CHECK(core::to_ms(after.to_mono(1'699'999'990'000)) == 500 - 70'000);
+}
+
+TEST_CASE("snapshot round-trips devices, labels, times and the incident blob") {
+  const auto save_anchor = anchor(1'700'000'000'000, 20'000);
+  const std::string blob("incidents\0binary\xff", 17);
+  const std::string file = encode_snapshot(sample(), blob, save_anchor);
+
+  // Reloaded one minute later with steady time restarted at 1000.
+  const auto load_anchor = anchor(1'700'000'060'000, 1'000);
+  const LoadResult r = decode_snapshot(file, load_anchor);
+  REQUIRE(r.status == LoadStatus::Ok);
+  REQUIRE(r.snapshot.devices.size() == 2);
+  const auto& a = r.snapshot.devices[0];
+  CHECK(a.id == "dev-1");
+  CHECK(a.state == core::State::Offline);
+  // since was 10 s before the save anchor (70 s before the load anchor).
+  CHECK(core::to_ms(a.since) == 1'000 - 70'000);
+  REQUIRE(a.labels.size() == 2);
+  CHECK(a.labels[1].first == "fw");
+  CHECK(a.labels[1].second == "1.2.3");
+  CHECK(r.snapshot.devices[1].id == std::string(300, 'z'));
+  CHECK(r.snapshot.devices[1].state == core::State::Flapping);
+  CHECK(r.snapshot.incidents == blob);
+  CHECK(r.snapshot.saved_at_ms == 1'700'000'000'000);
+}
+
+TEST_CASE("every flipped byte and every truncation of a snapshot is rejected, never crashes") {
+  const auto a = anchor(1'700'000'000'000, 0);
+  const std::string file = encode_snapshot(sample(), "blob", a);
+  for (std::size_t i = 0; i < file.size(); ++i) {
+    std::string bad = file;
+    bad[i] = static_cast<char>(bad[i] ^ 0x20);
+    INFO("byte " << i);
+    const auto r = decode_snapshot(bad, a);
+    CHECK(r.status != LoadStatus::Ok);
+    CHECK(r.snapshot.devices.empty());
+  }
+  for (std::size_t cut = 0; cut < file.size(); ++cut) {
+    INFO("cut " << cut);
+    CHECK(decode_snapshot(std::string_view(file).substr(0, cut), a).status != LoadStatus::Ok);
+  }
+}
+
+TEST_CASE("a newer version is reported as unsupported") {
+  const auto a = anchor(0, 0);
+  std::string file = encode_snapshot({}, "", a);
+  file[8] = 2;  // version u32 little-endian follows the 8-byte magic
+  const auto r = decode_snapshot(file, a);
+  CHECK(r.status == LoadStatus::UnsupportedVersion);
+  CHECK(r.error.find("version 2") != std::string::npos);
+}
+
+TEST_CASE("SnapshotStore: save, load, missing and corrupt files are logged and counted") {
+  presence::test::TempDir dir;
+  Logs logs;
+  SnapshotStore store(dir.file("state.snap"), logs.fn());
+  const auto a = anchor(1'700'000'000'000, 0);
+
+  auto r = store.load(a);
+  CHECK(r.status == LoadStatus::Missing);
+  CHECK(store.stats().load_missing == 1);
+
+  REQUIRE(store.save(sample(), "inc", a));
+  r = store.load(a);
+  REQUIRE(r.status == LoadStatus::Ok);
+  CHECK(r.snapshot.devices.size() == 2);
+  CHECK(store.stats().saves == 1);
+  CHECK(store.stats().last_bytes > 0);
+
+  // Corrupt the file on disk: start empty, count, log, keep the evidence aside.
+  std::string bytes;
+  std::string error;
+  REQUIRE(read_file(store.path(), bytes, &error) == ReadStatus::Ok);
+  bytes[bytes.size() - 3] ^= 0x40;
+  REQUIRE(write_file_atomic(store.path(), bytes, &error));
+  logs.lines.clear();
+  r = store.load(a);
+  CHECK(r.status == LoadStatus::Corrupt);
+  CHECK(r.snapshot.devices.empty());
+  CHECK(store.stats().load_corrupt == 1);
+  REQUIRE(logs.lines.size() == 1);
+  CHECK(logs.lines[0].find("corrupt") != std::string::npos);
+  CHECK(std::filesystem::exists(store.path() + ".corrupt"));
+  CHECK_FALSE(std::filesystem::exists(store.path()));
+
+  // A later save works again.
+  REQUIRE(store.save(sample(), "inc", a));
+  CHECK(store.load(a).status == LoadStatus::Ok);
+
+  // A save into a missing directory fails cleanly and is counted.
+  SnapshotStore nowhere(dir.file("no/dir/state.snap"), logs.fn());
+  CHECK_FALSE(nowhere.save(sample(), "", a));
+  CHECK(nowhere.stats().save_failures == 1);
+}

@@ -1,0 +1,251 @@
+// End to end for presence-replay: run_replay (the function its main calls) on small logs through
+// a real core::Engine, decisions checked at the grace boundary T-1 / T / T+1 (STYLE.md habit 2).
+#include "presence/tools/replay.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "presence/core/decision.h"
+#include "presence/tools/replay_format.h"
+
+using namespace presence;
+using namespace presence::tools;
+
+namespace {
+
+struct Run {
+  ReplaySummary summary;
+  std::string out;
+  std::string err;
+};
+
+Run replay(const std::string& log, ReplayOptions opt = {}) {
+  std::istringstream in(log);
+  std::ostringstream out, err;
+  Run r;
+  r.summary = run_replay(in, "test.replay", opt, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+ReplayOptions json() {
+  ReplayOptions o;
+  o.json = true;
+  o.summary = false;
+  return o;
+}
+
+std::vector<std::string> lines_with(const std::string& text, std::string_view needle) {
+  std::vector<std::string> found;
+  std::istringstream s(text);
+  for (std::string l; std::getline(s, l);) {
+    if (l.find(needle) != std::string::npos) found.push_back(l);
+  }
+  return found;
+}
+
+bool has(const std::string& hay, std::string_view needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+std::size_t offline_count(const Run& r) {
+  return r.summary.final_counts[static_cast<std::size_t>(core::State::Offline)];
+}
+
+// A device that connects at 0 and leaves with a last will at 10 s.
+const std::string kLastWill =
+    "0 connect dev-1\n"
+    "10.000 disconnect dev-1 reason=lastwill\n";
+
+}  // namespace
+
+TEST_CASE("a last will becomes offline exactly when offline_grace runs out") {
+  // Default offline_grace = 30 s: offline due at 40.000. T-1 ms, T, T+1 ms.
+  ReplayOptions o = json();
+  o.until = core::mono_ms(39'999);
+  Run before = replay(kLastWill, o);
+  CHECK(before.err.empty());
+  CHECK(lines_with(before.out, "\"to\":\"offline\"").empty());
+  CHECK(offline_count(before) == 0);
+
+  o.until = core::mono_ms(40'000);
+  Run at = replay(kLastWill, o);
+  const auto off = lines_with(at.out, "\"to\":\"offline\"");
+  REQUIRE(off.size() == 1);
+  CHECK(has(off[0], "\"at\":40.000"));
+  CHECK(has(off[0], "\"device\":\"dev-1\""));
+  CHECK(offline_count(at) == 1);
+
+  o.until = core::mono_ms(40'001);
+  CHECK(offline_count(replay(kLastWill, o)) == 1);
+
+  // The disconnect itself is reported with its reason.
+  const auto dis = lines_with(at.out, "\"reason\":\"last_will\"");
+  CHECK(dis.size() == 1);
+}
+
+TEST_CASE("what-if: --set offline_grace moves the decision") {
+  ReplayOptions o = json();
+  REQUIRE_FALSE(apply_config_override(o.config, "offline_grace=45s"));
+  o.until = core::mono_ms(54'999);
+  CHECK(offline_count(replay(kLastWill, o)) == 0);
+  o.until = core::mono_ms(55'000);
+  Run r = replay(kLastWill, o);
+  CHECK(offline_count(r) == 1);
+  const auto off = lines_with(r.out, "\"to\":\"offline\"");
+  REQUIRE(off.size() == 1);
+  CHECK(has(off[0], "\"at\":55.000"));
+}
+
+TEST_CASE("a device back within offline_grace is never offline") {
+  Run r = replay(kLastWill + "25.000 connect dev-1\n300 tick\n", json());
+  CHECK(lines_with(r.out, "\"to\":\"offline\"").empty());
+  CHECK(offline_count(r) == 0);
+  CHECK(r.summary.final_counts[static_cast<std::size_t>(core::State::Online)] == 1);
+}
+
+TEST_CASE("tick lines and --until drive time without a periodic tick") {
+  ReplayOptions o = json();
+  o.tick_interval = core::Duration{0};
+  // No tick at all after the disconnect: the end-of-log tick is at 10 s, nothing is due yet.
+  CHECK(offline_count(replay(kLastWill, o)) == 0);
+  // An explicit tick line fires the grace window.
+  Run r = replay(kLastWill + "41 tick\n", o);
+  CHECK(offline_count(r) == 1);
+  CHECK(r.summary.events == 3);
+}
+
+TEST_CASE("bad lines: file:line: reason, counted, skipped, the rest still replays") {
+  const std::string log =
+      "# header\n"
+      "0 connect dev-1\n"
+      "\n"
+      "5 explode dev-1\n"
+      "6 connect\n"
+      "7 disconnect dev-1 reason=sideways\n"
+      "10 disconnect dev-1 reason=lastwill\n"
+      "9 heartbeat dev-1\n"   // time goes backwards
+      "60 tick\n";
+  Run r = replay(log, json());
+  CHECK(r.summary.lines == 9);
+  CHECK(r.summary.bad_lines == 4);
+  CHECK(r.summary.events == 3);
+  CHECK_FALSE(r.summary.aborted);
+  CHECK(has(r.err, "test.replay:4: unknown kind 'explode'"));
+  CHECK(has(r.err, "test.replay:5: connect needs a device id"));
+  CHECK(has(r.err, "test.replay:6: unknown reason 'sideways'"));
+  CHECK(has(r.err, "test.replay:8: time 9.000 is before the previous line's 10.000"));
+  CHECK(offline_count(r) == 1);  // the good lines told the whole story
+}
+
+TEST_CASE("--strict stops at the first bad line") {
+  ReplayOptions o = json();
+  o.strict = true;
+  Run r = replay("0 connect dev-1\n1 connect dev-2 colour=red\n2 connect dev-3\n", o);
+  CHECK(r.summary.aborted);
+  CHECK(r.summary.bad_lines == 1);
+  CHECK(r.summary.devices == 1);  // dev-3 never fed
+  CHECK(has(r.err, "test.replay:2: unknown option 'colour'"));
+}
+
+TEST_CASE("errors beyond max_error_lines are counted, not printed") {
+  std::string log;
+  for (int i = 0; i < 50; ++i) log += "1 nonsense\n";
+  ReplayOptions o = json();
+  o.max_error_lines = 5;
+  Run r = replay(log, o);
+  CHECK(r.summary.bad_lines == 50);
+  CHECK(lines_with(r.err, "unknown kind").size() == 5);
+  CHECK(has(r.err, "45 more bad lines not shown"));
+}
+
+TEST_CASE("huge lines and ids are bad lines, not crashes") {
+  const std::string huge_id(5000, 'x');
+  const std::string huge_line(kMaxLineBytes + 10, 'y');
+  Run r = replay("0 connect " + huge_id + "\n" + huge_line + "\n0 connect ok\n", json());
+  CHECK(r.summary.bad_lines == 2);
+  CHECK(r.summary.devices == 1);
+  CHECK(has(r.err, "test.replay:1: device id"));
+  CHECK(has(r.err, "test.replay:2: line longer than"));
+  CHECK(r.err.size() < 400);
+}
+
+TEST_CASE("summary counts transitions by kind and devices by final state") {
+  ReplayOptions o;
+  o.until = core::mono_ms(100'000);
+  Run r = replay("0 connect dev-2\n" + kLastWill, o);
+  CHECK(r.summary.devices == 2);
+  CHECK(r.summary.transitions >= 3);  // 2 x came online, dev-1 left, dev-1 offline
+  std::size_t by_kind = 0;
+  for (const auto& [k, n] : r.summary.transitions_by_kind) by_kind += n;
+  CHECK(by_kind == r.summary.transitions);
+  CHECK(r.summary.transitions_by_kind.count("suspect -> offline") +
+            r.summary.transitions_by_kind.count("online -> offline") ==
+        1);
+  CHECK(r.summary.final_counts[static_cast<std::size_t>(core::State::Online)] == 1);
+  CHECK(offline_count(r) == 1);
+  // Human form: one line per decision and the summary.
+  CHECK(has(r.out, "dev-1"));
+  CHECK(has(r.out, "== summary:"));
+  CHECK(has(r.out, "devices by final state (2 devices):"));
+  CHECK(has(r.out, "offline=1"));
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("JSON lines: every output line is one object") {
+  ReplayOptions o = json();
+  o.summary = true;
+  o.show_events = true;
+  Run r = replay(kLastWill + "60 tick\n", o);
+  std::istringstream s(r.out);
+  int n = 0;
+  for (std::string l; std::getline(s, l); ++n) {
+    CHECK(l.front() == '{');
+    CHECK(l.back() == '}');
+  }
+  CHECK(n >= 5);  // 3 events + >= 2 transitions + summary
+  CHECK(lines_with(r.out, "\"type\":\"summary\"").size() == 1);
+  CHECK(lines_with(r.out, "\"type\":\"event\"").size() == 3);
+}
+
+TEST_CASE("empty input") {
+  Run r = replay("", ReplayOptions{});
+  CHECK(r.summary.lines == 0);
+  CHECK(r.summary.events == 0);
+  CHECK(r.summary.devices == 0);
+  CHECK(has(r.out, "== summary: 0 lines"));
+}
+
+TEST_CASE("the demo story replays cleanly and tells what it promises") {
+  std::ifstream f(PRESENCE_SOURCE_DIR "/config/replay/demo.replay");
+  REQUIRE(f);
+  std::ostringstream buf;
+  buf << f.rdbuf();
+  ReplayOptions o = json();
+  o.summary = true;
+  Run r = replay(buf.str(), o);
+  CHECK(r.err.empty());
+  CHECK(r.summary.bad_lines == 0);
+  CHECK(r.summary.devices == 6);
+  // The broker restart made nobody offline; the real failure and the silent meter did.
+  const auto off = lines_with(r.out, "\"to\":\"offline\"");
+  std::vector<std::string> who;
+  for (const auto& l : off) {
+    if (has(l, "pump-hamburg-3")) who.push_back("pump");
+    else if (has(l, "meter-hamburg-2")) who.push_back("meter");
+    else who.push_back(l);
+  }
+  CHECK(who == std::vector<std::string>{"pump", "meter"});
+  const auto flaps = lines_with(r.out, "\"to\":\"flapping\"");
+  REQUIRE(flaps.size() == 1);
+  CHECK(has(flaps[0], "kiosk-hamburg-7"));
+  // gateway-berlin-1's 11 s blip: suspect, back, never offline.
+  CHECK(lines_with(r.out, "gateway-berlin-1\",\"from\":\"suspect\",\"to\":\"offline\"").empty());
+  CHECK(r.summary.final_counts[static_cast<std::size_t>(core::State::Online)] == 4);
+  CHECK(offline_count(r) == 2);
+}
