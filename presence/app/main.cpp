@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "presence/api/health.h"
+#include "presence/app/alerting.h"
 #include "presence/app/config.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
@@ -248,9 +249,21 @@ int run(const std::string& path) {
   signal(SIGPIPE, SIG_IGN);
 
   presence::ingest::Service service(to_options(running));
-  presence::api::HealthServer http(http_host, http_port,
-                                   [&service] { return to_metrics(service.stats()); });
+  // Alerts, fleet incidents, snapshots, watchdog (presence/app/alerting.h), on the engine thread.
+  presence::app::Alerting alerting(running, [](std::string_view line) {
+    log(LogLevel::Info, std::string(line));
+  });
   std::string error;
+  if (!alerting.start(&error)) {
+    log(LogLevel::Error, "alerts: " + error);
+    return 1;
+  }
+  service.set_hooks(&alerting);
+  presence::api::HealthServer http(http_host, http_port, [&service, &alerting] {
+    auto m = to_metrics(service.stats());
+    m.extra = alerting.metrics_text();
+    return m;
+  });
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
@@ -271,7 +284,8 @@ int run(const std::string& path) {
                             ", stopping");
     break;
   }
-  service.stop();
+  service.stop();  // runs the final snapshot on the engine thread
+  alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
   http.stop();
   log(LogLevel::Info, "presenced: stopped");
   return 0;
