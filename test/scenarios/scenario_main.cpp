@@ -345,7 +345,9 @@ int main(int argc, char** argv) {
   {
     std::ofstream conf(path("mosquitto.conf"));
     conf << "listener " << port << " 127.0.0.1\nallow_anonymous true\n"
-         << "persistence false\n"
+         // As config/mosquitto.conf: retained births and presenced's persistent session survive a
+         // broker restart (scenario 1), so presenced must not trust a stale retained "online".
+         << "persistence true\npersistence_location " << dir << "/\n"
          // presenced's persistent session queues last-wills while it restarts (scenario 3);
          // the default of 1000 queued messages would drop some of a fleet's wills.
          << "max_queued_messages 0\nset_tcp_nodelay true\n";
@@ -416,11 +418,14 @@ int main(int argc, char** argv) {
   {
     std::ofstream s(path("restart-presenced.sh"));
     s << "#!/bin/sh\n# Restarts both presenced instances of this run (signal $1, default TERM).\n"
-      << "sig=${1:-TERM}\n";
+      << "sig=${1:-TERM}\n"
+      // A killed first-generation instance stays a zombie (the driver's child) until the end of
+      // the run: gone is "no /proc entry or state Z", else the wait below would always time out.
+      << "alive() { [ -e /proc/$1 ] && ! grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }\n";
     for (auto& in : inst) {
       s << "pid=$(cat " << shell_quote(in->pidfile) << ")\nkill -s $sig $pid 2>/dev/null\n"
-        << "i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done\n"
-        << "kill -s KILL $pid 2>/dev/null\n"
+        << "i=0; while alive $pid && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done\n"
+        << "alive $pid && kill -s KILL $pid\n"
         << "setsid /bin/sh -c " << shell_quote(in->start_cmd) << " < /dev/null > /dev/null 2>&1 &\n";
     }
     s.close();
