@@ -183,8 +183,6 @@ YAML::Node base_config() {
 mqtt:
   keepalive: 5s
   reconnect: {min_backoff: 200ms, max_backoff: 1s}
-topics:
-  heartbeat: ""
 output:
   coalesce_interval: 200ms
 presence:
@@ -394,6 +392,9 @@ int main(int argc, char** argv) {
     c["alerts"]["pagerduty"]["routing_key"] = kRoutingKey;
     c["alerts"]["slack"]["enabled"] = true;
     c["alerts"]["slack"]["webhook_url"] = in->receiver->url("/slack");
+    c["presence"]["heartbeat_default_interval"] =
+        sc["options"] && sc["options"]["heartbeat"] ? sc["options"]["heartbeat"].as<std::string>()
+                                                    : std::string(scale == "small" ? "1s" : "5s");
     c = merge(c, over);
     c["mode"] = mode;  // a scenario cannot make both instances the same
     fs::create_directories(path(std::string("store-") + mode));
@@ -438,9 +439,9 @@ int main(int argc, char** argv) {
   YAML::Node simfile;
   simfile["v"] = 1;
   YAML::Node opts = sc["options"] ? substitute(sc["options"], vars) : YAML::Node(YAML::NodeType::Map);
-  // No heartbeats: the wills and births carry the scenario; heartbeat timeouts on a CPU starved
-  // CI machine would add noise unrelated to the events under test.
-  if (!opts["heartbeat"]) opts["heartbeat"] = "0";
+  // Heartbeats as in a real fleet (compressed): they are presenced's proof of life for devices
+  // that reconnected while it could not see the broker (their births are then only retained).
+  if (!opts["heartbeat"]) opts["heartbeat"] = scale == "small" ? "1s" : "5s";
   if (!opts["progress"]) opts["progress"] = "0";
   simfile["options"] = opts;
   simfile["timeline"] = substitute(sc["timeline"], vars);

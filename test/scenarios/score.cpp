@@ -112,6 +112,7 @@ Truth read_truth(const std::string& path) {
   }
   if (!have_end) t.end_ms = last;
   t.devices = devices.size();
+  t.device_ids = std::move(devices);
   return t;
 }
 
@@ -173,6 +174,12 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
   auto note = [](std::vector<std::string>& v, const std::string& d) {
     if (v.size() < 10) v.push_back(d);
   };
+  auto foreign = [&](const std::string& d) {
+    if (truth.device_ids.count(d)) return false;
+    ++s.foreign_pages;
+    if (std::find(s.foreign_ids.begin(), s.foreign_ids.end(), d) == s.foreign_ids.end()) note(s.foreign_ids, d);
+    return true;
+  };
 
   std::set<std::string> incident_keys;
   for (const auto& p : pages) {
@@ -191,6 +198,7 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
     if (cls == "device_offline" || cls == "device_flapping") {
       ++s.device_pages;
       const std::string d = payload_str(p.body, "component");
+      if (foreign(d)) continue;
       if (!cover(d, p.t_ms)) {
         ++s.false_device_pages;
         note(s.false_devices, d);
@@ -198,7 +206,7 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
     } else if (cls == "device_group") {
       ++s.device_pages;
       for (const auto& d : split_ids(detail(p.body, "devices")))
-        if (!cover(d, p.t_ms)) {
+        if (!foreign(d) && !cover(d, p.t_ms)) {
           ++s.false_device_pages;
           note(s.false_devices, d);
         }
@@ -206,9 +214,17 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
       incident_keys.insert(p.body.value("dedup_key", ""));
     } else if (cls == "stragglers") {
       ++s.straggler_alerts;
-      for (const auto& d : split_ids(detail(p.body, "devices"))) {
+      const auto ids = split_ids(detail(p.body, "devices"));
+      for (const auto& d : ids) {
+        if (foreign(d)) continue;
         ++s.straggler_devices;
         if (!cover(d, p.t_ms)) ++s.false_straggler_devices;
+      }
+      // details_max_devices caps the list; the rest cannot be attributed (counted, reported).
+      try {
+        const std::size_t count = std::stoul(detail(p.body, "count"));
+        if (count > ids.size()) s.straggler_unlisted += count - ids.size();
+      } catch (...) {
       }
     } else {
       ++s.other_pages;
@@ -257,6 +273,9 @@ json to_json(const ModeScore& s) {
   j["straggler_devices"] = s.straggler_devices;
   j["false_straggler_devices"] = s.false_straggler_devices;
   j["other_pages"] = s.other_pages;
+  j["foreign_pages"] = s.foreign_pages;
+  if (!s.foreign_ids.empty()) j["foreign_examples"] = s.foreign_ids;
+  j["straggler_unlisted"] = s.straggler_unlisted;
   j["latency_p50_s"] = opt(s.latency_p50_s);
   j["latency_p99_s"] = opt(s.latency_p99_s);
   j["latency_max_s"] = opt(s.latency_max_s);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ struct Truth {
   std::int64_t start_ms = 0;  // first line
   std::int64_t end_ms = 0;    // the `end` action (or the last line)
   std::size_t devices = 0;
+  std::set<std::string> device_ids;
   std::vector<Failure> failures;
   std::map<std::string, std::size_t> disconnect_causes;  // server-side and other session losses
   std::vector<std::string> errors;                       // unparsable lines (counted, not fatal)
@@ -66,6 +68,11 @@ struct ModeScore {
   std::size_t straggler_devices = 0;
   std::size_t false_straggler_devices = 0;
   std::size_t other_pages = 0;              // blind, unknown classes
+  // Per-device pages naming a client that is not a simulated device (e.g. the other presenced
+  // instance on the same broker, seen through broker-ext). Not scored against the fleet's truth.
+  std::size_t foreign_pages = 0;
+  std::vector<std::string> foreign_ids;
+  std::size_t straggler_unlisted = 0;       // devices counted by a stragglers alert but not listed
   std::optional<double> latency_p50_s, latency_p99_s, latency_max_s;
 };
 

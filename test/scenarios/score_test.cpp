@@ -131,3 +131,17 @@ TEST_CASE("validate_pd: Events v2 shape") {
   t["payload"].erase("summary");
   CHECK_FALSE(validate_pd(t, kKey).empty());
 }
+
+TEST_CASE("score: clients that are not simulated devices are foreign, not false") {
+  const Truth t = sample_truth();
+  std::vector<Page> pages{
+      {6000, trigger("device_offline", "presenced-other", "presence/device/presenced-other")},
+      {9000, trigger("stragglers", "fleet", "presence/stragglers/1", "d4,presenced-other")},
+  };
+  pages[1].body["payload"]["custom_details"]["count"] = "5";
+  const ModeScore s = score(t, pages, 2000, 2000, kKey);
+  CHECK(s.false_device_pages == 0);
+  CHECK(s.foreign_pages == 2);
+  CHECK(s.straggler_devices == 1);
+  CHECK(s.straggler_unlisted == 3);
+}
