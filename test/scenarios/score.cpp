@@ -276,6 +276,9 @@ json to_json(const ModeScore& s) {
   j["foreign_pages"] = s.foreign_pages;
   if (!s.foreign_ids.empty()) j["foreign_examples"] = s.foreign_ids;
   j["straggler_unlisted"] = s.straggler_unlisted;
+  // Upper bound: missed devices that may be among a stragglers alert's unlisted ones
+  // (details_max_devices caps the list; the API has the full list).
+  j["paged_incl_unlisted"] = s.paged + std::min(s.missed, s.straggler_unlisted);
   j["latency_p50_s"] = opt(s.latency_p50_s);
   j["latency_p99_s"] = opt(s.latency_p99_s);
   j["latency_max_s"] = opt(s.latency_max_s);
