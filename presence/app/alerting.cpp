@@ -127,30 +127,56 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
 
 // ---- naive ------------------------------------------------------------------------------------
 
-void NaiveAlerts::on_event(const core::Engine& engine, const core::Event& e,
-                           std::vector<core::AlertIntent>& out) {
-  // A retained replay restates the past (mosquitto #1165); even a naive setup does not page on
-  // its own resubscribe. A takeover is a reconnect, not an offline status.
-  if (e.retained || e.device == core::kNoDevice) return;
-  const std::string id(engine.id_of(e.device));
+namespace {
+
+core::AlertIntent naive_intent(const std::string& id, core::MonoTime at) {
   core::AlertIntent in;
   in.type = core::AlertIntent::Type::DeviceOffline;
   in.severity = core::Severity::Error;
   in.dedup_key = "presence/device/" + id;
   in.component = id;
   in.cls = "device_offline";
-  in.at = e.at;
+  in.at = at;
   in.details = {{"mode", "naive"}, {"device", id}};
+  return in;
+}
+
+}  // namespace
+
+// Home Assistant semantics: an "offline" status (will or not, retained or not: HA takes a
+// retained availability payload as the current state) makes the entity unavailable at once, an
+// "online" one available. Heartbeats are not availability. A takeover is a reconnect.
+void NaiveAlerts::on_event(const core::Engine& engine, const core::Event& e,
+                           std::vector<core::AlertIntent>& out) {
+  if (e.device == core::kNoDevice) return;
+  const std::string id(engine.id_of(e.device));
   if (e.kind == core::EventKind::Disconnected && e.reason != core::DisconnectReason::Takeover) {
     if (!firing_.insert(id).second) return;  // already paged: PagerDuty would dedup anyway
+    auto in = naive_intent(id, e.at);
     in.action = core::AlertIntent::Action::Trigger;
     in.summary = "Device " + id + " offline (" + core::to_string(e.reason) + ")";
     in.details.emplace_back("reason", core::to_string(e.reason));
     out.push_back(std::move(in));
   } else if (e.kind == core::EventKind::Connected) {
     if (firing_.erase(id) == 0) return;
+    auto in = naive_intent(id, e.at);
     in.action = core::AlertIntent::Action::Resolve;
     in.summary = "Device " + id + " online";
+    out.push_back(std::move(in));
+  }
+}
+
+// Home Assistant marks every MQTT entity unavailable while its own broker connection is down:
+// a broker restart is a page per device (the contrast the scenario scorecard shows).
+void NaiveAlerts::on_blind(const core::Engine& engine, core::MonoTime at,
+                           std::vector<core::AlertIntent>& out) {
+  for (core::DeviceIndex d = 0; d < engine.size(); ++d) {
+    const std::string id(engine.id_of(d));
+    if (!firing_.insert(id).second) continue;
+    auto in = naive_intent(id, at);
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "Device " + id + " unavailable (broker connection lost)";
+    in.details.emplace_back("reason", "broker_connection_lost");
     out.push_back(std::move(in));
   }
 }
@@ -344,6 +370,10 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
     alerts_firing_ = pc.triggers - std::min(pc.triggers, pc.resolves);
   } else {
+    const bool blind = engine.blind();
+    if (blind && !naive_blind_) naive_.on_blind(engine, now, intents_);
+    naive_blind_ = blind;
+    submit(intents_);
     alerts_firing_ = naive_.firing();
   }
   if (now >= next_snapshot_) {
