@@ -274,6 +274,10 @@ void Alerting::run_saver() {
     pending_.reset();
     saving_ = true;
     lock.unlock();
+    // The outbox first, then the snapshot: a crash in between can make presenced decide a
+    // transition again after the restart (a duplicate, which dedup_key makes harmless), never
+    // forget one the snapshot says was sent. Waits here, on the saver thread, never on the engine.
+    if (dispatcher_) dispatcher_->wait_durable(std::chrono::seconds(5));
     snapshots_.save(p.devices, p.incidents, anchor_);
     lock.lock();
     saving_ = false;
@@ -342,6 +346,9 @@ void Alerting::on_event(core::Engine& engine, const core::Event& event) {
 
 void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   if (intents.empty()) return;
+  // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
+  // possible of what was sent (see run_saver for the order).
+  snapshot_due_ = true;
   for (const auto& in : intents)
     ++(in.action == core::AlertIntent::Action::Trigger ? triggers_ : resolves_);
   if (dispatcher_) {
@@ -376,7 +383,8 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     submit(intents_);
     alerts_firing_ = naive_.firing();
   }
-  if (now >= next_snapshot_) {
+  if (now >= next_snapshot_ || snapshot_due_) {
+    snapshot_due_ = false;
     save_snapshot(engine, now);
     next_snapshot_ = now + config_.store.snapshot_interval;
   }

@@ -107,6 +107,7 @@ class Alerting final : public ingest::EngineHooks {
   store::SnapshotStore snapshots_;
   store::WallAnchor anchor_;
   core::MonoTime next_snapshot_{};
+  bool snapshot_due_ = false;
   std::vector<core::AlertIntent> intents_;
 
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
