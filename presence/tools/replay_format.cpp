@@ -450,32 +450,11 @@ std::optional<std::string> apply_config_override(core::Config& config,
 }
 
 std::optional<std::string> check_config(const core::Config& c) {
-  using std::chrono::milliseconds;
-  if (c.offline_grace <= milliseconds(0)) return "offline_grace must be > 0";
-  if (c.online_stable_for < milliseconds(0)) return "online_stable_for must be >= 0";
-  if (!(c.heartbeat_timeout_factor >= 1.0 && c.heartbeat_timeout_factor <= 100.0)) {
-    return "heartbeat_timeout_factor must be in [1, 100]";
-  }
-  if (c.heartbeat_timeout_floor <= milliseconds(0)) return "heartbeat_timeout_floor must be > 0";
-  if (c.heartbeat_timeout_floor > c.heartbeat_timeout_ceiling) {
-    return "heartbeat_timeout_floor must be <= heartbeat_timeout_ceiling";
-  }
-  if (c.heartbeat_default_interval <= milliseconds(0)) {
-    return "heartbeat_default_interval must be > 0";
-  }
+  // The core's own validation is authoritative (the same one the service's loader applies).
+  if (std::string e = core::config_error(c); !e.empty()) return e;
+  // Beyond it: values the core accepts but that make a what-if run meaningless.
   if (c.heartbeat_min_samples < 1) return "heartbeat_min_samples must be >= 1";
-  // The core keeps the flap history in 32 bits (presence/core/flap.h kMaxHistory).
-  if (c.flap_history < 2 || c.flap_history > 32) return "flap_history must be in [2, 32]";
-  if (c.flap_window <= milliseconds(0)) return "flap_window must be > 0";
-  if (!(c.flap_high > 0.0 && c.flap_high <= 1.0)) return "flap_high must be in (0, 1]";
-  if (!(c.flap_low >= 0.0 && c.flap_low <= c.flap_high)) {
-    return "flap_low must be in [0, flap_high]";
-  }
-  if (c.restart_grace_min < milliseconds(0)) return "restart_grace_min must be >= 0";
-  if (c.restart_grace_min > c.restart_grace_max) {
-    return "restart_grace_min must be <= restart_grace_max";
-  }
-  if (c.restart_grace_settle < milliseconds(0)) return "restart_grace_settle must be >= 0";
+  if (c.heartbeat_timeout_factor > 100.0) return "heartbeat_timeout_factor must be <= 100";
   return std::nullopt;
 }
 

@@ -275,6 +275,7 @@ TEST_CASE("check_config catches nonsense combinations") {
   CHECK(contains(broken("flap_low=0.9"), "flap_low"));
   CHECK(contains(broken("flap_high=1.5"), "flap_high"));
   CHECK(contains(broken("flap_history=1"), "flap_history"));
+  CHECK(contains(broken("flap_history=2"), "flap_history"));  // the core's bound is 3
   CHECK(contains(broken("flap_history=33"), "flap_history"));
   CHECK_FALSE(check_config([] {
     core::Config c;
@@ -284,4 +285,6 @@ TEST_CASE("check_config catches nonsense combinations") {
   CHECK(contains(broken("restart_grace_min=1h"), "restart_grace_max"));
   CHECK(contains(broken("heartbeat_min_samples=0"), "heartbeat_min_samples"));
   CHECK(contains(broken("heartbeat_timeout_factor=0.5"), "heartbeat_timeout_factor"));
+  CHECK(contains(broken("heartbeat_timeout_factor=1000"), "heartbeat_timeout_factor"));
+  CHECK(contains(broken("flap_low=0.5"), "flap_low"));  // equal to flap_high: no hysteresis
 }
