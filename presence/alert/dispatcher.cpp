@@ -5,6 +5,8 @@
 #include <random>
 #include <set>
 
+#include "presence/alert/payload.h"
+
 namespace presence::alert {
 namespace {
 
@@ -37,9 +39,7 @@ struct Dispatcher::SinkState {
 };
 
 Dispatcher::Dispatcher(DispatcherConfig config, std::vector<std::unique_ptr<Sink>> sinks)
-    : config_(std::move(config)),
-      log_(store::or_stderr(config_.log)),
-      outbox_([&] {
+    : config_(std::move(config)), log_(store::or_stderr(config_.log)), outbox_([&] {
         OutboxConfig c = config_.outbox;
         if (!c.log) c.log = log_;
         return c;
@@ -63,8 +63,11 @@ bool Dispatcher::start(std::string* error) {
       if (error != nullptr) *error = "alert sinks: empty or duplicate sink name '" + c.name + "'";
       return false;
     }
-    if (c.url.empty()) {
-      if (error != nullptr) *error = "alert sink '" + c.name + "': url is empty";
+    if (c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0) {
+      // Caught here, at start, rather than as a retry loop that can never succeed.
+      if (error != nullptr) {
+        *error = "alert sink '" + c.name + "': url '" + c.url + "' is not an http(s) URL";
+      }
       return false;
     }
     names.push_back(c.name);
@@ -72,9 +75,9 @@ bool Dispatcher::start(std::string* error) {
   if (config_.anchor.wall == std::chrono::system_clock::time_point{}) {
     // No anchor given: assume MonoTime counts steady_clock milliseconds (see DispatcherConfig).
     config_.anchor.wall = std::chrono::system_clock::now();
-    config_.anchor.mono = core::mono_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            SteadyClock::now().time_since_epoch())
-                                            .count());
+    config_.anchor.mono = core::mono_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch())
+            .count());
   }
   if (!outbox_.open(names, error)) return false;
   const auto st = outbox_.stats();
@@ -119,11 +122,23 @@ void Dispatcher::run_writer() {
     // Group commit: everything that arrived while the last fsync ran goes in one write + fsync.
     std::vector<OutboxEntry> entries;
     entries.reserve(batch.size() * sinks_.size());
-    for (const auto& intent : batch) {
+    for (auto& intent : batch) {
+      if (clamp_intent(intent)) {
+        ++clamped_;
+        if (clamp_log_.allow()) {
+          log_("alerts: intent '" + intent.dedup_key.substr(0, 200) +
+               "' was larger than the sinks accept; cut to fit (" +
+               std::to_string(clamped_.load()) + " so far)");
+        }
+      }
       // An intent without a time (at == 0) is stamped with the time it is written.
       const std::int64_t wall =
           intent.at == core::MonoTime{} ? wall_now_ms() : config_.anchor.to_wall_ms(intent.at);
-      for (const auto& s : sinks_) entries.push_back({0, s->sink->config().name, intent, wall});
+      for (const auto& s : sinks_) {
+        const auto& accepts = s->sink->config().accepts;
+        if (accepts && !accepts(intent)) continue;
+        entries.push_back({0, s->sink->config().name, intent, wall});
+      }
     }
     outbox_.append(entries);
     {
@@ -159,7 +174,8 @@ void Dispatcher::run_sink(SinkState& s) {
       work_cv_.wait(lock, [&] { return stopping_.load() || outbox_.depth(cfg.name) > 0; });
       if (stopping_) return;
     }
-    std::vector<OutboxEntry> batch = outbox_.take(cfg.name, sink.batch_size(outbox_.depth(cfg.name)));
+    std::vector<OutboxEntry> batch =
+        outbox_.take(cfg.name, sink.batch_size(outbox_.depth(cfg.name)));
     if (batch.empty()) continue;
     std::vector<std::uint64_t> seqs;
     for (const auto& e : batch) seqs.push_back(e.seq);
@@ -204,8 +220,9 @@ void Dispatcher::run_sink(SinkState& s) {
           log_("alerts: sink '" + cfg.name + "' rejected " + std::to_string(batch.size()) +
                " alert(s) (dedup_key '" + batch.front().intent.dedup_key +
                "'), dead-lettered, not retried: " + describe(response) +
-               (held > 0 ? " (" + std::to_string(held) + " more dead letters since last line)" : ""));
-        } 
+               (held > 0 ? " (" + std::to_string(held) + " more dead letters since last line)"
+                         : ""));
+        }
         break;
       }
       ++s.retried;
@@ -219,9 +236,9 @@ void Dispatcher::run_sink(SinkState& s) {
       }
       next_send = std::max(next_send, now + delay);
       if (s.failure_log.allow()) {
-        log_("alerts: sink '" + cfg.name + "' delivery failed: " + describe(response) +
-             "; retry " + std::to_string(attempt) + " in " + std::to_string(delay.count()) +
-             " ms (" + std::to_string(outbox_.depth(cfg.name)) + " queued)");
+        log_("alerts: sink '" + cfg.name + "' delivery failed: " + describe(response) + "; retry " +
+             std::to_string(attempt) + " in " + std::to_string(delay.count()) + " ms (" +
+             std::to_string(outbox_.depth(cfg.name)) + " queued)");
       }
     }
   }
@@ -282,13 +299,16 @@ DispatcherStats Dispatcher::stats() const {
     st.depth = q.depth;
     st.coalesced = q.coalesced;
     st.dropped = q.dropped;
-    st.oldest_age_ms = q.oldest_wall_ms == 0 ? 0 : std::max<std::int64_t>(now - q.oldest_wall_ms, 0);
+    st.oldest_age_ms =
+        q.oldest_wall_ms == 0 ? 0 : std::max<std::int64_t>(now - q.oldest_wall_ms, 0);
     out.sinks.push_back(std::move(st));
   }
   out.outbox = outbox_.stats();
-  out.outbox_oldest_age_ms =
-      out.outbox.oldest_wall_ms == 0 ? 0 : std::max<std::int64_t>(now - out.outbox.oldest_wall_ms, 0);
+  out.outbox_oldest_age_ms = out.outbox.oldest_wall_ms == 0
+                                 ? 0
+                                 : std::max<std::int64_t>(now - out.outbox.oldest_wall_ms, 0);
   out.submitted = submitted_;
+  out.clamped = clamped_;
   {
     std::lock_guard lock(inbox_mu_);
     out.inbox = inbox_.size();

@@ -57,6 +57,7 @@ struct DispatcherStats {
   OutboxStats outbox;
   std::int64_t outbox_oldest_age_ms = 0;
   std::uint64_t submitted = 0;  // intents accepted by submit()
+  std::uint64_t clamped = 0;    // intents cut to the size limits (payload.h clamp_intent)
   std::size_t inbox = 0;        // intents not yet written to the outbox
 };
 
@@ -68,7 +69,8 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   // Opens the outbox (resuming whatever it holds) and starts the threads. False on a bad sink
-  // list (empty or duplicate names, empty URL) or an outbox that cannot be written.
+  // list (empty or duplicate names, a URL that is not http:// or https://) or an outbox that
+  // cannot be written.
   bool start(std::string* error);
   // Engine thread: queue intents for every sink. Never blocks on I/O.
   void submit(std::vector<core::AlertIntent> intents);
@@ -98,6 +100,8 @@ class Dispatcher {
   bool writing_ = false;
   bool stop_writer_ = false;
   std::atomic<std::uint64_t> submitted_{0};
+  std::atomic<std::uint64_t> clamped_{0};
+  store::LogLimiter clamp_log_;  // writer thread only
 
   std::mutex work_mu_;  // guards nothing but the wait below; see run_sink
   std::condition_variable work_cv_;

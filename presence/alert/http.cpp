@@ -21,7 +21,8 @@ std::size_t on_body(char* data, std::size_t size, std::size_t nmemb, void* user)
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * nmemb;
   auto& body = t->response->body;
-  if (body.size() < HttpClient::kMaxBody) body.append(data, std::min(n, HttpClient::kMaxBody - body.size()));
+  if (body.size() < HttpClient::kMaxBody)
+    body.append(data, std::min(n, HttpClient::kMaxBody - body.size()));
   return n;
 }
 

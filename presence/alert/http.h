@@ -20,11 +20,11 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  long status = 0;                       // 0 = no HTTP response (network error, timeout, abort)
-  std::string body;                      // first kMaxBody bytes, for logs
-  std::optional<Duration> retry_after;   // parsed Retry-After header
-  std::string error;                     // curl's message when status == 0
-  bool aborted = false;                  // stopped by the abort flag (shutdown)
+  long status = 0;                      // 0 = no HTTP response (network error, timeout, abort)
+  std::string body;                     // first kMaxBody bytes, for logs
+  std::optional<Duration> retry_after;  // parsed Retry-After header
+  std::string error;                    // curl's message when status == 0
+  bool aborted = false;                 // stopped by the abort flag (shutdown)
 };
 
 struct HttpTimeouts {

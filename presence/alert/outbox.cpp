@@ -90,11 +90,16 @@ void encode_meta(std::string& out, std::uint64_t next_seq) {
 
 const char* to_string(Disposition d) {
   switch (d) {
-    case Disposition::Delivered: return "delivered";
-    case Disposition::DeadLettered: return "dead_lettered";
-    case Disposition::Coalesced: return "coalesced";
-    case Disposition::Dropped: return "dropped";
-    case Disposition::Orphaned: return "orphaned";
+    case Disposition::Delivered:
+      return "delivered";
+    case Disposition::DeadLettered:
+      return "dead_lettered";
+    case Disposition::Coalesced:
+      return "coalesced";
+    case Disposition::Dropped:
+      return "dropped";
+    case Disposition::Orphaned:
+      return "orphaned";
   }
   return "unknown";
 }
@@ -295,9 +300,10 @@ void Outbox::enforce_bound_locked(Queue& q, const std::string& sink) {
   }
   if (!dropped.empty()) {
     q.dropped += dropped.size();
-    if (drop_log_.allow()) log_("outbox: sink '" + sink + "' over outbox_max_entries_per_sink=" + std::to_string(max) +
-         " after coalescing: dropped " + std::to_string(dropped.size()) +
-         " oldest alert(s), " + std::to_string(q.dropped) + " in total");
+    if (drop_log_.allow())
+      log_("outbox: sink '" + sink + "' over outbox_max_entries_per_sink=" + std::to_string(max) +
+           " after coalescing: dropped " + std::to_string(dropped.size()) + " oldest alert(s), " +
+           std::to_string(q.dropped) + " in total");
     settle_locked(dropped, Disposition::Dropped);
   }
 }
@@ -339,8 +345,9 @@ bool Outbox::settle_locked(const std::vector<std::uint64_t>& seqs, Disposition d
     // Removed from memory anyway: retrying a settled entry forever would be worse. After a
     // restart it may be sent again (at-least-once; dedup_key makes it harmless).
     ++stats_.write_failures;
-    if (write_log_.allow()) log_("outbox: could not record " + std::string(to_string(disposition)) + " for " +
-         std::to_string(known.size()) + " alert(s): " + error);
+    if (write_log_.allow())
+      log_("outbox: could not record " + std::string(to_string(disposition)) + " for " +
+           std::to_string(known.size()) + " alert(s): " + error);
   }
   ++stats_.file_records;
   for (auto s : known) {
@@ -369,11 +376,17 @@ std::size_t Outbox::live_locked() const {
 }
 
 void Outbox::maybe_compact_locked() {
-  if (file_.size() < config_.compact_min_bytes) return;
+  if (file_.size() < config_.compact_min_bytes || file_.size() < compact_retry_at_) return;
   // Settled records dominate: more dead records than live ones.
   if (stats_.file_records <= 2 * live_locked() + 1) return;
   std::string error;
-  if (!compact_locked(&error)) log_("outbox: compaction failed (will retry later): " + error);
+  if (!compact_locked(&error)) {
+    // Disk full, most likely: do not rewrite the whole file again on every settle.
+    compact_retry_at_ = file_.size() + std::max<std::uint64_t>(config_.compact_min_bytes, 1u << 16);
+    if (write_log_.allow()) log_("outbox: compaction failed (will retry later): " + error);
+  } else {
+    compact_retry_at_ = 0;
+  }
 }
 
 bool Outbox::compact(std::string* error) {

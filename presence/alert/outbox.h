@@ -3,8 +3,9 @@
 //
 // File: header "PRSOUTBX" | version u32, then checksummed records (presence/store/record.h):
 //   Enqueue{seq, sink, intent, wall_ms}   one per (intent, sink)
-//   Settle{seqs..., disposition}          delivered / dead-lettered / coalesced / dropped / orphaned
-//   Meta{next_seq}                        written by compaction so seq never goes backwards
+//   Settle{seqs..., disposition}          delivered / dead-lettered / coalesced / dropped /
+//   orphaned Meta{next_seq}                        written by compaction so seq never goes
+//   backwards
 // Corrupt records and torn tails are skipped, counted and logged, and the file is compacted at
 // once so the damage is reported once, not on every start (incident 004: a corrupt queue must not
 // stop the service). Compaction rewrites the live entries to <path>.tmp and renames it over the
@@ -34,9 +35,9 @@ namespace presence::alert {
 inline constexpr std::uint32_t kOutboxVersion = 1;
 
 struct OutboxConfig {
-  std::string path;                          // outbox_path
-  std::size_t max_entries_per_sink = 10000;  // outbox_max_entries_per_sink
-  bool fsync = true;                         // off only in benchmarks
+  std::string path;                            // outbox_path
+  std::size_t max_entries_per_sink = 10000;    // outbox_max_entries_per_sink
+  bool fsync = true;                           // off only in benchmarks
   std::uint64_t compact_min_bytes = 1u << 20;  // never compact a file smaller than this
   store::LogFn log;
 };
@@ -67,7 +68,7 @@ struct OutboxStats {
   std::uint64_t truncated_tails = 0;  // torn last record at load (crash mid-append)
   std::uint64_t write_failures = 0;   // appends/fsyncs that failed (entries kept in memory)
   std::uint64_t orphaned = 0;
-  std::uint64_t loaded = 0;           // live entries found at open
+  std::uint64_t loaded = 0;  // live entries found at open
 };
 
 class Outbox {
@@ -124,6 +125,7 @@ class Outbox {
   std::map<std::string, Queue> queues_;
   std::map<std::uint64_t, std::string> sink_of_;  // seq -> sink, for settle()
   std::uint64_t next_seq_ = 1;
+  std::uint64_t compact_retry_at_ = 0;  // after a failed compaction, wait for this file size
   OutboxStats stats_;
   store::LogLimiter drop_log_;   // a sink down for hours must not log every drop
   store::LogLimiter write_log_;  // nor every failed write on a full disk

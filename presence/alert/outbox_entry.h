@@ -9,8 +9,8 @@
 namespace presence::alert {
 
 struct OutboxEntry {
-  std::uint64_t seq = 0;   // outbox-wide, increasing; stable across restarts and compactions
-  std::string sink;        // SinkConfig::name; the queue this entry belongs to
+  std::uint64_t seq = 0;  // outbox-wide, increasing; stable across restarts and compactions
+  std::string sink;       // SinkConfig::name; the queue this entry belongs to
   core::AlertIntent intent;
   std::int64_t wall_ms = 0;  // intent.at on the wall clock (ms since the Unix epoch)
 };

@@ -59,10 +59,17 @@ std::string slack_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -75,10 +82,14 @@ constexpr std::size_t kSlackFieldMax = 2000;
 const char* slack_icon(const core::AlertIntent& i) {
   if (i.action == Action::Resolve) return ":large_green_circle:";
   switch (i.severity) {
-    case core::Severity::Critical: return ":red_circle:";
-    case core::Severity::Error: return ":red_circle:";
-    case core::Severity::Warning: return ":large_orange_circle:";
-    case core::Severity::Info: return ":large_blue_circle:";
+    case core::Severity::Critical:
+      return ":red_circle:";
+    case core::Severity::Error:
+      return ":red_circle:";
+    case core::Severity::Warning:
+      return ":large_orange_circle:";
+    case core::Severity::Info:
+      return ":large_blue_circle:";
   }
   return ":white_circle:";
 }
@@ -114,10 +125,14 @@ std::string slack_headline(const core::AlertIntent& i) {
 
 const char* wire_name(core::Severity s) {
   switch (s) {
-    case core::Severity::Critical: return "critical";
-    case core::Severity::Error: return "error";
-    case core::Severity::Warning: return "warning";
-    case core::Severity::Info: return "info";
+    case core::Severity::Critical:
+      return "critical";
+    case core::Severity::Error:
+      return "error";
+    case core::Severity::Warning:
+      return "warning";
+    case core::Severity::Info:
+      return "info";
   }
   return "error";
 }
@@ -126,13 +141,20 @@ const char* wire_name(Action a) { return a == Action::Resolve ? "resolve" : "tri
 
 const char* wire_name(Type t) {
   switch (t) {
-    case Type::DeviceOffline: return "device_offline";
-    case Type::DeviceFlapping: return "device_flapping";
-    case Type::DeviceGroup: return "device_group";
-    case Type::FleetIncident: return "fleet_incident";
-    case Type::ReconnectStorm: return "reconnect_storm";
-    case Type::Stragglers: return "stragglers";
-    case Type::Blind: return "blind";
+    case Type::DeviceOffline:
+      return "device_offline";
+    case Type::DeviceFlapping:
+      return "device_flapping";
+    case Type::DeviceGroup:
+      return "device_group";
+    case Type::FleetIncident:
+      return "fleet_incident";
+    case Type::ReconnectStorm:
+      return "reconnect_storm";
+    case Type::Stragglers:
+      return "stragglers";
+    case Type::Blind:
+      return "blind";
   }
   return "unknown";
 }
@@ -163,8 +185,43 @@ std::string truncate_utf8(std::string_view s, std::size_t max_chars) {
     i += utf8_len(s, i);
     ++chars;
   }
-  if (i >= s.size()) return std::string(s);  // fits
+  if (i >= s.size()) return std::string(s);                       // fits
   return std::string(s.substr(0, before_last)) + "\xE2\x80\xA6";  // "…"
+}
+
+namespace {
+
+// At most max_bytes bytes, cut at a code point boundary, "…" appended when cut.
+bool clamp_bytes(std::string& s, std::size_t max_bytes) {
+  if (s.size() <= max_bytes) return false;
+  std::size_t keep = max_bytes >= 3 ? max_bytes - 3 : 0;
+  while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+  s.resize(keep);
+  if (max_bytes >= 3) s += "\xE2\x80\xA6";
+  return true;
+}
+
+}  // namespace
+
+bool clamp_intent(core::AlertIntent& intent) {
+  bool cut = false;
+  cut |= clamp_bytes(intent.summary, kMaxSummaryBytes);
+  cut |= clamp_bytes(intent.component, kMaxFieldBytes);
+  cut |= clamp_bytes(intent.group, kMaxFieldBytes);
+  cut |= clamp_bytes(intent.cls, kMaxFieldBytes);
+  // dedup_key is left whole: the outbox coalesces by it, and pagerduty_dedup_key hashes long ones.
+  cut |= clamp_bytes(intent.dedup_key, 65536);
+  bool details_cut = false;
+  if (intent.details.size() > kMaxDetails) {
+    intent.details.resize(kMaxDetails - 1);
+    details_cut = true;
+  }
+  for (auto& [k, v] : intent.details) {
+    details_cut |= clamp_bytes(k, kMaxDetailKey);
+    details_cut |= clamp_bytes(v, kMaxDetailValue);
+  }
+  if (details_cut) intent.details.emplace_back("presenced_truncated", "details");
+  return cut || details_cut;
 }
 
 std::string pagerduty_dedup_key(std::string_view key) {
@@ -225,8 +282,8 @@ std::string slack_body(const OutboxEntry& entry) {
   json fields = json::array();
   auto field = [&](std::string_view name, std::string_view value) {
     if (value.empty() || fields.size() >= 10) return;  // Slack: at most 10 fields
-    fields.push_back(
-        mrkdwn(truncate_utf8("*" + std::string(name) + "*\n" + slack_escape(value), kSlackFieldMax)));
+    fields.push_back(mrkdwn(
+        truncate_utf8("*" + std::string(name) + "*\n" + slack_escape(value), kSlackFieldMax)));
   };
   field("component", i.component);
   field("group", i.group);

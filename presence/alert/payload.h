@@ -19,11 +19,23 @@ namespace presence::alert {
 inline constexpr std::size_t kPagerDutySummaryMax = 1024;  // characters
 inline constexpr std::size_t kPagerDutyDedupKeyMax = 255;  // characters
 
+// Limits applied to every intent before it is written to the outbox, so no sink request can
+// exceed PagerDuty's 512 KB event limit and no record the outbox's size cap: at most
+// kMaxDetails details, each key <= kMaxDetailKey and value <= kMaxDetailValue bytes, the summary
+// <= kMaxSummaryBytes, other strings <= kMaxFieldBytes. Cut text ends in "…"; trimmed details
+// are marked with a "presenced_truncated" detail. Returns true if anything was cut.
+inline constexpr std::size_t kMaxDetails = 100;
+inline constexpr std::size_t kMaxDetailKey = 256;
+inline constexpr std::size_t kMaxDetailValue = 2048;
+inline constexpr std::size_t kMaxSummaryBytes = 16384;
+inline constexpr std::size_t kMaxFieldBytes = 4096;
+bool clamp_intent(core::AlertIntent& intent);
+
 // Wire names. Our own table rather than core's to_string(): the wire format is versioned and must
 // not change when an enum is renamed in the core.
-const char* wire_name(core::Severity s);               // critical|error|warning|info
-const char* wire_name(core::AlertIntent::Action a);    // trigger|resolve
-const char* wire_name(core::AlertIntent::Type t);      // device_offline, fleet_incident, ...
+const char* wire_name(core::Severity s);             // critical|error|warning|info
+const char* wire_name(core::AlertIntent::Action a);  // trigger|resolve
+const char* wire_name(core::AlertIntent::Type t);    // device_offline, fleet_incident, ...
 
 // ISO 8601 UTC with milliseconds: 2026-11-21T12:00:00.123Z
 std::string iso8601_utc(std::int64_t wall_ms);

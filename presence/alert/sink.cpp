@@ -34,8 +34,8 @@ class SlackSink final : public Sink {
   }
   Duration min_interval() const override { return c_.min_interval; }
   HttpRequest build(const std::vector<OutboxEntry>& batch) const override {
-    std::string body = batch.size() == 1 ? slack_body(batch.front())
-                                         : slack_summary_body(batch, c_.summary_list);
+    std::string body =
+        batch.size() == 1 ? slack_body(batch.front()) : slack_summary_body(batch, c_.summary_list);
     return {c_.sink.url, std::move(body), {kJson}};
   }
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "presence/alert/backoff.h"
 #include "presence/alert/http.h"
 #include "presence/alert/outbox_entry.h"
+#include "presence/core/decision.h"
 
 namespace presence::alert {
 
@@ -32,6 +34,11 @@ struct SinkConfig {
   Duration timeout{std::chrono::seconds(10)};  // whole request
   BackoffConfig backoff;
   Duration retry_after_max{std::chrono::minutes(10)};  // a hostile Retry-After cannot stall us
+  // Which intents this sink gets; empty = all. Routing (alerts.routes: a PagerDuty routing key or
+  // Slack webhook per route) is one sink per destination, each accepting its route's intents.
+  // Runs on the outbox writer thread, so it must look only at the intent: decide the route on the
+  // engine thread and carry it in the intent (e.g. a "route" detail).
+  std::function<bool(const core::AlertIntent&)> accepts;
 };
 
 inline SinkConfig sink_config(std::string name, std::string url) {

@@ -950,6 +950,43 @@ std::optional<std::string> read_token_file(const std::string& path, std::string&
   return std::nullopt;
 }
 
+// What the raw text looks like, for the checks yaml-cpp 0.7 cannot be trusted with.
+struct TextShape {
+  int first_content_line = 0;     // first line that is not blank, a comment, '---' or a null
+  int second_document_line = 0;   // a '---' after content: a second document
+};
+
+TextShape text_shape(std::string_view text) {
+  TextShape shape;
+  int line_no = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    std::string_view line = text.substr(pos, end - pos);
+    ++line_no;
+    pos = end + 1;
+    const bool marker = line.substr(0, 3) == "---" &&
+                        (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    if (marker) {
+      if (shape.first_content_line > 0) {
+        shape.second_document_line = line_no;
+        break;
+      }
+      line.remove_prefix(3);
+    }
+    const std::size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) continue;
+    line.remove_prefix(first);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
+      line.remove_suffix(1);
+    if (line.empty() || line.front() == '#' || line == "..." || line == "~" || line == "null" ||
+        line == "Null" || line == "NULL" || line.front() == '%')  // %YAML directives
+      continue;
+    if (shape.first_content_line == 0) shape.first_content_line = line_no;
+  }
+  return shape;
+}
+
 // Keys whose change only takes effect after a restart. Prefix match on whole key components.
 // Everything the running process has already built from (connections, subscriptions, listeners,
 // the engine and its retained topics) is listed; what is consulted per decision or per send is not.
@@ -987,19 +1024,27 @@ std::optional<std::string> real_env(std::string_view name) {
 LoadResult load_config_string(std::string_view text, const std::string& name,
                               const EnvLookup& env) {
   LoadResult result;
+  // yaml-cpp 0.7's LoadAll() can loop forever allocating on some broken input (jbeder/yaml-cpp
+  // #1319, found by the mangled-config test), so the document count is checked on the text.
+  const TextShape shape = text_shape(text);
+  if (shape.second_document_line > 0) {
+    result.errors.push_back({name, shape.second_document_line, "",
+                             "only one YAML document is allowed (found a second '---')"});
+    return result;
+  }
   YAML::Node root;
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.size() > 1) {
-      // A second document would be ignored silently; say so instead.
-      result.errors.push_back({name, line_of(documents[1].Mark()), "",
-                               "only one YAML document is allowed (found a second '---')"});
-      return result;
-    }
-    if (!documents.empty()) root = documents.front();
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     // Broken syntax: one error at yaml-cpp's mark; nothing after it can be trusted.
     result.errors.push_back({name, line_of(e.mark), "", e.msg});
+    return result;
+  }
+  if ((!root.IsDefined() || root.IsNull()) && shape.first_content_line > 0) {
+    // yaml-cpp 0.7 reads some garbage (e.g. a line starting with ',') as an empty document
+    // (jbeder/yaml-cpp #1318). Running on all defaults would silently drop the whole file.
+    result.errors.push_back({name, shape.first_content_line, "",
+                             "not valid YAML: nothing could be read from here on"});
     return result;
   }
   Config config;

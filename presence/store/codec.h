@@ -64,7 +64,8 @@ class Reader {
       return 0;
     }
     std::uint64_t v = 0;
-    for (std::size_t i = bytes; i-- > 0;) v = (v << 8) | static_cast<unsigned char>(data_[pos_ + i]);
+    for (std::size_t i = bytes; i-- > 0;)
+      v = (v << 8) | static_cast<unsigned char>(data_[pos_ + i]);
     pos_ += bytes;
     return v;
   }

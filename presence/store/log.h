@@ -10,6 +10,7 @@
 
 namespace presence::store {
 
+// Called from several threads (the outbox writer and every sink thread): must be thread-safe.
 using LogFn = std::function<void(std::string_view line)>;
 
 // Writes "presenced: <line>\n" to stderr in one call.

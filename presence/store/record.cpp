@@ -31,7 +31,8 @@ std::uint32_t get_u32(const char* p) {
 
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
   crc = ~crc;
-  for (char ch : data) crc = kCrc32cTable[(crc ^ static_cast<unsigned char>(ch)) & 0xFFu] ^ (crc >> 8);
+  for (char ch : data)
+    crc = kCrc32cTable[(crc ^ static_cast<unsigned char>(ch)) & 0xFFu] ^ (crc >> 8);
   return ~crc;
 }
 

@@ -37,11 +37,16 @@ core::MonoTime WallAnchor::to_mono(std::int64_t wall_ms) const {
 
 const char* to_string(LoadStatus s) {
   switch (s) {
-    case LoadStatus::Ok: return "ok";
-    case LoadStatus::Missing: return "missing";
-    case LoadStatus::Corrupt: return "corrupt";
-    case LoadStatus::UnsupportedVersion: return "unsupported_version";
-    case LoadStatus::IoError: return "io_error";
+    case LoadStatus::Ok:
+      return "ok";
+    case LoadStatus::Missing:
+      return "missing";
+    case LoadStatus::Corrupt:
+      return "corrupt";
+    case LoadStatus::UnsupportedVersion:
+      return "unsupported_version";
+    case LoadStatus::IoError:
+      return "io_error";
   }
   return "unknown";
 }
@@ -166,8 +171,8 @@ LoadResult SnapshotStore::load(const WallAnchor& anchor) {
     const std::string aside = path_ + ".corrupt";
     // Keep the evidence, and make sure the next save does not trip over it again.
     const bool moved = std::rename(path_.c_str(), aside.c_str()) == 0;
-    log_("snapshot: " + path_ + " " + to_string(r.status) + " (" + r.error +
-         "), starting empty" + (moved ? "; kept as " + aside : ""));
+    log_("snapshot: " + path_ + " " + to_string(r.status) + " (" + r.error + "), starting empty" +
+         (moved ? "; kept as " + aside : ""));
     r.snapshot = {};
   }
   return r;

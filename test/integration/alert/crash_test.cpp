@@ -87,7 +87,8 @@ TEST_CASE("SIGKILL mid-delivery: after restart all delivered, only the in-flight
   const auto before = pd.requests();
   REQUIRE(before.size() == static_cast<std::size_t>(kAcked + 1));
   const std::string in_flight = json::parse(before.back().body)["dedup_key"].get<std::string>() +
-                                "/" + json::parse(before.back().body)["event_action"].get<std::string>();
+                                "/" +
+                                json::parse(before.back().body)["event_action"].get<std::string>();
 
   auto d = restart(outbox, pd.url("/v2/enqueue"));
   CHECK(d->stats().outbox.loaded == static_cast<std::uint64_t>(2 * kKeys - kAcked));
@@ -109,8 +110,8 @@ TEST_CASE("SIGKILL while the endpoint is down: nothing lost, each delivered exac
   auto child =
       spawn_child(dir, outbox, "http://127.0.0.1:" + std::to_string(dead_port) + "/v2/enqueue");
   // Bounded wait for the child to report its intents durable (it keeps retrying meanwhile).
-  const bool durable = presence::test::wait_for(
-      [&] { return std::filesystem::exists(outbox + ".durable"); }, 10s);
+  const bool durable =
+      presence::test::wait_for([&] { return std::filesystem::exists(outbox + ".durable"); }, 10s);
   crash(child);
   REQUIRE(durable);
 

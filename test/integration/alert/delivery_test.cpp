@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "presence/alert/dispatcher.h"
@@ -109,7 +110,9 @@ TEST_CASE("PagerDuty 202: delivered exactly once with the documented body") {
 
 TEST_CASE("PagerDuty 400: dead-lettered with the body logged, not retried; the next one goes") {
   MockHttpServer pd;
-  pd.push({400, R"({"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]})"});
+  pd.push(
+      {400,
+       R"({"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]})"});
   pd.set_default({202, "{}"});
   Harness h;
   h.start(h.one(pd_sink(pd)));
@@ -154,7 +157,8 @@ TEST_CASE("PagerDuty 429 then 500 then 202: retried with backoff, delivered once
 TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it comes back") {
   const int port = presence::test::free_tcp_port();  // nothing listens: connections are refused
   PagerDutyConfig c;
-  c.sink = presence::test::fast("pagerduty", "http://127.0.0.1:" + std::to_string(port) + "/v2/enqueue");
+  c.sink =
+      presence::test::fast("pagerduty", "http://127.0.0.1:" + std::to_string(port) + "/v2/enqueue");
   c.routing_key = "rk";
   Harness h;
   h.start(h.one(make_pagerduty_sink(c)));
@@ -164,6 +168,9 @@ TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it come
   REQUIRE(presence::test::wait_for([&] { return h.sink().failed >= 3; }, kWait));
   CHECK(h.sink().failing);
   CHECK(h.sink().depth == 5);
+  // Three failed tries take at least 20 + 40 ms of backoff: the oldest entry has aged.
+  CHECK(h.sink().oldest_age_ms >= 60);
+  CHECK(h.d->stats().outbox_oldest_age_ms >= 60);
   CHECK(h.d->stats().outbox.depth == 5);
 
   MockHttpServer pd(port);  // the endpoint comes back on the same port
@@ -171,7 +178,8 @@ TEST_CASE("endpoint down: retried, nothing lost, delivered in order when it come
   REQUIRE(h.d->wait_idle(kWait));
   const auto reqs = pd.requests();
   REQUIRE(reqs.size() == 5);
-  for (int k = 0; k < 5; ++k) CHECK(json::parse(reqs[k].body)["dedup_key"] == "dev-" + std::to_string(k));
+  for (int k = 0; k < 5; ++k)
+    CHECK(json::parse(reqs[k].body)["dedup_key"] == "dev-" + std::to_string(k));
   CHECK(h.sink().sent == 5);
 }
 
@@ -186,8 +194,10 @@ TEST_CASE("a request that times out is retried") {
   h.start(h.one(make_pagerduty_sink(c)));
   h.d->submit({intent("slow")});
   REQUIRE(h.d->wait_idle(kWait));
-  CHECK(pd.count() == 2);
-  CHECK(h.sink().retried == 1);
+  // At least one timeout and one retry (more only if this machine is very slow).
+  CHECK(pd.count() >= 2);
+  CHECK(h.sink().retried >= 1);
+  CHECK(h.sink().retried == pd.count() - 1);
   CHECK(h.sink().sent == 1);
 }
 
@@ -239,7 +249,8 @@ TEST_CASE("Slack: at most one message per min_interval, bursts summarised") {
   reqs = slack.requests();
   REQUIRE(reqs.size() == 4);
   const json j = json::parse(reqs[3].body);
-  CHECK(j["text"].get<std::string>().find("20 alerts (20 triggered, 0 resolved)") != std::string::npos);
+  CHECK(j["text"].get<std::string>().find("20 alerts (20 triggered, 0 resolved)") !=
+        std::string::npos);
   CHECK(j["blocks"][1]["text"]["text"].get<std::string>().find("and 18 more") != std::string::npos);
   CHECK(h.sink().sent == 23);
   CHECK(h.sink().summaries == 1);
@@ -302,6 +313,86 @@ TEST_CASE("every sink gets every intent; a slow sink does not hold up the others
   CHECK(h.sink(1).sent == 2);
 }
 
+TEST_CASE("start() refuses a bad sink list with a clear error") {
+  presence::test::TempDir dir;
+  auto try_start = [&](std::vector<std::unique_ptr<Sink>> sinks) {
+    DispatcherConfig c;
+    c.outbox.path = dir.file("outbox.log");
+    Dispatcher d(c, std::move(sinks));
+    std::string error;
+    const bool ok = d.start(&error);
+    return ok ? std::string("started") : error;
+  };
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    PagerDutyConfig a;
+    sinks.push_back(make_pagerduty_sink(a));
+    sinks.push_back(make_pagerduty_sink(a));
+    CHECK(try_start(std::move(sinks)).find("duplicate sink name 'pagerduty'") != std::string::npos);
+  }
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    sinks.push_back(make_slack_sink(SlackConfig{}));  // no URL
+    CHECK(try_start(std::move(sinks)).find("'slack': url '' is not an http(s) URL") !=
+          std::string::npos);
+  }
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    WebhookConfig w;
+    w.sink.url = "ftp://example.invalid/x";
+    sinks.push_back(make_webhook_sink(w));
+    CHECK(try_start(std::move(sinks)).find("not an http(s) URL") != std::string::npos);
+  }
+  {
+    DispatcherConfig c;
+    c.outbox.path = dir.file("no/such/dir/outbox.log");
+    std::vector<std::unique_ptr<Sink>> sinks;
+    sinks.push_back(make_pagerduty_sink(PagerDutyConfig{}));
+    Dispatcher d(c, std::move(sinks));
+    std::string error;
+    CHECK_FALSE(d.start(&error));
+    CHECK(error.find("no/such/dir") != std::string::npos);
+  }
+}
+
+TEST_CASE("routing: each sink gets only the intents it accepts (one sink per routing key)") {
+  MockHttpServer pd;
+  pd.set_default({202, "{}"});
+  auto route_of = [](const core::AlertIntent& i) {
+    for (const auto& [k, v] : i.details) {
+      if (k == "route") return v;
+    }
+    return std::string("default");
+  };
+  PagerDutyConfig main_key;
+  main_key.sink = presence::test::fast("pagerduty", pd.url("/v2/enqueue"));
+  main_key.routing_key = "MAIN";
+  main_key.sink.accepts = [&](const core::AlertIntent& i) { return route_of(i) == "default"; };
+  PagerDutyConfig berlin = main_key;
+  berlin.sink.name = "pagerduty/berlin";
+  berlin.routing_key = "BERLIN";
+  berlin.sink.accepts = [&](const core::AlertIntent& i) { return route_of(i) == "berlin"; };
+  Harness h;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(make_pagerduty_sink(main_key));
+  sinks.push_back(make_pagerduty_sink(berlin));
+  h.start(std::move(sinks));
+  auto b = intent("dev-b");
+  b.details.emplace_back("route", "berlin");
+  h.d->submit({intent("dev-a"), b});
+  REQUIRE(h.d->wait_idle(kWait));
+  REQUIRE(pd.count() == 2);
+  std::map<std::string, std::string> key_of;
+  for (const auto& r : pd.requests()) {
+    const json j = json::parse(r.body);
+    key_of[j["dedup_key"]] = j["routing_key"];
+  }
+  CHECK(key_of["dev-a"] == "MAIN");
+  CHECK(key_of["dev-b"] == "BERLIN");
+  CHECK(h.sink(0).sent == 1);
+  CHECK(h.sink(1).sent == 1);
+}
+
 TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after restart") {
   presence::test::TempDir dir;
   MockHttpServer pd;
@@ -324,7 +415,7 @@ TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after re
     REQUIRE(pd.wait_for_count(1, kWait));
     const auto t0 = std::chrono::steady_clock::now();
     d.stop();
-    CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // not the 20 s request timeout
     CHECK(d.stats().outbox.depth == 1);
   }
   pd.release_hangs();

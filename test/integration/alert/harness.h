@@ -39,8 +39,8 @@ class SafeLogs {
   std::vector<std::string> lines_;
 };
 
-inline core::AlertIntent intent(const std::string& key,
-                                core::AlertIntent::Action action = core::AlertIntent::Action::Trigger) {
+inline core::AlertIntent intent(
+    const std::string& key, core::AlertIntent::Action action = core::AlertIntent::Action::Trigger) {
   core::AlertIntent i;
   i.action = action;
   i.type = core::AlertIntent::Type::DeviceOffline;

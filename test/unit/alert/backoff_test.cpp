@@ -16,8 +16,8 @@ TEST_CASE("exponential schedule without jitter, capped at max (T-1, T, T+1)") {
   CHECK(backoff_delay(c, 2, 0.5) == milliseconds(200));
   CHECK(backoff_delay(c, 3, 0.5) == milliseconds(400));
   CHECK(backoff_delay(c, 4, 0.5) == milliseconds(800));
-  CHECK(backoff_delay(c, 5, 0.5) == milliseconds(1600));  // reaches the cap exactly
-  CHECK(backoff_delay(c, 6, 0.5) == milliseconds(1600));  // stays there
+  CHECK(backoff_delay(c, 5, 0.5) == milliseconds(1600));     // reaches the cap exactly
+  CHECK(backoff_delay(c, 6, 0.5) == milliseconds(1600));     // stays there
   CHECK(backoff_delay(c, 1000, 0.5) == milliseconds(1600));  // no overflow
   CHECK(backoff_delay(c, 0, 0.5) == milliseconds(100));
 }

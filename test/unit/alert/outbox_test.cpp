@@ -204,6 +204,26 @@ TEST_CASE_FIXTURE(Fixture, "garbage file, damaged header and a newer version nev
   CHECK(logs.any("version 9"));
 }
 
+TEST_CASE_FIXTURE(Fixture, "a compaction temp file left by a crash is ignored and replaced") {
+  {
+    Outbox box(config());
+    REQUIRE(box.open({"pd"}, nullptr));
+    std::vector<OutboxEntry> es{make("pd", "a")};
+    REQUIRE(box.append(es));
+  }
+  REQUIRE(store::write_file_atomic(config().path + ".tmp.tmp", "x", nullptr));
+  std::string half(100, '\x01');
+  REQUIRE(store::write_file_atomic(config().path + ".tmp", half, nullptr));
+  Outbox box(config());
+  REQUIRE(box.open({"pd"}, nullptr));
+  CHECK(box.depth("pd") == 1);
+  REQUIRE(box.compact(nullptr));
+  CHECK_FALSE(std::filesystem::exists(config().path + ".tmp"));
+  Outbox again(config());
+  REQUIRE(again.open({"pd"}, nullptr));
+  CHECK(keys(again.take("pd", 10)) == std::vector<std::string>{"a+"});
+}
+
 TEST_CASE_FIXTURE(Fixture, "an unwritable path is an error, not a crash") {
   OutboxConfig c = config();
   c.path = dir.file("no/such/dir/outbox.log");
@@ -227,7 +247,8 @@ TEST_CASE_FIXTURE(Fixture, "entries for a sink that is no longer configured are 
   CHECK(logs.any("'old'"));
 }
 
-TEST_CASE_FIXTURE(Fixture, "compaction keeps live entries and seq order when settled ones dominate") {
+TEST_CASE_FIXTURE(Fixture,
+                  "compaction keeps live entries and seq order when settled ones dominate") {
   OutboxConfig c = config();
   c.compact_min_bytes = 2000;
   Outbox box(c);
@@ -251,7 +272,8 @@ TEST_CASE_FIXTURE(Fixture, "compaction keeps live entries and seq order when set
   REQUIRE(again.open({"pd"}, nullptr));
   const auto live = again.take("pd", 100);
   REQUIRE(live.size() == 10);
-  for (std::size_t k = 0; k < live.size(); ++k) CHECK(live[k].intent.dedup_key == "k" + std::to_string(4 * k));
+  for (std::size_t k = 0; k < live.size(); ++k)
+    CHECK(live[k].intent.dedup_key == "k" + std::to_string(4 * k));
   std::vector<OutboxEntry> es{make("pd", "next")};
   REQUIRE(again.append(es));
   CHECK(es[0].seq == last_seq + 1);
@@ -272,7 +294,8 @@ TEST_CASE_FIXTURE(Fixture, "compaction with everything settled still keeps seq m
   CHECK(more[0].seq == 3);
 }
 
-TEST_CASE_FIXTURE(Fixture, "queue bound: at max nothing happens; above it, coalesce per dedup_key") {
+TEST_CASE_FIXTURE(Fixture,
+                  "queue bound: at max nothing happens; above it, coalesce per dedup_key") {
   OutboxConfig c = config();
   c.max_entries_per_sink = 4;
   Outbox box(c);
@@ -295,7 +318,8 @@ TEST_CASE_FIXTURE(Fixture, "queue bound: at max nothing happens; above it, coale
   CHECK(keys(again.take("pd", 10)) == std::vector<std::string>{"a-", "c+", "b-"});
 }
 
-TEST_CASE_FIXTURE(Fixture, "queue bound: too many distinct keys drops the oldest, counted, logged") {
+TEST_CASE_FIXTURE(Fixture,
+                  "queue bound: too many distinct keys drops the oldest, counted, logged") {
   OutboxConfig c = config();
   c.max_entries_per_sink = 3;
   Outbox box(c);

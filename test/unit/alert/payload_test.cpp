@@ -117,8 +117,8 @@ TEST_CASE("PagerDuty trigger carries exactly the Events API v2 fields") {
   CHECK(p["class"] == "device_offline");
   CHECK(p["custom_details"]["reason"] == "last_will");
   CHECK(p["custom_details"]["alert_type"] == "device_offline");
-  const std::set<std::string> documented{"summary", "source",    "severity", "timestamp",
-                                         "component", "group", "class",    "custom_details"};
+  const std::set<std::string> documented{"summary",   "source", "severity", "timestamp",
+                                         "component", "group",  "class",    "custom_details"};
   for (const auto& [k, v] : p.items()) CHECK(documented.count(k) == 1);
   CHECK(p.size() == documented.size());
   const std::set<std::string> top{"routing_key", "event_action", "dedup_key", "payload", "client"};
@@ -247,4 +247,28 @@ TEST_CASE("Slack batches only above summary_threshold (T-1, T, T+1)") {
   CHECK(sink->batch_size(11) == 11);
   CHECK(sink->batch_size(500) == 50);
   CHECK(sink->min_interval() == std::chrono::seconds(1));
+}
+
+TEST_CASE("clamp_intent keeps every request under PagerDuty's 512 KB and marks what it cut") {
+  core::AlertIntent small = entry().intent;
+  core::AlertIntent copy = small;
+  CHECK_FALSE(clamp_intent(copy));
+  CHECK(copy.details == small.details);
+
+  core::AlertIntent big = entry().intent;
+  big.summary = std::string(kMaxSummaryBytes, 's');  // T: exactly at the limit, untouched
+  CHECK_FALSE(clamp_intent(big));
+  big.summary += "s";  // T+1
+  for (int k = 0; k < 5000; ++k)
+    big.details.emplace_back("d" + std::to_string(k), std::string(100'000, 'v'));
+  CHECK(clamp_intent(big));
+  CHECK(big.summary.size() <= kMaxSummaryBytes);
+  CHECK(big.details.size() == kMaxDetails);
+  CHECK(big.details.back().first == "presenced_truncated");
+  for (const auto& [k, v] : big.details) CHECK(v.size() <= kMaxDetailValue);
+  OutboxEntry e = entry();
+  e.intent = big;
+  CHECK(pagerduty_body({"rk", "src"}, e).size() < 512 * 1024);
+  CHECK(webhook_body(e).size() < 512 * 1024);
+  CHECK(slack_body(e).size() < 512 * 1024);
 }

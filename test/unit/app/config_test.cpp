@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -714,7 +716,13 @@ TEST_CASE("every presence::core::Config member is a key of the presence section"
 
 TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {
   CHECK(error("log:\n  level: info\n---\nlog:\n  level: debug\n") ==
-        "c.yaml:4: only one YAML document is allowed (found a second '---')");
+        "c.yaml:3: only one YAML document is allowed (found a second '---')");
+  CHECK(ok("--- # presenced\nlog:\n  level: debug\n...\n").log.level == LogLevel::debug);
+  CHECK(ok("%YAML 1.2\n---\n~\n").mode == Mode::presence);
+  // yaml-cpp 0.7 reads a leading ',' as an empty document, and its LoadAll() never returns on it
+  // (jbeder/yaml-cpp #1318, #1319). The whole file must not silently become all defaults.
+  CHECK(error("# comment\n, oops\nmqtt:\n  qos: 2\n") ==
+        "c.yaml:2: not valid YAML: nothing could be read from here on");
   // Top-level x-* keys hold anchors; aliases work everywhere.
   const Config c = ok("x-grace: &grace 45s\npresence:\n  offline_grace: *grace\n  restart_grace_min: *grace\n");
   CHECK(c.presence.offline_grace == 45s);
@@ -744,4 +752,44 @@ TEST_CASE("list errors keep the file's index") {
   CHECK(e[1] == "c.yaml:5: alerts.routes[1].severity: expected one of critical, error, warning, info, got 'page'");
   CHECK(e[2] == "c.yaml:7: alerts.silences[0]: expected a map, got a string");
   CHECK(e[3] == "c.yaml:8: alerts.silences[1].ends: is required");
+}
+
+TEST_CASE("mangled configs never throw; every error has a place and a reason") {
+  // Bad input gets a clear error, never a crash (HELPERS.md). Deterministic mutations of the
+  // example: delete, insert or replace one character, or swap two lines.
+  std::ifstream in(std::string(PRESENCE_SOURCE_DIR) + "/config/presenced.yaml");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string original = buf.str();
+  const int lines = static_cast<int>(std::count(original.begin(), original.end(), '\n')) + 1;
+  const std::string alphabet = ":{}[]-#$'\"\n \t&*!|>?%@,0a";
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&](std::uint64_t n) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % n;
+  };
+  int rejected = 0;
+  for (int i = 0; i < 1500; ++i) {
+    std::string text = original;
+    for (int k = 0; k < 3; ++k) {
+      const std::size_t pos = next(text.size());
+      switch (next(3)) {
+        case 0: text.erase(pos, 1); break;
+        case 1: text.insert(pos, 1, alphabet[next(alphabet.size())]); break;
+        default: text[pos] = alphabet[next(alphabet.size())]; break;
+      }
+    }
+    LoadResult r;
+    CHECK_NOTHROW(r = load_config_string(text, "m.yaml", fake_env({})));
+    CHECK(r.config.has_value() == r.errors.empty());
+    for (const auto& e : r.errors) {
+      CHECK(e.line >= 0);
+      CHECK(e.line <= lines + 1);
+      CHECK_FALSE(e.reason.empty());
+    }
+    rejected += r.config ? 0 : 1;
+  }
+  CHECK(rejected > 100);  // the mutations do break things, so the checks above are exercised
 }

@@ -1,0 +1,1042 @@
+#include "presence/core/policy.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace presence::core {
+
+namespace {
+
+constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+constexpr std::size_t kMaxKey = 255;
+constexpr std::size_t kMaxSummary = 1024;
+
+// The pseudo-label "alert" and PagerDuty "class" of each alert type.
+const char* alert_class(AlertIntent::Type t) {
+  switch (t) {
+    case AlertIntent::Type::DeviceOffline: return "device_offline";
+    case AlertIntent::Type::DeviceFlapping: return "device_flapping";
+    case AlertIntent::Type::DeviceGroup: return "device_group";
+    case AlertIntent::Type::FleetIncident: return "fleet_incident";
+    case AlertIntent::Type::ReconnectStorm: return "reconnect_storm";
+    case AlertIntent::Type::Stragglers: return "stragglers";
+    case AlertIntent::Type::Blind: return "blind";
+  }
+  return "?";
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// dedup_key <= 255 chars: long ids keep a prefix and a stable hash of the whole id.
+std::string make_key(std::string_view prefix, std::string_view id) {
+  std::string key = std::string(prefix) + std::string(id);
+  if (key.size() <= kMaxKey) return key;
+  char tail[24];
+  std::snprintf(tail, sizeof tail, "#%016llx", static_cast<unsigned long long>(fnv1a(id)));
+  key.resize(kMaxKey - std::char_traits<char>::length(tail));
+  return key + tail;
+}
+
+std::string clip(std::string s, std::size_t max) {
+  if (s.size() > max) {
+    s.resize(max - 3);
+    s += "...";
+  }
+  return s;
+}
+
+std::string pct(double share) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", share * 100.0);
+  return b;
+}
+
+std::string fixed(double v, int digits) {
+  char b[48];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+std::string scope_text(const Incident& inc) {
+  return inc.scope_key.empty() ? std::string("fleet") : inc.scope_key + "=" + inc.scope_value;
+}
+
+std::string hint_text(const std::vector<CohortHint>& hint, const std::string& scope) {
+  std::string s;
+  for (const auto& h : hint) {
+    if (!s.empty()) s += ", ";
+    s += h.key + "=" + h.value + " (" + std::to_string(h.support) + " devices, " + pct(h.share_in_incident) +
+         " vs " + pct(h.share_in_scope) + " of " + scope + ", lift " + fixed(h.lift, 1) + ")";
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string validate(const PolicyConfig& c) {
+  if (c.alert_after.count() < 0) return "alert_after must be >= 0";
+  if (c.group_wait.count() < 0) return "group_wait must be >= 0";
+  if (c.group_interval.count() <= 0) return "group_interval must be > 0";
+  if (c.blind_alert_after.count() < 0) return "blind_alert_after must be >= 0";
+  if (c.details_max_devices == 0) return "details_max_devices must be >= 1";
+  if (!(c.silence_incident_cover > 0 && c.silence_incident_cover <= 1))
+    return "silence_incident_cover must be in (0, 1]";
+  for (std::size_t i = 0; i < c.rules.size(); ++i)
+    for (const auto& [k, v] : c.rules[i].match)
+      if (k.empty()) return "rules[" + std::to_string(i) + "].match: empty label key";
+  return {};
+}
+
+struct AlertPolicy::Impl {
+  PolicyConfig cfg;
+  FleetMonitor fleet;
+  IdOf id_of;
+  std::vector<AlertIntent> out;
+  PolicyCounters counters;
+  std::int64_t now = std::numeric_limits<std::int64_t>::min();
+  std::int64_t resume_at = std::numeric_limits<std::int64_t>::min();  // end of blind/grace
+
+  // Per device with an open problem only (offline or flapping): a few dozen bytes.
+  struct DeviceAlert {
+    enum Phase : std::uint8_t { Pending, Silenced, Batched, Firing };
+    Phase phase = Pending;
+    bool flapping = false;
+    std::int64_t due = 0;
+    std::uint64_t group = 0;  // Firing: 0 = sent alone, else the DeviceGroup
+  };
+  std::unordered_map<DeviceIndex, DeviceAlert> devs;
+  std::set<std::pair<std::int64_t, DeviceIndex>> due;
+
+  struct Batch {
+    std::vector<DeviceIndex> members;
+    std::int64_t flush_at = kNever;
+    std::int64_t last_flush = std::numeric_limits<std::int64_t>::min();
+    std::size_t rule = 0;
+  };
+  std::map<std::string, Batch> batches;  // by route
+
+  struct Group {
+    std::string key;
+    std::string route;
+    std::int64_t since = 0;
+    std::vector<DeviceIndex> members;
+    std::size_t remaining = 0;
+  };
+  std::map<std::uint64_t, Group> groups;
+  std::uint64_t next_group = 1;
+
+  struct IncidentAlert {
+    enum Phase : std::uint8_t { Waiting, Silenced, Firing, Done };
+    Phase incident = Waiting;
+    std::int64_t due = kNever;  // Waiting (Blind): when to page
+    Phase stragglers = Done;
+    std::int64_t incident_since = 0, stragglers_since = 0;
+  };
+  std::map<std::uint32_t, IncidentAlert> incs;
+
+  std::vector<Silence> silences;
+  std::uint64_t next_silence = 1;
+
+  Impl(PolicyConfig p, FleetConfig f, IdOf ids)
+      : cfg(std::move(p)), fleet(std::move(f)), id_of(std::move(ids)) {}
+
+  std::string id(DeviceIndex d) const { return id_of ? id_of(d) : std::to_string(d); }
+
+  // --- Matching --------------------------------------------------------------------------------
+
+  static bool matches(const std::vector<LabelMatch>& match,
+                      const std::vector<std::pair<std::string_view, std::string_view>>& labels,
+                      std::string_view alert) {
+    for (const auto& [k, v] : match) {
+      if (k == "alert") {
+        if (v != alert) return false;
+        continue;
+      }
+      bool ok = false;
+      for (const auto& [lk, lv] : labels)
+        if (lk == k && lv == v) ok = true;
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  bool active(const Silence& s) const { return to_ms(s.starts_at) <= now && now < to_ms(s.ends_at); }
+
+  bool device_silenced(DeviceIndex d, std::string_view alert) const {
+    if (silences.empty()) return false;
+    auto labels = fleet.labels(d);
+    for (const auto& s : silences)
+      if (active(s) && matches(s.match, labels, alert)) return true;
+    return false;
+  }
+
+  bool incident_silenced(const Incident& inc, std::string_view alert, const std::vector<DeviceIndex>& devices) const {
+    std::vector<std::pair<std::string_view, std::string_view>> scope;
+    if (!inc.scope_key.empty()) scope.emplace_back(inc.scope_key, inc.scope_value);
+    for (const auto& s : silences) {
+      if (!active(s)) continue;
+      if (matches(s.match, scope, alert)) return true;
+      if (devices.empty()) continue;
+      std::size_t covered = 0;
+      for (DeviceIndex d : devices) covered += matches(s.match, fleet.labels(d), alert);
+      if (static_cast<double>(covered) >= cfg.silence_incident_cover * static_cast<double>(devices.size()))
+        return true;
+    }
+    return false;
+  }
+
+  std::size_t rule_of(DeviceIndex d, std::string_view alert) const {
+    auto labels = fleet.labels(d);
+    for (std::size_t i = 0; i < cfg.rules.size(); ++i)
+      if (matches(cfg.rules[i].match, labels, alert)) return i;
+    return cfg.rules.size();
+  }
+
+  std::size_t rule_of_incident(const Incident& inc, std::string_view alert) const {
+    std::vector<std::pair<std::string_view, std::string_view>> scope;
+    if (!inc.scope_key.empty()) scope.emplace_back(inc.scope_key, inc.scope_value);
+    for (std::size_t i = 0; i < cfg.rules.size(); ++i)
+      if (!cfg.rules[i].match.empty() && matches(cfg.rules[i].match, scope, alert)) return i;
+    return cfg.rules.size();
+  }
+
+  std::string route_of(std::size_t rule) const { return rule < cfg.rules.size() ? cfg.rules[rule].route : std::string(); }
+
+  // --- Output ----------------------------------------------------------------------------------
+
+  AlertIntent& push(AlertIntent::Action action, AlertIntent::Type type, std::string key, std::int64_t at) {
+    AlertIntent a;
+    a.action = action;
+    a.type = type;
+    a.dedup_key = std::move(key);
+    a.cls = alert_class(type);
+    a.at = mono_ms(at);
+    out.push_back(std::move(a));
+    if (action == AlertIntent::Action::Trigger) ++counters.triggers;
+    else ++counters.resolves;
+    return out.back();
+  }
+
+  std::string device_key(DeviceIndex d) const { return make_key("presence/device/", id(d)); }
+  static std::string group_key(std::uint64_t g) { return "presence/group/" + std::to_string(g); }
+  static std::string incident_key(const Incident& inc) {
+    return std::string(inc.kind == IncidentKind::Blind ? "presence/blind/" : "presence/incident/") +
+           std::to_string(inc.id);
+  }
+  static std::string straggler_key(std::uint32_t id) { return "presence/stragglers/" + std::to_string(id); }
+
+  void add_labels(AlertIntent& a, DeviceIndex d) const {
+    for (const auto& [k, v] : fleet.labels(d)) a.details.emplace_back(std::string(k), std::string(v));
+  }
+
+  std::string id_list(const std::vector<DeviceIndex>& devices, std::size_t& listed) const {
+    std::string s;
+    listed = 0;
+    for (DeviceIndex d : devices) {
+      if (listed == cfg.details_max_devices) break;
+      if (!s.empty()) s += ",";
+      s += id(d);
+      ++listed;
+    }
+    return s;
+  }
+
+  // --- Device alerts ---------------------------------------------------------------------------
+
+  void cancel(DeviceIndex d, bool held) {
+    auto it = devs.find(d);
+    if (it == devs.end()) return;
+    auto& a = it->second;
+    if (a.phase == DeviceAlert::Firing) return;  // already paged: resolves normally
+    if (a.phase == DeviceAlert::Pending) due.erase({a.due, d});
+    if (a.phase == DeviceAlert::Batched) {
+      for (auto& [route, b] : batches) {
+        auto m = std::find(b.members.begin(), b.members.end(), d);
+        if (m != b.members.end()) {
+          b.members.erase(m);
+          if (b.members.empty()) b.flush_at = kNever;
+          break;
+        }
+      }
+    }
+    devs.erase(it);
+    if (held) ++counters.device_alerts_held;
+    else ++counters.device_alerts_cancelled;
+  }
+
+  void device_problem(const Transition& t) {
+    const bool flapping = t.to == State::Flapping;
+    if (fleet.held_by(t.device) != 0) {
+      if (devs.count(t.device) != 0) cancel(t.device, true);
+      else ++counters.device_alerts_held;
+      return;
+    }
+    auto it = devs.find(t.device);
+    if (it != devs.end()) {
+      if (it->second.phase != DeviceAlert::Firing) it->second.flapping = flapping;
+      return;  // one alert per problem: offline <-> flapping does not page again
+    }
+    DeviceAlert a;
+    a.flapping = flapping;
+    a.due = to_ms(t.at) + cfg.alert_after.count();
+    devs.emplace(t.device, a);
+    due.insert({a.due, t.device});
+  }
+
+  void device_back(DeviceIndex d, std::int64_t at) {
+    auto it = devs.find(d);
+    if (it == devs.end()) return;
+    if (it->second.phase != DeviceAlert::Firing) {
+      cancel(d, false);
+      return;
+    }
+    const DeviceAlert a = it->second;
+    devs.erase(it);
+    if (a.group == 0) {
+      auto& r = push(AlertIntent::Action::Resolve,
+                     a.flapping ? AlertIntent::Type::DeviceFlapping : AlertIntent::Type::DeviceOffline, device_key(d), at);
+      r.component = id(d);
+      r.summary = clip("device " + id(d) + " is back online", kMaxSummary);
+      return;
+    }
+    // A grouped device coming back resolves nothing on its own: the group resolves when its last
+    // member is back (docs/alert-policy.md "Grouped resolves").
+    auto g = groups.find(a.group);
+    if (g == groups.end()) return;
+    if (--g->second.remaining == 0) {
+      auto& r = push(AlertIntent::Action::Resolve, AlertIntent::Type::DeviceGroup, g->second.key, at);
+      r.group = g->second.route;
+      r.summary = clip("all " + std::to_string(g->second.members.size()) + " devices of " + g->second.key +
+                           " are back online",
+                       kMaxSummary);
+      groups.erase(g);
+    }
+  }
+
+  void process_due(DeviceIndex d, std::int64_t at) {
+    auto it = devs.find(d);
+    if (it == devs.end()) return;
+    auto& a = it->second;
+    if (fleet.held_by(d) != 0) {
+      cancel(d, true);
+      return;
+    }
+    const char* cls = alert_class(a.flapping ? AlertIntent::Type::DeviceFlapping : AlertIntent::Type::DeviceOffline);
+    if (device_silenced(d, cls)) {
+      a.phase = DeviceAlert::Silenced;
+      ++counters.alerts_silenced;
+      return;
+    }
+    const std::size_t rule = rule_of(d, cls);
+    Batch& b = batches[route_of(rule)];
+    b.rule = rule;
+    if (b.members.empty()) {
+      // Alertmanager: a new group waits group_wait; a group that notified recently waits until
+      // group_interval after that notification.
+      const std::int64_t throttle = b.last_flush == std::numeric_limits<std::int64_t>::min()
+                                        ? b.last_flush
+                                        : b.last_flush + cfg.group_interval.count();
+      b.flush_at = std::max(at + cfg.group_wait.count(), throttle);
+    }
+    b.members.push_back(d);
+    a.phase = DeviceAlert::Batched;
+  }
+
+  void flush(const std::string& route, Batch& b, std::int64_t at) {
+    std::vector<DeviceIndex> send;
+    for (DeviceIndex d : b.members) {
+      auto it = devs.find(d);
+      if (it == devs.end()) continue;
+      if (fleet.held_by(d) != 0) {
+        devs.erase(it);
+        ++counters.device_alerts_held;
+        continue;
+      }
+      const char* cls = alert_class(it->second.flapping ? AlertIntent::Type::DeviceFlapping
+                                                        : AlertIntent::Type::DeviceOffline);
+      if (device_silenced(d, cls)) {
+        it->second.phase = DeviceAlert::Silenced;
+        ++counters.alerts_silenced;
+        continue;
+      }
+      send.push_back(d);
+    }
+    b.members.clear();
+    b.flush_at = kNever;
+    if (send.empty()) return;
+    b.last_flush = at;
+    const Severity sev = b.rule < cfg.rules.size() ? cfg.rules[b.rule].severity : cfg.device_severity;
+    if (send.size() == 1) {
+      DeviceIndex d = send[0];
+      auto& a = devs[d];
+      a.phase = DeviceAlert::Firing;
+      a.group = 0;
+      const auto type = a.flapping ? AlertIntent::Type::DeviceFlapping : AlertIntent::Type::DeviceOffline;
+      auto& i = push(AlertIntent::Action::Trigger, type, device_key(d), at);
+      i.severity = sev;
+      i.component = id(d);
+      i.group = route;
+      i.summary = clip("device " + id(d) + (a.flapping ? " is flapping" : " is offline"), kMaxSummary);
+      add_labels(i, d);
+      return;
+    }
+    const std::uint64_t g = next_group++;
+    Group& grp = groups[g];
+    grp.key = group_key(g);
+    grp.route = route;
+    grp.since = at;
+    grp.members = send;
+    grp.remaining = send.size();
+    std::size_t flapping = 0;
+    for (DeviceIndex d : send) {
+      auto& a = devs[d];
+      a.phase = DeviceAlert::Firing;
+      a.group = g;
+      flapping += a.flapping;
+    }
+    counters.devices_grouped += send.size();
+    std::size_t listed = 0;
+    std::string ids = id_list(send, listed);
+    auto& i = push(AlertIntent::Action::Trigger, AlertIntent::Type::DeviceGroup, grp.key, at);
+    i.severity = sev;
+    i.group = route;
+    i.component = route.empty() ? std::string("devices") : route;
+    i.summary = clip(std::to_string(send.size()) + " unrelated devices down (" + std::to_string(send.size() - flapping) +
+                         " offline, " + std::to_string(flapping) + " flapping): " + ids +
+                         (listed < send.size() ? " (+" + std::to_string(send.size() - listed) + " more)" : ""),
+                     kMaxSummary);
+    i.details.emplace_back("count", std::to_string(send.size()));
+    i.details.emplace_back("devices", ids);
+  }
+
+  // --- Fleet incidents -------------------------------------------------------------------------
+
+  static AlertIntent::Type type_of(const Incident& inc) {
+    switch (inc.kind) {
+      case IncidentKind::Drop: return AlertIntent::Type::FleetIncident;
+      case IncidentKind::Storm: return AlertIntent::Type::ReconnectStorm;
+      case IncidentKind::Blind: return AlertIntent::Type::Blind;
+    }
+    return AlertIntent::Type::FleetIncident;
+  }
+
+  void fill_incident(AlertIntent& a, const Incident& inc) const {
+    const std::size_t rule = rule_of_incident(inc, alert_class(type_of(inc)));
+    a.severity = rule < cfg.rules.size() ? cfg.rules[rule].severity : cfg.incident_severity;
+    a.group = route_of(rule);
+    a.component = scope_text(inc);
+    std::string s;
+    std::vector<CohortHint> hint = inc.hint;
+    if (inc.kind == IncidentKind::Blind) {
+      s = "presenced is blind: broker connection lost; device states are unknown, no device is paged";
+    } else {
+      // The extent now (the page goes out group_wait after open, the resolve at the end): the
+      // most held devices down at once, of the segment's devices.
+      std::uint32_t count = inc.count, pop = inc.population;
+      if (inc.kind == IncidentKind::Drop) {
+        count = std::max(inc.count, inc.peak_down);
+        if (auto seg = fleet.segment(inc.scope_key, inc.scope_value))
+          pop = std::max({pop, seg->up + seg->flapping + inc.still_down, count});
+        hint = fleet.cohort(inc.held, inc.scope_key, inc.scope_value);
+      }
+      const double share = pop == 0 ? 0 : static_cast<double>(count) / pop;
+      const char* what = inc.kind == IncidentKind::Drop ? " dropped" : " reconnects/flapping";
+      // Kubernetes zone words: full disruption at 100 %, partial at >= 55 % unhealthy.
+      const char* level = share >= 1.0 ? "full" : share >= 0.55 ? "partial" : "degraded";
+      s = std::string(inc.kind == IncidentKind::Drop ? "Fleet incident" : "Reconnect storm") + " (" + level + ") in " +
+          scope_text(inc) + ": " + std::to_string(count) + what + " of " + std::to_string(pop) + " devices (" +
+          pct(share) + ")";
+      if (!hint.empty()) s += "; likely cohort: " + hint_text(hint, scope_text(inc));
+      a.details.emplace_back("count", std::to_string(count));
+      a.details.emplace_back("population", std::to_string(pop));
+      a.details.emplace_back("share", fixed(share, 4));
+      a.details.emplace_back("count_at_open", std::to_string(inc.count));
+      a.details.emplace_back("disruption", level);
+      a.details.emplace_back("held", std::to_string(inc.held.size()));
+      a.details.emplace_back("still_down", std::to_string(inc.still_down));
+    }
+    a.summary = clip(s, kMaxSummary);
+    a.details.emplace_back("incident", std::to_string(inc.id));
+    a.details.emplace_back("scope", scope_text(inc));
+    a.details.emplace_back("started_ms", std::to_string(to_ms(inc.opened_at)));
+    for (std::size_t i = 0; i < hint.size(); ++i) {
+      const auto& h = hint[i];
+      a.details.emplace_back("cohort_" + std::to_string(i + 1),
+                             h.key + "=" + h.value + " support=" + std::to_string(h.support) +
+                                 " lift=" + fixed(h.lift, 2));
+    }
+  }
+
+  void fire_incident(const Incident& inc, IncidentAlert& ia, std::int64_t at) {
+    if (incident_silenced(inc, alert_class(type_of(inc)), inc.held)) {
+      if (ia.incident != IncidentAlert::Silenced) ++counters.alerts_silenced;
+      ia.incident = IncidentAlert::Silenced;
+      return;
+    }
+    ia.incident = IncidentAlert::Firing;
+    ia.incident_since = at;
+    auto& a = push(AlertIntent::Action::Trigger, type_of(inc), incident_key(inc), at);
+    fill_incident(a, inc);
+  }
+
+  void fire_stragglers(const Incident& inc, IncidentAlert& ia, std::int64_t at) {
+    if (incident_silenced(inc, alert_class(AlertIntent::Type::Stragglers), inc.stragglers)) {
+      if (ia.stragglers != IncidentAlert::Silenced) ++counters.alerts_silenced;
+      ia.stragglers = IncidentAlert::Silenced;
+      return;
+    }
+    ia.stragglers = IncidentAlert::Firing;
+    ia.stragglers_since = at;
+    std::size_t listed = 0;
+    std::string ids = id_list(inc.stragglers, listed);
+    auto& a = push(AlertIntent::Action::Trigger, AlertIntent::Type::Stragglers, straggler_key(inc.id), at);
+    a.severity = cfg.straggler_severity;
+    a.component = scope_text(inc);
+    a.summary = clip(std::to_string(inc.stragglers.size()) + " devices never came back after " + to_string(inc.kind) +
+                         " incident " + std::to_string(inc.id) + " in " + scope_text(inc) + ": " + ids +
+                         (listed < inc.stragglers.size() ? " (+" + std::to_string(inc.stragglers.size() - listed) + " more)" : "") +
+                         (inc.hint.empty() ? "" : "; common: " + hint_text(inc.hint, scope_text(inc))),
+                     kMaxSummary);
+    a.details.emplace_back("incident", std::to_string(inc.id));
+    a.details.emplace_back("scope", scope_text(inc));
+    a.details.emplace_back("count", std::to_string(inc.stragglers.size()));
+    a.details.emplace_back("devices", ids);
+  }
+
+  void on_fleet_event(const IncidentEvent& e) {
+    const Incident* inc = fleet.incident(e.incident);
+    if (inc == nullptr) return;
+    const std::int64_t at = to_ms(e.at);
+    IncidentAlert& ia = incs[e.incident];
+    switch (e.kind) {
+      case IncidentEvent::Kind::Opened:
+        for (DeviceIndex d : inc->held) cancel(d, true);
+        // Blind pages after blind_alert_after; a drop or storm after group_wait, like any new
+        // group, so the page describes the burst (count, share, cohort) rather than its first
+        // seconds.
+        ia.incident = IncidentAlert::Waiting;
+        ia.due = at + (inc->kind == IncidentKind::Blind ? cfg.blind_alert_after : cfg.group_wait).count();
+        break;
+      case IncidentEvent::Kind::Resolved:
+        if (ia.incident == IncidentAlert::Firing) {
+          auto& a = push(AlertIntent::Action::Resolve, type_of(*inc), incident_key(*inc), at);
+          fill_incident(a, *inc);
+        }
+        ia.incident = IncidentAlert::Done;
+        ia.due = kNever;
+        break;
+      case IncidentEvent::Kind::Stragglers:
+        if (ia.incident == IncidentAlert::Firing) {  // defensive: never leave the incident firing
+          push(AlertIntent::Action::Resolve, type_of(*inc), incident_key(*inc), at);
+          ia.incident = IncidentAlert::Done;
+        }
+        fire_stragglers(*inc, ia, at);
+        break;
+      case IncidentEvent::Kind::Closed:
+        if (ia.incident == IncidentAlert::Firing)
+          push(AlertIntent::Action::Resolve, type_of(*inc), incident_key(*inc), at);
+        if (ia.stragglers == IncidentAlert::Firing) {
+          auto& a = push(AlertIntent::Action::Resolve, AlertIntent::Type::Stragglers, straggler_key(inc->id), at);
+          a.component = scope_text(*inc);
+          a.summary = "all stragglers of incident " + std::to_string(inc->id) + " are back online";
+        }
+        incs.erase(e.incident);
+        break;
+    }
+  }
+
+  void pump_fleet() {
+    std::vector<IncidentEvent> ev;
+    fleet.drain(ev);
+    for (const auto& e : ev) on_fleet_event(e);
+  }
+
+  // --- Time ------------------------------------------------------------------------------------
+
+  // Blind or in restart grace: device evidence is not trustworthy, device alerts wait. The instant
+  // sight returns counts too: the engine starts its restart grace right after (same time).
+  bool deferred(std::int64_t t) const { return fleet.blind() || fleet.in_restart_grace() || t <= unblind_at; }
+  std::int64_t unblind_at = std::numeric_limits<std::int64_t>::min();
+
+  // Processes everything due at or before t, in time order (ties: silence ends, incident pages,
+  // device dues, then group flushes), so a coarse tick decides exactly like a fine one.
+  void run_until(std::int64_t t) {
+    for (;;) {
+      std::int64_t t_sil = kNever, t_inc = kNever, t_due = kNever, t_flush = kNever;
+      for (const auto& s : silences) t_sil = std::min(t_sil, to_ms(s.ends_at));
+      for (const auto& [id, ia] : incs)
+        if (ia.incident == IncidentAlert::Waiting) t_inc = std::min(t_inc, ia.due);
+      const bool wait = deferred(t);
+      if (!wait && !due.empty()) t_due = std::max(due.begin()->first, resume_at);
+      if (!wait)
+        for (const auto& [route, b] : batches) t_flush = std::min(t_flush, std::max(b.flush_at, resume_at));
+      const std::int64_t next = std::min({t_sil, t_inc, t_due, t_flush});
+      if (next > t || next == kNever) break;
+      now = std::max(now, next);
+      if (next == t_sil) {
+        expire_silences(next);
+      } else if (next == t_inc) {
+        for (auto& [id, ia] : incs) {
+          if (ia.incident != IncidentAlert::Waiting || ia.due != next) continue;
+          ia.due = kNever;
+          const Incident* inc = fleet.incident(id);
+          if (inc != nullptr && inc->stage == IncidentStage::Open) fire_incident(*inc, ia, next);
+          else ia.incident = IncidentAlert::Done;
+        }
+      } else if (next == t_due) {
+        auto [when, d] = *due.begin();
+        due.erase(due.begin());
+        process_due(d, std::max(when, resume_at));
+      } else {
+        for (auto& [route, b] : batches)
+          if (std::max(b.flush_at, resume_at) == next && b.flush_at != kNever) flush(route, b, next);
+      }
+    }
+    now = std::max(now, t);
+  }
+
+  // A silence ended (or was removed): what it held back is decided again now.
+  void expire_silences(std::int64_t at) {
+    std::erase_if(silences, [at](const Silence& s) { return to_ms(s.ends_at) <= at; });
+    reconsider(at);
+  }
+
+  void reconsider(std::int64_t at) {
+    for (auto& [d, a] : devs) {
+      if (a.phase != DeviceAlert::Silenced) continue;
+      a.phase = DeviceAlert::Pending;
+      a.due = at;
+      due.insert({at, d});
+    }
+    for (auto& [id, ia] : incs) {
+      const Incident* inc = fleet.incident(id);
+      if (inc == nullptr) continue;
+      if (ia.incident == IncidentAlert::Silenced && inc->stage == IncidentStage::Open) fire_incident(*inc, ia, at);
+      if (ia.stragglers == IncidentAlert::Silenced && inc->stage == IncidentStage::Stragglers)
+        fire_stragglers(*inc, ia, at);
+    }
+  }
+};
+
+AlertPolicy::AlertPolicy(PolicyConfig policy, FleetConfig fleet, IdOf id_of)
+    : impl_(std::make_unique<Impl>(std::move(policy), std::move(fleet), std::move(id_of))) {}
+AlertPolicy::~AlertPolicy() = default;
+
+FleetMonitor& AlertPolicy::fleet() { return impl_->fleet; }
+const FleetMonitor& AlertPolicy::fleet() const { return impl_->fleet; }
+const PolicyConfig& AlertPolicy::config() const { return impl_->cfg; }
+
+void AlertPolicy::on_label(DeviceIndex device, std::string_view key, std::string_view value) {
+  impl_->fleet.set_label(device, key, value);
+}
+
+void AlertPolicy::on_transition(const Transition& t) {
+  auto& m = *impl_;
+  const std::int64_t at = std::max(m.now, to_ms(t.at));
+  m.run_until(at);  // what was due before this transition happens first
+  m.fleet.on_transition(t);
+  m.pump_fleet();
+  if (t.device == kNoDevice) return;
+  switch (t.to) {
+    case State::Offline:
+    case State::Flapping:
+      // A state known only from retained messages or a snapshot (cause Resync) is not a new
+      // failure: paging every long-dead device at startup would be the page storm this policy
+      // exists to prevent. Such devices are visible in the API; they page once they were seen
+      // online and fail again.
+      if (t.cause == Cause::Resync && m.devs.count(t.device) == 0) break;
+      m.device_problem(t);
+      break;
+    case State::Online:
+    case State::Unknown: m.device_back(t.device, at); break;
+    case State::Suspect: break;  // not yet a problem: offline_grace decides
+  }
+}
+
+void AlertPolicy::on_connect(DeviceIndex device, MonoTime at) {
+  auto& m = *impl_;
+  m.run_until(std::max(m.now, to_ms(at)));
+  m.fleet.on_connect(device, at);
+  m.pump_fleet();
+}
+
+void AlertPolicy::on_blind(bool blind, MonoTime at) {
+  auto& m = *impl_;
+  const std::int64_t t = std::max(m.now, to_ms(at));
+  m.run_until(t);
+  m.fleet.set_blind(blind, at);
+  if (!blind) m.unblind_at = t;
+  if (!m.fleet.blind() && !m.fleet.in_restart_grace()) m.resume_at = t;
+  m.pump_fleet();
+}
+
+void AlertPolicy::on_restart_grace(bool active, MonoTime at) {
+  auto& m = *impl_;
+  const std::int64_t t = std::max(m.now, to_ms(at));
+  m.run_until(t);
+  m.fleet.set_restart_grace(active, at);
+  if (!m.fleet.blind() && !m.fleet.in_restart_grace()) m.resume_at = t;
+  m.pump_fleet();
+}
+
+void AlertPolicy::on_tick(MonoTime now) {
+  auto& m = *impl_;
+  const std::int64_t t = std::max(m.now, to_ms(now));
+  m.fleet.tick(now);
+  m.pump_fleet();
+  m.run_until(t);
+}
+
+void AlertPolicy::drain_alerts(std::vector<AlertIntent>& out) {
+  auto& o = impl_->out;
+  out.insert(out.end(), std::make_move_iterator(o.begin()), std::make_move_iterator(o.end()));
+  o.clear();
+}
+
+std::uint64_t AlertPolicy::add_silence(Silence silence) {
+  auto& m = *impl_;
+  if (silence.ends_at <= silence.starts_at) return 0;
+  silence.id = m.next_silence++;
+  m.silences.push_back(std::move(silence));
+  return m.silences.back().id;
+}
+
+bool AlertPolicy::remove_silence(std::uint64_t id, MonoTime now) {
+  auto& m = *impl_;
+  const std::int64_t t = std::max(m.now, to_ms(now));
+  m.run_until(t);
+  auto n = std::erase_if(m.silences, [id](const Silence& s) { return s.id == id; });
+  if (n == 0) return false;
+  m.reconsider(t);
+  m.run_until(t);
+  return true;
+}
+
+std::vector<Silence> AlertPolicy::silences() const { return impl_->silences; }
+
+std::vector<FiringAlert> AlertPolicy::firing() const {
+  const auto& m = *impl_;
+  std::vector<FiringAlert> out;
+  for (const auto& [d, a] : m.devs) {
+    if (a.phase != Impl::DeviceAlert::Firing || a.group != 0) continue;
+    FiringAlert f;
+    f.dedup_key = m.device_key(d);
+    f.type = a.flapping ? AlertIntent::Type::DeviceFlapping : AlertIntent::Type::DeviceOffline;
+    f.devices = {d};
+    out.push_back(std::move(f));
+  }
+  for (const auto& [g, grp] : m.groups) {
+    FiringAlert f;
+    f.dedup_key = grp.key;
+    f.type = AlertIntent::Type::DeviceGroup;
+    f.since = mono_ms(grp.since);
+    for (DeviceIndex d : grp.members) {
+      auto it = m.devs.find(d);
+      if (it != m.devs.end() && it->second.phase == Impl::DeviceAlert::Firing && it->second.group == g)
+        f.devices.push_back(d);
+    }
+    out.push_back(std::move(f));
+  }
+  for (const auto& [id, ia] : m.incs) {
+    const Incident* inc = m.fleet.incident(id);
+    if (inc == nullptr) continue;
+    if (ia.incident == Impl::IncidentAlert::Firing) {
+      FiringAlert f;
+      f.dedup_key = Impl::incident_key(*inc);
+      f.type = Impl::type_of(*inc);
+      f.since = mono_ms(ia.incident_since);
+      f.incident = id;
+      out.push_back(std::move(f));
+    }
+    if (ia.stragglers == Impl::IncidentAlert::Firing) {
+      FiringAlert f;
+      f.dedup_key = Impl::straggler_key(id);
+      f.type = AlertIntent::Type::Stragglers;
+      f.since = mono_ms(ia.stragglers_since);
+      f.incident = id;
+      for (DeviceIndex d : inc->stragglers)
+        if (m.fleet.held_by(d) == id) f.devices.push_back(d);
+      out.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
+std::size_t AlertPolicy::pending() const {
+  std::size_t n = 0;
+  for (const auto& [d, a] : impl_->devs) n += a.phase != Impl::DeviceAlert::Firing;
+  return n;
+}
+
+std::vector<DeviceIndex> AlertPolicy::held(std::uint32_t incident) const {
+  std::vector<DeviceIndex> out;
+  const Incident* inc = impl_->fleet.incident(incident);
+  if (inc == nullptr) return out;
+  for (DeviceIndex d : inc->held)
+    if (impl_->fleet.held_by(d) == incident) out.push_back(d);
+  return out;
+}
+
+std::vector<DeviceIndex> AlertPolicy::stragglers(std::uint32_t incident) const {
+  const Incident* inc = impl_->fleet.incident(incident);
+  return inc == nullptr ? std::vector<DeviceIndex>{} : inc->stragglers;
+}
+
+PolicyCounters AlertPolicy::counters() const { return impl_->counters; }
+
+void AlertPolicy::resync(const Engine& engine) {
+  for (DeviceIndex d = 0; d < engine.size(); ++d) impl_->fleet.resync(d, engine.view(d).state);
+}
+
+}  // namespace presence::core
+
+// --- Snapshot ----------------------------------------------------------------------------------
+// Format (v1), one record per line, tokens percent-encoded (snapshot_text):
+//   presence-alert-policy 1
+//   saved_at <ms>            next_group <n>          next_silence <n>
+//   silence <id> <starts_at> <ends_at> <comment> [<key> <value>]...
+//   device <id> <phase 0..3> <flapping 0|1> <due|-> <group>
+//   group <gid> <dedup_key> <route> <since> <member id>...
+//   page <incident> <incident phase 0..3> <stragglers phase 0..3> <due|-> <incident_since> <stragglers_since>
+//   fleet
+//   <FleetMonitor::serialize text>
+
+namespace presence::core {
+
+namespace {
+
+template <typename T>
+bool parse_num(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool parse_due(std::string_view s, std::int64_t& out) {
+  if (s == "-") {
+    out = kNever;
+    return true;
+  }
+  return parse_num(s, out);
+}
+
+std::string due_text(std::int64_t v) { return v == kNever ? std::string("-") : std::to_string(v); }
+
+}  // namespace
+
+std::string AlertPolicy::serialize() const {
+  const auto& m = *impl_;
+  using snapshot_text::encode;
+  const std::int64_t saved = std::max<std::int64_t>(m.now, to_ms(m.fleet.now()));
+  std::string out = "presence-alert-policy 1\n";
+  out += "saved_at " + std::to_string(saved) + "\n";
+  out += "next_group " + std::to_string(m.next_group) + "\n";
+  out += "next_silence " + std::to_string(m.next_silence) + "\n";
+  for (const auto& s : m.silences) {
+    out += "silence " + std::to_string(s.id) + " " + std::to_string(to_ms(s.starts_at)) + " " +
+           std::to_string(to_ms(s.ends_at)) + " " + encode(s.comment);
+    for (const auto& [k, v] : s.match) out += " " + encode(k) + " " + encode(v);
+    out += "\n";
+  }
+  for (const auto& [d, a] : m.devs)
+    out += "device " + encode(m.id(d)) + " " + std::to_string(static_cast<int>(a.phase)) + " " +
+           (a.flapping ? "1" : "0") + " " + due_text(a.due) + " " + std::to_string(a.group) + "\n";
+  for (const auto& [g, grp] : m.groups) {
+    out += "group " + std::to_string(g) + " " + encode(grp.key) + " " + encode(grp.route) + " " +
+           std::to_string(grp.since);
+    for (DeviceIndex d : grp.members) {
+      auto it = m.devs.find(d);
+      if (it != m.devs.end() && it->second.phase == Impl::DeviceAlert::Firing && it->second.group == g)
+        out += " " + encode(m.id(d));
+    }
+    out += "\n";
+  }
+  for (const auto& [id, ia] : m.incs)
+    out += "page " + std::to_string(id) + " " + std::to_string(static_cast<int>(ia.incident)) + " " +
+           std::to_string(static_cast<int>(ia.stragglers)) + " " + due_text(ia.due) + " " +
+           std::to_string(ia.incident_since) + " " + std::to_string(ia.stragglers_since) + "\n";
+  out += "fleet\n";
+  out += m.fleet.serialize([&m](DeviceIndex d) { return m.id(d); });
+  return out;
+}
+
+bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::string& error) {
+  out = PolicySnapshot{};
+  std::size_t line_no = 0;
+  bool header = false;
+  auto fail = [&](const std::string& what) {
+    error = "policy snapshot line " + std::to_string(line_no) + ": " + what;
+    out = PolicySnapshot{};
+    return false;
+  };
+  auto phase = [](std::string_view s, std::uint8_t& p) {
+    int v = 0;
+    if (!parse_num(s, v) || v < 0 || v > 3) return false;
+    p = static_cast<std::uint8_t>(v);
+    return true;
+  };
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++line_no;
+    auto tok = snapshot_text::split(line);
+    if (tok.empty()) continue;
+    if (!header) {
+      if (tok.size() != 2 || tok[0] != "presence-alert-policy") return fail("not an alert policy snapshot");
+      if (tok[1] != "1") return fail("unsupported version " + std::string(tok[1].substr(0, 16)));
+      header = true;
+      continue;
+    }
+    const std::string_view tag = tok[0];
+    if (tag == "saved_at") {
+      if (tok.size() != 2 || !parse_num(tok[1], out.saved_at_ms)) return fail("bad saved_at");
+    } else if (tag == "next_group") {
+      if (tok.size() != 2 || !parse_num(tok[1], out.next_group)) return fail("bad next_group");
+    } else if (tag == "next_silence") {
+      if (tok.size() != 2 || !parse_num(tok[1], out.next_silence)) return fail("bad next_silence");
+    } else if (tag == "silence") {
+      if (tok.size() < 5 || (tok.size() - 5) % 2 != 0) return fail("bad silence");
+      Silence s;
+      std::int64_t a = 0, b = 0;
+      if (!parse_num(tok[1], s.id) || !parse_num(tok[2], a) || !parse_num(tok[3], b) ||
+          !snapshot_text::decode(tok[4], s.comment))
+        return fail("bad silence");
+      s.starts_at = mono_ms(a);
+      s.ends_at = mono_ms(b);
+      for (std::size_t i = 5; i + 1 < tok.size(); i += 2) {
+        LabelMatch lm;
+        if (!snapshot_text::decode(tok[i], lm.first) || !snapshot_text::decode(tok[i + 1], lm.second))
+          return fail("bad silence matcher");
+        s.match.push_back(std::move(lm));
+      }
+      out.silences.push_back(std::move(s));
+    } else if (tag == "device") {
+      if (tok.size() != 6) return fail("device needs 5 fields");
+      PolicySnapshot::Device d;
+      if (!snapshot_text::decode(tok[1], d.id) || d.id.empty() || !phase(tok[2], d.phase) ||
+          (tok[3] != "0" && tok[3] != "1") || !parse_due(tok[4], d.due_ms) || !parse_num(tok[5], d.group))
+        return fail("bad device");
+      d.flapping = tok[3] == "1";
+      out.devices.push_back(std::move(d));
+    } else if (tag == "group") {
+      if (tok.size() < 5) return fail("bad group");
+      PolicySnapshot::Group g;
+      if (!parse_num(tok[1], g.id) || !snapshot_text::decode(tok[2], g.key) ||
+          !snapshot_text::decode(tok[3], g.route) || !parse_num(tok[4], g.since_ms))
+        return fail("bad group");
+      std::string id;
+      for (std::size_t i = 5; i < tok.size(); ++i) {
+        if (!snapshot_text::decode(tok[i], id) || id.empty()) return fail("bad group member");
+        g.members.push_back(id);
+      }
+      out.groups.push_back(std::move(g));
+    } else if (tag == "page") {
+      if (tok.size() != 7) return fail("page needs 6 fields");
+      PolicySnapshot::IncidentPage p;
+      if (!parse_num(tok[1], p.incident) || !phase(tok[2], p.incident_phase) || !phase(tok[3], p.stragglers_phase) ||
+          !parse_due(tok[4], p.due_ms) || !parse_num(tok[5], p.incident_since_ms) ||
+          !parse_num(tok[6], p.stragglers_since_ms))
+        return fail("bad page");
+      out.incident_pages.push_back(p);
+    } else if (tag == "fleet") {
+      std::string fleet_error;
+      if (!FleetMonitor::deserialize(text, out.fleet, fleet_error)) {
+        PolicySnapshot keep_nothing;
+        out = keep_nothing;
+        error = fleet_error;
+        return false;
+      }
+      return true;
+    } else {
+      return fail("unknown record '" + std::string(tag.substr(0, 32)) + "'");
+    }
+  }
+  if (!header) return fail("empty snapshot");
+  return fail("truncated: no fleet section");
+}
+
+void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
+                          const std::function<DeviceIndex(std::string_view)>& intern) {
+  auto& m = *impl_;
+  const std::int64_t now = std::max(m.now, to_ms(now_time));
+  const std::int64_t shift = now - snap.saved_at_ms;
+  auto rebase = [shift](std::int64_t t) { return t == kNever ? kNever : t + shift; };
+  m.fleet.restore(snap.fleet, now_time, intern);
+  for (const auto& s : snap.silences) {
+    Silence c = s;
+    c.starts_at = mono_ms(rebase(to_ms(s.starts_at)));
+    c.ends_at = mono_ms(rebase(to_ms(s.ends_at)));
+    if (c.ends_at <= c.starts_at) continue;
+    m.next_silence = std::max(m.next_silence, c.id + 1);
+    m.silences.push_back(std::move(c));
+  }
+  m.next_silence = std::max(m.next_silence, snap.next_silence);
+  for (const auto& g : snap.groups) {
+    if (m.groups.count(g.id) != 0) continue;
+    Impl::Group grp;
+    grp.key = g.key;
+    grp.route = g.route;
+    grp.since = rebase(g.since_ms);
+    for (const auto& id : g.members) {
+      DeviceIndex d = intern(id);
+      if (d != kNoDevice) grp.members.push_back(d);
+    }
+    grp.remaining = grp.members.size();
+    if (grp.remaining == 0) continue;
+    m.next_group = std::max(m.next_group, g.id + 1);
+    m.groups.emplace(g.id, std::move(grp));
+  }
+  m.next_group = std::max(m.next_group, snap.next_group);
+  for (const auto& sd : snap.devices) {
+    DeviceIndex d = intern(sd.id);
+    if (d == kNoDevice || m.devs.count(d) != 0) continue;
+    Impl::DeviceAlert a;
+    a.flapping = sd.flapping;
+    if (sd.phase == Impl::DeviceAlert::Firing) {
+      a.phase = Impl::DeviceAlert::Firing;
+      a.group = sd.group;
+      if (a.group != 0 && m.groups.count(a.group) == 0) a.group = 0;  // its group is gone: resolve alone
+      a.due = kNever;
+      m.devs.emplace(d, a);
+      continue;
+    }
+    // Not yet sent: decided again (silences and holds may have changed), never lost.
+    a.phase = Impl::DeviceAlert::Pending;
+    a.due = std::max(rebase(sd.due_ms == kNever ? now : sd.due_ms), now);
+    m.devs.emplace(d, a);
+    m.due.insert({a.due, d});
+  }
+  for (const auto& p : snap.incident_pages) {
+    if (m.incs.count(p.incident) != 0 || m.fleet.incident(p.incident) == nullptr) continue;
+    Impl::IncidentAlert ia;
+    ia.incident = static_cast<Impl::IncidentAlert::Phase>(p.incident_phase);
+    ia.stragglers = static_cast<Impl::IncidentAlert::Phase>(p.stragglers_phase);
+    ia.due = ia.incident == Impl::IncidentAlert::Waiting ? std::max(rebase(p.due_ms == kNever ? now : p.due_ms), now)
+                                                         : kNever;
+    ia.incident_since = rebase(p.incident_since_ms);
+    ia.stragglers_since = rebase(p.stragglers_since_ms);
+    m.incs.emplace(p.incident, ia);
+    // A Blind incident cannot survive a restart (the fleet monitor restores it as recovering):
+    // its page resolves now.
+    const Incident* inc = m.fleet.incident(p.incident);
+    if (ia.incident == Impl::IncidentAlert::Firing && inc->stage != IncidentStage::Open) {
+      m.push(AlertIntent::Action::Resolve, Impl::type_of(*inc), Impl::incident_key(*inc), now);
+      m.incs[p.incident].incident = Impl::IncidentAlert::Done;
+    }
+  }
+  m.now = std::max(m.now, now);
+}
+
+}  // namespace presence::core

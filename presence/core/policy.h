@@ -1,0 +1,185 @@
+// Alert policy (issue 5): what becomes a page, what is held by a fleet incident, what is grouped,
+// what is silenced. Consumes the engine's Transitions and the FleetMonitor's IncidentEvents and
+// produces AlertIntents (decision.h). Pure: no clock, time comes with every call.
+//
+// The promise: one page per server-side event, every real failure paged. Every alert type, its
+// dedup_key, when it fires and when it is held is in docs/alert-policy.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "presence/core/decision.h"
+#include "presence/core/engine.h"
+#include "presence/core/fleet.h"
+#include "presence/core/time.h"
+
+namespace presence::core {
+
+using LabelMatch = std::pair<std::string, std::string>;  // key, value (exact)
+
+// Severity and routing per label; the first rule whose matchers all match wins. Alerts with
+// different routes are never grouped together (they go to different people).
+struct AlertRule {
+  std::vector<LabelMatch> match;  // empty = every alert
+  Severity severity = Severity::Error;
+  std::string route;              // AlertIntent::group
+};
+
+struct PolicyConfig {
+  // A device offline (or flapping) this long pages (per-device alert). Counted from the
+  // transition to Offline, so the total delay after the last sign of life is
+  // offline_grace + alert_after; it also gives the fleet monitor time to hold the device.
+  Duration alert_after{std::chrono::minutes(2)};
+  // Alertmanager semantics: a route's first due alert waits group_wait for company; after a
+  // notification the route sends again at most once per group_interval.
+  Duration group_wait{std::chrono::seconds(30)};
+  Duration group_interval{std::chrono::minutes(5)};
+  // presenced blind this long pages (a broker restart that reconnects in seconds does not).
+  Duration blind_alert_after{std::chrono::minutes(1)};
+  // Device ids listed in one grouped/straggler alert's details (the count is always exact).
+  std::size_t details_max_devices = 50;
+  // A silence covers a fleet incident whose scope it matches, or when at least this share of
+  // the incident's held devices match it (planned maintenance of a node that is the whole fleet).
+  double silence_incident_cover = 0.9;
+  Severity device_severity = Severity::Error;       // when no rule matches
+  Severity incident_severity = Severity::Critical;  // fleet incident / storm / blind
+  Severity straggler_severity = Severity::Error;
+  std::vector<AlertRule> rules;
+};
+
+// "" when usable, else the first problem (key named as in the YAML).
+std::string validate(const PolicyConfig& config);
+
+// Maintenance window / silence. Matchers are exact label matches (device labels, an incident's
+// scope label) plus the pseudo-label "alert" = device_offline | device_flapping | device_group |
+// fleet_incident | reconnect_storm | stragglers | blind. No matchers = everything.
+// Active during [starts_at, ends_at).
+struct Silence {
+  std::uint64_t id = 0;  // assigned by add_silence
+  std::vector<LabelMatch> match;
+  MonoTime starts_at{};
+  MonoTime ends_at{};
+  std::string comment;
+};
+
+// An alert that was triggered and not yet resolved (for the API: "sent").
+struct FiringAlert {
+  std::string dedup_key;
+  AlertIntent::Type type = AlertIntent::Type::DeviceOffline;
+  MonoTime since{};
+  std::vector<DeviceIndex> devices;  // device alerts, groups and stragglers
+  std::uint32_t incident = 0;        // fleet alerts
+};
+
+// Counters for /metrics (names as in docs/alert-policy.md).
+struct PolicyCounters {
+  std::uint64_t triggers = 0;
+  std::uint64_t resolves = 0;
+  std::uint64_t device_alerts_cancelled = 0;  // back before alert_after/group flush: no page
+  std::uint64_t device_alerts_held = 0;       // held by a fleet incident
+  std::uint64_t alerts_silenced = 0;
+  std::uint64_t devices_grouped = 0;          // devices sent inside a DeviceGroup
+};
+
+// Wiring: the policy is the engine's DecisionObserver (engine.h):
+//   AlertPolicy policy(policy_config, fleet_config,
+//                      [&engine](DeviceIndex d) { return std::string(engine.id_of(d)); });
+//   engine.set_observer(&policy);   // before the first event; Engine::drain_alerts then returns
+//                                   // the policy's AlertIntents
+// It can also be driven directly (tests, replay) through the same calls.
+// Snapshot of the policy (silences, device alerts pending or firing, groups, incident pages) and
+// of the fleet monitor's incidents, so that after a restart every firing alert still resolves
+// and no pending page is lost. Device ids as strings; times rebased on restore.
+struct PolicySnapshot {
+  struct Device {
+    std::string id;
+    std::uint8_t phase = 0;  // 0 pending, 1 silenced, 2 batched, 3 firing
+    bool flapping = false;
+    std::int64_t due_ms = 0;
+    std::uint64_t group = 0;
+  };
+  struct Group {
+    std::uint64_t id = 0;
+    std::string key, route;
+    std::int64_t since_ms = 0;
+    std::vector<std::string> members;  // still firing
+  };
+  struct IncidentPage {
+    std::uint32_t incident = 0;
+    std::uint8_t incident_phase = 0;    // 0 waiting, 1 silenced, 2 firing, 3 done
+    std::uint8_t stragglers_phase = 3;
+    std::int64_t due_ms = 0;            // waiting: when it pages (-1 = none)
+    std::int64_t incident_since_ms = 0, stragglers_since_ms = 0;
+  };
+  std::int64_t saved_at_ms = 0;
+  std::uint64_t next_group = 1, next_silence = 1;
+  std::vector<Silence> silences;
+  std::vector<Device> devices;
+  std::vector<Group> groups;
+  std::vector<IncidentPage> incident_pages;
+  IncidentSnapshot fleet;
+};
+
+class AlertPolicy final : public DecisionObserver {
+ public:
+  using IdOf = std::function<std::string(DeviceIndex)>;
+
+  AlertPolicy(PolicyConfig policy, FleetConfig fleet, IdOf id_of);
+  ~AlertPolicy() override;
+  AlertPolicy(const AlertPolicy&) = delete;
+  AlertPolicy& operator=(const AlertPolicy&) = delete;
+
+  // The policy owns the fleet monitor and feeds it first, so holds are known before device
+  // alerts are decided. Read it for incidents, held devices and stragglers.
+  FleetMonitor& fleet();
+  const FleetMonitor& fleet() const;
+  const PolicyConfig& config() const;
+
+  // DecisionObserver: labels, every transition in order, every accepted Connected event,
+  // blindness and restart grace, ticks, and the alert drain.
+  void on_label(DeviceIndex device, std::string_view key, std::string_view value) override;
+  void on_transition(const Transition& t) override;
+  void on_connect(DeviceIndex device, MonoTime at) override;
+  void on_blind(bool blind, MonoTime at) override;
+  void on_restart_grace(bool active, MonoTime at) override;
+  void on_tick(MonoTime now) override;
+  void drain_alerts(std::vector<AlertIntent>& out) override;
+
+  // Silences (config and the HTTP API call these). add_silence returns the id (> 0), or 0 when
+  // the silence is invalid (ends_at <= starts_at).
+  std::uint64_t add_silence(Silence silence);
+  bool remove_silence(std::uint64_t id, MonoTime now);
+  std::vector<Silence> silences() const;
+
+  // Held vs sent, for the API.
+  std::vector<FiringAlert> firing() const;
+  std::size_t pending() const;  // device alerts waiting for alert_after / group flush / silence
+  std::vector<DeviceIndex> held(std::uint32_t incident) const;        // still held, not back
+  std::vector<DeviceIndex> stragglers(std::uint32_t incident) const;  // reported stragglers
+  PolicyCounters counters() const;
+
+  // After Engine::restore (which sets states without transitions): teach the fleet monitor every
+  // device's state, so segment populations are right from the first drop after a restart.
+  void resync(const Engine& engine);
+
+  // Snapshots (presence/store persists the text): versioned, robust to garbage (deserialize
+  // returns false with a message, never throws or crashes). restore() after Engine::restore and
+  // before the first event.
+  std::string serialize() const;
+  static bool deserialize(std::string_view text, PolicySnapshot& out, std::string& error);
+  void restore(const PolicySnapshot& snapshot, MonoTime now,
+               const std::function<DeviceIndex(std::string_view)>& intern);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace presence::core

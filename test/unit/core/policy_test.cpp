@@ -1,0 +1,883 @@
+// AlertPolicy: pages, holds, groups and silences on a simulated clock (no sleeps).
+#include "presence/core/policy.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace presence::core;
+using namespace std::chrono_literals;
+using Type = AlertIntent::Type;
+using Action = AlertIntent::Action;
+
+namespace {
+
+constexpr std::int64_t kS = 1000;
+constexpr std::int64_t kMin = 60 * kS;
+
+FleetConfig fleet_config() {
+  FleetConfig c;
+  c.window_resolution = 1ms;
+  return c;
+}
+
+struct Sim {
+  std::vector<std::string> ids;
+  std::vector<State> state;
+  AlertPolicy p;
+  std::vector<AlertIntent> all;
+
+  explicit Sim(PolicyConfig pc = {}, FleetConfig fc = fleet_config())
+      : p(std::move(pc), std::move(fc), [this](DeviceIndex d) { return ids.at(d); }) {}
+
+  DeviceIndex add(std::vector<std::pair<std::string, std::string>> labels = {}, std::int64_t t = 0) {
+    auto d = static_cast<DeviceIndex>(ids.size());
+    ids.push_back("dev-" + std::to_string(d));
+    state.push_back(State::Unknown);
+    for (auto& [k, v] : labels) p.on_label(d, k, v);
+    to(d, State::Online, t, Cause::Connected);
+    return d;
+  }
+  void add_n(std::size_t n, std::vector<std::pair<std::string, std::string>> labels = {}) {
+    for (std::size_t i = 0; i < n; ++i) add(labels);
+  }
+  void to(DeviceIndex d, State s, std::int64_t t, Cause c = Cause::Disconnected) {
+    Transition tr;
+    tr.device = d;
+    tr.from = state[d];
+    tr.to = s;
+    tr.cause = c;
+    tr.at = mono_ms(t);
+    state[d] = s;
+    p.on_transition(tr);
+    collect();
+  }
+  // What the engine does for a device that really leaves: suspect, then offline after the grace.
+  void down(DeviceIndex d, std::int64_t t, std::int64_t offline_grace = 30 * kS) {
+    to(d, State::Suspect, t);
+    to(d, State::Offline, t + offline_grace, Cause::OfflineGrace);
+  }
+  // Many devices at once, in time order (suspect for all, then offline for all).
+  void down_all(const std::vector<DeviceIndex>& ds, std::int64_t t, std::int64_t offline_grace = 30 * kS) {
+    for (std::size_t i = 0; i < ds.size(); ++i) to(ds[i], State::Suspect, t + static_cast<std::int64_t>(i));
+    for (std::size_t i = 0; i < ds.size(); ++i)
+      to(ds[i], State::Offline, t + offline_grace + static_cast<std::int64_t>(i), Cause::OfflineGrace);
+  }
+  void up(DeviceIndex d, std::int64_t t) { to(d, State::Online, t, Cause::StableOnline); }
+  void tick(std::int64_t t) {
+    p.on_tick(mono_ms(t));
+    collect();
+  }
+  void collect() { p.drain_alerts(all); }
+
+  std::size_t count(Action a, Type t) const {
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [&](const AlertIntent& i) { return i.action == a && i.type == t; }));
+  }
+  std::size_t triggers() const {
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [](const AlertIntent& i) { return i.action == Action::Trigger; }));
+  }
+  std::size_t device_pages() const {
+    return count(Action::Trigger, Type::DeviceOffline) + count(Action::Trigger, Type::DeviceFlapping) +
+           count(Action::Trigger, Type::DeviceGroup);
+  }
+  const AlertIntent* last(Action a, Type t) const {
+    for (auto it = all.rbegin(); it != all.rend(); ++it)
+      if (it->action == a && it->type == t) return &*it;
+    return nullptr;
+  }
+  static std::string detail(const AlertIntent& i, const std::string& key) {
+    for (auto& [k, v] : i.details)
+      if (k == key) return v;
+    return {};
+  }
+};
+
+std::set<std::string> split_ids(const std::string& s) {
+  std::set<std::string> out;
+  std::size_t i = 0;
+  while (i <= s.size()) {
+    std::size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.insert(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("one device really dies: 1 trigger, then 1 resolve with the same dedup_key") {
+  Sim s;
+  s.add_n(100);
+  s.down(7, 10 * kS);
+  s.tick(10 * kMin);
+  REQUIRE(s.all.size() == 1);
+  CHECK(s.all[0].action == Action::Trigger);
+  CHECK(s.all[0].type == Type::DeviceOffline);
+  CHECK(s.all[0].dedup_key == "presence/device/dev-7");
+  CHECK(s.all[0].component == "dev-7");
+  s.up(7, 20 * kMin);
+  REQUIRE(s.all.size() == 2);
+  CHECK(s.all[1].action == Action::Resolve);
+  CHECK(s.all[1].dedup_key == "presence/device/dev-7");
+  s.tick(2 * 60 * kMin);
+  CHECK(s.all.size() == 2);
+}
+
+TEST_CASE("alert_after at T-1 / T / T+1 (group_wait 0)") {
+  PolicyConfig pc;
+  pc.alert_after = 2min;
+  pc.group_wait = 0ms;
+  Sim s(pc);
+  s.add_n(100);
+  s.to(1, State::Offline, 1000, Cause::OfflineGrace);
+  const std::int64_t due = 1000 + 2 * kMin;
+  s.tick(due - 1);
+  CHECK(s.triggers() == 0);
+  s.tick(due);
+  CHECK(s.triggers() == 1);
+  s.tick(due + 1);
+  CHECK(s.triggers() == 1);
+
+  // Back one ms before alert_after: never paged.
+  s.to(2, State::Offline, 10 * kMin, Cause::OfflineGrace);
+  s.up(2, 10 * kMin + 2 * kMin - 1);
+  s.tick(30 * kMin);
+  CHECK(s.triggers() == 1);
+  CHECK(s.p.counters().device_alerts_cancelled == 1);
+}
+
+TEST_CASE("group_wait and group_interval at T-1 / T / T+1") {
+  PolicyConfig pc;
+  pc.alert_after = 2min;
+  pc.group_wait = 30s;
+  pc.group_interval = 5min;
+  Sim s(pc);
+  s.add_n(1000);
+  s.to(0, State::Offline, 0, Cause::OfflineGrace);       // due 120 s: group flushes at 150 s
+  s.to(1, State::Offline, 29 * kS, Cause::OfflineGrace);  // due 149 s: T-1, in the group
+  s.to(2, State::Offline, 30 * kS, Cause::OfflineGrace);  // due 150 s: T, in the group
+  s.to(3, State::Offline, 31 * kS, Cause::OfflineGrace);  // due 151 s: T+1, next notification
+  s.tick(150 * kS - 1);
+  CHECK(s.triggers() == 0);
+  s.tick(150 * kS);
+  REQUIRE(s.triggers() == 1);
+  const AlertIntent* g = s.last(Action::Trigger, Type::DeviceGroup);
+  REQUIRE(g != nullptr);
+  CHECK(split_ids(Sim::detail(*g, "devices")) == std::set<std::string>{"dev-0", "dev-1", "dev-2"});
+  CHECK(Sim::detail(*g, "count") == "3");
+  // dev-3 waits for group_interval after the last notification: 150 s + 300 s.
+  s.tick(450 * kS - 1);
+  CHECK(s.triggers() == 1);
+  s.tick(450 * kS);
+  CHECK(s.triggers() == 2);
+  const AlertIntent* one = s.last(Action::Trigger, Type::DeviceOffline);
+  REQUIRE(one != nullptr);
+  CHECK(one->dedup_key == "presence/device/dev-3");
+  s.tick(450 * kS + 1);
+  CHECK(s.triggers() == 2);
+}
+
+TEST_CASE("40 independent failures in a minute are grouped, and the groups resolve when all are back") {
+  Sim s;
+  s.add_n(2000);  // 40 of 2000 = 2 %: not a fleet incident
+  std::vector<DeviceIndex> failed;
+  for (int i = 0; i < 40; ++i) {
+    DeviceIndex d = static_cast<DeviceIndex>(i * 37 % 2000);
+    failed.push_back(d);
+    s.down(d, 10 * kS + i * 1500);
+  }
+  s.tick(30 * kMin);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 0);
+  CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 0);
+  const std::size_t groups = s.count(Action::Trigger, Type::DeviceGroup);
+  CHECK(groups >= 1);
+  CHECK(groups <= 2);
+  std::set<std::string> paged;
+  for (auto& i : s.all)
+    if (i.type == Type::DeviceGroup) {
+      auto ids = split_ids(Sim::detail(i, "devices"));
+      paged.insert(ids.begin(), ids.end());
+    }
+  CHECK(paged.size() == 40);
+
+  // Grouped resolves: nothing until the last member of a group is back.
+  for (std::size_t i = 0; i + 1 < failed.size(); ++i) s.up(failed[i], 40 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == groups - 1);
+  s.up(failed.back(), 41 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == groups);
+  CHECK(s.p.firing().empty());
+}
+
+TEST_CASE("100 % drop: 1 incident trigger, 0 device pages, 1 resolve") {
+  Sim s;
+  for (int i = 0; i < 500; ++i) s.add({{"broker_node", "n1"}});
+  std::vector<DeviceIndex> all;
+  for (DeviceIndex d = 0; d < 500; ++d) all.push_back(d);
+  s.down_all(all, 10 * kS);
+  s.tick(20 * kMin);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  CHECK(s.device_pages() == 0);
+  const AlertIntent* t = s.last(Action::Trigger, Type::FleetIncident);
+  REQUIRE(t != nullptr);
+  CHECK(t->summary.find("full") != std::string::npos);  // paged group_wait after open: all 500
+  CHECK(Sim::detail(*t, "count") == "500");
+  CHECK(t->severity == Severity::Critical);
+  const std::string key = t->dedup_key;
+  CHECK(key.rfind("presence/incident/", 0) == 0);
+  for (DeviceIndex d = 0; d < 500; ++d) s.up(d, 30 * kMin);
+  s.tick(3 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::FleetIncident) == 1);
+  CHECK(s.last(Action::Resolve, Type::FleetIncident)->dedup_key == key);
+  CHECK(s.triggers() == 1);
+  CHECK(s.all.size() == 2);
+}
+
+TEST_CASE("30 % drop with some kept down: 1 incident page, then exactly 1 straggler alert naming them") {
+  Sim s;
+  s.add_n(1000);
+  // One device was already going down just before the event: held too (it is in the window).
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 0; d < 300; ++d) dropped.push_back(d);
+  s.down_all(dropped, 60 * kS);
+  s.tick(10 * kMin);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  const AlertIntent* t = s.last(Action::Trigger, Type::FleetIncident);
+  CHECK(t->summary.find("degraded") != std::string::npos);
+  const std::uint32_t id = s.p.fleet().incidents().front()->id;
+  CHECK(s.p.held(id).size() == 300);
+  // 285 come back, 15 stay stuck (incident 001).
+  for (DeviceIndex d = 15; d < 300; ++d) s.up(d, 20 * kMin);
+  s.tick(6 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::FleetIncident) == 1);
+  CHECK(s.count(Action::Trigger, Type::Stragglers) == 1);
+  CHECK(s.device_pages() == 0);
+  const AlertIntent* st = s.last(Action::Trigger, Type::Stragglers);
+  REQUIRE(st != nullptr);
+  std::set<std::string> expect;
+  for (DeviceIndex d = 0; d < 15; ++d) expect.insert("dev-" + std::to_string(d));
+  CHECK(split_ids(Sim::detail(*st, "devices")) == expect);
+  CHECK(Sim::detail(*st, "count") == "15");
+  const std::string straggler_key = st->dedup_key;
+  CHECK(s.p.stragglers(id).size() == 15);
+  CHECK(s.triggers() == 2);
+  // Power-cycled days later: the straggler alert resolves with the last one.
+  for (DeviceIndex d = 0; d < 14; ++d) s.up(d, 48 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::Stragglers) == 0);
+  s.up(14, 49 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::Stragglers) == 1);
+  CHECK(s.last(Action::Resolve, Type::Stragglers)->dedup_key == straggler_key);
+  CHECK(s.triggers() == 2);
+}
+
+TEST_CASE("a device that dies during the straggler grace (after resolve) pages on its own") {
+  Sim s;
+  s.add_n(1000);
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 0; d < 300; ++d) dropped.push_back(d);
+  s.down_all(dropped, 0);
+  for (DeviceIndex d = 0; d < 300; ++d) s.up(d, 5 * kMin);
+  s.tick(16 * kMin);  // resolved at 15 min
+  REQUIRE(s.count(Action::Resolve, Type::FleetIncident) == 1);
+  s.down(900, 17 * kMin);
+  s.tick(30 * kMin);
+  CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 1);
+}
+
+TEST_CASE("flapping: one flapping alert, no second page when it goes offline, resolve when stable") {
+  Sim s;
+  s.add_n(100);
+  s.to(3, State::Flapping, 0, Cause::FlapStart);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 1);
+  CHECK(s.all[0].type == Type::DeviceFlapping);
+  CHECK(s.all[0].dedup_key == "presence/device/dev-3");
+  s.to(3, State::Offline, 11 * kMin, Cause::OfflineGrace);
+  s.tick(20 * kMin);
+  CHECK(s.triggers() == 1);
+  s.up(3, 21 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceFlapping) == 1);
+}
+
+TEST_CASE("severity and routing per label; different routes are never grouped") {
+  PolicyConfig pc;
+  pc.rules.push_back({{{"site", "hq"}}, Severity::Critical, "hq-oncall"});
+  pc.rules.push_back({{}, Severity::Warning, "fleet-ops"});
+  Sim s(pc);
+  DeviceIndex hq = s.add({{"site", "hq"}});
+  DeviceIndex other = s.add({{"site", "branch"}});
+  s.add_n(100);
+  s.down(hq, 0);
+  s.down(other, 0);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 2);
+  for (auto& i : s.all) {
+    CHECK(i.type == Type::DeviceOffline);
+    if (i.component == "dev-0") {
+      CHECK(i.severity == Severity::Critical);
+      CHECK(i.group == "hq-oncall");
+    } else {
+      CHECK(i.severity == Severity::Warning);
+      CHECK(i.group == "fleet-ops");
+    }
+  }
+}
+
+TEST_CASE("silence suppresses, then expires on time (T-1 / T / T+1)") {
+  PolicyConfig pc;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  DeviceIndex a = s.add({{"site", "a"}});
+  DeviceIndex b = s.add({{"site", "b"}});
+  s.add_n(100);
+  const std::int64_t end = 10 * kMin;
+  Silence sil;
+  sil.match = {{"site", "a"}};
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(end);
+  sil.comment = "site a power work";
+  REQUIRE(s.p.add_silence(sil) > 0);
+  s.down(a, 0);
+  s.down(b, 0);
+  s.tick(end - 1);
+  REQUIRE(s.triggers() == 1);  // b pages, a is silenced
+  CHECK(s.all[0].component == "dev-1");
+  CHECK(s.p.pending() == 1);
+  CHECK(s.p.counters().alerts_silenced == 1);
+  // At end the silence is over: a pages after group_wait, not before.
+  s.tick(end);
+  CHECK(s.p.silences().empty());
+  s.tick(end + 30 * kS - 1);
+  CHECK(s.triggers() == 1);
+  s.tick(end + 30 * kS);
+  CHECK(s.triggers() == 2);
+  CHECK(s.all.back().component == "dev-0");
+  s.tick(end + 30 * kS + 1);
+  CHECK(s.triggers() == 2);
+}
+
+TEST_CASE("silence boundary: an alert due at ends_at - 1 is silenced, at ends_at it is not") {
+  for (std::int64_t due_offset : {-1, 0, 1}) {
+    CAPTURE(due_offset);
+    PolicyConfig pc;
+    pc.group_wait = 0ms;
+    Sim s(pc);
+    s.add_n(10);
+    const std::int64_t end = 10 * kMin;
+    Silence sil;
+    sil.starts_at = mono_ms(0);
+    sil.ends_at = mono_ms(end);
+    s.p.add_silence(sil);
+    s.to(1, State::Offline, end + due_offset - 2 * kMin, Cause::OfflineGrace);
+    s.tick(end + due_offset);
+    // Either way it pages at ends_at at the latest: a silence delays, it never drops a real failure.
+    CHECK(s.triggers() == (due_offset >= 0 ? 1u : 0u));
+    CHECK(s.p.counters().alerts_silenced == (due_offset < 0 ? 1u : 0u));
+    s.tick(end + 1);
+    CHECK(s.triggers() == 1);
+  }
+}
+
+TEST_CASE("remove_silence: what it held back is decided again at once") {
+  PolicyConfig pc;
+  pc.group_wait = 0ms;
+  Sim s(pc);
+  s.add_n(10);
+  Silence sil;
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(24 * 60 * kMin);
+  auto id = s.p.add_silence(sil);
+  s.down(2, 0);
+  s.tick(10 * kMin);
+  CHECK(s.triggers() == 0);
+  CHECK(s.p.remove_silence(id, mono_ms(11 * kMin)));
+  s.collect();
+  CHECK(s.triggers() == 1);
+  CHECK_FALSE(s.p.remove_silence(id, mono_ms(11 * kMin)));
+  Silence bad;
+  bad.starts_at = mono_ms(5);
+  bad.ends_at = mono_ms(5);
+  CHECK(s.p.add_silence(bad) == 0);
+}
+
+TEST_CASE("planned broker maintenance pages no one (incident 002)") {
+  Sim s;
+  for (int i = 0; i < 500; ++i) s.add({{"broker_node", "n1"}});
+  Silence sil;
+  sil.match = {{"broker_node", "n1"}};
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(60 * kMin);
+  s.p.add_silence(sil);
+  std::vector<DeviceIndex> all;
+  for (DeviceIndex d = 0; d < 500; ++d) all.push_back(d);
+  s.down_all(all, 5 * kMin);
+  for (DeviceIndex d = 0; d < 500; ++d) s.up(d, 15 * kMin);
+  s.tick(3 * 60 * kMin);
+  CHECK(s.all.empty());
+  CHECK(s.p.fleet().incidents().size() == 1);  // it happened, it is in the API, nobody was paged
+}
+
+TEST_CASE("blindness: one Blind incident, no device pages; stragglers after the restart grace") {
+  PolicyConfig pc;
+  pc.blind_alert_after = 1min;
+  FleetConfig fc = fleet_config();
+  fc.incident_straggler_grace = 15min;
+  Sim s(pc, fc);
+  s.add_n(200);
+  // dev-199 went offline just before: its page is not sent while presenced is blind.
+  s.to(199, State::Offline, 0, Cause::OfflineGrace);
+  const std::int64_t lost = 30 * kS;
+  s.p.on_blind(true, mono_ms(lost));
+  s.tick(lost + kMin - 1);
+  CHECK(s.triggers() == 0);
+  s.tick(lost + kMin);
+  REQUIRE(s.triggers() == 1);
+  CHECK(s.all[0].type == Type::Blind);
+  CHECK(s.all[0].dedup_key.rfind("presence/blind/", 0) == 0);
+  s.tick(10 * kMin);
+  CHECK(s.triggers() == 1);
+  s.p.on_blind(false, mono_ms(10 * kMin));
+  s.p.on_restart_grace(true, mono_ms(10 * kMin));
+  s.collect();
+  CHECK(s.count(Action::Resolve, Type::Blind) == 1);
+  // Restart grace ends: 5 devices never showed up again; 199 came back during the grace.
+  s.up(199, 11 * kMin);
+  for (DeviceIndex d = 0; d < 5; ++d) s.to(d, State::Offline, 12 * kMin, Cause::RestartGrace);
+  s.p.on_restart_grace(false, mono_ms(12 * kMin));
+  s.tick(12 * kMin + 15 * kMin - 1);
+  CHECK(s.device_pages() == 0);
+  CHECK(s.count(Action::Trigger, Type::Stragglers) == 0);
+  s.tick(12 * kMin + 15 * kMin);
+  CHECK(s.count(Action::Trigger, Type::Stragglers) == 1);
+  const AlertIntent* st = s.last(Action::Trigger, Type::Stragglers);
+  REQUIRE(st != nullptr);
+  CHECK(Sim::detail(*st, "count") == "5");
+  CHECK(s.device_pages() == 0);
+}
+
+TEST_CASE("blind shorter than blind_alert_after pages no one") {
+  PolicyConfig pc;
+  pc.blind_alert_after = 1min;
+  Sim s(pc);
+  s.add_n(10);
+  s.p.on_blind(true, mono_ms(0));
+  s.p.on_blind(false, mono_ms(kMin - 1));
+  s.tick(60 * kMin);
+  CHECK(s.all.empty());
+}
+
+TEST_CASE("a pending device alert is held when an incident opens around it") {
+  Sim s;
+  s.add_n(1000);
+  s.down(999, 0);  // first to go: would page at 30 s + 2 min + 30 s
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 0; d < 200; ++d) dropped.push_back(d);
+  s.down_all(dropped, 60 * kS);
+  s.tick(30 * kMin);
+  CHECK(s.device_pages() == 0);
+  CHECK(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  CHECK(s.p.fleet().held_by(999) != 0);
+  CHECK(s.p.counters().device_alerts_held >= 1);
+}
+
+TEST_CASE("reconnect storm pages once with the cohort (incident 000), flapping devices are held") {
+  FleetConfig fc = fleet_config();
+  fc.defaults.storm_flapping_floor = 20;
+  fc.defaults.storm_flapping_fraction = 0.05;
+  Sim s({}, fc);
+  for (int i = 0; i < 1000; ++i) s.add({{"firmware", i < 60 ? "07.06" : "07.07"}});
+  for (DeviceIndex d = 0; d < 60; ++d) s.to(d, State::Flapping, kS + d, Cause::FlapStart);
+  s.tick(30 * kMin);
+  CHECK(s.count(Action::Trigger, Type::ReconnectStorm) == 1);
+  CHECK(s.device_pages() == 0);
+  const AlertIntent* t = s.last(Action::Trigger, Type::ReconnectStorm);
+  CHECK(t->summary.find("07.06") != std::string::npos);
+  for (DeviceIndex d = 0; d < 60; ++d) s.up(d, 40 * kMin);
+  s.tick(2 * 60 * kMin);
+  CHECK(s.count(Action::Resolve, Type::ReconnectStorm) == 1);
+  CHECK(s.triggers() == 1);
+}
+
+TEST_CASE("dedup_key and summary stay within PagerDuty limits") {
+  PolicyConfig pc;
+  pc.group_wait = 0ms;
+  Sim s(pc);
+  s.add_n(3);
+  s.ids[1] = std::string(4000, 'x');
+  s.down(1, 0);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 1);
+  CHECK(s.all[0].dedup_key.size() <= 255);
+  CHECK(s.all[0].summary.size() <= 1024);
+  s.up(1, 11 * kMin);
+  CHECK(s.all.back().dedup_key == s.all[0].dedup_key);
+}
+
+// --- Wired into the real Engine as its DecisionObserver -----------------------------------------
+
+namespace {
+
+Event ev(EventKind kind, DeviceIndex d, std::int64_t t, DisconnectReason r = DisconnectReason::Unknown) {
+  Event e;
+  e.kind = kind;
+  e.device = d;
+  e.reason = r;
+  e.source = Source::Status;
+  e.at = mono_ms(t);
+  return e;
+}
+
+struct Wired {
+  Engine engine;
+  AlertPolicy policy;
+  std::vector<AlertIntent> out;
+  explicit Wired(PolicyConfig pc = {})
+      : policy(std::move(pc), fleet_config(), [this](DeviceIndex d) { return std::string(engine.id_of(d)); }) {
+    engine.set_observer(&policy);
+  }
+  std::vector<AlertIntent>& drain() {
+    engine.drain_alerts(out);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("engine wiring: a device that really dies pages once and resolves once") {
+  Wired w;
+  for (int i = 0; i < 100; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.set_label(d, "site", i < 50 ? "a" : "b");
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+  }
+  CHECK(w.policy.fleet().segment("site", "a")->up == 50);
+  const DeviceIndex d7 = *w.engine.find("dev-7");
+  w.engine.on_event(ev(EventKind::Disconnected, d7, 10 * kS, DisconnectReason::LastWill));
+  for (std::int64_t t = 10 * kS; t <= 10 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].action == Action::Trigger);
+  CHECK(out[0].dedup_key == "presence/device/dev-7");
+  w.engine.on_event(ev(EventKind::Connected, d7, 11 * kMin));
+  for (std::int64_t t = 11 * kMin; t <= 20 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].action == Action::Resolve);
+  CHECK(out[1].dedup_key == "presence/device/dev-7");
+}
+
+TEST_CASE("engine wiring: presenced loses the broker: one Blind page, no device pages") {
+  Wired w;
+  for (int i = 0; i < 100; ++i) w.engine.on_event(ev(EventKind::Connected, w.engine.intern("dev-" + std::to_string(i)), 0));
+  Event lost = ev(EventKind::IngestLost, kNoDevice, 10 * kS);
+  w.engine.on_event(lost);
+  for (std::int64_t t = 10 * kS; t <= 30 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == Type::Blind);
+  // Back: everyone but 3 devices reconnects during the restart grace.
+  w.engine.on_event(ev(EventKind::IngestRestored, kNoDevice, 30 * kMin));
+  for (int i = 3; i < 100; ++i) w.engine.on_event(ev(EventKind::Connected, *w.engine.find("dev-" + std::to_string(i)), 30 * kMin + kS));
+  for (std::int64_t t = 30 * kMin; t <= 120 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  std::size_t device_pages = 0, blind_resolves = 0, stragglers = 0;
+  for (auto& a : out) {
+    device_pages += a.type == Type::DeviceOffline || a.type == Type::DeviceGroup;
+    blind_resolves += a.type == Type::Blind && a.action == Action::Resolve;
+    stragglers += a.type == Type::Stragglers && a.action == Action::Trigger;
+  }
+  CHECK(device_pages == 0);
+  CHECK(blind_resolves == 1);
+  REQUIRE(stragglers == 1);
+  CHECK(Sim::detail(*std::find_if(out.begin(), out.end(), [](auto& a) { return a.type == Type::Stragglers; }), "count") == "3");
+}
+
+// --- Snapshots ------------------------------------------------------------------------------------
+
+TEST_CASE("policy snapshot: after a restart firing alerts still resolve and pending pages are not lost") {
+  Sim s;
+  s.add_n(100, {{"broker_node", "n1"}});
+  s.add_n(400, {{"broker_node", "n2"}});
+  s.add_n(500, {{"broker_node", "n1"}});
+  s.ids[5] = "dev 5 with spaces%";
+  Silence sil;
+  sil.match = {{"site", "nowhere"}};
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(5 * 60 * kMin);
+  sil.comment = "planned: site move";
+  s.p.add_silence(sil);
+  s.down(5, 0);                      // paged alone
+  s.tick(10 * kMin);
+  REQUIRE(s.count(Action::Trigger, Type::DeviceOffline) == 1);
+  s.down(6, 20 * kMin);              // grouped with 7
+  s.down(7, 20 * kMin);
+  s.tick(30 * kMin);
+  REQUIRE(s.count(Action::Trigger, Type::DeviceGroup) == 1);
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 100; d < 400; ++d) dropped.push_back(d);
+  s.down_all(dropped, 31 * kMin);    // fleet incident on broker_node=n2
+  s.tick(33 * kMin);
+  REQUIRE(s.count(Action::Trigger, Type::FleetIncident) == 1);
+  REQUIRE(s.p.fleet().incidents().front()->scope_value == "n2");
+  s.down(8, 34 * kMin);              // on n1: not held, not yet paged when presenced stops
+  s.tick(35 * kMin);
+  const std::string text = s.p.serialize();
+
+  PolicySnapshot snap;
+  std::string err;
+  REQUIRE_MESSAGE(AlertPolicy::deserialize(text, snap, err), err);
+  CHECK(snap.silences.size() == 1);
+  CHECK(snap.fleet.incidents.size() == 1);
+
+  // A new process: same ids interned in a different order, monotonic clock restarted.
+  Sim r;
+  for (int i = 999; i >= 0; --i) {
+    r.ids.push_back(s.ids[static_cast<std::size_t>(i)]);
+    r.state.push_back(s.state[static_cast<std::size_t>(i)]);
+  }
+  auto intern = [&r](std::string_view id) {
+    for (std::size_t i = 0; i < r.ids.size(); ++i)
+      if (r.ids[i] == id) return static_cast<DeviceIndex>(i);
+    return kNoDevice;
+  };
+  auto idx = [&](DeviceIndex old) { return intern(s.ids[old]); };
+  r.p.restore(snap, mono_ms(1000), intern);
+  CHECK(r.p.silences().size() == 1);
+  CHECK(to_ms(r.p.silences()[0].ends_at) == 1000 + 5 * 60 * kMin - 35 * kMin);
+  CHECK(r.p.fleet().held_by(idx(150)) != 0);
+  // The engine resyncs states after restore (Resync transitions) — the sim just marks them.
+  r.tick(10 * kMin);
+  REQUIRE(r.count(Action::Trigger, Type::DeviceOffline) == 1);  // dev-8: due, paged after restart
+  CHECK(r.all.back().dedup_key == "presence/device/dev-8");
+  r.up(idx(5), 11 * kMin);
+  CHECK(r.count(Action::Resolve, Type::DeviceOffline) == 1);
+  CHECK(r.all.back().dedup_key == "presence/device/dev 5 with spaces%");
+  r.up(idx(6), 12 * kMin);
+  CHECK(r.count(Action::Resolve, Type::DeviceGroup) == 0);
+  r.up(idx(7), 12 * kMin);
+  CHECK(r.count(Action::Resolve, Type::DeviceGroup) == 1);
+  for (DeviceIndex d = 100; d < 400; ++d) r.up(idx(d), 13 * kMin);
+  r.tick(60 * kMin);
+  CHECK(r.count(Action::Resolve, Type::FleetIncident) == 1);
+  CHECK(r.count(Action::Trigger, Type::FleetIncident) == 0);  // no second page after restart
+}
+
+TEST_CASE("policy deserialize rejects garbage with an error, never crashes") {
+  PolicySnapshot snap;
+  std::string err;
+  CHECK_FALSE(AlertPolicy::deserialize("", snap, err));
+  CHECK_FALSE(AlertPolicy::deserialize("presence-alert-policy 9\n", snap, err));
+  CHECK(err.find("version") != std::string::npos);
+  CHECK_FALSE(AlertPolicy::deserialize("presence-alert-policy 1\nsaved_at 0\n", snap, err));
+  CHECK(err.find("truncated") != std::string::npos);
+  CHECK_FALSE(AlertPolicy::deserialize("presence-alert-policy 1\ndevice x 7 0 - 0\nfleet\n", snap, err));
+
+  Sim s;
+  s.add_n(500);
+  s.down(1, 0);
+  s.down(2, 0);
+  s.down(3, 0);
+  std::vector<DeviceIndex> dropped;
+  for (DeviceIndex d = 100; d < 300; ++d) dropped.push_back(d);
+  s.down_all(dropped, 10 * kMin);
+  s.tick(20 * kMin);
+  Silence sil;
+  sil.starts_at = mono_ms(0);
+  sil.ends_at = mono_ms(kMin * 100);
+  s.p.add_silence(sil);
+  const std::string text = s.p.serialize();
+  REQUIRE(AlertPolicy::deserialize(text, snap, err));
+  for (std::size_t n = 0; n < text.size(); n += 7) (void)AlertPolicy::deserialize(text.substr(0, n), snap, err);
+  std::uint32_t seed = 12345;
+  auto rnd = [&seed] { return seed = seed * 1664525u + 1013904223u; };
+  for (int i = 0; i < 500; ++i) {
+    std::string t = text;
+    for (int k = 0; k < 4; ++k) t[rnd() % t.size()] = static_cast<char>(rnd() % 256);
+    if (AlertPolicy::deserialize(t, snap, err)) {
+      Sim r;
+      r.add_n(500);
+      r.p.restore(snap, mono_ms(0), [](std::string_view) { return DeviceIndex{4}; });
+      r.tick(60 * kMin);
+    }
+  }
+}
+
+TEST_CASE("devices known offline only from retained state (Resync) do not page at startup") {
+  Sim s;
+  s.add_n(10);
+  for (int i = 0; i < 300; ++i) {
+    auto d = static_cast<DeviceIndex>(s.ids.size());
+    s.ids.push_back("dead-" + std::to_string(i));
+    s.state.push_back(State::Unknown);
+    s.to(d, State::Offline, 1000, Cause::Resync);
+  }
+  s.tick(60 * kMin);
+  CHECK(s.all.empty());
+  CHECK(s.p.fleet().incidents().empty());
+  // One of them comes back and dies again: a real failure, paged.
+  s.to(10, State::Online, 61 * kMin, Cause::Connected);
+  s.down(10, 70 * kMin);
+  s.tick(80 * kMin);
+  CHECK(s.count(Action::Trigger, Type::DeviceOffline) == 1);
+}
+
+TEST_CASE("engine wiring: a broker node goes down: one incident page, no device page, one resolve") {
+  Wired w;
+  for (int i = 0; i < 1000; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.set_label(d, "broker_node", i % 4 == 0 ? "n0" : "n" + std::to_string(i % 4));
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+  }
+  // n0's 250 devices lose their connection within two seconds (last wills).
+  for (int i = 0; i < 1000; i += 4)
+    w.engine.on_event(ev(EventKind::Disconnected, *w.engine.find("dev-" + std::to_string(i)), 60 * kS + i * 8,
+                         DisconnectReason::LastWill));
+  for (std::int64_t t = 60 * kS; t <= 20 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == Type::FleetIncident);
+  CHECK(out[0].component == "broker_node=n0");
+  CHECK(out[0].summary.find("(full)") != std::string::npos);
+  // The node is back at 20 min: all reconnect.
+  for (int i = 0; i < 1000; i += 4)
+    w.engine.on_event(ev(EventKind::Connected, *w.engine.find("dev-" + std::to_string(i)), 20 * kMin + i));
+  for (std::int64_t t = 20 * kMin; t <= 90 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].action == Action::Resolve);
+  CHECK(out[1].dedup_key == out[0].dedup_key);
+}
+
+TEST_CASE("engine wiring: old firmware in reconnect loops: one storm page naming it, no flapping pages") {
+  Wired w;
+  for (int i = 0; i < 1000; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.set_label(d, "firmware", i < 100 ? "07.06" : "07.07");
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+  }
+  w.engine.tick(mono_ms(10 * kMin));
+  // Incident 000: firmware older than 07.07 reconnects in tight loops (every 5 s) for 10 minutes.
+  for (std::int64_t t = 10 * kMin; t < 20 * kMin; t += 5 * kS) {
+    for (int i = 0; i < 100; ++i) {
+      DeviceIndex d = *w.engine.find("dev-" + std::to_string(i));
+      w.engine.on_event(ev(EventKind::Disconnected, d, t + i, DisconnectReason::KeepaliveTimeout));
+      w.engine.on_event(ev(EventKind::Connected, d, t + 1000 + i));
+    }
+    w.engine.tick(mono_ms(t + 4 * kS));
+  }
+  for (std::int64_t t = 20 * kMin; t <= 60 * kMin; t += kS) w.engine.tick(mono_ms(t));
+  auto& out = w.drain();
+  std::size_t storms = 0, device_pages = 0;
+  for (auto& a : out) {
+    if (a.action != Action::Trigger) continue;
+    storms += a.type == Type::ReconnectStorm;
+    device_pages += a.type == Type::DeviceFlapping || a.type == Type::DeviceOffline || a.type == Type::DeviceGroup;
+  }
+  CHECK(storms == 1);
+  CHECK(device_pages == 0);
+  const auto it = std::find_if(out.begin(), out.end(), [](auto& a) { return a.type == Type::ReconnectStorm; });
+  REQUIRE(it != out.end());
+  CHECK(it->summary.find("firmware=07.06") != std::string::npos);
+  const std::string key = it->dedup_key;
+  // The loops stopped at 20 min: once flapping has settled and the rate is normal for
+  // incident_stable_for, the storm resolves; nothing else pages.
+  for (std::int64_t t = 60 * kMin; t <= 180 * kMin; t += 10 * kS) w.engine.tick(mono_ms(t));
+  w.drain();
+  std::size_t resolves = 0, triggers = 0;
+  for (auto& a : out) {
+    resolves += a.action == Action::Resolve && a.dedup_key == key;
+    triggers += a.action == Action::Trigger;
+  }
+  CHECK(resolves == 1);
+  CHECK(triggers == 1);
+}
+
+TEST_CASE("engine wiring: after Engine::restore, resync gives the fleet its populations") {
+  Engine first;
+  std::vector<DeviceSnapshot> devices;
+  for (int i = 0; i < 500; ++i) {
+    DeviceIndex d = first.intern("dev-" + std::to_string(i));
+    first.set_label(d, "site", "s" + std::to_string(i % 5));
+    first.on_event(ev(EventKind::Connected, d, 0));
+  }
+  devices = first.snapshot();
+  Wired w;
+  w.engine.restore(devices, mono_ms(0));
+  CHECK(w.policy.fleet().segment("", "")->up == 0);  // restore emits no transitions
+  w.policy.resync(w.engine);
+  CHECK(w.policy.fleet().segment("", "")->up == 500);
+  CHECK(w.policy.fleet().segment("site", "s1")->up == 100);
+}
+
+// --- Benchmark (not a test: skipped by default, prints JSON lines, asserts nothing) -------------
+//   build/test/unit/core/core_policy_test -tc="bench*" --no-skip
+
+TEST_CASE("bench: policy + fleet at 1 M devices" * doctest::skip()) {
+  using clk = std::chrono::steady_clock;
+  auto secs = [](clk::time_point a) { return std::chrono::duration<double>(clk::now() - a).count(); };
+  auto json = [](const char* name, double value, const char* unit) {
+    std::printf("{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\"}\n", name, value, unit);
+  };
+  const std::uint32_t n = 1000000;
+  std::vector<std::string> ids(n);
+  for (std::uint32_t i = 0; i < n; ++i) ids[i] = "dev-" + std::to_string(i);
+  AlertPolicy p({}, {}, [&](DeviceIndex d) { return ids[d]; });
+  auto t0 = clk::now();
+  for (DeviceIndex d = 0; d < n; ++d) {
+    p.on_label(d, "broker_node", "n" + std::to_string(d % 4));
+    p.on_label(d, "site", "s" + std::to_string(d % 1000));
+    p.on_label(d, "firmware", "fw" + std::to_string(d % 20));
+    p.on_transition({d, State::Unknown, State::Online, Cause::Connected, DisconnectReason::Unknown, mono_ms(0)});
+  }
+  json("fleet_setup_devices_per_s", n / secs(t0), "devices/s");
+  json("fleet_bytes_per_device", static_cast<double>(p.fleet().memory_bytes()) / n, "bytes");
+  t0 = clk::now();
+  std::int64_t t = 1000;
+  const int churn = 200000;
+  for (int i = 0; i < churn; ++i) {
+    DeviceIndex d = static_cast<DeviceIndex>((static_cast<std::uint32_t>(i) * 7919u) % n);
+    t += 10;
+    p.on_transition({d, State::Online, State::Suspect, Cause::Disconnected, DisconnectReason::LastWill, mono_ms(t)});
+    p.on_transition({d, State::Suspect, State::Online, Cause::Connected, DisconnectReason::Unknown, mono_ms(t + 1)});
+    p.on_connect(d, mono_ms(t + 1));
+  }
+  json("policy_transitions_per_s", 2.0 * churn / secs(t0), "transitions/s");
+  t0 = clk::now();
+  t += 10 * kMin;
+  for (DeviceIndex d = 0; d < n; d += 4)
+    p.on_transition({d, State::Online, State::Suspect, Cause::Disconnected, DisconnectReason::LastWill, mono_ms(t)});
+  json("node_outage_250k_drops", secs(t0), "s");
+  p.on_tick(mono_ms(t + 5 * kMin));
+  std::vector<AlertIntent> out;
+  p.drain_alerts(out);
+  json("node_outage_intents", static_cast<double>(out.size()), "intents");
+  t0 = clk::now();
+  const std::string snap = p.serialize();
+  json("snapshot_serialize", secs(t0), "s");
+  json("snapshot_bytes", static_cast<double>(snap.size()), "bytes");
+  PolicySnapshot s;
+  std::string err;
+  t0 = clk::now();
+  (void)AlertPolicy::deserialize(snap, s, err);
+  json("snapshot_deserialize", secs(t0), "s");
+}
+
+TEST_CASE("validate(PolicyConfig) names the bad key") {
+  CHECK(validate(PolicyConfig{}).empty());
+  PolicyConfig c;
+  c.group_interval = 0ms;
+  CHECK(validate(c).find("group_interval") != std::string::npos);
+  c = PolicyConfig{};
+  c.silence_incident_cover = 0;
+  CHECK(validate(c).find("silence_incident_cover") != std::string::npos);
+  c = PolicyConfig{};
+  c.rules.push_back({{{"", "x"}}, Severity::Critical, "r"});
+  CHECK(validate(c) == "rules[0].match: empty label key");
+}
