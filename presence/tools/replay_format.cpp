@@ -449,6 +449,47 @@ std::optional<std::string> apply_config_override(core::Config& config,
   return "unknown parameter " + quote(key) + " (known: " + known + ")";
 }
 
+namespace {
+
+struct PolicyField {
+  std::string_view name;
+  core::Duration core::PolicyConfig::*duration;
+};
+
+const std::array<PolicyField, 4> kPolicyFields{{
+    {"alert_after", &core::PolicyConfig::alert_after},
+    {"group_wait", &core::PolicyConfig::group_wait},
+    {"group_interval", &core::PolicyConfig::group_interval},
+    {"blind_alert_after", &core::PolicyConfig::blind_alert_after},
+}};
+
+}  // namespace
+
+std::vector<std::string_view> policy_override_keys() {
+  std::vector<std::string_view> keys;
+  for (const auto& f : kPolicyFields) keys.push_back(f.name);
+  return keys;
+}
+
+std::optional<std::string> apply_policy_override(core::PolicyConfig& policy,
+                                                 std::string_view assignment) {
+  const std::size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos) return "expected key=value, got " + quote(assignment);
+  const std::string_view key = assignment.substr(0, eq);
+  const std::string_view value = assignment.substr(eq + 1);
+  for (const auto& f : kPolicyFields) {
+    if (f.name != key) continue;
+    const auto d = parse_duration(value);
+    if (!d) {
+      return std::string(key) + ": bad duration " + quote(value) +
+             " (expected e.g. 45s, 500ms, 2m, 1h)";
+    }
+    policy.*(f.duration) = *d;
+    return std::nullopt;
+  }
+  return "unknown parameter " + quote(key);
+}
+
 std::optional<std::string> check_config(const core::Config& c) {
   // The core's own validation is authoritative (the same one the service's loader applies).
   if (std::string e = core::config_error(c); !e.empty()) return e;

@@ -14,6 +14,7 @@
 
 #include "presence/core/config.h"
 #include "presence/core/event.h"
+#include "presence/core/policy.h"
 #include "presence/core/time.h"
 
 namespace presence::tools {
@@ -84,5 +85,12 @@ std::optional<std::string> apply_config_override(core::Config& config, std::stri
 std::optional<std::string> check_config(const core::Config& config);
 // The names apply_config_override accepts, for --help and error messages.
 std::vector<std::string_view> config_override_keys();
+
+// The alert policy's timing (presence/core/policy.h, docs/alert-policy.md) for what-if runs:
+// alert_after, group_wait, group_interval, blind_alert_after. Same contract as
+// apply_config_override.
+std::optional<std::string> apply_policy_override(core::PolicyConfig& policy,
+                                                 std::string_view assignment);
+std::vector<std::string_view> policy_override_keys();
 
 }  // namespace presence::tools
