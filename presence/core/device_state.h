@@ -28,7 +28,8 @@ struct alignas(64) DeviceRecord {
   std::uint32_t heartbeat_mean_ms = 0;  // EWMA of heartbeat intervals, 0 = no sample yet
   std::uint32_t labels = 0;             // interned label set, 0 = none
   std::uint32_t flap_bits = 0;          // FlapDetector history
-  std::uint32_t evidence_epoch = 0;     // restart grace epoch of the last fresh evidence
+  std::uint32_t evidence_epoch = 0;     // restart grace epoch of the last fresh evidence, with
+                                        // kRetainedEvidence when it was only a retained replay
   std::uint16_t session_epoch = 0;      // broker boot the session id belongs to
   State state = State::Unknown;
   Cause cause = Cause::Connected;
@@ -43,6 +44,9 @@ struct alignas(64) DeviceRecord {
   static constexpr std::uint8_t kChain = 8;          // last_seen was a heartbeat of this session
   static constexpr std::uint8_t kSilent = 16;        // down because of a heartbeat timeout
   static constexpr std::uint8_t kSeen = 32;          // ever had a (non-retained) event
+
+  static constexpr std::uint32_t kRetainedEvidence = 0x80000000u;
+  static constexpr std::uint32_t kEpochMask = 0x7FFFFFFFu;
 
   bool has(std::uint8_t f) const { return (flags & f) != 0; }
   void set(std::uint8_t f, bool on) {

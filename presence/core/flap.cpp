@@ -13,22 +13,27 @@ FlapDetector::FlapDetector(const Config& config)
       low_(config.flap_low) {
   // Nagios: weight of the j-th oldest transition is 0.75 + 0.5 * j / (n - 1); the share is the
   // weighted count divided by n.
+  std::array<double, kMaxHistory> weight{};  // by bit position (0 = newest)
   for (std::uint32_t pos = 0; pos < transitions_; ++pos) {
     const std::uint32_t j = transitions_ - 1 - pos;  // age rank: 0 = oldest
-    weight_[pos] = (0.75 + 0.5 * static_cast<double>(j) / static_cast<double>(transitions_ - 1)) /
-                   static_cast<double>(transitions_);
+    weight[pos] = (0.75 + 0.5 * static_cast<double>(j) / static_cast<double>(transitions_ - 1)) /
+                  static_cast<double>(transitions_);
+  }
+  for (std::size_t byte = 0; byte < 4; ++byte) {
+    for (std::uint32_t v = 0; v < 256; ++v) {
+      double sum = 0;
+      for (std::uint32_t b = 0; b < 8; ++b) {
+        if ((v >> b) & 1u) sum += weight[byte * 8 + b];
+      }
+      table_[byte][v] = sum;
+    }
   }
 }
 
 double FlapDetector::share(std::uint32_t bits) const {
-  double s = 0;
   bits &= mask_;
-  while (bits != 0) {
-    const int pos = std::countr_zero(bits);
-    s += weight_[static_cast<std::size_t>(pos)];
-    bits &= bits - 1;
-  }
-  return s;
+  return table_[0][bits & 0xFF] + table_[1][(bits >> 8) & 0xFF] + table_[2][(bits >> 16) & 0xFF] +
+         table_[3][bits >> 24];
 }
 
 std::int64_t FlapDetector::quiet_shifts_to_stop(std::uint32_t bits) const {

@@ -39,7 +39,8 @@ class TimerWheel {
   std::int64_t expiry(Id id) const { return nodes_[node(id)].expiry; }
   std::size_t armed_count() const { return armed_; }
   std::int64_t now() const { return cur_; }
-  void prefetch(Id id) const {
+  // always_inline: see Engine::Impl::prefetch (GCC drops out-of-line prefetch-only calls).
+  [[gnu::always_inline]] void prefetch(Id id) const {
     if (node(id) < nodes_.size()) __builtin_prefetch(&nodes_[node(id)]);
   }
   std::size_t bytes() const { return nodes_.capacity() * sizeof(Node); }

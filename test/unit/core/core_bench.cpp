@@ -60,6 +60,20 @@ int main(int argc, char** argv) {
   }
   auto t1 = clock::now();
   line("core_intern_rate", static_cast<double>(devices) / std::chrono::duration<double>(t1 - t0).count(), "ids/s");
+  {
+    // Looking up known ids in random order (what ingest does per message).
+    std::mt19937_64 pick(7);
+    char buf[32];
+    std::size_t found = 0;
+    const std::size_t lookups = 2000000;
+    t0 = clock::now();
+    for (std::size_t i = 0; i < lookups; ++i) {
+      const int n = std::snprintf(buf, sizeof buf, "device-%08zu", static_cast<std::size_t>(pick() % devices));
+      found += engine.intern(std::string_view(buf, static_cast<std::size_t>(n))) != kNoDevice;
+    }
+    t1 = clock::now();
+    line("core_lookup_rate", static_cast<double>(found) / std::chrono::duration<double>(t1 - t0).count(), "ids/s");
+  }
   // Every device connects and heartbeats every ~60 s; some disconnect and come back.
   std::mt19937_64 rng(1);
   std::int64_t now = 0;

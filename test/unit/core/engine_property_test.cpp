@@ -102,7 +102,10 @@ Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t m
           CHECK((t.cause == Cause::FlapStop || t.cause == Cause::RestartGrace));
         }
         if (t.from == State::Offline && t.to == State::Online) CHECK(t.cause == Cause::StableOnline);
-        if (t.cause == Cause::RestartGrace) CHECK(t.to == State::Offline);
+        if (t.cause == Cause::RestartGrace) {
+          CHECK(t.to == State::Offline);
+          CHECK(grace_before);  // only a grace that was running can end
+        }
         prev = t.to;
       }
       std::array<std::size_t, 5> counts{};

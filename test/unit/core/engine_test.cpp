@@ -805,3 +805,64 @@ TEST_CASE("an outage inflates the heartbeat mean only a little (gap clamped to 2
   // mean 10 s -> 10 + (60 - 10) / 4 = 22.5 s: timeout 67.5 s, not the 30 min ceiling.
   CHECK(engine.view(d).heartbeat_timeout == Duration{67500});
 }
+
+namespace {
+Event retained(Event e) {
+  e.retained = true;
+  return e;
+}
+}  // namespace
+
+TEST_CASE("same broker boot: a retained 'online' replay after reconnecting is restart grace evidence") {
+  // Session-only devices show no live evidence after presenced reconnects; their retained
+  // "online" is valid while the broker did not restart (their will would have replaced it).
+  Engine engine;
+  const DeviceIndex a = engine.intern("a");
+  const DeviceIndex b = engine.intern("b");
+  engine.on_event(conn(a, 0, 1));
+  engine.on_event(conn(b, 0, 1));
+  engine.on_event(fleet(EventKind::IngestLost, 10 * kSec));
+  engine.on_event(fleet(EventKind::IngestRestored, 20 * kSec));
+  engine.on_event(retained(conn(a, 20 * kSec)));
+  engine.on_event(retained(disc(b, 20 * kSec)));  // its will fired while we were blind
+  CHECK(engine.restart_grace().returned == 0);      // retained replays are not growth
+  drain(engine);
+  engine.tick(mono_ms(20 * kSec + 3600 * kSec));
+  auto t = one(engine, State::Offline);
+  CHECK(t.device == b);
+  CHECK(t.cause == Cause::RestartGrace);
+  CHECK(engine.view(a).state == State::Online);
+}
+
+TEST_CASE("presenced restart (restore) with retained 'online' replays keeps devices online (incident 002)") {
+  Engine first;
+  const DeviceIndex a = first.intern("a");
+  first.on_event(conn(a, 0, 1));
+  const auto snap = first.snapshot();
+  Engine second;
+  second.restore(snap, mono_ms(1000 * kSec));
+  second.on_event(fleet(EventKind::IngestRestored, 1001 * kSec));
+  second.on_event(retained(conn(*second.find("a"), 1001 * kSec)));
+  second.tick(mono_ms(5000 * kSec));
+  CHECK(drain(second).empty());
+  CHECK(second.view(*second.find("a")).state == State::Online);
+}
+
+TEST_CASE("a broker restart voids retained evidence, whenever it is learned in the grace") {
+  for (int order = 0; order < 3; ++order) {
+    CAPTURE(order);
+    Engine engine;
+    const DeviceIndex a = engine.intern("a");
+    engine.on_event(conn(a, 0, 1));
+    engine.on_event(fleet(EventKind::IngestLost, 10 * kSec));
+    if (order == 0) engine.on_event(fleet(EventKind::BrokerRestarted, 15 * kSec));  // while blind
+    engine.on_event(fleet(EventKind::IngestRestored, 20 * kSec));
+    if (order == 1) engine.on_event(fleet(EventKind::BrokerRestarted, 20 * kSec));
+    engine.on_event(retained(conn(a, 21 * kSec)));
+    if (order == 2) engine.on_event(fleet(EventKind::BrokerRestarted, 22 * kSec));  // learned late
+    drain(engine);
+    engine.tick(mono_ms(3600 * kSec));
+    auto t = one(engine, State::Offline);
+    CHECK(t.cause == Cause::RestartGrace);
+  }
+}

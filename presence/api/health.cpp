@@ -1,0 +1,128 @@
+#include "presence/api/health.h"
+
+#include <thread>
+
+#include <httplib.h>
+
+namespace presence::api {
+
+namespace {
+
+void metric(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+template <typename T>
+void sample(std::string& out, const char* name, T value, const std::string& labels = {}) {
+  out += name;
+  if (!labels.empty()) out += "{" + labels + "}";
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
+}  // namespace
+
+std::string render_prometheus(const Metrics& m) {
+  std::string out;
+  metric(out, "presence_devices", "gauge", "Devices per presence state.");
+  for (const auto& [state, n] : m.devices_by_state)
+    sample(out, "presence_devices", n, "state=\"" + state + "\"");
+  metric(out, "presence_transitions_total", "counter", "Device state transitions, by new state.");
+  for (const auto& [state, n] : m.transitions_total)
+    sample(out, "presence_transitions_total", n, "to=\"" + state + "\"");
+  metric(out, "presence_mqtt_messages_total", "counter", "MQTT messages received.");
+  sample(out, "presence_mqtt_messages_total", m.mqtt_messages_total);
+  metric(out, "presence_parse_errors_total", "counter",
+         "Messages rejected or partly dropped, by kind.");
+  for (const auto& [kind, n] : m.parse_errors_total)
+    sample(out, "presence_parse_errors_total", n, "kind=\"" + kind + "\"");
+  metric(out, "presence_published_total", "counter", "Retained state messages published.");
+  sample(out, "presence_published_total", m.published_total);
+  metric(out, "presence_publish_pending", "gauge",
+         "State messages waiting for the publish rate limit.");
+  sample(out, "presence_publish_pending", m.publish_pending);
+  metric(out, "presence_broker_restarts_total", "counter", "Broker restarts detected.");
+  sample(out, "presence_broker_restarts_total", m.broker_restarts_total);
+  metric(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");
+  sample(out, "presence_mqtt_connects_total", m.connects_total);
+  metric(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
+  sample(out, "presence_broker_connected", m.broker_connected ? 1 : 0);
+  metric(out, "presence_restart_grace_active", "gauge",
+         "1 while restart grace holds offline judgement.");
+  sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
+  metric(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
+  sample(out, "presence_blind", m.blind ? 1 : 0);
+  return out;
+}
+
+struct HealthServer::Impl {
+  std::string host;
+  int port = 0;
+  MetricsFn metrics;
+  httplib::Server server;
+  std::thread thread;
+};
+
+HealthServer::HealthServer(std::string host, int port, MetricsFn metrics)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->host = std::move(host);
+  impl_->port = port;
+  impl_->metrics = std::move(metrics);
+}
+
+HealthServer::~HealthServer() { stop(); }
+
+bool HealthServer::start(std::string* error) {
+  auto& s = impl_->server;
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    const Metrics m = impl_->metrics();
+    // Ready = connected and not blind: a load balancer or a pager should not trust a presenced
+    // that cannot see the broker.
+    if (m.broker_connected && !m.blind) {
+      res.set_content("ready\n", "text/plain");
+    } else {
+      res.status = 503;
+      res.set_content(m.broker_connected ? "blind\n" : "not connected to the broker\n",
+                      "text/plain");
+    }
+  });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(render_prometheus(impl_->metrics()), "text/plain; version=0.0.4");
+  });
+  if (impl_->port == 0) {
+    const int p = s.bind_to_any_port(impl_->host);
+    if (p <= 0) {
+      if (error) *error = "cannot bind " + impl_->host + ":0";
+      return false;
+    }
+    impl_->port = p;
+  } else if (!s.bind_to_port(impl_->host, impl_->port)) {
+    if (error) *error = "cannot bind " + impl_->host + ":" + std::to_string(impl_->port);
+    return false;
+  }
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  return true;
+}
+
+void HealthServer::stop() {
+  if (impl_->thread.joinable()) {
+    impl_->server.stop();
+    impl_->thread.join();
+  }
+}
+
+int HealthServer::port() const { return impl_->port; }
+
+}  // namespace presence::api

@@ -1,0 +1,292 @@
+// presenced: MQTT in, true state out (issue 3).
+//
+//   presenced --config FILE         run
+//   presenced --check-config FILE   validate; prints "file:line: key: reason", exit 2 on errors
+//
+// Signals: SIGHUP reloads the file (applies what can change live, logs what needs a restart;
+// keeps the running config if the new file has errors). SIGTERM/SIGINT stop cleanly: pending
+// state messages are flushed before disconnecting.
+#include <signal.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "presence/api/health.h"
+#include "presence/app/config.h"
+#include "presence/ingest/log.h"
+#include "presence/ingest/output.h"
+#include "presence/ingest/service.h"
+
+namespace {
+
+using presence::ingest::LogLevel;
+using presence::ingest::log;
+
+constexpr int kExitConfig = 2;
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: presenced --config FILE\n"
+               "       presenced --check-config FILE\n");
+}
+
+LogLevel to_log_level(presence::app::LogLevel level) {
+  switch (level) {
+    case presence::app::LogLevel::debug: return LogLevel::Debug;
+    case presence::app::LogLevel::info: return LogLevel::Info;
+    case presence::app::LogLevel::warn: return LogLevel::Warn;
+    case presence::app::LogLevel::error: return LogLevel::Error;
+  }
+  return LogLevel::Info;
+}
+
+// "presence/fleet" -> "presence/service": presenced's own retained birth/last-will sits next to
+// its other output.
+std::string service_topic_for(const std::string& fleet_topic) {
+  const auto slash = fleet_topic.rfind('/');
+  if (slash == std::string::npos) return "presenced/service";
+  return fleet_topic.substr(0, slash) + "/service";
+}
+
+presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
+  presence::ingest::ServiceOptions o;
+  auto& m = o.mqtt;
+  m.uri = c.mqtt.uri;
+  m.client_id = c.mqtt.client_id;
+  m.version = c.mqtt.protocol == presence::app::MqttProtocol::v5 ? 5 : 4;
+  m.clean_session = c.mqtt.clean_session;
+  // A persistent MQTT 5 session must outlive a presenced restart to keep queued last-wills.
+  m.session_expiry_seconds = c.mqtt.clean_session ? 0 : 3600;
+  m.keepalive = std::chrono::duration_cast<std::chrono::seconds>(c.mqtt.keepalive);
+  m.username = c.mqtt.username;
+  m.password = c.mqtt.password;
+  m.tls_ca_file = c.mqtt.tls.ca_file;
+  m.tls_verify = c.mqtt.tls.verify;
+  m.tls_cert_file = c.mqtt.tls.cert_file;
+  m.tls_key_file = c.mqtt.tls.key_file;
+  m.qos = c.mqtt.qos;
+  m.reconnect_min = c.mqtt.reconnect.min_backoff;
+  m.reconnect_max = c.mqtt.reconnect.max_backoff;
+  m.reconnect_jitter = c.mqtt.reconnect.jitter;
+
+  // An empty pattern in the file means "do not subscribe".
+  auto one = [](const std::string& p) {
+    return p.empty() ? std::vector<std::string>{} : std::vector<std::string>{p};
+  };
+  auto& t = o.topics;
+  const auto& ct = c.topics;
+  t.status = one(ct.status);
+  t.heartbeat = one(ct.heartbeat);
+  t.emqx_connected = one(ct.emqx_connected);
+  t.emqx_disconnected = one(ct.emqx_disconnected);
+  if (ct.broker_ext.empty()) {
+    t.broker_ext_boot.clear();
+    t.broker_ext_heartbeat.clear();
+    t.broker_ext_connected.clear();
+    t.broker_ext_disconnected.clear();
+  } else {
+    t.broker_ext_boot = {ct.broker_ext + "/boot"};
+    t.broker_ext_heartbeat = {ct.broker_ext + "/heartbeat"};
+    t.broker_ext_connected = {ct.broker_ext + "/clients/{id}/connected"};
+    t.broker_ext_disconnected = {ct.broker_ext + "/clients/{id}/disconnected"};
+  }
+  t.uptime.clear();
+  if (!ct.mosquitto_uptime.empty()) t.uptime.push_back(ct.mosquitto_uptime);
+  if (!ct.emqx_uptime.empty()) t.uptime.push_back(ct.emqx_uptime);
+
+  auto& out = o.output;
+  out.device_prefix = c.output.device_prefix;
+  while (!out.device_prefix.empty() && out.device_prefix.back() == '/') out.device_prefix.pop_back();
+  out.fleet_topic = c.output.fleet_topic;
+  out.service_topic = service_topic_for(c.output.fleet_topic);
+  out.retain = c.output.retain;
+  out.qos = c.output.qos;
+  out.max_messages_per_second = c.output.publish_rate;
+  out.coalesce_interval = c.output.coalesce_interval;
+
+  o.core = c.presence;
+  o.log_rate_limit = c.log.rate_limit;
+  return o;
+}
+
+// "127.0.0.1:9188", "[::1]:9188", ":9188"
+bool split_listen(const std::string& listen, std::string& host, int& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "127.0.0.1";
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (...) {
+    return false;
+  }
+  return port >= 0 && port <= 65535;
+}
+
+presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
+  presence::api::Metrics m;
+  for (std::size_t i = 0; i < s.devices_by_state.size(); ++i)
+    m.devices_by_state.emplace_back(
+        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        s.devices_by_state[i]);
+  for (std::size_t i = 0; i < s.transitions_total.size(); ++i)
+    m.transitions_total.emplace_back(
+        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        s.transitions_total[i]);
+  m.mqtt_messages_total = s.mqtt_messages_total;
+  for (std::size_t i = 1; i < s.parse_errors_total.size(); ++i)  // 0 = ParseError::None
+    m.parse_errors_total.emplace_back(
+        presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),
+        s.parse_errors_total[i]);
+  m.published_total = s.published_total;
+  m.publish_pending = s.publish_pending;
+  m.broker_restarts_total = s.broker_restarts_total;
+  m.connects_total = s.connects_total;
+  m.broker_connected = s.broker_connected;
+  m.restart_grace_active = s.restart_grace;
+  m.blind = s.blind;
+  return m;
+}
+
+// Load + the checks only the service can make (topic patterns compile into a matcher).
+presence::app::LoadResult load(const std::string& path) {
+  auto r = presence::app::load_config_file(path);
+  if (r.ok()) {
+    presence::ingest::TopicMatcher matcher;
+    std::vector<std::string> errors;
+    if (!presence::ingest::compile_topics(to_options(*r.config).topics, matcher, errors)) {
+      for (const auto& e : errors) r.errors.push_back({path, 0, "", e});
+      r.config.reset();
+    }
+  }
+  return r;
+}
+
+int check_config(const std::string& path) {
+  const auto r = load(path);
+  if (!r.ok()) {
+    for (const auto& e : r.errors)
+      std::fprintf(stderr, "%s\n", presence::app::to_string(e).c_str());
+    return kExitConfig;
+  }
+  std::printf("%s: OK\n", path.c_str());
+  return 0;
+}
+
+void reload(const std::string& path, presence::app::Config& running,
+            presence::ingest::Service& service) {
+  auto r = presence::app::reload_config(running, path);
+  if (r.load.ok()) {
+    presence::ingest::TopicMatcher matcher;
+    std::vector<std::string> errors;
+    if (!presence::ingest::compile_topics(to_options(*r.load.config).topics, matcher, errors))
+      for (const auto& e : errors) r.load.errors.push_back({path, 0, "", e});
+  }
+  if (!r.load.ok()) {
+    for (const auto& e : r.load.errors)
+      log(LogLevel::Error, "reload: " + presence::app::to_string(e));
+    log(LogLevel::Error, "reload: keeping the running configuration");
+    return;
+  }
+  const auto& next = *r.load.config;
+  if (r.diff.empty()) {
+    log(LogLevel::Info, "reload: no changes");
+    return;
+  }
+  bool output_limits = false;
+  for (const auto& key : r.diff.changed) {
+    const bool restart = std::find(r.diff.restart_required.begin(), r.diff.restart_required.end(),
+                                   key) != r.diff.restart_required.end();
+    if (restart) {
+      log(LogLevel::Warn, "reload: " + key + " changed: takes effect after a restart");
+    } else if (key == "output.publish_rate" || key == "output.coalesce_interval") {
+      output_limits = true;
+    } else if (key == "log.level") {
+      presence::ingest::set_log_level(to_log_level(next.log.level));
+      log(LogLevel::Info, std::string("reload: log.level = ") + presence::app::to_string(next.log.level));
+    } else {
+      log(LogLevel::Warn, "reload: " + key + " changed: not used live by this presenced, restart to apply");
+    }
+  }
+  if (output_limits)
+    service.set_publish_limits(next.output.publish_rate, next.output.coalesce_interval);
+  running = next;
+}
+
+int run(const std::string& path) {
+  const auto r = load(path);
+  if (!r.ok()) {
+    for (const auto& e : r.errors)
+      std::fprintf(stderr, "%s\n", presence::app::to_string(e).c_str());
+    return kExitConfig;
+  }
+  presence::app::Config running = *r.config;
+  presence::ingest::set_log_level(to_log_level(running.log.level));
+
+  std::string http_host;
+  int http_port = 0;
+  if (!split_listen(running.http.listen, http_host, http_port)) {
+    std::fprintf(stderr, "%s: http.listen: cannot parse '%s'\n", path.c_str(),
+                 running.http.listen.c_str());
+    return kExitConfig;
+  }
+
+  // Signals are taken synchronously on this thread: block them before any thread starts so
+  // every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  presence::ingest::Service service(to_options(running));
+  presence::api::HealthServer http(http_host, http_port,
+                                   [&service] { return to_metrics(service.stats()); });
+  std::string error;
+  if (!http.start(&error)) {
+    log(LogLevel::Error, "http: " + error);
+    return 1;
+  }
+  log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
+                          " (/healthz /readyz /metrics), broker " + running.mqtt.uri);
+  service.start();
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log(LogLevel::Info, "SIGHUP: reloading " + path);
+      reload(path, running, service);
+      continue;
+    }
+    log(LogLevel::Info, std::string("presenced: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                            ", stopping");
+    break;
+  }
+  service.stop();
+  http.stop();
+  log(LogLevel::Info, "presenced: stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.size() == 2 && args[0] == "--config") return run(std::string(args[1]));
+  if (args.size() == 2 && args[0] == "--check-config") return check_config(std::string(args[1]));
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    usage();
+    return 0;
+  }
+  usage();
+  return kExitConfig;
+}

@@ -1,0 +1,170 @@
+#include "presence/ingest/output.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+namespace presence::ingest {
+
+using nlohmann::json;
+
+std::chrono::system_clock::time_point WallAnchor::to_wall(core::MonoTime t) const {
+  return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - mono);
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  std::int64_t secs = ms.count() / 1000;
+  std::int64_t rem = ms.count() % 1000;
+  if (rem < 0) {
+    rem += 1000;
+    secs -= 1;
+  }
+  const std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(rem));
+  return buf;
+}
+
+const char* state_word(core::State state) {
+  switch (state) {
+    case core::State::Unknown: return "unknown";
+    case core::State::Online: return "online";
+    case core::State::Suspect: return "suspect";
+    case core::State::Offline: return "offline";
+    case core::State::Flapping: return "flapping";
+  }
+  return "unknown";
+}
+
+std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
+                        const WallAnchor& anchor) {
+  json j;
+  j["v"] = 1;
+  j["device"] = std::string(view.id);
+  j["state"] = state_word(view.state);
+  j["since"] = iso8601(anchor.to_wall(view.since));
+  j["reason"] = core::to_string(view.cause);
+  if (view.cause == core::Cause::Disconnected)
+    j["disconnect_reason"] = core::to_string(view.disconnect_reason);
+  json l = json::object();
+  for (const auto& [k, v] : labels) l[k] = v;
+  j["labels"] = std::move(l);
+  // Invalid UTF-8 in ids or labels must not throw at publish time: replace it.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time_point now) {
+  json j;
+  j["v"] = 1;
+  j["devices"] = fleet.devices;
+  json counts = json::object();
+  for (std::size_t i = 0; i < fleet.counts.size(); ++i)
+    counts[state_word(static_cast<core::State>(i))] = fleet.counts[i];
+  j["counts"] = std::move(counts);
+  j["broker_connected"] = fleet.broker_connected;
+  j["blind"] = fleet.blind;
+  j["restart_grace"] = fleet.restart_grace;
+  j["ts"] = iso8601(now);
+  return j.dump();
+}
+
+PublishQueue::PublishQueue(double max_per_second, core::Duration coalesce_interval)
+    : rate_(max_per_second), tokens_(max_per_second), interval_(coalesce_interval) {}
+
+void PublishQueue::set_rate(double max_per_second) {
+  rate_ = max_per_second;
+  if (rate_ > 0) tokens_ = std::min(tokens_, rate_);
+}
+
+void PublishQueue::ensure(core::DeviceIndex device) {
+  if (device >= queued_.size()) {
+    const std::size_t n = static_cast<std::size_t>(device) + 1;
+    queued_.resize(n, 0);
+    last_sent_.resize(n);
+    ever_sent_.resize(n, 0);
+  }
+}
+
+void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now) {
+  ensure(device);
+  if (queued_[device]) return;  // coalesced: the payload is built at send time
+  queued_[device] = 1;
+  if (ever_sent_[device] && now < last_sent_[device] + interval_) {
+    held_.push_back({last_sent_[device] + interval_, device});
+    std::push_heap(held_.begin(), held_.end(), std::greater<>());
+  } else {
+    ready_.push_back(device);
+  }
+}
+
+void PublishQueue::take(core::MonoTime now, bool& fleet, std::vector<core::DeviceIndex>& devices) {
+  fleet = false;
+  while (!held_.empty() && held_.front().due <= now) {
+    std::pop_heap(held_.begin(), held_.end(), std::greater<>());
+    ready_.push_back(held_.back().device);
+    held_.pop_back();
+  }
+  const bool unlimited = rate_ <= 0;
+  if (!unlimited) {
+    if (!started_) {
+      started_ = true;
+      last_ = now;
+    } else if (now > last_) {
+      const double elapsed = std::chrono::duration<double>(now - last_).count();
+      tokens_ = std::min(rate_, tokens_ + elapsed * rate_);
+      last_ = now;
+    }
+  }
+  if (fleet_dirty_ && (unlimited || tokens_ >= 1.0)) {
+    fleet = true;
+    fleet_dirty_ = false;
+    if (!unlimited) tokens_ -= 1.0;
+  }
+  while (!ready_.empty() && (unlimited || tokens_ >= 1.0)) {
+    const core::DeviceIndex d = ready_.front();
+    ready_.pop_front();
+    queued_[d] = 0;
+    last_sent_[d] = now;
+    ever_sent_[d] = 1;
+    devices.push_back(d);
+    if (!unlimited) tokens_ -= 1.0;
+  }
+}
+
+void PublishQueue::put_back(bool fleet, const std::vector<core::DeviceIndex>& devices) {
+  if (fleet) fleet_dirty_ = true;
+  for (auto it = devices.rbegin(); it != devices.rend(); ++it) {
+    const core::DeviceIndex d = *it;
+    ensure(d);
+    if (queued_[d]) continue;
+    queued_[d] = 1;
+    ever_sent_[d] = 0;  // it was not sent after all
+    ready_.push_front(d);
+  }
+}
+
+void PublishQueue::take_all(bool& fleet, std::vector<core::DeviceIndex>& devices) {
+  fleet = fleet_dirty_;
+  fleet_dirty_ = false;
+  for (const auto d : ready_) {
+    queued_[d] = 0;
+    devices.push_back(d);
+  }
+  ready_.clear();
+  std::sort(held_.begin(), held_.end(), [](const Held& a, const Held& b) { return a.due < b.due; });
+  for (const auto& h : held_) {
+    queued_[h.device] = 0;
+    devices.push_back(h.device);
+  }
+  held_.clear();
+}
+
+}  // namespace presence::ingest

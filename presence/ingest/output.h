@@ -1,0 +1,93 @@
+// What presenced publishes (retained, versioned JSON; docs/topics.md) and how fast.
+// Pure: payload builders and the coalescing rate limiter take times as arguments.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "presence/core/engine.h"
+
+namespace presence::ingest {
+
+// Converts engine MonoTime to wall clock for payloads. Taken once at start: steady time drives
+// every window (STYLE.md habit 1); wall time only labels them for humans.
+struct WallAnchor {
+  core::MonoTime mono{};
+  std::chrono::system_clock::time_point wall{};
+  std::chrono::system_clock::time_point to_wall(core::MonoTime t) const;
+};
+
+// "2026-11-21T12:00:00.123Z"
+std::string iso8601(std::chrono::system_clock::time_point t);
+
+// Same words as the engine (decision.h): "online", "offline", ...
+const char* state_word(core::State state);
+
+// presence/devices/{id}:
+// {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]"labels":{}}
+std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
+                        const WallAnchor& anchor);
+
+struct FleetStatus {
+  std::array<std::size_t, 5> counts{};  // per core::State
+  std::size_t devices = 0;
+  bool broker_connected = false;
+  bool blind = false;
+  bool restart_grace = false;
+};
+// presence/fleet: {"v":1,"devices":N,"counts":{"online":..},"blind":..,"restart_grace":..,"ts":..}
+std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time_point now);
+
+// Coalescing, rate-limited publish queue (issue 3: "a storm cannot flood the broker";
+// post-mortem 000: presenced must not become a storm source itself).
+// - A device is queued once however often it changes; its payload is built when it is sent, so
+//   the latest state wins.
+// - A device is published at most once per coalesce_interval: the first change goes out at
+//   once, later ones within the interval are held and sent (latest state) when it ends.
+// - A token bucket (burst = one second's worth) bounds messages per second; rate <= 0 means
+//   unlimited.
+class PublishQueue {
+ public:
+  explicit PublishQueue(double max_per_second, core::Duration coalesce_interval = core::Duration{0});
+  void set_rate(double max_per_second);
+  void set_coalesce_interval(core::Duration interval) { interval_ = interval; }
+  double rate() const { return rate_; }
+
+  void mark(core::DeviceIndex device, core::MonoTime now);
+  void mark_fleet() { fleet_dirty_ = true; }
+  std::size_t pending() const { return ready_.size() + held_.size() + (fleet_dirty_ ? 1 : 0); }
+
+  // Hands out what may be sent at `now`: the fleet message first (if dirty), then devices in the
+  // order they became due. Consumes budget for each item handed out and records the send time.
+  void take(core::MonoTime now, bool& fleet, std::vector<core::DeviceIndex>& devices);
+  // Puts back what could not be sent (broker gone): it goes out first next time.
+  void put_back(bool fleet, const std::vector<core::DeviceIndex>& devices);
+  // Everything pending, ignoring budget and interval (final flush at shutdown).
+  void take_all(bool& fleet, std::vector<core::DeviceIndex>& devices);
+
+ private:
+  struct Held {
+    core::MonoTime due;
+    core::DeviceIndex device;
+    bool operator>(const Held& o) const { return due > o.due; }
+  };
+  void ensure(core::DeviceIndex device);
+  double rate_;
+  double tokens_;
+  core::Duration interval_;
+  bool started_ = false;
+  core::MonoTime last_{};
+  bool fleet_dirty_ = false;
+  std::deque<core::DeviceIndex> ready_;
+  std::vector<Held> held_;  // min-heap on due
+  std::vector<std::uint8_t> queued_;
+  std::vector<core::MonoTime> last_sent_;
+  std::vector<std::uint8_t> ever_sent_;
+};
+
+}  // namespace presence::ingest

@@ -1,0 +1,619 @@
+#include "presence/ingest/service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include <mqtt/async_client.h>
+#include <nlohmann/json.hpp>
+
+#include "presence/core/engine.h"
+#include "presence/ingest/blind_spots.h"
+#include "presence/ingest/log.h"
+#include "presence/ingest/output.h"
+
+namespace presence::ingest {
+
+using core::Duration;
+using core::MonoTime;
+
+bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
+                    std::vector<std::string>& errors) {
+  const std::pair<const char*, std::pair<TopicKind, const std::vector<std::string>*>> table[] = {
+      {"status", {TopicKind::Status, &topics.status}},
+      {"heartbeat", {TopicKind::Heartbeat, &topics.heartbeat}},
+      {"emqx_connected", {TopicKind::EmqxConnected, &topics.emqx_connected}},
+      {"emqx_disconnected", {TopicKind::EmqxDisconnected, &topics.emqx_disconnected}},
+      {"broker_ext_boot", {TopicKind::BrokerExtBoot, &topics.broker_ext_boot}},
+      {"broker_ext_heartbeat", {TopicKind::BrokerExtHeartbeat, &topics.broker_ext_heartbeat}},
+      {"broker_ext_connected", {TopicKind::BrokerExtConnected, &topics.broker_ext_connected}},
+      {"broker_ext_disconnected",
+       {TopicKind::BrokerExtDisconnected, &topics.broker_ext_disconnected}},
+      {"uptime", {TopicKind::Uptime, &topics.uptime}},
+  };
+  std::vector<TopicPattern> patterns;
+  const std::size_t before = errors.size();
+  for (const auto& [key, entry] : table) {
+    for (const auto& text : *entry.second) {
+      std::string error;
+      auto p = TopicPattern::compile(entry.first, text, &error);
+      if (!p) {
+        errors.push_back(std::string("topics.") + key + ": " + error);
+        continue;
+      }
+      patterns.push_back(std::move(*p));
+    }
+  }
+  if (patterns.empty()) errors.emplace_back("topics: no topic pattern configured");
+  if (errors.size() != before) return false;
+  out = TopicMatcher(std::move(patterns));
+  return true;
+}
+
+namespace {
+
+MonoTime mono_now() {
+  return MonoTime(std::chrono::duration_cast<Duration>(
+      std::chrono::steady_clock::now().time_since_epoch()));
+}
+
+// What Paho's threads hand to the engine thread.
+struct Inbound {
+  enum class Type : std::uint8_t {
+    Message,
+    ConnectOk,
+    ConnectFailed,
+    Subscribed,
+    SubscribeFailed,
+    Lost,
+    ServerShutdown,
+    SetRate,
+  };
+  Type type = Type::Message;
+  std::string topic;
+  std::string payload;
+  bool retained = false;
+  bool session_present = false;
+  std::string detail;
+  double rate = 0;
+  Duration interval{0};
+};
+
+class Listener : public mqtt::iaction_listener {
+ public:
+  std::function<void(const mqtt::token&)> ok;
+  std::function<void(const mqtt::token&)> failed;
+  void on_success(const mqtt::token& t) override { ok(t); }
+  void on_failure(const mqtt::token& t) override { failed(t); }
+};
+
+}  // namespace
+
+struct Service::Impl {
+  ServiceOptions opt;
+  TopicMatcher matcher;
+  core::Engine engine;
+  WallAnchor anchor;
+  PublishQueue queue;
+  BlindSpots blind_spots;
+  mutable RateLimitedLog rlog;
+
+  std::unique_ptr<mqtt::async_client> client;
+  Listener connect_listener;
+  Listener subscribe_listener;
+
+  std::mutex in_mu;
+  std::condition_variable in_cv;
+  std::vector<Inbound> inbox;
+  bool stopping = false;
+  std::thread thread;
+  bool running = false;
+
+  // Engine-thread state.
+  enum class Conn : std::uint8_t { Idle, Connecting, Subscribing, Up };
+  Conn conn = Conn::Idle;
+  MonoTime next_connect{};
+  Duration backoff{};
+  std::mt19937_64 rng{std::random_device{}()};
+  std::vector<core::Transition> transitions;
+  FleetStatus last_fleet{};
+  bool fleet_known = false;
+  MonoTime last_fleet_publish{};
+  ServiceStats local;
+
+  mutable std::mutex stats_mu;
+  ServiceStats shared;
+
+  explicit Impl(ServiceOptions o)
+      : opt(std::move(o)),
+        engine(opt.core),
+        queue(opt.output.max_messages_per_second, opt.output.coalesce_interval),
+        blind_spots(/*persistent_session=*/!opt.mqtt.clean_session),
+        rlog(opt.log_rate_limit) {
+    std::vector<std::string> errors;
+    if (!compile_topics(opt.topics, matcher, errors)) {
+      std::string all;
+      for (const auto& e : errors) all += e + "; ";
+      throw std::invalid_argument(all);
+    }
+    anchor.mono = mono_now();
+    anchor.wall = std::chrono::system_clock::now();
+    backoff = opt.mqtt.reconnect_min;
+    local.blind = true;
+  }
+
+  void push(Inbound in) {
+    {
+      std::lock_guard<std::mutex> lock(in_mu);
+      inbox.push_back(std::move(in));
+    }
+    in_cv.notify_one();
+  }
+
+  std::string server_uri() const {
+    const std::string& u = opt.mqtt.uri;
+    if (u.rfind("mqtt://", 0) == 0) return "tcp://" + u.substr(7);
+    if (u.rfind("mqtts://", 0) == 0) return "ssl://" + u.substr(8);
+    return u;
+  }
+  bool tls() const {
+    const std::string u = server_uri();
+    return u.rfind("ssl://", 0) == 0 || u.rfind("wss://", 0) == 0;
+  }
+
+  std::string service_payload(const char* state) const {
+    nlohmann::json j;
+    j["v"] = 1;
+    j["state"] = state;
+    j["ts"] = iso8601(std::chrono::system_clock::now());
+    return j.dump();
+  }
+
+  void make_client() {
+    // Paho refuses publishes beyond max_buffered_messages (default 100) queued in the client;
+    // our own token bucket is the limit that matters, so allow a few seconds' worth.
+    const int buffered = static_cast<int>(std::clamp(
+        opt.output.max_messages_per_second > 0 ? opt.output.max_messages_per_second * 4 : 100000.0,
+        1000.0, 1000000.0));
+    mqtt::create_options create(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+                                buffered);
+    client = std::make_unique<mqtt::async_client>(server_uri(), opt.mqtt.client_id, create,
+                                                  nullptr);
+    client->set_message_callback([this](mqtt::const_message_ptr m) {
+      Inbound in;
+      in.type = Inbound::Type::Message;
+      in.topic = m->get_topic();
+      in.payload = m->get_payload_str();
+      in.retained = m->is_retained();
+      push(std::move(in));
+    });
+    client->set_connection_lost_handler([this](const std::string& cause) {
+      Inbound in;
+      in.type = Inbound::Type::Lost;
+      in.detail = cause;
+      push(std::move(in));
+    });
+    client->set_disconnected_handler([this](const mqtt::properties&, mqtt::ReasonCode rc) {
+      // MQTT 5: the broker told us it is shutting down. That is a broker restart in the making,
+      // not a network problem on our side.
+      if (rc == mqtt::ReasonCode::SERVER_SHUTTING_DOWN) {
+        Inbound in;
+        in.type = Inbound::Type::ServerShutdown;
+        push(std::move(in));
+      }
+    });
+    connect_listener.ok = [this](const mqtt::token& t) {
+      Inbound in;
+      in.type = Inbound::Type::ConnectOk;
+      try {
+        in.session_present = t.get_connect_response().is_session_present();
+      } catch (...) {
+      }
+      push(std::move(in));
+    };
+    connect_listener.failed = [this](const mqtt::token& t) {
+      Inbound in;
+      in.type = Inbound::Type::ConnectFailed;
+      in.detail = "return code " + std::to_string(t.get_return_code());
+      push(std::move(in));
+    };
+    subscribe_listener.ok = [this](const mqtt::token&) {
+      Inbound in;
+      in.type = Inbound::Type::Subscribed;
+      push(std::move(in));
+    };
+    subscribe_listener.failed = [this](const mqtt::token& t) {
+      Inbound in;
+      in.type = Inbound::Type::SubscribeFailed;
+      in.detail = "return code " + std::to_string(t.get_return_code());
+      push(std::move(in));
+    };
+  }
+
+  mqtt::connect_options connect_options() const {
+    mqtt::connect_options_builder b;
+    b.mqtt_version(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    if (opt.mqtt.version == 5) {
+      b.clean_start(opt.mqtt.clean_session);
+      if (!opt.mqtt.clean_session && opt.mqtt.session_expiry_seconds > 0) {
+        b.properties(mqtt::properties{
+            {mqtt::property::SESSION_EXPIRY_INTERVAL,
+             static_cast<int>(opt.mqtt.session_expiry_seconds)}});
+      }
+    } else {
+      b.clean_session(opt.mqtt.clean_session);
+    }
+    b.keep_alive_interval(opt.mqtt.keepalive);
+    b.connect_timeout(std::chrono::seconds(10));
+    b.max_inflight(1000);
+    if (!opt.mqtt.username.empty()) b.user_name(opt.mqtt.username);
+    if (!opt.mqtt.password.empty()) b.password(opt.mqtt.password);
+    if (tls()) {
+      mqtt::ssl_options_builder s;
+      if (!opt.mqtt.tls_ca_file.empty()) s.trust_store(opt.mqtt.tls_ca_file);
+      s.enable_server_cert_auth(opt.mqtt.tls_verify);
+      s.verify(opt.mqtt.tls_verify);
+      if (!opt.mqtt.tls_cert_file.empty()) s.key_store(opt.mqtt.tls_cert_file);
+      if (!opt.mqtt.tls_key_file.empty()) s.private_key(opt.mqtt.tls_key_file);
+      s.error_handler([this](const std::string& msg) {
+        rlog.log(LogLevel::Error, "tls", "mqtt: TLS: " + msg);
+      });
+      b.ssl(s.finalize());
+    }
+    // presenced's own presence: consumers of presence/devices/# can tell a stale view.
+    b.will(mqtt::message(opt.output.service_topic, service_payload("offline"), opt.output.qos,
+                         true));
+    return b.finalize();
+  }
+
+  // ---- connection state machine (engine thread) ----
+
+  void schedule_reconnect(MonoTime now) {
+    conn = Conn::Idle;
+    const double j = std::clamp(opt.mqtt.reconnect_jitter, 0.0, 1.0);
+    std::uniform_real_distribution<double> factor(1.0 - j, 1.0 + j);
+    next_connect = now + Duration(static_cast<std::int64_t>(
+                             static_cast<double>(backoff.count()) * factor(rng)));
+    backoff = std::min(opt.mqtt.reconnect_max, backoff * 2);
+  }
+
+  void maybe_connect(MonoTime now) {
+    if (conn != Conn::Idle || now < next_connect) return;
+    conn = Conn::Connecting;
+    try {
+      client->connect(connect_options(), nullptr, connect_listener);
+    } catch (const mqtt::exception& e) {
+      rlog.log(LogLevel::Warn, "connect", std::string("mqtt: connect to ") + server_uri() +
+                                              " failed: " + e.what());
+      schedule_reconnect(now);
+    }
+  }
+
+  // Feeds what BlindSpots decided; logs restarts.
+  void feed(const BlindSpots::Kinds& kinds, MonoTime now) {
+    for (const auto kind : kinds) {
+      if (kind == core::EventKind::BrokerRestarted) {
+        local.broker_restarts_total = blind_spots.restarts();
+        log(LogLevel::Warn, "broker restart detected (" + blind_spots.last_reason() + ")");
+      }
+      core::Event e;
+      e.kind = kind;
+      e.at = now;
+      engine.on_event(e);
+    }
+  }
+
+  void handle_message(const Inbound& in, MonoTime now) {
+    ++local.mqtt_messages_total;
+    Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits);
+    if (p.error != ParseError::None) {
+      ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
+      std::string topic = in.topic.substr(0, 200);
+      rlog.log(LogLevel::Warn, std::string("parse:") + to_string(p.error),
+               std::string("ingest: ") + to_string(p.error) + " on '" + topic + "' (" +
+                   std::to_string(in.payload.size()) + " bytes)" +
+                   (p.what == Parsed::What::Reject ? ", message dropped" : ", message kept"));
+    }
+    switch (p.what) {
+      case Parsed::What::Ignore:
+      case Parsed::What::Reject:
+        return;
+      case Parsed::What::BrokerBoot:
+        feed(blind_spots.boot(p.node, p.boot), now);
+        return;
+      case Parsed::What::BrokerUptime:
+        feed(blind_spots.uptime(p.node, p.uptime_seconds), now);
+        return;
+      case Parsed::What::DeviceResync:
+      case Parsed::What::DeviceEvent:
+        break;
+    }
+    if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+    // broker-ext/EMQX report every client, presenced included: it is not a device.
+    if (p.id == opt.mqtt.client_id) return;
+    const core::DeviceIndex dev = engine.intern(p.id);
+    if (dev == core::kNoDevice) return;  // ids are bounded by ParseLimits first; belt and braces
+    for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
+    core::Event e;
+    // mosquitto #1165: a retained replay restates the past. The engine may seed an unknown
+    // device from it (cause "resync") but never takes it as fresh evidence.
+    e.retained = p.what == Parsed::What::DeviceResync;
+    e.kind = p.kind;
+    e.reason = p.reason;
+    e.source = p.source;
+    e.device = dev;
+    e.session = p.session;
+    if (p.source == core::Source::BrokerExt) e.session = blind_spots.session(p.node, e.session);
+    e.at = now;
+    engine.on_event(e);
+  }
+
+  void handle(const Inbound& in, MonoTime now) {
+    switch (in.type) {
+      case Inbound::Type::Message:
+        handle_message(in, now);
+        break;
+      case Inbound::Type::ConnectOk: {
+        ++local.connects_total;
+        blind_spots.connack(in.session_present);
+        conn = Conn::Subscribing;
+        const auto filters = matcher.filters();
+        auto coll = mqtt::string_collection::create(filters);
+        mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
+        try {
+          client->subscribe(coll, qos, nullptr, subscribe_listener);
+        } catch (const mqtt::exception& e) {
+          log(LogLevel::Error, std::string("mqtt: subscribe failed: ") + e.what());
+          disconnect_quietly();
+          schedule_reconnect(now);
+        }
+        break;
+      }
+      case Inbound::Type::ConnectFailed:
+        rlog.log(LogLevel::Warn, "connect",
+                 "mqtt: cannot connect to " + server_uri() + " (" + in.detail + "), retrying");
+        schedule_reconnect(now);
+        break;
+      case Inbound::Type::Subscribed:
+        if (conn != Conn::Subscribing) break;
+        conn = Conn::Up;
+        backoff = opt.mqtt.reconnect_min;
+        log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
+                                std::to_string(matcher.filters().size()) + " filters)");
+        // We can see again. What happened while we were blind is unknown: the engine holds
+        // judgement for restart grace (incident 002: a presence-service restart must not turn
+        // into a wave of false offlines).
+        feed(blind_spots.subscribed(), now);
+        publish_service_online();
+        // The broker may have lost our retained output (restart without persistence): resend.
+        for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
+        queue.mark_fleet();
+        break;
+      case Inbound::Type::SubscribeFailed:
+        log(LogLevel::Error, "mqtt: subscribe refused (" + in.detail + "), reconnecting");
+        disconnect_quietly();
+        schedule_reconnect(now);
+        break;
+      case Inbound::Type::Lost:
+        log(LogLevel::Warn, "mqtt: connection lost" +
+                                (in.detail.empty() ? std::string() : " (" + in.detail + ")") +
+                                ": blind until reconnected");
+        feed(blind_spots.connection_lost(), now);
+        backoff = opt.mqtt.reconnect_min;
+        schedule_reconnect(now);
+        break;
+      case Inbound::Type::ServerShutdown:
+        blind_spots.server_shutting_down();
+        break;
+      case Inbound::Type::SetRate:
+        queue.set_rate(in.rate);
+        queue.set_coalesce_interval(in.interval);
+        opt.output.max_messages_per_second = in.rate;
+        opt.output.coalesce_interval = in.interval;
+        log(LogLevel::Info, "output: publish_rate " + std::to_string(in.rate) +
+                                "/s, coalesce_interval " + std::to_string(in.interval.count()) +
+                                "ms applied");
+        break;
+    }
+  }
+
+  void disconnect_quietly() {
+    try {
+      client->disconnect(0);
+    } catch (...) {
+    }
+  }
+
+  void publish_service_online() {
+    try {
+      client->publish(opt.output.service_topic, service_payload("online"), opt.output.qos, true);
+    } catch (const mqtt::exception& e) {
+      rlog.log(LogLevel::Warn, "publish", std::string("mqtt: publish failed: ") + e.what());
+    }
+  }
+
+  FleetStatus fleet_status() const {
+    FleetStatus f;
+    f.counts = engine.counts();
+    f.devices = engine.size();
+    f.broker_connected = conn == Conn::Up;
+    f.blind = engine.blind();
+    f.restart_grace = engine.in_restart_grace();
+    return f;
+  }
+
+  mqtt::delivery_token_ptr send_device(core::DeviceIndex d) {
+    const core::DeviceView view = engine.view(d);
+    std::string payload = device_json(view, engine.labels(d), anchor);
+    std::string topic = opt.output.device_prefix + "/" + std::string(view.id);
+    ++local.published_total;
+    return client->publish(topic, payload.data(), payload.size(), opt.output.qos,
+                           opt.output.retain);
+  }
+
+  mqtt::delivery_token_ptr send_fleet() {
+    ++local.published_total;
+    return client->publish(opt.output.fleet_topic,
+                           fleet_json(fleet_status(), std::chrono::system_clock::now()),
+                           opt.output.qos, opt.output.retain);
+  }
+
+  void publish(MonoTime now) {
+    const FleetStatus f = fleet_status();
+    const bool changed = !fleet_known || f.counts != last_fleet.counts ||
+                         f.devices != last_fleet.devices || f.blind != last_fleet.blind ||
+                         f.restart_grace != last_fleet.restart_grace ||
+                         f.broker_connected != last_fleet.broker_connected;
+    if (changed && (!fleet_known || now - last_fleet_publish >= opt.output.coalesce_interval)) {
+      queue.mark_fleet();
+      last_fleet = f;
+      fleet_known = true;
+      last_fleet_publish = now;
+    }
+    if (conn != Conn::Up) return;
+    bool fleet = false;
+    std::vector<core::DeviceIndex> devices;
+    queue.take(now, fleet, devices);
+    std::size_t i = 0;
+    try {
+      if (fleet) send_fleet();
+      fleet = false;
+      for (; i < devices.size(); ++i) send_device(devices[i]);
+    } catch (const mqtt::exception& e) {
+      rlog.log(LogLevel::Warn, "publish", std::string("mqtt: publish failed: ") + e.what() +
+                                              "; will retry");
+      queue.put_back(fleet, std::vector<core::DeviceIndex>(devices.begin() + static_cast<std::ptrdiff_t>(i), devices.end()));
+    }
+  }
+
+  void drain_transitions(MonoTime now) {
+    transitions.clear();
+    engine.drain(transitions);
+    std::size_t logged = 0;
+    for (const auto& t : transitions) {
+      ++local.transitions_total[static_cast<std::size_t>(t.to)];
+      queue.mark(t.device, now);
+      if (logged < 20 || log_level() == LogLevel::Debug) {
+        ++logged;
+        std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
+                           state_word(t.from) + " -> " + state_word(t.to) + " (" +
+                           core::to_string(t.cause);
+        if (t.cause == core::Cause::Disconnected)
+          line += std::string(", ") + core::to_string(t.disconnect_reason);
+        log(LogLevel::Info, line + ")");
+      }
+    }
+    if (logged < transitions.size())
+      log(LogLevel::Info, "... and " + std::to_string(transitions.size() - logged) +
+                              " more transitions in this batch");
+  }
+
+  void update_stats() {
+    local.devices_by_state = engine.counts();
+    local.devices = engine.size();
+    local.publish_pending = queue.pending();
+    local.broker_connected = conn == Conn::Up;
+    local.blind = conn != Conn::Up || engine.blind();
+    local.restart_grace = engine.in_restart_grace();
+    local.running = true;
+    std::lock_guard<std::mutex> lock(stats_mu);
+    shared = local;
+  }
+
+  void run() {
+    std::vector<Inbound> batch;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(in_mu);
+        in_cv.wait_for(lock, opt.tick_interval, [&] { return !inbox.empty() || stopping; });
+        if (stopping) break;
+        batch.swap(inbox);
+      }
+      // One "now" per batch (STYLE.md habit 3): every event in it and the tick share it.
+      const MonoTime now = mono_now();
+      for (const auto& in : batch) handle(in, now);
+      batch.clear();
+      maybe_connect(now);
+      engine.tick(now);
+      drain_transitions(now);
+      publish(now);
+      update_stats();
+    }
+    shutdown();
+  }
+
+  void shutdown() {
+    // Final flush (issue 3: SIGTERM stops cleanly): what consumers see retained must be the
+    // last state we knew, not a rate-limited leftover.
+    if (conn == Conn::Up) {
+      bool fleet = false;
+      std::vector<core::DeviceIndex> devices;
+      queue.take_all(fleet, devices);
+      mqtt::delivery_token_ptr last;
+      try {
+        if (fleet) last = send_fleet();
+        for (const auto d : devices) last = send_device(d);
+        last = client->publish(opt.output.service_topic, service_payload("offline"),
+                               opt.output.qos, true);
+        if (last) last->wait_for(std::chrono::seconds(5));
+      } catch (const mqtt::exception& e) {
+        log(LogLevel::Warn, std::string("mqtt: final flush incomplete: ") + e.what());
+      }
+      log(LogLevel::Info, "output: final flush of " + std::to_string(devices.size()) +
+                              " device(s) done");
+    }
+    try {
+      if (client && client->is_connected()) client->disconnect(std::chrono::seconds(2))->wait();
+    } catch (const mqtt::exception& e) {
+      log(LogLevel::Warn, std::string("mqtt: disconnect: ") + e.what());
+    }
+    local.running = false;
+    local.broker_connected = false;
+    std::lock_guard<std::mutex> lock(stats_mu);
+    shared = local;
+  }
+};
+
+Service::Service(ServiceOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Service::~Service() { stop(); }
+
+void Service::start() {
+  if (impl_->running) return;
+  impl_->make_client();
+  impl_->running = true;
+  impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+void Service::stop() {
+  if (!impl_->running) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    impl_->stopping = true;
+  }
+  impl_->in_cv.notify_one();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->running = false;
+}
+
+ServiceStats Service::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->stats_mu);
+  return impl_->shared;
+}
+
+void Service::set_publish_limits(double max_messages_per_second,
+                                 core::Duration coalesce_interval) {
+  Inbound in;
+  in.type = Inbound::Type::SetRate;
+  in.rate = max_messages_per_second;
+  in.interval = coalesce_interval;
+  impl_->push(std::move(in));
+}
+
+}  // namespace presence::ingest

@@ -1,0 +1,124 @@
+// The running service: one MQTT connection in (Paho), one engine thread, retained JSON out.
+//
+// Threading (issue 3): Paho callbacks only push into a queue. ONE engine thread drains it in
+// batches, reads steady_clock once per batch (STYLE.md habit 3), feeds Engine::on_event/tick,
+// drains transitions and publishes. Other threads see only stats() snapshots.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "presence/core/config.h"
+#include "presence/ingest/payload.h"
+#include "presence/ingest/topic_pattern.h"
+
+namespace presence::ingest {
+
+struct MqttOptions {
+  // tcp://host:port, ssl://host:port (mqtt:// and mqtts:// are accepted as aliases).
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string client_id = "presenced";
+  int version = 4;              // 4 = MQTT 3.1.1, 5 = MQTT 5
+  bool clean_session = true;    // false = persistent session (QoS 1 backlog kept while away)
+  std::uint32_t session_expiry_seconds = 0;  // MQTT 5 persistent session lifetime
+  std::chrono::seconds keepalive{30};
+  std::string username;
+  std::string password;
+  // TLS is on for ssl:// and mqtts:// URIs.
+  std::string tls_ca_file;    // empty = system trust store
+  bool tls_verify = true;       // verify the broker certificate and host name
+  std::string tls_cert_file;    // client certificate (mTLS), optional
+  std::string tls_key_file;
+  int qos = 1;                  // subscription QoS
+  // Reconnect: exponential backoff from reconnect_min to reconnect_max, each delay scaled by a
+  // random factor in [1 - reconnect_jitter, 1 + reconnect_jitter] so presenced replicas do not
+  // reconnect in lockstep with each other or the fleet (post-mortem 000: reconnect storms).
+  core::Duration reconnect_min{std::chrono::seconds(1)};
+  core::Duration reconnect_max{std::chrono::seconds(30)};
+  double reconnect_jitter = 0.2;
+  bool operator==(const MqttOptions&) const = default;
+};
+
+struct TopicOptions {
+  std::vector<std::string> status{"devices/{id}/status"};
+  std::vector<std::string> heartbeat{"devices/{id}/heartbeat"};
+  std::vector<std::string> emqx_connected{"$SYS/brokers/{node}/clients/{id}/connected"};
+  std::vector<std::string> emqx_disconnected{"$SYS/brokers/{node}/clients/{id}/disconnected"};
+  std::vector<std::string> broker_ext_boot{"$SYS/presence/{node}/boot"};
+  std::vector<std::string> broker_ext_heartbeat{"$SYS/presence/{node}/heartbeat"};
+  std::vector<std::string> broker_ext_connected{"$SYS/presence/{node}/clients/{id}/connected"};
+  std::vector<std::string> broker_ext_disconnected{
+      "$SYS/presence/{node}/clients/{id}/disconnected"};
+  std::vector<std::string> uptime{"$SYS/broker/uptime"};
+  bool operator==(const TopicOptions&) const = default;
+};
+
+struct OutputOptions {
+  std::string device_prefix = "presence/devices";  // <device_prefix>/<id>
+  std::string fleet_topic = "presence/fleet";
+  std::string service_topic = "presence/service";  // presenced's own birth / last-will
+  bool retain = true;
+  int qos = 1;
+  double max_messages_per_second = 1000;  // all output together; <= 0 = unlimited
+  // A device (and the fleet summary) is published at most once per coalesce_interval; changes
+  // inside it are coalesced, the latest state wins.
+  core::Duration coalesce_interval{std::chrono::seconds(1)};
+  bool operator==(const OutputOptions&) const = default;
+};
+
+struct ServiceOptions {
+  MqttOptions mqtt;
+  TopicOptions topics;
+  ParseLimits limits;
+  OutputOptions output;
+  core::Config core;
+  core::Duration tick_interval{std::chrono::milliseconds(100)};
+  core::Duration log_rate_limit{std::chrono::seconds(10)};  // repeated errors: one line per key
+};
+
+// Compiles the topic patterns; errors are "topics.<key>: <reason>".
+bool compile_topics(const TopicOptions& topics, TopicMatcher& out, std::vector<std::string>& errors);
+
+struct ServiceStats {
+  std::array<std::size_t, 5> devices_by_state{};  // per core::State
+  std::size_t devices = 0;
+  std::array<std::uint64_t, 5> transitions_total{};  // per new core::State
+  std::uint64_t mqtt_messages_total = 0;
+  std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
+  std::uint64_t published_total = 0;
+  std::size_t publish_pending = 0;
+  std::uint64_t broker_restarts_total = 0;
+  std::uint64_t connects_total = 0;
+  bool broker_connected = false;  // connected and subscribed
+  bool blind = true;
+  bool restart_grace = false;
+  bool running = false;
+};
+
+class Service {
+ public:
+  // Throws std::invalid_argument if the options do not compile (validate config first).
+  explicit Service(ServiceOptions options);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  void start();
+  // Stops ingest, publishes everything pending (bounded wait), disconnects cleanly.
+  void stop();
+
+  ServiceStats stats() const;
+  // What SIGHUP can change without a restart.
+  void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace presence::ingest

@@ -1,0 +1,68 @@
+// presenced with the broker-ext plugin loaded into a real mosquitto: session events are the
+// authoritative source (docs/topics.md "How sources combine"), a superseded disconnect is a
+// takeover and never a departure, and a new boot id is a broker restart.
+#include <doctest/doctest.h>
+
+#include "test/integration/service/harness.h"
+
+using namespace presence::itest;
+using presence::test::Mosquitto;
+
+namespace {
+std::string plugin_conf() {
+  return std::string("plugin ") + PRESENCE_BINARY_DIR +
+         "/broker-ext/mosquitto_presence.so\nplugin_opt_node it-node\nplugin_opt_basic_auth defer\n";
+}
+}  // namespace
+
+TEST_CASE("broker-ext: connect -> online, crash -> suspect -> offline, without any status topic") {
+  Mosquitto broker(plugin_conf());
+  broker.start();
+  Presenced presenced(broker.port());
+  presenced.start();
+  Observer obs(broker.uri());
+
+  auto dev = will_device(broker.port(), "bx-1");  // no birth published: the broker tells us
+  REQUIRE(obs.wait_state("bx-1", "online"));
+  CHECK(obs.latest("bx-1")["reason"] == "connected");
+  dev.signal(SIGKILL);
+  REQUIRE(obs.wait_state("bx-1", "offline", 10s));
+  const auto h = obs.history("bx-1");
+  REQUIRE(h.size() >= 2);
+  CHECK(h[h.size() - 2] == "suspect");
+}
+
+TEST_CASE("broker-ext: a session takeover is not a departure") {
+  Mosquitto broker(plugin_conf());
+  broker.start();
+  Presenced presenced(broker.port());
+  presenced.start();
+  Observer obs(broker.uri());
+
+  auto first = will_device(broker.port(), "tk-1");
+  REQUIRE(obs.wait_state("tk-1", "online"));
+  // Same client id again: the broker drops the old connection (superseded) for the new one.
+  // mosquitto_sub would reconnect and fight for the id, so the old one is stopped right after.
+  auto second = will_device(broker.port(), "tk-1");
+  REQUIRE(wait_for([&] { return presenced.metric("presence_mqtt_messages_total") >= 4; }, 5s));
+  first.signal(SIGKILL);
+  // The old connection's will ("offline") may still be published by the broker; what matters is
+  // that the device is online at the end and never declared offline.
+  CHECK_FALSE(wait_for([&] { return obs.state("tk-1") == "offline"; }, 2500ms));
+  for (const auto& s : obs.history("tk-1")) CHECK(s != "offline");
+}
+
+TEST_CASE("broker-ext: a new boot id after a broker restart is detected") {
+  Mosquitto broker(plugin_conf());
+  broker.start();
+  Presenced presenced(broker.port());
+  presenced.start();
+  REQUIRE(wait_for([&] { return presenced.metric("presence_mqtt_messages_total") >= 1; }, 5s));
+  CHECK(presenced.metric("presence_broker_restarts_total") == 0);
+  broker.stop(SIGKILL);
+  REQUIRE(wait_for([&] { return presenced.status("/readyz") == 503; }, 5s));
+  broker.start();
+  REQUIRE(wait_for([&] { return presenced.metric("presence_broker_restarts_total") == 1; }, 10s));
+  CHECK(presenced.log().find("broker restart detected (broker-ext boot id changed)") !=
+        std::string::npos);
+}
