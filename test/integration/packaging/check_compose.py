@@ -308,6 +308,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--expect-failures")
     a = ap.parse_args()
+    a.repo, a.build = os.path.abspath(a.repo), os.path.abspath(a.build)
     compose = a.expect_failures or os.path.join(a.repo, "compose.yaml")
     c = Checker(a.repo, a.build, compose)
     c.run()

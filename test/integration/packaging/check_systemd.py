@@ -146,6 +146,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--expect-failures")
     a = ap.parse_args()
+    a.repo, a.build = os.path.abspath(a.repo), os.path.abspath(a.build)
     units = [a.expect_failures] if a.expect_failures else [
         os.path.join(a.repo, "packaging/systemd/presenced.service")]
     problems = []
