@@ -263,17 +263,17 @@ int main(int argc, char** argv) {
               o.record.empty() ? "" : ", recording to ", o.record.c_str());
   std::fflush(stdout);
 
+  std::atomic<bool> stopping{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    stopping = true;
     server.stop();
   });
   const bool ok = server.listen_after_bind();
   // listen_after_bind returned on its own (error): wake the waiter so it can be joined.
-  if (waiter.joinable()) {
-    pthread_kill(waiter.native_handle(), SIGTERM);
-    waiter.join();
-  }
+  if (!stopping) pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
   sink->summary();
   return ok ? 0 : 1;
 }
