@@ -11,6 +11,9 @@
 #include <map>
 #include <mutex>
 #include <regex>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 #include <set>
