@@ -177,7 +177,11 @@ inline void mqtt_pub(int port, const std::string& topic, const std::string& payl
                                 std::to_string(port), "-q", "1", "-t", topic, "-m", payload};
   if (retain) argv.push_back("-r");
   test::Process p(argv);
-  p.wait_exit(5000ms);
+  // Generous: the machine may be busy; a publish that never happened must fail loudly here, not
+  // as a confusing missing state later.
+  const int rc = p.wait_exit(20000ms);
+  if (rc != 0)
+    throw std::runtime_error("mosquitto_pub to " + topic + " failed (" + std::to_string(rc) + ")");
 }
 
 struct PresencedOptions {
@@ -227,7 +231,7 @@ class Presenced {
     y += "  restart_grace_max: " + opts_.restart_grace_max + "\n";
     y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
     y += "store:\n  dir: " + dir_.file("store") + "\n";
-    y += "log:\n  level: info\n";
+    y += "log:\n  level: debug\n";
     y += more.empty() ? "output:\n  coalesce_interval: 50ms\n  publish_rate: 5000\n" : more;
     y += opts_.extra;
     config_ = dir_.write("presenced.yaml", y);
