@@ -395,8 +395,15 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     submit(intents_);
     alerts_firing_ = naive_.firing();
   }
-  if (now >= next_snapshot_ || snapshot_due_) {
+  // After alerts changed, snapshot soon, but keep the copy under ~5 % of the engine thread: at
+  // most once per second and per 20 x the last copy's pause (measured 2.1 ms for 5,000 devices,
+  // so ~0.4 s at 1M: then at most every 8 s). A crash inside that window only repeats decisions.
+  const auto pause = std::chrono::microseconds(snapshot_pause_us_.load());
+  const auto min_gap = std::max<core::Duration>(
+      std::chrono::seconds(1), std::chrono::duration_cast<core::Duration>(pause * 20));
+  if (now >= next_snapshot_ || (snapshot_due_ && now - last_snapshot_ >= min_gap)) {
     snapshot_due_ = false;
+    last_snapshot_ = now;
     save_snapshot(engine, now);
     next_snapshot_ = now + config_.store.snapshot_interval;
   }

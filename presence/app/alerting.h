@@ -108,6 +108,7 @@ class Alerting final : public ingest::EngineHooks {
   store::WallAnchor anchor_;
   core::MonoTime next_snapshot_{};
   bool snapshot_due_ = false;
+  core::MonoTime last_snapshot_{};
   std::vector<core::AlertIntent> intents_;
 
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
