@@ -89,6 +89,10 @@ class Alerting final : public ingest::EngineHooks {
   void after_batch(core::Engine& engine, core::MonoTime now) override;
   void on_stop(core::Engine& engine, core::MonoTime now) override;
 
+  std::uint32_t incidents_open() const override {
+    return static_cast<std::uint32_t>(incidents_open_.load());
+  }
+
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
 

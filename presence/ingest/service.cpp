@@ -479,6 +479,7 @@ struct Service::Impl {
     f.broker_connected = conn == Conn::Up;
     f.blind = engine.blind();
     f.restart_grace = engine.in_restart_grace();
+    if (hooks) f.incidents_open = hooks->incidents_open();
     return f;
   }
 
@@ -503,6 +504,7 @@ struct Service::Impl {
     const bool changed = !fleet_known || f.counts != last_fleet.counts ||
                          f.devices != last_fleet.devices || f.blind != last_fleet.blind ||
                          f.restart_grace != last_fleet.restart_grace ||
+                         f.incidents_open != last_fleet.incidents_open ||
                          f.broker_connected != last_fleet.broker_connected;
     if (changed && (!fleet_known || now - last_fleet_publish >= opt.output.coalesce_interval)) {
       queue.mark_fleet();

@@ -112,6 +112,8 @@ class EngineHooks {
   virtual void on_event(core::Engine& /*engine*/, const core::Event& /*event*/) {}
   // After each batch: events fed, engine ticked, transitions drained. Same now as the batch.
   virtual void after_batch(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+  // Fleet incidents not closed, for the retained presence/fleet message.
+  virtual std::uint32_t incidents_open() const { return 0; }
   // At stop, after the last batch (final snapshot).
   virtual void on_stop(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
 };
