@@ -14,13 +14,14 @@
 # sees every client's connect/disconnect, including the short-lived mosquitto_pub clients this
 # script uses for heartbeats (they show up as devices of their own).
 #
-# Environment: BUILD_DIR (default ./build), MQTT_PORT (18830), HTTP_PORT (19188).
+# Environment: BUILD_DIR or PRESENCE_BUILD_DIR (default ./build), MQTT_PORT (18830),
+# HTTP_PORT (19188).
 # Needs: mosquitto, mosquitto-clients, cmake toolchain (builds presenced if missing); python3 and
 # curl make the output nicer but are optional.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+BUILD_DIR=${BUILD_DIR:-${PRESENCE_BUILD_DIR:-$ROOT/build}}
 MQTT_PORT=${MQTT_PORT:-18830}
 HTTP_PORT=${HTTP_PORT:-19188}
 DEVICES=5
@@ -38,6 +39,12 @@ while [ $# -gt 0 ]; do
     *) echo "run-local.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+
+# Same package policy as scripts/demo.sh and scripts/test.sh: install what is missing (apt-get).
+if [ -f "$ROOT/scripts/deps.sh" ]; then
+  . "$ROOT/scripts/deps.sh"
+  presence_install_deps "${PRESENCE_PACKAGES[@]}"
+fi
 
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 for tool in "$MOSQUITTO" mosquitto_pub mosquitto_sub; do

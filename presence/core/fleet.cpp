@@ -62,7 +62,7 @@ std::string validate(const FleetConfig& c) {
   if (c.window_resolution.count() <= 0 || c.window_resolution > c.incident_window)
     return "window_resolution must be in (0, incident_window]";
   if (c.incident_stable_for.count() < 0) return "incident_stable_for must be >= 0";
-  if (c.incident_straggler_grace.count() < 0) return "incident_straggler_grace must be >= 0";
+  if (c.straggler_grace.count() < 0) return "straggler_grace must be >= 0";
   if (c.storm_baseline_tau < c.incident_window) return "storm_baseline_tau must be >= incident_window";
   if (!(c.incident_scope_lift >= 1)) return "incident_scope_lift must be >= 1";
   if (c.cohort_min_support == 0) return "cohort_min_support must be >= 1";
@@ -646,7 +646,7 @@ struct FleetMonitor::Impl {
       }
       if (inc.stage == IncidentStage::Recovering) {
         if (inc.kind == IncidentKind::Blind && restart_grace) continue;
-        const std::int64_t due = to_ms(inc.grace_from) + cfg.incident_straggler_grace.count();
+        const std::int64_t due = to_ms(inc.grace_from) + cfg.straggler_grace.count();
         if (due <= t) end_grace(inc, due);
       }
     }

@@ -63,7 +63,7 @@ struct FleetConfig {
   // up to window_resolution early.
   Duration window_resolution{std::chrono::seconds(1)};
   Duration incident_stable_for{std::chrono::minutes(10)};
-  Duration incident_straggler_grace{std::chrono::minutes(15)};
+  Duration straggler_grace{std::chrono::minutes(15)};
   Duration storm_baseline_tau{std::chrono::hours(1)};
   // Scope: among the segments that qualify, the one with the highest share wins, unless its
   // share is less than incident_scope_lift x the whole fleet's drop share: then the event is
@@ -84,7 +84,7 @@ std::string validate(const FleetConfig& config);
 enum class IncidentKind : std::uint8_t { Drop, Storm, Blind };
 enum class IncidentStage : std::uint8_t {
   Open,        // paging
-  Recovering,  // resolved (segment back for incident_stable_for), waiting incident_straggler_grace
+  Recovering,  // resolved (segment back for incident_stable_for), waiting straggler_grace
   Stragglers,  // grace over, some held devices never came back: one grouped alert
   Closed,
 };

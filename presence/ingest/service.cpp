@@ -309,7 +309,26 @@ struct Service::Impl {
     }
   }
 
+  void on_subscribed(MonoTime now) {
+    conn = Conn::Up;
+    backoff = opt.mqtt.reconnect_min;
+    log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
+                            std::to_string(matcher.filters().size()) + " filters)");
+    // We can see again. What happened while we were blind is unknown: the engine holds
+    // judgement for restart grace (incident 002: a presence-service restart must not turn
+    // into a wave of false offlines).
+    feed(blind_spots.subscribed(), now);
+    publish_service_online();
+    // The broker may have lost our retained output (restart without persistence): resend.
+    for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
+    queue.mark_fleet();
+  }
+
   void handle_message(const Inbound& in, MonoTime now) {
+    // Paho may hand us the first messages (retained replays right after the SUBACK, or a
+    // persistent session's backlog) before the subscribe's success callback. We are receiving,
+    // so we are subscribed: restore first, so the engine judges replays inside restart grace.
+    if (conn == Conn::Subscribing) on_subscribed(now);
     ++local.mqtt_messages_total;
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits);
     if (p.error != ParseError::None) {
@@ -381,19 +400,7 @@ struct Service::Impl {
         schedule_reconnect(now);
         break;
       case Inbound::Type::Subscribed:
-        if (conn != Conn::Subscribing) break;
-        conn = Conn::Up;
-        backoff = opt.mqtt.reconnect_min;
-        log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
-                                std::to_string(matcher.filters().size()) + " filters)");
-        // We can see again. What happened while we were blind is unknown: the engine holds
-        // judgement for restart grace (incident 002: a presence-service restart must not turn
-        // into a wave of false offlines).
-        feed(blind_spots.subscribed(), now);
-        publish_service_online();
-        // The broker may have lost our retained output (restart without persistence): resend.
-        for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
-        queue.mark_fleet();
+        if (conn == Conn::Subscribing) on_subscribed(now);
         break;
       case Inbound::Type::SubscribeFailed:
         log(LogLevel::Error, "mqtt: subscribe refused (" + in.detail + "), reconnecting");

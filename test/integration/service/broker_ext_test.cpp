@@ -3,6 +3,10 @@
 // takeover and never a departure, and a new boot id is a broker restart.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
+#include <thread>
+
 #include "test/integration/service/harness.h"
 
 using namespace presence::itest;
@@ -65,4 +69,41 @@ TEST_CASE("broker-ext: a new boot id after a broker restart is detected") {
   REQUIRE(wait_for([&] { return presenced.metric("presence_broker_restarts_total") == 1; }, 10s));
   CHECK(presenced.log().find("broker restart detected (broker-ext boot id changed)") !=
         std::string::npos);
+}
+
+TEST_CASE("mosquitto #1165: after a broker restart a replayed retained online is not proof of life") {
+  // Persistence on: the restarted broker replays the retained "online" of a device that died
+  // with it (its will was never published). broker-ext's new boot id tells presenced the broker
+  // restarted, so restart grace does not take the replay as evidence.
+  presence::test::TempDir store;
+  std::filesystem::permissions(store.path(), std::filesystem::perms::all);  // mosquitto user
+  Mosquitto broker(plugin_conf() + "persistence true\npersistence_location " + store.path() +
+                   "/\nautosave_interval 1\n");
+  broker.start();
+  Presenced presenced(broker.port());
+  presenced.start();
+  Observer obs(broker.uri());
+  auto dev = will_device(broker.port(), "gone-1");
+  mqtt_pub(broker.port(), "devices/gone-1/status", "online", true);
+  REQUIRE(obs.wait_state("gone-1", "online"));
+  std::this_thread::sleep_for(2500ms);  // let autosave (1 s) write the retained "online"
+
+  broker.stop(SIGKILL);  // the broker dies, and the device with it
+  dev.signal(SIGKILL);
+  REQUIRE(wait_for([&] { return presenced.status("/readyz") == 503; }, 5s));
+  broker.start();
+  {
+    // The restarted broker really replays the stale "online" (else this test proves nothing).
+    const std::string out = store.file("retained.txt");
+    presence::test::Process sub({presence::test::find_program("mosquitto_sub"), "-h", "127.0.0.1",
+                                 "-p", std::to_string(broker.port()), "-t", "devices/gone-1/status",
+                                 "-C", "1", "-W", "3", "--retained-only"},
+                                out);
+    sub.wait_exit(5000ms);
+    CHECK(presence::test::read_file(out) == "online\n");
+  }
+
+  REQUIRE(wait_for([&] { return presenced.metric("presence_broker_restarts_total") == 1; }, 10s));
+  REQUIRE(obs.wait_state("gone-1", "offline", 30s));
+  CHECK(obs.latest("gone-1")["reason"] == "restart_grace");
 }

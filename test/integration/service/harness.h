@@ -177,7 +177,11 @@ inline void mqtt_pub(int port, const std::string& topic, const std::string& payl
                                 std::to_string(port), "-q", "1", "-t", topic, "-m", payload};
   if (retain) argv.push_back("-r");
   test::Process p(argv);
-  p.wait_exit(5000ms);
+  // Generous: the machine may be busy; a publish that never happened must fail loudly here, not
+  // as a confusing missing state later.
+  const int rc = p.wait_exit(20000ms);
+  if (rc != 0)
+    throw std::runtime_error("mosquitto_pub to " + topic + " failed (" + std::to_string(rc) + ")");
 }
 
 struct PresencedOptions {

@@ -127,13 +127,13 @@ TEST_CASE("a device that came back no longer counts as a drop") {
   CHECK(f.count(IncidentEvent::Kind::Opened) == 1);
 }
 
-TEST_CASE("incident_stable_for and incident_straggler_grace at T-1 / T / T+1") {
+TEST_CASE("incident_stable_for and straggler_grace at T-1 / T / T+1") {
   FleetConfig c = Fleet::test_config();
   c.defaults.incident_open_floor = 10;
   c.defaults.incident_open_fraction = 0.10;
   c.defaults.incident_close_fraction = 0.05;
   c.incident_stable_for = 10min;
-  c.incident_straggler_grace = 15min;
+  c.straggler_grace = 15min;
   Fleet f(c);
   f.add_n(1000);
   for (DeviceIndex d = 0; d < 300; ++d) f.drop(d, 1000 + d);  // 30 %
@@ -345,7 +345,7 @@ TEST_CASE("reconnect storm from flapping devices names the firmware cohort (inci
 
 TEST_CASE("blindness is its own incident; devices dropping at the end of the restart grace are held") {
   FleetConfig c = Fleet::test_config();
-  c.incident_straggler_grace = 15min;
+  c.straggler_grace = 15min;
   Fleet f(c);
   f.add_n(100);
   f.m.set_blind(true, mono_ms(10 * kS));

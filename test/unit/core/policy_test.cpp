@@ -428,7 +428,7 @@ TEST_CASE("blindness: one Blind incident, no device pages; stragglers after the 
   PolicyConfig pc;
   pc.blind_alert_after = 1min;
   FleetConfig fc = fleet_config();
-  fc.incident_straggler_grace = 15min;
+  fc.straggler_grace = 15min;
   Sim s(pc, fc);
   s.add_n(200);
   // dev-199 went offline just before: its page is not sent while presenced is blind.
