@@ -215,7 +215,8 @@ json to_json(const SilenceView& s) {
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  res.set_content(body.dump(), "application/json");
+  // Device ids and labels come from MQTT: invalid UTF-8 is replaced, never a throw (500).
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {

@@ -15,10 +15,12 @@
 #include <string_view>
 #include <vector>
 
+#include "presence/api/api.h"
 #include "presence/api/health.h"
 #include "presence/app/config.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
+#include "presence/ingest/api_backend.h"
 #include "presence/ingest/service.h"
 
 namespace {
@@ -250,13 +252,25 @@ int run(const std::string& path) {
   presence::ingest::Service service(to_options(running));
   presence::api::HealthServer http(http_host, http_port,
                                    [&service] { return to_metrics(service.stats()); });
+  // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
+  presence::api::ApiOptions api_options;
+  api_options.token = running.http.token;
+  api_options.require_token_for_reads = !presence::api::is_loopback_host(http_host);
+  if (api_options.require_token_for_reads && api_options.token.empty()) {
+    std::fprintf(stderr, "%s: http.token: required when http.listen is not a loopback address\n",
+                 path.c_str());
+    return kExitConfig;
+  }
+  presence::ingest::ServiceApiBackend api_backend(
+      service, []() -> presence::core::AlertPolicy* { return nullptr; });
+  presence::api::register_api(http.server(), api_backend, api_options);
   std::string error;
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
   }
   log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
-                          " (/healthz /readyz /metrics), broker " + running.mqtt.uri);
+                          " (/healthz /readyz /metrics /v1, dashboard at /), broker " + running.mqtt.uri);
   service.start();
 
   while (true) {

@@ -313,6 +313,12 @@ TEST_CASE("device detail, 404 for an unknown id") {
   CHECK(j["transitions"][1]["disconnect_reason"] == "keepalive_timeout");
   CHECK(j["held_by_incident"].is_null());
   check_error(c.Get("/v1/devices/nope"), 404, "not_found");
+  // Ids come from MQTT topics: invalid UTF-8 is answered (replaced), not a 500.
+  f.backend.fleet_[3].id = "bad\xff\xfe";
+  auto r = c.Get("/v1/devices?limit=5");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(json::parse(r->body)["devices"][3]["id"] == "bad\xef\xbf\xbd\xef\xbf\xbd");
   check_error(c.Get(("/v1/devices/" + std::string(4097, 'x')).c_str()), 400, "bad_request");
 }
 
