@@ -316,8 +316,10 @@ Result<api::FleetSummary> ServiceApiBackend::fleet() {
     // Someone is watching: keep the segment pass going for a minute. A fleet that fits into one
     // step is counted right now.
     self.fleet_watched_until = now + std::chrono::minutes(1);
-    if (!self.segments_at || self.scanning || now >= self.next_pass) {
-      if (engine.size() <= self.opt.scan_per_batch || !self.segments_at) self.scan_step(engine, now);
+    if (engine.size() <= self.opt.scan_per_batch) {
+      self.scanning = false;  // cheap enough: a fresh complete pass for every request
+      self.segments_at.reset();
+      self.scan_step(engine, now);
     }
     api::FleetSummary f;
     f.at = self.wall(now);

@@ -201,14 +201,16 @@ async function showDevice(id) {
 }
 
 async function refresh() {
-  const jobs = [
-    api('/v1/fleet').then(renderFleet),
-    api('/v1/incidents').then((b) => renderIncidents(b.incidents)),
-    api('/v1/silences').then((b) => renderSilences(b.silences)),
-  ];
-  for (const r of await Promise.allSettled(jobs)) {
-    if (r.status === 'rejected') $('updated').textContent = r.reason.message;
-  }
+  // Each section reports its own trouble (e.g. incidents and silences answer 503 while the
+  // alert policy is off); the rest of the page keeps updating.
+  await Promise.allSettled([
+    api('/v1/fleet').then(renderFleet, (e) => { $('updated').textContent = e.message; }),
+    api('/v1/incidents').then((b) => renderIncidents(b.incidents), (e) => {
+      $('incident-list').replaceChildren(el('p', { class: 'muted' }, e.message));
+    }),
+    api('/v1/silences').then((b) => { renderSilences(b.silences); $('silence-error').textContent = ''; },
+                             (e) => { $('silence-error').textContent = e.message; }),
+  ]);
 }
 
 $('search').addEventListener('submit', (e) => { e.preventDefault(); search(false); });
