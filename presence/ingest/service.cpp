@@ -97,6 +97,9 @@ class Listener : public mqtt::iaction_listener {
 
 }  // namespace
 
+// Longer than Paho's own connect timeout (10 s) so Paho normally reports first.
+constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
+
 struct Service::Impl {
   ServiceOptions opt;
   TopicMatcher matcher;
@@ -124,6 +127,7 @@ struct Service::Impl {
   enum class Conn : std::uint8_t { Idle, Connecting, Subscribing, Up };
   Conn conn = Conn::Idle;
   MonoTime next_connect{};
+  MonoTime state_since{};  // when conn last changed (watchdog for a connect/subscribe that hangs)
   Duration backoff{};
   std::mt19937_64 rng{std::random_device{}()};
   std::vector<core::Transition> transitions;
@@ -181,6 +185,7 @@ struct Service::Impl {
   }
 
   void make_client() {
+    build_connect_options();
     // Paho refuses publishes beyond max_buffered_messages (default 100) queued in the client;
     // our own token bucket is the limit that matters, so allow a few seconds' worth.
     const int buffered = static_cast<int>(std::clamp(
@@ -241,40 +246,45 @@ struct Service::Impl {
     };
   }
 
-  mqtt::connect_options connect_options() const {
-    mqtt::connect_options_builder b;
-    b.mqtt_version(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+  // Built once and kept for the client's lifetime. Paho C++ 1.2's connect_options copies keep
+  // C pointers into the object they were copied from (the MQTT 5 connect properties): a
+  // temporary (e.g. connect_options_builder::finalize()) leaves them dangling and
+  // MQTTAsync_connect crashed in MQTTProperties_copy. Set fields on this object directly.
+  mqtt::connect_options conn_opts;
+
+  void build_connect_options() {
+    mqtt::connect_options& b = conn_opts;
+    b.set_mqtt_version(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
     if (opt.mqtt.version == 5) {
-      b.clean_start(opt.mqtt.clean_session);
+      b.set_clean_start(opt.mqtt.clean_session);
       if (!opt.mqtt.clean_session && opt.mqtt.session_expiry_seconds > 0) {
-        b.properties(mqtt::properties{
+        b.set_properties(mqtt::properties{
             {mqtt::property::SESSION_EXPIRY_INTERVAL,
              static_cast<int>(opt.mqtt.session_expiry_seconds)}});
       }
     } else {
-      b.clean_session(opt.mqtt.clean_session);
+      b.set_clean_session(opt.mqtt.clean_session);
     }
-    b.keep_alive_interval(opt.mqtt.keepalive);
-    b.connect_timeout(std::chrono::seconds(10));
-    b.max_inflight(1000);
-    if (!opt.mqtt.username.empty()) b.user_name(opt.mqtt.username);
-    if (!opt.mqtt.password.empty()) b.password(opt.mqtt.password);
+    b.set_keep_alive_interval(opt.mqtt.keepalive);
+    b.set_connect_timeout(std::chrono::seconds(10));
+    b.set_max_inflight(1000);
+    if (!opt.mqtt.username.empty()) b.set_user_name(opt.mqtt.username);
+    if (!opt.mqtt.password.empty()) b.set_password(opt.mqtt.password);
     if (tls()) {
-      mqtt::ssl_options_builder s;
-      if (!opt.mqtt.tls_ca_file.empty()) s.trust_store(opt.mqtt.tls_ca_file);
-      s.enable_server_cert_auth(opt.mqtt.tls_verify);
-      s.verify(opt.mqtt.tls_verify);
-      if (!opt.mqtt.tls_cert_file.empty()) s.key_store(opt.mqtt.tls_cert_file);
-      if (!opt.mqtt.tls_key_file.empty()) s.private_key(opt.mqtt.tls_key_file);
-      s.error_handler([this](const std::string& msg) {
-        rlog.log(LogLevel::Error, "tls", "mqtt: TLS: " + msg);
-      });
-      b.ssl(s.finalize());
+      // Set on a plain object (no builder temporary, see conn_opts). No TLS error callback:
+      // Paho keeps a raw pointer to the options object for it, and a failed handshake is
+      // reported through the connect failure anyway.
+      mqtt::ssl_options tls;
+      if (!opt.mqtt.tls_ca_file.empty()) tls.set_trust_store(opt.mqtt.tls_ca_file);
+      tls.set_enable_server_cert_auth(opt.mqtt.tls_verify);
+      tls.set_verify(opt.mqtt.tls_verify);
+      if (!opt.mqtt.tls_cert_file.empty()) tls.set_key_store(opt.mqtt.tls_cert_file);
+      if (!opt.mqtt.tls_key_file.empty()) tls.set_private_key(opt.mqtt.tls_key_file);
+      b.set_ssl(std::move(tls));
     }
     // presenced's own presence: consumers of presence/devices/# can tell a stale view.
-    b.will(mqtt::message(opt.output.service_topic, service_payload("offline"), opt.output.qos,
-                         true));
-    return b.finalize();
+    b.set_will_message(mqtt::message(opt.output.service_topic, service_payload("offline"),
+                                     opt.output.qos, true));
   }
 
   // ---- connection state machine (engine thread) ----
@@ -289,10 +299,22 @@ struct Service::Impl {
   }
 
   void maybe_connect(MonoTime now) {
+    // Watchdog: Paho promises a callback for every connect and subscribe, but a broker that
+    // accepts the TCP connection and then stalls must not leave us waiting forever.
+    if ((conn == Conn::Connecting || conn == Conn::Subscribing) &&
+        now - state_since > kHandshakeTimeout) {
+      log(LogLevel::Warn, std::string("mqtt: ") +
+                              (conn == Conn::Connecting ? "connect" : "subscribe") +
+                              " got no answer in time, reconnecting");
+      disconnect_quietly();
+      schedule_reconnect(now);
+      return;
+    }
     if (conn != Conn::Idle || now < next_connect) return;
     conn = Conn::Connecting;
+    state_since = now;
     try {
-      client->connect(connect_options(), nullptr, connect_listener);
+      client->connect(conn_opts, nullptr, connect_listener);
     } catch (const mqtt::exception& e) {
       rlog.log(LogLevel::Warn, "connect", std::string("mqtt: connect to ") + server_uri() +
                                               " failed: " + e.what());
@@ -387,6 +409,9 @@ struct Service::Impl {
         ++local.connects_total;
         blind_spots.connack(in.session_present);
         conn = Conn::Subscribing;
+        state_since = now;
+        log(LogLevel::Debug, std::string("mqtt: connected (session present: ") +
+                                 (in.session_present ? "yes" : "no") + "), subscribing");
         const auto filters = matcher.filters();
         auto coll = mqtt::string_collection::create(filters);
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);

@@ -231,7 +231,7 @@ class Presenced {
     y += "  restart_grace_max: " + opts_.restart_grace_max + "\n";
     y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
     y += "store:\n  dir: " + dir_.file("store") + "\n";
-    y += "log:\n  level: info\n";
+    y += "log:\n  level: debug\n";
     y += more.empty() ? "output:\n  coalesce_interval: 50ms\n  publish_rate: 5000\n" : more;
     y += opts_.extra;
     config_ = dir_.write("presenced.yaml", y);

@@ -54,6 +54,8 @@ TEST_CASE("birth -> online, retained and versioned") {
   // A late subscriber sees the true state at once (retained).
   presence::test::TempDir dir;
   CHECK(retained_device_state(dir, broker.port(), "d1") == "online");
+  // The fleet summary is coalesced (coalesce_interval) and may trail the device by a tick.
+  REQUIRE(wait_for([&] { return obs.fleet().value("/counts/online"_json_pointer, 0) == 1; }, 5s));
   auto fleet = nlohmann::json::parse(retained_payload(dir, broker.port(), "presence/fleet"));
   CHECK(fleet["v"] == 1);
   CHECK(fleet["counts"]["online"] == 1);
