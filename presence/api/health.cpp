@@ -61,6 +61,7 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
   metric(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
   sample(out, "presence_blind", m.blind ? 1 : 0);
+  out += m.extra;
   return out;
 }
 

@@ -33,6 +33,9 @@ struct Metrics {
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;
+  // Prometheus text from other rooms (alerts, outbox, policy: presence/app/alerting.h), appended
+  // as is. Each family brings its own # HELP / # TYPE lines.
+  std::string extra;
 };
 
 // Prometheus text exposition format 0.0.4.

@@ -17,6 +17,7 @@
 
 #include "presence/api/api.h"
 #include "presence/api/health.h"
+#include "presence/app/alerting.h"
 #include "presence/app/config.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
@@ -250,8 +251,21 @@ int run(const std::string& path) {
   signal(SIGPIPE, SIG_IGN);
 
   presence::ingest::Service service(to_options(running));
-  presence::api::HealthServer http(http_host, http_port,
-                                   [&service] { return to_metrics(service.stats()); });
+  // Alerts, fleet incidents, snapshots, watchdog (presence/app/alerting.h), on the engine thread.
+  presence::app::Alerting alerting(running, [](std::string_view line) {
+    log(LogLevel::Info, std::string(line));
+  });
+  std::string error;
+  if (!alerting.start(&error)) {
+    log(LogLevel::Error, "alerts: " + error);
+    return 1;
+  }
+  service.set_hooks(&alerting);
+  presence::api::HealthServer http(http_host, http_port, [&service, &alerting] {
+    auto m = to_metrics(service.stats());
+    m.extra = alerting.metrics_text();
+    return m;
+  });
   // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
   presence::api::ApiOptions api_options;
   api_options.token = running.http.token;
@@ -261,10 +275,10 @@ int run(const std::string& path) {
                  path.c_str());
     return kExitConfig;
   }
-  presence::ingest::ServiceApiBackend api_backend(
-      service, []() -> presence::core::AlertPolicy* { return nullptr; });
+  // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
+  presence::ingest::ServiceApiBackend api_backend(service,
+                                                  [&alerting] { return alerting.policy(); });
   presence::api::register_api(http.server(), api_backend, api_options);
-  std::string error;
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
@@ -285,7 +299,8 @@ int run(const std::string& path) {
                             ", stopping");
     break;
   }
-  service.stop();
+  service.stop();  // runs the final snapshot on the engine thread
+  alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
   http.stop();
   log(LogLevel::Info, "presenced: stopped");
   return 0;

@@ -104,6 +104,7 @@ struct Service::Impl {
   ServiceOptions opt;
   TopicMatcher matcher;
   core::Engine engine;
+  EngineHooks* hooks = nullptr;
   WallAnchor anchor;
   PublishQueue queue;
   BlindSpots blind_spots;
@@ -398,6 +399,7 @@ struct Service::Impl {
     if (p.source == core::Source::BrokerExt) e.session = blind_spots.session(p.node, e.session);
     e.at = now;
     engine.on_event(e);
+    if (hooks) hooks->on_event(engine, e);
   }
 
   void handle(const Inbound& in, MonoTime now) {
@@ -568,6 +570,7 @@ struct Service::Impl {
 
   void run() {
     std::vector<Inbound> batch;
+    if (hooks) hooks->on_start(engine, mono_now());
     while (true) {
       {
         std::unique_lock<std::mutex> lock(in_mu);
@@ -582,12 +585,14 @@ struct Service::Impl {
       maybe_connect(now);
       engine.tick(now);
       drain_transitions(now);
+      if (hooks) hooks->after_batch(engine, now);
       if (transitions_hook) transitions_hook(engine, transitions, now);
       for (auto& task : tasks) task(engine);
       tasks.clear();
       publish(now);
       update_stats();
     }
+    if (hooks) hooks->on_stop(engine, mono_now());
     shutdown();
   }
 
@@ -626,6 +631,8 @@ struct Service::Impl {
 Service::Service(ServiceOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Service::~Service() { stop(); }
+
+void Service::set_hooks(EngineHooks* hooks) { impl_->hooks = hooks; }
 
 void Service::start() {
   if (impl_->running) return;

@@ -102,6 +102,21 @@ struct ServiceStats {
   bool running = false;
 };
 
+// The app's wiring (alerts, snapshots: presence/app/alerting.h) plugs in here. Every call is on
+// the engine thread, so a hook may use the engine freely but must never block on I/O.
+class EngineHooks {
+ public:
+  virtual ~EngineHooks() = default;
+  // Before the first event (restore a snapshot, set the engine's observer).
+  virtual void on_start(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+  // After each device event was fed (naive mode sees every raw status, not the debounced state).
+  virtual void on_event(core::Engine& /*engine*/, const core::Event& /*event*/) {}
+  // After each batch: events fed, engine ticked, transitions drained. Same now as the batch.
+  virtual void after_batch(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+  // At stop, after the last batch (final snapshot).
+  virtual void on_stop(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+};
+
 class Service {
  public:
   // Throws std::invalid_argument if the options do not compile (validate config first).
@@ -110,6 +125,8 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
+  // Before start(); non-owning, must outlive the service.
+  void set_hooks(EngineHooks* hooks);
   void start();
   // Stops ingest, publishes everything pending (bounded wait), disconnects cleanly.
   void stop();
