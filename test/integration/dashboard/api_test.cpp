@@ -1,6 +1,8 @@
 // The /v1 API end to end (issue 7): real mosquitto, real presenced (ServiceApiBackend on the
 // engine thread, the alert policy from presence/app/alerting), real devices over MQTT, HTTP with
 // cpp-httplib. Waits are bounded polls (test/support wait_for).
+#include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -172,6 +174,38 @@ TEST_CASE("the /v1 API against a running presenced") {
     REQUIRE(r);
     CHECK(r->status == 404);
     CHECK(s.get("/v1/silences")["silences"].empty());
+  }
+
+  SUBCASE("scripts/presencectl") {
+    const std::string ctl = std::string(PRESENCE_SOURCE_DIR) + "/scripts/presencectl";
+    const std::map<std::string, std::string> env = {
+        {"PRESENCE_URL", "http://127.0.0.1:" + std::to_string(s.http_port)}};
+    auto run = [&](std::vector<std::string> args, const std::string& log,
+                   std::map<std::string, std::string> e) {
+      args.insert(args.begin(), {"bash", ctl});
+      presence::test::Process p(args, s.dir.file(log), std::move(e));
+      return p.wait_exit(20s);
+    };
+    CHECK(run({"fleet"}, "fleet.out", env) == 0);
+    CHECK(json::parse(presence::test::read_file(s.dir.file("fleet.out")))["devices"] == 60);
+    CHECK(run({"devices", "--label", "site=south", "--all"}, "all.out", env) == 0);
+    const std::string all = presence::test::read_file(s.dir.file("all.out"));
+    CHECK(std::count(all.begin(), all.end(), '\n') == 15);  // one JSON line per device
+    CHECK(run({"device", "nope"}, "nope.out", env) == 1);
+    CHECK(presence::test::read_file(s.dir.file("nope.out")).find("404") != std::string::npos);
+    CHECK(run({"silence", "add", "--match", "site=north", "--duration", "1h"}, "denied.out",
+              env) == 1);
+    auto with_token = env;
+    with_token["PRESENCE_TOKEN"] = kToken;
+    CHECK(run({"silence", "add", "--match", "site=north", "--duration", "1h", "--comment",
+               "say \"hi\""},
+              "add.out", with_token) == 0);
+    const json added = json::parse(presence::test::read_file(s.dir.file("add.out")));
+    CHECK(added["comment"] == "say \"hi\"");
+    CHECK(run({"silence", "rm", std::to_string(added["id"].get<int>())}, "rm.out", with_token) ==
+          0);
+    CHECK(s.get("/v1/silences")["silences"].empty());
+    CHECK(run({"bogus"}, "usage.out", env) == 2);
   }
 
   SUBCASE("a segment drop: devices offline, one incident holding them") {
