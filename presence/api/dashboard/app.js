@@ -144,7 +144,7 @@ function queryString() {
   if ($('q-state').value) p.set('state', $('q-state').value);
   const l = $('q-label').value.trim();
   if (l.includes('=')) p.set('label.' + l.split('=')[0], l.slice(l.indexOf('=') + 1));
-  p.set('limit', '50');
+  p.set('limit', '100');
   return p.toString();
 }
 
