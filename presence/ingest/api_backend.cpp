@@ -5,10 +5,10 @@
 #include <exception>
 #include <future>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "presence/core/fleet.h"
-#include "presence/ingest/output.h"
 
 namespace presence::ingest {
 
@@ -57,13 +57,13 @@ ApiError no_policy() {
 
 }  // namespace
 
-struct ServiceApiBackend::Impl {
-  Service& service;
-  PolicyFn policy_fn;
+// ---------------------------------------------------------------------------------------------
+// ApiQueries: engine thread only.
+
+struct ApiQueries::State {
   ApiBackendOptions opt;
   WallAnchor anchor;
 
-  // ---- engine thread only ----
   struct Record {
     DeviceIndex device = core::kNoDevice;
     core::State from = core::State::Unknown, to = core::State::Unknown;
@@ -85,33 +85,11 @@ struct ServiceApiBackend::Impl {
   bool segments_truncated = false;
   std::optional<MonoTime> segments_at;
 
-  Impl(Service& s, PolicyFn p, ApiBackendOptions o)
-      : service(s), policy_fn(std::move(p)), opt(std::move(o)) {
-    anchor.mono = mono_now();
-    anchor.wall = std::chrono::system_clock::now();
-  }
-
-  core::AlertPolicy* policy() const { return policy_fn ? policy_fn() : nullptr; }
   api::WallTime wall(MonoTime t) const {
     return std::chrono::time_point_cast<api::WallTime::duration>(anchor.to_wall(t));
   }
   MonoTime mono(api::WallTime t) const {
     return anchor.mono + std::chrono::duration_cast<core::Duration>(t - anchor.wall);
-  }
-
-  void on_batch(const core::Engine& engine, const std::vector<core::Transition>& ts,
-                MonoTime now) {
-    if (!ts.empty() && ring.size() < opt.transition_ring) ring.reserve(opt.transition_ring);
-    for (const auto& t : ts) {
-      Record r{t.device, t.from, t.to, t.cause, t.disconnect_reason, t.at};
-      if (ring.size() < opt.transition_ring) {
-        ring.push_back(r);
-      } else {
-        ring[ring_next] = r;
-      }
-      ring_next = (ring_next + 1) % opt.transition_ring;
-    }
-    if (now < fleet_watched_until) scan_step(engine, now);
   }
 
   // One step of the segment pass: at most scan_per_batch devices.
@@ -200,6 +178,219 @@ struct ServiceApiBackend::Impl {
       out.emplace_back(engine.id_of(devices[k]));
     return out;
   }
+
+  api::SilenceView view_of(const core::Silence& s) const {
+    api::SilenceView v;
+    v.id = s.id;
+    v.match = s.match;
+    v.starts_at = wall(s.starts_at);
+    v.ends_at = wall(s.ends_at);
+    v.comment = s.comment;
+    return v;
+  }
+};
+
+ApiQueries::ApiQueries(ApiBackendOptions options, WallAnchor anchor)
+    : st_(std::make_unique<State>()) {
+  st_->opt = std::move(options);
+  if (st_->opt.transition_ring == 0) st_->opt.transition_ring = 1;
+  if (st_->opt.scan_per_batch == 0) st_->opt.scan_per_batch = 1;
+  st_->anchor = anchor;
+}
+
+ApiQueries::~ApiQueries() = default;
+
+const ApiBackendOptions& ApiQueries::options() const { return st_->opt; }
+
+void ApiQueries::on_batch(const core::Engine& engine, const std::vector<core::Transition>& ts,
+                          MonoTime now) {
+  auto& s = *st_;
+  for (const auto& t : ts) {
+    State::Record r{t.device, t.from, t.to, t.cause, t.disconnect_reason, t.at};
+    if (s.ring.size() < s.opt.transition_ring) {
+      s.ring.push_back(r);
+    } else {
+      s.ring[s.ring_next] = r;
+    }
+    s.ring_next = (s.ring_next + 1) % s.opt.transition_ring;
+  }
+  if (now < s.fleet_watched_until) s.scan_step(engine, now);
+}
+
+Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
+                                            const core::AlertPolicy* policy,
+                                            const api::DeviceQuery& q) const {
+  api::DevicePage page;
+  page.total = engine.size();
+  std::optional<core::State> state;
+  if (!q.state.empty()) {
+    state = parse_state(q.state);
+    if (!state) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
+  }
+  const std::size_t n = engine.size();
+  std::size_t scanned = 0;
+  std::uint64_t i = q.cursor;
+  for (; i < n; ++i) {
+    if (page.devices.size() >= q.limit || scanned >= q.scan_budget) break;
+    ++scanned;
+    const auto d = static_cast<DeviceIndex>(i);
+    if (state || !q.id_prefix.empty()) {
+      const auto v = engine.view(d);
+      if (state && v.state != *state) continue;
+      if (!q.id_prefix.empty() && v.id.substr(0, q.id_prefix.size()) != q.id_prefix) continue;
+    }
+    bool match = true;
+    if (!q.labels.empty()) {
+      if (policy) {  // interned lookups, no allocation per device
+        for (const auto& [k, val] : q.labels)
+          if (policy->fleet().label(d, k) != val) match = false;
+      } else {
+        const auto labels = engine.labels(d);
+        for (const auto& m : q.labels)
+          if (std::find(labels.begin(), labels.end(), m) == labels.end()) match = false;
+      }
+    }
+    if (match) page.devices.push_back(st_->summary(engine, d));
+  }
+  if (i < n) page.next = i;
+  return {std::move(page), {}};
+}
+
+Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
+                                             const core::AlertPolicy* policy,
+                                             std::string_view id) const {
+  const auto& s = *st_;
+  const auto d = engine.find(id);
+  if (!d)
+    return Result<api::DeviceDetail>::fail(
+        ApiError::not_found("no device '" + std::string(id.substr(0, 200)) + "'"));
+  api::DeviceDetail out;
+  out.device = s.summary(engine, *d);
+  const auto v = engine.view(*d);
+  out.last_seen = s.wall(v.last_seen);
+  out.heartbeat_mean_ms = v.heartbeat_mean.count();
+  out.heartbeat_timeout_ms = v.heartbeat_timeout.count();
+  out.session = v.session;
+  if (policy) out.held_by_incident = policy->fleet().held_by(*d);
+  // Newest first while collecting, then oldest first in the answer.
+  const std::size_t size = s.ring.size();
+  for (std::size_t k = 0; k < size && out.transitions.size() < s.opt.transitions_per_device; ++k) {
+    const auto& r = s.ring[(s.ring_next + size - 1 - k) % size];
+    if (r.device != *d) continue;
+    api::TransitionRecord t;
+    t.at = s.wall(r.at);
+    t.from = state_word(r.from);
+    t.to = state_word(r.to);
+    t.reason = core::to_string(r.cause);
+    if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
+    out.transitions.push_back(std::move(t));
+  }
+  std::reverse(out.transitions.begin(), out.transitions.end());
+  return {std::move(out), {}};
+}
+
+Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime now,
+                                            bool broker_connected) {
+  auto& s = *st_;
+  // Someone is watching: keep the segment pass going for a minute. A fleet that fits into one
+  // step is counted afresh for every request.
+  s.fleet_watched_until = now + std::chrono::minutes(1);
+  if (engine.size() <= s.opt.scan_per_batch) {
+    s.scanning = false;
+    s.segments_at.reset();
+    s.scan_step(engine, now);
+  }
+  api::FleetSummary f;
+  f.at = s.wall(now);
+  f.devices = engine.size();
+  const auto counts = engine.counts();
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    f.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+  f.broker_connected = broker_connected;
+  f.blind = engine.blind() || !broker_connected;
+  f.restart_grace = engine.in_restart_grace();
+  f.segments = s.segments;
+  f.segments_truncated = s.segments_truncated;
+  if (s.segments_at) f.segments_at = s.wall(*s.segments_at);
+  return {std::move(f), {}};
+}
+
+Result<std::vector<api::IncidentSummary>> ApiQueries::incidents(
+    const core::AlertPolicy* policy) const {
+  using R = Result<std::vector<api::IncidentSummary>>;
+  if (!policy) return R::fail(no_policy());
+  R r;
+  for (const auto* i : policy->fleet().incidents()) r.value.push_back(st_->incident_summary(*i));
+  return r;
+}
+
+Result<api::IncidentDetail> ApiQueries::incident(const core::Engine& engine,
+                                                 const core::AlertPolicy* policy,
+                                                 std::uint32_t id) const {
+  using R = Result<api::IncidentDetail>;
+  if (!policy) return R::fail(no_policy());
+  const core::Incident* i = policy->fleet().incident(id);
+  if (!i) return R::fail(ApiError::not_found("no incident " + std::to_string(id)));
+  R r;
+  r.value.incident = st_->incident_summary(*i);
+  r.value.held_devices = st_->ids(engine, i->held);
+  r.value.still_held_devices = st_->ids(engine, policy->held(id));
+  r.value.straggler_devices = st_->ids(engine, i->stragglers);
+  for (const auto& a : policy->firing())
+    if (a.incident == id) r.value.alerts.push_back(a.dedup_key);
+  return r;
+}
+
+Result<std::vector<api::SilenceView>> ApiQueries::silences(const core::AlertPolicy* policy) const {
+  using R = Result<std::vector<api::SilenceView>>;
+  if (!policy) return R::fail(no_policy());
+  R r;
+  for (const auto& s : policy->silences()) r.value.push_back(st_->view_of(s));
+  return r;
+}
+
+Result<api::SilenceView> ApiQueries::add_silence(core::AlertPolicy* policy,
+                                                 const api::NewSilence& n, MonoTime now) const {
+  using R = Result<api::SilenceView>;
+  if (!policy) return R::fail(no_policy());
+  core::Silence s;
+  s.match = n.match;
+  s.starts_at = n.starts_at ? st_->mono(*n.starts_at) : now;
+  s.ends_at = st_->mono(n.ends_at);
+  s.comment = n.comment;
+  if (s.ends_at <= now) return R::fail(ApiError::bad_request("ends_at is in the past"));
+  if (s.ends_at <= s.starts_at)
+    return R::fail(ApiError::bad_request("ends_at must be after starts_at"));
+  s.id = policy->add_silence(s);
+  if (s.id == 0) return R::fail(ApiError::bad_request("the policy refused this silence"));
+  return {st_->view_of(s), {}};
+}
+
+Result<bool> ApiQueries::remove_silence(core::AlertPolicy* policy, std::uint64_t id,
+                                        MonoTime now) const {
+  if (!policy) return Result<bool>::fail(no_policy());
+  return {policy->remove_silence(id, now), {}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServiceApiBackend: every call posted to the engine thread.
+
+struct ServiceApiBackend::Impl {
+  Service& service;
+  PolicyFn policy_fn;
+  ApiQueries queries;
+
+  Impl(Service& s, PolicyFn p, ApiBackendOptions o)
+      : service(s), policy_fn(std::move(p)), queries(std::move(o), [] {
+          WallAnchor a;
+          a.mono = mono_now();
+          a.wall = std::chrono::system_clock::now();
+          return a;
+        }()) {}
+
+  core::AlertPolicy* policy() const { return policy_fn ? policy_fn() : nullptr; }
+  // The engine's latest time, or the clock if the engine has not seen one yet.
+  static MonoTime now(const core::Engine& engine) { return std::max(engine.now(), mono_now()); }
 };
 
 namespace {
@@ -217,7 +408,7 @@ Result<T> on_engine(const std::shared_ptr<ServiceApiBackend::Impl>& impl, Fn fn)
     }
   });
   if (!posted) return Result<T>::fail(ApiError::unavailable("presenced is not running"));
-  if (future.wait_for(impl->opt.timeout) != std::future_status::ready)
+  if (future.wait_for(impl->queries.options().timeout) != std::future_status::ready)
     return Result<T>::fail(ApiError::unavailable("the engine is busy; retry"));
   try {
     return future.get();
@@ -230,192 +421,58 @@ Result<T> on_engine(const std::shared_ptr<ServiceApiBackend::Impl>& impl, Fn fn)
 
 ServiceApiBackend::ServiceApiBackend(Service& service, PolicyFn policy, ApiBackendOptions options)
     : impl_(std::make_shared<Impl>(service, std::move(policy), std::move(options))) {
-  if (impl_->opt.transition_ring == 0) impl_->opt.transition_ring = 1;
   // The hook keeps Impl alive for as long as the service may call it.
   service.set_transitions_hook(
       [impl = impl_](const core::Engine& e, const std::vector<core::Transition>& ts,
-                     MonoTime now) { impl->on_batch(e, ts, now); });
+                     MonoTime now) { impl->queries.on_batch(e, ts, now); });
 }
 
 ServiceApiBackend::~ServiceApiBackend() = default;
 
 Result<api::DevicePage> ServiceApiBackend::devices(const api::DeviceQuery& q) {
-  return on_engine<api::DevicePage>(impl_, [q](Impl& self, core::Engine& engine) {
-    api::DevicePage page;
-    page.total = engine.size();
-    std::optional<core::State> state;
-    if (!q.state.empty()) {
-      state = parse_state(q.state);
-      if (!state) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
-    }
-    core::AlertPolicy* policy = self.policy();
-    const std::size_t n = engine.size();
-    std::size_t scanned = 0;
-    std::uint64_t i = q.cursor;
-    for (; i < n; ++i) {
-      if (page.devices.size() >= q.limit || scanned >= q.scan_budget) break;
-      ++scanned;
-      const auto d = static_cast<DeviceIndex>(i);
-      const auto v = engine.view(d);
-      if (state && v.state != *state) continue;
-      if (!q.id_prefix.empty() && v.id.substr(0, q.id_prefix.size()) != q.id_prefix) continue;
-      bool match = true;
-      if (!q.labels.empty()) {
-        if (policy) {  // interned lookups, no allocation per device
-          for (const auto& [k, val] : q.labels)
-            if (policy->fleet().label(d, k) != val) match = false;
-        } else {
-          const auto labels = engine.labels(d);
-          for (const auto& m : q.labels)
-            if (std::find(labels.begin(), labels.end(), m) == labels.end()) match = false;
-        }
-      }
-      if (match) page.devices.push_back(self.summary(engine, d));
-    }
-    if (i < n) page.next = i;
-    return Result<api::DevicePage>{std::move(page), {}};
+  return on_engine<api::DevicePage>(impl_, [q](Impl& self, core::Engine& e) {
+    return self.queries.devices(e, self.policy(), q);
   });
 }
 
 Result<api::DeviceDetail> ServiceApiBackend::device(std::string_view id) {
-  return on_engine<api::DeviceDetail>(
-      impl_, [id = std::string(id)](Impl& self, core::Engine& engine) {
-        const auto d = engine.find(id);
-        if (!d) return Result<api::DeviceDetail>::fail(ApiError::not_found("no device '" + id.substr(0, 200) + "'"));
-        api::DeviceDetail out;
-        out.device = self.summary(engine, *d);
-        const auto v = engine.view(*d);
-        out.last_seen = self.wall(v.last_seen);
-        out.heartbeat_mean_ms = v.heartbeat_mean.count();
-        out.heartbeat_timeout_ms = v.heartbeat_timeout.count();
-        out.session = v.session;
-        if (auto* p = self.policy()) out.held_by_incident = p->fleet().held_by(*d);
-        // Newest first while collecting, then oldest first in the answer.
-        const std::size_t size = self.ring.size();
-        for (std::size_t k = 0; k < size && out.transitions.size() < self.opt.transitions_per_device;
-             ++k) {
-          const auto& r = self.ring[(self.ring_next + size - 1 - k) % size];
-          if (r.device != *d) continue;
-          api::TransitionRecord t;
-          t.at = self.wall(r.at);
-          t.from = state_word(r.from);
-          t.to = state_word(r.to);
-          t.reason = core::to_string(r.cause);
-          if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
-          out.transitions.push_back(std::move(t));
-        }
-        std::reverse(out.transitions.begin(), out.transitions.end());
-        return Result<api::DeviceDetail>{std::move(out), {}};
-      });
+  return on_engine<api::DeviceDetail>(impl_, [id = std::string(id)](Impl& self, core::Engine& e) {
+    return self.queries.device(e, self.policy(), id);
+  });
 }
 
 Result<api::FleetSummary> ServiceApiBackend::fleet() {
-  const ServiceStats stats = impl_->service.stats();
-  return on_engine<api::FleetSummary>(impl_, [stats](Impl& self, core::Engine& engine) {
-    const MonoTime now = std::max(engine.now(), mono_now());
-    // Someone is watching: keep the segment pass going for a minute. A fleet that fits into one
-    // step is counted right now.
-    self.fleet_watched_until = now + std::chrono::minutes(1);
-    if (engine.size() <= self.opt.scan_per_batch) {
-      self.scanning = false;  // cheap enough: a fresh complete pass for every request
-      self.segments_at.reset();
-      self.scan_step(engine, now);
-    }
-    api::FleetSummary f;
-    f.at = self.wall(now);
-    f.devices = engine.size();
-    const auto counts = engine.counts();
-    for (std::size_t i = 0; i < counts.size(); ++i)
-      f.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
-    f.broker_connected = stats.broker_connected;
-    f.blind = engine.blind() || !stats.broker_connected;
-    f.restart_grace = engine.in_restart_grace();
-    f.segments = self.segments;
-    f.segments_truncated = self.segments_truncated;
-    if (self.segments_at) f.segments_at = self.wall(*self.segments_at);
-    return Result<api::FleetSummary>{std::move(f), {}};
+  const bool connected = impl_->service.stats().broker_connected;
+  return on_engine<api::FleetSummary>(impl_, [connected](Impl& self, core::Engine& e) {
+    return self.queries.fleet(e, Impl::now(e), connected);
   });
 }
 
 Result<std::vector<api::IncidentSummary>> ServiceApiBackend::incidents() {
-  using R = Result<std::vector<api::IncidentSummary>>;
-  return on_engine<std::vector<api::IncidentSummary>>(impl_, [](Impl& self, core::Engine&) {
-    auto* p = self.policy();
-    if (!p) return R::fail(no_policy());
-    R r;
-    for (const auto* i : p->fleet().incidents()) r.value.push_back(self.incident_summary(*i));
-    return r;
-  });
+  return on_engine<std::vector<api::IncidentSummary>>(
+      impl_, [](Impl& self, core::Engine&) { return self.queries.incidents(self.policy()); });
 }
 
 Result<api::IncidentDetail> ServiceApiBackend::incident(std::uint32_t id) {
-  using R = Result<api::IncidentDetail>;
-  return on_engine<api::IncidentDetail>(impl_, [id](Impl& self, core::Engine& engine) {
-    auto* p = self.policy();
-    if (!p) return R::fail(no_policy());
-    const core::Incident* i = p->fleet().incident(id);
-    if (!i) return R::fail(ApiError::not_found("no incident " + std::to_string(id)));
-    R r;
-    r.value.incident = self.incident_summary(*i);
-    r.value.held_devices = self.ids(engine, i->held);
-    r.value.still_held_devices = self.ids(engine, p->held(id));
-    r.value.straggler_devices = self.ids(engine, i->stragglers);
-    for (const auto& a : p->firing())
-      if (a.incident == id) r.value.alerts.push_back(a.dedup_key);
-    return r;
+  return on_engine<api::IncidentDetail>(impl_, [id](Impl& self, core::Engine& e) {
+    return self.queries.incident(e, self.policy(), id);
   });
 }
-
-namespace {
-api::SilenceView view_of(const ServiceApiBackend::Impl& self, const core::Silence& s) {
-  api::SilenceView v;
-  v.id = s.id;
-  v.match = s.match;
-  v.starts_at = self.wall(s.starts_at);
-  v.ends_at = self.wall(s.ends_at);
-  v.comment = s.comment;
-  return v;
-}
-}  // namespace
 
 Result<std::vector<api::SilenceView>> ServiceApiBackend::silences() {
-  using R = Result<std::vector<api::SilenceView>>;
-  return on_engine<std::vector<api::SilenceView>>(impl_, [](Impl& self, core::Engine&) {
-    auto* p = self.policy();
-    if (!p) return R::fail(no_policy());
-    R r;
-    for (const auto& s : p->silences()) r.value.push_back(view_of(self, s));
-    return r;
-  });
+  return on_engine<std::vector<api::SilenceView>>(
+      impl_, [](Impl& self, core::Engine&) { return self.queries.silences(self.policy()); });
 }
 
 Result<api::SilenceView> ServiceApiBackend::add_silence(const api::NewSilence& n) {
-  using R = Result<api::SilenceView>;
-  return on_engine<api::SilenceView>(impl_, [n](Impl& self, core::Engine& engine) {
-    auto* p = self.policy();
-    if (!p) return R::fail(no_policy());
-    const MonoTime now = std::max(engine.now(), mono_now());
-    core::Silence s;
-    s.match = n.match;
-    s.starts_at = n.starts_at ? self.mono(*n.starts_at) : now;
-    s.ends_at = self.mono(n.ends_at);
-    s.comment = n.comment;
-    if (s.ends_at <= now) return R::fail(ApiError::bad_request("ends_at is in the past"));
-    if (s.ends_at <= s.starts_at)
-      return R::fail(ApiError::bad_request("ends_at must be after starts_at"));
-    s.id = p->add_silence(s);
-    if (s.id == 0) return R::fail(ApiError::bad_request("the policy refused this silence"));
-    R r;
-    r.value = view_of(self, s);
-    return r;
+  return on_engine<api::SilenceView>(impl_, [n](Impl& self, core::Engine& e) {
+    return self.queries.add_silence(self.policy(), n, Impl::now(e));
   });
 }
 
 Result<bool> ServiceApiBackend::remove_silence(std::uint64_t id) {
-  return on_engine<bool>(impl_, [id](Impl& self, core::Engine& engine) {
-    auto* p = self.policy();
-    if (!p) return Result<bool>::fail(no_policy());
-    return Result<bool>{p->remove_silence(id, std::max(engine.now(), mono_now())), {}};
+  return on_engine<bool>(impl_, [id](Impl& self, core::Engine& e) {
+    return self.queries.remove_silence(self.policy(), id, Impl::now(e));
   });
 }
 

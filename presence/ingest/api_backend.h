@@ -16,6 +16,7 @@
 
 #include "presence/api/api.h"
 #include "presence/core/policy.h"
+#include "presence/ingest/output.h"
 #include "presence/ingest/service.h"
 
 namespace presence::ingest {
@@ -28,6 +29,42 @@ struct ApiBackendOptions {
   std::size_t max_segments = 1000;          // label key/value pairs reported by /v1/fleet
   std::chrono::milliseconds segment_interval{5000};  // pause between two segment passes
   std::size_t max_ids = 1000;               // device ids listed per incident list
+};
+
+// The queries themselves, on the engine thread (no locking, no waiting): pure functions of the
+// engine, the policy and the time given, so unit tests drive them with a simulated clock and
+// the benchmark with a 1 M device engine. ServiceApiBackend runs them through Service::post.
+class ApiQueries {
+ public:
+  ApiQueries(ApiBackendOptions options, WallAnchor anchor);
+  ~ApiQueries();
+  ApiQueries(const ApiQueries&) = delete;
+  ApiQueries& operator=(const ApiQueries&) = delete;
+  const ApiBackendOptions& options() const;
+
+  // After each batch: its transitions (ring), and a segment pass step while /v1/fleet is read.
+  void on_batch(const core::Engine& engine, const std::vector<core::Transition>& transitions,
+                core::MonoTime now);
+
+  api::Result<api::DevicePage> devices(const core::Engine& engine, const core::AlertPolicy* policy,
+                                       const api::DeviceQuery& query) const;
+  api::Result<api::DeviceDetail> device(const core::Engine& engine,
+                                        const core::AlertPolicy* policy, std::string_view id) const;
+  api::Result<api::FleetSummary> fleet(const core::Engine& engine, core::MonoTime now,
+                                       bool broker_connected);
+  api::Result<std::vector<api::IncidentSummary>> incidents(const core::AlertPolicy* policy) const;
+  api::Result<api::IncidentDetail> incident(const core::Engine& engine,
+                                            const core::AlertPolicy* policy,
+                                            std::uint32_t id) const;
+  api::Result<std::vector<api::SilenceView>> silences(const core::AlertPolicy* policy) const;
+  api::Result<api::SilenceView> add_silence(core::AlertPolicy* policy, const api::NewSilence& s,
+                                            core::MonoTime now) const;
+  api::Result<bool> remove_silence(core::AlertPolicy* policy, std::uint64_t id,
+                                   core::MonoTime now) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> st_;
 };
 
 class ServiceApiBackend final : public api::ApiBackend {
