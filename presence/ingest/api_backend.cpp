@@ -75,7 +75,17 @@ struct ApiQueries::State {
   std::size_t ring_next = 0;  // slot the next record goes to
 
   using SegmentKey = std::pair<std::string, std::string>;
-  std::map<SegmentKey, std::array<std::size_t, 5>> scan_acc;
+  // Transparent: a lookup by string_views copies nothing.
+  struct SegmentLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      const std::string_view a1 = a.first, b1 = b.first;
+      if (a1 != b1) return a1 < b1;
+      return std::string_view(a.second) < std::string_view(b.second);
+    }
+  };
+  std::map<SegmentKey, std::array<std::size_t, 5>, SegmentLess> scan_acc;
   bool scan_truncated = false;
   bool scanning = false;
   DeviceIndex scan_next = 0;
@@ -93,7 +103,7 @@ struct ApiQueries::State {
   }
 
   // One step of the segment pass: at most scan_per_batch devices.
-  void scan_step(const core::Engine& engine, MonoTime now) {
+  void scan_step(const core::Engine& engine, MonoTime now, const core::AlertPolicy* policy) {
     if (!scanning) {
       if (segments_at && now < next_pass) return;
       scanning = true;
@@ -105,17 +115,21 @@ struct ApiQueries::State {
     const std::size_t end = std::min<std::size_t>(n, scan_next + opt.scan_per_batch);
     for (; scan_next < end; ++scan_next) {
       const auto state = static_cast<std::size_t>(engine.view(scan_next).state);
-      for (auto& label : engine.labels(scan_next)) {
-        auto key = SegmentKey(std::move(label.first), std::move(label.second));
-        auto it = scan_acc.find(key);
+      auto count = [&](std::string_view k, std::string_view v) {
+        auto it = scan_acc.find(std::pair(k, v));
         if (it == scan_acc.end()) {
           if (scan_acc.size() >= opt.max_segments) {
             scan_truncated = true;
-            continue;
+            return;
           }
-          it = scan_acc.emplace(std::move(key), std::array<std::size_t, 5>{}).first;
+          it = scan_acc.emplace(SegmentKey(k, v), std::array<std::size_t, 5>{}).first;
         }
         ++it->second[state];
+      };
+      if (policy) {  // interned views: no string copies per device
+        for (const auto& [k, v] : policy->fleet().labels(scan_next)) count(k, v);
+      } else {
+        for (const auto& [k, v] : engine.labels(scan_next)) count(k, v);
       }
     }
     if (scan_next < n) return;
@@ -203,7 +217,7 @@ ApiQueries::~ApiQueries() = default;
 const ApiBackendOptions& ApiQueries::options() const { return st_->opt; }
 
 void ApiQueries::on_batch(const core::Engine& engine, const std::vector<core::Transition>& ts,
-                          MonoTime now) {
+                          MonoTime now, const core::AlertPolicy* policy) {
   auto& s = *st_;
   for (const auto& t : ts) {
     State::Record r{t.device, t.from, t.to, t.cause, t.disconnect_reason, t.at};
@@ -214,7 +228,7 @@ void ApiQueries::on_batch(const core::Engine& engine, const std::vector<core::Tr
     }
     s.ring_next = (s.ring_next + 1) % s.opt.transition_ring;
   }
-  if (now < s.fleet_watched_until) s.scan_step(engine, now);
+  if (now < s.fleet_watched_until) s.scan_step(engine, now, policy);
 }
 
 Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
@@ -290,7 +304,8 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
 }
 
 Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime now,
-                                            bool broker_connected) {
+                                            bool broker_connected,
+                                            const core::AlertPolicy* policy) {
   auto& s = *st_;
   // Someone is watching: keep the segment pass going for a minute. A fleet that fits into one
   // step is counted afresh for every request.
@@ -298,7 +313,7 @@ Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime
   if (engine.size() <= s.opt.scan_per_batch) {
     s.scanning = false;
     s.segments_at.reset();
-    s.scan_step(engine, now);
+    s.scan_step(engine, now, policy);
   }
   api::FleetSummary f;
   f.at = s.wall(now);
@@ -424,7 +439,7 @@ ServiceApiBackend::ServiceApiBackend(Service& service, PolicyFn policy, ApiBacke
   // The hook keeps Impl alive for as long as the service may call it.
   service.set_transitions_hook(
       [impl = impl_](const core::Engine& e, const std::vector<core::Transition>& ts,
-                     MonoTime now) { impl->queries.on_batch(e, ts, now); });
+                     MonoTime now) { impl->queries.on_batch(e, ts, now, impl->policy()); });
 }
 
 ServiceApiBackend::~ServiceApiBackend() = default;
@@ -444,7 +459,7 @@ Result<api::DeviceDetail> ServiceApiBackend::device(std::string_view id) {
 Result<api::FleetSummary> ServiceApiBackend::fleet() {
   const bool connected = impl_->service.stats().broker_connected;
   return on_engine<api::FleetSummary>(impl_, [connected](Impl& self, core::Engine& e) {
-    return self.queries.fleet(e, Impl::now(e), connected);
+    return self.queries.fleet(e, Impl::now(e), connected, self.policy());
   });
 }
 

@@ -25,7 +25,7 @@ struct ApiBackendOptions {
   std::chrono::milliseconds timeout{2000};  // engine busy longer: 503, the caller retries
   std::size_t transition_ring = 65536;      // ~2 MiB
   std::size_t transitions_per_device = 20;  // in GET /v1/devices/{id}
-  std::size_t scan_per_batch = 20000;       // segment scan step (engine thread time per batch)
+  std::size_t scan_per_batch = 10000;       // segment scan step (~5 ms of engine thread)
   std::size_t max_segments = 1000;          // label key/value pairs reported by /v1/fleet
   std::chrono::milliseconds segment_interval{5000};  // pause between two segment passes
   std::size_t max_ids = 1000;               // device ids listed per incident list
@@ -43,15 +43,17 @@ class ApiQueries {
   const ApiBackendOptions& options() const;
 
   // After each batch: its transitions (ring), and a segment pass step while /v1/fleet is read.
+  // policy (may be nullptr) gives interned labels without copying them.
   void on_batch(const core::Engine& engine, const std::vector<core::Transition>& transitions,
-                core::MonoTime now);
+                core::MonoTime now, const core::AlertPolicy* policy = nullptr);
 
   api::Result<api::DevicePage> devices(const core::Engine& engine, const core::AlertPolicy* policy,
                                        const api::DeviceQuery& query) const;
   api::Result<api::DeviceDetail> device(const core::Engine& engine,
                                         const core::AlertPolicy* policy, std::string_view id) const;
   api::Result<api::FleetSummary> fleet(const core::Engine& engine, core::MonoTime now,
-                                       bool broker_connected);
+                                       bool broker_connected,
+                                       const core::AlertPolicy* policy = nullptr);
   api::Result<std::vector<api::IncidentSummary>> incidents(const core::AlertPolicy* policy) const;
   api::Result<api::IncidentDetail> incident(const core::Engine& engine,
                                             const core::AlertPolicy* policy,
