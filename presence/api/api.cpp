@@ -157,6 +157,19 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   return std::chrono::milliseconds(n * ms);
 }
 
+std::string render_prometheus(const ApiCounters& c) {
+  std::string out =
+      "# HELP presence_api_requests_total Requests to /v1 endpoints.\n"
+      "# TYPE presence_api_requests_total counter\n"
+      "presence_api_requests_total " + std::to_string(c.requests.load()) + "\n"
+      "# HELP presence_api_errors_total /v1 requests answered with an error, by error code.\n"
+      "# TYPE presence_api_errors_total counter\n";
+  for (std::size_t i = 0; i < ApiCounters::kCodes.size(); ++i)
+    out += std::string("presence_api_errors_total{code=\"") + ApiCounters::kCodes[i] + "\"} " +
+           std::to_string(c.errors[i].load()) + "\n";
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON
 
@@ -223,6 +236,23 @@ void send_error(httplib::Response& res, const ApiError& e) {
   send_json(res, e.http, {{"error", {{"code", e.code}, {"message", e.message}}}});
 }
 
+void count(const ApiOptions& opt, const httplib::Request& req, const httplib::Response& res) {
+  if (!opt.counters && !opt.log) return;
+  if (opt.counters) ++opt.counters->requests;
+  if (res.status < 400) return;
+  std::string code;
+  const json j = json::parse(res.body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object())
+    code = j["error"].value("code", "");
+  if (opt.counters) {
+    for (std::size_t i = 0; i < ApiCounters::kCodes.size(); ++i)
+      if (code == ApiCounters::kCodes[i]) ++opt.counters->errors[i];
+  }
+  if (opt.log && res.status >= 500)
+    opt.log(code, "api: " + req.method + " " + req.path.substr(0, 200) + ": " +
+                      std::to_string(res.status) + " " + res.body.substr(0, 300));
+}
+
 void send_error(httplib::Response& res, int status, std::string code, std::string message) {
   send_error(res, ApiError{status, std::move(code), std::move(message)});
 }
@@ -262,14 +292,16 @@ class Router {
                                  std::function<void(const httplib::Request&, httplib::Response&)> fn) {
     return [this, access, fn = std::move(fn)](const httplib::Request& req,
                                               httplib::Response& res) {
-      if (!authorized(access, req, res)) return;
-      try {
-        fn(req, res);
-      } catch (const std::exception& e) {
-        send_error(res, 500, "internal", std::string("internal error: ") + e.what());
-      } catch (...) {
-        send_error(res, 500, "internal", "internal error");
+      if (authorized(access, req, res)) {
+        try {
+          fn(req, res);
+        } catch (const std::exception& e) {
+          send_error(res, 500, "internal", std::string("internal error: ") + e.what());
+        } catch (...) {
+          send_error(res, 500, "internal", "internal error");
+        }
       }
+      count(opt_, req, res);
     };
   }
 
@@ -536,11 +568,11 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
     send_error(res, 404, "not_found",
                "no endpoint " + req.method + " " + req.path.substr(0, 200) + " (see docs/api.md)");
   };
-  server.Get(R"(/v1(/.*)?)", unknown);
-  server.Post(R"(/v1(/.*)?)", unknown);
-  server.Put(R"(/v1(/.*)?)", unknown);
-  server.Patch(R"(/v1(/.*)?)", unknown);
-  server.Delete(R"(/v1(/.*)?)", unknown);
+  server.Get(R"(/v1(/.*)?)", router->guard(A::Read, unknown));
+  server.Post(R"(/v1(/.*)?)", router->guard(A::Read, unknown));
+  server.Put(R"(/v1(/.*)?)", router->guard(A::Read, unknown));
+  server.Patch(R"(/v1(/.*)?)", router->guard(A::Read, unknown));
+  server.Delete(R"(/v1(/.*)?)", router->guard(A::Read, unknown));
 
   if (router->options().dashboard) {
     server.Get("/", [](const httplib::Request&, httplib::Response& res) {

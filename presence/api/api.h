@@ -6,8 +6,12 @@
 // docs/api.md documents every endpoint.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -175,6 +179,17 @@ class ApiBackend {
   virtual Result<bool> remove_silence(std::uint64_t id) = 0;  // false = no such silence
 };
 
+// Request counters for /metrics (docs/metrics.md): presence_api_requests_total and
+// presence_api_errors_total{code}. Shared between the router (HTTP threads) and /metrics.
+struct ApiCounters {
+  static constexpr std::array<const char*, 7> kCodes = {
+      "bad_request", "unauthorized", "forbidden", "not_found", "too_large", "internal",
+      "unavailable"};
+  std::atomic<std::uint64_t> requests{0};
+  std::array<std::atomic<std::uint64_t>, kCodes.size()> errors{};
+};
+std::string render_prometheus(const ApiCounters& counters);
+
 struct ApiOptions {
   // Bearer token (http.token / http.token_file). Mutating endpoints always require it (and are
   // refused when none is configured); reads require it when require_token_for_reads.
@@ -184,6 +199,10 @@ struct ApiOptions {
   std::size_t max_limit = 1000;     // ?limit= upper bound
   std::size_t default_limit = 100;
   bool dashboard = true;            // serve the embedded dashboard at /
+  std::shared_ptr<ApiCounters> counters;  // optional
+  // Server-side failures (5xx) are reported here, keyed by error code; the caller rate-limits
+  // (STYLE.md: logged once, counted). Optional.
+  std::function<void(std::string_view code, std::string_view line)> log;
 };
 
 // Registers /v1/... and (if options.dashboard) / and /assets/... on server. The backend must

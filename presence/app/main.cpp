@@ -261,15 +261,22 @@ int run(const std::string& path) {
     return 1;
   }
   service.set_hooks(&alerting);
-  presence::api::HealthServer http(http_host, http_port, [&service, &alerting] {
+  auto api_counters = std::make_shared<presence::api::ApiCounters>();
+  presence::api::HealthServer http(http_host, http_port, [&service, &alerting, api_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
+    m.extra += presence::api::render_prometheus(*api_counters);
     return m;
   });
   // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
   presence::api::ApiOptions api_options;
   api_options.token = running.http.token;
   api_options.require_token_for_reads = !presence::api::is_loopback_host(http_host);
+  api_options.counters = api_counters;
+  presence::ingest::RateLimitedLog api_log(running.log.rate_limit);
+  api_options.log = [&api_log](std::string_view code, std::string_view line) {
+    api_log.log(LogLevel::Warn, "api:" + std::string(code), line);
+  };
   if (api_options.require_token_for_reads && api_options.token.empty()) {
     std::fprintf(stderr, "%s: http.token: required when http.listen is not a loopback address\n",
                  path.c_str());

@@ -139,6 +139,10 @@ TEST_CASE("the /v1 API against a running presenced") {
     REQUIRE(r);
     CHECK(r->status == 404);
     CHECK(json::parse(r->body)["error"]["code"] == "not_found");
+    auto m = s.client().Get("/metrics");
+    REQUIRE(m);
+    CHECK(m->body.find("presence_api_errors_total{code=\"not_found\"} 1\n") != std::string::npos);
+    CHECK(m->body.find("presence_api_requests_total ") != std::string::npos);
     r = s.client().Get("/v1/devices?cursor=garbage");
     REQUIRE(r);
     CHECK(r->status == 400);

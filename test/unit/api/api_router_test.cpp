@@ -461,6 +461,35 @@ TEST_CASE("silences: create, list, delete, and every bad body is a 400") {
   CHECK(body_of(c.Get("/v1/silences"))["silences"].size() == 2);
 }
 
+TEST_CASE("counters and the 5xx log") {
+  ApiOptions o;
+  o.counters = std::make_shared<ApiCounters>();
+  std::vector<std::string> logged;
+  std::mutex mu;
+  o.log = [&](std::string_view code, std::string_view line) {
+    std::lock_guard<std::mutex> lock(mu);
+    logged.push_back(std::string(code) + "|" + std::string(line));
+  };
+  Fixture f(o);
+  auto c = f.client();
+  c.Get("/v1/fleet");
+  c.Get("/v1/devices?limit=0");
+  c.Get("/v1/devices/nope");
+  c.Post("/v1/silences", "{}", "application/json");  // no token configured: forbidden
+  f.backend.down = true;
+  c.Get("/v1/devices");
+  const std::string text = render_prometheus(*o.counters);
+  CHECK(text.find("presence_api_requests_total 5\n") != std::string::npos);
+  CHECK(text.find("presence_api_errors_total{code=\"bad_request\"} 1\n") != std::string::npos);
+  CHECK(text.find("presence_api_errors_total{code=\"not_found\"} 1\n") != std::string::npos);
+  CHECK(text.find("presence_api_errors_total{code=\"forbidden\"} 1\n") != std::string::npos);
+  CHECK(text.find("presence_api_errors_total{code=\"unavailable\"} 1\n") != std::string::npos);
+  CHECK(text.find("presence_api_errors_total{code=\"internal\"} 0\n") != std::string::npos);
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(logged.size() == 1);  // only the server-side failure
+  CHECK(logged[0].rfind("unavailable|api: GET /v1/devices: 503", 0) == 0);
+}
+
 TEST_CASE("dashboard assets are embedded and served without the network") {
   Fixture f;
   auto c = f.client();
