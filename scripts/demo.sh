@@ -2,7 +2,7 @@
 # Demo. Until the service exists (presenced + Mosquitto + simulated fleet), this replays a small
 # recorded story through the core and prints its decisions live: a broker restart nobody is paged
 # for, a flapping kiosk (one flap, not a page per drop), a short blip, and two real failures.
-#   bash scripts/demo.sh                   paced (about 20 s)
+#   bash scripts/demo.sh                   paced (about 30 s)
 #   PRESENCE_DEMO_SPEED=0 bash scripts/demo.sh   all at once
 #   bash scripts/demo.sh --set offline_grace=2m  extra presence-replay options: what if?
 set -euo pipefail

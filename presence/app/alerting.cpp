@@ -182,13 +182,19 @@ Alerting::Alerting(Config config, store::LogFn log)
 Alerting::~Alerting() { stop(); }
 
 bool Alerting::start(std::string* error) {
+  auto sinks = make_sinks(config_);
   std::error_code ec;
   std::filesystem::create_directories(config_.store.dir, ec);
   if (ec) {
-    if (error) *error = "store.dir: cannot create " + config_.store.dir + ": " + ec.message();
-    return false;
+    // Without a durable outbox nothing may be sent (a crash would forget it); without sinks the
+    // store only holds snapshots, and running without them is better than not running.
+    if (!sinks.empty()) {
+      if (error) *error = "store.dir: cannot create " + config_.store.dir + ": " + ec.message();
+      return false;
+    }
+    log_("store.dir: cannot create " + config_.store.dir + " (" + ec.message() +
+         "): snapshots will fail");
   }
-  auto sinks = make_sinks(config_);
   if (sinks.empty()) {
     log_(config_.alerts.enabled ? "alerts: no sink enabled: alerts are decided, not sent"
                                 : "alerts: alerts.enabled is false: alerts are decided, not sent");

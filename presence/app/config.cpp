@@ -813,8 +813,9 @@ class Validator {
           {"presence.heartbeat_timeout_floor"});
     positive(p.heartbeat_default_interval, "presence.heartbeat_default_interval");
     check(p.heartbeat_min_samples >= 1, "presence.heartbeat_min_samples", "must be at least 1");
-    check(p.flap_history >= 2 && p.flap_history <= 64, "presence.flap_history",
-          "must be between 2 and 64, got " + std::to_string(p.flap_history));
+    check(p.flap_history >= 2 && p.flap_history <= 32, "presence.flap_history",
+          "must be between 2 and 32 (one 32-bit history word per device), got " +
+              std::to_string(p.flap_history));
     positive(p.flap_window, "presence.flap_window");
     check(p.flap_high > 0.0 && p.flap_high <= 1.0, "presence.flap_high",
           "must be in (0, 1], got " + format_double(p.flap_high));

@@ -15,7 +15,7 @@ std::string config_error(const Config& c) {
     return "heartbeat_timeout_ceiling must be < 49 days";
   }
   if (!positive(c.heartbeat_default_interval)) return "heartbeat_default_interval must be > 0";
-  if (c.flap_history < 3 || c.flap_history > 32) return "flap_history must be in [3, 32]";
+  if (c.flap_history < 2 || c.flap_history > 32) return "flap_history must be in [2, 32]";
   if (!positive(c.flap_window)) return "flap_window must be > 0";
   if (!(c.flap_low >= 0.0 && c.flap_low < c.flap_high && c.flap_high <= 1.0)) {
     return "flap_low and flap_high must satisfy 0 <= flap_low < flap_high <= 1";

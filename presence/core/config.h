@@ -42,7 +42,7 @@ struct Config {
 
 // Empty if config is usable, else one message naming the offending key (the YAML loader adds
 // file:line). Ranges: durations > 0, heartbeat_timeout_floor <= heartbeat_timeout_ceiling,
-// heartbeat_timeout_factor >= 1, 3 <= flap_history <= 32, 0 <= flap_low < flap_high <= 1,
+// heartbeat_timeout_factor >= 1, 2 <= flap_history <= 32, 0 <= flap_low < flap_high <= 1,
 // restart_grace_min <= restart_grace_max.
 std::string config_error(const Config& config);
 

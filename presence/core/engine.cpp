@@ -46,6 +46,15 @@ class LabelPool {
     return pos->second;
   }
 
+  // True if set already maps key to value (an empty value: key absent). No allocation.
+  bool has(std::uint32_t set, std::string_view key, std::string_view value) const {
+    if (set >= sets_.size()) return false;
+    for (const auto& [k, v] : sets_[set]) {
+      if (strings_[k] == key) return strings_[v] == value;
+    }
+    return value.empty();
+  }
+
   std::vector<Label> labels(std::uint32_t set) const {
     std::vector<Label> out;
     if (set >= sets_.size()) return out;
@@ -560,8 +569,11 @@ void Engine::reserve(std::size_t devices, std::size_t id_bytes) {
 }
 
 void Engine::set_label(DeviceIndex device, std::string_view key, std::string_view value) {
-  impl_->flush();
   if (device >= impl_->devices.size() || key.empty()) return;
+  // Ingest re-sends a device's labels with every birth/heartbeat: an unchanged label must cost
+  // no allocation and no pipeline flush.
+  if (impl_->label_pool.has(impl_->devices[device].labels, key, value)) return;
+  impl_->flush();
   auto& d = impl_->devices[device];
   d.labels = impl_->label_pool.with(d.labels, key, value);
   if (impl_->observer != nullptr) impl_->observer->on_label(device, key, value);

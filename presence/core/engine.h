@@ -75,6 +75,7 @@ class DecisionObserver {
   // Every accepted (not stale, duplicate or retained) Connected event, also those that cause no
   // transition (e.g. while flapping): the reconnect rate.
   virtual void on_connect(DeviceIndex /*device*/, MonoTime /*at*/) {}
+  // A label changed (set_label with the current value is not announced; "" = removed).
   virtual void on_label(DeviceIndex /*device*/, std::string_view /*key*/,
                         std::string_view /*value*/) {}
   virtual void on_blind(bool /*blind*/, MonoTime /*at*/) {}
@@ -105,7 +106,8 @@ class Engine {
 
   // Labels (firmware, site, model...) from birth/heartbeat JSON; used for fleet segments.
   // Keys and values are interned; devices sharing a label set share its storage. An empty value
-  // removes the key.
+  // removes the key. Setting the current value again costs no allocation (ingest repeats labels
+  // with every message).
   void set_label(DeviceIndex device, std::string_view key, std::string_view value);
   std::vector<Label> labels(DeviceIndex device) const;
 

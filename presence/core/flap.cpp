@@ -6,7 +6,7 @@
 namespace presence::core {
 
 FlapDetector::FlapDetector(const Config& config)
-    : transitions_(std::clamp<std::uint32_t>(config.flap_history, 3, kMaxHistory) - 1),
+    : transitions_(std::clamp<std::uint32_t>(config.flap_history, 2, kMaxHistory) - 1),
       mask_(transitions_ >= 32 ? 0xFFFFFFFFu : (1u << transitions_) - 1),
       step_(std::max<Duration>(Duration{1}, config.flap_window / transitions_)),
       high_(config.flap_high),
@@ -16,8 +16,9 @@ FlapDetector::FlapDetector(const Config& config)
   std::array<double, kMaxHistory> weight{};  // by bit position (0 = newest)
   for (std::uint32_t pos = 0; pos < transitions_; ++pos) {
     const std::uint32_t j = transitions_ - 1 - pos;  // age rank: 0 = oldest
-    weight[pos] = (0.75 + 0.5 * static_cast<double>(j) / static_cast<double>(transitions_ - 1)) /
-                  static_cast<double>(transitions_);
+    const double rank =
+        transitions_ > 1 ? static_cast<double>(j) / static_cast<double>(transitions_ - 1) : 0.5;
+    weight[pos] = (0.75 + 0.5 * rank) / static_cast<double>(transitions_);
   }
   for (std::size_t byte = 0; byte < 4; ++byte) {
     for (std::uint32_t v = 0; v < 256; ++v) {

@@ -1018,6 +1018,22 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
     m.devs.emplace(d, a);
     m.due.insert({a.due, d});
   }
+  // A group resolves when its last firing member is back: count only members restored as firing
+  // in it (a damaged snapshot must not leave a group that can never resolve).
+  for (auto it = m.groups.begin(); it != m.groups.end();) {
+    std::size_t firing = 0;
+    for (DeviceIndex d : it->second.members) {
+      auto a = m.devs.find(d);
+      firing += a != m.devs.end() && a->second.phase == Impl::DeviceAlert::Firing && a->second.group == it->first;
+    }
+    it->second.remaining = firing;
+    if (firing == 0) {
+      m.push(AlertIntent::Action::Resolve, AlertIntent::Type::DeviceGroup, it->second.key, now);
+      it = m.groups.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (const auto& p : snap.incident_pages) {
     if (m.incs.count(p.incident) != 0 || m.fleet.incident(p.incident) == nullptr) continue;
     Impl::IncidentAlert ia;

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <chrono>
+#include <memory>
 #include <ostream>
 #include <thread>
 #include <vector>
@@ -72,7 +73,17 @@ std::string pad(std::string_view s, std::size_t width) {
 class Runner {
  public:
   Runner(std::string_view name, const ReplayOptions& options, std::ostream& out, std::ostream& err)
-      : name_(name), opt_(options), out_(out), err_(err), engine_(options.config) {}
+      : name_(name), opt_(options), out_(out), err_(err), engine_(options.config) {
+    if (opt_.alerts) {
+      policy_ = std::make_unique<core::AlertPolicy>(
+          opt_.policy, opt_.fleet,
+          [this](core::DeviceIndex d) { return std::string(engine_.id_of(d)); });
+      engine_.set_observer(policy_.get());
+    }
+  }
+  ~Runner() { engine_.set_observer(nullptr); }
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
 
   ReplaySummary run(std::istream& in) {
     std::string text;
@@ -393,6 +404,7 @@ class Runner {
   std::ostream& out_;
   std::ostream& err_;
   Engine engine_;
+  std::unique_ptr<core::AlertPolicy> policy_;  // after engine_: detached in ~Runner first
   ReplaySummary sum_;
   std::optional<MonoTime> next_tick_;
   bool blind_ = false;

@@ -11,12 +11,19 @@
 #include <string_view>
 
 #include "presence/core/config.h"
+#include "presence/core/fleet.h"
+#include "presence/core/policy.h"
 #include "presence/core/time.h"
 
 namespace presence::tools {
 
 struct ReplayOptions {
   core::Config config;
+  // The alert policy and fleet monitor run as the engine's decision observer, as in the service,
+  // so a replay shows the pages a day would have produced. alerts = false: transitions only.
+  bool alerts = true;
+  core::PolicyConfig policy;
+  core::FleetConfig fleet;
   bool strict = false;        // first bad line stops the replay
   bool json = false;          // JSON lines instead of the human form
   bool summary = true;        // summary after the last line

@@ -449,33 +449,53 @@ std::optional<std::string> apply_config_override(core::Config& config,
   return "unknown parameter " + quote(key) + " (known: " + known + ")";
 }
 
+namespace {
+
+struct PolicyField {
+  std::string_view name;
+  core::Duration core::PolicyConfig::*duration;
+};
+
+const std::array<PolicyField, 4> kPolicyFields{{
+    {"alert_after", &core::PolicyConfig::alert_after},
+    {"group_wait", &core::PolicyConfig::group_wait},
+    {"group_interval", &core::PolicyConfig::group_interval},
+    {"blind_alert_after", &core::PolicyConfig::blind_alert_after},
+}};
+
+}  // namespace
+
+std::vector<std::string_view> policy_override_keys() {
+  std::vector<std::string_view> keys;
+  for (const auto& f : kPolicyFields) keys.push_back(f.name);
+  return keys;
+}
+
+std::optional<std::string> apply_policy_override(core::PolicyConfig& policy,
+                                                 std::string_view assignment) {
+  const std::size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos) return "expected key=value, got " + quote(assignment);
+  const std::string_view key = assignment.substr(0, eq);
+  const std::string_view value = assignment.substr(eq + 1);
+  for (const auto& f : kPolicyFields) {
+    if (f.name != key) continue;
+    const auto d = parse_duration(value);
+    if (!d) {
+      return std::string(key) + ": bad duration " + quote(value) +
+             " (expected e.g. 45s, 500ms, 2m, 1h)";
+    }
+    policy.*(f.duration) = *d;
+    return std::nullopt;
+  }
+  return "unknown parameter " + quote(key);
+}
+
 std::optional<std::string> check_config(const core::Config& c) {
-  using std::chrono::milliseconds;
-  if (c.offline_grace <= milliseconds(0)) return "offline_grace must be > 0";
-  if (c.online_stable_for < milliseconds(0)) return "online_stable_for must be >= 0";
-  if (!(c.heartbeat_timeout_factor >= 1.0 && c.heartbeat_timeout_factor <= 100.0)) {
-    return "heartbeat_timeout_factor must be in [1, 100]";
-  }
-  if (c.heartbeat_timeout_floor <= milliseconds(0)) return "heartbeat_timeout_floor must be > 0";
-  if (c.heartbeat_timeout_floor > c.heartbeat_timeout_ceiling) {
-    return "heartbeat_timeout_floor must be <= heartbeat_timeout_ceiling";
-  }
-  if (c.heartbeat_default_interval <= milliseconds(0)) {
-    return "heartbeat_default_interval must be > 0";
-  }
+  // The core's own validation is authoritative (the same one the service's loader applies).
+  if (std::string e = core::config_error(c); !e.empty()) return e;
+  // Beyond it: values the core accepts but that make a what-if run meaningless.
   if (c.heartbeat_min_samples < 1) return "heartbeat_min_samples must be >= 1";
-  // The core keeps the flap history in 32 bits (presence/core/flap.h kMaxHistory).
-  if (c.flap_history < 2 || c.flap_history > 32) return "flap_history must be in [2, 32]";
-  if (c.flap_window <= milliseconds(0)) return "flap_window must be > 0";
-  if (!(c.flap_high > 0.0 && c.flap_high <= 1.0)) return "flap_high must be in (0, 1]";
-  if (!(c.flap_low >= 0.0 && c.flap_low <= c.flap_high)) {
-    return "flap_low must be in [0, flap_high]";
-  }
-  if (c.restart_grace_min < milliseconds(0)) return "restart_grace_min must be >= 0";
-  if (c.restart_grace_min > c.restart_grace_max) {
-    return "restart_grace_min must be <= restart_grace_max";
-  }
-  if (c.restart_grace_settle < milliseconds(0)) return "restart_grace_settle must be >= 0";
+  if (c.heartbeat_timeout_factor > 100.0) return "heartbeat_timeout_factor must be <= 100";
   return std::nullopt;
 }
 

@@ -14,6 +14,7 @@
 
 #include "presence/core/config.h"
 #include "presence/core/event.h"
+#include "presence/core/policy.h"
 #include "presence/core/time.h"
 
 namespace presence::tools {
@@ -78,11 +79,18 @@ bool read_bounded_line(std::istream& in, std::string& line, bool& too_long,
 // Applies `key=value` to a core Config (the same names as config.h and docs/core.md, e.g.
 // "offline_grace=45s"). Returns an error message, or nothing on success.
 std::optional<std::string> apply_config_override(core::Config& config, std::string_view assignment);
-// Cross-field and range checks after all overrides (offline_grace > 0, floor <= ceiling,
-// flap_low <= flap_high, restart_grace_min <= restart_grace_max, ...). The app's YAML loader is
-// authoritative for the service; this keeps a what-if replay from running a nonsense config.
+// Range and cross-field checks after all overrides: core::config_error (the same checks the
+// service applies: offline_grace > 0, floor <= ceiling, flap_low < flap_high, ...) plus a few
+// that only make a what-if run meaningless.
 std::optional<std::string> check_config(const core::Config& config);
 // The names apply_config_override accepts, for --help and error messages.
 std::vector<std::string_view> config_override_keys();
+
+// The alert policy's timing (presence/core/policy.h, docs/alert-policy.md) for what-if runs:
+// alert_after, group_wait, group_interval, blind_alert_after. Same contract as
+// apply_config_override.
+std::optional<std::string> apply_policy_override(core::PolicyConfig& policy,
+                                                 std::string_view assignment);
+std::vector<std::string_view> policy_override_keys();
 
 }  // namespace presence::tools

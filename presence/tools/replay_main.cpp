@@ -2,6 +2,7 @@
 // every decision. With --set it answers "what if": the same recorded day under other parameters.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,9 @@ void usage(std::ostream& os) {
   os << "usage: presence-replay [options] FILE   (FILE '-' reads stdin)\n"
         "  --set KEY=VALUE      override a core parameter, e.g. --set offline_grace=45s\n"
         "                       (repeatable; --list-params shows the names)\n"
+        "                       alert policy: alert_after, group_wait, group_interval,\n"
+        "                       blind_alert_after (docs/alert-policy.md)\n"
+        "  --no-alerts          transitions only (no alert policy / fleet monitor)\n"
         "  --json               JSON lines instead of the human form\n"
         "  --strict             the first bad line stops the replay (exit 1)\n"
         "  --show-events        echo every input event (but heartbeats) before its decisions\n"
@@ -56,17 +60,22 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--list-params") {
       for (auto k : presence::tools::config_override_keys()) std::cout << k << "\n";
+      for (auto k : presence::tools::policy_override_keys()) std::cout << k << "\n";
       return 0;
-    } else if (arg == "--set") {
-      if (auto e = apply_config_override(opt.config, value(arg))) {
+    } else if (arg == "--set" || arg.rfind("--set=", 0) == 0) {
+      const std::string_view assignment = arg == "--set" ? value(arg) : arg.substr(6);
+      const std::string_view key = assignment.substr(0, assignment.find('='));
+      const auto policy_keys = presence::tools::policy_override_keys();
+      const bool policy_key =
+          std::find(policy_keys.begin(), policy_keys.end(), key) != policy_keys.end();
+      const auto e = policy_key ? presence::tools::apply_policy_override(opt.policy, assignment)
+                                : apply_config_override(opt.config, assignment);
+      if (e) {
         std::cerr << "presence-replay: --set " << *e << "\n";
         return 2;
       }
-    } else if (arg.rfind("--set=", 0) == 0) {
-      if (auto e = apply_config_override(opt.config, arg.substr(6))) {
-        std::cerr << "presence-replay: --set " << *e << "\n";
-        return 2;
-      }
+    } else if (arg == "--no-alerts") {
+      opt.alerts = false;
     } else if (arg == "--json") {
       opt.json = true;
     } else if (arg == "--strict") {
@@ -124,6 +133,10 @@ int main(int argc, char** argv) {
   }
   if (auto e = presence::tools::check_config(opt.config)) {
     std::cerr << "presence-replay: bad parameters: " << *e << "\n";
+    return 2;
+  }
+  if (std::string e = presence::core::validate(opt.policy); !e.empty()) {
+    std::cerr << "presence-replay: bad parameters: " << e << "\n";
     return 2;
   }
   opt.color = colour == 1 || (colour == -1 && !opt.json && isatty(STDOUT_FILENO) == 1);

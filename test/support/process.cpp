@@ -18,6 +18,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -192,18 +193,23 @@ int Process::stop(int sig, std::chrono::milliseconds timeout) {
   return status_;
 }
 
-Mosquitto::Mosquitto(std::string extra_conf, bool allow_anonymous) : port_(free_tcp_port()) {
+Mosquitto::Mosquitto(std::string extra_conf, bool allow_anonymous)
+    : port_(free_tcp_port()), extra_conf_(std::move(extra_conf)), allow_anonymous_(allow_anonymous) {
+  log_ = dir_.file("mosquitto.log");
+  write_conf();
+}
+
+void Mosquitto::write_conf() {
   std::ostringstream conf;
   conf << "per_listener_settings false\n"
-       << "allow_anonymous " << (allow_anonymous ? "true" : "false") << "\n"
+       << "allow_anonymous " << (allow_anonymous_ ? "true" : "false") << "\n"
        << "listener " << port_ << " 127.0.0.1\n"
        << "persistence false\n"
        << "log_dest stderr\n"
        << "log_type all\n"
        << "max_keepalive 65535\n"
-       << extra_conf << "\n";
+       << extra_conf_ << "\n";
   conf_ = dir_.write("mosquitto.conf", conf.str());
-  log_ = dir_.file("mosquitto.log");
 }
 
 Mosquitto::~Mosquitto() { stop(SIGKILL); }
@@ -211,12 +217,29 @@ Mosquitto::~Mosquitto() { stop(SIGKILL); }
 void Mosquitto::start() {
   std::string bin = find_program("mosquitto");
   if (bin.empty()) throw std::runtime_error("mosquitto not found (apt-get install mosquitto)");
-  proc_ = Process({bin, "-c", conf_}, log_);
-  if (!wait_for([&] { return tcp_port_open(port_) || !proc_.running(); }, 10000ms) ||
-      !proc_.running()) {
-    throw std::runtime_error("mosquitto did not start on port " + std::to_string(port_) +
-                             "; log:\n" + read_file(log_));
+  std::string why;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    proc_ = Process({bin, "-c", conf_}, log_);
+    if (wait_for([&] { return tcp_port_open(port_) || !proc_.running(); }, 30000ms) &&
+        proc_.running()) {
+      started_once_ = true;
+      return;
+    }
+    std::string log = read_file(log_);
+    why = proc_.running() ? "no listener within 30 s" : "exited";
+    proc_.stop(SIGKILL, 2000ms);
+    if (log.find("Address already in use") == std::string::npos) break;
+    // Someone took the port between free_tcp_port() and bind(): a first start moves on, a
+    // restart waits for the port to be released and tries again.
+    if (!started_once_) {
+      port_ = free_tcp_port();
+      write_conf();
+    } else {
+      wait_for([&] { return !tcp_port_open(port_); }, 5000ms);
+    }
   }
+  throw std::runtime_error("mosquitto did not start on port " + std::to_string(port_) + " (" +
+                           why + "); log:\n" + read_file(log_));
 }
 
 void Mosquitto::stop(int sig) {

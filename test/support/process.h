@@ -86,8 +86,10 @@ class Mosquitto {
   const std::string& log_path() const { return log_; }
   const TempDir& dir() const { return dir_; }
 
-  // start() waits until the port accepts connections (up to 10 s); throws std::runtime_error with
-  // the broker log if it does not come up.
+  // start() waits until the port accepts connections (up to 30 s: CI machines can be loaded);
+  // throws std::runtime_error with the broker log if it does not come up. The first start moves
+  // to another free port if the one picked was taken meanwhile (free_tcp_port is racy by nature);
+  // a restart keeps its port, so clients can reconnect to the same address.
   void start();
   void stop(int sig = 15);  // SIGTERM: clean shutdown; 9: crash
   void restart() { stop(); start(); }
@@ -95,8 +97,13 @@ class Mosquitto {
   pid_t pid() const { return proc_.pid(); }
 
  private:
+  void write_conf();
+
   TempDir dir_;
   int port_;
+  std::string extra_conf_;
+  bool allow_anonymous_;
+  bool started_once_ = false;
   std::string conf_;
   std::string log_;
   Process proc_;

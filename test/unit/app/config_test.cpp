@@ -314,8 +314,15 @@ TEST_CASE("range and relation checks") {
         "presence.heartbeat_timeout_floor (1h)");
   CHECK(error("presence:\n  heartbeat_timeout_factor: 0.5\n") ==
         "c.yaml:2: presence.heartbeat_timeout_factor: must be at least 1, got 0.5");
+  // The core keeps one 32-bit history word per device: 2..32, checked at both ends.
   CHECK(error("presence:\n  flap_history: 1\n") ==
-        "c.yaml:2: presence.flap_history: must be between 2 and 64, got 1");
+        "c.yaml:2: presence.flap_history: must be between 2 and 32 (one 32-bit history word per "
+        "device), got 1");
+  CHECK(errors("presence:\n  flap_history: 2\n").empty());
+  CHECK(errors("presence:\n  flap_history: 32\n").empty());
+  CHECK(error("presence:\n  flap_history: 33\n") ==
+        "c.yaml:2: presence.flap_history: must be between 2 and 32 (one 32-bit history word per "
+        "device), got 33");
   // A key that failed to parse is not reported a second time by a relation check.
   CHECK(error("presence:\n  flap_high: high\n  flap_low: 0.9\n") ==
         "c.yaml:2: presence.flap_high: expected a number, got 'high'");

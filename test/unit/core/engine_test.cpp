@@ -921,3 +921,17 @@ TEST_CASE("an observer reading the engine mid-event sees the decision's state, n
   CHECK(r.transitions == 90);  // online, suspect, offline each
   CHECK(r.consistent);
 }
+
+TEST_CASE("an unchanged label is not re-announced to the observer") {
+  Engine engine;
+  Recorder r;
+  engine.set_observer(&r);
+  const DeviceIndex a = engine.intern("a");
+  engine.set_label(a, "site", "x");
+  engine.set_label(a, "site", "x");
+  engine.set_label(a, "fw", "1");
+  engine.set_label(a, "site", "y");
+  engine.set_label(a, "nope", "");
+  CHECK(r.log == std::vector<std::string>{"label site=x", "label fw=1", "label site=y"});
+  CHECK(engine.labels(a) == std::vector<Label>{{"fw", "1"}, {"site", "y"}});
+}

@@ -72,3 +72,21 @@ TEST_CASE("quiet time shifts in no-change observations: the time bound") {
   bits = f.catch_up(bits, clock, 31000 + 10 * 60000);
   CHECK(bits == 0);
 }
+
+TEST_CASE("flap_history bounds: 2 (one transition) and 32 (31 transitions)") {
+  Config c;
+  c.flap_history = 2;
+  FlapDetector two(c);
+  CHECK(two.transitions() == 1);
+  CHECK(two.share(1u) == doctest::Approx(1.0));
+  CHECK(two.share(0) == doctest::Approx(0.0));
+  CHECK(two.observe(1u, true) == 1u);
+  c.flap_history = 32;
+  FlapDetector big(c);
+  CHECK(big.transitions() == 31);
+  CHECK(big.share(0x7FFFFFFFu) == doctest::Approx(1.0));
+  CHECK(big.share(0xFFFFFFFFu) == doctest::Approx(1.0));  // bit 31 is outside the history
+  c.flap_history = 64;  // out of range: clamped (config_error rejects it before)
+  CHECK(FlapDetector(c).transitions() == 31);
+  CHECK_FALSE(config_error(c).empty());
+}

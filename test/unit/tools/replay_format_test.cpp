@@ -284,4 +284,17 @@ TEST_CASE("check_config catches nonsense combinations") {
   CHECK(contains(broken("restart_grace_min=1h"), "restart_grace_max"));
   CHECK(contains(broken("heartbeat_min_samples=0"), "heartbeat_min_samples"));
   CHECK(contains(broken("heartbeat_timeout_factor=0.5"), "heartbeat_timeout_factor"));
+  CHECK(contains(broken("heartbeat_timeout_factor=1000"), "heartbeat_timeout_factor"));
+  CHECK(contains(broken("flap_low=0.5"), "flap_low"));  // equal to flap_high: no hysteresis
+}
+
+TEST_CASE("policy overrides") {
+  core::PolicyConfig p;
+  CHECK_FALSE(apply_policy_override(p, "alert_after=5m"));
+  CHECK(p.alert_after == std::chrono::minutes(5));
+  CHECK_FALSE(apply_policy_override(p, "group_wait=0s"));
+  CHECK(p.group_wait == std::chrono::seconds(0));
+  CHECK(contains(*apply_policy_override(p, "alert_after=soon"), "bad duration"));
+  CHECK(contains(*apply_policy_override(p, "offline_grace=1s"), "unknown parameter"));
+  CHECK(policy_override_keys().size() == 4);
 }

@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#ifdef PRESENCE_HAVE_NLOHMANN_JSON
+#include <nlohmann/json.hpp>
+#endif
+
 #include "presence/core/decision.h"
 #include "presence/tools/replay_format.h"
 
@@ -259,4 +263,59 @@ TEST_CASE("the demo story replays cleanly and tells what it promises") {
   CHECK(lines_with(r.out, "gateway-berlin-1\",\"from\":\"suspect\",\"to\":\"offline\"").empty());
   CHECK(r.summary.final_counts[static_cast<std::size_t>(core::State::Online)] == 4);
   CHECK(offline_count(r) == 2);
+  // Pages: exactly the flap (triggered, then resolved), the pump and the meter. Nothing for the
+  // broker restart (blind 11 s < blind_alert_after) or the gateway's blip.
+  const auto triggers = lines_with(r.out, "\"action\":\"trigger\"");
+  std::vector<std::string> paged;
+  for (const auto& l : triggers) {
+    for (const char* d : {"kiosk-hamburg-7", "pump-hamburg-3", "meter-hamburg-2"}) {
+      if (has(l, d)) paged.push_back(d);
+    }
+  }
+  CHECK(triggers.size() == 3);
+  CHECK(paged == std::vector<std::string>{"kiosk-hamburg-7", "pump-hamburg-3", "meter-hamburg-2"});
+  CHECK(lines_with(r.out, "\"action\":\"resolve\"").size() == 1);
+  CHECK(lines_with(r.out, "gateway-berlin-1\",\"group").empty());
+}
+
+TEST_CASE("--no-alerts and what-if on the policy") {
+  ReplayOptions o = json();
+  o.until = core::mono_ms(400'000);
+  Run with = replay(kLastWill, o);
+  // offline at 40 s, alert_after 2 min, then group_wait: one page.
+  CHECK(lines_with(with.out, "\"type\":\"alert\"").size() == 1);
+  o.alerts = false;
+  CHECK(lines_with(replay(kLastWill, o).out, "\"type\":\"alert\"").empty());
+  o.alerts = true;
+  REQUIRE_FALSE(apply_policy_override(o.policy, "alert_after=10m"));
+  CHECK(lines_with(replay(kLastWill, o).out, "\"type\":\"alert\"").empty());
+}
+
+TEST_CASE("JSON output escapes ids: quotes, backslashes") {
+  ReplayOptions o = json();
+  o.summary = true;
+  o.show_events = true;
+  // A client id may hold any printable byte; the JSON must still be valid and round-trip.
+  Run r = replay("0 connect a\"b\\c{}\n1 disconnect a\"b\\c{} reason=last_will\n", o);
+  CHECK(r.err.empty());
+  CHECK(has(r.out, "\"device\":\"a\\\"b\\\\c{}\""));
+#ifdef PRESENCE_HAVE_NLOHMANN_JSON
+  std::istringstream s(r.out);
+  int transitions = 0;
+  for (std::string l; std::getline(s, l);) {
+    const auto j = nlohmann::json::parse(l);  // throws (fails the test) on invalid JSON
+    REQUIRE(j.contains("type"));
+    if (j["type"] == "transition") {
+      ++transitions;
+      CHECK(j["device"] == "a\"b\\c{}");
+      CHECK(j["at"].is_number());
+    }
+    if (j["type"] == "summary") {
+      CHECK(j["bad_lines"] == 0);
+      CHECK(j["devices"] == 1);
+      CHECK(j["final_states"]["suspect"] == 1);
+    }
+  }
+  CHECK(transitions == 2);
+#endif
 }

@@ -1,0 +1,3 @@
+#include <doctest/doctest.h>
+
+#include "presence/app/alerting.h"
