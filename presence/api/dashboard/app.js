@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 const share = [];
 let cursor = null;
 let lastQuery = '';
+let openIncident = null;  // incident whose held devices and stragglers are shown
 
 function token() { return sessionStorage.getItem('presenced.token') || ''; }
 
@@ -114,12 +115,31 @@ function renderIncidents(list) {
     bar.firstChild.style.width = ((to - from) / span * 100) + '%';
     const hints = i.cohort_hint.map((h) => el('span', { class: 'hint' },
         h.key + '=' + h.value + ' ×' + h.lift.toFixed(1) + ' (' + h.support + ')'));
-    box.append(el('div', { class: 'incident ' + i.stage, 'data-id': i.id },
+    const detail = el('div', { class: 'incident-detail' });
+    const row = el('div', { class: 'incident ' + i.stage, 'data-id': i.id },
         el('b', {}, '#' + i.id + ' ' + i.kind + ' — ' + scope), ' ',
         el('span', { class: 'muted' }, i.stage + ', opened ' + ago(i.opened_at) + ', ' +
            i.count + '/' + i.population + ' devices (' + (i.share * 100).toFixed(0) + '%), ' +
            i.still_down + ' still down, ' + i.held + ' held, ' + i.stragglers + ' stragglers'),
-        bar, hints.length ? el('div', {}, 'cohort hint: ', ...hints) : ''));
+        bar, hints.length ? el('div', {}, 'cohort hint: ', ...hints) : '', detail);
+    row.addEventListener('click', () => {
+      openIncident = openIncident === i.id ? null : i.id;
+      renderIncidents(list);
+    });
+    box.append(row);
+    if (openIncident === i.id) showIncident(i.id, detail);
+  }
+}
+
+async function showIncident(id, box) {
+  try {
+    const d = await api('/v1/incidents/' + id);
+    const ids = (label, list) => list.length
+      ? el('div', {}, el('b', {}, label + ' (' + list.length + '): '), list.join(', ')) : '';
+    box.replaceChildren(ids('still held', d.still_held_devices), ids('held', d.held_devices),
+                        ids('stragglers', d.straggler_devices), ids('firing alerts', d.alerts));
+  } catch (e) {
+    box.replaceChildren(el('p', { class: 'error' }, e.message));
   }
 }
 

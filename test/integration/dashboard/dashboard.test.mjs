@@ -163,6 +163,13 @@ async function main() {
     throw new Error(e.message + ': ' + await (await fetch(base + '/v1/incidents')).text());
   });
 
+  // The incident's held devices, on click.
+  await page.locator('#incident-list .incident').first().click();
+  await waitFor('the held devices of the incident', async () => {
+    const text = await page.locator('#incident-list .incident-detail').first().textContent();
+    return dropped.every((d) => text.includes(d.id));
+  }, 5000);
+
   // Device search with its state history.
   await page.locator(`tr.device[data-id="${first}"]`).click();
   await waitFor(`state history of ${first}`, async () =>
