@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <exception>
 #include <future>
 #include <map>
@@ -410,21 +411,36 @@ struct ServiceApiBackend::Impl {
 
 namespace {
 
-// Runs fn on the engine thread and waits (bounded) for its answer.
+// Runs fn on the engine thread and waits (bounded) for its answer. A request that timed out
+// must not take effect later (a silence added after the client was told 503 would be added
+// twice on retry): whoever moves `claim` from Pending first decides. The task only runs fn if
+// it claimed it; the waiter, on timeout, cancels unless the task already started, in which case
+// it waits for the (short) query to finish.
 template <typename T, typename Fn>
 Result<T> on_engine(const std::shared_ptr<ServiceApiBackend::Impl>& impl, Fn fn) {
+  enum : int { Pending, Running, Cancelled };
+  // The promise belongs to the task alone: a task dropped at stop breaks it, and the waiter
+  // returns at once instead of waiting for the timeout.
   auto promise = std::make_shared<std::promise<Result<T>>>();
+  auto claim = std::make_shared<std::atomic<int>>(Pending);
   auto future = promise->get_future();
-  const bool posted = impl->service.post([impl, promise, fn = std::move(fn)](core::Engine& e) {
-    try {
-      promise->set_value(fn(*impl, e));
-    } catch (const std::exception& ex) {
-      promise->set_value(Result<T>::fail({500, "internal", ex.what()}));
-    }
-  });
+  const bool posted =
+      impl->service.post([impl, promise, claim, fn = std::move(fn)](core::Engine& e) {
+        int expected = Pending;
+        if (!claim->compare_exchange_strong(expected, Running)) return;  // caller gave up
+        try {
+          promise->set_value(fn(*impl, e));
+        } catch (const std::exception& ex) {
+          promise->set_value(Result<T>::fail({500, "internal", ex.what()}));
+        }
+      });
   if (!posted) return Result<T>::fail(ApiError::unavailable("presenced is not running"));
-  if (future.wait_for(impl->queries.options().timeout) != std::future_status::ready)
-    return Result<T>::fail(ApiError::unavailable("the engine is busy; retry"));
+  if (future.wait_for(impl->queries.options().timeout) != std::future_status::ready) {
+    int expected = Pending;
+    if (claim->compare_exchange_strong(expected, Cancelled))
+      return Result<T>::fail(ApiError::unavailable("the engine is busy; retry"));
+    future.wait();  // already running: its effect happened, report it
+  }
   try {
     return future.get();
   } catch (const std::future_error&) {  // dropped at stop: broken promise
