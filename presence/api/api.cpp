@@ -1,5 +1,7 @@
 #include "presence/api/api.h"
 
+#include <httplib.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -8,8 +10,6 @@
 #include <exception>
 #include <functional>
 #include <memory>
-
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "presence/api/dashboard_assets.h"
@@ -148,12 +148,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   std::from_chars(s.data(), s.data() + i, n);
   const std::string_view unit = s.substr(i);
   std::int64_t ms = 0;
-  if (unit == "ms") ms = 1;
-  else if (unit == "s") ms = 1000;
-  else if (unit == "m") ms = 60'000;
-  else if (unit == "h") ms = 3'600'000;
-  else if (unit == "d") ms = 86'400'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms = 1;
+  else if (unit == "s")
+    ms = 1000;
+  else if (unit == "m")
+    ms = 60'000;
+  else if (unit == "h")
+    ms = 3'600'000;
+  else if (unit == "d")
+    ms = 86'400'000;
+  else
+    return std::nullopt;
   return std::chrono::milliseconds(n * ms);
 }
 
@@ -161,7 +167,9 @@ std::string render_prometheus(const ApiCounters& c) {
   std::string out =
       "# HELP presence_api_requests_total Requests to /v1 endpoints.\n"
       "# TYPE presence_api_requests_total counter\n"
-      "presence_api_requests_total " + std::to_string(c.requests.load()) + "\n"
+      "presence_api_requests_total " +
+      std::to_string(c.requests.load()) +
+      "\n"
       "# HELP presence_api_errors_total /v1 requests answered with an error, by error code.\n"
       "# TYPE presence_api_errors_total counter\n";
   for (std::size_t i = 0; i < ApiCounters::kCodes.size(); ++i)
@@ -200,9 +208,8 @@ json to_json(const IncidentSummary& i) {
   json j = {{"id", i.id},
             {"kind", i.kind},
             {"stage", i.stage},
-            {"scope", i.scope_key.empty()
-                          ? json{{"key", nullptr}, {"value", nullptr}}
-                          : json{{"key", i.scope_key}, {"value", i.scope_value}}},
+            {"scope", i.scope_key.empty() ? json{{"key", nullptr}, {"value", nullptr}}
+                                          : json{{"key", i.scope_key}, {"value", i.scope_value}}},
             {"opened_at", iso8601(i.opened_at)},
             {"resolved_at", i.resolved_at ? json(iso8601(*i.resolved_at)) : json(nullptr)},
             {"closed_at", i.closed_at ? json(iso8601(*i.closed_at)) : json(nullptr)},
@@ -288,10 +295,9 @@ class Router {
 
   // Wraps a handler with the token check and a last-resort catch: a handler bug answers 500
   // JSON instead of taking the HTTP thread down.
-  httplib::Server::Handler guard(Access access,
-                                 std::function<void(const httplib::Request&, httplib::Response&)> fn) {
-    return [this, access, fn = std::move(fn)](const httplib::Request& req,
-                                              httplib::Response& res) {
+  httplib::Server::Handler guard(
+      Access access, std::function<void(const httplib::Request&, httplib::Response&)> fn) {
+    return [this, access, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
       if (authorized(access, req, res)) {
         try {
           fn(req, res);
@@ -373,8 +379,8 @@ class Router {
   void device(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     if (id.empty() || id.size() > kMaxIdBytes)
-      return send_error(res, 400, "bad_request", "device id: 1.." + std::to_string(kMaxIdBytes) +
-                                                     " bytes");
+      return send_error(res, 400, "bad_request",
+                        "device id: 1.." + std::to_string(kMaxIdBytes) + " bytes");
     const auto r = backend_.device(id);
     if (!r.ok()) return send_error(res, r.error);
     const auto& d = r.value;
@@ -484,7 +490,8 @@ class Router {
       const json& v = body["duration"];
       const auto d = v.is_string() ? parse_duration(v.get_ref<const std::string&>()) : std::nullopt;
       if (!d || d->count() <= 0)
-        return send_error(res, 400, "bad_request", "duration: expected e.g. \"90s\", \"30m\", \"2h\"");
+        return send_error(res, 400, "bad_request",
+                          "duration: expected e.g. \"90s\", \"30m\", \"2h\"");
       ends = starts.value_or(std::chrono::time_point_cast<WallTime::duration>(
                  std::chrono::system_clock::now())) +
              *d;
@@ -578,10 +585,10 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
     server.Get("/", [](const httplib::Request&, httplib::Response& res) {
       serve_asset(res, "/index.html");
     });
-    server.Get(R"(/assets/([A-Za-z0-9_.-]+))", [](const httplib::Request& req,
-                                                  httplib::Response& res) {
-      serve_asset(res, "/" + req.matches[1].str());
-    });
+    server.Get(R"(/assets/([A-Za-z0-9_.-]+))",
+               [](const httplib::Request& req, httplib::Response& res) {
+                 serve_asset(res, "/" + req.matches[1].str());
+               });
   }
 }
 

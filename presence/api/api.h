@@ -10,9 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,9 +69,9 @@ struct DeviceQuery {
 
 struct DeviceSummary {
   std::string id;
-  std::string state;   // state word
+  std::string state;  // state word
   WallTime since{};
-  std::string reason;  // cause word ("connected", "offline_grace", ...)
+  std::string reason;             // cause word ("connected", "offline_grace", ...)
   std::string disconnect_reason;  // "" unless the reason is a disconnect
   std::vector<LabelPair> labels;
 };
@@ -95,7 +95,7 @@ struct DeviceDetail {
   std::int64_t heartbeat_mean_ms = 0;     // 0 = none observed
   std::int64_t heartbeat_timeout_ms = 0;  // 0 = not judged by heartbeats
   std::uint64_t session = 0;
-  std::uint32_t held_by_incident = 0;     // 0 = none
+  std::uint32_t held_by_incident = 0;  // 0 = none
   // Most recent last, from a bounded global ring (older ones may have been evicted).
   std::vector<TransitionRecord> transitions;
 };
@@ -117,7 +117,7 @@ struct FleetSummary {
   bool restart_grace = false;
   std::vector<SegmentCounts> segments;  // per label key/value, bounded
   bool segments_truncated = false;
-  WallTime segments_at{};               // when the segment counts were last complete
+  WallTime segments_at{};  // when the segment counts were last complete
 };
 
 // ---- incidents ----
@@ -130,8 +130,8 @@ struct CohortHintView {
 
 struct IncidentSummary {
   std::uint32_t id = 0;
-  std::string kind;   // "drop", "storm", "blind"
-  std::string stage;  // "open", "recovering", "stragglers", "closed"
+  std::string kind;                    // "drop", "storm", "blind"
+  std::string stage;                   // "open", "recovering", "stragglers", "closed"
   std::string scope_key, scope_value;  // "" = whole fleet
   WallTime opened_at{};
   std::optional<WallTime> resolved_at, closed_at;
@@ -143,10 +143,10 @@ struct IncidentSummary {
 
 struct IncidentDetail {
   IncidentSummary incident;
-  std::vector<std::string> held_devices;       // every device whose alerts it held (bounded)
-  std::vector<std::string> still_held_devices; // held and not back yet (bounded)
-  std::vector<std::string> straggler_devices;  // bounded
-  std::vector<std::string> alerts;             // dedup keys of its firing alerts
+  std::vector<std::string> held_devices;        // every device whose alerts it held (bounded)
+  std::vector<std::string> still_held_devices;  // held and not back yet (bounded)
+  std::vector<std::string> straggler_devices;   // bounded
+  std::vector<std::string> alerts;              // dedup keys of its firing alerts
 };
 
 // ---- silences ----
@@ -182,9 +182,9 @@ class ApiBackend {
 // Request counters for /metrics (docs/metrics.md): presence_api_requests_total and
 // presence_api_errors_total{code}. Shared between the router (HTTP threads) and /metrics.
 struct ApiCounters {
-  static constexpr std::array<const char*, 7> kCodes = {
-      "bad_request", "unauthorized", "forbidden", "not_found", "too_large", "internal",
-      "unavailable"};
+  static constexpr std::array<const char*, 7> kCodes = {"bad_request", "unauthorized", "forbidden",
+                                                        "not_found",   "too_large",    "internal",
+                                                        "unavailable"};
   std::atomic<std::uint64_t> requests{0};
   std::array<std::atomic<std::uint64_t>, kCodes.size()> errors{};
 };
@@ -196,9 +196,9 @@ struct ApiOptions {
   std::string token;
   // Set when http.listen is not a loopback address: the fleet's state is nobody else's business.
   bool require_token_for_reads = false;
-  std::size_t max_limit = 1000;     // ?limit= upper bound
+  std::size_t max_limit = 1000;  // ?limit= upper bound
   std::size_t default_limit = 100;
-  bool dashboard = true;            // serve the embedded dashboard at /
+  bool dashboard = true;                  // serve the embedded dashboard at /
   std::shared_ptr<ApiCounters> counters;  // optional
   // Server-side failures (5xx) are reported here, keyed by error code; the caller rate-limits
   // (STYLE.md: logged once, counted). Optional.
@@ -215,7 +215,7 @@ bool is_loopback_host(std::string_view host);
 // Helpers shared with the tests and the backend.
 std::string encode_cursor(std::uint64_t index);
 std::optional<std::uint64_t> decode_cursor(std::string_view cursor);
-std::string iso8601(WallTime t);                       // "2026-11-21T12:00:00.123Z"
+std::string iso8601(WallTime t);  // "2026-11-21T12:00:00.123Z"
 std::optional<WallTime> parse_iso8601(std::string_view text);
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);  // "90s" "2h"
 

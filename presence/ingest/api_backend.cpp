@@ -35,19 +35,26 @@ std::optional<core::State> parse_state(std::string_view word) {
 
 const char* kind_word(core::IncidentKind k) {
   switch (k) {
-    case core::IncidentKind::Drop: return "drop";
-    case core::IncidentKind::Storm: return "storm";
-    case core::IncidentKind::Blind: return "blind";
+    case core::IncidentKind::Drop:
+      return "drop";
+    case core::IncidentKind::Storm:
+      return "storm";
+    case core::IncidentKind::Blind:
+      return "blind";
   }
   return "unknown";
 }
 
 const char* stage_word(core::IncidentStage s) {
   switch (s) {
-    case core::IncidentStage::Open: return "open";
-    case core::IncidentStage::Recovering: return "recovering";
-    case core::IncidentStage::Stragglers: return "stragglers";
-    case core::IncidentStage::Closed: return "closed";
+    case core::IncidentStage::Open:
+      return "open";
+    case core::IncidentStage::Recovering:
+      return "recovering";
+    case core::IncidentStage::Stragglers:
+      return "stragglers";
+    case core::IncidentStage::Closed:
+      return "closed";
   }
   return "unknown";
 }
@@ -215,7 +222,9 @@ ApiQueries::ApiQueries(ApiBackendOptions options, WallAnchor anchor)
 
 ApiQueries::~ApiQueries() = default;
 
-const ApiBackendOptions& ApiQueries::options() const { return st_->opt; }
+const ApiBackendOptions& ApiQueries::options() const {
+  return st_->opt;
+}
 
 void ApiQueries::on_batch(const core::Engine& engine, const std::vector<core::Transition>& ts,
                           MonoTime now, const core::AlertPolicy* policy) {
@@ -454,8 +463,9 @@ ServiceApiBackend::ServiceApiBackend(Service& service, PolicyFn policy, ApiBacke
     : impl_(std::make_shared<Impl>(service, std::move(policy), std::move(options))) {
   // The hook keeps Impl alive for as long as the service may call it.
   service.set_transitions_hook(
-      [impl = impl_](const core::Engine& e, const std::vector<core::Transition>& ts,
-                     MonoTime now) { impl->queries.on_batch(e, ts, now, impl->policy()); });
+      [impl = impl_](const core::Engine& e, const std::vector<core::Transition>& ts, MonoTime now) {
+        impl->queries.on_batch(e, ts, now, impl->policy());
+      });
 }
 
 ServiceApiBackend::~ServiceApiBackend() = default;

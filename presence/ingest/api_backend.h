@@ -22,13 +22,13 @@
 namespace presence::ingest {
 
 struct ApiBackendOptions {
-  std::chrono::milliseconds timeout{2000};  // engine busy longer: 503, the caller retries
-  std::size_t transition_ring = 65536;      // ~2 MiB
-  std::size_t transitions_per_device = 20;  // in GET /v1/devices/{id}
-  std::size_t scan_per_batch = 10000;       // segment scan step (~5 ms of engine thread)
-  std::size_t max_segments = 1000;          // label key/value pairs reported by /v1/fleet
+  std::chrono::milliseconds timeout{2000};           // engine busy longer: 503, the caller retries
+  std::size_t transition_ring = 65536;               // ~2 MiB
+  std::size_t transitions_per_device = 20;           // in GET /v1/devices/{id}
+  std::size_t scan_per_batch = 10000;                // segment scan step (~5 ms of engine thread)
+  std::size_t max_segments = 1000;                   // label key/value pairs reported by /v1/fleet
   std::chrono::milliseconds segment_interval{5000};  // pause between two segment passes
-  std::size_t max_ids = 1000;               // device ids listed per incident list
+  std::size_t max_ids = 1000;                        // device ids listed per incident list
 };
 
 // The queries themselves, on the engine thread (no locking, no waiting): pure functions of the
@@ -49,8 +49,8 @@ class ApiQueries {
 
   api::Result<api::DevicePage> devices(const core::Engine& engine, const core::AlertPolicy* policy,
                                        const api::DeviceQuery& query) const;
-  api::Result<api::DeviceDetail> device(const core::Engine& engine,
-                                        const core::AlertPolicy* policy, std::string_view id) const;
+  api::Result<api::DeviceDetail> device(const core::Engine& engine, const core::AlertPolicy* policy,
+                                        std::string_view id) const;
   api::Result<api::FleetSummary> fleet(const core::Engine& engine, core::MonoTime now,
                                        bool broker_connected,
                                        const core::AlertPolicy* policy = nullptr);

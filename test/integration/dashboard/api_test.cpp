@@ -1,16 +1,16 @@
 // The /v1 API end to end (issue 7): real mosquitto, real presenced (ServiceApiBackend on the
 // engine thread, the alert policy from presence/app/alerting), real devices over MQTT, HTTP with
 // cpp-httplib. Waits are bounded polls (test/support wait_for).
-#include <algorithm>
-#include <map>
-#include <set>
-#include <string>
-#include <vector>
-
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <mqtt/async_client.h>
+
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "test/support/process.h"
 
@@ -62,7 +62,8 @@ alerts:
                  json::parse(r->body)["broker_connected"].get<bool>();
         },
         10s, 50ms);
-    if (!ready) FAIL("presenced not ready:\n" << presence::test::read_file(dir.file("presenced.log")));
+    if (!ready)
+      FAIL("presenced not ready:\n" << presence::test::read_file(dir.file("presenced.log")));
   }
 
   httplib::Client client(bool token = false) const {
@@ -96,14 +97,17 @@ alerts:
   }
 };
 
-void publish_all(const std::string& uri, const std::vector<std::pair<std::string, std::string>>& msgs) {
+void publish_all(const std::string& uri,
+                 const std::vector<std::pair<std::string, std::string>>& msgs) {
   mqtt::async_client c(uri, "api-itest-devices");
   c.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait();
   for (const auto& [topic, payload] : msgs) c.publish(topic, payload, 1, false)->wait();
   c.disconnect()->wait();
 }
 
-std::string id_of(int i) { return "dev-" + std::to_string(1000 + i); }
+std::string id_of(int i) {
+  return "dev-" + std::to_string(1000 + i);
+}
 
 }  // namespace
 
@@ -197,8 +201,8 @@ TEST_CASE("the /v1 API against a running presenced") {
     CHECK(std::count(all.begin(), all.end(), '\n') == 15);  // one JSON line per device
     CHECK(run({"device", "nope"}, "nope.out", env) == 1);
     CHECK(presence::test::read_file(s.dir.file("nope.out")).find("404") != std::string::npos);
-    CHECK(run({"silence", "add", "--match", "site=north", "--duration", "1h"}, "denied.out",
-              env) == 1);
+    CHECK(run({"silence", "add", "--match", "site=north", "--duration", "1h"}, "denied.out", env) ==
+          1);
     auto with_token = env;
     with_token["PRESENCE_TOKEN"] = kToken;
     CHECK(run({"silence", "add", "--match", "site=north", "--duration", "1h", "--comment",
@@ -245,12 +249,13 @@ TEST_CASE("the /v1 API against a running presenced") {
 
 TEST_CASE("off loopback without a token presenced refuses to start (nothing is bound)") {
   presence::test::TempDir dir;
-  const std::string config = dir.write("presenced.yaml", "mqtt:\n  uri: tcp://127.0.0.1:1\nhttp:\n"
-                                                         "  listen: 0.0.0.0:1\nstore:\n  dir: " +
-                                                             dir.file("store") + "\n");
-  presence::test::Process p({std::string(PRESENCE_BINARY_DIR) + "/presence/app/presenced",
-                             "--config", config},
-                            dir.file("log"));
+  const std::string config = dir.write("presenced.yaml",
+                                       "mqtt:\n  uri: tcp://127.0.0.1:1\nhttp:\n"
+                                       "  listen: 0.0.0.0:1\nstore:\n  dir: " +
+                                           dir.file("store") + "\n");
+  presence::test::Process p(
+      {std::string(PRESENCE_BINARY_DIR) + "/presence/app/presenced", "--config", config},
+      dir.file("log"));
   CHECK(p.wait_exit(10s) == 2);
   CHECK(presence::test::read_file(dir.file("log")).find("http.token") != std::string::npos);
 }

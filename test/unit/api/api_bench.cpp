@@ -36,7 +36,8 @@ double ms_of(F&& f, int reps = 5) {
 int main(int argc, char** argv) {
   const std::size_t n = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 1'000'000;
   core::Engine engine;
-  core::AlertPolicy policy({}, {}, [&](core::DeviceIndex d) { return std::string(engine.id_of(d)); });
+  core::AlertPolicy policy({}, {},
+                           [&](core::DeviceIndex d) { return std::string(engine.id_of(d)); });
   engine.set_observer(&policy);
   engine.reserve(n);
   ingest::WallAnchor anchor;
@@ -70,18 +71,22 @@ int main(int argc, char** argv) {
   line("api_devices_label_1pct_page_ms", ms_of([&] { q.devices(engine, &policy, label); }), "ms");
   api::DeviceQuery walk;
   walk.limit = 1000;
-  line("api_devices_full_walk_limit_1000_ms", ms_of([&] {
-         api::DeviceQuery w = walk;
-         while (true) {
-           auto r = q.devices(engine, &policy, w);
-           if (!r.value.next) break;
-           w.cursor = *r.value.next;
-         }
-       }, 1),
+  line("api_devices_full_walk_limit_1000_ms",
+       ms_of(
+           [&] {
+             api::DeviceQuery w = walk;
+             while (true) {
+               auto r = q.devices(engine, &policy, w);
+               if (!r.value.next) break;
+               w.cursor = *r.value.next;
+             }
+           },
+           1),
        "ms");
   line("api_device_detail_ms",
        ms_of([&] { q.device(engine, &policy, "device-" + std::to_string(n - 1)); }), "ms");
-  line("api_fleet_request_ms", ms_of([&] { q.fleet(engine, core::mono_ms(now), true, &policy); }), "ms");
+  line("api_fleet_request_ms", ms_of([&] { q.fleet(engine, core::mono_ms(now), true, &policy); }),
+       "ms");
   // Segment pass: steps of scan_per_batch devices, one per batch.
   int steps = 0;
   double worst = 0, total = 0;

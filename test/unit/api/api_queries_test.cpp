@@ -1,9 +1,9 @@
 // presence/ingest/api_backend.*: ApiQueries, the engine-thread half of the /v1 backend, against a
 // real core::Engine and AlertPolicy driven by a simulated clock (no MQTT, no threads).
+#include <doctest/doctest.h>
+
 #include <string>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "presence/core/engine.h"
 #include "presence/core/policy.h"
@@ -148,15 +148,15 @@ TEST_CASE("device detail: transitions from the global ring, oldest evicted first
   ingest::ApiBackendOptions o;
   o.transition_ring = 4;
   World w(o);
-  const auto a = w.add("a");                    // 1: a unknown->online
-  w.add("b");                                   // 2: b unknown->online
-  w.event(a, core::EventKind::Disconnected);    // 3: a online->suspect
-  w.advance(30'000 - 1);                        // offline_grace - 1: nothing
+  const auto a = w.add("a");                  // 1: a unknown->online
+  w.add("b");                                 // 2: b unknown->online
+  w.event(a, core::EventKind::Disconnected);  // 3: a online->suspect
+  w.advance(30'000 - 1);                      // offline_grace - 1: nothing
   auto d = w.q.device(w.engine, &w.policy, "a");
   REQUIRE(d.ok());
   REQUIRE(d.value.transitions.size() == 2);
   CHECK(d.value.device.state == "suspect");
-  w.advance(1);                                 // 4: offline_grace: a suspect->offline
+  w.advance(1);  // 4: offline_grace: a suspect->offline
   d = w.q.device(w.engine, &w.policy, "a");
   REQUIRE(d.value.transitions.size() == 3);
   CHECK(d.value.transitions[0].to == "online");
@@ -167,7 +167,7 @@ TEST_CASE("device detail: transitions from the global ring, oldest evicted first
   CHECK(d.value.transitions[2].at ==
         anchor().wall + std::chrono::milliseconds(30'000));  // wall time of the mono instant
   CHECK(d.value.device.state == "offline");
-  w.add("c");                                   // 5: evicts 1 (a's first)
+  w.add("c");  // 5: evicts 1 (a's first)
   d = w.q.device(w.engine, &w.policy, "a");
   REQUIRE(d.value.transitions.size() == 2);
   CHECK(d.value.transitions[0].to == "suspect");
@@ -196,7 +196,7 @@ TEST_CASE("fleet: segments by label; bounded; incremental for fleets larger than
   CHECK(f.value.segments.empty());  // no pass yet
   big.advance(10);                  // devices 0..3
   CHECK(big.q.fleet(big.engine, mono_ms(big.now), true).value.segments.empty());
-  big.advance(10);                  // devices 4..5: pass complete
+  big.advance(10);  // devices 4..5: pass complete
   f = big.q.fleet(big.engine, mono_ms(big.now), true);
   CHECK(f.value.segments.size() == 3);  // max_segments
   CHECK(f.value.segments_truncated);

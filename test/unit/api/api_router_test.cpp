@@ -1,14 +1,14 @@
 // presence/api/api.*: the /v1 router mapped onto a fake backend. Real loopback HTTP, no engine.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <doctest/doctest.h>
-#include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include "presence/api/api.h"
 
@@ -61,8 +61,8 @@ class FakeBackend : public ApiBackend {
         x.device = d;
         x.last_seen = kT0;
         x.transitions.push_back({kT0, "unknown", "online", "connected", ""});
-        x.transitions.push_back({kT0 + std::chrono::seconds(5), "online", "suspect",
-                                 "disconnected", "keepalive_timeout"});
+        x.transitions.push_back({kT0 + std::chrono::seconds(5), "online", "suspect", "disconnected",
+                                 "keepalive_timeout"});
         return {x, {}};
       }
     return Result<DeviceDetail>::fail(ApiError::not_found("no device"));
@@ -135,7 +135,8 @@ struct Fixture {
 
   explicit Fixture(ApiOptions options = {}) {
     for (int i = 0; i < 25; ++i)
-      backend.fleet_.push_back(dev("dev-" + std::to_string(100 + i), i % 5 == 0 ? "offline" : "online",
+      backend.fleet_.push_back(dev("dev-" + std::to_string(100 + i),
+                                   i % 5 == 0 ? "offline" : "online",
                                    {{"site", i % 2 ? "a" : "b"}}));
     register_api(server, backend, std::move(options));
     port = server.bind_to_any_port("127.0.0.1");
@@ -186,7 +187,7 @@ TEST_CASE("cursor: opaque, round-trips, refuses garbage") {
   CHECK_FALSE(decode_cursor("12"));
   CHECK_FALSE(decode_cursor("c1_A"));
   CHECK_FALSE(decode_cursor("c1_!!"));
-  CHECK_FALSE(decode_cursor("c1_zzzzzzzzzzzzz"));      // beyond 32-bit indices
+  CHECK_FALSE(decode_cursor("c1_zzzzzzzzzzzzz"));  // beyond 32-bit indices
   CHECK_FALSE(decode_cursor(encode_cursor(0x100000000ull)));
 }
 
@@ -197,7 +198,7 @@ TEST_CASE("iso8601 and durations") {
   CHECK(parse_iso8601("2027-01-15T08:00:00.5Z") == kT0 + std::chrono::milliseconds(500));
   CHECK(parse_iso8601("2027-01-15T10:00:00+02:00") == kT0);
   CHECK(parse_iso8601("2027-01-15T07:30:00-00:30") == kT0);
-  CHECK_FALSE(parse_iso8601("2027-01-15T08:00:00"));   // no zone: ambiguous
+  CHECK_FALSE(parse_iso8601("2027-01-15T08:00:00"));  // no zone: ambiguous
   CHECK_FALSE(parse_iso8601("2027-13-15T08:00:00Z"));
   CHECK_FALSE(parse_iso8601("2027-01-15 08:00:00Z"));
   CHECK_FALSE(parse_iso8601("2027-01-15T08:00:00Zjunk"));
@@ -242,7 +243,8 @@ TEST_CASE("devices: pages follow the cursor to the end, each device exactly once
   }
   CHECK(pages == 3);
   REQUIRE(seen.size() == 25);
-  for (int i = 0; i < 25; ++i) CHECK(seen[static_cast<std::size_t>(i)] == "dev-" + std::to_string(100 + i));
+  for (int i = 0; i < 25; ++i)
+    CHECK(seen[static_cast<std::size_t>(i)] == "dev-" + std::to_string(100 + i));
 }
 
 TEST_CASE("devices: limit boundaries, default and maximum") {
@@ -427,15 +429,15 @@ TEST_CASE("silences: create, list, delete, and every bad body is a 400") {
   j = body_of(c.Get("/v1/silences"));
   CHECK(j["silences"].size() == 2);
 
-  for (const char* bad : {
-           "", "not json", "[]", R"({"match":{"site":"a"}})",            // no end
-           R"({"match":["site"],"duration":"1h"})", R"({"match":{"site":1},"duration":"1h"})",
-           R"({"match":{"site":""},"duration":"1h"})", R"({"duration":"1 hour"})",
-           R"({"duration":"0s"})", R"({"ends_at":"tomorrow"})",
-           R"({"ends_at":"2027-01-15T10:00:00Z","duration":"1h"})",
-           R"({"starts_at":"2027-01-15T10:00:00Z","ends_at":"2027-01-15T10:00:00Z"})",
-           R"({"starts_at":"2027-01-15T10:00:00Z","ends_at":"2027-01-15T09:59:59.999Z"})",
-           R"({"duration":"1h","comment":5})"}) {
+  for (const char* bad :
+       {"", "not json", "[]", R"({"match":{"site":"a"}})",  // no end
+        R"({"match":["site"],"duration":"1h"})", R"({"match":{"site":1},"duration":"1h"})",
+        R"({"match":{"site":""},"duration":"1h"})", R"({"duration":"1 hour"})",
+        R"({"duration":"0s"})", R"({"ends_at":"tomorrow"})",
+        R"({"ends_at":"2027-01-15T10:00:00Z","duration":"1h"})",
+        R"({"starts_at":"2027-01-15T10:00:00Z","ends_at":"2027-01-15T10:00:00Z"})",
+        R"({"starts_at":"2027-01-15T10:00:00Z","ends_at":"2027-01-15T09:59:59.999Z"})",
+        R"({"duration":"1h","comment":5})"}) {
     CAPTURE(bad);
     check_error(c.Post("/v1/silences", bad, "application/json"), 400, "bad_request");
   }
@@ -444,10 +446,10 @@ TEST_CASE("silences: create, list, delete, and every bad body is a 400") {
                R"({"starts_at":"2027-01-15T10:00:00Z","ends_at":"2027-01-15T10:00:00.001Z"})",
                "application/json")
             ->status == 201);
-  check_error(c.Post("/v1/silences",
-                     R"({"duration":"1h","comment":")" + std::string(1025, 'x') + "\"}",
-                     "application/json"),
-              400, "bad_request");
+  check_error(
+      c.Post("/v1/silences", R"({"duration":"1h","comment":")" + std::string(1025, 'x') + "\"}",
+             "application/json"),
+      400, "bad_request");
   check_error(c.Post("/v1/silences", std::string(70 * 1024, ' '), "application/json"), 413,
               "too_large");
   CHECK(f.backend.silences_.size() == 3);
@@ -498,7 +500,7 @@ TEST_CASE("dashboard assets are embedded and served without the network") {
   CHECK(r->status == 200);
   CHECK(r->get_header_value("Content-Type").rfind("text/html", 0) == 0);
   CHECK(r->body.find("/assets/app.js") != std::string::npos);
-  CHECK(r->body.find("http://") == std::string::npos);   // nothing loaded from elsewhere
+  CHECK(r->body.find("http://") == std::string::npos);  // nothing loaded from elsewhere
   CHECK(r->body.find("https://") == std::string::npos);
   r = c.Get("/assets/app.js");
   REQUIRE(r);
