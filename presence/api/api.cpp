@@ -423,6 +423,18 @@ class Router {
                {"segments_at", iso8601(f.segments_at)}});
   }
 
+  void fleet_history(const httplib::Request&, httplib::Response& res) {
+    const auto r = backend_.fleet_history();
+    if (!r.ok()) return send_error(res, r.error);
+    json samples = json::array();
+    for (const auto& p : r.value) {
+      json c = json::object();
+      for (std::size_t i = 0; i < p.counts.size(); ++i) c[kStates[i]] = p.counts[i];
+      samples.push_back({{"at", iso8601(p.at)}, {"counts", std::move(c)}});
+    }
+    send_json(res, 200, {{"samples", std::move(samples)}});
+  }
+
   void incidents(const httplib::Request&, httplib::Response& res) {
     const auto r = backend_.incidents();
     if (!r.ok()) return send_error(res, r.error);
@@ -564,6 +576,7 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
   server.Get("/v1/devices", bind(A::Read, &Router::devices));
   server.Get(R"(/v1/devices/(.+))", bind(A::Read, &Router::device));
   server.Get("/v1/fleet", bind(A::Read, &Router::fleet));
+  server.Get("/v1/fleet/history", bind(A::Read, &Router::fleet_history));
   server.Get("/v1/incidents", bind(A::Read, &Router::incidents));
   server.Get(R"(/v1/incidents/([^/]+))", bind(A::Read, &Router::incident));
   server.Get("/v1/silences", bind(A::Read, &Router::silences));

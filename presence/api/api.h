@@ -120,6 +120,12 @@ struct FleetSummary {
   WallTime segments_at{};  // when the segment counts were last complete
 };
 
+// One point of the server-side fleet history (GET /v1/fleet/history).
+struct FleetSample {
+  WallTime at{};
+  std::array<std::size_t, 5> counts{};  // unknown, online, suspect, offline, flapping
+};
+
 // ---- incidents ----
 
 struct CohortHintView {
@@ -172,6 +178,7 @@ class ApiBackend {
   virtual Result<DevicePage> devices(const DeviceQuery& query) = 0;
   virtual Result<DeviceDetail> device(std::string_view id) = 0;
   virtual Result<FleetSummary> fleet() = 0;
+  virtual Result<std::vector<FleetSample>> fleet_history() = 0;  // oldest first
   virtual Result<std::vector<IncidentSummary>> incidents() = 0;
   virtual Result<IncidentDetail> incident(std::uint32_t id) = 0;
   virtual Result<std::vector<SilenceView>> silences() = 0;

@@ -82,6 +82,14 @@ struct ApiQueries::State {
   std::vector<Record> ring;
   std::size_t ring_next = 0;  // slot the next record goes to
 
+  struct Sample {
+    MonoTime at{};
+    std::array<std::size_t, 5> counts{};
+  };
+  std::vector<Sample> history;  // ring of history_samples
+  std::size_t history_next = 0;
+  std::optional<MonoTime> last_sample;
+
   using SegmentKey = std::pair<std::string, std::string>;
   // Transparent: a lookup by string_views copies nothing.
   struct SegmentLess {
@@ -238,6 +246,17 @@ void ApiQueries::on_batch(const core::Engine& engine, const std::vector<core::Tr
     }
     s.ring_next = (s.ring_next + 1) % s.opt.transition_ring;
   }
+  if (s.opt.history_samples > 0 &&
+      (!s.last_sample || now - *s.last_sample >= s.opt.history_interval)) {
+    const State::Sample sample{now, engine.counts()};
+    if (s.history.size() < s.opt.history_samples) {
+      s.history.push_back(sample);
+    } else {
+      s.history[s.history_next] = sample;
+    }
+    s.history_next = (s.history_next + 1) % s.opt.history_samples;
+    s.last_sample = now;
+  }
   if (now < s.fleet_watched_until) s.scan_step(engine, now, policy);
 }
 
@@ -338,6 +357,18 @@ Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime
   f.segments_truncated = s.segments_truncated;
   if (s.segments_at) f.segments_at = s.wall(*s.segments_at);
   return {std::move(f), {}};
+}
+
+Result<std::vector<api::FleetSample>> ApiQueries::fleet_history() const {
+  const auto& s = *st_;
+  Result<std::vector<api::FleetSample>> r;
+  const std::size_t n = s.history.size();
+  const std::size_t first = n < s.opt.history_samples ? 0 : s.history_next;
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto& x = s.history[(first + k) % n];
+    r.value.push_back({s.wall(x.at), x.counts});
+  }
+  return r;
 }
 
 Result<std::vector<api::IncidentSummary>> ApiQueries::incidents(
@@ -487,6 +518,11 @@ Result<api::FleetSummary> ServiceApiBackend::fleet() {
   return on_engine<api::FleetSummary>(impl_, [connected](Impl& self, core::Engine& e) {
     return self.queries.fleet(e, Impl::now(e), connected, self.policy());
   });
+}
+
+Result<std::vector<api::FleetSample>> ServiceApiBackend::fleet_history() {
+  return on_engine<std::vector<api::FleetSample>>(
+      impl_, [](Impl& self, core::Engine&) { return self.queries.fleet_history(); });
 }
 
 Result<std::vector<api::IncidentSummary>> ServiceApiBackend::incidents() {

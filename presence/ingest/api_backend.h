@@ -29,6 +29,10 @@ struct ApiBackendOptions {
   std::size_t max_segments = 1000;                   // label key/value pairs reported by /v1/fleet
   std::chrono::milliseconds segment_interval{5000};  // pause between two segment passes
   std::size_t max_ids = 1000;                        // device ids listed per incident list
+  // Server-side fleet history for the dashboard's online-share chart: one sample of the state
+  // counts per history_interval, the last history_samples kept (1 h; ~30 KiB).
+  std::chrono::milliseconds history_interval{10000};
+  std::size_t history_samples = 360;
 };
 
 // The queries themselves, on the engine thread (no locking, no waiting): pure functions of the
@@ -54,6 +58,7 @@ class ApiQueries {
   api::Result<api::FleetSummary> fleet(const core::Engine& engine, core::MonoTime now,
                                        bool broker_connected,
                                        const core::AlertPolicy* policy = nullptr);
+  api::Result<std::vector<api::FleetSample>> fleet_history() const;
   api::Result<std::vector<api::IncidentSummary>> incidents(const core::AlertPolicy* policy) const;
   api::Result<api::IncidentDetail> incident(const core::Engine& engine,
                                             const core::AlertPolicy* policy,
@@ -81,6 +86,7 @@ class ServiceApiBackend final : public api::ApiBackend {
   api::Result<api::DevicePage> devices(const api::DeviceQuery& query) override;
   api::Result<api::DeviceDetail> device(std::string_view id) override;
   api::Result<api::FleetSummary> fleet() override;
+  api::Result<std::vector<api::FleetSample>> fleet_history() override;
   api::Result<std::vector<api::IncidentSummary>> incidents() override;
   api::Result<api::IncidentDetail> incident(std::uint32_t id) override;
   api::Result<std::vector<api::SilenceView>> silences() override;

@@ -1,10 +1,11 @@
 // presenced dashboard: plain JS, no dependencies, served by presenced itself (docs/api.md).
-// Polls /v1/fleet, /v1/incidents and /v1/silences; the online share chart is sampled here in the
-// browser from /v1/fleet (the last SHARE_SAMPLES polls).
+// Polls /v1/fleet, /v1/incidents and /v1/silences. The online share chart starts from the
+// server's history (/v1/fleet/history: one sample per 10 s, the last hour) and goes on with the
+// page's own polls.
 'use strict';
 
 const POLL_MS = 2000;
-const SHARE_SAMPLES = 300;
+const SHARE_SAMPLES = 2000;
 const STATES = ['online', 'suspect', 'offline', 'flapping', 'unknown'];
 const $ = (id) => document.getElementById(id);
 const share = [];
@@ -69,8 +70,7 @@ function renderFleet(f) {
     tiles.append(el('div', { class: 'tile ' + s, 'data-state': s },
                     el('b', { id: 'count-' + s }, f.counts[s] || 0), s));
   }
-  const known = f.devices - (f.counts.unknown || 0);
-  share.push({ t: Date.parse(f.at), v: known > 0 ? (f.counts.online || 0) / known : 0 });
+  share.push(sampleOf(Date.parse(f.at), f.counts));
   while (share.length > SHARE_SAMPLES) share.shift();
   drawShare();
   const body = $('segments').tBodies[0];
@@ -80,6 +80,21 @@ function renderFleet(f) {
                    ...['online', 'suspect', 'offline', 'flapping'].map(
                        (st) => el('td', {}, s.counts[st] || 0))));
   }
+}
+
+function sampleOf(t, counts) {
+  const known = STATES.reduce((n, s) => n + (counts[s] || 0), 0) - (counts.unknown || 0);
+  return { t, v: known > 0 ? (counts.online || 0) / known : 0 };
+}
+
+async function loadHistory() {
+  try {
+    const h = await api('/v1/fleet/history');
+    const older = h.samples.map((x) => sampleOf(Date.parse(x.at), x.counts));
+    const first = share.length ? share[0].t : Infinity;
+    share.unshift(...older.filter((x) => x.t < first));
+    drawShare();
+  } catch (e) { /* the chart then starts with the page */ }
 }
 
 function drawShare() {
@@ -95,8 +110,9 @@ function drawShare() {
   line.setAttribute('points', pts.join(' '));
   svg.append(line);
   const last = share[share.length - 1].v;
-  $('share-label').textContent = (last * 100).toFixed(1) + '% of known devices online now, ' +
-      'over the last ' + Math.round((t1 - t0) / 1000) + 's';
+  const span = Math.round((t1 - t0) / 1000);
+  $('share-label').textContent = (last * 100).toFixed(1) + '% of known devices online now; ' +
+      'chart: last ' + (span < 120 ? span + 's' : Math.round(span / 60) + ' min');
 }
 
 function renderIncidents(list) {
@@ -257,7 +273,7 @@ $('silence-form').addEventListener('submit', async (e) => {
   }
 });
 
-refresh();
+loadHistory().then(refresh);
 search(false);
 setInterval(refresh, POLL_MS);
 // The device table follows the fleet too (the browser test waits for a drop to show here).

@@ -150,6 +150,9 @@ TEST_CASE("the /v1 API against a running presenced") {
     r = s.client().Get("/v1/devices?cursor=garbage");
     REQUIRE(r);
     CHECK(r->status == 400);
+    const json h = s.get("/v1/fleet/history");
+    REQUIRE(h["samples"].size() >= 1);  // the first batch is always sampled
+    CHECK(h["samples"][0]["counts"].contains("online"));
     const json f = s.get("/v1/fleet");
     bool south = false;
     for (const auto& seg : f["segments"])

@@ -233,3 +233,24 @@ TEST_CASE("silences: wall times map onto the engine clock; the past is refused")
   CHECK(w.q.incidents(&w.policy).value.empty());
   CHECK(w.q.incident(w.engine, &w.policy, 1).error.http == 404);
 }
+
+TEST_CASE("fleet history: one sample per history_interval, the oldest dropped first") {
+  ingest::ApiBackendOptions o;
+  o.history_interval = std::chrono::seconds(10);
+  o.history_samples = 3;
+  World w(o);
+  w.add("a");                      // sample 1 at kStart (first batch)
+  w.advance(10'000 - 1);           // T-1: no sample
+  CHECK(w.q.fleet_history().value.size() == 1);
+  w.advance(1);                    // T: sample 2
+  CHECK(w.q.fleet_history().value.size() == 2);
+  w.add("b");                      // same instant: no sample
+  w.advance(10'000);               // sample 3
+  w.advance(10'000);               // sample 4 replaces sample 1
+  const auto h = w.q.fleet_history().value;
+  REQUIRE(h.size() == 3);
+  CHECK(h[0].at == anchor().wall + std::chrono::seconds(10));
+  CHECK(h[0].counts[1] == 1);  // online: a
+  CHECK(h[2].at == anchor().wall + std::chrono::seconds(30));
+  CHECK(h[2].counts[1] == 2);  // a and b
+}

@@ -75,6 +75,9 @@ class FakeBackend : public ApiBackend {
     f.segments.push_back({"site", "a", 3, {{"online", 2}, {"offline", 1}}});
     return {f, {}};
   }
+  Result<std::vector<FleetSample>> fleet_history() override {
+    return {{{kT0, {0, 3, 0, 0, 0}}, {kT0 + std::chrono::seconds(10), {0, 2, 0, 1, 0}}}, {}};
+  }
   Result<std::vector<IncidentSummary>> incidents() override {
     IncidentSummary i;
     i.id = 7;
@@ -332,6 +335,11 @@ TEST_CASE("fleet and incidents") {
   CHECK(j["counts"]["online"] == 2);
   CHECK(j["segments"][0]["key"] == "site");
   CHECK(j["segments"][0]["counts"]["offline"] == 1);
+  j = body_of(c.Get("/v1/fleet/history"));
+  REQUIRE(j["samples"].size() == 2);
+  CHECK(j["samples"][1]["at"] == "2027-01-15T08:00:10.000Z");
+  CHECK(j["samples"][1]["counts"]["offline"] == 1);
+  CHECK(j["samples"][0]["counts"]["online"] == 3);
   j = body_of(c.Get("/v1/incidents"));
   REQUIRE(j["incidents"].size() == 1);
   CHECK(j["incidents"][0]["scope"]["key"] == "broker_node");
