@@ -70,7 +70,8 @@ function renderFleet(f) {
     tiles.append(el('div', { class: 'tile ' + s, 'data-state': s },
                     el('b', { id: 'count-' + s }, f.counts[s] || 0), s));
   }
-  share.push(sampleOf(Date.parse(f.at), f.counts));
+  const sample = sampleOf(Date.parse(f.at), f.counts);
+  if (sample) share.push(sample);
   while (share.length > SHARE_SAMPLES) share.shift();
   drawShare();
   const body = $('segments').tBodies[0];
@@ -84,13 +85,13 @@ function renderFleet(f) {
 
 function sampleOf(t, counts) {
   const known = STATES.reduce((n, s) => n + (counts[s] || 0), 0) - (counts.unknown || 0);
-  return { t, v: known > 0 ? (counts.online || 0) / known : 0 };
+  return known > 0 ? { t, v: (counts.online || 0) / known } : null;  // no devices: no point
 }
 
 async function loadHistory() {
   try {
     const h = await api('/v1/fleet/history');
-    const older = h.samples.map((x) => sampleOf(Date.parse(x.at), x.counts));
+    const older = h.samples.map((x) => sampleOf(Date.parse(x.at), x.counts)).filter((x) => x);
     const first = share.length ? share[0].t : Infinity;
     share.unshift(...older.filter((x) => x.t < first));
     drawShare();
