@@ -6,6 +6,8 @@
 #include <mqtt/async_client.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -185,6 +187,30 @@ TEST_CASE("the /v1 API against a running presenced") {
     REQUIRE(r);
     CHECK(r->status == 404);
     CHECK(s.get("/v1/silences")["silences"].empty());
+  }
+
+  SUBCASE("concurrent readers while devices come and go: every answer is a 200") {
+    std::atomic<int> ok{0}, bad{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 6; ++t)
+      readers.emplace_back([&, t] {
+        auto c = s.client();
+        for (int i = 0; i < 40; ++i) {
+          const std::string path = (i + t) % 3 == 0   ? "/v1/fleet"
+                                   : (i + t) % 3 == 1 ? "/v1/devices?limit=13&state=online"
+                                                      : "/v1/devices/" + id_of(i);
+          auto r = c.Get(path.c_str());
+          (r && r->status == 200 ? ok : bad)++;
+        }
+      });
+    std::vector<std::pair<std::string, std::string>> churn;
+    for (int round = 0; round < 3; ++round)
+      for (int i = 0; i < 20; ++i)
+        churn.emplace_back("devices/" + id_of(i) + "/status", round % 2 ? "online" : "offline");
+    publish_all(s.broker.uri(), churn);
+    for (auto& r : readers) r.join();
+    CHECK(bad == 0);
+    CHECK(ok == 240);
   }
 
   SUBCASE("scripts/presencectl") {

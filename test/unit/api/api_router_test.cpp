@@ -318,6 +318,12 @@ TEST_CASE("device detail, 404 for an unknown id") {
   CHECK(j["transitions"][1]["disconnect_reason"] == "keepalive_timeout");
   CHECK(j["held_by_incident"].is_null());
   check_error(c.Get("/v1/devices/nope"), 404, "not_found");
+  // Any id a topic level can carry, percent-encoded in the path.
+  f.backend.fleet_[4].id = "a b%c+d";
+  auto e = c.Get("/v1/devices/a%20b%25c%2Bd");
+  REQUIRE(e);
+  CHECK(e->status == 200);
+  CHECK(json::parse(e->body)["id"] == "a b%c+d");
   // Ids come from MQTT topics: invalid UTF-8 is answered (replaced), not a 500.
   f.backend.fleet_[3].id = "bad\xff\xfe";
   auto r = c.Get("/v1/devices?limit=5");
