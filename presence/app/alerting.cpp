@@ -127,30 +127,56 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
 
 // ---- naive ------------------------------------------------------------------------------------
 
-void NaiveAlerts::on_event(const core::Engine& engine, const core::Event& e,
-                           std::vector<core::AlertIntent>& out) {
-  // A retained replay restates the past (mosquitto #1165); even a naive setup does not page on
-  // its own resubscribe. A takeover is a reconnect, not an offline status.
-  if (e.retained || e.device == core::kNoDevice) return;
-  const std::string id(engine.id_of(e.device));
+namespace {
+
+core::AlertIntent naive_intent(const std::string& id, core::MonoTime at) {
   core::AlertIntent in;
   in.type = core::AlertIntent::Type::DeviceOffline;
   in.severity = core::Severity::Error;
   in.dedup_key = "presence/device/" + id;
   in.component = id;
   in.cls = "device_offline";
-  in.at = e.at;
+  in.at = at;
   in.details = {{"mode", "naive"}, {"device", id}};
+  return in;
+}
+
+}  // namespace
+
+// Home Assistant semantics: an "offline" status (will or not, retained or not: HA takes a
+// retained availability payload as the current state) makes the entity unavailable at once, an
+// "online" one available. Heartbeats are not availability. A takeover is a reconnect.
+void NaiveAlerts::on_event(const core::Engine& engine, const core::Event& e,
+                           std::vector<core::AlertIntent>& out) {
+  if (e.device == core::kNoDevice) return;
+  const std::string id(engine.id_of(e.device));
   if (e.kind == core::EventKind::Disconnected && e.reason != core::DisconnectReason::Takeover) {
     if (!firing_.insert(id).second) return;  // already paged: PagerDuty would dedup anyway
+    auto in = naive_intent(id, e.at);
     in.action = core::AlertIntent::Action::Trigger;
     in.summary = "Device " + id + " offline (" + core::to_string(e.reason) + ")";
     in.details.emplace_back("reason", core::to_string(e.reason));
     out.push_back(std::move(in));
   } else if (e.kind == core::EventKind::Connected) {
     if (firing_.erase(id) == 0) return;
+    auto in = naive_intent(id, e.at);
     in.action = core::AlertIntent::Action::Resolve;
     in.summary = "Device " + id + " online";
+    out.push_back(std::move(in));
+  }
+}
+
+// Home Assistant marks every MQTT entity unavailable while its own broker connection is down:
+// a broker restart is a page per device (the contrast the scenario scorecard shows).
+void NaiveAlerts::on_blind(const core::Engine& engine, core::MonoTime at,
+                           std::vector<core::AlertIntent>& out) {
+  for (core::DeviceIndex d = 0; d < engine.size(); ++d) {
+    const std::string id(engine.id_of(d));
+    if (!firing_.insert(id).second) continue;
+    auto in = naive_intent(id, at);
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "Device " + id + " unavailable (broker connection lost)";
+    in.details.emplace_back("reason", "broker_connection_lost");
     out.push_back(std::move(in));
   }
 }
@@ -248,6 +274,10 @@ void Alerting::run_saver() {
     pending_.reset();
     saving_ = true;
     lock.unlock();
+    // The outbox first, then the snapshot: a crash in between can make presenced decide a
+    // transition again after the restart (a duplicate, which dedup_key makes harmless), never
+    // forget one the snapshot says was sent. Waits here, on the saver thread, never on the engine.
+    if (dispatcher_) dispatcher_->wait_durable(std::chrono::seconds(5));
     snapshots_.save(p.devices, p.incidents, anchor_);
     lock.lock();
     saving_ = false;
@@ -316,6 +346,9 @@ void Alerting::on_event(core::Engine& engine, const core::Event& event) {
 
 void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   if (intents.empty()) return;
+  // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
+  // possible of what was sent (see run_saver for the order).
+  snapshot_due_ = true;
   for (const auto& in : intents)
     ++(in.action == core::AlertIntent::Action::Trigger ? triggers_ : resolves_);
   if (dispatcher_) {
@@ -344,9 +377,14 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
     alerts_firing_ = pc.triggers - std::min(pc.triggers, pc.resolves);
   } else {
+    const bool blind = engine.blind();
+    if (blind && !naive_blind_) naive_.on_blind(engine, now, intents_);
+    naive_blind_ = blind;
+    submit(intents_);
     alerts_firing_ = naive_.firing();
   }
-  if (now >= next_snapshot_) {
+  if (now >= next_snapshot_ || snapshot_due_) {
+    snapshot_due_ = false;
     save_snapshot(engine, now);
     next_snapshot_ = now + config_.store.snapshot_interval;
   }

@@ -44,14 +44,18 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config);
 std::string outbox_path(const Config& config);    // <store.dir>/outbox.log
 std::string snapshot_path(const Config& config);  // <store.dir>/snapshot.bin
 
-// mode: naive. Pages on every non-retained Disconnected event of a device at once, resolves on
-// every Connected event; no grace, no incidents, no grouping. Same dedup_key scheme as the
+// mode: naive. What Home-Assistant-style setups do: pages on every offline status of a device at
+// once (retained too), on every device when presenced loses the broker, resolves on every online
+// status; no grace, no incidents, no grouping. Same dedup_key scheme as the
 // policy (presence/device/<id>), so the scorecard compares like with like. Firing set survives a
 // restart through the snapshot, so a resolve after a restart still closes its page.
 class NaiveAlerts {
  public:
   void on_event(const core::Engine& engine, const core::Event& event,
                 std::vector<core::AlertIntent>& out);
+  // presenced lost the broker: every known device not firing pages (Home Assistant marks all
+  // MQTT entities unavailable).
+  void on_blind(const core::Engine& engine, core::MonoTime at, std::vector<core::AlertIntent>& out);
   std::string serialize() const;
   bool restore(std::string_view text);
   std::size_t firing() const { return firing_.size(); }
@@ -101,11 +105,13 @@ class Alerting final : public ingest::EngineHooks {
   store::LogFn log_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
+  bool naive_blind_ = false;
   std::unique_ptr<alert::Dispatcher> dispatcher_;
   std::unique_ptr<alert::Watchdog> watchdog_;
   store::SnapshotStore snapshots_;
   store::WallAnchor anchor_;
   core::MonoTime next_snapshot_{};
+  bool snapshot_due_ = false;
   std::vector<core::AlertIntent> intents_;
 
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver

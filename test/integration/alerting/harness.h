@@ -11,6 +11,11 @@
 #include <map>
 #include <mutex>
 #include <regex>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
@@ -260,10 +265,10 @@ class Sim {
  public:
   Sim(int broker_port, int devices, const std::string& timeline, const std::string& seed = "1") {
     std::string y = "v: 1\noptions:\n  devices: " + std::to_string(devices) +
-                    "\n  heartbeat: 0\n  behaviour: \"well_behaved:100\"\n"
+                    "\n  heartbeat: 1s\n  behaviour: \"well_behaved:100\"\n"
                     "  backoff_initial: 500ms\n  backoff_max: 1s\n  connect_rate: 2000/s\n"
                     "  keepalive: 30s\n  progress: 0\ntimeline:\n" +
-                    (timeline.empty() ? std::string("  []\n") : timeline);
+                    timeline + "  - at: 10m\n    end: {}\n";
     const std::string scenario = dir_.write("scenario.yaml", y);
     out_ = dir_.file("truth.jsonl");
     proc_ = test::Process({std::string(PRESENCE_BINARY_DIR) + "/presence/tools/sim/presence-sim",

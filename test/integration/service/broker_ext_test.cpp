@@ -36,6 +36,29 @@ TEST_CASE("broker-ext: connect -> online, crash -> suspect -> offline, without a
   CHECK(h[h.size() - 2] == "suspect");
 }
 
+TEST_CASE("broker-ext: a clean disconnect without a last-will is seen as gone") {
+  // Issue 4's must-show: Mosquitto publishes no will on a clean DISCONNECT, so without broker-ext
+  // this device would stay "online" forever.
+  Mosquitto broker(plugin_conf());
+  broker.start();
+  Presenced presenced(broker.port());
+  presenced.start();
+  Observer obs(broker.uri());
+
+  // No will, no birth: a plain subscriber that says goodbye properly when interrupted.
+  presence::test::Process dev({presence::test::find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p",
+                     std::to_string(broker.port()), "-i", "clean-1", "-k", "5", "-t",
+                     "devices/clean-1/cmd"});
+  REQUIRE(obs.wait_state("clean-1", "online"));
+  dev.signal(SIGINT);  // mosquitto_sub sends DISCONNECT on SIGINT
+  REQUIRE(dev.wait_exit(5s) == 0);
+  REQUIRE(obs.wait_state("clean-1", "offline", 10s));
+  const auto h = obs.history("clean-1");
+  REQUIRE(h.size() >= 3);
+  CHECK(h[h.size() - 3] == "online");
+  CHECK(h[h.size() - 2] == "suspect");
+}
+
 TEST_CASE("broker-ext: a session takeover is not a departure") {
   Mosquitto broker(plugin_conf());
   broker.start();
