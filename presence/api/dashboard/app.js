@@ -253,6 +253,12 @@ async function refresh() {
 $('search').addEventListener('submit', (e) => { e.preventDefault(); search(false); });
 $('more').addEventListener('click', () => search(true));
 $('s-token').value = token();
+// Off loopback every read needs the token too: entering it retries at once.
+$('s-token').addEventListener('change', () => {
+  sessionStorage.setItem('presenced.token', $('s-token').value.trim());
+  refresh();
+  search(false);
+});
 $('silence-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   sessionStorage.setItem('presenced.token', $('s-token').value.trim());
