@@ -19,9 +19,9 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/ingest/api_backend.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
-#include "presence/ingest/api_backend.h"
 #include "presence/ingest/service.h"
 
 namespace {
@@ -291,7 +291,8 @@ int run(const std::string& path) {
     return 1;
   }
   log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
-                          " (/healthz /readyz /metrics /v1, dashboard at /), broker " + running.mqtt.uri);
+                          " (/healthz /readyz /metrics /v1, dashboard at /), broker " +
+                          running.mqtt.uri);
   service.start();
 
   while (true) {
