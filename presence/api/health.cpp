@@ -61,6 +61,7 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
   metric(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
   sample(out, "presence_blind", m.blind ? 1 : 0);
+  out += m.extra;
   return out;
 }
 
@@ -124,5 +125,7 @@ void HealthServer::stop() {
 }
 
 int HealthServer::port() const { return impl_->port; }
+
+httplib::Server& HealthServer::server() { return impl_->server; }
 
 }  // namespace presence::api

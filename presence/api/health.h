@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+namespace httplib {
+class Server;
+}
+
 namespace presence::api {
 
 struct Metrics {
@@ -29,6 +33,9 @@ struct Metrics {
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;
+  // Prometheus text from other rooms (alerts, outbox, policy: presence/app/alerting.h), appended
+  // as is. Each family brings its own # HELP / # TYPE lines.
+  std::string extra;
 };
 
 // Prometheus text exposition format 0.0.4.
@@ -46,6 +53,8 @@ class HealthServer {
   bool start(std::string* error);
   void stop();
   int port() const;  // the bound port (useful with port 0)
+  // The underlying server, for more routes before start() (the /v1 API: presence/api/api.h).
+  httplib::Server& server();
 
  private:
   struct Impl;

@@ -307,6 +307,7 @@ void describe(V& v, Config& c) {
       v.field("alert_after", p.alert_after);
       v.field("group_wait", p.group_wait);
       v.field("group_interval", p.group_interval);
+      v.field("blind_alert_after", p.blind_alert_after);
       v.field("incident_window", p.incident_window);
       v.field("incident_open_floor", p.incident_open_floor);
       v.field("incident_open_fraction", p.incident_open_fraction);
@@ -875,6 +876,7 @@ class Validator {
     positive(a.watchdog.interval, "alerts.watchdog.interval");
     const auto& p = a.policy;
     positive(p.group_interval, "alerts.policy.group_interval");
+    positive(p.blind_alert_after, "alerts.policy.blind_alert_after");
     positive(p.incident_window, "alerts.policy.incident_window");
     check(p.incident_open_floor >= 1, "alerts.policy.incident_open_floor", "must be at least 1");
     check(p.incident_open_fraction > 0.0 && p.incident_open_fraction <= 1.0,

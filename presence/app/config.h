@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "presence/core/config.h"
+#include "presence/core/fleet.h"
+#include "presence/core/policy.h"
 
 namespace presence::app {
 
@@ -134,24 +136,31 @@ struct WatchdogConfig {
   Duration interval{std::chrono::minutes(1)};
 };
 
+// Defaults come from the core's structs (core::PolicyConfig, core::FleetConfig), so each value
+// exists once: the core documents and tests them (docs/alert-policy.md, "Parameters"), this file
+// only names them in YAML. presence/app/alerting.cpp maps the section back onto those structs.
 struct AlertPolicyConfig {
-  // A device must stay offline this long (after the core's offline decision) before it pages;
-  // most "offline" devices are back within minutes (post-mortem 002).
-  Duration alert_after{std::chrono::minutes(5)};
+  // A device must stay Offline this long (after the core's offline decision, so offline_grace +
+  // alert_after after the last sign of life) before it pages; it also gives the fleet monitor
+  // time to hold the device in an incident (post-mortem 002).
+  Duration alert_after = core::PolicyConfig{}.alert_after;
   // Alertmanager-style grouping: wait group_wait to collect related alerts into one
   // notification, then at most one update per group_interval.
-  Duration group_wait{std::chrono::seconds(30)};
-  Duration group_interval{std::chrono::minutes(5)};
-  // A fleet/segment incident opens when, within incident_window, at least
-  // max(incident_open_floor, incident_open_fraction x segment size) devices drop (post-mortem 003:
-  // one incident instead of thousands of pages).
-  Duration incident_window{std::chrono::minutes(2)};
-  std::uint32_t incident_open_floor = 10;
-  double incident_open_fraction = 0.1;  // (0, 1]
-  // The incident resolves after the segment has been stable this long.
-  Duration incident_stable_for{std::chrono::minutes(5)};
+  Duration group_wait = core::PolicyConfig{}.group_wait;
+  Duration group_interval = core::PolicyConfig{}.group_interval;
+  // presenced blind (no broker connection) this long pages once (a broker restart that
+  // reconnects in seconds does not).
+  Duration blind_alert_after = core::PolicyConfig{}.blind_alert_after;
+  // A fleet/segment incident opens when, within incident_window, at least incident_open_floor
+  // devices AND incident_open_fraction of the segment drop (post-mortem 003: one incident instead
+  // of thousands of pages).
+  Duration incident_window = core::FleetConfig{}.incident_window;
+  std::uint32_t incident_open_floor = core::FleetThresholds{}.incident_open_floor;
+  double incident_open_fraction = core::FleetThresholds{}.incident_open_fraction;  // (0, 1]
+  // The incident resolves after the segment has been back this long.
+  Duration incident_stable_for = core::FleetConfig{}.incident_stable_for;
   // Devices still offline this long after an incident resolved are paged as stragglers.
-  Duration straggler_grace{std::chrono::minutes(10)};
+  Duration straggler_grace = core::FleetConfig{}.straggler_grace;
 };
 
 using LabelMatch = std::map<std::string, std::string>;  // label -> value; all must match

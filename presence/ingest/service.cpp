@@ -74,6 +74,7 @@ struct Inbound {
     Lost,
     ServerShutdown,
     SetRate,
+    Task,  // Service::post: run on the engine thread after the batch
   };
   Type type = Type::Message;
   std::string topic;
@@ -83,6 +84,7 @@ struct Inbound {
   std::string detail;
   double rate = 0;
   Duration interval{0};
+  Service::EngineTask task;
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -102,6 +104,7 @@ struct Service::Impl {
   ServiceOptions opt;
   TopicMatcher matcher;
   core::Engine engine;
+  EngineHooks* hooks = nullptr;
   WallAnchor anchor;
   PublishQueue queue;
   BlindSpots blind_spots;
@@ -116,6 +119,9 @@ struct Service::Impl {
   std::vector<Inbound> inbox;
   bool stopping = false;
   std::thread thread;
+  bool accepting_tasks = false;  // under in_mu: Service::post takes tasks
+  Service::TransitionsHook transitions_hook;
+  std::vector<Service::EngineTask> tasks;
   bool running = false;
 
   // Engine-thread state.
@@ -393,6 +399,7 @@ struct Service::Impl {
     if (p.source == core::Source::BrokerExt) e.session = blind_spots.session(p.node, e.session);
     e.at = now;
     engine.on_event(e);
+    if (hooks) hooks->on_event(engine, e);
   }
 
   void handle(const Inbound& in, MonoTime now) {
@@ -442,6 +449,9 @@ struct Service::Impl {
         break;
       case Inbound::Type::ServerShutdown:
         blind_spots.server_shutting_down();
+        break;
+      case Inbound::Type::Task:
+        tasks.push_back(in.task);
         break;
       case Inbound::Type::SetRate:
         queue.set_rate(in.rate);
@@ -560,6 +570,7 @@ struct Service::Impl {
 
   void run() {
     std::vector<Inbound> batch;
+    if (hooks) hooks->on_start(engine, mono_now());
     while (true) {
       {
         std::unique_lock<std::mutex> lock(in_mu);
@@ -574,9 +585,14 @@ struct Service::Impl {
       maybe_connect(now);
       engine.tick(now);
       drain_transitions(now);
+      if (hooks) hooks->after_batch(engine, now);
+      if (transitions_hook) transitions_hook(engine, transitions, now);
+      for (auto& task : tasks) task(engine);
+      tasks.clear();
       publish(now);
       update_stats();
     }
+    if (hooks) hooks->on_stop(engine, mono_now());
     shutdown();
   }
 
@@ -616,10 +632,16 @@ Service::Service(ServiceOptions options) : impl_(std::make_unique<Impl>(std::mov
 
 Service::~Service() { stop(); }
 
+void Service::set_hooks(EngineHooks* hooks) { impl_->hooks = hooks; }
+
 void Service::start() {
   if (impl_->running) return;
   impl_->make_client();
   impl_->running = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    impl_->accepting_tasks = true;
+  }
   impl_->thread = std::thread([this] { impl_->run(); });
 }
 
@@ -628,15 +650,38 @@ void Service::stop() {
   {
     std::lock_guard<std::mutex> lock(impl_->in_mu);
     impl_->stopping = true;
+    impl_->accepting_tasks = false;
   }
   impl_->in_cv.notify_one();
   if (impl_->thread.joinable()) impl_->thread.join();
+  {
+    // Tasks that never ran: dropping them breaks their promises, so waiting callers return now.
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    impl_->inbox.clear();
+  }
   impl_->running = false;
 }
 
 ServiceStats Service::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
   return impl_->shared;
+}
+
+bool Service::post(EngineTask task) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    if (!impl_->accepting_tasks) return false;
+    Inbound in;
+    in.type = Inbound::Type::Task;
+    in.task = std::move(task);
+    impl_->inbox.push_back(std::move(in));
+  }
+  impl_->in_cv.notify_one();
+  return true;
+}
+
+void Service::set_transitions_hook(TransitionsHook hook) {
+  impl_->transitions_hook = std::move(hook);
 }
 
 void Service::set_publish_limits(double max_messages_per_second,

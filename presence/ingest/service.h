@@ -9,11 +9,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "presence/core/config.h"
+#include "presence/core/engine.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/topic_pattern.h"
 
@@ -100,6 +102,21 @@ struct ServiceStats {
   bool running = false;
 };
 
+// The app's wiring (alerts, snapshots: presence/app/alerting.h) plugs in here. Every call is on
+// the engine thread, so a hook may use the engine freely but must never block on I/O.
+class EngineHooks {
+ public:
+  virtual ~EngineHooks() = default;
+  // Before the first event (restore a snapshot, set the engine's observer).
+  virtual void on_start(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+  // After each device event was fed (naive mode sees every raw status, not the debounced state).
+  virtual void on_event(core::Engine& /*engine*/, const core::Event& /*event*/) {}
+  // After each batch: events fed, engine ticked, transitions drained. Same now as the batch.
+  virtual void after_batch(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+  // At stop, after the last batch (final snapshot).
+  virtual void on_stop(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+};
+
 class Service {
  public:
   // Throws std::invalid_argument if the options do not compile (validate config first).
@@ -108,11 +125,23 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
+  // Before start(); non-owning, must outlive the service.
+  void set_hooks(EngineHooks* hooks);
   void start();
   // Stops ingest, publishes everything pending (bounded wait), disconnects cleanly.
   void stop();
 
   ServiceStats stats() const;
+
+  // The /v1 API (issue 7) reads the engine only on its own thread: task runs there after the
+  // current batch. False (task dropped, not run) when the service is not running.
+  using EngineTask = std::function<void(core::Engine&)>;
+  bool post(EngineTask task);
+  // Before start(): called on the engine thread after each batch with the transitions it drained
+  // (possibly none) and the batch's now; must not block (presence/ingest/api_backend.h).
+  using TransitionsHook = std::function<void(const core::Engine&,
+                                             const std::vector<core::Transition>&, core::MonoTime)>;
+  void set_transitions_hook(TransitionsHook hook);
   // What SIGHUP can change without a restart.
   void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
 

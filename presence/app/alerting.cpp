@@ -1,0 +1,547 @@
+#include "presence/app/alerting.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <utility>
+
+namespace presence::app {
+
+namespace {
+
+core::Severity severity_of(const std::string& word) {
+  if (word == "critical") return core::Severity::Critical;
+  if (word == "warning") return core::Severity::Warning;
+  if (word == "info") return core::Severity::Info;
+  return core::Severity::Error;
+}
+
+std::string route_name(std::size_t i) { return "route" + std::to_string(i); }
+
+// Config silences are re-created from the file at every start; the restored copies (from the
+// snapshot) are recognised by this comment prefix and dropped first, so they do not pile up.
+constexpr std::string_view kConfigSilence = "config: ";
+
+core::MonoTime to_mono(WallTime t, const store::WallAnchor& anchor) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  return anchor.to_mono(ms.count());
+}
+
+}  // namespace
+
+core::PolicyConfig policy_config(const Config& c) {
+  core::PolicyConfig p;
+  const auto& a = c.alerts.policy;
+  p.alert_after = a.alert_after;
+  p.group_wait = a.group_wait;
+  p.group_interval = a.group_interval;
+  p.blind_alert_after = a.blind_alert_after;
+  for (std::size_t i = 0; i < c.alerts.routes.size(); ++i) {
+    const auto& r = c.alerts.routes[i];
+    core::AlertRule rule;
+    for (const auto& [k, v] : r.match) rule.match.emplace_back(k, v);
+    rule.severity = severity_of(r.severity);
+    rule.route = route_name(i);
+    p.rules.push_back(std::move(rule));
+  }
+  return p;
+}
+
+core::FleetConfig fleet_config(const Config& c) {
+  core::FleetConfig f;
+  const auto& a = c.alerts.policy;
+  f.incident_window = a.incident_window;
+  // window_resolution must stay within the window (tests use windows of a few seconds).
+  f.window_resolution = std::min(f.window_resolution, f.incident_window);
+  if (f.storm_baseline_tau < f.incident_window) f.storm_baseline_tau = f.incident_window;
+  f.incident_stable_for = a.incident_stable_for;
+  f.straggler_grace = a.straggler_grace;
+  f.defaults.incident_open_floor = a.incident_open_floor;
+  f.defaults.incident_open_fraction = a.incident_open_fraction;
+  // Hysteresis below the open fraction (the core's default ratio 0.05 / 0.10).
+  f.defaults.incident_close_fraction =
+      std::min(f.defaults.incident_close_fraction, a.incident_open_fraction / 2);
+  return f;
+}
+
+// PagerDuty payload.source: where presenced runs (the host name), so an on-call can tell which
+// presenced paged when several watch different brokers.
+static std::string host_source() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "presenced";
+  return std::string("presenced@") + name;
+}
+
+std::string outbox_path(const Config& c) { return c.store.dir + "/outbox.log"; }
+std::string snapshot_path(const Config& c) { return c.store.dir + "/snapshot.bin"; }
+
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
+  std::vector<std::unique_ptr<alert::Sink>> sinks;
+  const auto& a = c.alerts;
+  if (!a.enabled) return sinks;
+  // Routes with their own destination get their own sink; the default sink takes the rest.
+  std::set<std::string> own_pd, own_slack;
+  for (std::size_t i = 0; i < a.routes.size(); ++i) {
+    const auto& r = a.routes[i];
+    if (a.pagerduty.enabled && !r.pagerduty_routing_key.empty()) {
+      alert::PagerDutyConfig pd;
+      pd.sink = alert::sink_config("pagerduty-" + route_name(i), a.pagerduty.url);
+      const std::string route = route_name(i);
+      pd.sink.accepts = [route](const core::AlertIntent& in) { return in.group == route; };
+      pd.routing_key = r.pagerduty_routing_key;
+      pd.source = host_source();
+      sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
+      own_pd.insert(route);
+    }
+    if (a.slack.enabled && !r.slack_webhook_url.empty()) {
+      alert::SlackConfig s;
+      s.sink = alert::sink_config("slack-" + route_name(i), r.slack_webhook_url);
+      const std::string route = route_name(i);
+      s.sink.accepts = [route](const core::AlertIntent& in) { return in.group == route; };
+      s.min_interval = std::chrono::milliseconds(
+          static_cast<std::int64_t>(1000.0 / a.slack.max_per_second));
+      sinks.push_back(alert::make_slack_sink(std::move(s)));
+      own_slack.insert(route);
+    }
+  }
+  if (a.pagerduty.enabled) {
+    alert::PagerDutyConfig pd;
+    pd.sink = alert::sink_config("pagerduty", a.pagerduty.url);
+    pd.sink.accepts = [own_pd](const core::AlertIntent& in) { return own_pd.count(in.group) == 0; };
+    pd.routing_key = a.pagerduty.routing_key;
+    pd.source = host_source();
+    sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
+  }
+  if (a.slack.enabled) {
+    alert::SlackConfig s;
+    s.sink = alert::sink_config("slack", a.slack.webhook_url);
+    s.sink.accepts = [own_slack](const core::AlertIntent& in) {
+      return own_slack.count(in.group) == 0;
+    };
+    // alerts.slack.max_per_second: Slack answers more than ~1 message/s per webhook with 429.
+    s.min_interval =
+        std::chrono::milliseconds(static_cast<std::int64_t>(1000.0 / a.slack.max_per_second));
+    sinks.push_back(alert::make_slack_sink(std::move(s)));
+  }
+  if (a.webhook.enabled) {
+    alert::WebhookConfig w;
+    w.sink = alert::sink_config("webhook", a.webhook.url);
+    w.secret = a.webhook.secret;
+    sinks.push_back(alert::make_webhook_sink(std::move(w)));
+  }
+  return sinks;
+}
+
+// ---- naive ------------------------------------------------------------------------------------
+
+namespace {
+
+core::AlertIntent naive_intent(const std::string& id, core::MonoTime at) {
+  core::AlertIntent in;
+  in.type = core::AlertIntent::Type::DeviceOffline;
+  in.severity = core::Severity::Error;
+  in.dedup_key = "presence/device/" + id;
+  in.component = id;
+  in.cls = "device_offline";
+  in.at = at;
+  in.details = {{"mode", "naive"}, {"device", id}};
+  return in;
+}
+
+}  // namespace
+
+// Home Assistant semantics: an "offline" status (will or not, retained or not: HA takes a
+// retained availability payload as the current state) makes the entity unavailable at once, an
+// "online" one available. Heartbeats are not availability. A takeover is a reconnect.
+void NaiveAlerts::on_event(const core::Engine& engine, const core::Event& e,
+                           std::vector<core::AlertIntent>& out) {
+  if (e.device == core::kNoDevice) return;
+  const std::string id(engine.id_of(e.device));
+  if (e.kind == core::EventKind::Disconnected && e.reason != core::DisconnectReason::Takeover) {
+    if (!firing_.insert(id).second) return;  // already paged: PagerDuty would dedup anyway
+    auto in = naive_intent(id, e.at);
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "Device " + id + " offline (" + core::to_string(e.reason) + ")";
+    in.details.emplace_back("reason", core::to_string(e.reason));
+    out.push_back(std::move(in));
+  } else if (e.kind == core::EventKind::Connected) {
+    if (firing_.erase(id) == 0) return;
+    auto in = naive_intent(id, e.at);
+    in.action = core::AlertIntent::Action::Resolve;
+    in.summary = "Device " + id + " online";
+    out.push_back(std::move(in));
+  }
+}
+
+// Home Assistant marks every MQTT entity unavailable while its own broker connection is down:
+// a broker restart is a page per device (the contrast the scenario scorecard shows).
+void NaiveAlerts::on_blind(const core::Engine& engine, core::MonoTime at,
+                           std::vector<core::AlertIntent>& out) {
+  for (core::DeviceIndex d = 0; d < engine.size(); ++d) {
+    const std::string id(engine.id_of(d));
+    if (!firing_.insert(id).second) continue;
+    auto in = naive_intent(id, at);
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "Device " + id + " unavailable (broker connection lost)";
+    in.details.emplace_back("reason", "broker_connection_lost");
+    out.push_back(std::move(in));
+  }
+}
+
+std::string NaiveAlerts::serialize() const {
+  std::string out = "presence-naive 1\n";
+  for (const auto& id : firing_) out += core::snapshot_text::encode(id) + "\n";
+  return out;
+}
+
+bool NaiveAlerts::restore(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::string line;
+  if (!std::getline(in, line) || line != "presence-naive 1") return false;
+  while (std::getline(in, line)) {
+    std::string id;
+    if (!line.empty() && core::snapshot_text::decode(line, id)) firing_.insert(id);
+  }
+  return true;
+}
+
+// ---- Alerting ---------------------------------------------------------------------------------
+
+Alerting::Alerting(Config config, store::LogFn log)
+    : config_(std::move(config)),
+      log_(store::or_stderr(std::move(log))),
+      snapshots_(snapshot_path(config_), log_) {}
+
+Alerting::~Alerting() { stop(); }
+
+bool Alerting::start(std::string* error) {
+  auto sinks = make_sinks(config_);
+  std::error_code ec;
+  std::filesystem::create_directories(config_.store.dir, ec);
+  if (ec) {
+    // Without a durable outbox nothing may be sent (a crash would forget it); without sinks the
+    // store only holds snapshots, and running without them is better than not running.
+    if (!sinks.empty()) {
+      if (error) *error = "store.dir: cannot create " + config_.store.dir + ": " + ec.message();
+      return false;
+    }
+    log_("store.dir: cannot create " + config_.store.dir + " (" + ec.message() +
+         "): snapshots will fail");
+  }
+  if (sinks.empty()) {
+    log_(config_.alerts.enabled ? "alerts: no sink enabled: alerts are decided, not sent"
+                                : "alerts: alerts.enabled is false: alerts are decided, not sent");
+  } else {
+    alert::DispatcherConfig dc;
+    dc.outbox.path = outbox_path(config_);
+    dc.outbox.log = log_;
+    dc.log = log_;
+    dispatcher_ = std::make_unique<alert::Dispatcher>(std::move(dc), std::move(sinks));
+    if (!dispatcher_->start(error)) {
+      dispatcher_.reset();
+      return false;
+    }
+  }
+  alert::WatchdogConfig wc;
+  wc.url = config_.alerts.watchdog.url;
+  wc.interval = config_.alerts.watchdog.interval;
+  // Ping only while the engine thread runs batches and sees the broker: a wedged or blind
+  // presenced stops pinging and the outside monitor pages.
+  watchdog_ = std::make_unique<alert::Watchdog>(
+      wc, [this] { return healthy_.load(); }, log_);
+  if (!watchdog_->start(error)) return false;
+  saver_ = std::thread([this] { run_saver(); });
+  return true;
+}
+
+void Alerting::stop() {
+  if (saver_.joinable()) {
+    {
+      std::unique_lock<std::mutex> lock(save_mu_);
+      // Bounded: a final snapshot handed over at SIGTERM is written before we go.
+      save_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return !pending_ && !saving_; });
+      save_stop_ = true;
+    }
+    save_cv_.notify_all();
+    saver_.join();
+  }
+  if (watchdog_) watchdog_->stop();
+  if (dispatcher_) {
+    dispatcher_->wait_durable(std::chrono::seconds(5));
+    dispatcher_->stop();
+  }
+}
+
+void Alerting::run_saver() {
+  std::unique_lock<std::mutex> lock(save_mu_);
+  while (true) {
+    save_cv_.wait(lock, [&] { return pending_.has_value() || save_stop_; });
+    if (!pending_) return;
+    Pending p = std::move(*pending_);
+    pending_.reset();
+    saving_ = true;
+    lock.unlock();
+    // The outbox first, then the snapshot: a crash in between can make presenced decide a
+    // transition again after the restart (a duplicate, which dedup_key makes harmless), never
+    // forget one the snapshot says was sent. Waits here, on the saver thread, never on the engine.
+    if (dispatcher_) dispatcher_->wait_durable(std::chrono::seconds(5));
+    snapshots_.save(p.devices, p.incidents, anchor_);
+    lock.lock();
+    saving_ = false;
+    save_cv_.notify_all();
+  }
+}
+
+void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
+  anchor_.wall = std::chrono::system_clock::now();
+  anchor_.mono = now;
+  const bool naive = config_.mode == Mode::naive;
+  if (!naive) {
+    policy_ = std::make_unique<core::AlertPolicy>(
+        policy_config(config_), fleet_config(config_),
+        [&engine](core::DeviceIndex d) { return std::string(engine.id_of(d)); });
+    engine.set_observer(policy_.get());
+  }
+
+  // Snapshot: devices back with their state (the engine enters restart grace: restarting
+  // presenced pages no one, a device that died meanwhile is declared offline when the grace
+  // ends and pages after alert_after), then incidents and alerts so firing pages still resolve.
+  auto loaded = snapshots_.load(anchor_);
+  if (loaded.status == store::LoadStatus::Ok) {
+    engine.restore(loaded.snapshot.devices, now);
+    bool ok = true;
+    std::string error;
+    if (naive) {
+      ok = naive_.restore(loaded.snapshot.incidents);
+      if (!ok) error = "not a naive-mode snapshot";
+    } else {
+      policy_->resync(engine);
+      core::PolicySnapshot snap;
+      ok = core::AlertPolicy::deserialize(loaded.snapshot.incidents, snap, error);
+      if (ok) {
+        policy_->restore(snap, now, [&engine](std::string_view id) { return engine.intern(id); });
+        for (const auto& s : policy_->silences())
+          if (s.comment.rfind(kConfigSilence, 0) == 0) policy_->remove_silence(s.id, now);
+      }
+    }
+    if (!ok) log_("snapshot: alert state not restored (" + error + "); devices restored");
+    log_("snapshot: restored " + std::to_string(loaded.snapshot.devices.size()) +
+         " device(s) from " + snapshots_.path());
+    restored_ = true;
+  } else if (loaded.status != store::LoadStatus::Missing) {
+    log_(std::string("snapshot: ") + store::to_string(loaded.status) + " (" + loaded.error +
+         "): starting empty");
+  }
+
+  if (policy_) {
+    for (const auto& sc : config_.alerts.silences) {
+      core::Silence s;
+      for (const auto& [k, v] : sc.match) s.match.emplace_back(k, v);
+      s.starts_at = to_mono(sc.starts, anchor_);
+      s.ends_at = to_mono(sc.ends, anchor_);
+      s.comment = std::string(kConfigSilence) + sc.comment;
+      if (s.ends_at <= now) continue;  // over already
+      if (policy_->add_silence(std::move(s)) == 0) log_("alerts.silences: invalid silence skipped");
+    }
+  }
+  next_snapshot_ = now + config_.store.snapshot_interval;
+}
+
+void Alerting::on_event(core::Engine& engine, const core::Event& event) {
+  if (config_.mode == Mode::naive) naive_.on_event(engine, event, intents_);
+}
+
+void Alerting::submit(std::vector<core::AlertIntent>& intents) {
+  if (intents.empty()) return;
+  // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
+  // possible of what was sent (see run_saver for the order).
+  snapshot_due_ = true;
+  for (const auto& in : intents)
+    ++(in.action == core::AlertIntent::Action::Trigger ? triggers_ : resolves_);
+  if (dispatcher_) {
+    dispatcher_->submit(std::move(intents));  // copies into the inbox; never waits for I/O
+  }
+  intents.clear();
+}
+
+void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
+  if (policy_) engine.drain_alerts(intents_);
+  submit(intents_);
+  healthy_ = !engine.blind();
+  if (policy_) {
+    std::uint64_t open = 0, held = 0;
+    for (const auto* inc : policy_->fleet().incidents())
+      if (inc->stage != core::IncidentStage::Closed) {
+        ++open;
+        held += inc->still_down;
+      }
+    incidents_open_ = open;
+    devices_held_ = held;
+    alerts_pending_ = policy_->pending();
+    const auto pc = policy_->counters();
+    const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
+                                pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped};
+    for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
+    alerts_firing_ = pc.triggers - std::min(pc.triggers, pc.resolves);
+  } else {
+    const bool blind = engine.blind();
+    if (blind && !naive_blind_) naive_.on_blind(engine, now, intents_);
+    naive_blind_ = blind;
+    submit(intents_);
+    alerts_firing_ = naive_.firing();
+  }
+  if (now >= next_snapshot_ || snapshot_due_) {
+    snapshot_due_ = false;
+    save_snapshot(engine, now);
+    next_snapshot_ = now + config_.store.snapshot_interval;
+  }
+}
+
+void Alerting::save_snapshot(core::Engine& engine, core::MonoTime now) {
+  (void)now;
+  // The copy is the engine-thread pause (measured: presence_snapshot_pause_seconds); the write and
+  // fsync happen on the saver thread.
+  const auto t0 = std::chrono::steady_clock::now();
+  Pending p;
+  p.devices = engine.snapshot();
+  p.incidents = policy_ ? policy_->serialize() : naive_.serialize();
+  snapshot_pause_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count();
+  {
+    std::lock_guard<std::mutex> lock(save_mu_);
+    pending_ = std::move(p);
+  }
+  save_cv_.notify_all();
+}
+
+void Alerting::on_stop(core::Engine& engine, core::MonoTime now) {
+  // SIGTERM: the last batch's alerts, then a final snapshot (Alerting::stop waits for it).
+  after_batch(engine, now);
+  save_snapshot(engine, now);
+}
+
+namespace {
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += " ";
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += " ";
+  out += type;
+  out += "\n";
+}
+
+void sample(std::string& out, const char* name, double v, const std::string& labels = {}) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  out += name;
+  if (!labels.empty()) out += "{" + labels + "}";
+  out += " ";
+  out += buf;
+  out += "\n";
+}
+
+}  // namespace
+
+std::string Alerting::metrics_text() const {
+  std::string out;
+  family(out, "presence_alert_intents_total", "counter",
+         "Alert intents decided (policy or naive mode) and handed to the dispatcher, by action.");
+  sample(out, "presence_alert_intents_total", static_cast<double>(triggers_.load()),
+         "action=\"trigger\"");
+  sample(out, "presence_alert_intents_total", static_cast<double>(resolves_.load()),
+         "action=\"resolve\"");
+  if (dispatcher_) {
+    const auto st = dispatcher_->stats();
+    family(out, "presence_alerts_total", "counter",
+           "Alert deliveries per sink and result (sent, dead_lettered, dropped, coalesced).");
+    for (const auto& s : st.sinks) {
+      const std::string l = "sink=\"" + s.name + "\",result=";
+      sample(out, "presence_alerts_total", static_cast<double>(s.sent), l + "\"sent\"");
+      sample(out, "presence_alerts_total", static_cast<double>(s.dead_lettered),
+             l + "\"dead_lettered\"");
+      sample(out, "presence_alerts_total", static_cast<double>(s.dropped), l + "\"dropped\"");
+      sample(out, "presence_alerts_total", static_cast<double>(s.coalesced), l + "\"coalesced\"");
+    }
+    family(out, "presence_alert_requests_total", "counter",
+           "HTTP requests per sink and result (ok, failed, retried).");
+    for (const auto& s : st.sinks) {
+      const std::string l = "sink=\"" + s.name + "\",result=";
+      sample(out, "presence_alert_requests_total", static_cast<double>(s.requests - std::min(s.requests, s.failed)), l + "\"ok\"");
+      sample(out, "presence_alert_requests_total", static_cast<double>(s.failed), l + "\"failed\"");
+      sample(out, "presence_alert_requests_total", static_cast<double>(s.retried), l + "\"retried\"");
+    }
+    family(out, "presence_alert_sink_depth", "gauge", "Entries queued per sink (incl. in flight).");
+    for (const auto& s : st.sinks)
+      sample(out, "presence_alert_sink_depth", static_cast<double>(s.depth),
+             "sink=\"" + s.name + "\"");
+    family(out, "presence_alert_sink_failing", "gauge", "1 while the sink's last request failed.");
+    for (const auto& s : st.sinks)
+      sample(out, "presence_alert_sink_failing", s.failing ? 1 : 0, "sink=\"" + s.name + "\"");
+    family(out, "presence_outbox_depth", "gauge", "Live outbox entries, all sinks.");
+    sample(out, "presence_outbox_depth", static_cast<double>(st.outbox.depth));
+    family(out, "presence_outbox_oldest_age_seconds", "gauge", "Age of the oldest outbox entry.");
+    sample(out, "presence_outbox_oldest_age_seconds",
+           static_cast<double>(st.outbox_oldest_age_ms) / 1000.0);
+    family(out, "presence_outbox_write_failures_total", "counter", "Outbox appends/fsyncs that failed.");
+    sample(out, "presence_outbox_write_failures_total",
+           static_cast<double>(st.outbox.write_failures));
+    family(out, "presence_outbox_corrupt_records_total", "counter",
+           "Outbox records skipped at load (checksum, garbage).");
+    sample(out, "presence_outbox_corrupt_records_total",
+           static_cast<double>(st.outbox.corrupt_records));
+  }
+  family(out, "presence_incidents_open", "gauge", "Fleet incidents not closed.");
+  sample(out, "presence_incidents_open", static_cast<double>(incidents_open_.load()));
+  family(out, "presence_devices_held", "gauge", "Devices held by open incidents, still down.");
+  sample(out, "presence_devices_held", static_cast<double>(devices_held_.load()));
+  family(out, "presence_alerts_firing", "gauge", "Alerts triggered and not resolved.");
+  sample(out, "presence_alerts_firing", static_cast<double>(alerts_firing_.load()));
+  family(out, "presence_alerts_pending", "gauge",
+         "Device alerts waiting for alert_after, a group flush, a silence or sight.");
+  sample(out, "presence_alerts_pending", static_cast<double>(alerts_pending_.load()));
+  static const char* const kPolicy[6][2] = {
+      {"presence_policy_triggers_total", "Policy triggers."},
+      {"presence_policy_resolves_total", "Policy resolves."},
+      {"presence_device_alerts_cancelled_total", "Device alerts cancelled (back in time)."},
+      {"presence_device_alerts_held_total", "Device alerts held by a fleet incident."},
+      {"presence_alerts_silenced_total", "Alerts silenced."},
+      {"presence_devices_grouped_total", "Devices sent inside a group alert."}};
+  for (int i = 0; i < 6; ++i) {
+    family(out, kPolicy[i][0], "counter", kPolicy[i][1]);
+    sample(out, kPolicy[i][0], static_cast<double>(policy_counters_[i].load()));
+  }
+  const auto ss = snapshots_.stats();
+  family(out, "presence_snapshot_saves_total", "counter", "Snapshots written.");
+  sample(out, "presence_snapshot_saves_total", static_cast<double>(ss.saves));
+  family(out, "presence_snapshot_save_failures_total", "counter", "Snapshot writes that failed.");
+  sample(out, "presence_snapshot_save_failures_total", static_cast<double>(ss.save_failures));
+  family(out, "presence_snapshot_load_corrupt_total", "counter",
+         "Snapshots found corrupt at start (started empty).");
+  sample(out, "presence_snapshot_load_corrupt_total", static_cast<double>(ss.load_corrupt));
+  family(out, "presence_snapshot_pause_seconds", "gauge",
+         "Engine-thread pause of the last snapshot copy.");
+  sample(out, "presence_snapshot_pause_seconds",
+         static_cast<double>(snapshot_pause_us_.load()) / 1e6);
+  if (watchdog_) {
+    const auto w = watchdog_->stats();
+    family(out, "presence_watchdog_pings_total", "counter", "Watchdog pings by result.");
+    sample(out, "presence_watchdog_pings_total", static_cast<double>(w.pings), "result=\"ok\"");
+    sample(out, "presence_watchdog_pings_total", static_cast<double>(w.failures),
+           "result=\"failed\"");
+    sample(out, "presence_watchdog_pings_total", static_cast<double>(w.skipped),
+           "result=\"skipped\"");
+  }
+  return out;
+}
+
+}  // namespace presence::app

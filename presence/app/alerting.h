@@ -1,0 +1,139 @@
+// The glue between the rooms (issue 5, "integration"): config -> core FleetConfig/PolicyConfig,
+// alert sinks and dispatcher, snapshot store, watchdog; and the engine-thread hooks that feed
+// them. The data path stays one direction (docs/architecture.md):
+//
+//   ingest::Service engine thread --EngineHooks--> Alerting
+//       engine.set_observer(policy)              (mode: presence)
+//       after each batch: engine.drain_alerts -> Dispatcher::submit (copy only, never blocks)
+//       every store.snapshot_interval: copy state -> saver thread -> SnapshotStore
+//
+// mode: naive replaces the policy with NaiveAlerts: what Home-Assistant-style setups do.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "presence/alert/dispatcher.h"
+#include "presence/alert/sink.h"
+#include "presence/alert/watchdog.h"
+#include "presence/app/config.h"
+#include "presence/core/policy.h"
+#include "presence/ingest/service.h"
+#include "presence/store/log.h"
+#include "presence/store/snapshot.h"
+
+namespace presence::app {
+
+// Config mapping, pure (tested in test/integration/alerting/mapping_test.cpp).
+// Routes: alerts.routes[i] becomes core AlertRule{match, severity, route "route<i>"}; alerts no
+// route matches have route "" and go to the sinks' own destination.
+core::PolicyConfig policy_config(const Config& config);
+core::FleetConfig fleet_config(const Config& config);
+// One sink per destination: "pagerduty" / "slack" / "webhook" for route "" (and routes without
+// their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own. Empty when
+// nothing is enabled or alerts.enabled is false.
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config);
+std::string outbox_path(const Config& config);    // <store.dir>/outbox.log
+std::string snapshot_path(const Config& config);  // <store.dir>/snapshot.bin
+
+// mode: naive. What Home-Assistant-style setups do: pages on every offline status of a device at
+// once (retained too), on every device when presenced loses the broker, resolves on every online
+// status; no grace, no incidents, no grouping. Same dedup_key scheme as the
+// policy (presence/device/<id>), so the scorecard compares like with like. Firing set survives a
+// restart through the snapshot, so a resolve after a restart still closes its page.
+class NaiveAlerts {
+ public:
+  void on_event(const core::Engine& engine, const core::Event& event,
+                std::vector<core::AlertIntent>& out);
+  // presenced lost the broker: every known device not firing pages (Home Assistant marks all
+  // MQTT entities unavailable).
+  void on_blind(const core::Engine& engine, core::MonoTime at, std::vector<core::AlertIntent>& out);
+  std::string serialize() const;
+  bool restore(std::string_view text);
+  std::size_t firing() const { return firing_.size(); }
+
+ private:
+  std::unordered_set<std::string> firing_;
+};
+
+struct AlertingCounters {
+  std::uint64_t intents_total[2] = {0, 0};  // trigger, resolve (submitted to the dispatcher)
+  std::uint64_t snapshot_saves = 0, snapshot_failures = 0;
+};
+
+class Alerting final : public ingest::EngineHooks {
+ public:
+  Alerting(Config config, store::LogFn log = {});
+  ~Alerting() override;
+  Alerting(const Alerting&) = delete;
+  Alerting& operator=(const Alerting&) = delete;
+
+  // Starts the dispatcher (opens the outbox: what a crash left is resent), the watchdog and the
+  // snapshot saver. False with a message when the outbox or a sink is unusable.
+  bool start(std::string* error);
+  // After Service::stop (which called on_stop: final snapshot handed to the saver): waits
+  // (bounded) for the snapshot and the outbox to be on disk, then stops the threads.
+  void stop();
+
+  // EngineHooks (engine thread).
+  void on_start(core::Engine& engine, core::MonoTime now) override;
+  void on_event(core::Engine& engine, const core::Event& event) override;
+  void after_batch(core::Engine& engine, core::MonoTime now) override;
+  void on_stop(core::Engine& engine, core::MonoTime now) override;
+
+  // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
+  // reads it through Service::post (presence/ingest/api_backend.h).
+  core::AlertPolicy* policy() { return policy_.get(); }
+
+  // Prometheus text for /metrics (any thread).
+  std::string metrics_text() const;
+
+ private:
+  void save_snapshot(core::Engine& engine, core::MonoTime now);
+  void run_saver();
+  void submit(std::vector<core::AlertIntent>& intents);
+
+  Config config_;
+  store::LogFn log_;
+  std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
+  NaiveAlerts naive_;                          // mode: naive
+  bool naive_blind_ = false;
+  std::unique_ptr<alert::Dispatcher> dispatcher_;
+  std::unique_ptr<alert::Watchdog> watchdog_;
+  store::SnapshotStore snapshots_;
+  store::WallAnchor anchor_;
+  core::MonoTime next_snapshot_{};
+  bool snapshot_due_ = false;
+  std::vector<core::AlertIntent> intents_;
+
+  // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
+  // writes it (fsync) so the engine never waits for the disk. Latest copy wins.
+  struct Pending {
+    std::vector<core::DeviceSnapshot> devices;
+    std::string incidents;
+  };
+  std::mutex save_mu_;
+  std::condition_variable save_cv_;
+  std::optional<Pending> pending_;
+  bool saving_ = false;
+  bool save_stop_ = false;
+  std::thread saver_;
+
+  // Read by /metrics and the watchdog from other threads.
+  std::atomic<bool> healthy_{false};
+  std::atomic<std::uint64_t> triggers_{0}, resolves_{0};
+  std::atomic<std::uint64_t> incidents_open_{0}, alerts_firing_{0}, alerts_pending_{0},
+      devices_held_{0}, policy_counters_[6] = {};
+  std::atomic<std::int64_t> snapshot_pause_us_{0};
+  std::atomic<bool> restored_{false};
+};
+
+}  // namespace presence::app

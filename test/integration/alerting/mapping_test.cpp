@@ -1,0 +1,102 @@
+// Config -> core mapping (presence/app/alerting.h): one value per default, routes, sinks.
+#include <doctest/doctest.h>
+
+#include "presence/app/alerting.h"
+
+namespace presence::app {
+
+TEST_CASE("alerts.policy defaults are the core's: one value each") {
+  const Config c;
+  const auto p = policy_config(c);
+  const auto f = fleet_config(c);
+  const core::PolicyConfig cp;
+  const core::FleetConfig cf;
+  CHECK(p.alert_after == cp.alert_after);
+  CHECK(p.group_wait == cp.group_wait);
+  CHECK(p.group_interval == cp.group_interval);
+  CHECK(p.blind_alert_after == cp.blind_alert_after);
+  CHECK(f.incident_window == cf.incident_window);
+  CHECK(f.incident_stable_for == cf.incident_stable_for);
+  CHECK(f.straggler_grace == cf.straggler_grace);
+  CHECK(f.defaults.incident_open_floor == cf.defaults.incident_open_floor);
+  CHECK(f.defaults.incident_open_fraction == cf.defaults.incident_open_fraction);
+  CHECK(f.defaults.incident_close_fraction == cf.defaults.incident_close_fraction);
+  CHECK(core::validate(p).empty());
+  CHECK(core::validate(f).empty());
+}
+
+TEST_CASE("small test windows still give a valid fleet config") {
+  Config c;
+  c.alerts.policy.incident_window = std::chrono::milliseconds(500);
+  c.alerts.policy.incident_open_fraction = 0.04;
+  const auto f = fleet_config(c);
+  CHECK(f.window_resolution <= f.incident_window);
+  CHECK(f.defaults.incident_close_fraction < f.defaults.incident_open_fraction);
+  CHECK(core::validate(f).empty());
+}
+
+TEST_CASE("routes become rules; a route with its own key gets its own sink") {
+  Config c;
+  c.alerts.pagerduty.enabled = true;
+  c.alerts.pagerduty.routing_key = std::string(32, 'a');
+  c.alerts.slack.enabled = true;
+  c.alerts.slack.webhook_url = "http://127.0.0.1:1/hook";
+  c.alerts.slack.max_per_second = 2;
+  AlertRouteConfig berlin;
+  berlin.match = {{"site", "berlin"}};
+  berlin.severity = "critical";
+  berlin.pagerduty_routing_key = std::string(32, 'b');
+  AlertRouteConfig rest;
+  rest.severity = "warning";
+  c.alerts.routes = {berlin, rest};
+  const auto p = policy_config(c);
+  REQUIRE(p.rules.size() == 2);
+  CHECK(p.rules[0].route == "route0");
+  CHECK(p.rules[0].severity == core::Severity::Critical);
+  CHECK(p.rules[0].match == std::vector<core::LabelMatch>{{"site", "berlin"}});
+  CHECK(p.rules[1].severity == core::Severity::Warning);
+  CHECK(p.rules[1].match.empty());
+
+  const auto sinks = make_sinks(c);
+  std::vector<std::string> names;
+  for (const auto& s : sinks) names.push_back(s->config().name);
+  CHECK(names == std::vector<std::string>{"pagerduty-route0", "pagerduty", "slack"});
+  core::AlertIntent in_berlin, in_rest;
+  in_berlin.group = "route0";
+  in_rest.group = "route1";
+  CHECK(sinks[0]->config().accepts(in_berlin));
+  CHECK_FALSE(sinks[0]->config().accepts(in_rest));
+  CHECK_FALSE(sinks[1]->config().accepts(in_berlin));
+  CHECK(sinks[1]->config().accepts(in_rest));
+  CHECK(sinks[2]->config().accepts(in_berlin));  // no route-specific Slack: default webhook
+  CHECK(sinks[2]->min_interval() == std::chrono::milliseconds(500));  // 1 / max_per_second
+}
+
+TEST_CASE("alerts.enabled false or nothing enabled: no sink") {
+  Config c;
+  CHECK(make_sinks(c).empty());
+  c.alerts.pagerduty.enabled = true;
+  c.alerts.enabled = false;
+  CHECK(make_sinks(c).empty());
+}
+
+TEST_CASE("store paths") {
+  Config c;
+  c.store.dir = "/x";
+  CHECK(outbox_path(c) == "/x/outbox.log");
+  CHECK(snapshot_path(c) == "/x/snapshot.bin");
+}
+
+TEST_CASE("naive snapshot text round-trips and refuses garbage") {
+  NaiveAlerts a;
+  CHECK(a.restore("presence-naive 1\ndev%201\n"));
+  CHECK(a.firing() == 1);
+  NaiveAlerts b;
+  CHECK(b.restore(a.serialize()));
+  CHECK(b.firing() == 1);
+  NaiveAlerts c;
+  CHECK_FALSE(c.restore("presence-alert-policy 1\n"));
+  CHECK_FALSE(c.restore(""));
+}
+
+}  // namespace presence::app
