@@ -93,6 +93,10 @@ class Alerting final : public ingest::EngineHooks {
     return static_cast<std::uint32_t>(incidents_open_.load());
   }
 
+  // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
+  // reads it through Service::post (presence/ingest/api_backend.h).
+  core::AlertPolicy* policy() { return policy_.get(); }
+
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
 

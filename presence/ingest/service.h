@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -133,6 +134,16 @@ class Service {
   void stop();
 
   ServiceStats stats() const;
+
+  // The /v1 API (issue 7) reads the engine only on its own thread: task runs there after the
+  // current batch. False (task dropped, not run) when the service is not running.
+  using EngineTask = std::function<void(core::Engine&)>;
+  bool post(EngineTask task);
+  // Before start(): called on the engine thread after each batch with the transitions it drained
+  // (possibly none) and the batch's now; must not block (presence/ingest/api_backend.h).
+  using TransitionsHook = std::function<void(const core::Engine&,
+                                             const std::vector<core::Transition>&, core::MonoTime)>;
+  void set_transitions_hook(TransitionsHook hook);
   // What SIGHUP can change without a restart.
   void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
 
