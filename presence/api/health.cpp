@@ -126,4 +126,6 @@ void HealthServer::stop() {
 
 int HealthServer::port() const { return impl_->port; }
 
+httplib::Server& HealthServer::server() { return impl_->server; }
+
 }  // namespace presence::api

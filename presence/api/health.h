@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+namespace httplib {
+class Server;
+}
+
 namespace presence::api {
 
 struct Metrics {
@@ -49,6 +53,8 @@ class HealthServer {
   bool start(std::string* error);
   void stop();
   int port() const;  // the bound port (useful with port 0)
+  // The underlying server, for more routes before start() (the /v1 API: presence/api/api.h).
+  httplib::Server& server();
 
  private:
   struct Impl;

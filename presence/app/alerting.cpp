@@ -1,5 +1,7 @@
 #include "presence/app/alerting.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -67,6 +69,14 @@ core::FleetConfig fleet_config(const Config& c) {
   return f;
 }
 
+// PagerDuty payload.source: where presenced runs (the host name), so an on-call can tell which
+// presenced paged when several watch different brokers.
+static std::string host_source() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "presenced";
+  return std::string("presenced@") + name;
+}
+
 std::string outbox_path(const Config& c) { return c.store.dir + "/outbox.log"; }
 std::string snapshot_path(const Config& c) { return c.store.dir + "/snapshot.bin"; }
 
@@ -84,6 +94,7 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
       const std::string route = route_name(i);
       pd.sink.accepts = [route](const core::AlertIntent& in) { return in.group == route; };
       pd.routing_key = r.pagerduty_routing_key;
+      pd.source = host_source();
       sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
       own_pd.insert(route);
     }
@@ -103,6 +114,7 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
     pd.sink = alert::sink_config("pagerduty", a.pagerduty.url);
     pd.sink.accepts = [own_pd](const core::AlertIntent& in) { return own_pd.count(in.group) == 0; };
     pd.routing_key = a.pagerduty.routing_key;
+    pd.source = host_source();
     sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
   }
   if (a.slack.enabled) {
@@ -383,8 +395,15 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     submit(intents_);
     alerts_firing_ = naive_.firing();
   }
-  if (now >= next_snapshot_ || snapshot_due_) {
+  // After alerts changed, snapshot soon, but keep the copy under ~5 % of the engine thread: at
+  // most once per second and per 20 x the last copy's pause (measured 2.1 ms for 5,000 devices,
+  // so ~0.4 s at 1M: then at most every 8 s). A crash inside that window only repeats decisions.
+  const auto pause = std::chrono::microseconds(snapshot_pause_us_.load());
+  const auto min_gap = std::max<core::Duration>(
+      std::chrono::seconds(1), std::chrono::duration_cast<core::Duration>(pause * 20));
+  if (now >= next_snapshot_ || (snapshot_due_ && now - last_snapshot_ >= min_gap)) {
     snapshot_due_ = false;
+    last_snapshot_ = now;
     save_snapshot(engine, now);
     next_snapshot_ = now + config_.store.snapshot_interval;
   }

@@ -89,6 +89,14 @@ class Alerting final : public ingest::EngineHooks {
   void after_batch(core::Engine& engine, core::MonoTime now) override;
   void on_stop(core::Engine& engine, core::MonoTime now) override;
 
+  std::uint32_t incidents_open() const override {
+    return static_cast<std::uint32_t>(incidents_open_.load());
+  }
+
+  // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
+  // reads it through Service::post (presence/ingest/api_backend.h).
+  core::AlertPolicy* policy() { return policy_.get(); }
+
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
 
@@ -108,6 +116,7 @@ class Alerting final : public ingest::EngineHooks {
   store::WallAnchor anchor_;
   core::MonoTime next_snapshot_{};
   bool snapshot_due_ = false;
+  core::MonoTime last_snapshot_{};
   std::vector<core::AlertIntent> intents_;
 
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver

@@ -15,9 +15,11 @@
 #include <string_view>
 #include <vector>
 
+#include "presence/api/api.h"
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/ingest/api_backend.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
 #include "presence/ingest/service.h"
@@ -259,17 +261,38 @@ int run(const std::string& path) {
     return 1;
   }
   service.set_hooks(&alerting);
-  presence::api::HealthServer http(http_host, http_port, [&service, &alerting] {
+  auto api_counters = std::make_shared<presence::api::ApiCounters>();
+  presence::api::HealthServer http(http_host, http_port, [&service, &alerting, api_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
+    m.extra += presence::api::render_prometheus(*api_counters);
     return m;
   });
+  // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
+  presence::api::ApiOptions api_options;
+  api_options.token = running.http.token;
+  api_options.require_token_for_reads = !presence::api::is_loopback_host(http_host);
+  api_options.counters = api_counters;
+  presence::ingest::RateLimitedLog api_log(running.log.rate_limit);
+  api_options.log = [&api_log](std::string_view code, std::string_view line) {
+    api_log.log(LogLevel::Warn, "api:" + std::string(code), line);
+  };
+  if (api_options.require_token_for_reads && api_options.token.empty()) {
+    std::fprintf(stderr, "%s: http.token: required when http.listen is not a loopback address\n",
+                 path.c_str());
+    return kExitConfig;
+  }
+  // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
+  presence::ingest::ServiceApiBackend api_backend(service,
+                                                  [&alerting] { return alerting.policy(); });
+  presence::api::register_api(http.server(), api_backend, api_options);
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
   }
   log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
-                          " (/healthz /readyz /metrics), broker " + running.mqtt.uri);
+                          " (/healthz /readyz /metrics /v1, dashboard at /), broker " +
+                          running.mqtt.uri);
   service.start();
 
   while (true) {

@@ -16,19 +16,9 @@ constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr std::size_t kMaxKey = 255;
 constexpr std::size_t kMaxSummary = 1024;
 
-// The pseudo-label "alert" and PagerDuty "class" of each alert type.
-const char* alert_class(AlertIntent::Type t) {
-  switch (t) {
-    case AlertIntent::Type::DeviceOffline: return "device_offline";
-    case AlertIntent::Type::DeviceFlapping: return "device_flapping";
-    case AlertIntent::Type::DeviceGroup: return "device_group";
-    case AlertIntent::Type::FleetIncident: return "fleet_incident";
-    case AlertIntent::Type::ReconnectStorm: return "reconnect_storm";
-    case AlertIntent::Type::Stragglers: return "stragglers";
-    case AlertIntent::Type::Blind: return "blind";
-  }
-  return "?";
-}
+// The pseudo-label "alert" and PagerDuty "class" of each alert type: the type's own word
+// (decision.h's to_string), so docs, silences and payloads use one vocabulary.
+const char* alert_class(AlertIntent::Type t) { return to_string(t); }
 
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 1469598103934665603ull;

@@ -72,6 +72,7 @@ std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time
   j["broker_connected"] = fleet.broker_connected;
   j["blind"] = fleet.blind;
   j["restart_grace"] = fleet.restart_grace;
+  j["incidents_open"] = fleet.incidents_open;
   j["ts"] = iso8601(now);
   return j.dump();
 }

@@ -39,8 +39,10 @@ struct FleetStatus {
   bool broker_connected = false;
   bool blind = false;
   bool restart_grace = false;
+  std::uint32_t incidents_open = 0;  // fleet incidents not closed (EngineHooks::incidents_open)
 };
-// presence/fleet: {"v":1,"devices":N,"counts":{"online":..},"blind":..,"restart_grace":..,"ts":..}
+// presence/fleet: {"v":1,"devices":N,"counts":{"online":..},"blind":..,"restart_grace":..,
+//                  "incidents_open":..,"ts":..}
 std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time_point now);
 
 // Coalescing, rate-limited publish queue (issue 3: "a storm cannot flood the broker";

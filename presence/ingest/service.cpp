@@ -74,6 +74,7 @@ struct Inbound {
     Lost,
     ServerShutdown,
     SetRate,
+    Task,  // Service::post: run on the engine thread after the batch
   };
   Type type = Type::Message;
   std::string topic;
@@ -83,6 +84,7 @@ struct Inbound {
   std::string detail;
   double rate = 0;
   Duration interval{0};
+  Service::EngineTask task;
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -117,6 +119,9 @@ struct Service::Impl {
   std::vector<Inbound> inbox;
   bool stopping = false;
   std::thread thread;
+  bool accepting_tasks = false;  // under in_mu: Service::post takes tasks
+  Service::TransitionsHook transitions_hook;
+  std::vector<Service::EngineTask> tasks;
   bool running = false;
 
   // Engine-thread state.
@@ -445,6 +450,9 @@ struct Service::Impl {
       case Inbound::Type::ServerShutdown:
         blind_spots.server_shutting_down();
         break;
+      case Inbound::Type::Task:
+        tasks.push_back(in.task);
+        break;
       case Inbound::Type::SetRate:
         queue.set_rate(in.rate);
         queue.set_coalesce_interval(in.interval);
@@ -479,6 +487,7 @@ struct Service::Impl {
     f.broker_connected = conn == Conn::Up;
     f.blind = engine.blind();
     f.restart_grace = engine.in_restart_grace();
+    if (hooks) f.incidents_open = hooks->incidents_open();
     return f;
   }
 
@@ -503,6 +512,7 @@ struct Service::Impl {
     const bool changed = !fleet_known || f.counts != last_fleet.counts ||
                          f.devices != last_fleet.devices || f.blind != last_fleet.blind ||
                          f.restart_grace != last_fleet.restart_grace ||
+                         f.incidents_open != last_fleet.incidents_open ||
                          f.broker_connected != last_fleet.broker_connected;
     if (changed && (!fleet_known || now - last_fleet_publish >= opt.output.coalesce_interval)) {
       queue.mark_fleet();
@@ -578,6 +588,9 @@ struct Service::Impl {
       engine.tick(now);
       drain_transitions(now);
       if (hooks) hooks->after_batch(engine, now);
+      if (transitions_hook) transitions_hook(engine, transitions, now);
+      for (auto& task : tasks) task(engine);
+      tasks.clear();
       publish(now);
       update_stats();
     }
@@ -627,6 +640,10 @@ void Service::start() {
   if (impl_->running) return;
   impl_->make_client();
   impl_->running = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    impl_->accepting_tasks = true;
+  }
   impl_->thread = std::thread([this] { impl_->run(); });
 }
 
@@ -635,15 +652,38 @@ void Service::stop() {
   {
     std::lock_guard<std::mutex> lock(impl_->in_mu);
     impl_->stopping = true;
+    impl_->accepting_tasks = false;
   }
   impl_->in_cv.notify_one();
   if (impl_->thread.joinable()) impl_->thread.join();
+  {
+    // Tasks that never ran: dropping them breaks their promises, so waiting callers return now.
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    impl_->inbox.clear();
+  }
   impl_->running = false;
 }
 
 ServiceStats Service::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
   return impl_->shared;
+}
+
+bool Service::post(EngineTask task) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->in_mu);
+    if (!impl_->accepting_tasks) return false;
+    Inbound in;
+    in.type = Inbound::Type::Task;
+    in.task = std::move(task);
+    impl_->inbox.push_back(std::move(in));
+  }
+  impl_->in_cv.notify_one();
+  return true;
+}
+
+void Service::set_transitions_hook(TransitionsHook hook) {
+  impl_->transitions_hook = std::move(hook);
 }
 
 void Service::set_publish_limits(double max_messages_per_second,

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -112,6 +113,8 @@ class EngineHooks {
   virtual void on_event(core::Engine& /*engine*/, const core::Event& /*event*/) {}
   // After each batch: events fed, engine ticked, transitions drained. Same now as the batch.
   virtual void after_batch(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
+  // Fleet incidents not closed, for the retained presence/fleet message.
+  virtual std::uint32_t incidents_open() const { return 0; }
   // At stop, after the last batch (final snapshot).
   virtual void on_stop(core::Engine& /*engine*/, core::MonoTime /*now*/) {}
 };
@@ -131,6 +134,16 @@ class Service {
   void stop();
 
   ServiceStats stats() const;
+
+  // The /v1 API (issue 7) reads the engine only on its own thread: task runs there after the
+  // current batch. False (task dropped, not run) when the service is not running.
+  using EngineTask = std::function<void(core::Engine&)>;
+  bool post(EngineTask task);
+  // Before start(): called on the engine thread after each batch with the transitions it drained
+  // (possibly none) and the batch's now; must not block (presence/ingest/api_backend.h).
+  using TransitionsHook = std::function<void(const core::Engine&,
+                                             const std::vector<core::Transition>&, core::MonoTime)>;
+  void set_transitions_hook(TransitionsHook hook);
   // What SIGHUP can change without a restart.
   void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
 

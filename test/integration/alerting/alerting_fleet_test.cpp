@@ -81,6 +81,11 @@ TEST_CASE("30% dropped at once, 10 kept down: 1 incident page, then 1 straggler 
   Sim sim(broker.port(), 500,
           "  - at: 4s\n    die: {count: 140, back_after: 3s-5s}\n"
           "  - at: 4s\n    die: {count: 10}\n");
+  // The retained presence/fleet message carries the incident count.
+  test::TempDir out;
+  test::Process fleet_sub({test::find_program("mosquitto_sub"), "-p", std::to_string(broker.port()),
+                           "-t", "presence/fleet"},
+                          out.file("fleet.log"));
   REQUIRE_MESSAGE(wait_for([&] { return p.online() == 500; }, 20s), p.log());
   REQUIRE_MESSAGE(pd.wait_events("trigger", "presence/stragglers/", 1, 45s), dump(pd.events()));
   std::this_thread::sleep_for(3s);  // quiet: nothing else pages
@@ -88,6 +93,7 @@ TEST_CASE("30% dropped at once, 10 kept down: 1 incident page, then 1 straggler 
   MESSAGE("pages: " << dump(events));
   CHECK(pd.count("trigger", "presence/incident/") == 1);
   CHECK(pd.count("trigger", "presence/stragglers/") == 1);
+  CHECK(test::read_file(out.file("fleet.log")).find(R"("incidents_open":1)") != std::string::npos);
   CHECK(pd.count("trigger", "presence/device/") == 0);
   CHECK(pd.count("trigger", "presence/group/") == 0);
   CHECK(pd.duplicates().empty());

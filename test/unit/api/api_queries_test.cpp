@@ -1,0 +1,256 @@
+// presence/ingest/api_backend.*: ApiQueries, the engine-thread half of the /v1 backend, against a
+// real core::Engine and AlertPolicy driven by a simulated clock (no MQTT, no threads).
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "presence/core/engine.h"
+#include "presence/core/policy.h"
+#include "presence/ingest/api_backend.h"
+
+namespace {
+
+using namespace presence;
+using core::mono_ms;
+using core::MonoTime;
+
+constexpr std::int64_t kStart = 1'000'000;  // ms
+
+ingest::WallAnchor anchor() {
+  ingest::WallAnchor a;
+  a.mono = mono_ms(kStart);
+  a.wall = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+  return a;
+}
+
+struct World {
+  core::Engine engine;
+  core::AlertPolicy policy;
+  ingest::ApiQueries q;
+  std::int64_t now = kStart;
+  std::vector<core::Transition> ts;
+
+  explicit World(ingest::ApiBackendOptions o = {})
+      : policy({}, {}, [this](core::DeviceIndex d) { return std::string(engine.id_of(d)); }),
+        q(o, anchor()) {
+    engine.set_observer(&policy);
+  }
+
+  core::DeviceIndex add(const std::string& id, std::vector<core::Label> labels = {}) {
+    const auto d = engine.intern(id);
+    for (const auto& [k, v] : labels) engine.set_label(d, k, v);
+    event(d, core::EventKind::Connected);
+    return d;
+  }
+  void event(core::DeviceIndex d, core::EventKind kind) {
+    core::Event e;
+    e.kind = kind;
+    e.device = d;
+    e.source = core::Source::Status;
+    e.reason = core::DisconnectReason::LastWill;
+    e.at = mono_ms(now);
+    engine.on_event(e);
+    batch();
+  }
+  void advance(std::int64_t ms) {
+    now += ms;
+    engine.tick(mono_ms(now));
+    batch();
+  }
+  void batch() {
+    ts.clear();
+    engine.flush();
+    engine.drain(ts);
+    q.on_batch(engine, ts, mono_ms(now));
+  }
+  api::DevicePage page(api::DeviceQuery query, bool with_policy = true) {
+    auto r = q.devices(engine, with_policy ? &policy : nullptr, query);
+    REQUIRE(r.ok());
+    return r.value;
+  }
+};
+
+std::vector<std::string> ids(const api::DevicePage& p) {
+  std::vector<std::string> out;
+  for (const auto& d : p.devices) out.push_back(d.id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("devices: the scan budget bounds each request; the cursor continues exactly there") {
+  World w;
+  for (int i = 0; i < 10; ++i) w.add("d" + std::to_string(i));
+  w.event(7, core::EventKind::Disconnected);  // d7 suspect, the only one
+  api::DeviceQuery q;
+  q.state = "suspect";
+  q.scan_budget = 7;  // looks at d0..d6: nothing, continue at 7
+  auto p = w.page(q);
+  CHECK(p.devices.empty());
+  REQUIRE(p.next);
+  CHECK(*p.next == 7);
+  q.scan_budget = 8;  // T: d7 is the 8th device examined
+  p = w.page(q);
+  CHECK(ids(p) == std::vector<std::string>{"d7"});
+  REQUIRE(p.next);
+  CHECK(*p.next == 8);
+  q.cursor = 8;
+  p = w.page(q);
+  CHECK(p.devices.empty());
+  CHECK_FALSE(p.next);  // the end
+  CHECK(p.total == 10);
+}
+
+TEST_CASE("devices: limit stops right after the limit-th match") {
+  World w;
+  for (int i = 0; i < 6; ++i) w.add("d" + std::to_string(i));
+  api::DeviceQuery q;
+  q.limit = 3;
+  auto p = w.page(q);
+  CHECK(ids(p) == std::vector<std::string>{"d0", "d1", "d2"});
+  REQUIRE(p.next);
+  CHECK(*p.next == 3);
+  q.cursor = 3;
+  q.limit = 3;  // exactly the rest: no further page
+  p = w.page(q);
+  CHECK(ids(p) == std::vector<std::string>{"d3", "d4", "d5"});
+  CHECK_FALSE(p.next);
+  q.cursor = 99;  // a cursor past the end is an empty last page, not an error
+  p = w.page(q);
+  CHECK(p.devices.empty());
+  CHECK_FALSE(p.next);
+}
+
+TEST_CASE("devices: label and prefix filters, with and without the policy's interned labels") {
+  World w;
+  w.add("a-1", {{"site", "x"}, {"fw", "1"}});
+  w.add("a-2", {{"site", "y"}, {"fw", "1"}});
+  w.add("b-1", {{"site", "x"}, {"fw", "2"}});
+  for (bool with_policy : {true, false}) {
+    CAPTURE(with_policy);
+    api::DeviceQuery q;
+    q.labels = {{"site", "x"}};
+    CHECK(ids(w.page(q, with_policy)) == std::vector<std::string>{"a-1", "b-1"});
+    q.labels = {{"site", "x"}, {"fw", "1"}};
+    CHECK(ids(w.page(q, with_policy)) == std::vector<std::string>{"a-1"});
+    q.labels = {{"site", "z"}};
+    CHECK(w.page(q, with_policy).devices.empty());
+    q.labels = {};
+    q.id_prefix = "a-";
+    CHECK(ids(w.page(q, with_policy)) == std::vector<std::string>{"a-1", "a-2"});
+  }
+  const auto p = w.page({});
+  CHECK(p.devices[0].labels.size() == 2);
+}
+
+TEST_CASE("device detail: transitions from the global ring, oldest evicted first") {
+  ingest::ApiBackendOptions o;
+  o.transition_ring = 4;
+  World w(o);
+  const auto a = w.add("a");                  // 1: a unknown->online
+  w.add("b");                                 // 2: b unknown->online
+  w.event(a, core::EventKind::Disconnected);  // 3: a online->suspect
+  w.advance(30'000 - 1);                      // offline_grace - 1: nothing
+  auto d = w.q.device(w.engine, &w.policy, "a");
+  REQUIRE(d.ok());
+  REQUIRE(d.value.transitions.size() == 2);
+  CHECK(d.value.device.state == "suspect");
+  w.advance(1);  // 4: offline_grace: a suspect->offline
+  d = w.q.device(w.engine, &w.policy, "a");
+  REQUIRE(d.value.transitions.size() == 3);
+  CHECK(d.value.transitions[0].to == "online");
+  CHECK(d.value.transitions[1].to == "suspect");
+  CHECK(d.value.transitions[1].disconnect_reason == "last_will");
+  CHECK(d.value.transitions[2].to == "offline");
+  CHECK(d.value.transitions[2].reason == "offline_grace");
+  CHECK(d.value.transitions[2].at ==
+        anchor().wall + std::chrono::milliseconds(30'000));  // wall time of the mono instant
+  CHECK(d.value.device.state == "offline");
+  w.add("c");  // 5: evicts 1 (a's first)
+  d = w.q.device(w.engine, &w.policy, "a");
+  REQUIRE(d.value.transitions.size() == 2);
+  CHECK(d.value.transitions[0].to == "suspect");
+  CHECK_FALSE(w.q.device(w.engine, &w.policy, "zz").ok());
+  CHECK(w.q.device(w.engine, &w.policy, "zz").error.http == 404);
+}
+
+TEST_CASE("fleet: segments by label; bounded; incremental for fleets larger than one step") {
+  ingest::ApiBackendOptions o;
+  o.scan_per_batch = 4;
+  o.max_segments = 3;
+  World w(o);
+  for (int i = 0; i < 3; ++i) w.add("d" + std::to_string(i), {{"site", i < 2 ? "x" : "y"}});
+  auto f = w.q.fleet(w.engine, mono_ms(w.now), true);  // 3 devices <= one step: counted now
+  REQUIRE(f.ok());
+  REQUIRE(f.value.segments.size() == 2);
+  CHECK(f.value.segments[0].value == "x");
+  CHECK(f.value.segments[0].devices == 2);
+  CHECK_FALSE(f.value.segments_truncated);
+  CHECK(f.value.devices == 3);
+
+  // 6 devices, 4 per step: the first pass completes on the second batch after the request.
+  World big(o);
+  for (int i = 0; i < 6; ++i) big.add("d" + std::to_string(i), {{"site", "s" + std::to_string(i)}});
+  f = big.q.fleet(big.engine, mono_ms(big.now), true);
+  CHECK(f.value.segments.empty());  // no pass yet
+  big.advance(10);                  // devices 0..3
+  CHECK(big.q.fleet(big.engine, mono_ms(big.now), true).value.segments.empty());
+  big.advance(10);  // devices 4..5: pass complete
+  f = big.q.fleet(big.engine, mono_ms(big.now), true);
+  CHECK(f.value.segments.size() == 3);  // max_segments
+  CHECK(f.value.segments_truncated);
+  CHECK(f.value.by_state[1].second == 6);  // online
+}
+
+TEST_CASE("silences: wall times map onto the engine clock; the past is refused") {
+  World w;
+  const auto t0 = anchor().wall;
+  api::NewSilence n;
+  n.match = {{"site", "x"}};
+  n.ends_at = t0 + std::chrono::milliseconds(w.now - kStart);  // == now: refused (T)
+  auto r = w.q.add_silence(&w.policy, n, mono_ms(w.now));
+  CHECK(r.error.http == 400);
+  n.ends_at += std::chrono::milliseconds(1);  // T+1: accepted
+  r = w.q.add_silence(&w.policy, n, mono_ms(w.now));
+  REQUIRE(r.ok());
+  CHECK(r.value.id > 0);
+  CHECK(r.value.starts_at == t0);
+  CHECK(r.value.ends_at == n.ends_at);
+  const auto all = w.q.silences(&w.policy);
+  REQUIRE(all.value.size() == 1);
+  CHECK(all.value[0].match == std::vector<api::LabelPair>{{"site", "x"}});
+  n.ends_at += std::chrono::hours(1);
+  n.starts_at = n.ends_at;  // empty window
+  CHECK(w.q.add_silence(&w.policy, n, mono_ms(w.now)).error.http == 400);
+  CHECK(w.q.remove_silence(&w.policy, r.value.id, mono_ms(w.now)).value);
+  CHECK_FALSE(w.q.remove_silence(&w.policy, r.value.id, mono_ms(w.now)).value);
+  // Without a policy (alerts.mode: naive) incidents and silences are 503, devices still work.
+  CHECK(w.q.silences(nullptr).error.http == 503);
+  CHECK(w.q.incidents(nullptr).error.http == 503);
+  CHECK(w.q.add_silence(nullptr, n, mono_ms(w.now)).error.http == 503);
+  CHECK(w.q.incidents(&w.policy).ok());
+  CHECK(w.q.incidents(&w.policy).value.empty());
+  CHECK(w.q.incident(w.engine, &w.policy, 1).error.http == 404);
+}
+
+TEST_CASE("fleet history: one sample per history_interval, the oldest dropped first") {
+  ingest::ApiBackendOptions o;
+  o.history_interval = std::chrono::seconds(10);
+  o.history_samples = 3;
+  World w(o);
+  w.add("a");                      // sample 1 at kStart (first batch)
+  w.advance(10'000 - 1);           // T-1: no sample
+  CHECK(w.q.fleet_history().value.size() == 1);
+  w.advance(1);                    // T: sample 2
+  CHECK(w.q.fleet_history().value.size() == 2);
+  w.add("b");                      // same instant: no sample
+  w.advance(10'000);               // sample 3
+  w.advance(10'000);               // sample 4 replaces sample 1
+  const auto h = w.q.fleet_history().value;
+  REQUIRE(h.size() == 3);
+  CHECK(h[0].at == anchor().wall + std::chrono::seconds(10));
+  CHECK(h[0].counts[1] == 1);  // online: a
+  CHECK(h[2].at == anchor().wall + std::chrono::seconds(30));
+  CHECK(h[2].counts[1] == 2);  // a and b
+}
