@@ -47,6 +47,8 @@ std::string validate_thresholds(const FleetThresholds& t, const std::string& whe
   if (!fraction(t.incident_open_fraction)) return where + "incident_open_fraction must be in (0, 1]";
   if (!fraction(t.incident_close_fraction) || t.incident_close_fraction > t.incident_open_fraction)
     return where + "incident_close_fraction must be in (0, incident_open_fraction]";
+  if (!fraction(t.incident_recovered_share))
+    return where + "incident_recovered_share must be in (0, 1]";
   if (t.storm_open_floor == 0) return where + "storm_open_floor must be >= 1";
   if (!fraction(t.storm_open_fraction)) return where + "storm_open_fraction must be in (0, 1]";
   if (!(t.storm_open_factor >= 1)) return where + "storm_open_factor must be >= 1";
@@ -500,6 +502,12 @@ struct FleetMonitor::Impl {
   }
 
   void evaluate_storm_open(DeviceIndex d) {
+    // While a drop incident covering this device is open, the reconnect wave is that incident
+    // recovering, whichever narrower segment it is concentrated in: one server-side event, one
+    // page (scenario 02: a fleet-wide session loss also opened a "storm" in one model's segment).
+    bool in_drop = false;
+    for_each_segment(d, [&](Segment& s) { in_drop = in_drop || s.drop_incident != 0; });
+    if (in_drop) return;
     std::vector<Seen>& seen = scratch;
     seen.clear();
     for_each_segment(d, [&](Segment& s) {
@@ -568,6 +576,9 @@ struct FleetMonitor::Impl {
     if (inc.kind == IncidentKind::Drop) {
       const std::uint32_t pop = s.up + s.flap + inc.still_down;
       if (inc.still_down < s.thr.incident_open_floor) return true;
+      if (inc.peak_down > 0 && static_cast<double>(inc.peak_down - inc.still_down) >
+                                   s.thr.incident_recovered_share * inc.peak_down)
+        return true;
       return pop == 0 || static_cast<double>(inc.still_down) < s.thr.incident_close_fraction * pop;
     }
     if (inc.kind == IncidentKind::Storm) {
@@ -627,6 +638,10 @@ struct FleetMonitor::Impl {
     inc.stragglers.clear();
     for (DeviceIndex d : inc.held)
       if (d < devices.size() && devices[d].held_by == inc.id) inc.stragglers.push_back(d);
+    // A device that came back and dropped again within the incident is in `held` twice.
+    std::sort(inc.stragglers.begin(), inc.stragglers.end());
+    inc.stragglers.erase(std::unique(inc.stragglers.begin(), inc.stragglers.end()),
+                         inc.stragglers.end());
     if (inc.stragglers.empty()) {
       close(inc, at);
       return;

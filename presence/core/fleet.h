@@ -37,6 +37,12 @@ struct FleetThresholds {
   // The segment is "back" when the devices the incident holds that are still down are fewer than
   // incident_open_floor OR below incident_close_fraction of the segment (hysteresis).
   double incident_close_fraction = 0.05;
+  // ... OR when recovery has settled: more than incident_recovered_share of the most devices the
+  // incident held down at once are back. Without this an incident that leaves more stuck devices
+  // than the floor/fraction never resolves, so its stragglers are never reported: incident 001
+  // (5 % of a fleet stuck until power-cycled, unnoticed for days). The stuck ones are then named
+  // in the one straggler alert after straggler_grace.
+  double incident_recovered_share = 0.5;
   // A reconnect storm opens when reconnects within incident_window reach storm_open_floor AND
   // storm_open_fraction of the segment's devices AND storm_open_factor x the segment's learnt
   // baseline for one window (the fraction keeps normal churn of a large fleet from looking like

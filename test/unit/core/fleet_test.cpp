@@ -207,6 +207,42 @@ TEST_CASE("incident stays open while the segment is not back; a relapse restarts
   CHECK(inc->stage == IncidentStage::Recovering);
 }
 
+TEST_CASE("incident 001: stuck devices above the floor still resolve the incident and become stragglers") {
+  // 60 of 200 drop; 48 come back, 12 are stuck (6 % of the fleet: above incident_close_fraction
+  // and incident_open_floor). Before incident_recovered_share the incident never resolved and the
+  // stuck devices were never reported.
+  FleetConfig c = Fleet::test_config();
+  c.defaults.incident_open_floor = 10;
+  c.incident_stable_for = 10min;
+  c.straggler_grace = 15min;
+  Fleet f(c);
+  f.add_n(200);
+  for (DeviceIndex d = 0; d < 60; ++d) f.drop(d, 0);
+  REQUIRE(f.count(IncidentEvent::Kind::Opened) == 1);
+  const Incident* inc = f.m.incidents().front();
+  // 30 back (exactly half of the peak of 60): not settled yet.
+  for (DeviceIndex d = 0; d < 30; ++d) f.back(d, kMin);
+  f.tick(kMin);
+  CHECK_FALSE(inc->back_since.has_value());
+  // The 31st is more than half: settled from 2 min; resolves at 12 min, not a millisecond before.
+  f.back(30, 2 * kMin);
+  f.tick(2 * kMin);
+  REQUIRE(inc->back_since.has_value());
+  for (DeviceIndex d = 31; d < 48; ++d) f.back(d, 3 * kMin);
+  f.tick(12 * kMin - 1);
+  CHECK(inc->stage == IncidentStage::Open);
+  f.tick(12 * kMin);
+  CHECK(inc->stage == IncidentStage::Recovering);
+  CHECK(f.count(IncidentEvent::Kind::Resolved) == 1);
+  // Straggler grace: T-1 nothing, T one stragglers event naming exactly the 12 stuck devices.
+  f.tick(27 * kMin - 1);
+  CHECK(f.count(IncidentEvent::Kind::Stragglers) == 0);
+  f.tick(27 * kMin);
+  CHECK(f.count(IncidentEvent::Kind::Stragglers) == 1);
+  REQUIRE(inc->stragglers.size() == 12);
+  for (DeviceIndex d : inc->stragglers) CHECK((d >= 48 && d < 60));
+}
+
 TEST_CASE("segment incident: scope is the broker node, other nodes keep paging normally") {
   FleetConfig c = Fleet::test_config();
   Fleet f(c);
@@ -376,6 +412,36 @@ TEST_CASE("reconnects during restart grace are not a storm") {
   for (DeviceIndex d = 0; d < 100; ++d) f.m.on_connect(d, mono_ms(2 * kS));
   f.m.set_restart_grace(false, mono_ms(3 * kS));
   CHECK(f.count(IncidentEvent::Kind::Opened) == 0);
+}
+
+TEST_CASE("the reconnect wave of an open drop incident is its recovery, not a second incident") {
+  // Scenario 02 (incident 001): a fleet-wide session loss, then devices of one model reconnect
+  // in a tight loop; before, that opened a storm in model=gw-100 beside the fleet incident.
+  FleetConfig c = Fleet::test_config();
+  c.defaults.incident_open_floor = 10;
+  c.defaults.storm_open_floor = 10;
+  c.defaults.storm_open_fraction = 0.05;
+  c.defaults.storm_flapping_floor = 1000000;  // rate only
+  Fleet f(c);
+  for (int i = 0; i < 100; ++i) f.add({{"model", i % 5 < 2 ? "gw-100" : "gw-200"}});
+  for (DeviceIndex d = 0; d < 100; ++d) f.m.on_connect(d, mono_ms(0));
+  for (DeviceIndex d = 0; d < 100; ++d) f.drop(d, kS);
+  REQUIRE(f.count(IncidentEvent::Kind::Opened) == 1);
+  // Back online (released), then each gw-100 reconnects again and again within the window.
+  for (DeviceIndex d = 0; d < 100; ++d) f.back(d, 2 * kS);
+  for (int round = 0; round < 5; ++round)
+    for (DeviceIndex d = 0; d < 100; ++d)
+      if (d % 5 < 2) f.m.on_connect(d, mono_ms(3 * kS + round * kS + d));
+  CHECK(f.count(IncidentEvent::Kind::Opened) == 1);
+
+  // Without the drop incident, the same wave is a storm (the rule above can fail).
+  Fleet g(c);
+  for (int i = 0; i < 100; ++i) g.add({{"model", i % 5 < 2 ? "gw-100" : "gw-200"}});
+  for (DeviceIndex d = 0; d < 100; ++d) g.m.on_connect(d, mono_ms(0));
+  for (int round = 0; round < 5; ++round)
+    for (DeviceIndex d = 0; d < 100; ++d)
+      if (d % 5 < 2) g.m.on_connect(d, mono_ms(3 * kS + round * kS + d));
+  CHECK(g.count(IncidentEvent::Kind::Opened) == 1);
 }
 
 TEST_CASE("per-segment threshold overrides") {
