@@ -1,65 +1,45 @@
 #include "presence/api/health.h"
 
+#include "presence/api/prometheus.h"
+
 #include <thread>
 
 #include <httplib.h>
 
 namespace presence::api {
 
-namespace {
-
-void metric(std::string& out, const char* name, const char* type, const char* help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
-
-template <typename T>
-void sample(std::string& out, const char* name, T value, const std::string& labels = {}) {
-  out += name;
-  if (!labels.empty()) out += "{" + labels + "}";
-  out += ' ';
-  out += std::to_string(value);
-  out += '\n';
-}
-
-}  // namespace
+using prom::family;
+using prom::sample;
 
 std::string render_prometheus(const Metrics& m) {
   std::string out;
-  metric(out, "presence_devices", "gauge", "Devices per presence state.");
+  family(out, "presence_devices", "gauge", "Devices per presence state.");
   for (const auto& [state, n] : m.devices_by_state)
     sample(out, "presence_devices", n, "state=\"" + state + "\"");
-  metric(out, "presence_transitions_total", "counter", "Device state transitions, by new state.");
+  family(out, "presence_transitions_total", "counter", "Device state transitions, by new state.");
   for (const auto& [state, n] : m.transitions_total)
     sample(out, "presence_transitions_total", n, "to=\"" + state + "\"");
-  metric(out, "presence_mqtt_messages_total", "counter", "MQTT messages received.");
+  family(out, "presence_mqtt_messages_total", "counter", "MQTT messages received.");
   sample(out, "presence_mqtt_messages_total", m.mqtt_messages_total);
-  metric(out, "presence_parse_errors_total", "counter",
+  family(out, "presence_parse_errors_total", "counter",
          "Messages rejected or partly dropped, by kind.");
   for (const auto& [kind, n] : m.parse_errors_total)
     sample(out, "presence_parse_errors_total", n, "kind=\"" + kind + "\"");
-  metric(out, "presence_published_total", "counter", "Retained state messages published.");
+  family(out, "presence_published_total", "counter", "Retained state messages published.");
   sample(out, "presence_published_total", m.published_total);
-  metric(out, "presence_publish_pending", "gauge",
+  family(out, "presence_publish_pending", "gauge",
          "State messages waiting for the publish rate limit.");
   sample(out, "presence_publish_pending", m.publish_pending);
-  metric(out, "presence_broker_restarts_total", "counter", "Broker restarts detected.");
+  family(out, "presence_broker_restarts_total", "counter", "Broker restarts detected.");
   sample(out, "presence_broker_restarts_total", m.broker_restarts_total);
-  metric(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");
+  family(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");
   sample(out, "presence_mqtt_connects_total", m.connects_total);
-  metric(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
+  family(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
   sample(out, "presence_broker_connected", m.broker_connected ? 1 : 0);
-  metric(out, "presence_restart_grace_active", "gauge",
+  family(out, "presence_restart_grace_active", "gauge",
          "1 while restart grace holds offline judgement.");
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
-  metric(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
+  family(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
   sample(out, "presence_blind", m.blind ? 1 : 0);
   out += m.extra;
   return out;

@@ -1,5 +1,7 @@
 #include "presence/app/alerting.h"
 
+#include "presence/api/prometheus.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -435,27 +437,8 @@ void Alerting::on_stop(core::Engine& engine, core::MonoTime now) {
 
 namespace {
 
-void family(std::string& out, const char* name, const char* type, const char* help) {
-  out += "# HELP ";
-  out += name;
-  out += " ";
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += " ";
-  out += type;
-  out += "\n";
-}
-
-void sample(std::string& out, const char* name, double v, const std::string& labels = {}) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  out += name;
-  if (!labels.empty()) out += "{" + labels + "}";
-  out += " ";
-  out += buf;
-  out += "\n";
-}
+using api::prom::family;
+using api::prom::sample;
 
 }  // namespace
 
