@@ -1,4 +1,5 @@
 #include "presence/alert/payload.h"
+#include "presence/common/iso8601.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -159,21 +160,7 @@ const char* wire_name(Type t) {
   return "unknown";
 }
 
-std::string iso8601_utc(std::int64_t wall_ms) {
-  std::int64_t secs = wall_ms / 1000;
-  std::int64_t ms = wall_ms % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  const auto t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
+std::string iso8601_utc(std::int64_t wall_ms) { return common::iso8601_utc_ms(wall_ms); }
 
 std::string truncate_utf8(std::string_view s, std::size_t max_chars) {
   if (max_chars == 0) return {};

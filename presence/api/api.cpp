@@ -1,4 +1,5 @@
 #include "presence/api/api.h"
+#include "presence/common/iso8601.h"
 
 #include <httplib.h>
 
@@ -60,24 +61,7 @@ std::optional<std::uint64_t> decode_cursor(std::string_view cursor) {
   return v;
 }
 
-std::string iso8601(WallTime t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  std::int64_t total = ms.count();
-  std::int64_t secs = total / 1000;
-  std::int64_t frac = total % 1000;
-  if (frac < 0) {
-    frac += 1000;
-    secs -= 1;
-  }
-  const std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(frac));
-  return buf;
-}
+std::string iso8601(WallTime t) { return common::iso8601_utc_ms(t); }
 
 namespace {
 

@@ -1,4 +1,5 @@
 #include "presence/ingest/output.h"
+#include "presence/common/iso8601.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -15,23 +16,7 @@ std::chrono::system_clock::time_point WallAnchor::to_wall(core::MonoTime t) cons
   return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - mono);
 }
 
-std::string iso8601(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  std::int64_t secs = ms.count() / 1000;
-  std::int64_t rem = ms.count() % 1000;
-  if (rem < 0) {
-    rem += 1000;
-    secs -= 1;
-  }
-  const std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(rem));
-  return buf;
-}
+std::string iso8601(std::chrono::system_clock::time_point t) { return common::iso8601_utc_ms(t); }
 
 const char* state_word(core::State state) {
   switch (state) {

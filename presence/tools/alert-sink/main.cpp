@@ -27,6 +27,7 @@
 #include <string>
 #include <thread>
 
+#include "presence/common/iso8601.h"
 #include "presence/tools/alert-sink/check.h"
 
 namespace {
@@ -115,18 +116,7 @@ bool parse_args(int argc, char** argv, Options& o) {
   return true;
 }
 
-std::string now_iso() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];  // roomy: the compiler cannot bound tm_year
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
+std::string now_iso() { return presence::common::iso8601_utc_ms(std::chrono::system_clock::now()); }
 
 class Sink {
  public:
