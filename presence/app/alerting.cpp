@@ -43,6 +43,7 @@ core::PolicyConfig policy_config(const Config& c) {
   p.group_wait = a.group_wait;
   p.group_interval = a.group_interval;
   p.blind_alert_after = a.blind_alert_after;
+  p.details_max_devices = a.details_max_devices;
   for (std::size_t i = 0; i < c.alerts.routes.size(); ++i) {
     const auto& r = c.alerts.routes[i];
     core::AlertRule rule;
@@ -68,6 +69,12 @@ core::FleetConfig fleet_config(const Config& c) {
   // Hysteresis below the open fraction (the core's default ratio 0.05 / 0.10).
   f.defaults.incident_close_fraction =
       std::min(f.defaults.incident_close_fraction, a.incident_open_fraction / 2);
+  f.defaults.incident_recovered_share = a.incident_recovered_share;
+  f.defaults.storm_open_floor = a.storm_open_floor;
+  f.defaults.storm_open_fraction = a.storm_open_fraction;
+  f.defaults.storm_open_factor = a.storm_open_factor;
+  f.defaults.storm_flapping_floor = a.storm_flapping_floor;
+  f.defaults.storm_flapping_fraction = a.storm_flapping_fraction;
   return f;
 }
 

@@ -313,6 +313,13 @@ void describe(V& v, Config& c) {
       v.field("incident_open_fraction", p.incident_open_fraction);
       v.field("incident_stable_for", p.incident_stable_for);
       v.field("straggler_grace", p.straggler_grace);
+      v.field("incident_recovered_share", p.incident_recovered_share);
+      v.field("storm_open_floor", p.storm_open_floor);
+      v.field("storm_open_fraction", p.storm_open_fraction);
+      v.field("storm_open_factor", p.storm_open_factor);
+      v.field("storm_flapping_floor", p.storm_flapping_floor);
+      v.field("storm_flapping_fraction", p.storm_flapping_fraction);
+      v.field("details_max_devices", p.details_max_devices);
     });
     v.list("routes", a.routes, [&](AlertRouteConfig& r) { describe_route(v, r); });
     v.list("silences", a.silences, [&](SilenceConfig& s) { describe_silence(v, s); });
@@ -884,6 +891,20 @@ class Validator {
           "must be in (0, 1], got " + format_double(p.incident_open_fraction));
     positive(p.incident_stable_for, "alerts.policy.incident_stable_for");
     positive(p.straggler_grace, "alerts.policy.straggler_grace");
+    auto share = [&](double v, const char* key) {
+      check(v > 0.0 && v <= 1.0, key, "must be in (0, 1], got " + format_double(v));
+    };
+    share(p.incident_recovered_share, "alerts.policy.incident_recovered_share");
+    share(p.storm_open_fraction, "alerts.policy.storm_open_fraction");
+    share(p.storm_flapping_fraction, "alerts.policy.storm_flapping_fraction");
+    check(p.storm_open_floor >= 1, "alerts.policy.storm_open_floor", "must be at least 1");
+    check(p.storm_flapping_floor >= 1, "alerts.policy.storm_flapping_floor", "must be at least 1");
+    check(p.storm_open_factor >= 1.0, "alerts.policy.storm_open_factor",
+          "must be at least 1, got " + format_double(p.storm_open_factor));
+    check(p.details_max_devices >= 1 && p.details_max_devices <= 10000,
+          "alerts.policy.details_max_devices",
+          "must be in 1..10000 (PagerDuty caps an event at 512 KB), got " +
+              std::to_string(p.details_max_devices));
     for (std::size_t i = 0; i < a.routes.size(); ++i) {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";

@@ -161,6 +161,20 @@ struct AlertPolicyConfig {
   Duration incident_stable_for = core::FleetConfig{}.incident_stable_for;
   // Devices still offline this long after an incident resolved are paged as stragglers.
   Duration straggler_grace = core::FleetConfig{}.straggler_grace;
+  // An incident also resolves once more than this share of the most devices it held down at once
+  // are back, so the stuck rest is reported as stragglers (post-mortem 001). (0, 1].
+  double incident_recovered_share = core::FleetThresholds{}.incident_recovered_share;
+  // Reconnect storm (post-mortem 000: a tight-loop cohort): reconnects within incident_window
+  // reach storm_open_floor AND storm_open_fraction of the segment AND storm_open_factor x its
+  // learnt baseline; or storm_flapping_floor devices AND storm_flapping_fraction are flapping.
+  std::uint32_t storm_open_floor = core::FleetThresholds{}.storm_open_floor;
+  double storm_open_fraction = core::FleetThresholds{}.storm_open_fraction;  // (0, 1]
+  double storm_open_factor = core::FleetThresholds{}.storm_open_factor;      // >= 1
+  std::uint32_t storm_flapping_floor = core::FleetThresholds{}.storm_flapping_floor;
+  double storm_flapping_fraction = core::FleetThresholds{}.storm_flapping_fraction;  // (0, 1]
+  // Device ids listed in one group or straggler alert; the rest is counted (`count`), and the
+  // API lists every one. PagerDuty caps an event at 512 KB.
+  std::uint32_t details_max_devices = static_cast<std::uint32_t>(core::PolicyConfig{}.details_max_devices);
 };
 
 using LabelMatch = std::map<std::string, std::string>;  // label -> value; all must match

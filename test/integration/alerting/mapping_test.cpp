@@ -21,6 +21,36 @@ TEST_CASE("alerts.policy defaults are the core's: one value each") {
   CHECK(f.defaults.incident_open_floor == cf.defaults.incident_open_floor);
   CHECK(f.defaults.incident_open_fraction == cf.defaults.incident_open_fraction);
   CHECK(f.defaults.incident_close_fraction == cf.defaults.incident_close_fraction);
+  CHECK(f.defaults.incident_recovered_share == cf.defaults.incident_recovered_share);
+  CHECK(f.defaults.storm_open_floor == cf.defaults.storm_open_floor);
+  CHECK(f.defaults.storm_open_fraction == cf.defaults.storm_open_fraction);
+  CHECK(f.defaults.storm_open_factor == cf.defaults.storm_open_factor);
+  CHECK(f.defaults.storm_flapping_floor == cf.defaults.storm_flapping_floor);
+  CHECK(f.defaults.storm_flapping_fraction == cf.defaults.storm_flapping_fraction);
+  CHECK(p.details_max_devices == cp.details_max_devices);
+  CHECK(core::validate(p).empty());
+  CHECK(core::validate(f).empty());
+}
+
+TEST_CASE("the storm, recovery and details keys reach the core") {
+  Config c;
+  auto& a = c.alerts.policy;
+  a.incident_recovered_share = 0.8;
+  a.storm_open_floor = 7;
+  a.storm_open_fraction = 0.2;
+  a.storm_open_factor = 3;
+  a.storm_flapping_floor = 4;
+  a.storm_flapping_fraction = 0.3;
+  a.details_max_devices = 1000;
+  const auto p = policy_config(c);
+  const auto f = fleet_config(c);
+  CHECK(f.defaults.incident_recovered_share == 0.8);
+  CHECK(f.defaults.storm_open_floor == 7);
+  CHECK(f.defaults.storm_open_fraction == 0.2);
+  CHECK(f.defaults.storm_open_factor == 3.0);
+  CHECK(f.defaults.storm_flapping_floor == 4);
+  CHECK(f.defaults.storm_flapping_fraction == 0.3);
+  CHECK(p.details_max_devices == 1000);
   CHECK(core::validate(p).empty());
   CHECK(core::validate(f).empty());
 }

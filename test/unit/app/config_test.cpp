@@ -128,7 +128,10 @@ alerts:
   enabled: false
   pagerduty: {enabled: true, routing_key: 0123456789abcdef0123456789abcdef}
   slack: {enabled: true, webhook_url: "https://hooks.slack.com/services/X", max_per_second: 0.5}
-  policy: {alert_after: 0, incident_open_fraction: 0.05, incident_open_floor: 3}
+  policy: {alert_after: 0, incident_open_fraction: 0.05, incident_open_floor: 3,
+           incident_recovered_share: 0.75, storm_open_floor: 50, storm_open_fraction: 0.02,
+           storm_open_factor: 5, storm_flapping_floor: 10, storm_flapping_fraction: 0.04,
+           details_max_devices: 200}
   routes:
     - match: {site: berlin}
       severity: critical
@@ -166,6 +169,13 @@ mode: naive
   CHECK(c.alerts.slack.max_per_second == doctest::Approx(0.5));
   CHECK(c.alerts.policy.alert_after == 0ms);
   CHECK(c.alerts.policy.incident_open_floor == 3);
+  CHECK(c.alerts.policy.incident_recovered_share == doctest::Approx(0.75));
+  CHECK(c.alerts.policy.storm_open_floor == 50);
+  CHECK(c.alerts.policy.storm_open_fraction == doctest::Approx(0.02));
+  CHECK(c.alerts.policy.storm_open_factor == doctest::Approx(5.0));
+  CHECK(c.alerts.policy.storm_flapping_floor == 10);
+  CHECK(c.alerts.policy.storm_flapping_fraction == doctest::Approx(0.04));
+  CHECK(c.alerts.policy.details_max_devices == 200);
   REQUIRE(c.alerts.routes.size() == 1);
   CHECK(c.alerts.routes[0].match == LabelMatch{{"site", "berlin"}});
   CHECK(c.alerts.routes[0].severity == "critical");
@@ -401,6 +411,15 @@ TEST_CASE("alerts: required keys, severities, silences") {
         "c.yaml:3: alerts.slack.max_per_second: must be greater than 0, got 0");
   CHECK(error("alerts:\n  policy:\n    incident_open_fraction: 0\n") ==
         "c.yaml:3: alerts.policy.incident_open_fraction: must be in (0, 1], got 0");
+  CHECK(error("alerts:\n  policy:\n    incident_recovered_share: 1.5\n") ==
+        "c.yaml:3: alerts.policy.incident_recovered_share: must be in (0, 1], got 1.5");
+  CHECK(error("alerts:\n  policy:\n    storm_open_factor: 0.5\n") ==
+        "c.yaml:3: alerts.policy.storm_open_factor: must be at least 1, got 0.5");
+  CHECK(error("alerts:\n  policy:\n    storm_flapping_floor: 0\n") ==
+        "c.yaml:3: alerts.policy.storm_flapping_floor: must be at least 1");
+  CHECK(error("alerts:\n  policy:\n    details_max_devices: 0\n") ==
+        "c.yaml:3: alerts.policy.details_max_devices: must be in 1..10000 (PagerDuty caps an "
+        "event at 512 KB), got 0");
   CHECK(error("alerts:\n  routes:\n    - match: {site: a}\n      severity: page\n") ==
         "c.yaml:4: alerts.routes[0].severity: expected one of critical, error, warning, info, got 'page'");
   CHECK(error(R"(alerts:
