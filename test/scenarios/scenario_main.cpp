@@ -205,6 +205,8 @@ alerts:
     incident_open_fraction: 0.1
     incident_stable_for: 3s
     straggler_grace: 3s
+    # Every straggler listed (default 50), so the scorer can attribute each one at full scale.
+    details_max_devices: 10000
 log:
   level: info
 )");
