@@ -63,6 +63,8 @@ core::FleetConfig fleet_config(const Config& c) {
   f.window_resolution = std::min(f.window_resolution, f.incident_window);
   if (f.storm_baseline_tau < f.incident_window) f.storm_baseline_tau = f.incident_window;
   f.incident_stable_for = a.incident_stable_for;
+  // A narrow incident may still widen to the fleet until its page is due (group_wait).
+  f.incident_merge_within = a.group_wait;
   f.straggler_grace = a.straggler_grace;
   f.defaults.incident_open_floor = a.incident_open_floor;
   f.defaults.incident_open_fraction = a.incident_open_fraction;
@@ -370,12 +372,42 @@ void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
   // possible of what was sent (see run_saver for the order).
   snapshot_due_ = true;
-  for (const auto& in : intents)
-    ++(in.action == core::AlertIntent::Action::Trigger ? triggers_ : resolves_);
+  for (const auto& in : intents) {
+    const bool trigger = in.action == core::AlertIntent::Action::Trigger;
+    ++(trigger ? triggers_ : resolves_);
+    // One line per alert decision: what the on-call will see, in the same words.
+    if (config_.mode != Mode::naive)
+      log_(std::string("alert: ") + (trigger ? "trigger " : "resolve ") + in.dedup_key +
+           (in.summary.empty() ? "" : ": " + in.summary));
+  }
   if (dispatcher_) {
     dispatcher_->submit(std::move(intents));  // copies into the inbox; never waits for I/O
   }
   intents.clear();
+}
+
+// Each incident's lifecycle in the log (opened with the numbers that opened it, then each stage),
+// so an operator can tell from the log alone why a page was or was not sent.
+void Alerting::log_incidents() {
+  for (const auto* inc : policy_->fleet().incidents()) {
+    const std::string scope = inc->scope_key.empty() ? "fleet" : inc->scope_key + "=" + inc->scope_value;
+    auto [it, fresh] = logged_stage_.try_emplace(inc->id, inc->stage, scope);
+    if (!fresh && it->second.first == inc->stage && it->second.second == scope) continue;
+    if (!fresh && it->second.second != scope)
+      log_("fleet: incident " + std::to_string(inc->id) + " widened from " + it->second.second +
+           " to " + scope + ": " + std::to_string(inc->count) + " of " +
+           std::to_string(inc->population) + " devices");
+    it->second = {inc->stage, scope};
+    std::string line = "fleet: incident " + std::to_string(inc->id) + " (" + core::to_string(inc->kind) +
+                       ", " + scope + ") " + core::to_string(inc->stage);
+    if (fresh && inc->kind != core::IncidentKind::Blind)
+      line += ": " + std::to_string(inc->count) + " of " + std::to_string(inc->population) + " devices";
+    if (inc->stage == core::IncidentStage::Stragglers)
+      line += ": " + std::to_string(inc->stragglers.size()) + " straggler(s)";
+    log_(line);
+  }
+  for (auto it = logged_stage_.begin(); it != logged_stage_.end();)
+    it = policy_->fleet().incident(it->first) == nullptr ? logged_stage_.erase(it) : std::next(it);
 }
 
 void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
@@ -391,6 +423,7 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
       }
     incidents_open_ = open;
     devices_held_ = held;
+    log_incidents();
     alerts_pending_ = policy_->pending();
     const auto pc = policy_->counters();
     const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -139,6 +140,9 @@ class Alerting final : public ingest::EngineHooks {
       devices_held_{0}, policy_counters_[6] = {};
   std::atomic<std::int64_t> snapshot_pause_us_{0};
   std::atomic<bool> restored_{false};
+  // Engine thread only: the stage and scope each incident was last logged with (one line per change).
+  std::map<std::uint32_t, std::pair<core::IncidentStage, std::string>> logged_stage_;
+  void log_incidents();
 };
 
 }  // namespace presence::app

@@ -67,6 +67,7 @@ std::string validate(const FleetConfig& c) {
   if (c.straggler_grace.count() < 0) return "straggler_grace must be >= 0";
   if (c.storm_baseline_tau < c.incident_window) return "storm_baseline_tau must be >= incident_window";
   if (!(c.incident_scope_lift >= 1)) return "incident_scope_lift must be >= 1";
+  if (c.incident_merge_within.count() < 0) return "incident_merge_within must be >= 0";
   if (c.cohort_min_support == 0) return "cohort_min_support must be >= 1";
   if (!(c.cohort_min_lift > 1)) return "cohort_min_lift must be > 1";
   if (auto e = validate_thresholds(c.defaults, ""); !e.empty()) return e;
@@ -149,6 +150,9 @@ struct DeviceRec {
   std::uint32_t held_by = 0;
   std::uint8_t cls = kUnknown;
   bool in_window = false;  // its drop is counted in its segments' drop windows
+  // Came back while an incident was open: dropping again inside an open incident is a relapse
+  // (cleared when that incident resolves).
+  bool released = false;
 };
 
 struct Segment {
@@ -419,6 +423,7 @@ struct FleetMonitor::Impl {
     Incident* inc = find(r.held_by);
     r.held_by = 0;
     if (inc == nullptr) return;
+    if (inc->stage == IncidentStage::Open) r.released = true;
     if (inc->still_down > 0) --inc->still_down;
     if (inc->stage == IncidentStage::Open) evaluate_back(*inc);
     if (inc->stage == IncidentStage::Stragglers && inc->still_down == 0) close(*inc, now);
@@ -479,6 +484,7 @@ struct FleetMonitor::Impl {
   void evaluate_drop_open(DeviceIndex d) {
     std::vector<Seen>& seen = scratch;
     seen.clear();
+    double max_share = -1;
     for_each_segment(d, [&](Segment& s) {
       expire_drops(s);
       if (s.drop_incident != 0) return;
@@ -487,9 +493,58 @@ struct FleetMonitor::Impl {
       if (pop == 0) return;
       const double share = static_cast<double>(drops) / pop;
       const bool q = drops >= s.thr.incident_open_floor && share >= s.thr.incident_open_fraction;
+      if (q) max_share = std::max(max_share, share);
       seen.push_back({static_cast<std::uint32_t>(&s - segments.data()), drops, pop, s.thr.incident_open_floor, share, q});
     });
+    if (max_share >= 0 && widen_to_fleet(max_share)) return;
     choose_and_open(IncidentKind::Drop, seen);
+  }
+
+  // See FleetConfig::incident_merge_within. Called when a second segment qualifies (best share
+  // `max_share`): if a narrow drop incident opened moments ago and the fleet, counting what that
+  // incident holds, qualifies or explains the burst as choose_and_open would (share x
+  // incident_scope_lift >= max_share), it becomes the fleet incident and holds this burst too.
+  bool widen_to_fleet(double max_share) {
+    if (cfg.incident_merge_within.count() <= 0) return false;
+    Segment& g = segments[kGlobalSegment];
+    if (g.drop_incident != 0) return false;
+    Incident* young = nullptr;
+    std::uint32_t held_down = 0;
+    for (auto& [id, inc] : incidents) {
+      if (inc.kind != IncidentKind::Drop || inc.stage != IncidentStage::Open || inc.scope_key.empty())
+        continue;
+      if (to_ms(inc.opened_at) + cfg.incident_merge_within.count() <= now) continue;
+      held_down += inc.still_down;
+      if (young == nullptr || inc.id < young->id) young = &inc;
+    }
+    if (young == nullptr) return false;
+    expire_drops(g);
+    const std::uint32_t drops = g.drops.total + held_down;
+    const std::uint32_t pop = g.up + g.flap + drops;
+    if (pop == 0 || drops < g.thr.incident_open_floor) return false;
+    const double share = static_cast<double>(drops) / pop;
+    if (share < g.thr.incident_open_fraction && share * cfg.incident_scope_lift < max_share) return false;
+    Incident& inc = *young;
+    const std::uint32_t old_seg = segment_index_of(inc.scope_key, inc.scope_value);
+    if (old_seg != UINT32_MAX && segments[old_seg].drop_incident == inc.id) segments[old_seg].drop_incident = 0;
+    inc.widened_from = inc.scope_key + "=" + inc.scope_value;
+    inc.scope_key.clear();
+    inc.scope_value.clear();
+    inc.population = pop;
+    inc.count = drops;
+    inc.share = share;
+    g.drop_incident = inc.id;
+    // Everything dropped in the window and not held yet is this burst; so are the devices other
+    // young narrow incidents hold (they stay open for their own devices; rare: two narrow
+    // incidents within moments and the fleet not qualifying at the second).
+    const std::int64_t since = now - window();
+    for (DeviceIndex d = 0; d < devices.size(); ++d) {
+      auto& r = devices[d];
+      if (r.cls == kUnknown || r.held_by != 0) continue;
+      if (r.in_window && r.down_since > since && r.cls != kUp) hold(d, inc);
+    }
+    inc.hint = cohort(inc.held, inc.scope_key, inc.scope_value);
+    return true;
   }
 
   bool storm_condition(Segment& s, std::uint32_t reconnects, double expected) const {
@@ -574,6 +629,17 @@ struct FleetMonitor::Impl {
     if (seg == UINT32_MAX) return true;
     Segment& s = segments[seg];
     if (inc.kind == IncidentKind::Drop) {
+      // Not stable while the devices it held keep dropping again (post-mortem 003: a flapping
+      // cohort is down in turns, each time fewer than the floor). Resolving then would re-open
+      // an incident (a new page) at the next burst, and again at each one after it.
+      if (auto it = inc_activity.find(inc.id); it != inc_activity.end()) {
+        it->second.expire(now, window(), [](const Window::Entry&) {});
+        const std::uint32_t relapses = it->second.total;
+        if (relapses >= s.thr.incident_open_floor &&
+            static_cast<double>(relapses) >=
+                s.thr.incident_open_fraction * std::max<std::uint32_t>(1, inc.peak_down))
+          return false;
+      }
       const std::uint32_t pop = s.up + s.flap + inc.still_down;
       if (inc.still_down < s.thr.incident_open_floor) return true;
       if (inc.peak_down > 0 && static_cast<double>(inc.peak_down - inc.still_down) >
@@ -610,6 +676,8 @@ struct FleetMonitor::Impl {
       if (segments[seg].storm_incident == inc.id) segments[seg].storm_incident = 0;
     }
     inc_activity.erase(inc.id);
+    for (DeviceIndex d : inc.held)
+      if (d < devices.size()) devices[d].released = false;
     emit(IncidentEvent::Kind::Resolved, inc.id, at);
   }
 
@@ -821,7 +889,14 @@ void FleetMonitor::on_transition(const Transition& t) {
   if (!problem_new) return;
   if (r.held_by != 0) return;  // already held (down -> flapping inside an incident)
   if (std::uint32_t inc = m.covering(t.device, t.cause); inc != 0) {
-    if (Incident* p = m.find(inc)) m.hold(t.device, *p);
+    if (Incident* p = m.find(inc)) {
+      m.hold(t.device, *p);
+      // A device that came back during the incident and drops again: the incident is not over.
+      if (r.released && p->kind == IncidentKind::Drop && p->stage == IncidentStage::Open) {
+        m.inc_activity[p->id].add(at, m.resolution());
+        m.evaluate_back(*p);
+      }
+    }
     return;
   }
   const bool drop = nw == kDown && !problem_old && (old == kUp || t.cause == Cause::RestartGrace);

@@ -75,6 +75,13 @@ struct FleetConfig {
   // share is less than incident_scope_lift x the whole fleet's drop share: then the event is
   // fleet-wide and opens as one fleet incident (one page), the segment shows up in the hint.
   double incident_scope_lift = 2.0;
+  // A burst of drops is seen one drop at a time, so the first segment to qualify can be a narrow
+  // one (a firmware with 10 devices reaches its floor before the fleet reaches 10 %). A narrow
+  // drop incident opened less than incident_merge_within ago widens to the whole fleet when the
+  // fleet qualifies counting the devices it holds, instead of opening a second incident: one
+  // event, one page. The service sets it to group_wait, so only an incident not paged yet
+  // changes scope. 0 = never widen.
+  Duration incident_merge_within{std::chrono::seconds(30)};
   std::uint32_t cohort_min_support = 5;
   double cohort_min_lift = 2.0;
   std::size_t cohort_max = 3;
@@ -119,8 +126,9 @@ struct Incident {
   MonoTime grace_from{};    // straggler grace runs from here (Blind: end of restart grace)
   std::optional<MonoTime> back_since;  // Open: segment back since (resolves after stable_for)
   std::uint32_t population = 0;  // segment devices counted at open (online + flapping + drops)
-  std::uint32_t count = 0;       // drops (Drop) / reconnects or flapping (Storm) at open
-  double share = 0;              // count / population at open
+  std::uint32_t count = 0;       // drops (Drop) / reconnects or flapping (Storm) at open (or widening)
+  double share = 0;              // count / population at open (or widening)
+  std::string widened_from;      // "key=value": opened in that segment, widened to the fleet
   std::uint32_t peak_down = 0;   // most held devices down at once
   std::uint32_t still_down = 0;  // held devices not back online
   std::vector<DeviceIndex> held;        // every device whose alerts this incident held

@@ -456,6 +456,7 @@ struct AlertPolicy::Impl {
       a.details.emplace_back("disruption", level);
       a.details.emplace_back("held", std::to_string(inc.held.size()));
       a.details.emplace_back("still_down", std::to_string(inc.still_down));
+      if (!inc.widened_from.empty()) a.details.emplace_back("widened_from", inc.widened_from);
     }
     a.summary = clip(s, kMaxSummary);
     a.details.emplace_back("incident", std::to_string(inc.id));

@@ -207,6 +207,53 @@ TEST_CASE("incident stays open while the segment is not back; a relapse restarts
   CHECK(inc->stage == IncidentStage::Recovering);
 }
 
+namespace {
+// 200 devices, 100 drop at 0 (one incident, peak 100), all back at 1 min: back from 1 min.
+// Then `relapsing` of them (from `first`) drop and come back at 2 min.
+std::int64_t resolved_at_after_relapses(DeviceIndex first, DeviceIndex relapsing,
+                                        std::uint32_t floor, double fraction) {
+  FleetConfig c = Fleet::test_config();
+  c.defaults.incident_open_floor = floor;
+  c.defaults.incident_open_fraction = fraction;
+  c.incident_window = 5min;
+  c.incident_stable_for = 10min;
+  Fleet f(c);
+  f.add_n(200);
+  for (DeviceIndex d = 0; d < 100; ++d) f.drop(d, 0);
+  REQUIRE(f.count(IncidentEvent::Kind::Opened) == 1);
+  const Incident* inc = f.m.incidents().front();
+  for (DeviceIndex d = 0; d < 100; ++d) f.back(d, kMin);
+  f.tick(kMin);
+  REQUIRE(inc->back_since.has_value());
+  for (DeviceIndex d = first; d < first + relapsing; ++d) f.drop(d, 2 * kMin);
+  for (DeviceIndex d = first; d < first + relapsing; ++d) f.back(d, 2 * kMin + 500);
+  for (std::int64_t t = 2 * kMin; t <= 30 * kMin; t += 1000) {
+    f.tick(t);
+    if (inc->stage != IncidentStage::Open) {
+      CHECK(f.count(IncidentEvent::Kind::Opened) == 1);  // never a second incident
+      return t;
+    }
+  }
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("relapses: devices an incident held dropping again keep it open (incident 003)") {
+  // A flapping cohort is down in turns, fewer than the floor at any moment: without this the
+  // incident resolved between bursts and the next burst opened (and paged) a new one.
+  // incident_open_floor 10, fraction 0.1 x peak 100 = 10: T-1 = 9 relapses change nothing
+  // (resolves at 1 min + 10 min), T = 10 restart the stable period once the relapses have left
+  // the 5 min window (2 min + 5 min, resolves 10 min later).
+  CHECK(resolved_at_after_relapses(0, 9, 10, 0.1) == 11 * kMin);
+  CHECK(resolved_at_after_relapses(0, 10, 10, 0.1) == 17 * kMin);
+  CHECK(resolved_at_after_relapses(0, 11, 10, 0.1) == 17 * kMin);
+  // The fraction of the peak: floor 5, 0.2 x 100 = 20 relapses needed.
+  CHECK(resolved_at_after_relapses(0, 19, 5, 0.2) == 11 * kMin);
+  CHECK(resolved_at_after_relapses(0, 20, 5, 0.2) == 17 * kMin);
+  // Devices the incident never held dropping (independent failures during it) are not relapses.
+  CHECK(resolved_at_after_relapses(100, 20, 10, 0.1) == 11 * kMin);
+}
+
 TEST_CASE("incident 001: stuck devices above the floor still resolve the incident and become stragglers") {
   // 60 of 200 drop; 48 come back, 12 are stuck (6 % of the fleet: above incident_close_fraction
   // and incident_open_floor). Before incident_recovered_share the incident never resolved and the
@@ -271,6 +318,66 @@ TEST_CASE("fleet-wide drop opens one fleet incident, not one per segment") {
   const Incident* inc = f.m.incidents().front();
   CHECK(inc->scope_key.empty());
   CHECK(inc->held.size() + 0 == 2000);
+}
+
+TEST_CASE("a burst seen drop by drop: a narrow incident widens to the fleet within incident_merge_within") {
+  // Scenario 02 at small scale: 100 % of sessions lost, the wills arrive one by one, and the
+  // first segment to qualify was one firmware (5 of its 10 devices) while the fleet was at 2.5 %;
+  // then each firmware opened its own incident: three pages for one event.
+  auto run = [](std::int64_t second_burst_at, auto&& then) {
+    FleetConfig c = Fleet::test_config();
+    c.defaults.incident_open_floor = 5;
+    c.defaults.incident_open_fraction = 0.1;
+    c.incident_window = 5min;
+    c.incident_merge_within = 1s;
+    Fleet f(c);
+    for (int i = 0; i < 120; ++i) f.add({{"firmware", "a"}});
+    for (int i = 0; i < 70; ++i) f.add({{"firmware", "b"}});
+    for (int i = 0; i < 10; ++i) f.add({{"firmware", "c"}});
+    for (DeviceIndex d = 190; d < 195; ++d) f.drop(d, 10 * kS);  // 5 of c: c qualifies alone
+    REQUIRE(f.count(IncidentEvent::Kind::Opened) == 1);
+    CHECK(f.m.incidents().front()->scope_value == "c");
+    for (DeviceIndex d = 0; d < 20; ++d) f.drop(d, 10 * kS + second_burst_at);  // 20 of a
+    then(f);
+  };
+  // T-1: widened; one incident holds all 25, named after where it started.
+  run(999, [](Fleet& f) {
+    CHECK(f.count(IncidentEvent::Kind::Opened) == 1);
+    REQUIRE(f.m.incidents().size() == 1);
+    const Incident* inc = f.m.incidents().front();
+    CHECK(inc->scope_key.empty());
+    CHECK(inc->widened_from == "firmware=c");
+    CHECK(inc->held.size() == 25);
+    CHECK(f.m.held_by(0) == inc->id);
+    CHECK(f.m.held_by(190) == inc->id);
+    // Later drops anywhere in the fleet are held by it, never a third incident.
+    f.drop(150, 12 * kS);
+    CHECK(f.m.held_by(150) == inc->id);
+    CHECK(f.count(IncidentEvent::Kind::Opened) == 1);
+  });
+  // T: the first incident is too old to change scope: the fleet opens its own incident.
+  run(1000, [](Fleet& f) {
+    CHECK(f.count(IncidentEvent::Kind::Opened) == 2);
+    CHECK(f.m.incidents().front()->widened_from.empty());
+  });
+}
+
+TEST_CASE("widening needs the fleet to explain the burst, counting what the narrow incident holds") {
+  FleetConfig c = Fleet::test_config();
+  c.defaults.incident_open_floor = 5;
+  c.defaults.incident_open_fraction = 0.1;
+  c.incident_merge_within = 1min;
+  Fleet f(c);
+  for (int i = 0; i < 180; ++i) f.add({{"firmware", "a"}});
+  for (int i = 0; i < 10; ++i) f.add({{"firmware", "b"}});
+  for (int i = 0; i < 10; ++i) f.add({{"firmware", "c"}});
+  for (DeviceIndex d = 180; d < 190; ++d) f.drop(d, kS);  // all of b: its own incident
+  REQUIRE(f.count(IncidentEvent::Kind::Opened) == 1);
+  // 5 of c: c qualifies at 50 %; the fleet has 15 of 200 down (7.5 %, x lift 2 = 15 % < 50 %):
+  // two cohorts, each its own incident.
+  for (DeviceIndex d = 190; d < 195; ++d) f.drop(d, 2 * kS);
+  CHECK(f.count(IncidentEvent::Kind::Opened) == 2);
+  for (const Incident* inc : f.m.incidents()) CHECK(inc->widened_from.empty());
 }
 
 TEST_CASE("node outage: one broker_node incident, not one per site living on that node") {
