@@ -205,6 +205,16 @@ bool clamp_intent(core::AlertIntent& intent) {
   }
   for (auto& [k, v] : intent.details) {
     details_cut |= clamp_bytes(k, kMaxDetailKey);
+    if (k == "devices") {
+      // Never half an id: cut after the last whole one and say so.
+      if (v.size() > kMaxDeviceListBytes) {
+        const std::size_t comma = v.rfind(',', kMaxDeviceListBytes - 4);
+        v.resize(comma == std::string::npos ? 0 : comma);
+        v += ",\xE2\x80\xA6";
+        details_cut = true;
+      }
+      continue;
+    }
     details_cut |= clamp_bytes(v, kMaxDetailValue);
   }
   if (details_cut) intent.details.emplace_back("presenced_truncated", "details");

@@ -27,6 +27,10 @@ inline constexpr std::size_t kPagerDutyDedupKeyMax = 255;  // characters
 inline constexpr std::size_t kMaxDetails = 100;
 inline constexpr std::size_t kMaxDetailKey = 256;
 inline constexpr std::size_t kMaxDetailValue = 2048;
+// Except the "devices" detail (the ids of a group or straggler alert, comma-separated, as many as
+// alerts.policy.details_max_devices): up to kMaxDeviceListBytes, cut after a whole id, so the
+// on-call gets every id they were promised up to ~190 KB (PagerDuty: 512 KB per event in all).
+inline constexpr std::size_t kMaxDeviceListBytes = 192 * 1024;
 inline constexpr std::size_t kMaxSummaryBytes = 16384;
 inline constexpr std::size_t kMaxFieldBytes = 4096;
 bool clamp_intent(core::AlertIntent& intent);

@@ -21,6 +21,9 @@ std::string render_prometheus(const Metrics& m) {
     sample(out, "presence_transitions_total", n, "to=\"" + state + "\"");
   family(out, "presence_mqtt_messages_total", "counter", "MQTT messages received.");
   sample(out, "presence_mqtt_messages_total", m.mqtt_messages_total);
+  family(out, "presence_ignored_ids_total", "counter",
+         "Messages about an id in topics.ignore_ids (not a device).");
+  sample(out, "presence_ignored_ids_total", m.ignored_ids_total);
   family(out, "presence_parse_errors_total", "counter",
          "Messages rejected or partly dropped, by kind.");
   for (const auto& [kind, n] : m.parse_errors_total)

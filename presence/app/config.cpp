@@ -244,6 +244,7 @@ void describe(V& v, Config& c) {
     v.field("broker_ext", t.broker_ext);
     v.field("emqx_uptime", t.emqx_uptime);
     v.field("mosquitto_uptime", t.mosquitto_uptime);
+    v.field("ignore_ids", t.ignore_ids);
   });
   v.section("output", [&] {
     auto& o = c.output;
@@ -425,6 +426,25 @@ class Reader {
           continue;
         }
         if (auto v = scalar(kv.second, lpath)) out[label] = *v;
+      }
+      return;
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      if (node->IsNull()) {
+        out.clear();
+        return;
+      }
+      if (!node->IsSequence()) return fail(std::string("expected a list, got ") + kind_of(*node));
+      out.clear();
+      for (std::size_t i = 0; i < node->size(); ++i) {
+        const YAML::Node element = (*node)[i];
+        const std::string epath = path + "[" + std::to_string(i) + "]";
+        lines_[epath] = line_of(element.Mark());
+        if (!element.IsScalar()) {
+          error(line_of(element.Mark()), epath, std::string("expected a string, got ") + kind_of(element));
+          failed_.insert(path);
+          continue;
+        }
+        if (auto v = scalar(element, epath)) out.push_back(*v);
       }
       return;
     } else {
@@ -671,6 +691,11 @@ class Flattener {
   static std::string format(double v) { return format_double(v); }
   static std::string format(Duration v) { return format_duration(v); }
   static std::string format(WallTime v) { return format_iso8601(v); }
+  static std::string format(const std::vector<std::string>& l) {
+    std::string s = "[";
+    for (const auto& v : l) s += (s.size() > 1 ? ", " : "") + v;
+    return s + "]";
+  }
   static std::string format(const LabelMatch& m) {
     std::string s = "{";
     for (const auto& [k, v] : m) s += (s.size() > 1 ? ", " : "") + k + ": " + v;
@@ -784,6 +809,9 @@ class Validator {
     pattern(t.broker_ext, "broker_ext", false, true);
     pattern(t.emqx_uptime, "emqx_uptime", false, true);
     pattern(t.mosquitto_uptime, "mosquitto_uptime", false, true);
+    for (std::size_t i = 0; i < t.ignore_ids.size(); ++i)
+      check(!t.ignore_ids[i].empty(), "topics.ignore_ids[" + std::to_string(i) + "]",
+            "must not be empty (a glob such as 'backend-*')");
   }
 
   void plain_topic(const std::string& topic, const std::string& path) {

@@ -77,6 +77,9 @@ struct TopicsConfig {
   std::string broker_ext = "$SYS/presence/{node}";        // broker-ext plugin events (no {id})
   std::string emqx_uptime = "$SYS/brokers/{node}/uptime";  // broker restart detection (no {id})
   std::string mosquitto_uptime = "$SYS/broker/uptime";     // broker restart detection (no {id})
+  // Ids that are not devices (fnmatch globs): backend services and other presenced instances
+  // that broker-ext / EMQX report like any client. presenced's own client id is always ignored.
+  std::vector<std::string> ignore_ids;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
     t.broker_ext_connected = {ct.broker_ext + "/clients/{id}/connected"};
     t.broker_ext_disconnected = {ct.broker_ext + "/clients/{id}/disconnected"};
   }
+  o.ignore_ids = ct.ignore_ids;
   t.uptime.clear();
   if (!ct.mosquitto_uptime.empty()) t.uptime.push_back(ct.mosquitto_uptime);
   if (!ct.emqx_uptime.empty()) t.uptime.push_back(ct.emqx_uptime);
@@ -143,6 +144,7 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
         presence::ingest::state_word(static_cast<presence::core::State>(i)),
         s.transitions_total[i]);
   m.mqtt_messages_total = s.mqtt_messages_total;
+  m.ignored_ids_total = s.ignored_ids_total;
   for (std::size_t i = 1; i < s.parse_errors_total.size(); ++i)  // 0 = ParseError::None
     m.parse_errors_total.emplace_back(
         presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),

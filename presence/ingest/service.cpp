@@ -1,5 +1,7 @@
 #include "presence/ingest/service.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -352,6 +354,13 @@ struct Service::Impl {
     queue.mark_fleet();
   }
 
+  // topics.ignore_ids: shell globs, matched whole (fnmatch without flags: '*' spans '/' too).
+  bool ignored(const std::string& id) const {
+    for (const auto& glob : opt.ignore_ids)
+      if (::fnmatch(glob.c_str(), id.c_str(), 0) == 0) return true;
+    return false;
+  }
+
   void handle_message(const Inbound& in, MonoTime now) {
     // Paho may hand us the first messages (retained replays right after the SUBACK, or a
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
@@ -382,8 +391,14 @@ struct Service::Impl {
         break;
     }
     if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
-    // broker-ext/EMQX report every client, presenced included: it is not a device.
+    // broker-ext/EMQX report every client, presenced included: it is not a device; nor are the
+    // clients the operator lists (another presenced, backend services: scenario 01 paged the
+    // other presenced instance as a straggler before this).
     if (p.id == opt.mqtt.client_id) return;
+    if (ignored(p.id)) {
+      ++local.ignored_ids_total;
+      return;
+    }
     const core::DeviceIndex dev = engine.intern(p.id);
     if (dev == core::kNoDevice) return;  // ids are bounded by ParseLimits first; belt and braces
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);

@@ -81,6 +81,9 @@ struct ServiceOptions {
   core::Config core;
   core::Duration tick_interval{std::chrono::milliseconds(100)};
   core::Duration log_rate_limit{std::chrono::seconds(10)};  // repeated errors: one line per key
+  // Ids that are not devices (fnmatch globs; mqtt.client_id is always ignored): backend clients
+  // that broker-ext / EMQX report like any other. Counted in ignored_ids_total.
+  std::vector<std::string> ignore_ids;
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
@@ -91,6 +94,7 @@ struct ServiceStats {
   std::size_t devices = 0;
   std::array<std::uint64_t, 5> transitions_total{};  // per new core::State
   std::uint64_t mqtt_messages_total = 0;
+  std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;

@@ -183,6 +183,9 @@ YAML::Node base_config() {
 mqtt:
   keepalive: 5s
   reconnect: {min_backoff: 200ms, max_backoff: 1s}
+topics:
+  # The other presenced instance is an MQTT client too; broker-ext reports it like any other.
+  ignore_ids: ["presenced-scen-*"]
 output:
   coalesce_interval: 200ms
 presence:

@@ -130,3 +130,26 @@ TEST_CASE("mosquitto #1165: after a broker restart a replayed retained online is
   REQUIRE(obs.wait_state("gone-1", "offline", 30s));
   CHECK(obs.latest("gone-1")["reason"] == "restart_grace");
 }
+
+TEST_CASE("broker-ext: a client in topics.ignore_ids is not a device") {
+  // broker-ext reports every client; a backend service (or another presenced) must not become a
+  // device that is paged when it disconnects (scenario 01 paged the other presenced instance).
+  Mosquitto broker(plugin_conf());
+  broker.start();
+  PresencedOptions o;
+  o.extra = "topics:\n  ignore_ids: [\"backend-*\"]\n";
+  Presenced presenced(broker.port(), o);
+  presenced.start();
+  Observer obs(broker.uri());
+
+  auto backend = will_device(broker.port(), "backend-7");
+  auto dev = will_device(broker.port(), "bx-2");
+  REQUIRE(obs.wait_state("bx-2", "online"));
+  REQUIRE(wait_for([&] { return presenced.metric("presence_ignored_ids_total") >= 1; }, 5s));
+  backend.signal(SIGKILL);
+  REQUIRE(wait_for([&] { return presenced.metric("presence_ignored_ids_total") >= 2; }, 5s));
+  CHECK(obs.history("backend-7").empty());
+  const std::string devices = presenced.body("/v1/devices?limit=1000");
+  CHECK(devices.find("\"bx-2\"") != std::string::npos);
+  CHECK(devices.find("backend-7") == std::string::npos);
+}

@@ -266,6 +266,20 @@ TEST_CASE("clamp_intent keeps every request under PagerDuty's 512 KB and marks w
   CHECK(big.details.size() == kMaxDetails);
   CHECK(big.details.back().first == "presenced_truncated");
   for (const auto& [k, v] : big.details) CHECK(v.size() <= kMaxDetailValue);
+  // The device list of a group/straggler alert may be long, cut only after a whole id.
+  std::string ids;
+  for (int k = 0; ids.size() <= kMaxDeviceListBytes; ++k) ids += (k ? "," : "") + ("dev-" + std::to_string(k));
+  big.details.insert(big.details.begin(), {"devices", ids});
+  CHECK(clamp_intent(big));
+  const std::string& cut = big.details.front().second;
+  CHECK(cut.size() <= kMaxDeviceListBytes);
+  CHECK(cut.size() > kMaxDeviceListBytes - 16);
+  CHECK(cut.substr(cut.size() - 4) == ",\xE2\x80\xA6");
+  CHECK(ids.compare(0, cut.size() - 4, cut, 0, cut.size() - 4) == 0);  // a prefix of whole ids
+  CHECK(ids[cut.size() - 4] == ',');
+  core::AlertIntent fits = entry().intent;
+  fits.details.emplace_back("devices", std::string(kMaxDeviceListBytes, 'd'));  // T: untouched
+  CHECK_FALSE(clamp_intent(fits));
   OutboxEntry e = entry();
   e.intent = big;
   CHECK(pagerduty_body({"rk", "src"}, e).size() < 512 * 1024);

@@ -115,6 +115,7 @@ mqtt:
   qos: 2
 topics:
   heartbeat: ""
+  ignore_ids: [presenced-*, "backend-[0-9]*"]
 output: {retain: no, qos: 0, publish_rate: 50.5, coalesce_interval: 0}
 presence:
   offline_grace: 45s
@@ -156,6 +157,7 @@ mode: naive
   CHECK(c.mqtt.reconnect.jitter == 0.0);
   CHECK(c.mqtt.qos == 2);
   CHECK(c.topics.heartbeat.empty());
+  CHECK(c.topics.ignore_ids == std::vector<std::string>{"presenced-*", "backend-[0-9]*"});
   CHECK_FALSE(c.output.retain);
   CHECK(c.output.publish_rate == doctest::Approx(50.5));
   CHECK(c.output.coalesce_interval == 0ms);
@@ -411,6 +413,10 @@ TEST_CASE("alerts: required keys, severities, silences") {
         "c.yaml:3: alerts.slack.max_per_second: must be greater than 0, got 0");
   CHECK(error("alerts:\n  policy:\n    incident_open_fraction: 0\n") ==
         "c.yaml:3: alerts.policy.incident_open_fraction: must be in (0, 1], got 0");
+  CHECK(error("topics:\n  ignore_ids: backend-*\n") ==
+        "c.yaml:2: topics.ignore_ids: expected a list, got a string");
+  CHECK(error("topics:\n  ignore_ids: [a, '']\n") ==
+        "c.yaml:2: topics.ignore_ids[1]: must not be empty (a glob such as 'backend-*')");
   CHECK(error("alerts:\n  policy:\n    incident_recovered_share: 1.5\n") ==
         "c.yaml:3: alerts.policy.incident_recovered_share: must be in (0, 1], got 1.5");
   CHECK(error("alerts:\n  policy:\n    storm_open_factor: 0.5\n") ==
