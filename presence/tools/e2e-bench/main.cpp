@@ -3,6 +3,7 @@
 //
 //   presence-e2e-bench [--devices D] [--connections K] [--seconds S] [--rates 10000,30000,max]
 //                      [--payload plain|json] [--broker-ext on|off] [--poll-ms N]
+//                      [--birth-rate R] [--settle-seconds S] [--broker-nodelay] [--raw-subscriber]
 //                      [--perf FILE] [--keep] [--quick] [--presenced PATH] [--plugin PATH]
 //
 // One run: mosquitto (with broker-ext by default) on a free loopback port, the real presenced
@@ -16,6 +17,7 @@
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,6 +73,7 @@ struct Options {
   bool broker_ext = true;
   int poll_ms = 10;
   bool broker_nodelay = false;
+  bool raw_subscriber = false;
   double birth_rate = 20000;
   double settle_seconds = 150;
   bool keep = false;
@@ -92,7 +95,8 @@ std::string step_name(double rate) {
                "usage: presence-e2e-bench [--devices D] [--connections K] [--seconds S]\n"
                "         [--rates 10000,30000,100000,max] [--payload plain|json]\n"
                "         [--broker-ext on|off] [--poll-ms N] [--birth-rate R] [--settle-seconds S]\n"
-               "         [--broker-nodelay] [--perf FILE] [--keep] [--quick] [--presenced PATH] [--plugin PATH]\n",
+               "         [--broker-nodelay] [--raw-subscriber] [--perf FILE] [--keep] [--quick]\n"
+               "         [--presenced PATH] [--plugin PATH]\n",
                why.c_str());
   std::exit(2);
 }
@@ -117,6 +121,7 @@ Options parse_args(int argc, char** argv) {
       else if (a == "--plugin") o.plugin = value(i);
       else if (a == "--keep") o.keep = true;
       else if (a == "--broker-nodelay") o.broker_nodelay = true;
+      else if (a == "--raw-subscriber") o.raw_subscriber = true;
       else if (a == "--payload") {
         const std::string v = value(i);
         if (v != "plain" && v != "json") usage("--payload is plain or json");
@@ -362,6 +367,57 @@ class SysWatch {
   std::thread thread_;
 };
 
+// --raw-subscriber: a reference receiver on the same stream. One thread, recv() of 64 KiB at a
+// time, presence-sim's incremental decoder, every PUBLISH parsed (topic and payload copied). Its
+// thread CPU per message is what MQTT receive costs when many packets are decoded per syscall,
+// against Paho's one-packet-per-cycle receive thread in presenced. It is a second subscriber, so
+// the broker's fan-out doubles: compare presenced with it, not the broker's numbers of such a run.
+class RawSubscriber {
+ public:
+  explicit RawSubscriber(int port) : fd_(mqtt_connect(port, "e2e-raw-subscriber")) {
+    std::string out;
+    mqtt::encode_subscribe(out, 1, "devices/+/heartbeat", 0);
+    write_all(fd_, out);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RawSubscriber() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  RawSubscriber(const RawSubscriber&) = delete;
+  RawSubscriber& operator=(const RawSubscriber&) = delete;
+
+  std::uint64_t received() const { return received_.load(); }
+  double cpu_seconds() const { return static_cast<double>(cpu_ns_.load()) * 1e-9; }
+
+ private:
+  void run() {
+    mqtt::Decoder dec(1 << 20);
+    std::string buf(64 * 1024, '\0');
+    while (true) {
+      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n <= 0) return;
+      dec.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      mqtt::Packet p;
+      std::uint64_t got = 0;
+      while (dec.next(p) == mqtt::Decoder::Status::Packet) {
+        if (p.type == mqtt::PacketType::Publish && mqtt::parse_publish(p)) ++got;
+      }
+      timespec ts{};
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      cpu_ns_.store(static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+                    static_cast<std::uint64_t>(ts.tv_nsec));
+      received_.fetch_add(got);
+    }
+  }
+
+  int fd_;
+  std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> cpu_ns_{0};
+  std::thread thread_;
+};
+
 struct Scrape {
   bool ok = false;
   double processed = 0;  // presence_mqtt_messages_total
@@ -490,6 +546,7 @@ struct Bench {
   Child perf;
   std::optional<SysWatch> sys;
   std::optional<Scraper> scraper;
+  std::optional<RawSubscriber> raw;
   double idle_presenced_cores = 0;  // /metrics polling, timers, broker-ext heartbeats
   double idle_mosquitto_cores = 0;
 
@@ -596,6 +653,7 @@ struct Bench {
          std::to_string(broker_port) + ", presenced pid " + std::to_string(presenced.pid()) +
          " http " + std::to_string(http_port) + ", dir " + dir.path());
     Publishers pubs(broker_port, opt.connections, opt.devices, opt.json);
+    if (opt.raw_subscriber) raw.emplace(broker_port);
     emit("e2e_devices", static_cast<double>(opt.devices), "devices");
     emit("e2e_connections", opt.connections, "connections");
 
@@ -649,6 +707,7 @@ struct Bench {
     const int st = presenced.stop(SIGTERM, std::chrono::milliseconds(10000));
     emit("e2e_presenced_clean_exit", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : 0, "bool");
     sys.reset();
+    raw.reset();
     mosquitto.stop(SIGTERM, std::chrono::milliseconds(5000));
     if (opt.keep) {
       dir.keep();
@@ -664,6 +723,8 @@ struct Bench {
     const double p0 = wait_quiet();
     const double out0 = scraper->scrape().published;
     Poller poller(http_port, opt.poll_ms);
+    const std::uint64_t raw_n0 = raw ? raw->received() : 0;
+    const double raw_cpu0 = raw ? raw->cpu_seconds() : 0;
     const CpuSnap a = snap();
     const double t0 = now_s();
     poller.start();
@@ -750,6 +811,12 @@ struct Bench {
     emit(n + "drain_seconds", t2 - t1, "s");
     emit(n + "presenced_rss_mb", static_cast<double>(rss_bytes(presenced.pid())) / (1024.0 * 1024.0),
          "MiB");
+    if (raw) {
+      const double got = static_cast<double>(raw->received() - raw_n0);
+      emit(n + "raw_subscriber_received", got, "msg");
+      emit(n + "raw_subscriber_cpu_us_per_msg", got > 0 ? (raw->cpu_seconds() - raw_cpu0) / got * 1e6 : 0,
+           "us/msg");
+    }
     if (rate <= 0) {
       // Flat out: presenced is the bottleneck if it could not keep up with what the broker
       // delivered (more than 1 s of traffic still queued at the end), else the broker (or, on
