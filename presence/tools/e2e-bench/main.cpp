@@ -152,6 +152,8 @@ Options parse_args(int argc, char** argv) {
       usage("bad value for " + a);
     }
   }
+  if (o.broker_ext && o.plugin.empty())
+    usage("built without broker-ext (WITH_BROKER_EXT off): pass --plugin PATH or --broker-ext off");
   if (o.devices == 0 || o.connections <= 0 || o.seconds <= 0 || o.poll_ms <= 0)
     usage("devices, connections, seconds and poll-ms must be positive");
   return o;
