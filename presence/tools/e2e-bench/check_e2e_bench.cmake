@@ -1,0 +1,28 @@
+# presence_e2e_bench_smoke: runs presence-e2e-bench --quick (mosquitto + presenced, ~5 s) and checks
+# that the headline JSON lines are there with numeric values and that presenced received messages.
+# Prints the numbers; asserts nothing about speed (HELPERS.md).
+execute_process(COMMAND ${BENCH} --quick
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+message("${out}")
+message("${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "presence-e2e-bench exited ${rc}")
+endif()
+set(num "-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?")
+foreach(pair "e2e_5k_published_per_s|msg/s" "e2e_max_published_per_s|msg/s"
+             "e2e_max_processed_per_s|msg/s" "e2e_max_presenced_cpu_us_per_msg|us/msg"
+             "e2e_max_mosquitto_cpu_us_per_msg|us/msg" "e2e_max_cpu_ratio|ratio"
+             "e2e_max_lag_p99_ms|ms" "e2e_max_lost|msg" "e2e_max_presenced_rss_mb|MiB"
+             "e2e_max_bottleneck_is_presenced|bool")
+  string(REPLACE "|" ";" p "${pair}")
+  list(GET p 0 name)
+  list(GET p 1 unit)
+  if(NOT out MATCHES "(^|\n)\\{\"name\":\"${name}\",\"value\":${num},\"unit\":\"${unit}\"\\}(\n|$)")
+    message(FATAL_ERROR "missing or malformed line for ${name} (unit ${unit})")
+  endif()
+endforeach()
+foreach(step 5k max)
+  if(NOT out MATCHES "\"name\":\"e2e_${step}_received\",\"value\":[1-9]")
+    message(FATAL_ERROR "presenced received no messages in step ${step}")
+  endif()
+endforeach()
