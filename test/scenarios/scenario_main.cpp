@@ -320,8 +320,9 @@ std::vector<json> bench_lines(const json& line, const std::string& name) {
     add(p + ".cpu", m.value("cpu_s", json(nullptr)), "s");
     add(p + ".false_device_pages", m.value("false_device_pages", json(nullptr)), "pages");
     add(p + ".incident_pages", m.value("incident_pages", json(nullptr)), "pages");
-    add(p + ".real_failures_paged", m.value("paged", json(nullptr)), "failures");
-    add(p + ".pages_total", m.value("pages_total", json(nullptr)), "pages");
+    add(p + ".real_failures_paged", m.value("real_failures_paged", json(nullptr)), "failures");
+    add(p + ".device_pages", m.value("device_pages", json(nullptr)), "pages");
+    add(p + ".pages_total", m.value("pages", json(nullptr)), "pages");
   }
   add("real_failures", line.value("real_failures", json(nullptr)), "failures");
   if (line.contains("recovery")) {
@@ -460,6 +461,12 @@ int main(int argc, char** argv) {
     b.heartbeats = path("heartbeats-" + b.node + ".txt");
     const std::string pdir = setup.brokers == 1 ? dir + "/" : path("broker-" + b.node + "/");
     fs::create_directories(pdir);
+    if (setup.brokers > 1) {
+      // Started as root, mosquitto drops to its own user (`user mosquitto`): its persistence
+      // directory must be writable by it, or a restart loses every retained birth.
+      fs::permissions(dir, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
+      fs::permissions(pdir, fs::perms::all);
+    }
     presence::scenario::BrokerConf bc;
     bc.node = b.node;
     bc.port = b.port;
@@ -501,9 +508,13 @@ int main(int argc, char** argv) {
     for (auto& b : brokers) {
       std::string prefix = setup.brokers > 1 ? presence::scenario::kBridgedPrefix : "$SYS/presence/{node}";
       prefix.replace(prefix.find("{node}"), 6, b.node);
-      observers.emplace_back(std::vector<std::string>{mosquitto_sub, "-h", "127.0.0.1", "-p", std::to_string(b.port),
-                                                      "-i", "scenario-observer-" + b.node, "-v", "-t",
-                                                      prefix + "/heartbeat"},
+      // In a loop: mosquitto_sub retries a lost connection by itself but exits when a CONNACK
+      // refuses it, and storm protection may refuse it while the brokers restart.
+      const std::string sub = shell_quote(mosquitto_sub) + " -h 127.0.0.1 -p " + std::to_string(b.port) +
+                              " -i scenario-observer-" + b.node + " -v -t " + shell_quote(prefix + "/heartbeat");
+      observers.emplace_back(std::vector<std::string>{"/bin/sh", "-c",
+                                                      "trap 'kill $c 2>/dev/null; wait $c; exit 0' TERM; while :; do " + sub +
+                                                          " & c=$!; wait $c; sleep 0.2; done"},
                              b.heartbeats);
     }
   }
@@ -663,6 +674,7 @@ int main(int argc, char** argv) {
       ::kill(pid, SIGKILL);
   }
   first.clear();
+  for (auto& o : observers) o.stop(SIGTERM);  // the loop's trap ends its mosquitto_sub (SIGKILL would not)
   observers.clear();
   for (std::size_t i = 0; i < brokers.size(); ++i) {
     const pid_t bp = read_pid(brokers[i].pidfile);
