@@ -461,9 +461,10 @@ int main(int argc, char** argv) {
     b.heartbeats = path("heartbeats-" + b.node + ".txt");
     const std::string pdir = setup.brokers == 1 ? dir + "/" : path("broker-" + b.node + "/");
     fs::create_directories(pdir);
-    if (setup.brokers > 1) {
+    if (::geteuid() == 0) {
       // Started as root, mosquitto drops to its own user (`user mosquitto`): its persistence
-      // directory must be writable by it, or a restart loses every retained birth.
+      // directory must be writable by it, or a restart loses every retained birth ("Error saving
+      // in-memory database ... Permission denied"; scenario 1 relies on them surviving).
       fs::permissions(dir, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
       fs::permissions(pdir, fs::perms::all);
     }
