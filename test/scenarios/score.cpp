@@ -287,4 +287,177 @@ json to_json(const ModeScore& s) {
   return j;
 }
 
+namespace {
+
+// dev-000042 -> 41 (presence-sim's index with the default first_id 1); -1 when there is no number.
+long long device_index(const std::string& id) {
+  std::size_t p = id.size();
+  while (p > 0 && id[p - 1] >= '0' && id[p - 1] <= '9') --p;
+  if (p == id.size() || id.size() - p > 18) return -1;
+  return std::stoll(id.substr(p)) - 1;
+}
+
+void finish(RecoveryPart& part, std::vector<double>& back_s) {
+  std::sort(back_s.begin(), back_s.end());
+  part.back = back_s.size();
+  if (part.lost == 0) return;
+  const auto need99 = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(part.lost)));
+  if (back_s.size() >= need99 && need99 > 0) part.t99_s = back_s[need99 - 1];
+  if (back_s.size() == part.lost) part.t100_s = back_s.back();
+}
+
+}  // namespace
+
+Recovery recovery(const std::string& truth_path, int brokers, std::int64_t window_ms) {
+  std::ifstream in(truth_path);
+  if (!in) throw std::runtime_error("cannot read " + truth_path);
+  if (brokers < 1) brokers = 1;
+  std::vector<json> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) lines.push_back(std::move(j));
+  }
+  // Workers write whole lines but not in global time order.
+  std::stable_sort(lines.begin(), lines.end(), [](const json& a, const json& b) { return get_t(a) < get_t(b); });
+  Recovery r;
+  r.by_broker.resize(static_cast<std::size_t>(brokers));
+  for (const auto& j : lines) {
+    const std::string ev = j.value("event", "");
+    if (ev == "action" && r.storm_action.empty()) {
+      const std::string a = j.value("action", "");
+      if (a == "drop" || a == "signal" || a == "restart" || a == "exec") {
+        r.storm_action = a;
+        r.storm_ms = get_t(j);
+      }
+    } else if (ev == "summary") {
+      r.connect_attempts += j.value("connect_attempts", std::uint64_t{0});
+      r.connects += j.value("connects", std::uint64_t{0});
+      r.connect_failures += j.value("connect_failures", std::uint64_t{0});
+      r.connack_refused += j.value("connack_refused", std::uint64_t{0});
+    }
+  }
+  if (r.storm_action.empty()) return r;
+  std::map<std::string, bool> online;          // before the storm
+  std::map<std::string, std::int64_t> lost_at;  // lost in the storm, not back yet
+  std::vector<double> back_all;
+  std::vector<std::vector<double>> back_by(r.by_broker.size());
+  std::map<std::int64_t, std::size_t> buckets_all;
+  std::vector<std::map<std::int64_t, std::size_t>> buckets_by(r.by_broker.size());
+  auto broker_of = [&](const std::string& id) {
+    const long long i = device_index(id);
+    return i < 0 ? std::size_t{0} : static_cast<std::size_t>(i % brokers);
+  };
+  for (const auto& j : lines) {
+    const std::string ev = j.value("event", "");
+    const std::string dev = j.value("device", "");
+    const std::int64_t t = get_t(j);
+    if (dev.empty()) continue;
+    if (t < r.storm_ms) {
+      if (ev == "connect") online[dev] = true;
+      else if (ev == "disconnect" || ev == "die") online[dev] = false;
+      continue;
+    }
+    const std::size_t b = broker_of(dev);
+    if (ev == "disconnect") {
+      const auto it = online.find(dev);
+      if (it != online.end() && it->second && t <= r.storm_ms + window_ms && !lost_at.count(dev)) {
+        it->second = false;
+        lost_at[dev] = t;
+        ++r.all.lost;
+        ++r.by_broker[b].lost;
+      }
+    } else if (ev == "connect") {
+      const std::int64_t bucket = (t - r.storm_ms) / 1000;
+      ++buckets_all[bucket];
+      ++buckets_by[b][bucket];
+      const auto it = lost_at.find(dev);
+      if (it != lost_at.end()) {
+        const double s = static_cast<double>(t - r.storm_ms) / 1000.0;
+        back_all.push_back(s);
+        back_by[b].push_back(s);
+        lost_at.erase(it);
+        online.erase(dev);  // counted once
+      }
+    }
+  }
+  finish(r.all, back_all);
+  for (std::size_t b = 0; b < r.by_broker.size(); ++b) finish(r.by_broker[b], back_by[b]);
+  for (const auto& [k, n] : buckets_all) r.all.peak_connects_per_s = std::max(r.all.peak_connects_per_s, double(n));
+  for (std::size_t b = 0; b < r.by_broker.size(); ++b)
+    for (const auto& [k, n] : buckets_by[b])
+      r.by_broker[b].peak_connects_per_s = std::max(r.by_broker[b].peak_connects_per_s, double(n));
+  return r;
+}
+
+BrokerCounters read_heartbeats(const std::string& path) {
+  std::ifstream in(path);
+  BrokerCounters c;
+  if (!in) return c;
+  std::map<std::string, json> last;  // boot -> last heartbeat
+  std::vector<std::string> order;
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto sp = line.find(' ');
+    if (sp == std::string::npos) continue;
+    json j = json::parse(line.substr(sp + 1), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("connects")) continue;
+    ++c.heartbeats;
+    const std::string boot = j.value("boot", "");
+    const auto it = last.find(boot);
+    if (it == last.end()) {
+      order.push_back(boot);
+    } else {
+      const double dt = static_cast<double>(j.value("ts", std::int64_t{0}) - it->second.value("ts", std::int64_t{0}));
+      const double dn = static_cast<double>(j.value("connects", std::uint64_t{0})) -
+                        static_cast<double>(it->second.value("connects", std::uint64_t{0}));
+      if (dt > 0 && dn >= 0) c.peak_connects_per_s = std::max(c.peak_connects_per_s, dn * 1000.0 / dt);
+    }
+    c.max_clients = std::max(c.max_clients, j.value("clients", std::uint64_t{0}));
+    last[boot] = std::move(j);
+  }
+  c.boots = order.size();
+  for (const auto& [boot, j] : last) {
+    c.connects += j.value("connects", std::uint64_t{0});
+    c.disconnects += j.value("disconnects", std::uint64_t{0});
+    c.refused_rate_limited += j.value("refused_rate_limited", std::uint64_t{0});
+    c.refused_flap_banned += j.value("refused_flap_banned", std::uint64_t{0});
+    c.auth_refused += j.value("auth_refused", std::uint64_t{0});
+  }
+  return c;
+}
+
+namespace {
+json part_json(const RecoveryPart& p) {
+  auto opt = [](const std::optional<double>& v) { return v ? json(std::round(*v * 100) / 100) : json(nullptr); };
+  return {{"lost", p.lost}, {"back", p.back}, {"t99_s", opt(p.t99_s)}, {"t100_s", opt(p.t100_s)},
+          {"peak_connects_per_s", p.peak_connects_per_s}};
+}
+}  // namespace
+
+json to_json(const Recovery& r) {
+  json j = part_json(r.all);
+  j["storm_action"] = r.storm_action;
+  j["storm_ms"] = r.storm_ms;
+  j["by_broker"] = json::array();
+  for (const auto& p : r.by_broker) j["by_broker"].push_back(part_json(p));
+  j["connect_attempts"] = r.connect_attempts;
+  j["connects"] = r.connects;
+  j["connect_failures"] = r.connect_failures;
+  j["connack_refused"] = r.connack_refused;
+  return j;
+}
+
+json to_json(const BrokerCounters& c) {
+  return {{"heartbeats", c.heartbeats},
+          {"boots", c.boots},
+          {"connects", c.connects},
+          {"disconnects", c.disconnects},
+          {"refused_rate_limited", c.refused_rate_limited},
+          {"refused_flap_banned", c.refused_flap_banned},
+          {"auth_refused", c.auth_refused},
+          {"max_clients", c.max_clients},
+          {"peak_connects_per_s", std::round(c.peak_connects_per_s)}};
+}
+
 }  // namespace presence::scenario

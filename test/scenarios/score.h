@@ -84,4 +84,45 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
 
 nlohmann::json to_json(const ModeScore& s);
 
+// --- Storm benchmark (issue 6: "20,000 real connections dropped and reconnecting") -----------
+
+// How fast a fleet came back after a storm, from the truth. The storm is the first `drop`,
+// `signal`, `restart` or `exec` action in the timeline (the bench files have exactly one). A
+// device is "lost" when it was online at the storm and a `disconnect` line follows within
+// `window_ms`; it is "back" at its first `connect` after that. Devices are assigned to brokers as
+// presence-sim does: device index (id number - 1) modulo the number of brokers.
+struct RecoveryPart {
+  std::size_t lost = 0;
+  std::size_t back = 0;
+  std::optional<double> t99_s, t100_s;  // storm -> 99 % / 100 % of the lost devices back
+  double peak_connects_per_s = 0;       // connect lines per 1 s bucket after the storm (max)
+};
+
+struct Recovery {
+  std::string storm_action;  // empty: no storm in the timeline
+  std::int64_t storm_ms = 0;
+  RecoveryPart all;
+  std::vector<RecoveryPart> by_broker;
+  // Summed over the workers' `summary` lines.
+  std::uint64_t connect_attempts = 0, connects = 0, connect_failures = 0, connack_refused = 0;
+};
+
+Recovery recovery(const std::string& truth_path, int brokers, std::int64_t window_ms = 30000);
+
+// One broker's broker-ext heartbeats as `mosquitto_sub -v` printed them ("topic payload" lines).
+// Counters restart at 0 with each boot, so totals are summed over boots (last value of each).
+struct BrokerCounters {
+  std::size_t heartbeats = 0;
+  std::size_t boots = 0;
+  std::uint64_t connects = 0, disconnects = 0, refused_rate_limited = 0, refused_flap_banned = 0,
+                auth_refused = 0;
+  std::uint64_t max_clients = 0;
+  double peak_connects_per_s = 0;  // max over consecutive heartbeats of one boot
+};
+
+BrokerCounters read_heartbeats(const std::string& path);
+
+nlohmann::json to_json(const Recovery& r);
+nlohmann::json to_json(const BrokerCounters& c);
+
 }  // namespace presence::scenario

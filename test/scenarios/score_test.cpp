@@ -145,3 +145,89 @@ TEST_CASE("score: clients that are not simulated devices are foreign, not false"
   CHECK(s.straggler_devices == 1);
   CHECK(s.straggler_unlisted == 3);
 }
+
+TEST_CASE("recovery: storm time, lost devices per broker, 99 % / 100 % back, attempts") {
+  // 4 devices on 2 brokers (dev-000001, -3 on broker 0; -2, -4 on broker 1). The drop at 10000
+  // takes all four; dev-000004 was never online (not lost). Back at 11000, 12500, 14000.
+  const std::string text =
+      R"({"v":1,"t":1000,"event":"start"})" "\n"
+      R"({"v":1,"t":1100,"event":"connect","device":"dev-000001"})" "\n"
+      R"({"v":1,"t":1100,"event":"connect","device":"dev-000002"})" "\n"
+      R"({"v":1,"t":1200,"event":"connect","device":"dev-000003"})" "\n"
+      R"({"v":1,"t":9999,"event":"action","action":"die","at_ms":8999})" "\n"
+      R"({"v":1,"t":10000,"event":"action","action":"drop","at_ms":9000})" "\n"
+      R"({"v":1,"t":10001,"event":"disconnect","device":"dev-000001","cause":"drop","reconnect_in_ms":900})" "\n"
+      R"({"v":1,"t":10001,"event":"disconnect","device":"dev-000002","cause":"drop","reconnect_in_ms":2000})" "\n"
+      R"({"v":1,"t":10002,"event":"disconnect","device":"dev-000003","cause":"drop","reconnect_in_ms":3000})" "\n"
+      R"({"v":1,"t":11000,"event":"connect","device":"dev-000001"})" "\n"
+      R"({"v":1,"t":11500,"event":"connect","device":"dev-000004"})" "\n"
+      R"({"v":1,"t":12500,"event":"connect","device":"dev-000002"})" "\n"
+      R"({"v":1,"t":14000,"event":"connect","device":"dev-000003"})" "\n"
+      R"({"v":1,"t":15000,"event":"disconnect","device":"dev-000003","cause":"drop","reconnect_in_ms":1})" "\n"
+      R"({"v":1,"t":20000,"event":"summary","worker":0,"connect_attempts":10,"connects":6,"connect_failures":4,"connack_refused":3})" "\n"
+      R"({"v":1,"t":20000,"event":"summary","worker":1,"connect_attempts":5,"connects":3,"connect_failures":2,"connack_refused":0})" "\n";
+  const Recovery r = recovery(write_tmp("recovery.jsonl", text), 2);
+  CHECK(r.storm_action == "drop");  // `die` is not a storm
+  CHECK(r.storm_ms == 10000);
+  CHECK(r.all.lost == 3);
+  CHECK(r.all.back == 3);
+  REQUIRE(r.all.t99_s.has_value());
+  CHECK(*r.all.t99_s == doctest::Approx(4.0));  // ceil(0.99 * 3) = 3rd
+  CHECK(*r.all.t100_s == doctest::Approx(4.0));
+  REQUIRE(r.by_broker.size() == 2);
+  CHECK(r.by_broker[0].lost == 2);
+  CHECK(*r.by_broker[0].t100_s == doctest::Approx(4.0));
+  CHECK(r.by_broker[1].lost == 1);
+  CHECK(*r.by_broker[1].t100_s == doctest::Approx(2.5));
+  CHECK(r.all.peak_connects_per_s == 2);  // 11000 and 11500 in the first second
+  CHECK(r.connect_attempts == 15);
+  CHECK(r.connect_failures == 6);
+  CHECK(r.connack_refused == 3);
+
+  // A device still down at the end: 100 % is never reached, 99 % of 3 neither.
+  const Recovery partial = recovery(write_tmp("recovery2.jsonl",
+      R"({"v":1,"t":1000,"event":"connect","device":"dev-000001"})" "\n"
+      R"({"v":1,"t":1000,"event":"connect","device":"dev-000002"})" "\n"
+      R"({"v":1,"t":2000,"event":"action","action":"exec"})" "\n"
+      R"({"v":1,"t":2100,"event":"disconnect","device":"dev-000001","cause":"broker_closed","reconnect_in_ms":1})" "\n"
+      R"({"v":1,"t":2100,"event":"disconnect","device":"dev-000002","cause":"broker_closed","reconnect_in_ms":1})" "\n"
+      R"({"v":1,"t":3000,"event":"connect","device":"dev-000002"})" "\n"), 1);
+  CHECK(partial.storm_action == "exec");
+  CHECK(partial.all.lost == 2);
+  CHECK(partial.all.back == 1);
+  CHECK_FALSE(partial.all.t99_s.has_value());
+  CHECK_FALSE(partial.all.t100_s.has_value());
+}
+
+TEST_CASE("recovery: the disconnect window bounds what the storm lost; no storm, no numbers") {
+  const std::string text =
+      R"({"v":1,"t":1000,"event":"connect","device":"dev-000001"})" "\n"
+      R"({"v":1,"t":2000,"event":"action","action":"signal"})" "\n"
+      R"({"v":1,"t":7000,"event":"disconnect","device":"dev-000001","cause":"keepalive","reconnect_in_ms":1})" "\n";
+  CHECK(recovery(write_tmp("recovery3.jsonl", text), 1, 5000).all.lost == 1);  // T: storm + window
+  CHECK(recovery(write_tmp("recovery3.jsonl", text), 1, 4999).all.lost == 0);  // T + 1 ms late
+  const Recovery none = recovery(write_tmp("recovery4.jsonl",
+      R"({"v":1,"t":1000,"event":"connect","device":"dev-000001"})" "\n"), 1);
+  CHECK(none.storm_action.empty());
+  CHECK(none.all.lost == 0);
+}
+
+TEST_CASE("heartbeats: counters summed over boots, peak connect rate within one boot") {
+  const std::string text =
+      R"($SYS/presence/a/heartbeat {"v":1,"boot":"b1","ts":1000,"clients":0,"connects":0,"disconnects":0,"refused_rate_limited":0,"refused_flap_banned":0,"auth_refused":0})" "\n"
+      R"($SYS/presence/a/heartbeat {"v":1,"boot":"b1","ts":2000,"clients":900,"connects":900,"disconnects":0,"refused_rate_limited":5,"refused_flap_banned":0,"auth_refused":0})" "\n"
+      R"($SYS/presence/a/heartbeat {"v":1,"boot":"b1","ts":2500,"clients":1000,"connects":1000,"disconnects":10,"refused_rate_limited":7,"refused_flap_banned":1,"auth_refused":0})" "\n"
+      "garbage line\n"
+      R"($SYS/presence/a/heartbeat {"v":1,"boot":"b2","ts":9000,"clients":50,"connects":50,"disconnects":0,"refused_rate_limited":2,"refused_flap_banned":0,"auth_refused":1})" "\n";
+  const BrokerCounters c = read_heartbeats(write_tmp("hb.txt", text));
+  CHECK(c.heartbeats == 4);
+  CHECK(c.boots == 2);
+  CHECK(c.connects == 1050);
+  CHECK(c.disconnects == 10);
+  CHECK(c.refused_rate_limited == 9);
+  CHECK(c.refused_flap_banned == 1);
+  CHECK(c.auth_refused == 1);
+  CHECK(c.max_clients == 1000);
+  CHECK(c.peak_connects_per_s == doctest::Approx(900.0));  // 900 in 1 s beats 100 in 0.5 s
+  CHECK(read_heartbeats("/nonexistent/hb.txt").heartbeats == 0);
+}
