@@ -24,6 +24,9 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_ignored_ids_total", "counter",
          "Messages about an id in topics.ignore_ids (not a device).");
   sample(out, "presence_ignored_ids_total", m.ignored_ids_total);
+  family(out, "presence_alive_heartbeats_total", "counter",
+         "Device heartbeats received aggregated in broker-ext alive messages.");
+  sample(out, "presence_alive_heartbeats_total", m.alive_heartbeats_total);
   family(out, "presence_parse_errors_total", "counter",
          "Messages rejected or partly dropped, by kind.");
   for (const auto& [kind, n] : m.parse_errors_total)

@@ -25,6 +25,7 @@ struct Metrics {
   std::vector<std::pair<std::string, std::uint64_t>> transitions_total;
   std::uint64_t mqtt_messages_total = 0;
   std::uint64_t ignored_ids_total = 0;
+  std::uint64_t alive_heartbeats_total = 0;
   // Parse error count per kind ("bad_json", "id_too_long", ...).
   std::vector<std::pair<std::string, std::uint64_t>> parse_errors_total;
   std::uint64_t published_total = 0;

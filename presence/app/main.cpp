@@ -91,11 +91,13 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
     t.broker_ext_heartbeat.clear();
     t.broker_ext_connected.clear();
     t.broker_ext_disconnected.clear();
+    t.broker_ext_alive.clear();
   } else {
     t.broker_ext_boot = {ct.broker_ext + "/boot"};
     t.broker_ext_heartbeat = {ct.broker_ext + "/heartbeat"};
     t.broker_ext_connected = {ct.broker_ext + "/clients/{id}/connected"};
     t.broker_ext_disconnected = {ct.broker_ext + "/clients/{id}/disconnected"};
+    t.broker_ext_alive = {ct.broker_ext + "/alive"};
   }
   o.ignore_ids = ct.ignore_ids;
   t.uptime.clear();
@@ -145,6 +147,7 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
         s.transitions_total[i]);
   m.mqtt_messages_total = s.mqtt_messages_total;
   m.ignored_ids_total = s.ignored_ids_total;
+  m.alive_heartbeats_total = s.alive_heartbeats_total;
   for (std::size_t i = 1; i < s.parse_errors_total.size(); ++i)  // 0 = ParseError::None
     m.parse_errors_total.emplace_back(
         presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),

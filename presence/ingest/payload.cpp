@@ -277,6 +277,36 @@ Parsed parse_broker_ext_boot(std::string_view payload, const ParseLimits& limits
   return p;
 }
 
+// {"v":1,"node":"n1","boot":"<id>","seq":7,"ids":["dev-1","dev-2"]} (docs/broker-ext.md). One
+// message stands for up to thousands of heartbeats: a bad id costs that id (counted), never the
+// others.
+Parsed parse_broker_ext_alive(std::string_view payload, const ParseLimits& limits) {
+  if (payload.size() > limits.max_payload_bytes) return reject(ParseError::PayloadTooLarge);
+  json j;
+  if (!parse_object(payload, j)) return reject(ParseError::BadJson);
+  const auto ids = j.find("ids");
+  if (ids == j.end() || !ids->is_array()) return reject(ParseError::BadPayload);
+  Parsed p;
+  p.what = Parsed::What::AliveBatch;
+  p.kind = EventKind::Heartbeat;
+  p.source = Source::Heartbeat;
+  p.boot = json_id_text(j, "boot");
+  p.ids.reserve(ids->size());
+  for (const auto& v : *ids) {
+    if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+      p.error = ParseError::BadPayload;
+      continue;
+    }
+    const auto& id = v.get_ref<const std::string&>();
+    if (id.size() > limits.max_id_bytes) {
+      p.error = ParseError::IdTooLong;
+      continue;
+    }
+    p.ids.push_back(id);
+  }
+  return p;
+}
+
 Parsed parse_uptime(std::string_view payload) {
   // Mosquitto: "12345 seconds"; EMQX 4: "1 days, 2 hours, 3 minutes, 4 seconds"; a bare number
   // is seconds.
@@ -336,10 +366,13 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
       break;
     case TopicKind::BrokerExtBoot:
     case TopicKind::BrokerExtHeartbeat: p = parse_broker_ext_boot(payload, limits); break;
+    case TopicKind::BrokerExtAlive: p = parse_broker_ext_alive(payload, limits); break;
     case TopicKind::Uptime: p = parse_uptime(payload); break;
   }
   p.topic_kind = m->kind;
   p.node = std::string(m->node);
+  // An alive batch is live evidence only; a retained copy (never published so) would be stale.
+  if (p.what == Parsed::What::AliveBatch && retained) return Parsed{};
   if (p.what == Parsed::What::DeviceEvent) {
     if (p.id.empty()) p.id = std::string(m->id);
     if (p.id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);

@@ -52,6 +52,7 @@ struct Parsed {
     DeviceResync,  // retained replay: like DeviceEvent but NOT proof of life (Event::retained)
     BrokerBoot,    // broker-ext boot id of `node`
     BrokerUptime,  // $SYS uptime of `node` in seconds
+    AliveBatch,    // broker-ext alive: a heartbeat for each of `ids` (and `boot` of `node`)
   };
   What what = What::Ignore;
   // Set on Reject, and also on accepted messages that lost something (a label, or labels from
@@ -65,6 +66,7 @@ struct Parsed {
   core::Source source = core::Source::Status;
   std::uint64_t session = 0;
   std::vector<Label> labels;
+  std::vector<std::string> ids;  // AliveBatch only
 
   std::string node;
   std::string boot;  // broker-ext boot id (also filled by broker-ext client events when present)
@@ -84,6 +86,7 @@ Parsed parse_emqx(bool connected, std::string_view payload, const ParseLimits& l
 Parsed parse_broker_ext_client(bool connected, std::string_view payload,
                                const ParseLimits& limits);
 Parsed parse_broker_ext_boot(std::string_view payload, const ParseLimits& limits);
+Parsed parse_broker_ext_alive(std::string_view payload, const ParseLimits& limits);
 Parsed parse_uptime(std::string_view payload);
 
 // EMQX disconnect reasons (normal, kicked, discarded, takenover, keepalive_timeout, ...).

@@ -37,6 +37,7 @@ bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
       {"broker_ext_connected", {TopicKind::BrokerExtConnected, &topics.broker_ext_connected}},
       {"broker_ext_disconnected",
        {TopicKind::BrokerExtDisconnected, &topics.broker_ext_disconnected}},
+      {"broker_ext_alive", {TopicKind::BrokerExtAlive, &topics.broker_ext_alive}},
       {"uptime", {TopicKind::Uptime, &topics.uptime}},
   };
   std::vector<TopicPattern> patterns;
@@ -395,6 +396,29 @@ struct Service::Impl {
         return;
       case Parsed::What::BrokerUptime:
         feed(blind_spots.uptime(p.node, p.uptime_seconds), now);
+        return;
+      case Parsed::What::AliveBatch:
+        // One message per second per broker node instead of one per heartbeat: the broker
+        // aggregated them (broker-ext heartbeat_topic; Paho's per-message receive cost was most
+        // of presenced's CPU, docs/benchmarks.md "End to end").
+        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+        for (const auto& id : p.ids) {
+          if (id == opt.mqtt.client_id) continue;
+          if (ignored(id)) {
+            ++local.ignored_ids_total;
+            continue;
+          }
+          const core::DeviceIndex dev = engine.intern(id);
+          if (dev == core::kNoDevice) continue;
+          core::Event e;
+          e.kind = core::EventKind::Heartbeat;
+          e.source = core::Source::Heartbeat;
+          e.device = dev;
+          e.at = now;
+          engine.on_event(e);
+          if (hooks) hooks->on_event(engine, e);
+          ++local.alive_heartbeats_total;
+        }
         return;
       case Parsed::What::DeviceResync:
       case Parsed::What::DeviceEvent:

@@ -56,6 +56,9 @@ struct TopicOptions {
   std::vector<std::string> broker_ext_connected{"$SYS/presence/{node}/clients/{id}/connected"};
   std::vector<std::string> broker_ext_disconnected{
       "$SYS/presence/{node}/clients/{id}/disconnected"};
+  // broker-ext heartbeat aggregation (plugin_opt_heartbeat_topic): one message per second per
+  // node listing the devices whose heartbeat the broker saw.
+  std::vector<std::string> broker_ext_alive{"$SYS/presence/{node}/alive"};
   std::vector<std::string> uptime{"$SYS/broker/uptime"};
   bool operator==(const TopicOptions&) const = default;
 };
@@ -95,6 +98,7 @@ struct ServiceStats {
   std::array<std::uint64_t, 5> transitions_total{};  // per new core::State
   std::uint64_t mqtt_messages_total = 0;
   std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
+  std::uint64_t alive_heartbeats_total = 0;  // heartbeats received in broker-ext alive batches
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;

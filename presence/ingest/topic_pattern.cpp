@@ -15,6 +15,7 @@ const char* to_string(TopicKind kind) {
     case TopicKind::BrokerExtHeartbeat: return "broker_ext_heartbeat";
     case TopicKind::BrokerExtConnected: return "broker_ext_connected";
     case TopicKind::BrokerExtDisconnected: return "broker_ext_disconnected";
+    case TopicKind::BrokerExtAlive: return "broker_ext_alive";
     case TopicKind::Uptime: return "uptime";
   }
   return "?";
@@ -31,6 +32,7 @@ bool needs_device_id(TopicKind kind) {
       return true;
     case TopicKind::BrokerExtBoot:
     case TopicKind::BrokerExtHeartbeat:
+    case TopicKind::BrokerExtAlive:
     case TopicKind::Uptime:
       return false;
   }

@@ -21,6 +21,7 @@ enum class TopicKind : unsigned char {
   BrokerExtHeartbeat,     // broker-ext: periodic, carries the boot id
   BrokerExtConnected,     // broker-ext: client session connected
   BrokerExtDisconnected,  // broker-ext: client session ended
+  BrokerExtAlive,         // broker-ext: device ids whose heartbeat the broker saw (aggregated)
   Uptime,                 // $SYS/broker/uptime "N seconds": a decrease is a broker restart
 };
 

@@ -27,6 +27,7 @@ TopicMatcher default_matcher() {
   add(TopicKind::BrokerExtHeartbeat, "$SYS/presence/{node}/heartbeat");
   add(TopicKind::BrokerExtConnected, "$SYS/presence/{node}/clients/{id}/connected");
   add(TopicKind::BrokerExtDisconnected, "$SYS/presence/{node}/clients/{id}/disconnected");
+  add(TopicKind::BrokerExtAlive, "$SYS/presence/{node}/alive");
   add(TopicKind::Uptime, "$SYS/broker/uptime");
   return TopicMatcher(std::move(ps));
 }
@@ -194,6 +195,41 @@ TEST_CASE("broker-ext: session, boot, superseded means takeover") {
   CHECK(boot.boot == "abc");
   CHECK(parse_broker_ext_boot(R"({"v":1})", kLimits).error == ParseError::BadPayload);
   CHECK(parse_broker_ext_boot("{", kLimits).error == ParseError::BadJson);
+}
+
+TEST_CASE("broker-ext alive: one heartbeat per listed id, a bad id costs only itself") {
+  auto p = parse_broker_ext_alive(
+      R"({"v":1,"node":"n1","boot":"b-7","seq":3,"ids":["dev-1","dev-2","dev-3"]})", kLimits);
+  CHECK(p.what == What::AliveBatch);
+  CHECK(p.error == ParseError::None);
+  CHECK(p.kind == EventKind::Heartbeat);
+  CHECK(p.boot == "b-7");
+  CHECK(p.ids == std::vector<std::string>{"dev-1", "dev-2", "dev-3"});
+
+  // max_id_bytes (256): T is kept, T+1 is dropped and counted; so are non-strings and "".
+  const std::string at(256, 'a'), over(257, 'b');
+  auto q = parse_broker_ext_alive(
+      R"({"v":1,"ids":["ok",")" + at + R"(",")" + over + R"(",7,"",null]})", kLimits);
+  CHECK(q.what == What::AliveBatch);
+  CHECK(q.ids == std::vector<std::string>{"ok", at});
+  CHECK(q.error != ParseError::None);
+
+  CHECK(parse_broker_ext_alive("nope", kLimits).error == ParseError::BadJson);
+  CHECK(parse_broker_ext_alive(R"({"v":1})", kLimits).error == ParseError::BadPayload);
+  CHECK(parse_broker_ext_alive(R"({"v":1,"ids":"dev-1"})", kLimits).error == ParseError::BadPayload);
+  ParseLimits small;
+  small.max_payload_bytes = 16;
+  CHECK(parse_broker_ext_alive(R"({"v":1,"ids":["dev-1"]})", small).error ==
+        ParseError::PayloadTooLarge);
+
+  // Routed by topic with the node; a retained copy is never live evidence.
+  const auto m = default_matcher();
+  const std::string body = R"({"v":1,"boot":"b-1","ids":["d1"]})";
+  auto live = parse_message(m, "$SYS/presence/n2/alive", body, false, kLimits);
+  CHECK(live.what == What::AliveBatch);
+  CHECK(live.node == "n2");
+  CHECK(live.ids == std::vector<std::string>{"d1"});
+  CHECK(parse_message(m, "$SYS/presence/n2/alive", body, true, kLimits).what == What::Ignore);
 }
 
 TEST_CASE("uptime: mosquitto's 'N seconds'") {
