@@ -71,6 +71,10 @@ struct Options {
   std::vector<double> rates{10000, 30000, 100000, 0};  // 0 = flat out
   bool json = false;
   bool broker_ext = true;
+  // --heartbeats aggregated: broker-ext collects the heartbeats inside the broker
+  // (plugin_opt_heartbeat_topic) and presenced reads one /alive message per second instead of
+  // subscribing to devices/+/heartbeat (docs/broker-ext.md). Lines are then named e2e_agg_*.
+  bool aggregated = false;
   int poll_ms = 10;
   bool broker_nodelay = false;
   bool raw_subscriber = false;
@@ -94,7 +98,8 @@ std::string step_name(double rate) {
                "presence-e2e-bench: %s\n"
                "usage: presence-e2e-bench [--devices D] [--connections K] [--seconds S]\n"
                "         [--rates 10000,30000,100000,max] [--payload plain|json]\n"
-               "         [--broker-ext on|off] [--poll-ms N] [--birth-rate R] [--settle-seconds S]\n"
+               "         [--broker-ext on|off] [--heartbeats direct|aggregated]\n"
+               "         [--poll-ms N] [--birth-rate R] [--settle-seconds S]\n"
                "         [--broker-nodelay] [--raw-subscriber] [--perf FILE] [--keep] [--quick]\n"
                "         [--presenced PATH] [--plugin PATH]\n",
                why.c_str());
@@ -130,6 +135,10 @@ Options parse_args(int argc, char** argv) {
         const std::string v = value(i);
         if (v != "on" && v != "off") usage("--broker-ext is on or off");
         o.broker_ext = v == "on";
+      } else if (a == "--heartbeats") {
+        const std::string v = value(i);
+        if (v != "direct" && v != "aggregated") usage("--heartbeats is direct or aggregated");
+        o.aggregated = v == "aggregated";
       } else if (a == "--rates") {
         o.rates.clear();
         std::stringstream ss(value(i));
@@ -152,6 +161,7 @@ Options parse_args(int argc, char** argv) {
       usage("bad value for " + a);
     }
   }
+  if (o.aggregated && !o.broker_ext) usage("--heartbeats aggregated needs --broker-ext on");
   if (o.broker_ext && o.plugin.empty())
     usage("built without broker-ext (WITH_BROKER_EXT off): pass --plugin PATH or --broker-ext off");
   if (o.devices == 0 || o.connections <= 0 || o.seconds <= 0 || o.poll_ms <= 0)
@@ -420,9 +430,14 @@ class RawSubscriber {
   std::thread thread_;
 };
 
+// What "processed" means for this run (set once from Options before any scrape).
+bool g_aggregated = false;
+
 struct Scrape {
   bool ok = false;
-  double processed = 0;  // presence_mqtt_messages_total
+  double processed = 0;  // presence_mqtt_messages_total (direct) or heartbeats in /alive batches
+  double messages = 0;   // presence_mqtt_messages_total
+  double alive = 0;      // presence_alive_heartbeats_total
   double devices = 0;    // sum of presence_devices{state=...}
   double connected = 0;  // presence_broker_connected
   double pending = 0;    // presence_publish_pending
@@ -444,7 +459,9 @@ Scrape parse_metrics(const std::string& body) {
     if (body[pos] != '#') {
       const std::string_view line(body.data() + pos, end - pos);
       if (line.starts_with("presence_mqtt_messages_total "))
-        s.processed = metric_after(body, pos);
+        s.messages = metric_after(body, pos);
+      else if (line.starts_with("presence_alive_heartbeats_total "))
+        s.alive = metric_after(body, pos);
       else if (line.starts_with("presence_devices{"))
         s.devices += std::strtod(body.c_str() + pos + line.rfind(' ') + 1, nullptr);
       else if (line.starts_with("presence_broker_connected "))
@@ -456,6 +473,7 @@ Scrape parse_metrics(const std::string& body) {
     }
     pos = end + 1;
   }
+  s.processed = g_aggregated ? s.alive : s.messages;
   return s;
 }
 
@@ -538,7 +556,7 @@ struct CpuSnap {
 };
 
 struct Bench {
-  explicit Bench(Options o) : opt(std::move(o)) {}
+  explicit Bench(Options o) : opt(std::move(o)) { g_aggregated = opt.aggregated; }
   Options opt;
   TempDir dir;
   int broker_port = 0;
@@ -584,6 +602,7 @@ struct Bench {
       conf << "plugin " << opt.plugin << "\n"
            << "plugin_opt_basic_auth off\n"
            << "plugin_opt_node bench\n";
+      if (opt.aggregated) conf << "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n";
     }
     const std::string path = dir.write("mosquitto.conf", conf.str());
     mosquitto = Child({bin, "-c", path}, dir.path() + "/mosquitto.log");
@@ -600,6 +619,8 @@ struct Bench {
       << "http:\n  listen: 127.0.0.1:" << http_port << "\n"
       << "store:\n  dir: " << dir.path() << "/store\n"
       << "alerts:\n  enabled: false\n";
+    // Aggregated: the broker lists the heartbeats; subscribing to them too would count each twice.
+    if (opt.aggregated) y << "topics:\n  heartbeat: \"\"\n";
     const std::string path = dir.write("presenced.yaml", y.str());
     presenced = Child({opt.presenced, "--config", path}, dir.path() + "/presenced.log");
     wait_port(http_port, presenced, "presenced", dir.path() + "/presenced.log");
@@ -718,12 +739,13 @@ struct Bench {
   }
 
   void step(Publishers& pubs, double rate) {
-    const std::string n = "e2e_" + step_name(rate) + "_";
+    const std::string n = std::string(opt.aggregated ? "e2e_agg_" : "e2e_") + step_name(rate) + "_";
     // $SYS counters are refreshed every second: let them settle before and after the step.
     sleep_s(1.1);
     const double dropped0 = sys->get("$SYS/broker/publish/messages/dropped");
     const double p0 = wait_quiet();
-    const double out0 = scraper->scrape().published;
+    const Scrape before = scraper->scrape();
+    const double out0 = before.published;
     Poller poller(http_port, opt.poll_ms);
     const std::uint64_t raw_n0 = raw ? raw->received() : 0;
     const double raw_cpu0 = raw ? raw->cpu_seconds() : 0;
@@ -775,7 +797,10 @@ struct Bench {
     emit(n + "processed_per_s", at_end / window, "msg/s");
     emit(n + "published", total, "msg");
     emit(n + "received", received, "msg");
+    // Aggregated: a device listed once per alive_interval however often it beat, so at rates
+    // above one heartbeat per device per interval "lost" counts merged heartbeats, not evidence.
     emit(n + "lost", std::max(0.0, total - received), "msg");
+    emit(n + "mqtt_messages_to_presenced", scraper->scrape().messages - before.messages, "msg");
     sleep_s(1.1);
     emit(n + "presenced_published", scraper->scrape().published - out0, "msg");
     emit(n + "broker_dropped", sys->get("$SYS/broker/publish/messages/dropped") - dropped0, "msg");
