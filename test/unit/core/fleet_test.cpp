@@ -469,6 +469,32 @@ TEST_CASE("reconnect storm: storm_open_floor and storm_open_factor over the lear
   CHECK(inc->kind == IncidentKind::Storm);
 }
 
+TEST_CASE("reconnect storm: retries while the fleet is still joining are not a storm") {
+  // The storm benchmark's ramp: 20,000 devices joining, a few hundred retrying after a connect
+  // timeout. A storm needs more reconnects than first connects (joins) in the window.
+  auto run = [](int joiners, int retries) {
+    FleetConfig c = Fleet::test_config();
+    c.incident_window = 1min;
+    c.defaults.storm_open_floor = 50;
+    c.defaults.storm_open_fraction = 0.01;
+    c.defaults.storm_flapping_floor = 1000000;  // rate only
+    Fleet f(c);
+    f.add_n(1000);
+    for (DeviceIndex d = 0; d < 1000; ++d) f.m.on_connect(d, mono_ms(0));
+    const std::int64_t t = 10 * kMin;  // the first connects above have left the window
+    for (int i = 0; i < joiners; ++i) {
+      const DeviceIndex d = f.add({}, t);
+      f.m.on_connect(d, mono_ms(t + i));
+    }
+    for (int i = 0; i < retries; ++i) f.m.on_connect(static_cast<DeviceIndex>(i), mono_ms(t + 5 * kS + i));
+    return f.count(IncidentEvent::Kind::Opened);
+  };
+  CHECK(run(0, 200) == 1);    // established fleet: a storm
+  CHECK(run(200, 200) == 0);  // as many joining as retrying: T, not a storm
+  CHECK(run(199, 200) == 1);  // T-1 joiners: a storm
+  CHECK(run(5000, 400) == 0);
+}
+
 TEST_CASE("reconnect storm from flapping devices names the firmware cohort (incident 000)") {
   FleetConfig c = Fleet::test_config();
   c.defaults.storm_flapping_floor = 20;
@@ -677,7 +703,8 @@ TEST_CASE("reconnect storm: storm_open_fraction keeps normal churn of a big flee
     Fleet f(c);
     f.add_n(10000);
     for (DeviceIndex d = 0; d < 10000; ++d) f.m.on_connect(d, mono_ms(0));
-    for (DeviceIndex d = 0; d < reconnects; ++d) f.m.on_connect(d, mono_ms(1000 + d));
+    // After the joins have left the 5 min window (while they are in it, it is a ramp).
+    for (DeviceIndex d = 0; d < reconnects; ++d) f.m.on_connect(d, mono_ms(6 * kMin + d));
     CHECK(f.count(IncidentEvent::Kind::Opened) == (reconnects >= 500 ? 1u : 0u));
   }
 }
