@@ -161,3 +161,30 @@ TEST_CASE("an invalid heartbeat_topic refuses to load with a line naming the key
   CHECK_THROWS(glued.start());
   CHECK(read_file(glued.log_path()).find("whole topic level") != std::string::npos);
 }
+
+TEST_CASE("the commented aggregation example of config/mosquitto-broker-ext.conf loads when uncommented") {
+  const std::string example =
+      read_file(std::string(PRESENCE_SOURCE_DIR) + "/config/mosquitto-broker-ext.conf");
+  std::vector<std::string> opts = {"basic_auth off", "node itest"};
+  std::size_t pos = 0;
+  while (pos < example.size()) {
+    const std::size_t end = std::min(example.find('\n', pos), example.size());
+    const std::string ln = example.substr(pos, end - pos);
+    for (const char* key : {"heartbeat_topic", "alive_interval", "alive_max_bytes"}) {
+      const std::string commented = std::string("# plugin_opt_") + key + " ";
+      if (ln.rfind(commented, 0) == 0) opts.push_back(ln.substr(13));
+    }
+    pos = end + 1;
+  }
+  REQUIRE(opts.size() == 5);
+  Mosquitto broker(plugin_conf(opts));
+  broker.start();
+  mqtt::Collector sys(broker.port(), kFilter, "sys");
+  REQUIRE(sys.wait_for("/boot", "\"heartbeat_topic\":\"devices/{id}/heartbeat\"", 5000ms));
+  mqtt::RawClient c;
+  REQUIRE(c.connect(broker.port(), id("dev-a")) == 0);
+  REQUIRE(c.publish("devices/dev-a/heartbeat", "{}"));
+  auto a = sys.wait_for("/alive", "\"ids\":[\"dev-a\"]", 3000ms);
+  REQUIRE(a);
+  CHECK(body(*a)["seq"] == 1);
+}
