@@ -84,7 +84,9 @@ double broker_variant(const std::string& name, const std::string& plugin_lines, 
 
 // Broker CPU per heartbeat PUBLISH (QoS 0, 2000 device ids round robin, no subscriber), in us:
 // what MOSQ_EVT_MESSAGE + aggregation add to every publish on the broker; < 0 on error.
-double heartbeat_variant(const std::string& name, const std::string& plugin_lines, int messages) {
+// subscriber_filter: a subscriber that stands in for presenced (empty = none).
+double heartbeat_variant(const std::string& name, const std::string& plugin_lines, int messages,
+                         const std::string& subscriber_filter = "") {
   TempDir dir;
   const int port = free_tcp_port();
   const std::string conf = dir.write("mosquitto.conf", "listener " + std::to_string(port) +
@@ -95,6 +97,10 @@ double heartbeat_variant(const std::string& name, const std::string& plugin_line
   if (!wait_for([&] { return tcp_port_open(port); }, 10000ms)) {
     std::cerr << name << ": broker did not start\n";
     return -1;
+  }
+  std::unique_ptr<mqtt::Collector> sub;
+  if (!subscriber_filter.empty()) {
+    sub = std::make_unique<mqtt::Collector>(port, subscriber_filter, "bench-sub");
   }
   mqtt::RawClient c;
   mqtt::ConnectOptions o;
@@ -124,7 +130,16 @@ double heartbeat_variant(const std::string& name, const std::string& plugin_line
     std::cerr << name << ": no marker\n";
     return -1;
   }
+  // With a subscriber, let the broker finish writing the deliveries queued for it.
+  if (sub) {
+    wait_for([&] {
+      return subscriber_filter.find("alive") != std::string::npos ||
+             sub->snapshot().size() >= static_cast<std::size_t>(messages);
+    }, 20000ms);
+    std::this_thread::sleep_for(300ms);
+  }
   const double cpu1 = cpu_seconds(broker.pid());
+  sub.reset();
   c.disconnect();
   broker.stop();
   return (cpu1 - cpu0) * 1e6 / messages;
@@ -205,17 +220,21 @@ int main(int argc, char** argv) {
                              "\nplugin_opt_node bench\nplugin_opt_basic_auth off\n";
     logic_heartbeat_variant(2000000);
     struct HV {
-      std::string name, conf;
+      std::string name, conf, sub;
       std::vector<double> us;
     };
+    const std::string agg = plug + "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n";
     std::vector<HV> hv = {
-        {"no_plugin", "", {}},
-        {"plugin_aggregation_off", plug, {}},
-        {"plugin_aggregation_on", plug + "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n", {}},
+        {"no_plugin", "", "", {}},
+        {"plugin_aggregation_off", plug, "", {}},
+        {"plugin_aggregation_on", agg, "", {}},
+        // What presenced costs the broker: every heartbeat delivered to it, or one alive/s.
+        {"aggregation_off_subscriber_heartbeats", plug, "devices/+/heartbeat", {}},
+        {"aggregation_on_subscriber_alive", agg, "$SYS/presence/+/alive", {}},
     };
     heartbeat_variant("warmup", "", messages / 4);
     for (int r = 0; r < reps; ++r) {
-      for (auto& v : hv) v.us.push_back(heartbeat_variant(v.name, v.conf, messages));
+      for (auto& v : hv) v.us.push_back(heartbeat_variant(v.name, v.conf, messages, v.sub));
     }
     for (auto& v : hv) {
       std::sort(v.us.begin(), v.us.end());
