@@ -1,5 +1,7 @@
 #include "broker-ext/options.h"
 
+#include "broker-ext/alive.h"
+
 #include <charconv>
 #include <set>
 
@@ -119,10 +121,32 @@ ParseResult parse_options(const std::vector<std::pair<std::string, std::string>>
       integer(key, value, 1, 100000000, o.flap_max_clients);
     } else if (key == "refusal_log_interval") {
       duration(key, value, 0, o.refusal_log_interval_ms);
+    } else if (key == "heartbeat_topic") {
+      std::string why;
+      if (value.empty()) {
+        // Empty = aggregation off, the default; allowed so a template can leave it blank.
+      } else if (!HeartbeatPattern::parse(value, &why)) {
+        err(key, "'" + value + "' " + why);
+      } else {
+        o.heartbeat_topic = value;
+      }
+    } else if (key == "alive_interval") {
+      // The contract gives milliseconds (`1000`); a duration with a unit (`1s`) is accepted too,
+      // like every other duration option.
+      auto ms = parse_int(value);
+      if (!ms) ms = parse_duration_ms(value);
+      if (!ms || *ms < 100 || *ms > 60000) {
+        err(key, "'" + value + "' is not a number of milliseconds in [100, 60000] (or 100ms..1m)");
+      } else {
+        o.alive_interval_ms = *ms;
+      }
+    } else if (key == "alive_max_bytes") {
+      integer(key, value, 1024, 60000, o.alive_max_bytes);
     } else {
       err(key, "unknown option (known: node, topic_prefix, basic_auth, qos, heartbeat_interval, "
                "connect_rate, connect_burst, flap_max_count, flap_window, flap_ban, "
-               "flap_max_clients, refusal_log_interval)");
+               "flap_max_clients, refusal_log_interval, heartbeat_topic, alive_interval, "
+               "alive_max_bytes)");
     }
   }
 
@@ -174,6 +198,14 @@ ParseResult parse_options(const std::vector<std::pair<std::string, std::string>>
                      " flap_max_clients=" + std::to_string(o.flap_max_clients));
   } else {
     r.info.push_back("flap_max_count=0 (per-client flap ban off)");
+  }
+  if (o.aggregation()) {
+    r.info.push_back("heartbeat_topic=" + o.heartbeat_topic + " alive_interval=" +
+                     ms(o.alive_interval_ms) +
+                     " alive_max_bytes=" + std::to_string(o.alive_max_bytes) + " -> " +
+                     o.topic_prefix + "/alive");
+  } else {
+    r.info.push_back("heartbeat_topic unset (heartbeat aggregation off)");
   }
   r.options = o;
   return r;

@@ -35,6 +35,13 @@ struct Options {
   std::int64_t flap_max_clients = 100000;  // `flap_max_clients`: bound on tracked client ids
   std::int64_t refusal_log_interval_ms = 10000;  // `refusal_log_interval`
 
+  // Heartbeat aggregation (docs/broker-ext.md): off while heartbeat_topic is empty.
+  std::string heartbeat_topic;          // `heartbeat_topic`: e.g. "devices/{id}/heartbeat"
+  std::int64_t alive_interval_ms = 1000;  // `alive_interval`: 100..60000 ms
+  std::int64_t alive_max_bytes = 32768;   // `alive_max_bytes`: 1024..60000
+
+  bool aggregation() const { return !heartbeat_topic.empty(); }
+
   bool storm_protection() const { return connect_rate > 0 || flap_max_count > 0; }
 };
 

@@ -86,7 +86,8 @@ void emit(Output& out) {
   for (auto& m : out.messages) {
     const int rc = mosquitto_broker_publish_copy(nullptr, m.topic.c_str(),
                                                  static_cast<int>(m.payload.size()),
-                                                 m.payload.data(), g_qos, m.retain, nullptr);
+                                                 m.payload.data(), m.qos >= 0 ? m.qos : g_qos,
+                                                 m.retain, nullptr);
     if (rc != mosq::err_success) {
       g_ext->note_publish_error();
       log_error_limited("mosquitto_broker_publish_copy failed (rc " + std::to_string(rc) +
@@ -146,6 +147,26 @@ int on_disconnect(int, void* event_data, void*) {
     log_error_limited(std::string("disconnect: ") + e.what());
   } catch (...) {
     log_error_limited("disconnect: unknown exception");
+  }
+  return mosq::err_success;
+}
+
+// MOSQ_EVT_MESSAGE, registered only with heartbeat_topic set. Mosquitto 2.0.11 calls it for
+// every PUBLISH a client sends, after the broker's ACL check (handle_publish.c), before the
+// message is stored and delivered. Always MOSQ_ERR_SUCCESS and the message is never touched:
+// the heartbeat still reaches its subscribers. Nothing is allocated for other topics.
+int on_message(int, void* event_data, void*) {
+  if (!g_ext) return mosq::err_success;
+  try {
+    auto* ed = static_cast<mosquitto_evt_message*>(event_data);
+    if (ed->topic == nullptr) return mosq::err_success;
+    Output out;
+    g_ext->on_message(ed->topic, out);
+    if (!out.messages.empty()) emit(out);
+  } catch (const std::exception& e) {
+    log_error_limited(std::string("message: ") + e.what());
+  } catch (...) {
+    log_error_limited("message: unknown exception");
   }
   return mosq::err_success;
 }
@@ -255,6 +276,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
 
     g_regs = {{MOSQ_EVT_DISCONNECT, on_disconnect, false}, {MOSQ_EVT_TICK, on_tick, false}};
     if (g_basic_auth) g_regs.push_back({MOSQ_EVT_BASIC_AUTH, on_basic_auth, false});
+    // Only with aggregation on: otherwise the broker does not call us for every PUBLISH.
+    if (o.aggregation()) g_regs.push_back({MOSQ_EVT_MESSAGE, on_message, false});
     for (auto& r : g_regs) {
       const int rc = mosquitto_callback_register(g_pid, r.event, r.cb, nullptr, nullptr);
       if (rc != mosq::err_success) {

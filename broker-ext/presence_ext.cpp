@@ -32,6 +32,35 @@ PresenceExt::PresenceExt(Options options, std::string boot_id, std::string plugi
     flap_.emplace(options_.flap_max_count, options_.flap_window_ms, options_.flap_ban_ms,
                   static_cast<std::size_t>(options_.flap_max_clients));
   }
+  if (options_.aggregation()) {
+    heartbeat_pattern_ = HeartbeatPattern::parse(options_.heartbeat_topic, nullptr);
+    if (heartbeat_pattern_) {  // validated by parse_options; an invalid one leaves it off
+      alive_.emplace(options_.topic_prefix + "/alive", options_.node, boot_id_,
+                     static_cast<std::size_t>(options_.alive_max_bytes));
+      next_alive_ms_ = now.mono_ms + options_.alive_interval_ms;
+    }
+  }
+}
+
+void PresenceExt::push_alive(Output& out) {
+  for (auto& p : alive_flushed_) {
+    ++counters_.alive_messages;
+    out.messages.push_back(Message{alive_->topic(), std::move(p), false, 0});
+  }
+  alive_flushed_.clear();
+}
+
+void PresenceExt::on_message(std::string_view topic, Output& out) {
+  if (!heartbeat_pattern_) return;
+  std::string_view id;
+  switch (heartbeat_pattern_->match(topic, &id)) {
+    case HeartbeatPattern::Match::no: return;
+    case HeartbeatPattern::Match::bad_id: ++counters_.heartbeats_rejected; return;
+    case HeartbeatPattern::Match::id: break;
+  }
+  ++counters_.heartbeats_seen;
+  alive_->add(id, alive_flushed_);
+  if (!alive_flushed_.empty()) push_alive(out);
 }
 
 std::string PresenceExt::base_fields(std::uint64_t seq) const {
@@ -50,7 +79,10 @@ Message PresenceExt::boot_message() {
   p += ",\"heartbeat_interval_ms\":" + i64(options_.heartbeat_interval_ms);
   p += ",\"basic_auth\":\"";
   p += options_.basic_auth == BasicAuth::defer ? "defer" : "off";
-  p += "\"}";
+  p += "\",\"heartbeat_topic\":";
+  append_json_string(p, options_.heartbeat_topic);
+  if (alive_) p += ",\"alive_interval_ms\":" + i64(options_.alive_interval_ms);
+  p += "}";
   return Message{options_.topic_prefix + "/boot", std::move(p), true};
 }
 
@@ -209,6 +241,13 @@ void PresenceExt::on_tick(Now now, Output& out, StillIdentified still_identified
   pending_ids_.clear();
   for (const auto& [conn, attempt] : pending_) ++pending_ids_[conns_.at(conn).info.client_id];
 
+  if (alive_ && now.mono_ms >= next_alive_ms_) {
+    next_alive_ms_ += options_.alive_interval_ms;
+    if (next_alive_ms_ <= now.mono_ms) next_alive_ms_ = now.mono_ms + options_.alive_interval_ms;
+    alive_->flush(alive_flushed_);
+    push_alive(out);
+  }
+
   if (now.mono_ms >= next_heartbeat_ms_) {
     // Fixed cadence; after a stall (the broker loop was blocked) restart from now rather than
     // bursting the missed beats.
@@ -230,6 +269,10 @@ void PresenceExt::on_tick(Now now, Output& out, StillIdentified still_identified
     p += ",\"auth_refused\":" + u64(counters_.auth_refused);
     p += ",\"unidentified_disconnects\":" + u64(counters_.unidentified_disconnects);
     p += ",\"publish_errors\":" + u64(counters_.publish_errors);
+    p += ",\"heartbeats_seen\":" + u64(counters_.heartbeats_seen);
+    p += ",\"heartbeats_rejected\":" + u64(counters_.heartbeats_rejected);
+    p += ",\"alive_messages\":" + u64(counters_.alive_messages);
+    p += ",\"alive_ids_dropped\":" + u64(alive_ ? alive_->ids_dropped() : 0);
     p += "}";
     out.messages.push_back(Message{options_.topic_prefix + "/heartbeat", std::move(p), false});
   }

@@ -16,9 +16,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "broker-ext/alive.h"
 #include "broker-ext/options.h"
 #include "broker-ext/storm.h"
 
@@ -43,6 +45,7 @@ struct Message {
   std::string topic;
   std::string payload;
   bool retain = false;
+  int qos = -1;  // -1: the plugin's `qos` option; alive messages are QoS 0 (wire contract)
 };
 
 enum class LogLevel { info, notice, warning, error };
@@ -67,6 +70,9 @@ struct Counters {
   std::uint64_t auth_refused = 0;              // the broker's auth chain refused after we deferred
   std::uint64_t unidentified_disconnects = 0;  // sockets that never completed CONNECT
   std::uint64_t publish_errors = 0;            // mosquitto_broker_publish_copy failed
+  std::uint64_t heartbeats_seen = 0;      // publishes matching heartbeat_topic
+  std::uint64_t heartbeats_rejected = 0;  // heartbeat_topic shape, {id} empty or > 256 bytes
+  std::uint64_t alive_messages = 0;       // alive messages published
 };
 
 class PresenceExt {
@@ -91,6 +97,11 @@ class PresenceExt {
   using StillIdentified = bool (*)(const void* conn);
   void on_tick(Now now, Output& out, StillIdentified still_identified = nullptr);
 
+  // MOSQ_EVT_MESSAGE (registered only with heartbeat_topic set): runs for every PUBLISH the
+  // broker accepts, so it is allocation-free unless the topic is a heartbeat of a new id.
+  // Appends alive messages to out only when the pending ids filled alive_max_bytes.
+  void on_message(std::string_view topic, Output& out);
+
   void note_publish_error() { ++counters_.publish_errors; }
   const Counters& counters() const { return counters_; }
   std::size_t clients() const { return live_; }
@@ -113,6 +124,7 @@ class PresenceExt {
                Output& out);
   void flush_refusal_log(Now now, Output& out);
   std::string base_fields(std::uint64_t seq) const;  // {"v":1,"boot":..,"seq":N
+  void push_alive(Output& out);
 
   Options options_;
   std::string boot_id_;
@@ -133,6 +145,11 @@ class PresenceExt {
 
   std::int64_t next_heartbeat_ms_;
   Counters counters_;
+  // Heartbeat aggregation, set when heartbeat_topic is.
+  std::optional<HeartbeatPattern> heartbeat_pattern_;
+  std::optional<AliveAggregator> alive_;
+  std::vector<std::string> alive_flushed_;  // reused between calls
+  std::int64_t next_alive_ms_ = 0;
   // Rate-limited refusal log (issue 4: "logged rate-limited").
   std::int64_t last_refusal_log_ms_;
   std::uint64_t log_rate_limited_ = 0, log_flap_banned_ = 0, log_new_bans_ = 0;

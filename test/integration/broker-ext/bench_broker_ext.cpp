@@ -82,6 +82,69 @@ double broker_variant(const std::string& name, const std::string& plugin_lines, 
   return (cpu1 - cpu0) * 1e6 / cycles;
 }
 
+// Broker CPU per heartbeat PUBLISH (QoS 0, 2000 device ids round robin, no subscriber), in us:
+// what MOSQ_EVT_MESSAGE + aggregation add to every publish on the broker; < 0 on error.
+// subscriber_filter: a subscriber that stands in for presenced (empty = none).
+double heartbeat_variant(const std::string& name, const std::string& plugin_lines, int messages,
+                         const std::string& subscriber_filter = "") {
+  TempDir dir;
+  const int port = free_tcp_port();
+  const std::string conf = dir.write("mosquitto.conf", "listener " + std::to_string(port) +
+                                                           " 127.0.0.1\nallow_anonymous true\n"
+                                                           "persistence false\nlog_dest none\n" +
+                                                           plugin_lines);
+  Process broker({find_program("mosquitto"), "-c", conf}, dir.file("log"));
+  if (!wait_for([&] { return tcp_port_open(port); }, 10000ms)) {
+    std::cerr << name << ": broker did not start\n";
+    return -1;
+  }
+  std::unique_ptr<mqtt::Collector> sub;
+  if (!subscriber_filter.empty()) {
+    sub = std::make_unique<mqtt::Collector>(port, subscriber_filter, "bench-sub");
+  }
+  mqtt::RawClient c;
+  mqtt::ConnectOptions o;
+  o.client_id = "bench-pub";
+  if (c.connect(port, o) != 0 || !c.subscribe("bench/done")) return -1;
+  // Packets built before the clock starts: the publisher's own cost is not measured anyway
+  // (we read the broker's CPU time), but a fast sender keeps the broker busy.
+  std::vector<std::string> batches;
+  const int batch = 1000;
+  for (int i = 0; i < messages; i += batch) {
+    std::string b;
+    for (int k = i; k < std::min(messages, i + batch); ++k) {
+      b += mqtt::publish_packet("devices/device-" + std::to_string(k % 2000) + "/heartbeat",
+                                "{\"seq\":" + std::to_string(k) + "}");
+    }
+    batches.push_back(std::move(b));
+  }
+  std::this_thread::sleep_for(200ms);
+  const double cpu0 = cpu_seconds(broker.pid());
+  for (const auto& b : batches) {
+    if (!c.send_raw(b)) return -1;
+  }
+  // One connection's packets are handled in order: when our own marker comes back, the broker
+  // has processed every heartbeat before it.
+  c.publish("bench/done", "x");
+  if (!c.read_publish(10000ms)) {
+    std::cerr << name << ": no marker\n";
+    return -1;
+  }
+  // With a subscriber, let the broker finish writing the deliveries queued for it.
+  if (sub) {
+    wait_for([&] {
+      return subscriber_filter.find("alive") != std::string::npos ||
+             sub->snapshot().size() >= static_cast<std::size_t>(messages);
+    }, 20000ms);
+    std::this_thread::sleep_for(300ms);
+  }
+  const double cpu1 = cpu_seconds(broker.pid());
+  sub.reset();
+  c.disconnect();
+  broker.stop();
+  return (cpu1 - cpu0) * 1e6 / messages;
+}
+
 double cpu_now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -116,9 +179,69 @@ void logic_variant(int cycles) {
   line("plugin_logic_bytes_per_cycle", static_cast<double>(bytes) / cycles, "bytes");
 }
 
+// PresenceExt::on_message alone (match + dedupe), 2000 ids round robin, an alive interval ends
+// every 10,000 messages (each id 5 times per interval), and a non-matching topic for contrast.
+void logic_heartbeat_variant(int messages) {
+  using namespace presence::broker_ext;
+  auto parsed = parse_options({{"basic_auth", "off"}, {"node", "bench"},
+                               {"heartbeat_topic", "devices/{id}/heartbeat"}}, "h");
+  PresenceExt p(*parsed.options, "00112233445566778899aabbccddeeff", "0", "2.0", Now{0, 0});
+  std::vector<std::string> topics;
+  for (int i = 0; i < 2000; ++i) topics.push_back("devices/device-" + std::to_string(i) + "/heartbeat");
+  const std::string other = "sensors/device-1/temperature";
+  std::size_t alive = 0;
+  Output out;
+  const double t0 = cpu_now_ns();
+  for (int i = 0; i < messages; ++i) {
+    p.on_message(topics[static_cast<std::size_t>(i % 2000)], out);
+    if (i % 10000 == 9999) {
+      p.on_tick(Now{i, i}, out);
+      alive += out.messages.size();
+      out.messages.clear();
+    }
+  }
+  const double ns = cpu_now_ns() - t0;
+  const double t1 = cpu_now_ns();
+  for (int i = 0; i < messages; ++i) p.on_message(other, out);
+  const double ns_other = cpu_now_ns() - t1;
+  line("plugin_logic_per_heartbeat_publish", ns / messages, "ns");
+  line("plugin_logic_per_other_publish", ns_other / messages, "ns");
+  (void)alive;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "heartbeats") {
+    // bench_broker_ext heartbeats [messages] [reps]: heartbeat aggregation only.
+    const int messages = argc > 2 ? std::atoi(argv[2]) : 200000;
+    const int reps = argc > 3 ? std::atoi(argv[3]) : 3;
+    const std::string plug = "plugin " + presence::test::broker_ext::plugin_path() +
+                             "\nplugin_opt_node bench\nplugin_opt_basic_auth off\n";
+    logic_heartbeat_variant(2000000);
+    struct HV {
+      std::string name, conf, sub;
+      std::vector<double> us;
+    };
+    const std::string agg = plug + "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n";
+    std::vector<HV> hv = {
+        {"no_plugin", "", "", {}},
+        {"plugin_aggregation_off", plug, "", {}},
+        {"plugin_aggregation_on", agg, "", {}},
+        // What presenced costs the broker: every heartbeat delivered to it, or one alive/s.
+        {"aggregation_off_subscriber_heartbeats", plug, "devices/+/heartbeat", {}},
+        {"aggregation_on_subscriber_alive", agg, "$SYS/presence/+/alive", {}},
+    };
+    heartbeat_variant("warmup", "", messages / 4);
+    for (int r = 0; r < reps; ++r) {
+      for (auto& v : hv) v.us.push_back(heartbeat_variant(v.name, v.conf, messages, v.sub));
+    }
+    for (auto& v : hv) {
+      std::sort(v.us.begin(), v.us.end());
+      line("broker_cpu_per_heartbeat_publish." + v.name, v.us[v.us.size() / 2], "us");
+    }
+    return 0;
+  }
   const int cycles = argc > 1 ? std::atoi(argv[1]) : 4000;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 3;
   const std::string so = presence::test::broker_ext::plugin_path();

@@ -53,6 +53,12 @@ std::string connect_packet(const ConnectOptions& o) {
   return packet(0x10, v);
 }
 
+std::string publish_packet(const std::string& topic, const std::string& payload) {
+  std::string v;
+  put_str(v, topic);
+  return packet(0x30, v + payload);
+}
+
 RawClient::~RawClient() { close(); }
 
 bool RawClient::open(int port) {
@@ -126,6 +132,10 @@ bool RawClient::subscribe(const std::string& filter, std::uint16_t mid) {
   put_str(v, filter);
   v.push_back(0);  // QoS 0
   return send_raw(packet(0x82, v));
+}
+
+bool RawClient::publish(const std::string& topic, const std::string& payload) {
+  return send_raw(publish_packet(topic, payload));
 }
 
 bool RawClient::ping() { return send_raw(std::string("\xC0\x00", 2)); }

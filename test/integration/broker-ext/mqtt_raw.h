@@ -25,6 +25,8 @@ struct ConnectOptions {
 
 // CONNECT packet bytes (MQTT 3.1.1 or 5).
 std::string connect_packet(const ConnectOptions& o);
+// PUBLISH packet bytes, QoS 0, MQTT 3.1.1.
+std::string publish_packet(const std::string& topic, const std::string& payload);
 
 struct Publish {
   std::string topic;
@@ -51,6 +53,8 @@ class RawClient {
               std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
   bool send_raw(const std::string& bytes);
   bool subscribe(const std::string& filter, std::uint16_t mid = 1);
+  // PUBLISH at QoS 0 (not retained).
+  bool publish(const std::string& topic, const std::string& payload);
   bool ping();
   // Sends DISCONNECT and closes.
   void disconnect();
