@@ -190,3 +190,39 @@ TEST_CASE("broker-ext alive batches: each listed id is a heartbeat; an id no lon
   CHECK(presenced.metric("presence_alive_heartbeats_total") >= 10);
   CHECK(presenced.metric("presence_parse_errors_total{kind=\"bad_payload\"}") == 0);
 }
+
+TEST_CASE("broker-ext heartbeat aggregation end to end: the plugin lists, presenced keeps the device online") {
+  // plugin_opt_heartbeat_topic: the broker collects heartbeats and presenced, not subscribed to
+  // the heartbeat topic, learns them from $SYS/presence/<node>/alive (docs/broker-ext.md).
+  Mosquitto broker(plugin_conf() + "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n"
+                                   "plugin_opt_alive_interval 200\n");
+  broker.start();
+  PresencedOptions o;
+  o.extra = "topics:\n  heartbeat: \"\"\n";
+  Presenced presenced(broker.port(), o);
+  presenced.start();
+  Observer obs(broker.uri());
+  auto beat = [&](const std::string& id) {
+    presence::test::Process pub({presence::test::find_program("mosquitto_pub"), "-h", "127.0.0.1", "-p",
+                                 std::to_string(broker.port()), "-t", "devices/" + id + "/heartbeat",
+                                 "-m", "1"});
+    REQUIRE(pub.wait_exit(5s) == 0);
+  };
+  // Heartbeats only (no birth, no session of its own: mosquitto_pub connects as another client).
+  bool online = false;
+  for (int i = 0; i < 20 && !online; ++i) {
+    beat("ag-1");
+    online = wait_for([&] { return obs.state("ag-1") == "online"; }, 300ms);
+  }
+  REQUIRE(online);
+  REQUIRE(wait_for([&] { return presenced.metric("presence_alive_heartbeats_total") >= 1; }, 5s));
+  // Keep beating for ~3 s (several heartbeat timeouts at the 1 s floor): still online.
+  for (int i = 0; i < 10; ++i) {
+    beat("ag-1");
+    wait_for([] { return false; }, 300ms);  // pacing the device, not an assertion
+  }
+  CHECK(obs.state("ag-1") == "online");
+  for (const auto& s : obs.history("ag-1")) CHECK(s != "offline");
+  // Silence: the broker stops listing it, presenced times it out.
+  CHECK(obs.wait_state("ag-1", "offline", 10s));
+}
