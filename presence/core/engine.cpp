@@ -512,7 +512,11 @@ struct Engine::Impl {
     }
     if (up) d.reason = DisconnectReason::Unknown;
     // Heartbeats on an up device are not flap observations (see flap.h).
-    if (e.kind == EventKind::Connected && observer != nullptr) observer->on_connect(i, mono_ms(t));
+    // A connect is a (re)connection only if the device was not up: broker-ext's "connected" and
+    // the device's birth right after it are one connection, not a reconnect (the storm
+    // benchmark's ramp counted every birth as a reconnect and paged "Reconnect storm").
+    if (e.kind == EventKind::Connected && !was_up && observer != nullptr)
+      observer->on_connect(i, mono_ms(t));
     // The first event of a device is its first observation, not a change.
     if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, was_seen && up != was_up, t);
     evaluate(i, t, up_cause);

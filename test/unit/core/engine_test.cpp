@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <string>
 #include <vector>
 
@@ -757,6 +759,30 @@ struct Recorder : DecisionObserver {
   }
 };
 }  // namespace
+
+TEST_CASE("on_connect is a (re)connection: broker-ext's connect and the birth after it are one") {
+  Engine engine;
+  Recorder r;
+  engine.set_observer(&r);
+  const DeviceIndex d = engine.intern("d");
+  auto connects = [&] {
+    return std::count_if(r.log.begin(), r.log.end(), [](const std::string& s) { return s.rfind("connect", 0) == 0; });
+  };
+  Event bx = conn(d, 10, 1);
+  bx.source = Source::BrokerExt;
+  engine.on_event(bx);
+  Event birth = conn(d, 11);  // the device's retained "online" right after connecting
+  birth.source = Source::Status;
+  engine.on_event(birth);
+  engine.flush();
+  CHECK(connects() == 1);
+  engine.on_event(disc(d, 20, 1));
+  Event again = conn(d, 30, 2);
+  again.source = Source::BrokerExt;
+  engine.on_event(again);
+  engine.flush();
+  CHECK(connects() == 2);  // after a disconnect: a reconnect
+}
 
 TEST_CASE("the decision observer sees every decision in order (fleet/policy wiring)") {
   Engine engine;
