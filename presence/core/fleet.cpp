@@ -160,13 +160,6 @@ struct Segment {
   std::uint32_t value = 0;
   std::uint32_t known = 0, up = 0, down = 0, flap = 0;
   Window drops, reconnects;
-  // Whole-fleet segment only: first connects of devices never seen before, in the window. While
-  // more devices are joining the fleet than reconnecting (a rollout, presenced started before its
-  // fleet), the retries of devices that joined seconds ago are not a reconnect storm of
-  // established devices, in any segment (the storm benchmark's 20,000-device ramp paged
-  // "Reconnect storm" for 460 retries while 10,000 devices were joining). Labels often arrive
-  // after the first connect, so joins are not counted per label segment.
-  Window joins;
   double base_rate = 0;  // reconnects per ms, EWMA over storm_baseline_tau, fed by expired entries
   std::int64_t base_at = kNever;
   std::uint32_t drop_incident = 0, storm_incident = 0;
@@ -266,6 +259,13 @@ struct FleetMonitor::Impl {
   std::vector<KeyTable> keys;
   std::unordered_map<std::string, std::uint32_t> key_ids;
   std::vector<Segment> segments;
+  // First connects of devices never seen before, fleet-wide, in the window. While more devices
+  // are joining the fleet than reconnecting (a rollout, presenced started before its fleet), the
+  // retries of devices that joined seconds ago are not a reconnect storm of established devices,
+  // in any segment (the storm benchmark's 20,000-device ramp paged "Reconnect storm" for 460
+  // retries while 10,000 devices were joining). Not per segment: labels often arrive after the
+  // first connect.
+  Window joins;
   std::map<std::uint32_t, Incident> incidents;
   std::uint32_t next_id = 1;
   std::uint32_t blind_incident = 0;  // latest Blind incident while Open or Recovering
@@ -541,9 +541,9 @@ struct FleetMonitor::Impl {
     inc.count = drops;
     inc.share = share;
     g.drop_incident = inc.id;
-    // Everything dropped in the window and not held yet is this burst; so are the devices other
-    // young narrow incidents hold (they stay open for their own devices; rare: two narrow
-    // incidents within moments and the fleet not qualifying at the second).
+    // Everything dropped in the window and not held yet is this burst. Another young narrow
+    // incident (rare: two within moments, the fleet not explaining the burst at the second)
+    // keeps its own devices; they only counted towards the fleet's share above.
     const std::int64_t since = now - window();
     for (DeviceIndex d = 0; d < devices.size(); ++d) {
       auto& r = devices[d];
@@ -555,7 +555,6 @@ struct FleetMonitor::Impl {
   }
 
   bool storm_condition(Segment& s, std::uint32_t reconnects, double expected) {
-    Window& joins = segments[kGlobalSegment].joins;
     joins.expire(now, window(), [](const Window::Entry&) {});
     const bool rate = reconnects >= s.thr.storm_open_floor && reconnects > joins.total &&
                       static_cast<double>(reconnects) >= s.thr.storm_open_fraction * s.known &&
@@ -941,9 +940,8 @@ void FleetMonitor::on_connect(DeviceIndex device, MonoTime at_time) {
   const std::int64_t previous = r.last_connect;
   r.last_connect = at;
   if (previous == kNever && !m.blind && !m.restart_grace) {
-    Window& joins = m.segments[kGlobalSegment].joins;
-    joins.expire(at, m.window(), [](const Window::Entry&) {});
-    joins.add(at, m.resolution());
+    m.joins.expire(at, m.window(), [](const Window::Entry&) {});
+    m.joins.add(at, m.resolution());
   }
   // Startup, or everyone reconnecting after presenced/broker came back: not a storm.
   if (m.blind || m.restart_grace || r.cls == kUnknown || previous == kNever) return;
@@ -1050,7 +1048,8 @@ std::vector<CohortHint> FleetMonitor::cohort(const std::vector<DeviceIndex>& dev
 std::size_t FleetMonitor::memory_bytes() const {
   const auto& m = *impl_;
   std::size_t b = m.devices.capacity() * sizeof(DeviceRec) + m.segments.capacity() * sizeof(Segment);
-  for (const auto& s : m.segments) b += s.drops.bytes() + s.reconnects.bytes() + s.joins.bytes();
+  b += m.joins.bytes();
+  for (const auto& s : m.segments) b += s.drops.bytes() + s.reconnects.bytes();
   for (const auto& k : m.keys) {
     b += k.column.capacity() * sizeof(std::uint32_t) + k.segment_of.capacity() * sizeof(std::uint32_t);
     for (const auto& v : k.values) b += sizeof(std::string) + v.capacity() + 32;

@@ -365,11 +365,20 @@ struct Service::Impl {
     queue.mark_fleet();
   }
 
-  // topics.ignore_ids: shell globs, matched whole (fnmatch without flags: '*' spans '/' too).
-  bool ignored(const std::string& id) const {
-    for (const auto& glob : opt.ignore_ids)
-      if (::fnmatch(glob.c_str(), id.c_str(), 0) == 0) return true;
-    return false;
+  // The engine's index of a device id, or kNoDevice when the id is not a device: broker-ext and
+  // EMQX report every client, presenced included, and the operator lists others in
+  // topics.ignore_ids (another presenced, backend services: scenario 01 paged the other
+  // presenced instance as a straggler before that). Globs are matched whole (fnmatch without
+  // flags: '*' spans '/' too).
+  core::DeviceIndex device_of(const std::string& id) {
+    if (id == opt.mqtt.client_id) return core::kNoDevice;
+    for (const auto& glob : opt.ignore_ids) {
+      if (::fnmatch(glob.c_str(), id.c_str(), 0) == 0) {
+        ++local.ignored_ids_total;
+        return core::kNoDevice;
+      }
+    }
+    return engine.intern(id);  // ids are bounded by ParseLimits first; kNoDevice is belt and braces
   }
 
   void handle_message(const Inbound& in, MonoTime now) {
@@ -403,12 +412,7 @@ struct Service::Impl {
         // of presenced's CPU, docs/benchmarks.md "End to end").
         if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
         for (const auto& id : p.ids) {
-          if (id == opt.mqtt.client_id) continue;
-          if (ignored(id)) {
-            ++local.ignored_ids_total;
-            continue;
-          }
-          const core::DeviceIndex dev = engine.intern(id);
+          const core::DeviceIndex dev = device_of(id);
           if (dev == core::kNoDevice) continue;
           core::Event e;
           e.kind = core::EventKind::Heartbeat;
@@ -425,16 +429,8 @@ struct Service::Impl {
         break;
     }
     if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
-    // broker-ext/EMQX report every client, presenced included: it is not a device; nor are the
-    // clients the operator lists (another presenced, backend services: scenario 01 paged the
-    // other presenced instance as a straggler before this).
-    if (p.id == opt.mqtt.client_id) return;
-    if (ignored(p.id)) {
-      ++local.ignored_ids_total;
-      return;
-    }
-    const core::DeviceIndex dev = engine.intern(p.id);
-    if (dev == core::kNoDevice) return;  // ids are bounded by ParseLimits first; belt and braces
+    const core::DeviceIndex dev = device_of(p.id);
+    if (dev == core::kNoDevice) return;
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
     core::Event e;
     // mosquitto #1165: a retained replay restates the past. The engine may seed an unknown

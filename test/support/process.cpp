@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -37,6 +38,23 @@ sockaddr_in loopback(int port) {
 }  // namespace
 
 int free_tcp_port() {
+  // Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 on Debian): a port
+  // taken from that range can be handed to some test's outgoing connection before the server
+  // we chose it for binds it (api_integration_test failed once with "cannot bind" in CI while
+  // other tests opened thousands of client connections). Random, so parallel tests rarely try
+  // the same one; each candidate is checked by binding it.
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  std::uniform_int_distribution<int> pick(20000, 32767);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = pick(rng);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) break;
+    sockaddr_in addr = loopback(port);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  // Fallback: whatever the kernel gives (ephemeral range).
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
   sockaddr_in addr = loopback(0);
