@@ -1,5 +1,7 @@
 #include "presence/tools/e2e-bench/proc.h"
 
+#include "presence/common/loopback_port.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -25,14 +27,6 @@ extern char** environ;
 namespace presence::e2e {
 
 namespace {
-
-sockaddr_in loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
-}
 
 // Fields 14 and 15 (utime, stime) of a /proc/.../stat line, in seconds. The command name (field
 // 2) may contain spaces and parentheses, so parse from the last ')'.
@@ -93,28 +87,9 @@ void kill_children_on_signals() {
   ::signal(SIGTERM, on_fatal_signal);
 }
 
-int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-  sockaddr_in addr = loopback(0);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+int free_tcp_port() { return common::free_loopback_port(); }
 
-bool tcp_port_open(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr = loopback(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
+bool tcp_port_open(int port) { return common::loopback_port_open(port); }
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
