@@ -44,21 +44,33 @@ void line(const std::string& name, double value, const std::string& unit) {
   std::fflush(stdout);
 }
 
+// A mosquitto on a free loopback port that logs nothing: the test brokers log everything, which
+// would dwarf what we measure. port < 0 if it did not start.
+struct QuietBroker {
+  TempDir dir;
+  int port = free_tcp_port();
+  Process process;
+  QuietBroker(const std::string& name, const std::string& plugin_lines) {
+    const std::string conf = dir.write("mosquitto.conf", "listener " + std::to_string(port) +
+                                                             " 127.0.0.1\nallow_anonymous true\n"
+                                                             "persistence false\nlog_dest none\n" +
+                                                             plugin_lines);
+    process = Process({find_program("mosquitto"), "-c", conf}, dir.file("log"));
+    if (!wait_for([&] { return tcp_port_open(port); }, 10000ms)) {
+      std::cerr << name << ": broker did not start\n";
+      port = -1;
+    }
+  }
+  pid_t pid() const { return process.pid(); }
+  void stop() { process.stop(); }
+};
+
 // Broker CPU per cycle (TCP connect, CONNECT, CONNACK, DISCONNECT, close), in us; < 0 on error.
 double broker_variant(const std::string& name, const std::string& plugin_lines, bool subscriber,
                       int cycles) {
-  TempDir dir;
-  const int port = free_tcp_port();
-  // No logging: the test brokers log everything, which would dwarf what we measure.
-  const std::string conf = dir.write("mosquitto.conf", "listener " + std::to_string(port) +
-                                                           " 127.0.0.1\nallow_anonymous true\n"
-                                                           "persistence false\nlog_dest none\n" +
-                                                           plugin_lines);
-  Process broker({find_program("mosquitto"), "-c", conf}, dir.file("log"));
-  if (!wait_for([&] { return tcp_port_open(port); }, 10000ms)) {
-    std::cerr << name << ": broker did not start\n";
-    return -1;
-  }
+  QuietBroker broker(name, plugin_lines);
+  if (broker.port < 0) return -1;
+  const int port = broker.port;
   std::unique_ptr<mqtt::Collector> col;
   if (subscriber) col = std::make_unique<mqtt::Collector>(port, "$SYS/presence/#", "bench-sub");
   std::this_thread::sleep_for(200ms);
@@ -87,17 +99,9 @@ double broker_variant(const std::string& name, const std::string& plugin_lines, 
 // subscriber_filter: a subscriber that stands in for presenced (empty = none).
 double heartbeat_variant(const std::string& name, const std::string& plugin_lines, int messages,
                          const std::string& subscriber_filter = "") {
-  TempDir dir;
-  const int port = free_tcp_port();
-  const std::string conf = dir.write("mosquitto.conf", "listener " + std::to_string(port) +
-                                                           " 127.0.0.1\nallow_anonymous true\n"
-                                                           "persistence false\nlog_dest none\n" +
-                                                           plugin_lines);
-  Process broker({find_program("mosquitto"), "-c", conf}, dir.file("log"));
-  if (!wait_for([&] { return tcp_port_open(port); }, 10000ms)) {
-    std::cerr << name << ": broker did not start\n";
-    return -1;
-  }
+  QuietBroker broker(name, plugin_lines);
+  if (broker.port < 0) return -1;
+  const int port = broker.port;
   std::unique_ptr<mqtt::Collector> sub;
   if (!subscriber_filter.empty()) {
     sub = std::make_unique<mqtt::Collector>(port, subscriber_filter, "bench-sub");
