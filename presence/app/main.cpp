@@ -8,9 +8,12 @@
 // state messages are flushed before disconnecting.
 #include <signal.h>
 
+#include <httplib.h>
+
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/ha/node.h"
 #include "presence/ingest/api_backend.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
@@ -260,6 +264,33 @@ int run(const std::string& path) {
   presence::app::Alerting alerting(running, [](std::string_view line) {
     log(LogLevel::Info, std::string(line));
   });
+  // HA pair (issue 13, docs/ha.md): only when ha.endpoints is set; else single, as before.
+  std::unique_ptr<presence::ha::Node> ha;
+  if (running.ha.enabled()) {
+    presence::ha::NodeConfig hc;
+    hc.endpoints = running.ha.endpoints;
+    hc.name = running.ha.name;
+    hc.key_prefix = running.ha.key_prefix;
+    hc.timing.lease_ttl = running.ha.lease_ttl;
+    hc.timing.fail_open_after = running.ha.fail_open_after;
+    hc.timing.peer_down_after = running.ha.peer_down_after;
+    hc.log = [](std::string_view line) { log(LogLevel::Info, std::string(line)); };
+    ha = std::make_unique<presence::ha::Node>(
+        hc, [&alerting](presence::core::AlertIntent i) { alerting.submit_external(std::move(i)); });
+    using Gate = presence::alert::DispatcherConfig::Gate;
+    alerting.set_send_gate(
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          switch (node->before_send(b)) {
+            case presence::ha::Gate::Send: return Gate::Send;
+            case presence::ha::Gate::Skip: return Gate::Skip;
+            case presence::ha::Gate::Hold: return Gate::Hold;
+          }
+          return Gate::Hold;
+        },
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          node->after_send(b);
+        });
+  }
   std::string error;
   if (!alerting.start(&error)) {
     log(LogLevel::Error, "alerts: " + error);
@@ -267,10 +298,11 @@ int run(const std::string& path) {
   }
   service.set_hooks(&alerting);
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
-  presence::api::HealthServer http(http_host, http_port, [&service, &alerting, api_counters] {
+  presence::api::HealthServer http(http_host, http_port, [&service, &alerting, &ha, api_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
     m.extra += presence::api::render_prometheus(*api_counters);
+    if (ha) m.extra += ha->metrics_text();
     return m;
   });
   // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
@@ -291,6 +323,12 @@ int run(const std::string& path) {
   presence::ingest::ServiceApiBackend api_backend(service,
                                                   [&alerting] { return alerting.policy(); });
   presence::api::register_api(http.server(), api_backend, api_options);
+  if (ha) {
+    http.server().Get("/v1/ha", [&ha](const httplib::Request&, httplib::Response& res) {
+      res.set_content(ha->status_json(), "application/json");
+    });
+    ha->start();
+  }
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
@@ -314,6 +352,7 @@ int run(const std::string& path) {
   }
   service.stop();  // runs the final snapshot on the engine thread
   alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
+  if (ha) ha->stop();  // revokes the lease: the peer takes over at once (rolling restart)
   http.stop();
   log(LogLevel::Info, "presenced: stopped");
   return 0;
