@@ -322,13 +322,22 @@ int run(const std::string& path) {
   // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
   presence::ingest::ServiceApiBackend api_backend(service,
                                                   [&alerting] { return alerting.policy(); });
-  presence::api::register_api(http.server(), api_backend, api_options);
   if (ha) {
-    http.server().Get("/v1/ha", [&ha](const httplib::Request&, httplib::Response& res) {
+    // Before register_api: its /v1 fallback would answer first.
+    http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
+                                                    httplib::Response& res) {
+      // Same rule as every /v1 read: off loopback it needs the bearer token.
+      if (api_options.require_token_for_reads &&
+          req.get_header_value("Authorization") != "Bearer " + api_options.token) {
+        res.status = 401;
+        res.set_content(R"({"v":1,"error":"unauthorized"})", "application/json");
+        return;
+      }
       res.set_content(ha->status_json(), "application/json");
     });
-    ha->start();
   }
+  presence::api::register_api(http.server(), api_backend, api_options);
+  if (ha) ha->start();
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
