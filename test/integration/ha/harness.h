@@ -65,7 +65,7 @@ class HaPresenced {
     y += "  client_id: presenced-ha-" + name + "-" + std::to_string(::getpid()) + "\n";
     y += "  keepalive: 5s\n  reconnect:\n    min_backoff: 100ms\n    max_backoff: 500ms\n";
     y += "presence:\n  offline_grace: 2s\n  online_stable_for: 1s\n";
-    y += "  restart_grace_min: 2s\n  restart_grace_settle: 1s\n  restart_grace_max: 8s\n";
+    y += "  restart_grace_min: 1s\n  restart_grace_settle: 500ms\n  restart_grace_max: 3s\n";
     y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
     y += "store:\n  dir: " + dir_.file("store") + "\n  snapshot_interval: 500ms\n";
     y += "output:\n  coalesce_interval: 50ms\n  publish_rate: 10000\n";
