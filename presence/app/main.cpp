@@ -290,6 +290,10 @@ int run(const std::string& path) {
   // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
   presence::ingest::ServiceApiBackend api_backend(service,
                                                   [&alerting] { return alerting.policy(); });
+  alerting.set_intent_observer(
+      [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
+        api_backend.on_intents(intents);
+      });
   presence::api::register_api(http.server(), api_backend, api_options);
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
