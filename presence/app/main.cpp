@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -183,8 +184,9 @@ int check_config(const std::string& path) {
       std::fprintf(stderr, "%s\n", presence::app::to_string(e).c_str());
     return kExitConfig;
   }
-  std::printf("%s: OK\n", path.c_str());
-  return 0;
+  // "FILE: OK" and the effective value of every key, secrets hidden (docs/configuration.md), in
+  // the config room's one format.
+  return presence::app::check_config(path, std::cout, std::cerr);
 }
 
 void reload(const std::string& path, presence::app::Config& running,
