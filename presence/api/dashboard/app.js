@@ -247,8 +247,8 @@ function drawShare() {
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.replaceChildren();
   if (share.length === 0) return;
-  // At least a minute wide, the newest sample at the right edge.
-  const t1 = share[share.length - 1].t, t0 = Math.min(share[0].t, t1 - 60000);
+  // At least 20 s wide, the newest sample at the right edge.
+  const t1 = share[share.length - 1].t, t0 = Math.min(share[0].t, t1 - 20000);
   const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - R);
   const y = (v) => T + (1 - v) * (H - T - B);
   // y axis: 0..100 %
@@ -258,7 +258,7 @@ function drawShare() {
                      Math.round(v * 100) + '%'));
   }
   // x axis: local clock ticks, a round step giving at most 6 labels
-  const steps = [10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * 1000);
+  const steps = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * 1000);
   const step = steps.find((s) => (t1 - t0) / s <= 6) || steps[steps.length - 1];
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
     const d = new Date(t);
@@ -275,7 +275,10 @@ function drawShare() {
     const g = svgEl('g', { class: 'marker ' + cls });
     g.append(svgEl('title', {}, title));
     g.append(svgEl('line', { x1: x(t), x2: x(t), y1: T, y2: H - B }));
-    if (label) g.append(svgEl('text', { x: x(t) + 3, y: T - 3 }, label));
+    // Labels near the right edge go left of their line, so they are not cut off.
+    const right = x(t) > W - R - 40;
+    if (label) g.append(svgEl('text', { x: right ? x(t) - 3 : x(t) + 3, y: T - 3,
+                                        'text-anchor': right ? 'end' : 'start' }, label));
     svg.append(g);
   };
   for (const i of incidents) {
@@ -479,7 +482,8 @@ async function search(more) {
   if (!more) body.replaceChildren();
   for (const d of rows) {
     const tr = el('tr', { class: 'device ' + d.state, 'data-id': d.id },
-        el('td', {}, deviceLink(d.id)), el('td', { class: 'state ' + d.state }, d.state),
+        el('td', { class: 'nowrap' }, deviceLink(d.id)),
+        el('td', { class: 'state ' + d.state }, d.state),
         el('td', { class: 'nowrap' }, when(d.since)),
         el('td', {}, d.reason + (d.disconnect_reason ? ' (' + d.disconnect_reason + ')' : '')),
         el('td', { class: 'labels' }, labelText(d.labels)));

@@ -264,6 +264,16 @@ async function main() {
     const t = await page2.locator('#detail').textContent();
     return t.includes('Incident #' + inc) && dropped.every((d) => t.includes(d.id));
   }, 5000);
+  // Esc closes the view.
+  await page2.keyboard.press('Escape');
+  await waitFor('Esc to close the detail view', async () =>
+    !(await page2.locator('#detail').isVisible()), 5000);
+  // A token in the link is kept for the tab and removed from the address bar.
+  await page2.goto(base + '/?token=' + token + '#device=' + first);
+  await waitFor('the token taken from the link', async () =>
+    !page2.url().includes('token') && (await page2.evaluate(
+        () => sessionStorage.getItem('presenced.token'))) === token &&
+    (await page2.locator('#s-token').inputValue()) === token, 5000);
   await page2.close();
 
   // Device search by state and label.
@@ -304,7 +314,10 @@ async function main() {
   await waitFor('the incident shown as resolved', async () =>
     !(await page.locator('#incident-list .incident').first().textContent()).includes('PAGE FIRING'),
     5000);
-  if (shots) await page.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true });
+  if (shots) {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true });
+  }
 
   if (receiverErrors.length) throw new Error('receiver: ' + receiverErrors.join('; '));
   const foreign = [...requests].filter((u) => !u.startsWith(base));
