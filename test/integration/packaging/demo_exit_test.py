@@ -29,9 +29,19 @@ STARTUP_LIMIT = 120  # deps check, no-op build, broker/presenced/sink start-up
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free a moment ago, below the ephemeral range (as
+    presence/common/loopback_port.h: a port from that range can be handed to an outgoing
+    connection before the demo binds it)."""
+    import random
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free loopback port in 20000-32767")
 
 
 def listening(port):
@@ -63,7 +73,10 @@ def main():
     a = ap.parse_args()
 
     marker = "PRESENCE_DEMO_TEST_" + uuid.uuid4().hex
-    ports = {"MQTT_PORT": free_port(), "HTTP_PORT": free_port(), "SINK_PORT": free_port()}
+    picked = set()
+    while len(picked) < 3:
+        picked.add(free_port())
+    ports = dict(zip(["MQTT_PORT", "HTTP_PORT", "SINK_PORT"], sorted(picked)))
     env = dict(os.environ, PRESENCE_BUILD_DIR=a.build, PRESENCE_JOBS="1", **{k: str(v) for k, v in ports.items()})
     env[marker] = "1"
     tmp = tempfile.mkdtemp(prefix="demo-exit-test-")
