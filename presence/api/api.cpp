@@ -180,15 +180,20 @@ json to_json(const DeviceSummary& d) {
   return j;
 }
 
-json to_json(const IncidentSummary& i) {
+json hint_json(const std::vector<CohortHintView>& hints) {
   json hint = json::array();
-  for (const auto& h : i.hint)
+  for (const auto& h : hints)
     hint.push_back({{"key", h.key},
                     {"value", h.value},
                     {"support", h.support},
                     {"share_in_incident", h.share_in_incident},
                     {"share_in_scope", h.share_in_scope},
                     {"lift", h.lift}});
+  return hint;
+}
+
+json to_json(const IncidentSummary& i) {
+  json hint = hint_json(i.hint);
   json j = {{"id", i.id},
             {"kind", i.kind},
             {"stage", i.stage},
@@ -206,18 +211,6 @@ json to_json(const IncidentSummary& i) {
             {"stragglers", i.stragglers},
             {"cohort_hint", std::move(hint)}};
   return j;
-}
-
-json hint_json(const std::vector<CohortHintView>& hints) {
-  json hint = json::array();
-  for (const auto& h : hints)
-    hint.push_back({{"key", h.key},
-                    {"value", h.value},
-                    {"support", h.support},
-                    {"share_in_incident", h.share_in_incident},
-                    {"share_in_scope", h.share_in_scope},
-                    {"lift", h.lift}});
-  return hint;
 }
 
 json to_json(const FiringAlertView& a) {

@@ -207,9 +207,15 @@ struct ApiQueries::State {
     s.still_down = i.still_down;
     s.held = i.held.size();
     s.stragglers = i.stragglers.size();
-    for (const auto& h : i.hint)
-      s.hint.push_back({h.key, h.value, h.support, h.share_in_incident, h.share_in_scope, h.lift});
+    s.hint = hint_views(i.hint);
     return s;
+  }
+
+  static std::vector<api::CohortHintView> hint_views(const std::vector<core::CohortHint>& hint) {
+    std::vector<api::CohortHintView> out;
+    for (const auto& h : hint)
+      out.push_back({h.key, h.value, h.support, h.share_in_incident, h.share_in_scope, h.lift});
+    return out;
   }
 
   // Each device once, in first-seen order (issue 17: an incident's held list names a device
@@ -502,9 +508,7 @@ Result<std::vector<api::FiringAlertView>> ApiQueries::alerts(
       const core::Incident* inc = f.incident ? policy->fleet().incident(f.incident) : nullptr;
       if (inc) {
         v.scope = incident_scope(*inc);
-        for (const auto& h : inc->hint)
-          v.hint.push_back(
-              {h.key, h.value, h.support, h.share_in_incident, h.share_in_scope, h.lift});
+        v.hint = State::hint_views(inc->hint);
       }
       switch (f.type) {
         case core::AlertIntent::Type::FleetIncident:
