@@ -172,6 +172,7 @@ view_states() {
     fi
     [[ $line =~ \"device\":\"([^\"]*)\" ]] || continue
     dev=${BASH_REMATCH[1]}
+    [[ $dev == presence-demo-viewer* ]] && continue  # this script's own subscribers
     st=""; why=""
     [[ $line =~ \"state\":\"([^\"]*)\" ]] && st=${BASH_REMATCH[1]}
     [[ $line =~ \"reason\":\"([^\"]*)\" ]] && why=${BASH_REMATCH[1]}
@@ -306,6 +307,8 @@ pause 1  # the last receipts reach the ALERT view
 kill "$tail_pid" 2>/dev/null || true
 for _ in $(seq 1 20); do kill -0 "$alerts_view" 2>/dev/null || break; pause 0.1; done
 echo "== the simulated story ended$( [ "$duration" != 0 ] && echo " (--duration $duration)"); final fleet:"
-timeout 5 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i presence-demo-viewer-final -t presence/fleet \
-  -C 1 -W 3 2>/dev/null || true
+final=$(timeout 5 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i presence-demo-viewer-final \
+  -t presence/fleet -C 1 -W 3 2>/dev/null || true)
+[[ $final =~ \"counts\":(\{[^\}]*\}) ]] && final=${BASH_REMATCH[1]}
+echo "$(now) FLEET ${final//\"/}"
 PRESENCE_URL=$url PRESENCE_TOKEN=$PRESENCED_HTTP_TOKEN "$here/scripts/presencectl" firing 2>/dev/null || true
