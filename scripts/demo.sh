@@ -10,6 +10,7 @@
 #   bash scripts/demo.sh                       the whole story (about 10 minutes), Ctrl-C to stop
 #   bash scripts/demo.sh --duration 120        stop after 120 s
 #   bash scripts/demo.sh --replay [ARGS...]    the core-only replay demo (no broker, 30 s)
+#   bash scripts/demo.sh --alert-view FILE     the ALERT lines of a recorded alerts.jsonl
 #
 # Ports (override with the environment): MQTT_PORT 18830, HTTP_PORT 19188, SINK_PORT 19180.
 # It exits by itself at --duration or at the story's end; everything it started is stopped (by
@@ -25,6 +26,73 @@ jobs="${PRESENCE_JOBS:-$(nproc)}"
 [ -f "$build/CMakeCache.txt" ] ||
   cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
+now() { printf '%(%T)T' -1; }
+
+# ALERT lines from the receiver's record (one JSON line per request): one line per page, at the
+# time the first sink got it, with every sink that got it within 3 s on the same line (PagerDuty
+# and the webhook carry the dedup_key; Slack names it in its context block).
+alert_fields='select(.ok) | .body as $b | .t as $t
+  | if .kind == "pagerduty" then
+      ["pagerduty", $b.event_action, $b.dedup_key, $b.payload.severity // "", "", $b.payload.summary // ""]
+    elif .kind == "webhook" then
+      ["webhook", $b.action, $b.dedup_key, $b.severity, $b.type, $b.summary]
+    else
+      ([$b.blocks[]? | .. | strings | capture("dedup_key `(?<k>[^`]+)`").k] | first) as $k
+      | ($b.text // "" | .[0:40]) as $head
+      | ["slack", (if ($head | test("RESOLVED")) then "resolve" elif ($head | test("NOTICE")) then "notify"
+                  elif $k then "trigger" else "summary" end), $k // "", "", "", $b.text // ""]
+    end
+  | [($t | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601 | strflocaltime("%T"))] + .
+  | map(tostring | gsub("[\t\n\u001f]"; " ")) | join("\u001f")'
+view_alerts() {
+  local t kind action key sev type summary id
+  declare -A at sinks act sv ty sm shown
+  local order=()
+  flush() {  # flush [all]: print the pages whose 3 s are up
+    local keep=() k
+    for k in "${order[@]}"; do
+      if [ "${1:-}" = all ] || [ $((SECONDS - at[$k])) -ge 3 ]; then
+        printf '%s ALERT %-8s %-8s %-15s %s "%s" -> %s\n' "${shown[$k]}" \
+          "${act[$k]^^}" "${sv[$k]:-?}" "${ty[$k]:-?}" "${k%%|*}" "${sm[$k]}" "${sinks[$k]# }"
+        unset "at[$k]" "sinks[$k]" "act[$k]" "sv[$k]" "ty[$k]" "sm[$k]" "shown[$k]"
+      else
+        keep+=("$k")
+      fi
+    done
+    order=("${keep[@]}")
+  }
+  while :; do
+    if IFS=$'\x1f' read -r -t 1 t kind action key sev type summary; then
+      if [ -z "$key" ]; then  # a Slack digest of several alerts (rate limit): as it came
+        printf '%s ALERT slack digest: %s\n' "$t" "$summary"
+        continue
+      fi
+      id="$key|$action"
+      if [ -z "${at[$id]+x}" ]; then
+        at[$id]=$SECONDS; shown[$id]=$t; sinks[$id]=""; act[$id]=$action; order+=("$id")
+      fi
+      sinks[$id]+=" $kind"
+      [ -n "$sev" ] && sv[$id]=$sev
+      [ -n "$type" ] && ty[$id]=$type
+      [ -n "$summary" ] && [ "$kind" != slack ] && sm[$id]=$summary
+      [ -z "${sm[$id]:-}" ] && sm[$id]=$summary
+    elif [ $? -le 128 ]; then
+      break  # end of input
+    fi
+    [ ${#order[@]} -gt 0 ] && flush
+  done
+  [ ${#order[@]} -gt 0 ] && flush all
+  true
+}
+
+# --alert-view FILE: only the ALERT view over a recorded alerts.jsonl (the sink's --record file),
+# for a look at a past run and for test/integration/packaging/demo_alert_view_test.sh.
+if [ "${1:-}" = "--alert-view" ]; then
+  [ -r "${2:-}" ] || { echo "demo.sh: --alert-view needs a readable alerts.jsonl" >&2; exit 2; }
+  jq -r "$alert_fields" <"$2" | view_alerts
+  exit 0
+fi
+
 if [ "${1:-}" = "--replay" ]; then
   shift
   cmake --build "$build" -j "$jobs" --target presence-replay >/dev/null
@@ -39,7 +107,7 @@ duration=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=${2:-}; shift 2 || true ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -142,7 +210,6 @@ cat <<EOF
 
 EOF
 
-now() { printf '%(%T)T' -1; }
 
 # STATE and FLEET lines from presenced's retained output. While the fleet connects, the STATE
 # lines of devices coming online are counted, not printed: one START line sums them up.
@@ -185,61 +252,6 @@ view_states() {
     esac
     printf '%s STATE %-12s %-9s %s\n' "$(now)" "$dev" "$st" "$why"
   done
-}
-
-# ALERT lines from the receiver's record (one JSON line per request): one line per page, with
-# every sink that got it within 3 s on the same line (PagerDuty and the webhook carry the
-# dedup_key; Slack names it in its context block).
-alert_fields='select(.ok) | .body as $b
-  | if .kind == "pagerduty" then
-      ["pagerduty", $b.event_action, $b.dedup_key, $b.payload.severity // "", "", $b.payload.summary // ""]
-    elif .kind == "webhook" then
-      ["webhook", $b.action, $b.dedup_key, $b.severity, $b.type, $b.summary]
-    else
-      ([$b.blocks[]? | .. | strings | capture("dedup_key `(?<k>[^`]+)`").k] | first) as $k
-      | ["slack", (if ($b.text // "" | startswith("RESOLVED")) then "resolve"
-                  elif $k then "trigger" else "summary" end), $k // "", "", "", $b.text // ""]
-    end | map(tostring | gsub("[\t\n\u001f]"; " ")) | join("\u001f")'
-view_alerts() {
-  local kind action key sev type summary id
-  declare -A at sinks act sv ty sm
-  local order=()
-  flush() {  # flush [all]: print the pages whose 3 s are up
-    local keep=() k
-    for k in "${order[@]}"; do
-      if [ "${1:-}" = all ] || [ $((SECONDS - at[$k])) -ge 3 ]; then
-        printf '%s ALERT %-8s %-8s %-15s %s "%s" -> %s\n' "$(printf '%(%T)T' $((base + at[$k])))" \
-          "${act[$k]^^}" "${sv[$k]:-?}" "${ty[$k]:-?}" "${k%%|*}" "${sm[$k]}" "${sinks[$k]# }"
-        unset "at[$k]" "sinks[$k]" "act[$k]" "sv[$k]" "ty[$k]" "sm[$k]"
-      else
-        keep+=("$k")
-      fi
-    done
-    order=("${keep[@]}")
-  }
-  local base=$(( $(printf '%(%s)T' -1) - SECONDS ))
-  while :; do
-    if IFS=$'\x1f' read -r -t 1 kind action key sev type summary; then
-      if [ -z "$key" ]; then  # a Slack digest of several alerts (rate limit): as it came
-        printf '%s ALERT slack digest: %s\n' "$(now)" "$summary"
-        continue
-      fi
-      id="$key|$action"
-      if [ -z "${at[$id]+x}" ]; then
-        at[$id]=$SECONDS; sinks[$id]=""; act[$id]=$action; order+=("$id")
-      fi
-      sinks[$id]+=" $kind"
-      [ -n "$sev" ] && sv[$id]=$sev
-      [ -n "$type" ] && ty[$id]=$type
-      [ -n "$summary" ] && [ "$kind" != slack ] && sm[$id]=$summary
-      [ -z "${sm[$id]:-}" ] && sm[$id]=$summary
-    elif [ $? -le 128 ]; then
-      break  # end of input
-    fi
-    [ ${#order[@]} -gt 0 ] && flush
-  done
-  [ ${#order[@]} -gt 0 ] && flush all
-  true
 }
 
 mkfifo "$work/states.fifo" "$work/alerts.fifo" "$work/alert-fields.fifo"
