@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 
+TMP = tempfile.mkdtemp(prefix="demo-exit-test-")
 DURATION = 60
 GRACE = 15          # the bound: exit within 15 s after --duration
 STARTUP_LIMIT = 120  # deps check, no-op build, broker/presenced/sink start-up
@@ -79,8 +80,7 @@ def main():
     ports = dict(zip(["MQTT_PORT", "HTTP_PORT", "SINK_PORT"], sorted(picked)))
     env = dict(os.environ, PRESENCE_BUILD_DIR=a.build, PRESENCE_JOBS="1", **{k: str(v) for k, v in ports.items()})
     env[marker] = "1"
-    tmp = tempfile.mkdtemp(prefix="demo-exit-test-")
-    env["TMPDIR"] = tmp  # the demo's work directory goes here and is removed at the end
+    env["TMPDIR"] = TMP  # the demo's work directory goes here and is removed at the end
     t0 = time.monotonic()
     proc = subprocess.Popen(["bash", os.path.join(a.repo, "scripts/demo.sh"), "--duration", str(DURATION)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
@@ -171,7 +171,6 @@ def main():
 
     print(f"demo: --duration {DURATION}: exited {took - DURATION:+.1f} s after it" if took is not None
           else "demo: the story never started")
-    shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print("--- demo output (tail)\n" + "\n".join(lines[-60:]))
         for f in failures:
@@ -182,4 +181,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        rc = main()
+    finally:
+        # The demo's work directory lives under the test's TMPDIR: removed even when the test
+        # itself fails with an exception.
+        shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(rc)
