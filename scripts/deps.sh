@@ -11,6 +11,8 @@ PRESENCE_PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev
   etcd-server
   docker-compose
+  # scripts/demo.sh's ALERT view and scripts/presencectl's readable output.
+  jq
   # The dashboard's browser test: Debian's Chromium driven by playwright-core (npm, pinned in
   # test/integration/dashboard/package-lock.json). nodejs brings npm with it on these machines.
   chromium nodejs

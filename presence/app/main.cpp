@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -187,8 +188,9 @@ int check_config(const std::string& path) {
       std::fprintf(stderr, "%s\n", presence::app::to_string(e).c_str());
     return kExitConfig;
   }
-  std::printf("%s: OK\n", path.c_str());
-  return 0;
+  // "FILE: OK" and the effective value of every key, secrets hidden (docs/configuration.md), in
+  // the config room's one format.
+  return presence::app::check_config(path, std::cout, std::cerr);
 }
 
 void reload(const std::string& path, presence::app::Config& running,
@@ -322,6 +324,10 @@ int run(const std::string& path) {
   // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
   presence::ingest::ServiceApiBackend api_backend(service,
                                                   [&alerting] { return alerting.policy(); });
+  alerting.set_intent_observer(
+      [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
+        api_backend.on_intents(intents);
+      });
   if (ha) {
     // Before register_api: its /v1 fallback would answer first.
     http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
