@@ -323,7 +323,9 @@ std::string Node::metrics_text() const {
          (each == r ? "1" : "0") + "\n";
   s += "# HELP presence_ha_peers Other instances registered in etcd.\n";
   s += "# TYPE presence_ha_peers gauge\n";
-  s += "presence_ha_peers " + std::to_string(peers_.present() ? members_.size() - 1 : 0) + "\n";
+  std::size_t others = 0;
+  for (const auto& m : members_) others += m.first != config_.name ? 1 : 0;
+  s += "presence_ha_peers " + std::to_string(peers_.present() ? others : 0) + "\n";
   s += "# TYPE presence_ha_etcd_up gauge\n";
   s += std::string("presence_ha_etcd_up ") + (role_.failing_since() ? "0" : "1") + "\n";
   auto counter = [&s](const char* name, std::uint64_t v) {
