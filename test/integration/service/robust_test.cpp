@@ -1,0 +1,223 @@
+// Never hang, never blow up (issue 19, items 2, 4, 8, 9, 11): the real presenced against a real
+// mosquitto, attacked the way the issue's probes did, each case bounded in time.
+#include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test/integration/service/harness.h"
+
+using namespace presence::itest;
+using presence::test::Mosquitto;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A raw loopback TCP connection (the attacks below are not what an HTTP client library sends).
+class RawConn {
+ public:
+  explicit RawConn(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = -1;
+    }
+    timeval tv{0, 200 * 1000};
+    if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawConn() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+  bool ok() const { return fd_ >= 0; }
+  bool send(const std::string& s) {
+    return fd_ >= 0 && ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  // Reads until the headers are complete (or timeout); returns what was read.
+  std::string read_headers(std::chrono::milliseconds timeout) {
+    std::string out;
+    const auto end = Clock::now() + timeout;
+    char buf[4096];
+    while (Clock::now() < end && out.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+      if (n == 0) break;
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// /healthz through a fresh connection; milliseconds until the answer, or -1.
+long healthz_ms(int port, std::chrono::seconds timeout = std::chrono::seconds(10)) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_connection_timeout(timeout);
+  cli.set_read_timeout(timeout);
+  const auto t0 = Clock::now();
+  auto res = cli.Get("/healthz");
+  if (!res || res->status != 200) return -1;
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+
+}  // namespace
+
+// Item 2: scripts/demo.sh stops presenced and its broker together; presenced hung in an
+// unbounded Paho disconnect wait in 2 of 5 tries. PRESENCE_SHUTDOWN_TRIES=20 for the issue's
+// figure (CI runs 4: about 2 s each).
+TEST_CASE("SIGTERM to presenced and its broker at the same moment: presenced exits within 5 s") {
+  const int tries = env_int("PRESENCE_SHUTDOWN_TRIES", 4);
+  long worst_ms = 0;
+  for (int i = 0; i < tries; ++i) {
+    Mosquitto broker;
+    broker.start();
+    Presenced p(broker.port());
+    p.start();
+    // Pending output at the moment of the signal: state messages for a few devices.
+    for (int d = 0; d < 5; ++d)
+      mqtt_pub(broker.port(), "devices/sd-" + std::to_string(d) + "/status", "online", true);
+    REQUIRE(wait_for([&] { return p.metric("presence_devices{state=\"online\"}") >= 1; }, 10s));
+    ::kill(broker.pid(), SIGTERM);
+    const auto t0 = Clock::now();
+    p.signal(SIGTERM);
+    const int rc = p.wait_exit(15000ms);
+    const long ms = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+    worst_ms = std::max(worst_ms, ms);
+    INFO("try " << i << ": exit " << rc << " after " << ms << " ms; log:\n" << p.log());
+    CHECK(rc == 0);
+    CHECK(ms <= 5000);
+  }
+  MESSAGE("shutdown with the broker stopping: " << tries << " tries, worst exit " << worst_ms
+                                                << " ms");
+}
+
+// Item 4: a liveness probe must be answered in milliseconds whatever other clients hold open.
+TEST_CASE("idle keep-alive and slowloris connections do not delay /healthz") {
+  Mosquitto broker;
+  broker.start();
+  Presenced p(broker.port());
+  p.start();
+  const int port = p.http_port();
+
+  // 50 kept-alive connections that asked once and went idle.
+  std::vector<std::unique_ptr<RawConn>> idle;
+  for (int i = 0; i < 50; ++i) {
+    idle.push_back(std::make_unique<RawConn>(port));
+    REQUIRE(idle.back()->ok());
+    REQUIRE(idle.back()->send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
+    REQUIRE(idle.back()->read_headers(5000ms).find(" 200 ") != std::string::npos);
+  }
+  // 20 slowloris connections: a request line, then a header byte now and then, never the end.
+  std::vector<std::unique_ptr<RawConn>> slow;
+  for (int i = 0; i < 20; ++i) {
+    slow.push_back(std::make_unique<RawConn>(port));
+    REQUIRE(slow.back()->ok());
+    REQUIRE(slow.back()->send("GET /v1/devices HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+  }
+  long worst = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (auto& s : slow) s->send("a");
+    const long ms = healthz_ms(port);
+    INFO("round " << round << ": /healthz after " << ms << " ms");
+    REQUIRE(ms >= 0);
+    worst = std::max(worst, ms);
+    std::this_thread::sleep_for(500ms);  // the attackers' pace, not a wait for presenced
+  }
+  MESSAGE("/healthz with 50 idle + 20 slowloris connections: worst " << worst << " ms");
+  // Milliseconds, with room for a loaded CI machine; the bug measured 4.5 s with 8 idle.
+  CHECK(worst < 1000);
+  CHECK(p.metric("presence_http_connections_open") >= 70);
+}
+
+// Item 4: http.health_listen serves probes on threads no API client can take.
+TEST_CASE("http.health_listen answers while every API connection is taken") {
+  Mosquitto broker;
+  broker.start();
+  const int health_port = presence::test::free_tcp_port();
+  PresencedOptions o;
+  o.http_extra = "  max_connections: 4\n  health_listen: 127.0.0.1:" +
+                 std::to_string(health_port) + "\n";
+  Presenced p(broker.port(), o);
+  p.start();
+  std::vector<std::unique_ptr<RawConn>> slow;
+  for (int i = 0; i < 8; ++i) {
+    slow.push_back(std::make_unique<RawConn>(p.http_port()));
+    REQUIRE(slow.back()->ok());
+    REQUIRE(slow.back()->send("GET /v1/devices HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+  }
+  // All 4 threads of http.listen are held: a probe there waits (counted) ...
+  REQUIRE(wait_for([&] {
+    httplib::Client cli("127.0.0.1", health_port);
+    cli.set_read_timeout(2s);
+    auto res = cli.Get("/metrics");
+    return res && res->body.find("presence_http_connections_waited_total 4") != std::string::npos;
+  }, 10s));
+  // ... the health listener answers at once.
+  const long ms = healthz_ms(health_port);
+  CHECK(ms >= 0);
+  CHECK(ms < 1000);
+  httplib::Client cli("127.0.0.1", health_port);
+  auto api = cli.Get("/v1/devices");
+  REQUIRE(api);
+  CHECK(api->status == 404);  // probes only: the API is not on this listener
+}
+
+// Item 8: a body is judged by its headers, before it is read and before auth.
+TEST_CASE("oversized and chunked request bodies are refused before they are read") {
+  Mosquitto broker;
+  broker.start();
+  Presenced p(broker.port());
+  p.start();
+  {
+    RawConn c(p.http_port());
+    REQUIRE(c.ok());
+    // 400 MiB announced, none sent, no token: the answer must come now, not after the body.
+    REQUIRE(c.send("POST /v1/silences HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                   "Content-Length: 419430400\r\n\r\n{\"ends_at\":"));
+    const std::string h = c.read_headers(3000ms);
+    INFO(h);
+    CHECK(h.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(h.find("Connection: close") != std::string::npos);
+  }
+  {
+    RawConn c(p.http_port());
+    REQUIRE(c.ok());
+    REQUIRE(c.send("POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "10000\r\n"));
+    const std::string h = c.read_headers(3000ms);
+    INFO(h);
+    CHECK(h.rfind("HTTP/1.1 411", 0) == 0);
+  }
+  {
+    // A body sent in full past the limit: refused too, and the memory stays put.
+    httplib::Client cli("127.0.0.1", p.http_port());
+    cli.set_read_timeout(10s);
+    cli.set_write_timeout(10s);
+    const std::string big(8 * 1024 * 1024, 'x');
+    auto res = cli.Post("/v1/silences", big, "application/json");
+    if (res) CHECK(res->status == 413);  // or the server closed before the client sent it all
+  }
+  CHECK(p.metric("presence_http_bodies_refused_total") >= 3);
+  CHECK(healthz_ms(p.http_port()) >= 0);
+}
