@@ -90,7 +90,8 @@ namespace {
 // One thread per connection, started on demand and kept for the next one, at most `max`.
 // cpp-httplib hands each accepted connection to enqueue() and a kept-alive connection holds its
 // thread while idle, so a fixed pool of 8 was held by 8 idle clients (issue 19 item 4). A
-// connection beyond `max` waits in FIFO order; idle threads exit after a minute.
+// connection beyond `max` waits in FIFO order. Threads stay until shutdown (at most `max`: their
+// stacks are virtual memory until used).
 class ConnectionPool : public httplib::TaskQueue {
  public:
   ConnectionPool(std::size_t max, std::shared_ptr<HttpCounters> counters)
@@ -101,11 +102,12 @@ class ConnectionPool : public httplib::TaskQueue {
     std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) return;
     queue_.push_back(std::move(fn));
-    if (idle_ > 0) {
+    // An idle thread not yet claimed by an earlier queued connection takes this one.
+    if (idle_ >= queue_.size()) {
       cv_.notify_one();
       return;
     }
-    if (threads_.size() - exited_ < max_) {
+    if (threads_.size() < max_) {
       threads_.emplace_back([this] { work(); });
       return;
     }
@@ -141,14 +143,8 @@ class ConnectionPool : public httplib::TaskQueue {
       // Drain what was accepted before stop, so no socket is left open.
       if (stopping_) return;
       ++idle_;
-      const bool woke = cv_.wait_for(lock, std::chrono::minutes(1),
-                                     [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       --idle_;
-      if (!woke) {
-        // Idle a minute: this thread ends (joined at shutdown; its slot is free now).
-        ++exited_;
-        return;
-      }
     }
   }
 
@@ -159,7 +155,6 @@ class ConnectionPool : public httplib::TaskQueue {
   std::deque<std::function<void()>> queue_;
   std::vector<std::thread> threads_;
   std::size_t idle_ = 0;
-  std::size_t exited_ = 0;
   bool stopping_ = false;
 };
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -167,10 +168,13 @@ TEST_CASE("http.health_listen answers while every API connection is taken") {
     REQUIRE(slow.back()->send("GET /v1/devices HTTP/1.1\r\nHost: t\r\nX-Slow: "));
   }
   // All 4 threads of http.listen are held: a probe there waits (counted) ...
+  std::string last_metrics;
+  INFO(last_metrics);
   REQUIRE(wait_for([&] {
     httplib::Client cli("127.0.0.1", health_port);
     cli.set_read_timeout(2s);
     auto res = cli.Get("/metrics");
+    if (res) last_metrics = res->body;
     return res && res->body.find("presence_http_connections_waited_total 4") != std::string::npos;
   }, 10s));
   // ... the health listener answers at once.
@@ -185,6 +189,7 @@ TEST_CASE("http.health_listen answers while every API connection is taken") {
 
 // Item 8: a body is judged by its headers, before it is read and before auth.
 TEST_CASE("oversized and chunked request bodies are refused before they are read") {
+  ::signal(SIGPIPE, SIG_IGN);  // the server closes while the client still sends
   Mosquitto broker;
   broker.start();
   Presenced p(broker.port());
@@ -220,4 +225,90 @@ TEST_CASE("oversized and chunked request bodies are refused before they are read
   }
   CHECK(p.metric("presence_http_bodies_refused_total") >= 3);
   CHECK(healthz_ms(p.http_port()) >= 0);
+}
+
+// Item 9: a flood of new ids builds an output backlog; a real device's change goes first.
+TEST_CASE("a junk-id flood does not delay a known device's state") {
+  Mosquitto broker;
+  broker.start();
+  Presenced p(broker.port());
+  p.write_config("output:\n  coalesce_interval: 50ms\n  publish_rate: 200\n");
+  p.start();
+  Observer obs(broker.uri());
+  mqtt_pub(broker.port(), "devices/real-1/status", "online", true);
+  REQUIRE(obs.wait_state("real-1", "online", 10s));
+
+  // 4,000 junk ids at full speed: 20 s of output at 200 messages/s.
+  mqtt::async_client flood(broker.uri(), "flood-" + unique_suffix(),
+                           mqtt::create_options(MQTTVERSION_3_1_1, 10000));
+  flood.connect()->wait_for(10s);
+  REQUIRE(flood.is_connected());
+  for (int i = 0; i < 4000; ++i)
+    flood.publish("devices/junk-" + std::to_string(i) + "/status", "online", 0, false);
+  REQUIRE(wait_for([&] { return p.metric("presence_publish_pending_first_seen") > 1000; }, 10s));
+
+  const auto t0 = Clock::now();
+  mqtt_pub(broker.port(), "devices/real-1/status", "offline", true);
+  // offline_grace is 1 s; the backlog behind it would take ~15 s more.
+  CHECK(obs.wait_state("real-1", "offline", 6s));
+  const long ms = static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+  MESSAGE("real device's offline published " << ms << " ms after its last-will, with "
+                                             << p.metric("presence_publish_pending")
+                                             << " messages still pending");
+  CHECK(p.metric("presence_publish_pending") > 500);  // the flood's backlog is still there
+  flood.disconnect()->wait_for(2s);
+}
+
+// Item 11: docs/runbook.md "Silencing" adds maintenance silences to the file and reloads.
+TEST_CASE("SIGHUP applies alerts.silences: added, replaced and removed without a restart") {
+  Mosquitto broker;
+  broker.start();
+  PresencedOptions o;
+  o.http_extra = "  token: t0ken\n";
+  Presenced p(broker.port(), o);
+  p.start();
+  const std::string base = presence::test::read_file(p.config_path());
+  auto write = [&](const std::string& text) {
+    std::FILE* f = std::fopen(p.config_path().c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  auto silences = [&] {
+    const auto j = nlohmann::json::parse(p.body("/v1/silences"), nullptr, false);
+    std::vector<std::string> out;
+    if (j.is_object() && j.contains("silences"))
+      for (const auto& s : j["silences"]) out.push_back(s.value("comment", ""));
+    return out;
+  };
+  auto has = [&](const std::string& comment) {
+    const auto all = silences();
+    return std::find(all.begin(), all.end(), comment) != all.end();
+  };
+  // An API silence, which a reload must keep.
+  {
+    httplib::Client cli("127.0.0.1", p.http_port());
+    cli.set_bearer_token_auth("t0ken");
+    auto r = cli.Post("/v1/silences", R"({"match":{"site":"x"},"duration":"1h","comment":"api"})",
+                      "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+  }
+  write(base + "alerts:\n  silences:\n    - match: {site: berlin}\n"
+               "      starts: 2026-01-01T00:00:00Z\n      ends: 2199-01-01T00:00:00Z\n"
+               "      comment: power work\n");
+  p.signal(SIGHUP);
+  REQUIRE(wait_for([&] { return has("config: power work"); }, 10s));
+  write(base + "alerts:\n  silences:\n    - match: {site: paris}\n"
+               "      starts: 2026-01-01T00:00:00Z\n      ends: 2199-01-01T00:00:00Z\n"
+               "      comment: network work\n");
+  p.signal(SIGHUP);
+  REQUIRE(wait_for([&] { return has("config: network work"); }, 10s));
+  CHECK_FALSE(has("config: power work"));
+  CHECK(has("api"));
+  write(base);
+  p.signal(SIGHUP);
+  REQUIRE(wait_for([&] { return silences() == std::vector<std::string>{"api"}; }, 10s));
+  CHECK(p.log().find("alerts.silences applied") != std::string::npos);
 }
