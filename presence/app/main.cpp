@@ -9,6 +9,8 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -32,6 +34,9 @@ using presence::ingest::LogLevel;
 using presence::ingest::log;
 
 constexpr int kExitConfig = 2;
+// Longer than every bounded wait of a stop together (MQTT 3 s, snapshot and outbox 10 s + 5 s in
+// the worst case): only a wait we failed to bound reaches it.
+constexpr std::chrono::seconds kStopDeadline{20};
 
 void usage() {
   std::fprintf(stderr,
@@ -358,6 +363,15 @@ int run(const std::string& path) {
                             ", stopping");
     break;
   }
+  // Belt and braces (issue 19 item 2): every wait below is bounded, but should one still hang
+  // (a library wait we do not control), presenced exits anyway rather than hang for a minute
+  // under a supervisor that then SIGKILLs it.
+  std::thread([] {
+    std::this_thread::sleep_for(kStopDeadline);
+    log(LogLevel::Error, "presenced: stop took longer than " +
+                             std::to_string(kStopDeadline.count()) + " s, exiting now");
+    std::_Exit(1);
+  }).detach();
   service.stop();  // runs the final snapshot on the engine thread
   alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
   http.stop();
