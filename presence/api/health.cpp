@@ -39,10 +39,10 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_publish_pending", "gauge",
          "State messages waiting for the publish rate limit.");
   sample(out, "presence_publish_pending", m.publish_pending);
-  family(out, "presence_publish_pending_first_seen", "gauge",
+  family(out, "presence_publish_pending_background", "gauge",
          "Of presence_publish_pending: first states of new devices, sent after every change of a "
          "known device.");
-  sample(out, "presence_publish_pending_first_seen", m.publish_pending_first_seen);
+  sample(out, "presence_publish_pending_background", m.publish_pending_background);
   family(out, "presence_transition_log_lines_suppressed_total", "counter",
          "Device transition log lines left out by the log rate limit (20/s).");
   sample(out, "presence_transition_log_lines_suppressed_total",

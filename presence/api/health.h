@@ -32,7 +32,7 @@ struct Metrics {
   std::vector<std::pair<std::string, std::uint64_t>> parse_errors_total;
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;
-  std::size_t publish_pending_first_seen = 0;
+  std::size_t publish_pending_background = 0;
   std::uint64_t transition_log_lines_suppressed_total = 0;
   std::uint64_t label_keys_refused_total = 0;
   std::uint64_t label_values_refused_total = 0;

@@ -349,12 +349,19 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
          "): starting empty");
   }
 
-  replace_config_silences(config_.alerts.silences, now);
+  apply_config_silences(config_.alerts.silences, now);
   next_snapshot_ = now + config_.store.snapshot_interval;
 }
 
 std::size_t Alerting::replace_config_silences(const std::vector<SilenceConfig>& silences,
                                               core::MonoTime now) {
+  const std::size_t n = apply_config_silences(silences, now);
+  snapshot_due_ = true;  // the snapshot must not bring back what the file no longer says
+  return n;
+}
+
+std::size_t Alerting::apply_config_silences(const std::vector<SilenceConfig>& silences,
+                                            core::MonoTime now) {
   if (!policy_) return 0;
   std::vector<std::uint64_t> old;
   for (const auto& s : policy_->silences())
@@ -374,7 +381,6 @@ std::size_t Alerting::replace_config_silences(const std::vector<SilenceConfig>& 
     }
     ++added;
   }
-  snapshot_due_ = true;  // the snapshot must not bring back what the file no longer says
   return added;
 }
 

@@ -109,6 +109,9 @@ class Alerting final : public ingest::EngineHooks {
 
  private:
   void save_snapshot(core::Engine& engine, core::MonoTime now);
+  // Drops the silences from alerts.silences and adds these; the count now in force.
+  std::size_t apply_config_silences(const std::vector<SilenceConfig>& silences,
+                                    core::MonoTime now);
   void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
 

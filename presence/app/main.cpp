@@ -161,7 +161,7 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
         s.parse_errors_total[i]);
   m.published_total = s.published_total;
   m.publish_pending = s.publish_pending;
-  m.publish_pending_first_seen = s.publish_pending_first_seen;
+  m.publish_pending_background = s.publish_pending_background;
   m.transition_log_lines_suppressed_total = s.transition_lines_suppressed_total;
   m.label_keys_refused_total = s.label_keys_refused_total;
   m.label_values_refused_total = s.label_values_refused_total;

@@ -79,14 +79,14 @@ void PublishQueue::ensure(core::DeviceIndex device) {
   }
 }
 
-void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now, bool first_seen) {
+void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now, bool background) {
   ensure(device);
   auto& q = queued_[device];
-  if (q == kFirst && !first_seen) {
-    // A real change of a device still waiting with its first state: it moves up (the entry in
-    // first_ is skipped when reached).
+  if (q == kBackground && !background) {
+    // A real change of a device waiting in the background: it moves up (its entry in
+    // background_ is skipped when reached).
     q = kReady;
-    --first_pending_;
+    --background_pending_;
     ready_.push_back(device);
     return;
   }
@@ -96,10 +96,10 @@ void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now, bool first
     q = kHeld;
     held_.push_back({last_sent_[device] + interval_, device});
     std::push_heap(held_.begin(), held_.end(), std::greater<>());
-  } else if (first_seen && !ever_sent_[device]) {
-    q = kFirst;
-    ++first_pending_;
-    first_.push_back(device);
+  } else if (background) {
+    q = kBackground;
+    ++background_pending_;
+    background_.push_back(device);
   } else {
     q = kReady;
     ready_.push_back(device);
@@ -108,7 +108,7 @@ void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now, bool first
 
 void PublishQueue::sent(core::DeviceIndex d, core::MonoTime now,
                         std::vector<core::DeviceIndex>& out) {
-  if (queued_[d] == kFirst) --first_pending_;
+  if (queued_[d] == kBackground) --background_pending_;
   queued_[d] = kNone;
   --pending_;
   last_sent_[d] = now;
@@ -146,10 +146,10 @@ void PublishQueue::take(core::MonoTime now, bool& fleet, std::vector<core::Devic
     ready_.pop_front();
     sent(d, now, devices);
   }
-  while (!first_.empty() && (unlimited || tokens_ >= 1.0)) {
-    const core::DeviceIndex d = first_.front();
-    first_.pop_front();
-    if (queued_[d] != kFirst) continue;  // moved up, or sent already
+  while (!background_.empty() && (unlimited || tokens_ >= 1.0)) {
+    const core::DeviceIndex d = background_.front();
+    background_.pop_front();
+    if (queued_[d] != kBackground) continue;  // moved up, or sent already
     sent(d, now, devices);
   }
 }
@@ -182,14 +182,14 @@ void PublishQueue::take_all(bool& fleet, std::vector<core::DeviceIndex>& devices
     devices.push_back(h.device);
   }
   held_.clear();
-  for (const auto d : first_) {
-    if (queued_[d] != kFirst) continue;
+  for (const auto d : background_) {
+    if (queued_[d] != kBackground) continue;
     queued_[d] = kNone;
     devices.push_back(d);
   }
-  first_.clear();
+  background_.clear();
   pending_ = 0;
-  first_pending_ = 0;
+  background_pending_ = 0;
 }
 
 }  // namespace presence::ingest

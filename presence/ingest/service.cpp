@@ -368,8 +368,9 @@ struct Service::Impl {
     // into a wave of false offlines).
     feed(blind_spots.subscribed(), now);
     publish_service_online();
-    // The broker may have lost our retained output (restart without persistence): resend.
-    for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
+    // The broker may have lost our retained output (restart without persistence): resend, in
+    // the background, so a real change after the reconnect is not queued behind the whole fleet.
+    for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now, /*background=*/true);
     queue.mark_fleet();
   }
 
@@ -597,7 +598,7 @@ struct Service::Impl {
     for (const auto& t : transitions) {
       ++local.transitions_total[static_cast<std::size_t>(t.to)];
       // A device's first state waits behind real changes of known devices (issue 19 item 9).
-      queue.mark(t.device, now, /*first_seen=*/t.from == core::State::Unknown);
+      queue.mark(t.device, now, /*background=*/t.from == core::State::Unknown);
       if (!debug && !transition_lines.take(wall)) continue;
       std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
                          state_word(t.from) + " -> " + state_word(t.to) + " (" +
@@ -648,7 +649,7 @@ struct Service::Impl {
     local.devices_by_state = engine.counts();
     local.devices = engine.size();
     local.publish_pending = queue.pending();
-    local.publish_pending_first_seen = queue.pending_first_seen();
+    local.publish_pending_background = queue.pending_background();
     local.broker_connected = conn == Conn::Up;
     local.blind = conn != Conn::Up || engine.blind();
     local.restart_grace = engine.in_restart_grace();
