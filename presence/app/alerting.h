@@ -95,6 +95,12 @@ class Alerting final : public ingest::EngineHooks {
     return static_cast<std::uint32_t>(incidents_open_.load());
   }
 
+  // SIGHUP (issue 19 item 11; docs/runbook.md "Silencing"): replaces the silences that came from
+  // alerts.silences with these; API silences are kept. Engine thread (Service::post). Returns the
+  // number of config silences now in force.
+  std::size_t replace_config_silences(const std::vector<SilenceConfig>& silences,
+                                      core::MonoTime now);
+
   // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
   // reads it through Service::post (presence/ingest/api_backend.h).
   core::AlertPolicy* policy() { return policy_.get(); }
@@ -122,6 +128,9 @@ class Alerting final : public ingest::EngineHooks {
 
  private:
   void save_snapshot(core::Engine& engine, core::MonoTime now);
+  // Drops the silences from alerts.silences and adds these; the count now in force.
+  std::size_t apply_config_silences(const std::vector<SilenceConfig>& silences,
+                                    core::MonoTime now);
   void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
 
