@@ -252,6 +252,8 @@ bool Alerting::start(std::string* error) {
     dc.outbox.path = outbox_path(config_);
     dc.outbox.log = log_;
     dc.log = log_;
+    dc.gate = gate_;
+    dc.after_send = after_send_;
     dispatcher_ = std::make_unique<alert::Dispatcher>(std::move(dc), std::move(sinks));
     if (!dispatcher_->start(error)) {
       dispatcher_.reset();

@@ -114,6 +114,18 @@ class Alerting final : public ingest::EngineHooks {
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
 
+  // HA pair (issue 13): before start(), the dispatcher's "may I send?" gate (presence/ha/node.h).
+  void set_send_gate(std::function<alert::DispatcherConfig::Gate(
+                         const std::vector<alert::OutboxEntry>&)> gate,
+                     std::function<void(const std::vector<alert::OutboxEntry>&)> after_send) {
+    gate_ = std::move(gate);
+    after_send_ = std::move(after_send);
+  }
+  // Any thread: a page decided outside the engine (the HA peer-health page).
+  void submit_external(core::AlertIntent intent) {
+    if (dispatcher_) dispatcher_->submit({std::move(intent)});
+  }
+
  private:
   void save_snapshot(core::Engine& engine, core::MonoTime now);
   // Drops the silences from alerts.silences and adds these; the count now in force.
@@ -124,6 +136,8 @@ class Alerting final : public ingest::EngineHooks {
 
   Config config_;
   store::LogFn log_;
+  std::function<alert::DispatcherConfig::Gate(const std::vector<alert::OutboxEntry>&)> gate_;
+  std::function<void(const std::vector<alert::OutboxEntry>&)> after_send_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
   bool naive_blind_ = false;

@@ -347,6 +347,14 @@ void describe(V& v, Config& c) {
     v.list("routes", a.routes, [&](AlertRouteConfig& r) { describe_route(v, r); });
     v.list("silences", a.silences, [&](SilenceConfig& s) { describe_silence(v, s); });
   });
+  v.section("ha", [&] {
+    v.field("endpoints", c.ha.endpoints);
+    v.field("name", c.ha.name);
+    v.field("key_prefix", c.ha.key_prefix);
+    v.field("lease_ttl", c.ha.lease_ttl);
+    v.field("fail_open_after", c.ha.fail_open_after);
+    v.field("peer_down_after", c.ha.peer_down_after);
+  });
   v.section("log", [&] {
     v.field("level", c.log.level);
     v.field("rate_limit", c.log.rate_limit);
@@ -749,6 +757,7 @@ class Validator {
     http();
     store();
     alerts();
+    ha();
   }
 
  private:
@@ -923,6 +932,20 @@ class Validator {
           "expected host:port, e.g. 127.0.0.1:9189, got " + quoted(h.health_listen));
   }
 
+  void ha() {
+    const auto& h = c_.ha;
+    if (!h.enabled()) return;
+    check(!h.name.empty(), "ha.name", "is required when ha.endpoints is set (unique in the pair)");
+    for (const auto& e : h.endpoints) http_url(e, "ha.endpoints", true, "");
+    check(!h.key_prefix.empty() && h.key_prefix.front() == '/' && h.key_prefix.back() == '/',
+          "ha.key_prefix", "must start and end with '/', got '" + h.key_prefix + "'");
+    // etcd leases have whole-second TTLs.
+    check(h.lease_ttl >= std::chrono::seconds(2), "ha.lease_ttl", "must be at least 2s");
+    check(h.fail_open_after > h.lease_ttl, "ha.fail_open_after",
+          "must be longer than ha.lease_ttl (else both instances send while etcd is merely slow)");
+    positive(h.peer_down_after, "ha.peer_down_after");
+  }
+
   void store() {
     check(!c_.store.dir.empty(), "store.dir", "must not be empty");
     positive(c_.store.snapshot_interval, "store.snapshot_interval");
@@ -1088,6 +1111,7 @@ constexpr const char* kRestartKeys[] = {
     "http",                  // the listener is bound once
     "store.dir",             // open files and the snapshot lock
     "mode",                  // switching the decision model mid-run would mix semantics
+    "ha",                    // the election and its lease are built once
 };
 
 }  // namespace

@@ -115,6 +115,18 @@ struct HttpConfig {
 };
 
 // ---------------------------------------------------------------------------------------------
+// ha: the active/standby pair on etcd (issue 13, docs/ha.md). No endpoints = single, as before.
+struct HaConfig {
+  std::vector<std::string> endpoints;     // etcd client URLs, e.g. http://127.0.0.1:2379
+  std::string name;                       // this instance; unique in the pair (required)
+  std::string key_prefix = "/presenced/";  // one pair per prefix
+  Duration lease_ttl{std::chrono::seconds(10)};
+  Duration fail_open_after{std::chrono::seconds(20)};  // etcd unreachable this long: send anyway
+  Duration peer_down_after{std::chrono::seconds(30)};  // peer gone this long: page
+  bool enabled() const { return !endpoints.empty(); }
+};
+
+// ---------------------------------------------------------------------------------------------
 // store: snapshots of state and open incidents.
 struct StoreConfig {
   std::string dir = "/var/lib/presenced";
@@ -239,6 +251,7 @@ struct Config {
   StoreConfig store;
   AlertsConfig alerts;
   LogConfig log;
+  HaConfig ha;
   Mode mode = Mode::presence;
 };
 
