@@ -138,7 +138,14 @@ const char* wire_name(core::Severity s) {
   return "error";
 }
 
-const char* wire_name(Action a) { return a == Action::Resolve ? "resolve" : "trigger"; }
+const char* wire_name(Action a) {
+  switch (a) {
+    case Action::Trigger: return "trigger";
+    case Action::Resolve: return "resolve";
+    case Action::Notify: return "notify";
+  }
+  return "trigger";
+}
 
 const char* wire_name(Type t) {
   switch (t) {
