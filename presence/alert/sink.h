@@ -1,6 +1,7 @@
 // Where alerts go. A Sink turns queued entries into an HTTP request and says what a response
-// means; the Dispatcher does the sending, waiting and retrying. Three kinds: PagerDuty Events API
-// v2, Slack incoming webhook, generic signed webhook. Several of one kind may coexist under
+// means; the Dispatcher does the sending, waiting and retrying. Kinds: PagerDuty Events API
+// v2, Slack incoming webhook, generic signed webhook here; Alertmanager, Microsoft Teams and
+// PagerDuty change events in their own headers (issue 18). Several of one kind may coexist under
 // different names (two Slack channels...).
 #pragma once
 

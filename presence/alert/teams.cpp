@@ -72,8 +72,10 @@ std::string teams_body(const OutboxEntry& entry, std::string_view dashboard_url)
   if (count.empty() && (i.type == Type::DeviceOffline || i.type == Type::DeviceFlapping)) count = "1";
   if (!count.empty()) facts.push_back(fact("Count", count));
   if (i.action != Action::Resolve) facts.push_back(fact("Cause", cause_of(i)));
-  facts.push_back(fact("Severity", wire_name(i.action == Action::Notify ? core::Severity::Info
-                                                                         : i.severity)));
+  // A resolve carries no severity of its own (the policy sends the key and a summary).
+  if (i.action != Action::Resolve)
+    facts.push_back(fact("Severity", wire_name(i.action == Action::Notify ? core::Severity::Info
+                                                                           : i.severity)));
   if (!i.group.empty()) facts.push_back(fact("Route", i.group));
   body.push_back({{"type", "FactSet"}, {"facts", std::move(facts)}});
   const std::string devices = detail_of(i, "devices");
