@@ -182,7 +182,6 @@ class AlertmanagerSink final : public Sink {
         HttpRequest req{c_.sink.url, alertmanager_body(part), {"Content-Type: application/json"}};
         const HttpResponse r = http.post(req, timeouts, &stopping_);
         if (r.aborted) return;
-        ++resends_;
         if ((r.status < 200 || r.status >= 300) && resend_log_.allow())
           log_("alerts: sink '" + c_.sink.name + "': re-send of " + std::to_string(part.size()) +
                " firing alert(s) failed (" +
@@ -198,7 +197,6 @@ class AlertmanagerSink final : public Sink {
   mutable std::map<std::string, AmAlert> active_;  // by dedup_key; guarded by mu_
   mutable store::LogLimiter save_log_;
   store::LogLimiter resend_log_;
-  std::atomic<std::uint64_t> resends_{0};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   std::atomic<bool> stopping_{false};
@@ -239,7 +237,10 @@ AmAlert alertmanager_alert(const OutboxEntry& entry, std::string_view dashboard_
   if (const auto eq = scope.find('='); eq != std::string::npos)
     a.labels[alertmanager_label_name(scope.substr(0, eq))] = scope.substr(eq + 1);
   const bool notify = i.action == Action::Notify;
-  a.labels["alertname"] = notify && !i.cls.empty() ? i.cls : std::string(wire_name(i.type));
+  // Context gets its own alertname: a healed drop's note (cls fleet_incident) must not match an
+  // inhibition or route written for real fleet incidents. The kind is in the "note" label.
+  a.labels["alertname"] = notify ? "presenced_note" : wire_name(i.type);
+  if (notify) a.labels["note"] = i.cls.empty() ? std::string(wire_name(i.type)) : i.cls;
   a.labels["severity"] = wire_name(notify ? core::Severity::Info : i.severity);
   a.labels["source"] = "presenced";
   if (!i.dedup_key.empty()) a.labels["dedup_key"] = i.dedup_key;

@@ -12,8 +12,8 @@
 //     the outbox (a re-send is state, not an event: losing one costs nothing);
 //   - keeps the firing set in state_path, so a restarted presenced keeps re-sending and resolves
 //     with the same labels.
-// Notify intents (context, never a page) become an info alert that ends notify_for after it
-// starts. Several Alertmanagers of an HA cluster: one sink per URL, each sent everything
+// Notify intents (context, never a page) become an info alert, alertname "presenced_note" with
+// the kind in label "note", that ends notify_for after it starts. Several Alertmanagers of an HA cluster: one sink per URL, each sent everything
 // (Prometheus does the same; the cluster de-duplicates notifications).
 #pragma once
 

@@ -99,7 +99,8 @@ TEST_CASE("alertmanager: incident scope becomes a label; Notify is a short info 
   i.action = Action::Notify;
   i.cls = "broker_restart";
   const AmAlert n = alertmanager_alert(entry(i), "", std::chrono::minutes(5));
-  CHECK(n.labels.at("alertname") == "broker_restart");
+  CHECK(n.labels.at("alertname") == "presenced_note");  // never matches fleet_incident rules
+  CHECK(n.labels.at("note") == "broker_restart");
   CHECK(n.labels.at("severity") == "info");
   CHECK(n.ends_ms - n.starts_ms == 300'000);
 }
