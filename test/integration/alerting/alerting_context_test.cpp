@@ -64,7 +64,7 @@ TEST_CASE("context notes: silence started/ended, broker restart, presenced resta
   // A maintenance window from 2 s to 4 s after start-up, from the config file.
   const auto now = std::chrono::system_clock::now();
   PresencedOptions o;
-  o.pagerduty_extra = "    change_events: true\n    change_url: " + change.url("/v2/change/enqueue") + "\n";
+  o.pagerduty_extra += "    change_events: true\n    change_url: " + change.url("/v2/change/enqueue") + "\n";
   o.extra = "  dashboard_url: http://presenced.example\n  silences:\n    - match: {site: site-a}\n" +
             std::string("      starts: ") + presence::common::iso8601_utc_ms(now + std::chrono::seconds(2)) +
             "\n      ends: " + presence::common::iso8601_utc_ms(now + std::chrono::seconds(4)) +
