@@ -135,7 +135,10 @@ struct Sender {
   presence::test::SafeLogs logs;
   std::unique_ptr<Dispatcher> d;
 
-  explicit Sender(std::vector<std::string> urls, Duration resend = 500ms) {
+  // state_dir: where the sinks keep their firing set ("" = this Sender's own temp dir); a second
+  // Sender on the same state_dir is presenced after a restart.
+  explicit Sender(std::vector<std::string> urls, Duration resend = 500ms, std::string state_dir = "") {
+    if (state_dir.empty()) state_dir = dir.path();
     std::vector<std::unique_ptr<Sink>> sinks;
     for (std::size_t i = 0; i < urls.size(); ++i) {
       AlertmanagerConfig c;
@@ -143,7 +146,7 @@ struct Sender {
                                     alertmanager_endpoint(urls[i]));
       c.dashboard_url = "http://presenced.example:8080";
       c.resend_interval = resend;
-      c.state_path = dir.file(c.sink.name + ".json");
+      c.state_path = state_dir + "/" + c.sink.name + ".json";
       c.log = logs.fn();
       sinks.push_back(make_alertmanager_sink(std::move(c)));
     }
@@ -234,6 +237,34 @@ TEST_CASE("alertmanager: without re-sends a firing alert lapses after resolve_ti
   s.send({device_trigger("dev-lapse", "site-a")});
   REQUIRE(presence::test::wait_for([&] { return !am.find("presence/device/dev-lapse").is_null(); }, kWait));
   CHECK(presence::test::wait_for([&] { return am.find("presence/device/dev-lapse").is_null(); }, 10'000ms, 200ms));
+}
+
+TEST_CASE("alertmanager: after a restart firing alerts are re-sent at once and resolve with their labels") {
+  RealAlertmanager am;
+  presence::test::TempDir state;
+  {
+    Sender before({am.base()}, 500ms, state.path());
+    before.send({device_trigger("dev-r", "site-d")});
+    REQUIRE(presence::test::wait_for([&] { return !am.find("presence/device/dev-r").is_null(); }, kWait));
+  }  // presenced stops; Alertmanager would end the alert 3 s after the last re-send
+  Sender after({am.base()}, 500ms, state.path());
+  CHECK(after.logs.any("1 firing alert(s) restored"));
+  const bool lapsed = presence::test::wait_for(
+      [&] { return state_of(am.find("presence/device/dev-r")) != "active"; }, 4500ms, 250ms);
+  CHECK_FALSE(lapsed);
+  // The bare resolve (no site label) still ends exactly that alert: the labels came from the file.
+  after.send({device_resolve("dev-r")});
+  CHECK(presence::test::wait_for([&] { return am.find("presence/device/dev-r").is_null(); }, 1000ms, 50ms));
+}
+
+TEST_CASE("alertmanager: an unreadable state file is logged once and the sink starts empty") {
+  RealAlertmanager am;
+  presence::test::TempDir state;
+  state.write("alertmanager.json", "{\"v\":1,\"alerts\":{\"k\":{\"labels\":7}}}");
+  Sender s({am.base()}, 500ms, state.path());
+  CHECK(s.logs.any("unreadable"));
+  s.send({device_trigger("dev-s", "site-e")});
+  CHECK(presence::test::wait_for([&] { return !am.find("presence/device/dev-s").is_null(); }, kWait));
 }
 
 TEST_CASE("alertmanager: every member of an HA pair gets every alert; one down delays only itself") {
