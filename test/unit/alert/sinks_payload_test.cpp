@@ -7,6 +7,7 @@
 #include "presence/alert/alertmanager.h"
 #include "presence/alert/dashboard_link.h"
 #include "presence/alert/pagerduty_change.h"
+#include "presence/alert/payload.h"
 #include "presence/alert/teams.h"
 
 using namespace presence;
@@ -160,4 +161,16 @@ TEST_CASE("pagerduty change event: summary cut to 1024 characters, details, no l
   CHECK(j["payload"]["timestamp"] == "2025-11-24T16:00:00.000Z");
   CHECK_FALSE(j.contains("links"));
   CHECK_FALSE(j.contains("event_action"));
+}
+
+TEST_CASE("slack: a Notify is a NOTICE with its kind, never TRIGGERED") {
+  core::AlertIntent i;
+  i.action = Action::Notify;
+  i.type = Type::FleetIncident;
+  i.severity = core::Severity::Info;
+  i.cls = "broker_restart";
+  i.summary = "Broker restart detected";
+  const std::string body = slack_body(entry(i));
+  CHECK(body.find("NOTICE info broker_restart") != std::string::npos);
+  CHECK(body.find("TRIGGERED") == std::string::npos);
 }
