@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -204,6 +205,14 @@ void NaiveAlerts::on_blind(const core::Engine& engine, core::MonoTime at,
   }
 }
 
+void NaiveAlerts::replay_sent(const std::vector<core::AlertIntent>& sent) {
+  for (const auto& in : sent) {
+    if (in.component.empty()) continue;
+    if (in.action == core::AlertIntent::Action::Trigger) firing_.insert(in.component);
+    else firing_.erase(in.component);
+  }
+}
+
 std::string NaiveAlerts::serialize() const {
   std::string out = "presence-naive 1\n";
   for (const auto& id : firing_) out += core::snapshot_text::encode(id) + "\n";
@@ -250,6 +259,7 @@ bool Alerting::start(std::string* error) {
   } else {
     alert::DispatcherConfig dc;
     dc.outbox.path = outbox_path(config_);
+    dc.outbox.keep_settled_for_snapshot = true;  // replayed over a stale snapshot (issue 19/7)
     dc.outbox.log = log_;
     dc.log = log_;
     dispatcher_ = std::make_unique<alert::Dispatcher>(std::move(dc), std::move(sinks));
@@ -300,8 +310,16 @@ void Alerting::run_saver() {
     // The outbox first, then the snapshot: a crash in between can make presenced decide a
     // transition again after the restart (a duplicate, which dedup_key makes harmless), never
     // forget one the snapshot says was sent. Waits here, on the saver thread, never on the engine.
-    if (dispatcher_) dispatcher_->wait_durable(std::chrono::seconds(5));
-    snapshots_.save(p.devices, p.incidents, anchor_);
+    // The snapshot records the outbox seq it reflects, so a crash before the next one replays
+    // the newer outbox entries over it (issue 19 item 7); once it is durable the outbox may
+    // forget the settled entries below that seq.
+    std::uint64_t outbox_seq = 0;
+    if (dispatcher_) {
+      dispatcher_->wait_durable(std::chrono::seconds(5));
+      outbox_seq = dispatcher_->outbox_seq_after(p.submitted);
+    }
+    if (snapshots_.save(p.devices, p.incidents, anchor_, outbox_seq) && dispatcher_)
+      dispatcher_->snapshot_saved(outbox_seq);
     lock.lock();
     saving_ = false;
     save_cv_.notify_all();
@@ -322,18 +340,50 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
   // Snapshot: devices back with their state (the engine enters restart grace: restarting
   // presenced pages no one, a device that died meanwhile is declared offline when the grace
   // ends and pages after alert_after), then incidents and alerts so firing pages still resolve.
-  auto loaded = snapshots_.load(anchor_);
+  const ingest::ParseLimits ingest_limits;  // a restored device is bounded like a live one
+  store::DeviceLimits limits;
+  limits.max_id_bytes = ingest_limits.max_id_bytes;
+  limits.max_labels = ingest_limits.max_labels;
+  limits.max_label_key_bytes = ingest_limits.max_label_key_bytes;
+  limits.max_label_value_bytes = ingest_limits.max_label_value_bytes;
+  auto loaded = snapshots_.load(anchor_, limits);
+  // What the sinks were told after the snapshot was copied (issue 19 item 7): replayed over it so
+  // that a crash costs at most a duplicate, never a lost page.
+  std::vector<core::AlertIntent> sent;
+  if (dispatcher_ && loaded.status == store::LoadStatus::Ok && loaded.snapshot.outbox_seq > 0) {
+    for (auto& e : dispatcher_->take_history(loaded.snapshot.outbox_seq)) {
+      // One intent is one entry per sink, consecutive: applied once.
+      if (!sent.empty() && sent.back().dedup_key == e.intent.dedup_key &&
+          sent.back().action == e.intent.action && sent.back().at == e.intent.at)
+        continue;
+      sent.push_back(std::move(e.intent));
+    }
+  } else if (dispatcher_) {
+    dispatcher_->take_history(std::numeric_limits<std::uint64_t>::max());  // frees it
+  }
   if (loaded.status == store::LoadStatus::Ok) {
-    engine.restore(loaded.snapshot.devices, now);
     bool ok = true;
     std::string error;
+    core::PolicySnapshot snap;
     if (naive) {
       ok = naive_.restore(loaded.snapshot.incidents);
       if (!ok) error = "not a naive-mode snapshot";
+      if (ok && !sent.empty()) naive_.replay_sent(sent);
     } else {
-      policy_->resync(engine);
-      core::PolicySnapshot snap;
       ok = core::AlertPolicy::deserialize(loaded.snapshot.incidents, snap, error);
+      if (ok && !sent.empty()) {
+        std::size_t skipped = 0;
+        const std::size_t applied =
+            core::AlertPolicy::replay_sent(sent, snap, loaded.snapshot.devices, &skipped);
+        log_("snapshot: replayed " + std::to_string(applied) +
+             " alert decision(s) the outbox holds and the snapshot did not (crash before the "
+             "next snapshot)" +
+             (skipped > 0 ? "; " + std::to_string(skipped) + " could not be applied" : ""));
+      }
+    }
+    engine.restore(loaded.snapshot.devices, now);
+    if (!naive) {
+      policy_->resync(engine);
       if (ok) {
         policy_->restore(snap, now, [&engine](std::string_view id) { return engine.intern(id); });
         for (const auto& s : policy_->silences())
@@ -412,6 +462,7 @@ void Alerting::log_incidents() {
 
 void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
   if (policy_) engine.drain_alerts(intents_);
+  const bool alerts_changed = !intents_.empty() || !firing_known_;
   submit(intents_);
   healthy_ = !engine.blind();
   if (policy_) {
@@ -429,7 +480,13 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
                                 pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped};
     for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
-    alerts_firing_ = pc.triggers - std::min(pc.triggers, pc.resolves);
+    // The open set, not triggers - resolves since this process started: alerts restored from the
+    // snapshot are open too (issue 19: the gauge read 0 while a page was open after a restart).
+    // Recounted only when alerts changed: the firing set moves with intents (and the restore).
+    if (alerts_changed) {
+      alerts_firing_ = policy_->firing().size();
+      firing_known_ = true;
+    }
   } else {
     const bool blind = engine.blind();
     if (blind && !naive_blind_) naive_.on_blind(engine, now, intents_);
@@ -457,6 +514,7 @@ void Alerting::save_snapshot(core::Engine& engine, core::MonoTime now) {
   // fsync happen on the saver thread.
   const auto t0 = std::chrono::steady_clock::now();
   Pending p;
+  p.submitted = dispatcher_ ? dispatcher_->submitted() : 0;
   p.devices = engine.snapshot();
   p.incidents = policy_ ? policy_->serialize() : naive_.serialize();
   snapshot_pause_us_ = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -59,6 +59,8 @@ class NaiveAlerts {
   void on_blind(const core::Engine& engine, core::MonoTime at, std::vector<core::AlertIntent>& out);
   std::string serialize() const;
   bool restore(std::string_view text);
+  // Decisions the outbox holds that the snapshot did not (issue 19 item 7), in order.
+  void replay_sent(const std::vector<core::AlertIntent>& sent);
   std::size_t firing() const { return firing_.size(); }
 
  private:
@@ -111,6 +113,7 @@ class Alerting final : public ingest::EngineHooks {
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
   bool naive_blind_ = false;
+  bool firing_known_ = false;  // engine thread: alerts_firing_ counted since the restore
   std::unique_ptr<alert::Dispatcher> dispatcher_;
   std::unique_ptr<alert::Watchdog> watchdog_;
   store::SnapshotStore snapshots_;
@@ -123,6 +126,7 @@ class Alerting final : public ingest::EngineHooks {
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
   // writes it (fsync) so the engine never waits for the disk. Latest copy wins.
   struct Pending {
+    std::uint64_t submitted = 0;  // Dispatcher::submitted() at the copy
     std::vector<core::DeviceSnapshot> devices;
     std::string incidents;
   };

@@ -958,6 +958,95 @@ bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::s
   return fail("truncated: no fleet section");
 }
 
+std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, PolicySnapshot& policy,
+                                     std::vector<DeviceSnapshot>& devices, std::size_t* skipped) {
+  std::unordered_map<std::string, std::size_t> device_at;
+  for (std::size_t i = 0; i < devices.size(); ++i) device_at.emplace(devices[i].id, i);
+  auto set_state = [&](const std::string& id, bool up, bool flapping) {
+    auto it = device_at.find(id);
+    if (it == device_at.end()) return;
+    State& st = devices[it->second].state;
+    if (up) {
+      if (st != State::Online && st != State::Unknown) st = State::Online;
+    } else if (st != State::Offline && st != State::Flapping) {
+      st = flapping ? State::Flapping : State::Offline;
+    }
+  };
+  // The number after a "<prefix><n>" key, or false.
+  auto key_number = [](const std::string& key, std::string_view prefix, std::uint32_t& n) {
+    if (key.rfind(prefix, 0) != 0) return false;
+    return parse_num(std::string_view(key).substr(prefix.size()), n);
+  };
+  std::size_t applied = 0, not_applied = 0;
+  for (const auto& in : sent) {
+    const bool trigger = in.action == AlertIntent::Action::Trigger;
+    if (in.action != AlertIntent::Action::Trigger && in.action != AlertIntent::Action::Resolve) {
+      ++not_applied;
+      continue;
+    }
+    switch (in.type) {
+      case AlertIntent::Type::DeviceOffline:
+      case AlertIntent::Type::DeviceFlapping: {
+        const std::string& id = in.component;
+        if (id.empty()) {
+          ++not_applied;
+          break;
+        }
+        const bool flapping = in.type == AlertIntent::Type::DeviceFlapping;
+        std::erase_if(policy.devices, [&](const PolicySnapshot::Device& d) { return d.id == id; });
+        if (trigger) {
+          PolicySnapshot::Device d;
+          d.id = id;
+          d.phase = 3;  // firing, alone
+          d.flapping = flapping;
+          d.due_ms = kNever;
+          policy.devices.push_back(std::move(d));
+        }
+        set_state(id, !trigger, flapping);
+        ++applied;
+        break;
+      }
+      case AlertIntent::Type::DeviceGroup: {
+        auto g = std::find_if(policy.groups.begin(), policy.groups.end(),
+                              [&](const PolicySnapshot::Group& x) { return x.key == in.dedup_key; });
+        if (trigger || g == policy.groups.end()) {
+          // Its members are not in the intent: the group stays as the snapshot has it.
+          ++not_applied;
+          break;
+        }
+        const std::uint64_t gid = g->id;
+        for (const auto& id : g->members) set_state(id, true, false);
+        std::erase_if(policy.devices, [&](const PolicySnapshot::Device& d) {
+          return d.phase == 3 && d.group == gid;
+        });
+        policy.groups.erase(g);
+        ++applied;
+        break;
+      }
+      default: {
+        std::uint32_t n = 0;
+        const bool stragglers = key_number(in.dedup_key, "presence/stragglers/", n);
+        if (!stragglers && !key_number(in.dedup_key, "presence/incident/", n) &&
+            !key_number(in.dedup_key, "presence/blind/", n)) {
+          ++not_applied;
+          break;
+        }
+        auto p = std::find_if(policy.incident_pages.begin(), policy.incident_pages.end(),
+                              [&](const PolicySnapshot::IncidentPage& x) { return x.incident == n; });
+        if (p == policy.incident_pages.end()) {
+          ++not_applied;
+          break;
+        }
+        (stragglers ? p->stragglers_phase : p->incident_phase) = trigger ? 2 : 3;
+        ++applied;
+        break;
+      }
+    }
+  }
+  if (skipped != nullptr) *skipped = not_applied;
+  return applied;
+}
+
 void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
                           const std::function<DeviceIndex(std::string_view)>& intern) {
   auto& m = *impl_;
