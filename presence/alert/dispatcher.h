@@ -96,6 +96,9 @@ class Dispatcher {
   void snapshot_saved(std::uint64_t outbox_seq) { outbox_.keep_from(outbox_seq); }
   // Entries (settled or not) the outbox held at start with seq >= from, in order. Once.
   std::vector<OutboxEntry> take_history(std::uint64_t from) { return outbox_.take_history(from); }
+  // Outbox::write_failing (issue 19 item 6).
+  bool outbox_failing(std::string* error = nullptr) const { return outbox_.write_failing(error); }
+  bool outbox_recover() { return outbox_.recover(); }
 
  private:
   struct SinkState;

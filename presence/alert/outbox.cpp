@@ -17,7 +17,7 @@ constexpr std::size_t kHeaderSize = 12;
 enum class Kind : std::uint8_t { Enqueue = 1, Settle = 2, Meta = 3 };
 
 constexpr std::uint8_t kMaxAction = static_cast<std::uint8_t>(core::AlertIntent::Action::Resolve);
-constexpr std::uint8_t kMaxType = static_cast<std::uint8_t>(core::AlertIntent::Type::Blind);
+constexpr std::uint8_t kMaxType = static_cast<std::uint8_t>(core::AlertIntent::Type::Persistence);
 constexpr std::uint8_t kMaxSeverity = static_cast<std::uint8_t>(core::Severity::Info);
 constexpr std::uint8_t kMaxDisposition = static_cast<std::uint8_t>(Disposition::Orphaned);
 
@@ -228,8 +228,20 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
   std::string open_error;
   if (rewrite) {
     if (!compact_locked(&open_error)) {
-      if (error != nullptr) *error = open_error;
-      return false;
+      if (!file_.is_open()) {
+        if (error != nullptr) *error = open_error;
+        return false;
+      }
+      // The file can be appended to but not rewritten: a full disk after a crash left a torn
+      // tail (issue 19 item 6: every restart exited 1 until space was freed). Start anyway: the
+      // entries are in memory and are sent; new records go after the damage, which the next
+      // open skips again (records carry their own magic) and rewrites once there is space.
+      write_failing_ = true;
+      last_write_error_ = open_error;
+      ++stats_.write_failures;
+      log_("outbox: cannot rewrite " + config_.path + " (" + open_error +
+           "); continuing without durability until writes succeed: alerts are still sent, but a "
+           "crash now could lose the ones not yet delivered");
     }
   } else {
     if (!file_.open(config_.path, &open_error)) {
@@ -243,9 +255,19 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
 }
 
 bool Outbox::write_locked(const std::string& bytes, std::string* error) {
-  if (!file_.append(bytes, error)) return false;
-  if (config_.fsync && !file_.sync(error)) return false;
-  return true;
+  std::string why;
+  const bool ok = file_.append(bytes, &why) && (!config_.fsync || file_.sync(&why));
+  if (!ok && !file_.is_open() && why.empty()) why = "outbox file not open";
+  write_failing_ = !ok;
+  if (!ok) last_write_error_ = why;
+  if (error != nullptr) *error = why;
+  return ok;
+}
+
+bool Outbox::write_failing(std::string* error) const {
+  std::lock_guard lock(mu_);
+  if (error != nullptr && write_failing_) *error = last_write_error_;
+  return write_failing_;
 }
 
 bool Outbox::append(std::vector<OutboxEntry>& entries) {
@@ -391,6 +413,15 @@ void Outbox::trim_recent_locked() {
   }
 }
 
+bool Outbox::recover() {
+  std::lock_guard lock(mu_);
+  if (!write_failing_) return true;
+  std::string error;
+  if (!compact_locked(&error)) return false;
+  log_("outbox: " + config_.path + " written again (everything queued is durable)");
+  return true;
+}
+
 std::uint64_t Outbox::next_seq() const {
   std::lock_guard lock(mu_);
   return next_seq_;
@@ -477,7 +508,12 @@ bool Outbox::compact_locked(std::string* error) {
     if (error != nullptr && written) *error = open_error;
     return false;
   }
-  if (!written) return false;
+  if (!written) {
+    write_failing_ = true;
+    if (error != nullptr) last_write_error_ = *error;
+    return false;
+  }
+  write_failing_ = false;
   stats_.file_records = 1 + ordered.size() + (settled.empty() ? 0 : 1);
   ++stats_.compactions;
   return true;

@@ -99,6 +99,12 @@ class Outbox {
   // Un-marks in-flight entries that were not settled (shutdown mid-delivery); they stay queued.
   void release(const std::vector<std::uint64_t>& seqs);
 
+  // True while the last write (append, settle, compaction) failed; *error gets its reason.
+  bool write_failing(std::string* error = nullptr) const;
+  // While writes fail: rewrite the file from memory (compaction), which also repairs a torn tail.
+  // True when the outbox is durable again. Not on the engine thread (it writes and fsyncs).
+  bool recover();
+
   std::size_t depth(const std::string& sink) const;
   SinkQueueStats queue_stats(const std::string& sink) const;
   OutboxStats stats() const;
@@ -146,6 +152,8 @@ class Outbox {
   std::map<std::uint64_t, std::string> sink_of_;  // seq -> sink, for settle()
   std::uint64_t next_seq_ = 1;
   std::uint64_t compact_retry_at_ = 0;  // after a failed compaction, wait for this file size
+  bool write_failing_ = false;
+  std::string last_write_error_;
   std::vector<OutboxEntry> history_;     // open() .. take_history(): the file's entries
   std::uint64_t keep_from_ = 0;          // see keep_from()
   std::map<std::uint64_t, OutboxEntry> recent_settled_;  // settled, seq >= keep_from_

@@ -314,6 +314,8 @@ void Alerting::run_saver() {
     // the newer outbox entries over it (issue 19 item 7); once it is durable the outbox may
     // forget the settled entries below that seq.
     std::uint64_t outbox_seq = 0;
+    // A failing outbox (full disk) is retried here, off the engine thread, once per snapshot.
+    if (dispatcher_ && dispatcher_->outbox_failing()) dispatcher_->outbox_recover();
     if (dispatcher_) {
       dispatcher_->wait_durable(std::chrono::seconds(5));
       outbox_seq = dispatcher_->outbox_seq_after(p.submitted);
@@ -460,8 +462,56 @@ void Alerting::log_incidents() {
     it = policy_->fleet().incident(it->first) == nullptr ? logged_stage_.erase(it) : std::next(it);
 }
 
+// Issue 19 item 6: what presenced cannot persist is said once (and when it recovers), paged
+// (presence/self/persistence, sent from memory: the outbox may be what fails) and shown by /readyz.
+void Alerting::check_persistence(core::MonoTime now) {
+  std::string outbox_error;
+  const bool outbox_failing = dispatcher_ && dispatcher_->outbox_failing(&outbox_error);
+  const bool snapshot_failing = snapshots_.failing();
+  const bool failing = outbox_failing || snapshot_failing;
+  if (failing == persist_failing_.load()) return;
+  std::string what;
+  if (outbox_failing) what = "the alert outbox (" + outbox_path(config_) + ": " + outbox_error + ")";
+  if (snapshot_failing)
+    what += (what.empty() ? "" : " and ") + std::string("the snapshot (") + snapshots_.path() +
+            ": " + snapshots_.last_error() + ")";
+  core::AlertIntent in;
+  in.type = core::AlertIntent::Type::Persistence;
+  in.severity = core::Severity::Error;
+  in.dedup_key = "presence/self/persistence";
+  in.component = "presenced";
+  in.cls = "persistence";
+  in.at = now;
+  if (failing) {
+    {
+      std::lock_guard lock(persist_mu_);
+      persist_problem_ = "cannot persist " + what;
+    }
+    log_("persistence: cannot write " + what +
+         ". Judging and paging go on from memory; a crash now loses the state since the last "
+         "good write (duplicate or missed pages after the restart). Free space in " +
+         config_.store.dir + ".");
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "presenced cannot persist its state: " + what;
+    in.details = {{"store_dir", config_.store.dir}, {"problem", what}};
+  } else {
+    log_("persistence: writing again to " + config_.store.dir);
+    in.action = core::AlertIntent::Action::Resolve;
+    in.summary = "presenced persists its state again";
+  }
+  persist_failing_ = failing;
+  intents_.push_back(std::move(in));
+}
+
+std::string Alerting::not_ready_reason() const {
+  if (!persist_failing_.load()) return {};
+  std::lock_guard lock(persist_mu_);
+  return persist_problem_;
+}
+
 void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
   if (policy_) engine.drain_alerts(intents_);
+  check_persistence(now);
   const bool alerts_changed = !intents_.empty() || !firing_known_;
   submit(intents_);
   healthy_ = !engine.blind();

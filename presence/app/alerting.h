@@ -102,6 +102,8 @@ class Alerting final : public ingest::EngineHooks {
 
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
+  // Empty, or why presenced is not fully ready: what it cannot persist (any thread; /readyz).
+  std::string not_ready_reason() const;
 
  private:
   void save_snapshot(core::Engine& engine, core::MonoTime now);
@@ -147,6 +149,10 @@ class Alerting final : public ingest::EngineHooks {
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).
   std::map<std::uint32_t, std::pair<core::IncidentStage, std::string>> logged_stage_;
   void log_incidents();
+  void check_persistence(core::MonoTime now);
+  std::atomic<bool> persist_failing_{false};
+  mutable std::mutex persist_mu_;
+  std::string persist_problem_;
 };
 
 }  // namespace presence::app

@@ -270,6 +270,7 @@ int run(const std::string& path) {
   presence::api::HealthServer http(http_host, http_port, [&service, &alerting, api_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
+    m.not_ready = alerting.not_ready_reason();
     m.extra += presence::api::render_prometheus(*api_counters);
     return m;
   });

@@ -174,6 +174,7 @@ struct PresencedOptions {
   std::string incident_stable_for = "3s";
   std::string straggler_grace = "3s";
   std::string offline_grace = "2s";
+  std::string online_stable_for = "1s";
   std::string restart_grace_min = "2s";
   std::string restart_grace_settle = "1s";
   std::string restart_grace_max = "8s";
@@ -189,7 +190,8 @@ class Presenced {
     y += "mqtt:\n  uri: tcp://127.0.0.1:" + std::to_string(broker_port) + "\n";
     y += "  client_id: presenced-alerting-" + std::to_string(::getpid()) + "\n";
     y += "  keepalive: 5s\n  reconnect:\n    min_backoff: 100ms\n    max_backoff: 500ms\n";
-    y += "presence:\n  offline_grace: " + o.offline_grace + "\n  online_stable_for: 1s\n";
+    y += "presence:\n  offline_grace: " + o.offline_grace +
+         "\n  online_stable_for: " + o.online_stable_for + "\n";
     y += "  restart_grace_min: " + o.restart_grace_min + "\n";
     y += "  restart_grace_settle: " + o.restart_grace_settle + "\n";
     y += "  restart_grace_max: " + o.restart_grace_max + "\n";
@@ -220,9 +222,10 @@ class Presenced {
   const std::string& config_path() const { return config_; }
   std::string store_dir() const { return dir_.file("store"); }
 
-  void start() {
+  // ready_path "/healthz": up, whatever /readyz says (a presenced that cannot persist is 503).
+  void start(const std::string& ready_path = "/readyz") {
     proc_ = test::Process({binary(), "--config", config_}, log_);
-    if (!wait_for([&] { return status("/readyz") == 200 || !proc_.running(); }, 10s) ||
+    if (!wait_for([&] { return status(ready_path) == 200 || !proc_.running(); }, 10s) ||
         !proc_.running())
       throw std::runtime_error("presenced did not become ready; log:\n" + log());
   }
