@@ -266,9 +266,10 @@ class Presenced {
 // connections), fast well-behaved reconnects, and a timeline.
 class Sim {
  public:
-  Sim(int broker_port, int devices, const std::string& timeline, const std::string& seed = "1") {
+  Sim(int broker_port, int devices, const std::string& timeline, const std::string& seed = "1",
+      const std::string& heartbeat = "1s") {
     std::string y = "v: 1\noptions:\n  devices: " + std::to_string(devices) +
-                    "\n  heartbeat: 1s\n  behaviour: \"well_behaved:100\"\n"
+                    "\n  heartbeat: " + heartbeat + "\n  behaviour: \"well_behaved:100\"\n"
                     "  backoff_initial: 500ms\n  backoff_max: 1s\n  connect_rate: 2000/s\n"
                     "  keepalive: 30s\n  progress: 0\ntimeline:\n" +
                     timeline + "  - at: 10m\n    end: {}\n";
