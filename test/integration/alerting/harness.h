@@ -39,6 +39,7 @@ struct PdEvent {
   std::string cls;  // payload.class (triggers)
   std::string summary;
   nlohmann::json details;
+  std::int64_t received_ms = 0;  // wall clock, when the mock accepted it
 };
 
 // Mock PagerDuty Events API v2. Every request is validated against the documented schema; a
@@ -125,6 +126,9 @@ class MockPagerDuty {
     const std::string key = j.value("dedup_key", "");
     if (key.empty() || key.size() > 255) fail("dedup_key", body);
     PdEvent e;
+    e.received_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
     e.action = action;
     e.dedup_key = key;
     if (action == "trigger") {
