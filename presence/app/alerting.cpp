@@ -375,8 +375,13 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
       ok = core::AlertPolicy::deserialize(loaded.snapshot.incidents, snap, error);
       if (ok && !sent.empty()) {
         std::size_t skipped = 0;
-        const std::size_t applied =
-            core::AlertPolicy::replay_sent(sent, snap, loaded.snapshot.devices, &skipped);
+        std::vector<core::AlertIntent> resolve_now;
+        const std::size_t applied = core::AlertPolicy::replay_sent(
+            sent, snap, loaded.snapshot.devices, &skipped, &resolve_now);
+        for (auto& r : resolve_now) {
+          r.at = now;
+          intents_.push_back(std::move(r));  // submitted with the first batch
+        }
         log_("snapshot: replayed " + std::to_string(applied) +
              " alert decision(s) the outbox holds and the snapshot did not (crash before the "
              "next snapshot)" +
@@ -666,6 +671,12 @@ std::string Alerting::metrics_text() const {
   family(out, "presence_snapshot_load_corrupt_total", "counter",
          "Snapshots found corrupt at start (started empty).");
   sample(out, "presence_snapshot_load_corrupt_total", static_cast<double>(ss.load_corrupt));
+  family(out, "presence_snapshot_load_repaired_total", "counter",
+         "Invalid devices, labels and times dropped or clamped when the snapshot was loaded.");
+  sample(out, "presence_snapshot_load_repaired_total", static_cast<double>(ss.load_repaired));
+  family(out, "presence_persistence_failing", "gauge",
+         "1 while the outbox or the snapshot cannot be written (paged as presence/self/persistence).");
+  sample(out, "presence_persistence_failing", persist_failing_.load() ? 1 : 0);
   family(out, "presence_snapshot_pause_seconds", "gauge",
          "Engine-thread pause of the last snapshot copy.");
   sample(out, "presence_snapshot_pause_seconds",

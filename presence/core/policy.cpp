@@ -959,7 +959,8 @@ bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::s
 }
 
 std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, PolicySnapshot& policy,
-                                     std::vector<DeviceSnapshot>& devices, std::size_t* skipped) {
+                                     std::vector<DeviceSnapshot>& devices, std::size_t* skipped,
+                                     std::vector<AlertIntent>* resolve_now) {
   std::unordered_map<std::string, std::size_t> device_at;
   for (std::size_t i = 0; i < devices.size(); ++i) device_at.emplace(devices[i].id, i);
   auto set_state = [&](const std::string& id, bool up, bool flapping) {
@@ -977,6 +978,9 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
     if (key.rfind(prefix, 0) != 0) return false;
     return parse_num(std::string_view(key).substr(prefix.size()), n);
   };
+  // Pages opened after the snapshot that it has no record of, by key (resolved now unless a later
+  // resolve in `sent` closed them).
+  std::map<std::string, AlertIntent> untracked;
   std::size_t applied = 0, not_applied = 0;
   for (const auto& in : sent) {
     const bool trigger = in.action == AlertIntent::Action::Trigger;
@@ -1007,10 +1011,49 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
         break;
       }
       case AlertIntent::Type::DeviceGroup: {
+        std::uint32_t n = 0;
+        if (key_number(in.dedup_key, "presence/group/", n))
+          policy.next_group = std::max<std::uint64_t>(policy.next_group, std::uint64_t{n} + 1);
         auto g = std::find_if(policy.groups.begin(), policy.groups.end(),
                               [&](const PolicySnapshot::Group& x) { return x.key == in.dedup_key; });
+        if (trigger && g == policy.groups.end() && n != 0) {
+          // Rebuilt from its details: "devices" lists the members (all of them up to
+          // details_max_devices; the rest cannot be known and resolve on their own later).
+          PolicySnapshot::Group grp;
+          grp.id = n;
+          grp.key = in.dedup_key;
+          grp.route = in.group;
+          grp.since_ms = policy.saved_at_ms;
+          for (const auto& [k, v] : in.details) {
+            if (k != "devices") continue;
+            std::size_t start = 0;
+            while (start <= v.size()) {
+              const std::size_t comma = std::min(v.find(',', start), v.size());
+              if (comma > start) grp.members.push_back(v.substr(start, comma - start));
+              start = comma + 1;
+            }
+          }
+          if (grp.members.empty()) {
+            untracked[in.dedup_key] = in;
+            ++not_applied;
+            break;
+          }
+          for (const auto& id : grp.members) {
+            std::erase_if(policy.devices, [&](const PolicySnapshot::Device& d) { return d.id == id; });
+            PolicySnapshot::Device d;
+            d.id = id;
+            d.phase = 3;
+            d.due_ms = kNever;
+            d.group = n;
+            policy.devices.push_back(std::move(d));
+            set_state(id, false, false);
+          }
+          policy.groups.push_back(std::move(grp));
+          ++applied;
+          break;
+        }
         if (trigger || g == policy.groups.end()) {
-          // Its members are not in the intent: the group stays as the snapshot has it.
+          if (!trigger) untracked.erase(in.dedup_key);
           ++not_applied;
           break;
         }
@@ -1031,9 +1074,12 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
           ++not_applied;
           break;
         }
+        policy.fleet.next_id = std::max(policy.fleet.next_id, n + 1);
         auto p = std::find_if(policy.incident_pages.begin(), policy.incident_pages.end(),
                               [&](const PolicySnapshot::IncidentPage& x) { return x.incident == n; });
         if (p == policy.incident_pages.end()) {
+          if (trigger) untracked[in.dedup_key] = in;
+          else untracked.erase(in.dedup_key);
           ++not_applied;
           break;
         }
@@ -1041,6 +1087,19 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
         ++applied;
         break;
       }
+    }
+  }
+  if (resolve_now != nullptr) {
+    for (auto& [key, in] : untracked) {
+      AlertIntent r;
+      r.action = AlertIntent::Action::Resolve;
+      r.type = in.type;
+      r.dedup_key = key;
+      r.component = in.component;
+      r.group = in.group;
+      r.summary = "presenced restarted and no longer tracks this page; it pages again if the "
+                  "problem persists";
+      resolve_now->push_back(std::move(r));
     }
   }
   if (skipped != nullptr) *skipped = not_applied;

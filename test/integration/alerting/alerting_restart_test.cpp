@@ -133,6 +133,7 @@ TEST_CASE("issue 19/6: full disk after a crash: presenced starts, pages, pages i
   p.start("/healthz");  // used to exit 1: "write .../outbox.log.tmp: No space left on device"
   CHECK(wait_for([&] { return p.status("/readyz") == 503; }, 10s));
   REQUIRE_MESSAGE(pd.wait_events("trigger", "presence/self/persistence", 1, 20s), p.log());
+  CHECK(p.metric("presence_persistence_failing") == 1);
   // Still judging and paging: dev-000003 came back (resolve), dev-000004 dies (trigger).
   REQUIRE_MESSAGE(pd.wait_events("resolve", "presence/device/dev-000003", 1, 30s), p.log());
   REQUIRE_MESSAGE(pd.wait_events("trigger", "presence/device/dev-000004", 1, 40s), p.log());
@@ -143,6 +144,7 @@ TEST_CASE("issue 19/6: full disk after a crash: presenced starts, pages, pages i
   std::filesystem::remove(dir + "/fill");
   REQUIRE_MESSAGE(pd.wait_events("resolve", "presence/self/persistence", 1, 20s), p.log());
   CHECK(wait_for([&] { return p.status("/readyz") == 200; }, 10s));
+  CHECK(p.metric("presence_persistence_failing") == 0);
   CHECK(pd.errors().empty());
   CHECK(pd.duplicates().empty());
 }

@@ -86,8 +86,10 @@ int main(int argc, char** argv) {
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> gap(min_gap_ms, max_gap_ms);
     const std::int64_t t0 = wall_ms();
+    std::vector<std::int64_t> kill_at;
     for (int k = 0; k < kills; ++k) {
       std::this_thread::sleep_for(std::chrono::milliseconds(gap(rng)));
+      kill_at.push_back(wall_ms() - t0);
       p.stop(SIGKILL);
       p.start();
     }
@@ -156,7 +158,13 @@ int main(int argc, char** argv) {
               e.details.dump().find("\"" + o.device) != std::string::npos)))
           paged = true;
       }
-      if (!paged) (must_page ? unpaged_must : unpaged_grace) += 1;
+      if (!paged) {
+        (must_page ? unpaged_must : unpaged_grace) += 1;
+        std::fprintf(stderr, "not paged%s: %s down %.1f s from t=%.1f s\n",
+                     must_page ? " (must page)" : " (in a restart grace)", o.device.c_str(),
+                     static_cast<double>(len) / 1000.0,
+                     static_cast<double>(o.start - t0) / 1000.0);
+      }
     }
     std::size_t never_resolved = 0;
     for (const auto& [key, es] : by_key)
@@ -180,7 +188,12 @@ int main(int argc, char** argv) {
     const bool ok = never_resolved == 0 && unpaged_must == 0 && invalid == 0 &&
                     duplicates <= static_cast<std::size_t>(kills);
     if (!ok) {
-      std::cerr << "pages:\n" << dump(events);
+      std::cerr << "kills at (ms):";
+      for (auto k : kill_at) std::cerr << " " << k;
+      std::cerr << "\npages:\n";
+      for (const auto& e : events)
+        std::cerr << (e.received_ms - t0) << " " << e.action << " " << e.dedup_key << " "
+                  << e.summary.substr(0, 100) << "\n";
       for (const auto& d : pd.duplicates()) std::cerr << "duplicate: " << d << "\n";
     }
     return ok ? 0 : 1;

@@ -944,3 +944,40 @@ TEST_CASE("replay_sent: a trigger makes the alert firing and its device down; a 
   CHECK(snap.devices.size() == again.devices.size());
   CHECK(devices[1].state == State::Online);
 }
+
+TEST_CASE("replay_sent: a group trigger is rebuilt from its details and group/incident numbers move past replayed keys; an untracked incident page is resolved now") {
+  PolicySnapshot snap;
+  snap.next_group = 3;
+  snap.fleet.next_id = 2;
+  std::vector<DeviceSnapshot> devices(2);
+  devices[0].id = "x";
+  devices[0].state = State::Online;
+  devices[1].id = "y";
+  devices[1].state = State::Suspect;
+  AlertIntent g;
+  g.action = AlertIntent::Action::Trigger;
+  g.type = AlertIntent::Type::DeviceGroup;
+  g.dedup_key = "presence/group/5";
+  g.group = "route0";
+  g.details = {{"count", "2"}, {"devices", "x,y"}};
+  AlertIntent inc;
+  inc.action = AlertIntent::Action::Trigger;
+  inc.type = AlertIntent::Type::FleetIncident;
+  inc.dedup_key = "presence/incident/4";
+  std::vector<AlertIntent> resolve_now;
+  std::size_t skipped = 0;
+  CHECK(AlertPolicy::replay_sent({g, inc}, snap, devices, &skipped, &resolve_now) == 1);
+  CHECK(snap.next_group == 6);
+  CHECK(snap.fleet.next_id == 5);
+  REQUIRE(snap.groups.size() == 1);
+  CHECK(snap.groups[0].id == 5);
+  CHECK(snap.groups[0].members == std::vector<std::string>{"x", "y"});
+  REQUIRE(snap.devices.size() == 2);
+  CHECK(snap.devices[0].phase == 3);
+  CHECK(snap.devices[0].group == 5);
+  CHECK(devices[0].state == State::Offline);
+  CHECK(devices[1].state == State::Offline);
+  REQUIRE(resolve_now.size() == 1);
+  CHECK(resolve_now[0].dedup_key == "presence/incident/4");
+  CHECK(resolve_now[0].action == AlertIntent::Action::Resolve);
+}
