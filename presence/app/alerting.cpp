@@ -426,6 +426,7 @@ void Alerting::on_event(core::Engine& engine, const core::Event& event) {
 
 void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   if (intents.empty()) return;
+  if (intent_observer_) intent_observer_(intents);
   // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
   // possible of what was sent (see run_saver for the order).
   snapshot_due_ = true;

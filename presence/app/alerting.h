@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,6 +101,12 @@ class Alerting final : public ingest::EngineHooks {
   // reads it through Service::post (presence/ingest/api_backend.h).
   core::AlertPolicy* policy() { return policy_.get(); }
 
+  // Sees every alert intent handed to the outbox, in order, on the engine thread (the /v1/alerts
+  // record of what was sent, presence/ingest/api_backend.h). Set before Service::start().
+  void set_intent_observer(std::function<void(const std::vector<core::AlertIntent>&)> observer) {
+    intent_observer_ = std::move(observer);
+  }
+
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
   // Empty, or why presenced is not fully ready: what it cannot persist (any thread; /readyz).
@@ -124,6 +131,7 @@ class Alerting final : public ingest::EngineHooks {
   bool snapshot_due_ = false;
   core::MonoTime last_snapshot_{};
   std::vector<core::AlertIntent> intents_;
+  std::function<void(const std::vector<core::AlertIntent>&)> intent_observer_;
 
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
   // writes it (fsync) so the engine never waits for the disk. Latest copy wins.

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -183,8 +184,9 @@ int check_config(const std::string& path) {
       std::fprintf(stderr, "%s\n", presence::app::to_string(e).c_str());
     return kExitConfig;
   }
-  std::printf("%s: OK\n", path.c_str());
-  return 0;
+  // "FILE: OK" and the effective value of every key, secrets hidden (docs/configuration.md), in
+  // the config room's one format.
+  return presence::app::check_config(path, std::cout, std::cerr);
 }
 
 void reload(const std::string& path, presence::app::Config& running,
@@ -291,6 +293,10 @@ int run(const std::string& path) {
   // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
   presence::ingest::ServiceApiBackend api_backend(service,
                                                   [&alerting] { return alerting.policy(); });
+  alerting.set_intent_observer(
+      [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
+        api_backend.on_intents(intents);
+      });
   presence::api::register_api(http.server(), api_backend, api_options);
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);

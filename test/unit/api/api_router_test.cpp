@@ -97,6 +97,31 @@ class FakeBackend : public ApiBackend {
     d.straggler_devices = {"d2"};
     return {d, {}};
   }
+  bool alerts_down = false;
+  Result<std::vector<FiringAlertView>> alerts() override {
+    if (alerts_down) return Result<std::vector<FiringAlertView>>::fail(ApiError::unavailable("x"));
+    FiringAlertView a;
+    a.dedup_key = "presence/incident/7";
+    a.type = "fleet_incident";
+    a.kind = "incident";
+    a.severity = "critical";
+    a.summary = "broker_node=b1: 40 of 50 devices offline";
+    a.scope = "broker_node=b1";
+    a.since = kT0 + std::chrono::seconds(3);
+    a.incident = 7;
+    a.hint.push_back({"firmware", "2.1", 40, 0.8, 0.1, 8.0});
+    a.device_count = 40;
+    a.devices = {"d1", "d2"};
+    FiringAlertView b;  // restored after a restart: no text, no severity
+    b.dedup_key = "presence/device/d9";
+    b.type = "device_offline";
+    b.kind = "device";
+    b.scope = "d9";
+    b.since = kT0;
+    b.device_count = 1;
+    b.devices = {"d9"};
+    return {{a, b}, {}};
+  }
   Result<std::vector<SilenceView>> silences() override {
     std::lock_guard<std::mutex> lock(mu);
     std::vector<SilenceView> out;
@@ -357,6 +382,35 @@ TEST_CASE("fleet and incidents") {
   check_error(c.Get("/v1/incidents/8"), 404, "not_found");
   check_error(c.Get("/v1/incidents/abc"), 400, "bad_request");
   check_error(c.Get("/v1/incidents/0"), 400, "bad_request");
+}
+
+TEST_CASE("alerts: every firing page with its text, scope, devices and hint") {
+  Fixture f;
+  auto c = f.client();
+  const auto r = c.Get("/v1/alerts");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  const json j = json::parse(r->body);
+  REQUIRE(j["alerts"].size() == 2);
+  const json& a = j["alerts"][0];
+  CHECK(a["dedup_key"] == "presence/incident/7");
+  CHECK(a["type"] == "fleet_incident");
+  CHECK(a["kind"] == "incident");
+  CHECK(a["severity"] == "critical");
+  CHECK(a["summary"] == "broker_node=b1: 40 of 50 devices offline");
+  CHECK(a["scope"] == "broker_node=b1");
+  CHECK(a["since"] == "2027-01-15T08:00:03.000Z");
+  CHECK(a["incident"] == 7);
+  CHECK(a["cohort_hint"][0]["key"] == "firmware");
+  CHECK(a["cohort_hint"][0]["lift"] == 8.0);
+  CHECK(a["device_count"] == 40);
+  CHECK(a["devices"] == json::array({"d1", "d2"}));
+  const json& b = j["alerts"][1];
+  CHECK(b["severity"].is_null());
+  CHECK(b["incident"].is_null());
+  CHECK(b["cohort_hint"].empty());
+  f.backend.alerts_down = true;
+  check_error(c.Get("/v1/alerts"), 503, "unavailable");
 }
 
 TEST_CASE("unknown /v1 endpoints are JSON 404") {
