@@ -8,8 +8,9 @@
 //
 // An outage is "expected to page" when it lasts at least offline_grace + alert_after + 1 s of
 // slack. It "must page" when, besides, some stretch of it of that length lies outside every
-// restart window (from a kill to restart_grace_max after presenced is back): then no restart grace
-// can explain a missing page. Outages that lie mostly in restart windows may go unpaged by design
+// restart window (from a kill to the end of the restart grace that followed, as /metrics'
+// presence_restart_grace_active showed it, polled every 100 ms): then no restart grace can
+// explain a missing page. Outages that lie mostly in restart windows may go unpaged by design
 // (nobody is declared offline on silence presenced did not observe, docs/core.md "Restart
 // grace"): counted as outages_unpaged_in_grace.
 #include <signal.h>
@@ -17,7 +18,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <algorithm>
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <random>
 #include <string>
 #include <vector>
@@ -65,9 +70,8 @@ int main(int argc, char** argv) {
     }
   }
   // Timings (the harness defaults): offline_grace 2 s, alert_after 1 s, online_stable_for 1 s,
-  // restart grace 2..8 s (settle 1 s), snapshot_interval 500 ms.
+  // restart grace 2..8 s (settle 1 s), snapshot_interval 500 ms, group_wait 500 ms.
   const std::int64_t page_after_ms = 2000 + 1000 + 500 + 1000;  // + group_wait, + slack
-  const std::int64_t grace_max_ms = 8000;
   try {
     test::Mosquitto broker;
     broker.start();
@@ -89,14 +93,36 @@ int main(int argc, char** argv) {
     std::uniform_int_distribution<int> gap(min_gap_ms, max_gap_ms);
     const std::int64_t t0 = wall_ms();
     std::vector<std::int64_t> kill_at;
-    std::vector<std::pair<std::int64_t, std::int64_t>> restart_windows;  // wall ms
+    // Restart windows (wall ms): presenced down or in restart grace, from a poller of /metrics.
+    std::vector<std::pair<std::int64_t, std::int64_t>> restart_windows;
+    std::mutex windows_mu;
+    std::atomic<bool> polling{true};
+    std::thread poller([&] {
+      std::int64_t open = -1;
+      while (polling) {
+        const std::int64_t now = wall_ms();
+        const double g = p.metric("presence_restart_grace_active");
+        const bool judging = g == 0;  // -1: not answering (killed or starting)
+        if (!judging && open < 0) open = now - 100;
+        if (judging && open >= 0) {
+          std::lock_guard lock(windows_mu);
+          restart_windows.emplace_back(open, now + 100);
+          open = -1;
+        }
+        std::this_thread::sleep_for(100ms);
+      }
+      if (open >= 0) restart_windows.emplace_back(open, wall_ms());
+    });
     for (int k = 0; k < kills; ++k) {
       std::this_thread::sleep_for(std::chrono::milliseconds(gap(rng)));
       const std::int64_t killed = wall_ms();
       kill_at.push_back(killed - t0);
+      {
+        std::lock_guard lock(windows_mu);  // the poller may not have seen a short outage
+        restart_windows.emplace_back(killed, killed);
+      }
       p.stop(SIGKILL);
       p.start();
-      restart_windows.emplace_back(killed, wall_ms() + grace_max_ms);
     }
     // Let the failures stop, everyone come back, and the last pages go out.
     const std::int64_t quiet_from = t0 + static_cast<std::int64_t>(run_s) * 1000 + 16000;
@@ -110,6 +136,14 @@ int main(int argc, char** argv) {
       last = n;
     }
     const auto events = pd.events();
+    polling = false;
+    poller.join();
+    std::sort(restart_windows.begin(), restart_windows.end());
+    std::int64_t in_windows_ms = 0, covered_to = 0;
+    for (const auto& [a, b] : restart_windows) {
+      in_windows_ms += std::max<std::int64_t>(0, b - std::max(a, covered_to));
+      covered_to = std::max(covered_to, b);
+    }
     p.stop(SIGTERM);
     sim.stop();
 
@@ -152,7 +186,7 @@ int main(int argc, char** argv) {
       ++expected;
       // Longest stretch of the outage outside every restart window.
       std::int64_t longest = 0, from = o.start;
-      for (const auto& [a, b] : restart_windows) {
+      for (const auto& [a, b] : restart_windows) {  // sorted by start
         if (b <= from || a >= o.end) continue;
         longest = std::max(longest, std::min(a, o.end) - from);
         from = std::max(from, b);
@@ -186,6 +220,8 @@ int main(int argc, char** argv) {
     const std::size_t invalid = pd.errors().size();
 
     line("crash_loop_kills", kills, "count");
+    line("crash_loop_seconds_down_or_in_restart_grace", static_cast<double>(in_windows_ms) / 1000.0,
+         "s");
     line("crash_loop_devices", devices, "count");
     line("crash_loop_outages", static_cast<double>(outages.size()), "count");
     line("crash_loop_outages_expected_to_page", static_cast<double>(expected), "count");
