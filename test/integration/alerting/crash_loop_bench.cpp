@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -194,16 +195,26 @@ int main(int argc, char** argv) {
       longest = std::max(longest, o.end - from);
       const bool must_page = longest >= page_after_ms;
       must += must_page;
-      // Paged: its own trigger, or a group trigger listing it, while it was down.
+      // Paged: a page naming the device (its own, or a group listing it) was open at some time
+      // during the outage: triggered before it ended (+2 s) and not resolved before it began. (A
+      // device back for less than online_stable_for and down again is one outage to presenced:
+      // its page stays open across both.)
       bool paged = false;
-      for (const auto& e : events) {
-        if (e.action != "trigger" || e.received_ms < o.start || e.received_ms > o.end + 2000)
+      for (std::size_t i = 0; i < events.size() && !paged; ++i) {
+        const auto& e = events[i];
+        if (e.action != "trigger" || e.received_ms > o.end + 2000) continue;
+        if (e.dedup_key != "presence/device/" + o.device &&
+            (e.dedup_key.rfind("presence/device/", 0) == 0 ||
+             (e.summary.find(o.device) == std::string::npos &&
+              e.details.dump().find("\"" + o.device) == std::string::npos)))
           continue;
-        if (e.dedup_key == "presence/device/" + o.device ||
-            (e.dedup_key.rfind("presence/device/", 0) != 0 &&
-             (e.summary.find(o.device) != std::string::npos ||
-              e.details.dump().find("\"" + o.device) != std::string::npos)))
-          paged = true;
+        std::int64_t resolved = std::numeric_limits<std::int64_t>::max();
+        for (std::size_t j = i + 1; j < events.size(); ++j)
+          if (events[j].dedup_key == e.dedup_key && events[j].action == "resolve") {
+            resolved = events[j].received_ms;
+            break;
+          }
+        paged = resolved >= o.start;
       }
       if (!paged) {
         (must_page ? unpaged_must : unpaged_grace) += 1;
