@@ -9,6 +9,7 @@ PRESENCE_PACKAGES=(
   mosquitto mosquitto-dev mosquitto-clients
   libssl-dev libyaml-cpp-dev doctest-dev libcurl4-openssl-dev
   libcpp-httplib-dev nlohmann-json3-dev
+  etcd-server
   docker-compose
   # scripts/demo.sh's ALERT view and scripts/presencectl's readable output.
   jq

@@ -1,5 +1,6 @@
 #include "presence/api/api.h"
 #include "presence/common/iso8601.h"
+#include "presence/common/wall_time.h"
 
 #include <httplib.h>
 
@@ -120,7 +121,11 @@ std::optional<WallTime> parse_iso8601(std::string_view s) {
   tm.tm_min = mm;
   tm.tm_sec = ss;
   const std::time_t t = timegm(&tm);
-  return WallTime(std::chrono::seconds(t - offset_s) + std::chrono::milliseconds(millis));
+  // Issue 19 item 5: year 2300 overflowed the nanosecond clock (stored as 1715).
+  const auto secs = common::accept_wall_seconds(static_cast<std::int64_t>(t) - offset_s);
+  if (!secs) return std::nullopt;
+  if (*secs == common::kMaxWallSeconds) return common::max_wall_time();
+  return WallTime(std::chrono::seconds(*secs) + std::chrono::milliseconds(millis));
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
@@ -516,9 +521,11 @@ class Router {
       if (!d || d->count() <= 0)
         return send_error(res, 400, "bad_request",
                           "duration: expected e.g. \"90s\", \"30m\", \"2h\"");
-      ends = starts.value_or(std::chrono::time_point_cast<WallTime::duration>(
-                 std::chrono::system_clock::now())) +
-             *d;
+      if (*d > std::chrono::seconds(common::kMaxSpanSeconds))
+        return send_error(res, 400, "bad_request", "duration: at most 100 years");
+      ends = common::add_clamped(starts.value_or(std::chrono::time_point_cast<WallTime::duration>(
+                                     std::chrono::system_clock::now())),
+                                 *d);
     }
     if (!ends) return send_error(res, 400, "bad_request", "ends_at or duration is required");
     if (starts && *ends <= *starts)

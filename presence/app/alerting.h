@@ -97,6 +97,12 @@ class Alerting final : public ingest::EngineHooks {
     return static_cast<std::uint32_t>(incidents_open_.load());
   }
 
+  // SIGHUP (issue 19 item 11; docs/runbook.md "Silencing"): replaces the silences that came from
+  // alerts.silences with these; API silences are kept. Engine thread (Service::post). Returns the
+  // number of config silences now in force.
+  std::size_t replace_config_silences(const std::vector<SilenceConfig>& silences,
+                                      core::MonoTime now);
+
   // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
   // reads it through Service::post (presence/ingest/api_backend.h).
   core::AlertPolicy* policy() { return policy_.get(); }
@@ -112,13 +118,30 @@ class Alerting final : public ingest::EngineHooks {
   // Empty, or why presenced is not fully ready: what it cannot persist (any thread; /readyz).
   std::string not_ready_reason() const;
 
+  // HA pair (issue 13): before start(), the dispatcher's "may I send?" gate (presence/ha/node.h).
+  void set_send_gate(std::function<alert::DispatcherConfig::Gate(
+                         const std::vector<alert::OutboxEntry>&)> gate,
+                     std::function<void(const std::vector<alert::OutboxEntry>&)> after_send) {
+    gate_ = std::move(gate);
+    after_send_ = std::move(after_send);
+  }
+  // Any thread: a page decided outside the engine (the HA peer-health page).
+  void submit_external(core::AlertIntent intent) {
+    if (dispatcher_) dispatcher_->submit({std::move(intent)});
+  }
+
  private:
   void save_snapshot(core::Engine& engine, core::MonoTime now);
+  // Drops the silences from alerts.silences and adds these; the count now in force.
+  std::size_t apply_config_silences(const std::vector<SilenceConfig>& silences,
+                                    core::MonoTime now);
   void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
 
   Config config_;
   store::LogFn log_;
+  std::function<alert::DispatcherConfig::Gate(const std::vector<alert::OutboxEntry>&)> gate_;
+  std::function<void(const std::vector<alert::OutboxEntry>&)> after_send_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
   bool naive_blind_ = false;

@@ -579,3 +579,42 @@ TEST_CASE("dashboard assets are embedded and served without the network") {
   CHECK(c.Get("/assets/app.css")->status == 200);
   check_error(c.Get("/assets/secret.txt"), 404, "not_found");
 }
+
+// Issue 19 item 5: ends_at in 2300 was stored as 1715 (the nanosecond clock overflowed after
+// 2262). Times before 1970 are refused; times after 2200-01-01 are clamped to it.
+TEST_CASE("time inputs: validated and clamped, never overflowed") {
+  const auto max = parse_iso8601("2200-01-01T00:00:00Z");
+  REQUIRE(max);
+  CHECK(iso8601(*max) == "2200-01-01T00:00:00.000Z");
+  CHECK(parse_iso8601("2199-12-31T23:59:59.999Z") == *max - std::chrono::milliseconds(1));  // T-1
+  CHECK(parse_iso8601("2200-01-01T00:00:00.001Z") == *max);                                // T+1
+  CHECK(parse_iso8601("2300-06-13T00:00:00Z") == *max);
+  CHECK(parse_iso8601("9999-12-31T23:59:59Z") == *max);
+  CHECK(parse_iso8601("1970-01-01T00:00:00Z") == WallTime{});
+  CHECK_FALSE(parse_iso8601("1969-12-31T23:59:59Z"));
+  CHECK_FALSE(parse_iso8601("1715-06-13T00:00:00Z"));
+  CHECK_FALSE(parse_iso8601("1970-01-01T00:30:00+01:00"));  // 1969 in UTC
+
+  ApiOptions o;
+  o.token = "t";
+  Fixture f(o);
+  auto c = f.client("t");
+  auto r = c.Post("/v1/silences", R"({"ends_at":"2300-01-01T00:00:00Z","comment":"for good"})",
+                  "application/json");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  CHECK(json::parse(r->body)["ends_at"] == "2200-01-01T00:00:00.000Z");
+  // A duration that would overflow: 999,999,999 days.
+  check_error(c.Post("/v1/silences", R"({"duration":"999999999d"})", "application/json"), 400,
+              "bad_request");
+  // 100 years from 2190 ends at the clamp, not in the past.
+  r = c.Post("/v1/silences", R"({"starts_at":"2190-01-01T00:00:00Z","duration":"36500d"})",
+             "application/json");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  CHECK(json::parse(r->body)["ends_at"] == "2200-01-01T00:00:00.000Z");
+  check_error(c.Post("/v1/silences", R"({"starts_at":"1960-01-01T00:00:00Z","duration":"1h"})",
+                     "application/json"),
+              400, "bad_request");
+  for (const auto& [id, s] : f.backend.silences_) CHECK(s.ends_at > s.starts_at);
+}
