@@ -167,6 +167,8 @@ const char* wire_name(Type t) {
       return "stragglers";
     case Type::Blind:
       return "blind";
+    case Type::Persistence:
+      return "persistence";
   }
   return "unknown";
 }

@@ -62,6 +62,8 @@ class NaiveAlerts {
   void on_blind(const core::Engine& engine, core::MonoTime at, std::vector<core::AlertIntent>& out);
   std::string serialize() const;
   bool restore(std::string_view text);
+  // Decisions the outbox holds that the snapshot did not (issue 19 item 7), in order.
+  void replay_sent(const std::vector<core::AlertIntent>& sent);
   std::size_t firing() const { return firing_.size(); }
 
  private:
@@ -115,6 +117,8 @@ class Alerting final : public ingest::EngineHooks {
 
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
+  // Empty, or why presenced is not fully ready: what it cannot persist (any thread; /readyz).
+  std::string not_ready_reason() const;
 
   // HA pair (issue 13): before start(), the dispatcher's "may I send?" gate (presence/ha/node.h).
   void set_send_gate(std::function<alert::DispatcherConfig::Gate(
@@ -148,6 +152,7 @@ class Alerting final : public ingest::EngineHooks {
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
   bool naive_blind_ = false;
+  bool firing_known_ = false;  // engine thread: alerts_firing_ counted since the restore
   std::unique_ptr<alert::Dispatcher> dispatcher_;
   std::unique_ptr<alert::Watchdog> watchdog_;
   store::SnapshotStore snapshots_;
@@ -161,6 +166,7 @@ class Alerting final : public ingest::EngineHooks {
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
   // writes it (fsync) so the engine never waits for the disk. Latest copy wins.
   struct Pending {
+    std::uint64_t submitted = 0;  // Dispatcher::submitted() at the copy
     std::vector<core::DeviceSnapshot> devices;
     std::string incidents;
   };
@@ -186,6 +192,10 @@ class Alerting final : public ingest::EngineHooks {
   core::MonoTime last_broker_note_{};
   bool broker_noted_ = false;
   void log_incidents();
+  void check_persistence(core::MonoTime now);
+  std::atomic<bool> persist_failing_{false};
+  mutable std::mutex persist_mu_;
+  std::string persist_problem_;
 };
 
 }  // namespace presence::app

@@ -52,6 +52,7 @@ struct AlertIntent {
     ReconnectStorm,
     Stragglers,       // devices that did not come back after an incident resolved
     Blind,            // presenced cannot see the broker
+    Persistence,      // presenced cannot write its store (outbox, snapshot): issue 19 item 6
   };
   Action action = Action::Trigger;
   Type type = Type::DeviceOffline;
