@@ -202,9 +202,11 @@ struct Engine::Impl {
   EngineCounters counters;
   DecisionObserver* observer = nullptr;
   std::int64_t now = 0;
-  // Forgotten indices wait here until drain(): decisions already emitted for them are read by
-  // the adapters (id_of) before the index may name another id.
+  // Forgotten indices wait two drain()s before they may name another id: decisions already
+  // emitted for them are read by the adapters (id_of) after the drain of their batch too
+  // (presence/ingest/service.cpp hands the drained transitions to the alerting hooks).
   std::vector<DeviceIndex> forgotten;
+  std::vector<DeviceIndex> forgotten_drained;
   std::vector<std::string> forgotten_ids;
 
   // Fleet-level gates (issue 3's blind-spot rules).
@@ -515,8 +517,9 @@ struct Engine::Impl {
 
   // drain(): forgotten indices become reusable; a free tail gives its memory back.
   void release_forgotten() {
-    if (forgotten.empty()) return;
-    for (DeviceIndex i : forgotten) ids.release(i);
+    if (forgotten.empty() && forgotten_drained.empty()) return;
+    for (DeviceIndex i : forgotten_drained) ids.release(i);
+    forgotten_drained.swap(forgotten);
     forgotten.clear();
     if (forgotten.capacity() > 4096) std::vector<DeviceIndex>().swap(forgotten);
     if (ids.size() < devices.size()) {

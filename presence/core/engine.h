@@ -95,7 +95,7 @@ class DecisionObserver {
   // (an open page, a fleet incident hold) and the engine asks again one expiry window later.
   virtual bool may_forget(DeviceIndex /*device*/) const { return true; }
   // The device is forgotten: drop every per-device datum. Its index is reused for a new id
-  // after the next Engine::drain; id_of(device) still answers until then.
+  // after the second Engine::drain from now; id_of(device) still answers until then.
   virtual void on_forget(DeviceIndex /*device*/) {}
 };
 
@@ -113,7 +113,8 @@ class Engine {
   std::optional<DeviceIndex> find(std::string_view id) const;
   std::string_view id_of(DeviceIndex device) const;
   // Index range: every device index is below size(); forgotten indices in it are holes (view()
-  // returns an empty id, snapshot() skips them) until a new id reuses them.
+  // returns an empty id, snapshot() skips them) until a new id reuses them, which happens only
+  // after two drain()s: the batch that forgot a device and the next one still read its id.
   std::size_t size() const;
   // Devices known (size() minus holes): what the API and /metrics call "devices".
   std::size_t device_count() const;

@@ -185,7 +185,7 @@ TEST_CASE("the observer's veto keeps a device; it is asked again one window late
   CHECK(obs.ids == std::vector<std::string>{"paged"});  // id_of still answers in on_forget
 }
 
-TEST_CASE("a forgotten index is reused only after drain(); find() never returns a forgotten id") {
+TEST_CASE("a forgotten index is reused only after two drain()s; find() never returns a forgotten id") {
   Engine engine;
   const DeviceIndex keep = engine.intern("keep");
   const DeviceIndex d = engine.intern("gone");
@@ -198,9 +198,13 @@ TEST_CASE("a forgotten index is reused only after drain(); find() never returns 
   CHECK(engine.id_of(d) == "gone");    // ... and still read their id
   std::vector<Transition> out;
   engine.drain(out);
-  const DeviceIndex after_drain = engine.intern("new-2");
+  CHECK(engine.id_of(d) == "gone");    // the batch's hooks read ids after its drain
+  const DeviceIndex after_one = engine.intern("new-2");
+  CHECK(after_one != d);
+  engine.drain(out);
+  const DeviceIndex after_drain = engine.intern("new-3");
   CHECK(after_drain == d);             // reused
-  CHECK(engine.id_of(d) == "new-2");
+  CHECK(engine.id_of(d) == "new-3");
   CHECK(engine.view(d).state == State::Unknown);
   CHECK_FALSE(engine.find("gone"));
   CHECK(engine.find("keep") == keep);
@@ -208,7 +212,7 @@ TEST_CASE("a forgotten index is reused only after drain(); find() never returns 
   // The old id comes back: a new device under a new index.
   const DeviceIndex again = engine.intern("gone");
   CHECK(again != d);
-  CHECK(engine.device_count() == 4);
+  CHECK(engine.device_count() == 5);
 }
 
 TEST_CASE("an event for an id forgotten earlier in the same batch revives it under a new index") {
@@ -257,6 +261,7 @@ TEST_CASE("a 200k junk-id flood that expires gives engine memory back (memory_by
   CHECK(peak > 20 * baseline);
   engine.tick(mono_ms(1000 + 200 + kGrace + kUnconfirmed));
   out.clear();
+  engine.drain(out);
   engine.drain(out);
   std::vector<std::string> ids;
   engine.drain_forgotten(ids);
