@@ -374,10 +374,11 @@ void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   snapshot_due_ = true;
   for (const auto& in : intents) {
     const bool trigger = in.action == core::AlertIntent::Action::Trigger;
-    ++(trigger ? triggers_ : resolves_);
+    const bool notify = in.action == core::AlertIntent::Action::Notify;
+    ++(trigger ? triggers_ : notify ? notices_ : resolves_);
     // One line per alert decision: what the on-call will see, in the same words.
     if (config_.mode != Mode::naive)
-      log_(std::string("alert: ") + (trigger ? "trigger " : "resolve ") + in.dedup_key +
+      log_(std::string("alert: ") + (trigger ? "trigger " : notify ? "notify " : "resolve ") + in.dedup_key +
            (in.summary.empty() ? "" : ": " + in.summary));
   }
   if (dispatcher_) {
@@ -490,10 +491,12 @@ std::string Alerting::metrics_text() const {
          "action=\"trigger\"");
   sample(out, "presence_alert_intents_total", static_cast<double>(resolves_.load()),
          "action=\"resolve\"");
+  sample(out, "presence_alert_intents_total", static_cast<double>(notices_.load()),
+         "action=\"notify\"");
   if (dispatcher_) {
     const auto st = dispatcher_->stats();
     family(out, "presence_alerts_total", "counter",
-           "Alert deliveries per sink and result (sent, dead_lettered, dropped, coalesced).");
+           "Alert deliveries per sink and result (sent, dead_lettered, dropped, coalesced, skipped).");
     for (const auto& s : st.sinks) {
       const std::string l = "sink=\"" + s.name + "\",result=";
       sample(out, "presence_alerts_total", static_cast<double>(s.sent), l + "\"sent\"");
@@ -501,6 +504,7 @@ std::string Alerting::metrics_text() const {
              l + "\"dead_lettered\"");
       sample(out, "presence_alerts_total", static_cast<double>(s.dropped), l + "\"dropped\"");
       sample(out, "presence_alerts_total", static_cast<double>(s.coalesced), l + "\"coalesced\"");
+      sample(out, "presence_alerts_total", static_cast<double>(s.skipped), l + "\"skipped\"");
     }
     family(out, "presence_alert_requests_total", "counter",
            "HTTP requests per sink and result (ok, failed, retried).");
