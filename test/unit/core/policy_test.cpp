@@ -883,3 +883,168 @@ TEST_CASE("validate(PolicyConfig) names the bad key") {
   c.rules.push_back({{{"", "x"}}, Severity::Critical, "r"});
   CHECK(validate(c) == "rules[0].match: empty label key");
 }
+
+// --- Issue 11: page truth ------------------------------------------------------------------------
+
+namespace {
+
+// 200 devices, 100 in site-a (dev-0..99) and 100 in site-b (dev-100..199). Devices of site-b
+// dev-100.. drop (suspect) 1 ms apart from 10 s; the incident opens at the 20th drop
+// (fleet 20/200 = 10 % and floor 20), i.e. at 10 s + 19 ms, and pages group_wait (30 s) later.
+struct SiteDrop {
+  static constexpr std::int64_t kDrop = 10 * kS;
+  static constexpr std::int64_t kGrace = 5 * kS;  // offline_grace of these tests
+  Sim s;
+  SiteDrop() {
+    for (int i = 0; i < 100; ++i) s.add({{"site", "site-a"}});
+    for (int i = 0; i < 100; ++i) s.add({{"site", "site-b"}});
+  }
+  // n site-b devices drop; `back` of them reconnect 1 s later (inside offline_grace), the rest
+  // go offline after kGrace.
+  void drop(int n, int back) {
+    for (int i = 0; i < n; ++i) s.to(100 + i, State::Suspect, kDrop + i);
+    for (int i = 0; i < back; ++i) s.to(100 + i, State::Online, kDrop + kS + i, Cause::Connected);
+    for (int i = back; i < n; ++i) s.to(100 + i, State::Offline, kDrop + kGrace + i, Cause::OfflineGrace);
+  }
+  static constexpr std::int64_t kPage = kDrop + 19 + 30 * kS;  // open + group_wait
+};
+
+}  // namespace
+
+TEST_CASE("healed drop: no page at T-1 / T / T+1, one info notice; the device still down pages on its own clock") {
+  SiteDrop x;
+  x.drop(30, 29);  // 29 of 30 back within a second: dev-129 stays down
+  const Incident* inc = x.s.p.fleet().incident(1);
+  REQUIRE(inc != nullptr);
+  CHECK(inc->scope_key == "site");  // narrowest true scope: every dropped device is site-b
+  CHECK(inc->scope_value == "site-b");
+  CHECK(inc->narrowed_from == "fleet");
+  x.s.tick(SiteDrop::kPage - 1);
+  CHECK(x.s.all.empty());
+  x.s.tick(SiteDrop::kPage);
+  REQUIRE(x.s.all.size() == 1);
+  const AlertIntent& n = x.s.all[0];
+  CHECK(n.action == Action::Notify);
+  CHECK(n.severity == Severity::Info);
+  CHECK(n.type == Type::FleetIncident);
+  CHECK(n.component == "site=site-b");
+  CHECK(n.summary.find("Blip in site=site-b: 30 devices dropped, 29 were back") == 0);
+  CHECK(x.s.triggers() == 0);
+  CHECK(x.s.p.counters().incidents_healed == 1);
+  CHECK(x.s.p.fleet().incident(1)->healed);
+  CHECK(x.s.p.fleet().incident(1)->stage == IncidentStage::Closed);
+  CHECK(x.s.p.fleet().held_by(129) == 0);
+  // dev-129: last sign of life 10.029 s, offline at 15.029 s; paged at offline + alert_after +
+  // group_wait = 165.029 s, exactly as if no incident had held it.
+  const std::int64_t t = SiteDrop::kDrop + 29 + SiteDrop::kGrace + 2 * kMin + 30 * kS;
+  x.s.tick(t - 1);
+  CHECK(x.s.triggers() == 0);
+  x.s.tick(t);
+  REQUIRE(x.s.triggers() == 1);
+  CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-129");
+  x.s.tick(t + 10 * kMin);
+  CHECK(x.s.triggers() == 1);
+  CHECK(x.s.count(Action::Resolve, Type::FleetIncident) == 0);  // a notice has no resolve
+}
+
+TEST_CASE("healed is fewer than the open floor still down: 19 down is a blip, 20 down pages") {
+  for (int down : {19, 20, 21}) {
+    CAPTURE(down);
+    SiteDrop x;
+    x.drop(30, 30 - down);
+    x.s.tick(SiteDrop::kPage);
+    if (down < 20) {
+      CHECK(x.s.count(Action::Trigger, Type::FleetIncident) == 0);
+      CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 1);
+    } else {
+      REQUIRE(x.s.count(Action::Trigger, Type::FleetIncident) == 1);
+      CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 0);
+      const AlertIntent* p = x.s.last(Action::Trigger, Type::FleetIncident);
+      CHECK(p->component == "site=site-b");
+      // 30 % of a segment, narrowed: a warning, not critical.
+      CHECK(p->severity == Severity::Warning);
+      CHECK(p->summary.find(std::to_string(30 - down) + " already back") != std::string::npos);
+      CHECK(Sim::detail(*p, "narrowed_from") == "fleet");
+    }
+  }
+}
+
+TEST_CASE("two sites dropping together: the fleet is the scope, critical") {
+  SiteDrop x;
+  for (int i = 0; i < 15; ++i) x.s.to(i, State::Suspect, SiteDrop::kDrop + 2 * i);           // site-a
+  for (int i = 0; i < 15; ++i) x.s.to(100 + i, State::Suspect, SiteDrop::kDrop + 2 * i + 1);  // site-b
+  x.s.tick(SiteDrop::kDrop + 2 * kMin);
+  REQUIRE(x.s.count(Action::Trigger, Type::FleetIncident) == 1);
+  const AlertIntent* p = x.s.last(Action::Trigger, Type::FleetIncident);
+  CHECK(p->component == "fleet");
+  CHECK(p->severity == Severity::Critical);
+  CHECK(Sim::detail(*p, "narrowed_from").empty());
+}
+
+TEST_CASE("a death during an open incident but after its burst is paged on its own clock") {
+  SiteDrop x;
+  x.drop(30, 0);  // a lasting site-b outage: incident 1 opened at 10.019 s
+  x.s.tick(SiteDrop::kPage);
+  REQUIRE(x.s.count(Action::Trigger, Type::FleetIncident) == 1);
+  // Outside the scope (site-a), even during the burst: never held.
+  x.s.to(5, State::Suspect, SiteDrop::kDrop + 2 * kS);
+  CHECK(x.s.p.fleet().held_by(5) == 0);
+  x.s.to(5, State::Offline, SiteDrop::kDrop + 2 * kS + SiteDrop::kGrace, Cause::OfflineGrace);
+  const std::int64_t t5 = SiteDrop::kDrop + 2 * kS + SiteDrop::kGrace + 2 * kMin + 30 * kS;
+  x.s.tick(t5 - 1);
+  CHECK(x.s.count(Action::Trigger, Type::DeviceOffline) == 0);
+  x.s.tick(t5);
+  REQUIRE(x.s.count(Action::Trigger, Type::DeviceOffline) == 1);
+  CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-5");
+  const std::int64_t burst_end = SiteDrop::kDrop + 19 + 5 * kMin;  // opened_at + incident_window
+  // In scope, 1 ms before the burst window ends: part of the event (held).
+  x.s.to(150, State::Suspect, burst_end - 1);
+  CHECK(x.s.p.fleet().held_by(150) == 1);
+  // In scope at T and T+1: independent deaths, not held.
+  x.s.to(151, State::Suspect, burst_end);
+  x.s.to(152, State::Suspect, burst_end + 1);
+  CHECK(x.s.p.fleet().held_by(151) == 0);
+  CHECK(x.s.p.fleet().held_by(152) == 0);
+  x.s.to(151, State::Offline, burst_end + SiteDrop::kGrace, Cause::OfflineGrace);
+  x.s.to(152, State::Offline, burst_end + 1 + SiteDrop::kGrace, Cause::OfflineGrace);
+  const std::int64_t t151 = burst_end + SiteDrop::kGrace + 2 * kMin + 30 * kS;
+  x.s.tick(t151 - 1);
+  CHECK(x.s.count(Action::Trigger, Type::DeviceGroup) == 0);
+  x.s.tick(t151);
+  REQUIRE(x.s.count(Action::Trigger, Type::DeviceGroup) == 1);
+  const AlertIntent* g = x.s.last(Action::Trigger, Type::DeviceGroup);
+  CHECK(split_ids(Sim::detail(*g, "devices")) == std::set<std::string>{"dev-151", "dev-152"});
+  CHECK(g->summary == "2 unrelated devices offline: dev-151 (offline), dev-152 (offline)");
+}
+
+TEST_CASE("a cohort among due devices is paged as that cohort, independent deaths by name") {
+  PolicyConfig pc;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  for (int i = 0; i < 10; ++i) s.add({{"firmware", "3.8.0-b3"}, {"model", "gw-100"}});  // dev-0..9
+  for (int i = 0; i < 180; ++i) s.add({{"firmware", "3.7.2"}, {"model", "gw-100"}});    // dev-10..189
+  for (int i = 0; i < 10; ++i) s.add({{"firmware", "3.7.2"}, {"model", "gw-200"}});     // dev-190..199
+  for (DeviceIndex d : {0, 1, 2}) s.to(d, State::Flapping, 10 * kS + d, Cause::FlapStart);
+  for (DeviceIndex d : {190, 191}) s.to(d, State::Offline, 12 * kS + d, Cause::OfflineGrace);
+  s.tick(30 * kMin);
+  REQUIRE(s.count(Action::Trigger, Type::DeviceGroup) == 2);
+  const AlertIntent* cohort = nullptr;
+  const AlertIntent* deaths = nullptr;
+  for (const auto& i : s.all)
+    if (i.type == Type::DeviceGroup) (Sim::detail(i, "cohort").empty() ? deaths : cohort) = &i;
+  REQUIRE(cohort != nullptr);
+  REQUIRE(deaths != nullptr);
+  CHECK(cohort->summary == "3 of 10 firmware=3.8.0-b3 devices flapping: dev-0,dev-1,dev-2");
+  CHECK(cohort->component == "firmware=3.8.0-b3");
+  CHECK(cohort->severity == Severity::Warning);
+  CHECK(deaths->summary == "2 unrelated devices offline: dev-190 (offline), dev-191 (offline)");
+  CHECK(deaths->severity == Severity::Error);
+  // Two of a cohort are not a cohort (group_cohort_min 3): named one by one.
+  Sim t(pc);
+  for (int i = 0; i < 10; ++i) t.add({{"firmware", "3.8.0-b3"}});
+  for (int i = 0; i < 190; ++i) t.add({{"firmware", "3.7.2"}});
+  for (DeviceIndex d : {0, 1}) t.to(d, State::Flapping, 10 * kS + d, Cause::FlapStart);
+  t.tick(30 * kMin);
+  REQUIRE(t.count(Action::Trigger, Type::DeviceGroup) == 1);
+  CHECK(Sim::detail(*t.last(Action::Trigger, Type::DeviceGroup), "cohort").empty());
+}
