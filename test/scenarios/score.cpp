@@ -228,6 +228,7 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
   };
 
   std::set<std::string> incident_keys;
+  std::vector<std::string> paged_scopes;  // scopes of (non-healed) incident pages
   for (const auto& p : pages) {
     if (p.t_ms > truth.end_ms) continue;  // the sim's exit drops every session: not scored
     if (!validate_pd(p.body, routing_key).empty()) {
@@ -306,6 +307,10 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
         continue;
       }
       const std::string scope = payload_str(p.body, "component");
+      paged_scopes.push_back(scope);
+      // An incident scoped to an expected cohort names it as well as a cohort group page does.
+      if (ex.check_cohorts && std::find(ex.cohorts.begin(), ex.cohorts.end(), scope) != ex.cohorts.end())
+        ++s.cohort_pages;
       if (ex.check_scopes &&
           std::find(ex.incident_scopes.begin(), ex.incident_scopes.end(), scope) == ex.incident_scopes.end()) {
         ++s.scope_errors;
@@ -364,8 +369,22 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
       const std::int64_t end = f.end_ms ? *f.end_ms : truth.end_ms;
       if (end - f.start_ms < min_outage_ms) continue;
       bool in_burst = false;
+      // Inside an incident page's scope only (a death in another site is independent of a site
+      // incident whenever it happens); a flap holds only flapping devices, never a death.
+      bool in_scope = false;
+      const auto lab = truth.labels.find(f.device);
+      for (const auto& sc : paged_scopes) {
+        const auto eq = sc.find('=');
+        if (sc == "fleet") in_scope = true;
+        else if (eq != std::string::npos && lab != truth.labels.end()) {
+          const auto v = lab->second.find(sc.substr(0, eq));
+          if (v != lab->second.end() && v->second == sc.substr(eq + 1)) in_scope = true;
+        }
+      }
       for (const auto& a : truth.actions)
-        if (server_side(a.action) && a.t <= f.start_ms && f.start_ms < a.t + ex.burst_ms) in_burst = true;
+        if (in_scope && server_side(a.action) && a.action != "flap" && a.t <= f.start_ms &&
+            f.start_ms < a.t + ex.burst_ms)
+          in_burst = true;
       if (in_burst) continue;
       ++s.bounded;
       if (first_page[i]) b.push_back(static_cast<double>(*first_page[i] - f.start_ms) / 1000.0);

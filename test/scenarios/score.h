@@ -91,7 +91,7 @@ struct ModeScore {
   std::size_t false_incident_pages = 0;  // an incident page for a drop that healed inside offline_grace
   std::size_t scope_errors = 0;          // an incident page whose scope is not the injected one
   std::vector<std::string> scope_examples;
-  std::size_t cohort_pages = 0;          // group pages naming an expected cohort
+  std::size_t cohort_pages = 0;          // group or incident pages naming an expected cohort
   std::size_t cohort_mislabels = 0;      // a wrong cohort, or a cohort called "unrelated"
   std::vector<std::string> cohort_examples;
   std::size_t bounded = 0;               // deaths outside any event's burst: first page within the bound
