@@ -973,6 +973,7 @@ void AlertPolicy::resync(const Engine& engine) {
 //   device <id> <phase 0..3> <flapping 0|1> <due|-> <group>
 //   group <gid> <dedup_key> <route> <since> <member id>...
 //   page <incident> <incident phase 0..3> <stragglers phase 0..3> <due|-> <incident_since> <stragglers_since>
+//   held <id> <since> <flapping 0|1>      (issue 11: a held device problem's start)
 //   fleet
 //   <FleetMonitor::serialize text>
 
@@ -1029,6 +1030,8 @@ std::string AlertPolicy::serialize() const {
     out += "page " + std::to_string(id) + " " + std::to_string(static_cast<int>(ia.incident)) + " " +
            std::to_string(static_cast<int>(ia.stragglers)) + " " + due_text(ia.due) + " " +
            std::to_string(ia.incident_since) + " " + std::to_string(ia.stragglers_since) + "\n";
+  for (const auto& [d, h] : m.held_problems)
+    out += "held " + encode(m.id(d)) + " " + std::to_string(h.since) + " " + (h.flapping ? "1" : "0") + "\n";
   out += "fleet\n";
   out += m.fleet.serialize([&m](DeviceIndex d) { return m.id(d); });
   return out;
@@ -1113,6 +1116,13 @@ bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::s
           !parse_num(tok[6], p.stragglers_since_ms))
         return fail("bad page");
       out.incident_pages.push_back(p);
+    } else if (tag == "held") {
+      PolicySnapshot::Held h;
+      if (tok.size() != 4 || !snapshot_text::decode(tok[1], h.id) || h.id.empty() || !parse_num(tok[2], h.since_ms) ||
+          (tok[3] != "0" && tok[3] != "1"))
+        return fail("bad held");
+      h.flapping = tok[3] == "1";
+      out.held.push_back(std::move(h));
     } else if (tag == "fleet") {
       std::string fleet_error;
       if (!FleetMonitor::deserialize(text, out.fleet, fleet_error)) {
@@ -1196,6 +1206,10 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
     } else {
       ++it;
     }
+  }
+  for (const auto& h : snap.held) {
+    DeviceIndex d = intern(h.id);
+    if (d != kNoDevice) m.held_problems.try_emplace(d, Impl::HeldProblem{rebase(h.since_ms), h.flapping});
   }
   for (const auto& p : snap.incident_pages) {
     if (m.incs.count(p.incident) != 0 || m.fleet.incident(p.incident) == nullptr) continue;

@@ -133,6 +133,14 @@ struct PolicySnapshot {
   std::vector<Device> devices;
   std::vector<Group> groups;
   std::vector<IncidentPage> incident_pages;
+  // Device problems an incident holds (issue 11): when each started, so a device released by a
+  // healed incident after a restart is still paged on its own clock.
+  struct Held {
+    std::string id;
+    std::int64_t since_ms = 0;
+    bool flapping = false;
+  };
+  std::vector<Held> held;
   IncidentSnapshot fleet;
 };
 

@@ -1048,3 +1048,33 @@ TEST_CASE("a cohort among due devices is paged as that cohort, independent death
   REQUIRE(t.count(Action::Trigger, Type::DeviceGroup) == 1);
   CHECK(Sim::detail(*t.last(Action::Trigger, Type::DeviceGroup), "cohort").empty());
 }
+
+TEST_CASE("a held device problem survives a restart: released by a healed incident, paged on its own clock") {
+  SiteDrop x;
+  x.drop(30, 29);  // dev-129 offline at 15.029 s, held by incident 1
+  x.s.tick(20 * kS);
+  const std::string text = x.s.p.serialize();
+  PolicySnapshot snap;
+  std::string err;
+  REQUIRE_MESSAGE(AlertPolicy::deserialize(text, snap, err), err);
+  REQUIRE(snap.held.size() == 1);
+  CHECK(snap.held[0].id == "dev-129");
+  CHECK(snap.held[0].since_ms == SiteDrop::kDrop + 29 + SiteDrop::kGrace);
+  SiteDrop y;  // a new process: the same devices, clock restarted (restored at 1 s, saved at 20 s)
+  auto intern = [&y](std::string_view id) {
+    for (std::size_t i = 0; i < y.s.ids.size(); ++i)
+      if (y.s.ids[i] == id) return static_cast<DeviceIndex>(i);
+    return kNoDevice;
+  };
+  y.s.p.restore(snap, mono_ms(1000), intern);
+  const std::int64_t shift = 1000 - 20 * kS;
+  y.s.tick(SiteDrop::kPage + shift);
+  CHECK(y.s.count(Action::Notify, Type::FleetIncident) == 1);
+  CHECK(y.s.triggers() == 0);
+  const std::int64_t t = SiteDrop::kDrop + 29 + SiteDrop::kGrace + 2 * kMin + 30 * kS + shift;
+  y.s.tick(t - 1);
+  CHECK(y.s.triggers() == 0);
+  y.s.tick(t);
+  REQUIRE(y.s.triggers() == 1);
+  CHECK(y.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-129");
+}
