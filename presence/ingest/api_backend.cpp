@@ -196,6 +196,7 @@ struct ApiQueries::State {
     s.still_down = i.still_down;
     s.held = i.held.size();
     s.stragglers = i.stragglers.size();
+    s.healed = i.healed;
     for (const auto& h : i.hint)
       s.hint.push_back({h.key, h.value, h.support, h.share_in_incident, h.share_in_scope, h.lift});
     return s;
