@@ -131,6 +131,7 @@ struct AlertPolicy::Impl {
     std::int64_t since = 0;
     std::vector<DeviceIndex> members;
     std::size_t remaining = 0;
+    std::string cohort;  // "key=value" for a cohort page (issue 11), "" for independent failures
   };
   std::map<std::uint64_t, Group> groups;
   std::uint64_t next_group = 1;
@@ -402,34 +403,48 @@ struct AlertPolicy::Impl {
     }
   }
 
-  // A label value shared by >= group_cohort_min of `devices` and over-represented against the
-  // fleet (lift >= cohort_min_lift): the most members first, then the highest lift.
+  // A label value of some of `devices` shared by >= group_cohort_min device problems open now
+  // (these and the ones pending or already paged: a flapping cohort becomes due a device or two
+  // at a time, one flush would never see three) and over-represented among the open problems
+  // against the fleet (lift >= cohort_min_lift). The most open problems first, then the lift.
   struct CohortPick {
     std::string key, value;
     std::uint32_t of = 0;  // devices with this value in the fleet
-    std::vector<DeviceIndex> members;
+    std::vector<DeviceIndex> members;  // of `devices`
   };
   CohortPick pick_cohort(const std::vector<DeviceIndex>& devices) const {
     CohortPick best;
-    if (devices.size() < cfg.group_cohort_min) return best;
+    if (devices.empty()) return best;
     std::map<std::pair<std::string, std::string>, std::vector<DeviceIndex>> by;
     for (DeviceIndex d : devices)
       for (const auto& [k, v] : fleet.labels(d)) by[{std::string(k), std::string(v)}].push_back(d);
+    std::map<std::pair<std::string, std::string>, std::size_t> open;
+    for (const auto& [d, a] : devs)
+      for (const auto& [k, v] : fleet.labels(d)) {
+        auto it = by.find({std::string(k), std::string(v)});
+        if (it != by.end()) ++open[it->first];
+      }
     const auto all = fleet.segment("", "");
     const double fleet_known = all ? static_cast<double>(all->known) : 0;
+    const double problems = static_cast<double>(devs.size());
     double best_lift = 0;
+    std::size_t best_open = 0;
     for (auto& [kv, members] : by) {
-      if (members.size() < cfg.group_cohort_min || fleet_known <= 0) continue;
+      const std::size_t n = open[kv];
+      if (n < cfg.group_cohort_min || fleet_known <= 0 || problems <= 0) continue;
       const auto seg = fleet.segment(kv.first, kv.second);
       if (!seg || seg->known == 0) continue;
-      const double lift = (static_cast<double>(members.size()) / devices.size()) / (seg->known / fleet_known);
-      if (lift < fleet.config().cohort_min_lift) continue;
-      if (members.size() > best.members.size() || (members.size() == best.members.size() && lift > best_lift)) {
+      const double lift = (static_cast<double>(n) / problems) / (seg->known / fleet_known);
+      // Twice the incident hint's lift: a handful of independent deaths in a 20 % site are not a
+      // "site" cohort by chance (3 of 7 would pass 2.0), a beta firmware at 5 % of the fleet is.
+      if (lift < 2 * fleet.config().cohort_min_lift) continue;
+      if (n > best_open || (n == best_open && lift > best_lift)) {
         best.key = kv.first;
         best.value = kv.second;
         best.of = seg->known;
         best.members = members;
         best_lift = lift;
+        best_open = n;
       }
     }
     return best;
@@ -459,23 +474,41 @@ struct AlertPolicy::Impl {
     add_labels(i, d);
   }
 
-  void send_group(const std::string& route, const std::vector<DeviceIndex>& send, Severity sev, bool ruled,
+  void send_group(const std::string& route, const std::vector<DeviceIndex>& fresh, Severity sev, bool ruled,
                   const CohortPick* cohort, std::int64_t at) {
-    const std::uint64_t g = next_group++;
+    // A cohort already paged on this route takes its new members: the same dedup_key triggered
+    // again with the whole membership (PagerDuty updates the open alert, no second incident).
+    const std::string label = cohort != nullptr ? cohort->key + "=" + cohort->value : std::string();
+    std::uint64_t g = 0;
+    if (cohort != nullptr)
+      for (const auto& [id, grp] : groups)
+        if (grp.cohort == label && grp.route == route && grp.remaining > 0) g = id;
+    if (g == 0) {
+      g = next_group++;
+      Group& grp = groups[g];
+      grp.key = group_key(g);
+      grp.route = route;
+      grp.since = at;
+      grp.cohort = label;
+    }
     Group& grp = groups[g];
-    grp.key = group_key(g);
-    grp.route = route;
-    grp.since = at;
-    grp.members = send;
-    grp.remaining = send.size();
-    std::size_t flapping = 0;
-    for (DeviceIndex d : send) {
+    for (DeviceIndex d : fresh) {
       auto& a = devs[d];
       a.phase = DeviceAlert::Firing;
       a.group = g;
-      flapping += a.flapping;
+      grp.members.push_back(d);
+      ++grp.remaining;
     }
-    counters.devices_grouped += send.size();
+    counters.devices_grouped += fresh.size();
+    // The page lists the members still firing in the group.
+    std::vector<DeviceIndex> send;
+    std::size_t flapping = 0;
+    for (DeviceIndex d : grp.members) {
+      auto it = devs.find(d);
+      if (it == devs.end() || it->second.phase != DeviceAlert::Firing || it->second.group != g) continue;
+      send.push_back(d);
+      flapping += it->second.flapping;
+    }
     std::size_t listed = 0;
     std::string ids = id_list(send, listed);
     const std::string more = listed < send.size() ? " (+" + std::to_string(send.size() - listed) + " more)" : "";
@@ -488,7 +521,6 @@ struct AlertPolicy::Impl {
                                            : "down (" + std::to_string(offline) + " offline, " +
                                                  std::to_string(flapping) + " flapping)";
     if (cohort != nullptr) {
-      const std::string label = cohort->key + "=" + cohort->value;
       i.component = label;
       i.summary = clip(std::to_string(send.size()) + " of " + std::to_string(cohort->of) + " " + label +
                            " devices " + how + ": " + ids + more,

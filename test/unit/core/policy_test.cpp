@@ -1078,3 +1078,27 @@ TEST_CASE("a held device problem survives a restart: released by a healed incide
   REQUIRE(y.s.triggers() == 1);
   CHECK(y.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-129");
 }
+
+TEST_CASE("a cohort due a device at a time is one page: the same dedup_key updated, one resolve") {
+  PolicyConfig pc;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  for (int i = 0; i < 10; ++i) s.add({{"firmware", "3.8.0-b3"}});  // dev-0..9
+  for (int i = 0; i < 190; ++i) s.add({{"firmware", "3.7.2"}});
+  // Five start flapping 40 s apart: each flush sees one due device, but counting the problems
+  // still pending, the firmware has >= 3 open from the first flush (160 s: dev-0..3).
+  for (DeviceIndex d = 0; d < 5; ++d) s.to(d, State::Flapping, 10 * kS + d * 40 * kS, Cause::FlapStart);
+  s.tick(30 * kMin);
+  const std::size_t n = s.count(Action::Trigger, Type::DeviceGroup);
+  CHECK(n == 5);
+  CHECK(s.count(Action::Trigger, Type::DeviceFlapping) == 0);
+  for (const auto& i : s.all)
+    if (i.type == Type::DeviceGroup) CHECK(i.dedup_key == "presence/group/1");
+  const AlertIntent* last = s.last(Action::Trigger, Type::DeviceGroup);
+  REQUIRE(last != nullptr);
+  CHECK(last->summary == "5 of 10 firmware=3.8.0-b3 devices flapping: dev-0,dev-1,dev-2,dev-3,dev-4");
+  for (DeviceIndex d = 0; d < 4; ++d) s.up(d, 40 * kMin + d);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == 0);
+  s.up(4, 41 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == 1);
+}
