@@ -106,6 +106,9 @@ struct AlertPolicy::Impl {
     bool flapping = false;
     std::int64_t due = 0;
     std::uint64_t group = 0;  // Firing: 0 = sent alone, else the DeviceGroup
+    // Released by this healed drop incident (blip): paged as "still down after the blip", their
+    // common cause, not as unrelated failures. Not in the snapshot (then: unrelated).
+    std::uint32_t after_incident = 0;
   };
   std::unordered_map<DeviceIndex, DeviceAlert> devs;
   // Device problems an incident holds: when each started, so a device released by a healed
@@ -115,6 +118,8 @@ struct AlertPolicy::Impl {
     bool flapping = false;
   };
   std::unordered_map<DeviceIndex, HeldProblem> held_problems;
+  // Released by a healed incident while still suspect: its page, if it comes, names the blip.
+  std::unordered_map<DeviceIndex, std::uint32_t> released_by;
   std::set<std::pair<std::int64_t, DeviceIndex>> due;
 
   struct Batch {
@@ -293,12 +298,17 @@ struct AlertPolicy::Impl {
     DeviceAlert a;
     a.flapping = flapping;
     a.due = to_ms(t.at) + cfg.alert_after.count();
+    if (auto r = released_by.find(t.device); r != released_by.end()) {
+      a.after_incident = r->second;
+      released_by.erase(r);
+    }
     devs.emplace(t.device, a);
     due.insert({a.due, t.device});
   }
 
   void device_back(DeviceIndex d, std::int64_t at) {
     held_problems.erase(d);
+    released_by.erase(d);
     auto it = devs.find(d);
     if (it == devs.end()) return;
     if (it->second.phase != DeviceAlert::Firing) {
@@ -386,7 +396,22 @@ struct AlertPolicy::Impl {
     // rest, independent failures, are named one by one ("unrelated" only when no cohort
     // explains them). The demo paged 3 flapping beta-firmware devices and 2 dead gw-200 as
     // "5 unrelated devices down".
-    std::vector<DeviceIndex> rest = send;
+    std::vector<DeviceIndex> rest;
+    std::map<std::uint32_t, std::vector<DeviceIndex>> after;
+    for (DeviceIndex d : send) {
+      const std::uint32_t inc = devs[d].after_incident;
+      if (inc != 0) after[inc].push_back(d);
+      else rest.push_back(d);
+    }
+    for (auto& [inc, members] : after) {
+      CohortPick c;
+      auto bs = blip_scope.find(inc);
+      c.cause = "still down after the blip in " + (bs != blip_scope.end() ? bs->second : std::string("fleet")) +
+                " (incident " + std::to_string(inc) + ")";
+      c.members = members;
+      if (members.size() == 1) send_one(route, members[0], sev, ruled, at, c.cause);
+      else send_group(route, members, sev, ruled, &c, at);
+    }
     for (;;) {
       CohortPick c = pick_cohort(rest);
       if (c.members.empty()) break;
@@ -411,7 +436,10 @@ struct AlertPolicy::Impl {
     std::string key, value;
     std::uint32_t of = 0;  // devices with this value in the fleet
     std::vector<DeviceIndex> members;  // of `devices`
+    std::string cause;  // not a label: "still down after the blip in ..." (after_incident)
   };
+  std::map<std::uint32_t, std::string> blip_scope;  // healed incident -> its scope (for the pages)
+  std::map<std::string, std::int64_t> last_blip_notice;  // scope -> when its last notice went out
   CohortPick pick_cohort(const std::vector<DeviceIndex>& devices) const {
     CohortPick best;
     if (devices.empty()) return best;
@@ -457,7 +485,8 @@ struct AlertPolicy::Impl {
     return std::max(configured, Severity::Warning);
   }
 
-  void send_one(const std::string& route, DeviceIndex d, Severity sev, bool ruled, std::int64_t at) {
+  void send_one(const std::string& route, DeviceIndex d, Severity sev, bool ruled, std::int64_t at,
+                const std::string& why = {}) {
     auto& a = devs[d];
     a.phase = DeviceAlert::Firing;
     a.group = 0;
@@ -469,8 +498,9 @@ struct AlertPolicy::Impl {
     std::string labels;
     for (const auto& [k, v] : fleet.labels(d)) labels += (labels.empty() ? "" : ", ") + std::string(k) + "=" + std::string(v);
     i.summary = clip("device " + id(d) + (a.flapping ? " is flapping" : " is offline") +
-                         (labels.empty() ? "" : " (" + labels + ")"),
+                         (labels.empty() ? "" : " (" + labels + ")") + (why.empty() ? "" : ", " + why),
                      kMaxSummary);
+    if (!why.empty()) i.details.emplace_back("after_incident", why);
     add_labels(i, d);
   }
 
@@ -478,7 +508,8 @@ struct AlertPolicy::Impl {
                   const CohortPick* cohort, std::int64_t at) {
     // A cohort already paged on this route takes its new members: the same dedup_key triggered
     // again with the whole membership (PagerDuty updates the open alert, no second incident).
-    const std::string label = cohort != nullptr ? cohort->key + "=" + cohort->value : std::string();
+    const bool cause = cohort != nullptr && !cohort->cause.empty();
+    const std::string label = cohort != nullptr ? (cause ? cohort->cause : cohort->key + "=" + cohort->value) : std::string();
     std::uint64_t g = 0;
     if (cohort != nullptr)
       for (const auto& [id, grp] : groups)
@@ -520,7 +551,11 @@ struct AlertPolicy::Impl {
                             : offline == 0 ? std::string("flapping")
                                            : "down (" + std::to_string(offline) + " offline, " +
                                                  std::to_string(flapping) + " flapping)";
-    if (cohort != nullptr) {
+    if (cause) {
+      i.component = route.empty() ? std::string("devices") : route;
+      i.summary = clip(std::to_string(send.size()) + " devices " + how + ", " + label + ": " + ids + more, kMaxSummary);
+      i.details.emplace_back("after_incident", label);
+    } else if (cohort != nullptr) {
       i.component = label;
       i.summary = clip(std::to_string(send.size()) + " of " + std::to_string(cohort->of) + " " + label +
                            " devices " + how + ": " + ids + more,
@@ -768,7 +803,13 @@ struct AlertPolicy::Impl {
     const std::string scope = scope_text(*inc);
     const std::vector<CohortHint> hint = fleet.cohort(inc->held, inc->scope_key, inc->scope_value);
     const double secs = static_cast<double>(at - to_ms(inc->opened_at)) / 1000.0;
-    if (!incident_silenced(*inc, alert_class(AlertIntent::Type::FleetIncident), inc->held)) {
+    blip_scope[id] = scope;
+    // One notice per scope per incident_window: a cohort that blips every few seconds (003's
+    // flapping firmware) is one line in Slack, not one every burst. Each is still logged.
+    auto last = last_blip_notice.find(scope);
+    const bool repeat = last != last_blip_notice.end() && at < last->second + fleet.config().incident_window.count();
+    if (!repeat && !incident_silenced(*inc, alert_class(AlertIntent::Type::FleetIncident), inc->held)) {
+      last_blip_notice[scope] = at;
       auto& a = push(AlertIntent::Action::Notify, AlertIntent::Type::FleetIncident, incident_key(*inc), at);
       a.severity = Severity::Info;
       a.component = scope;
@@ -791,9 +832,13 @@ struct AlertPolicy::Impl {
     incs.erase(id);
     for (DeviceIndex d : fleet.dismiss(id, mono_ms(at))) {
       auto hp = held_problems.find(d);
-      if (hp == held_problems.end() || devs.count(d) != 0) continue;  // still suspect: pages later if it stays down
+      if (hp == held_problems.end() || devs.count(d) != 0) {  // still suspect: pages later if it stays down
+        if (devs.count(d) == 0) released_by[d] = id;
+        continue;
+      }
       DeviceAlert a;
       a.flapping = hp->second.flapping;
+      a.after_incident = id;
       a.due = std::max(at, hp->second.since + cfg.alert_after.count());
       held_problems.erase(hp);
       devs.emplace(d, a);

@@ -942,6 +942,9 @@ TEST_CASE("healed drop: no page at T-1 / T / T+1, one info notice; the device st
   x.s.tick(t);
   REQUIRE(x.s.triggers() == 1);
   CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-129");
+  // Its cause is named: not an unrelated failure.
+  CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->summary ==
+        "device dev-129 is offline (site=site-b), still down after the blip in site=site-b (incident 1)");
   x.s.tick(t + 10 * kMin);
   CHECK(x.s.triggers() == 1);
   CHECK(x.s.count(Action::Resolve, Type::FleetIncident) == 0);  // a notice has no resolve
@@ -1101,4 +1104,22 @@ TEST_CASE("a cohort due a device at a time is one page: the same dedup_key updat
   CHECK(s.count(Action::Resolve, Type::DeviceGroup) == 0);
   s.up(4, 41 * kMin);
   CHECK(s.count(Action::Resolve, Type::DeviceGroup) == 1);
+}
+
+TEST_CASE("blips of one scope: one notice per incident_window (T-1 / T), each still recorded") {
+  SiteDrop x;
+  auto blip_at = [&](std::int64_t t0) {
+    for (int i = 0; i < 25; ++i) x.s.to(100 + i, State::Suspect, t0 + i);
+    for (int i = 0; i < 25; ++i) x.s.to(100 + i, State::Online, t0 + kS + i, Cause::Connected);
+    x.s.tick(t0 + 19 + 30 * kS);  // its page is due (open at the 20th drop + group_wait)
+  };
+  blip_at(10 * kS);  // notice at 40.019 s
+  CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 1);
+  const std::int64_t window = 5 * kMin;
+  blip_at(10 * kS + window - 1);  // its notice is due 1 ms before the window ends: suppressed
+  CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 1);
+  CHECK(x.s.p.counters().incidents_healed == 2);
+  blip_at(10 * kS + 2 * window);
+  CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 2);
+  CHECK(x.s.triggers() == 0);
 }
