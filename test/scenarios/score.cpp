@@ -269,7 +269,8 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
             const auto v = l->second.find(cohort.substr(0, eq));
             if (v == l->second.end() || v->second != cohort.substr(eq + 1)) wrong = true;
           }
-        if (cohort.empty())
+        // A group named by its cause ("still down after the blip in …") hides nothing.
+        if (cohort.empty() && detail(p.body, "after_incident").empty())
           for (const auto& c : ex.cohorts) {
             const auto eq2 = c.find('=');
             std::size_t n = 0;
