@@ -370,8 +370,9 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
       const std::int64_t end = f.end_ms ? *f.end_ms : truth.end_ms;
       if (end - f.start_ms < min_outage_ms) continue;
       bool in_burst = false;
-      // Inside an incident page's scope only (a death in another site is independent of a site
-      // incident whenever it happens); a flap holds only flapping devices, never a death.
+      // Inside an incident page's scope only: a death in another site is independent of a site
+      // incident whenever it happens. (A flapping cohort's drop incident holds the deaths of its
+      // own firmware during its burst like any other.)
       bool in_scope = false;
       const auto lab = truth.labels.find(f.device);
       for (const auto& sc : paged_scopes) {
@@ -383,7 +384,7 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
         }
       }
       for (const auto& a : truth.actions)
-        if (in_scope && server_side(a.action) && a.action != "flap" && a.t <= f.start_ms &&
+        if (in_scope && server_side(a.action) && a.t <= f.start_ms &&
             f.start_ms < a.t + ex.burst_ms)
           in_burst = true;
       if (in_burst) continue;
