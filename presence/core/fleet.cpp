@@ -465,7 +465,12 @@ struct FleetMonitor::Impl {
   // happened after the event was over in all but its recovery.
   bool part_of(Incident& inc, DeviceIndex d) {
     if (inc.kind != IncidentKind::Drop) return true;
-    if (devices[d].released) return true;
+    // A relapse: held, came back, drops again within incident_window of its reconnect (003's
+    // flapping cohort). Back and stable for longer, then down: an independent failure (issue 11).
+    if (devices[d].released) {
+      const std::int64_t back = devices[d].last_connect;
+      if (back == kNever || back > now - window()) return true;
+    }
     if (now < to_ms(inc.opened_at) + window()) return true;
     const std::uint32_t seg = segment_index_of(inc.scope_key, inc.scope_value);
     if (seg == UINT32_MAX) return false;

@@ -1123,3 +1123,20 @@ TEST_CASE("blips of one scope: one notice per incident_window (T-1 / T), each st
   CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 2);
   CHECK(x.s.triggers() == 0);
 }
+
+TEST_CASE("a held device back and stable for incident_window that dies again is independent; a quicker relapse is held") {
+  SiteDrop x;
+  x.drop(30, 0);  // lasting site-b outage: dev-100..129 held by incident 1
+  x.s.tick(SiteDrop::kPage);
+  const std::int64_t back = 60 * kS;  // after the page (the clock is at 40 s)
+  for (DeviceIndex d : {100, 101}) {
+    x.s.p.on_connect(d, mono_ms(back));
+    x.s.to(d, State::Online, back + 1, Cause::StableOnline);
+    CHECK(x.s.p.fleet().held_by(d) == 0);
+  }
+  const std::int64_t window = 5 * kMin;
+  x.s.to(101, State::Suspect, back + window - 1);  // 1 ms inside the window of its reconnect: relapse
+  CHECK(x.s.p.fleet().held_by(101) == 1);
+  x.s.to(100, State::Suspect, back + window);      // at the window: independent, its own clock
+  CHECK(x.s.p.fleet().held_by(100) == 0);
+}
