@@ -207,6 +207,7 @@ struct Engine::Impl {
   // (presence/ingest/service.cpp hands the drained transitions to the alerting hooks).
   std::vector<DeviceIndex> forgotten;
   std::vector<DeviceIndex> forgotten_drained;
+  std::vector<DeviceIndex> unstarted;  // interned, expiry clock not started yet (advance_to)
   std::vector<std::string> forgotten_ids;
 
   // Fleet-level gates (issue 3's blind-spot rules).
@@ -460,11 +461,9 @@ struct Engine::Impl {
     }
     ++counts[static_cast<std::size_t>(State::Unknown)];
     // An id that never sends a usable event (a retained heartbeat, a refused message) must
-    // expire too: its clock starts now.
-    DeviceRecord& d = devices[index];
-    d.since = now;
-    d.changed_at = now;
-    reschedule(index, now);
+    // expire too: its clock starts with the first time the engine moves after interning (the
+    // engine's time can lag the caller's: its first event must not find it expired already).
+    unstarted.push_back(index);
     return index;
   }
 
@@ -487,6 +486,20 @@ struct Engine::Impl {
     const std::int64_t w = forget_window(d);
     const std::int64_t n = 1 + static_cast<std::int64_t>(d.forget_defers);
     return w > (kInf - last) / n ? kInf : last + w * n;
+  }
+
+  void start_expiry_clocks(std::int64_t t) {
+    for (DeviceIndex i : unstarted) {
+      DeviceRecord& d = devices[i];
+      if (d.state != State::Unknown || d.has(DeviceRecord::kSeen) ||
+          d.has(DeviceRecord::kForgotten) || wheel.armed(i))
+        continue;
+      d.since = t;
+      d.changed_at = t;
+      reschedule(i, t);
+    }
+    unstarted.clear();
+    if (unstarted.capacity() > 4096) std::vector<DeviceIndex>().swap(unstarted);
   }
 
   bool try_forget(DeviceIndex i, std::int64_t t) {
@@ -532,6 +545,7 @@ struct Engine::Impl {
   // Move time to t: fire timers in order, end restart grace at its exact deadline.
   void advance_to(std::int64_t t) {
     if (t < now) t = now;
+    if (!unstarted.empty()) start_expiry_clocks(t);
     while (in_grace && !blind) {
       const std::int64_t gd = grace_deadline();
       if (gd > t) break;

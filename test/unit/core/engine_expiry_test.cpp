@@ -126,10 +126,21 @@ TEST_CASE("an interned id that never sent a usable event expires from its intern
   Engine engine;
   engine.tick(mono_ms(5000));
   const DeviceIndex d = engine.intern("retained-heartbeat-only");
+  engine.tick(mono_ms(5000));  // the batch's tick: the expiry clock starts at the engine's time
   engine.tick(mono_ms(5000 + kUnconfirmed - 1));
   CHECK(engine.known(d));
   engine.tick(mono_ms(5000 + kUnconfirmed));
   CHECK_FALSE(engine.known(d));
+}
+
+TEST_CASE("an id interned while the engine's time lags is not expired by its own first event") {
+  Engine engine;  // engine time 0; the caller's clock is at 10 hours
+  const DeviceIndex d = engine.intern("late-start");
+  const std::int64_t t = 10 * 3600'000LL;
+  feed(engine, EventKind::Connected, d, t);
+  CHECK(engine.counters().devices_forgotten == 0);
+  CHECK(engine.find("late-start") == d);
+  CHECK(engine.view(d).state == State::Online);
 }
 
 TEST_CASE("evidence restarts the expiry clock") {
