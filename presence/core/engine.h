@@ -108,6 +108,9 @@ class Engine {
 
   // Interning: ids become dense indices once; hot-path events carry the index.
   // An empty id or one longer than kMaxIdBytes is refused with kNoDevice.
+  // Expiry (Config::forget_after) can forget a device at any tick: intern per message and feed
+  // the event before the second drain() from now (a forgotten id's index is reused after two
+  // drains; an event for it before that revives the id under a new index).
   static constexpr std::size_t kMaxIdBytes = 4096;
   DeviceIndex intern(std::string_view id);
   std::optional<DeviceIndex> find(std::string_view id) const;
