@@ -359,6 +359,9 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     t.reason = core::to_string(r.cause);
     if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
     out.transitions.push_back(std::move(t));
+    // A device leaves Unknown once: older records with this index belong to a forgotten device
+    // whose index was reused (presence.forget_after).
+    if (r.from == core::State::Unknown) break;
   }
   std::reverse(out.transitions.begin(), out.transitions.end());
   return {std::move(out), {}};
