@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "presence/ingest/source.h"
+
 namespace presence::ingest {
 
 using core::DisconnectReason;
@@ -345,7 +347,8 @@ Parsed parse_uptime(std::string_view payload) {
 }
 
 Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
-                     std::string_view payload, bool retained, const ParseLimits& limits) {
+                     std::string_view payload, bool retained, const ParseLimits& limits,
+                     const SourceTable* sources) {
   const auto m = matcher.match(topic);
   if (!m) return reject(ParseError::UnknownTopic);
   if (needs_device_id(m->kind)) {
@@ -354,10 +357,19 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
     // below. Everything else is bounded here, before any JSON is parsed.
     if (m->id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);
   }
+  // A configured source (issue 14) parses with its own words and label paths.
+  const CompiledSource* source = sources != nullptr ? sources->find(m->source) : nullptr;
+  if (source != nullptr && source->legacy_payload) source = nullptr;
   Parsed p;
   switch (m->kind) {
-    case TopicKind::Status: p = parse_status(payload, limits); break;
-    case TopicKind::Heartbeat: p = parse_heartbeat(payload, limits); break;
+    case TopicKind::Status:
+      p = source ? parse_source_status(*source, payload, limits) : parse_status(payload, limits);
+      break;
+    case TopicKind::Heartbeat:
+      p = source ? parse_source_heartbeat(*source, payload, limits)
+                 : parse_heartbeat(payload, limits);
+      break;
+    case TopicKind::Ignore: return Parsed{};
     case TopicKind::EmqxConnected: p = parse_emqx(true, payload, limits); break;
     case TopicKind::EmqxDisconnected: p = parse_emqx(false, payload, limits); break;
     case TopicKind::BrokerExtConnected: p = parse_broker_ext_client(true, payload, limits); break;
@@ -376,6 +388,7 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
   if (p.what == Parsed::What::DeviceEvent) {
     if (p.id.empty()) p.id = std::string(m->id);
     if (p.id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);
+    if (sources != nullptr) apply_source(*sources, *m, p, limits);
     // mosquitto #1165: a restarted broker replays the retained "online" of a device that may be
     // long gone. A replay is not proof of life: it only introduces the device and its labels;
     // the engine's restart grace then waits for fresh evidence (docs/topics.md).

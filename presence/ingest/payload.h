@@ -67,6 +67,8 @@ struct Parsed {
   std::uint64_t session = 0;
   std::vector<Label> labels;
   std::vector<std::string> ids;  // AliveBatch only
+  bool asleep = false;              // Connected from a `sleeping` word (source.h)
+  std::uint8_t device_class = 0;    // 0 = no opinion; else the class to judge the device by
 
   std::string node;
   std::string boot;  // broker-ext boot id (also filled by broker-ext client events when present)
@@ -76,8 +78,12 @@ struct Parsed {
 // Classify one message. `retained` is the RETAIN flag as received: set only when the broker
 // replays a stored message after a (re)subscribe, never for live traffic (MQTT 3.1.1 3.3.1.3,
 // MQTT 5 retain-as-published off).
+// `sources` (source.h) parses the messages of configured sources; without it every status and
+// heartbeat pattern is parsed as source 0 (topics.*).
+struct SourceTable;
 Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
-                     std::string_view payload, bool retained, const ParseLimits& limits);
+                     std::string_view payload, bool retained, const ParseLimits& limits,
+                     const SourceTable* sources = nullptr);
 
 // Individual parsers, exposed for tests.
 Parsed parse_status(std::string_view payload, const ParseLimits& limits);

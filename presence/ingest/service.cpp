@@ -27,6 +27,13 @@ using core::MonoTime;
 
 bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
                     std::vector<std::string>& errors) {
+  SourceTable table;
+  return compile_ingest(topics, {}, {}, out, table, errors);
+}
+
+bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& sources,
+                    const std::vector<DeviceClassSpec>& classes, TopicMatcher& out,
+                    SourceTable& source_table, std::vector<std::string>& errors) {
   const std::pair<const char*, std::pair<TopicKind, const std::vector<std::string>*>> table[] = {
       {"status", {TopicKind::Status, &topics.status}},
       {"heartbeat", {TopicKind::Heartbeat, &topics.heartbeat}},
@@ -52,6 +59,22 @@ bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
       }
       patterns.push_back(std::move(*p));
     }
+  }
+  // Sources (issue 14): every status first, then ignores, then heartbeats, then the broker's
+  // topics, so a source's catch-all heartbeat ("zigbee2mqtt/{id+}") never claims a status topic.
+  std::vector<TopicPattern> status, ignore, heartbeat;
+  compile_sources(sources, classes, source_table, status, ignore, heartbeat, errors);
+  auto first_non = [&](TopicKind kind) {
+    return std::find_if(patterns.begin(), patterns.end(),
+                        [&](const TopicPattern& p) { return p.kind() != kind; });
+  };
+  {
+    auto it = patterns.insert(first_non(TopicKind::Status), status.begin(), status.end());
+    it += static_cast<std::ptrdiff_t>(status.size());
+    it = patterns.insert(it, ignore.begin(), ignore.end());
+    it += static_cast<std::ptrdiff_t>(ignore.size());
+    while (it != patterns.end() && it->kind() == TopicKind::Heartbeat) ++it;
+    patterns.insert(it, heartbeat.begin(), heartbeat.end());
   }
   if (patterns.empty()) errors.emplace_back("topics: no topic pattern configured");
   if (errors.size() != before) return false;
@@ -107,9 +130,18 @@ constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
 // windows of seconds, and bounds wake-ups to 1,000/s at any message rate.
 constexpr std::chrono::microseconds kBatchWindow{1000};
 
+// The device classes the engine needs: the configured ones and those the sources' presets name.
+static ServiceOptions with_device_classes(ServiceOptions o) {
+  o.device_classes = effective_device_classes(o.sources, o.device_classes);
+  o.core.device_classes.clear();
+  for (const auto& c : o.device_classes) o.core.device_classes.push_back(c.timeouts);
+  return o;
+}
+
 struct Service::Impl {
   ServiceOptions opt;
   TopicMatcher matcher;
+  SourceTable sources;
   core::Engine engine;
   EngineHooks* hooks = nullptr;
   WallAnchor anchor;
@@ -148,13 +180,13 @@ struct Service::Impl {
   ServiceStats shared;
 
   explicit Impl(ServiceOptions o)
-      : opt(std::move(o)),
+      : opt(with_device_classes(std::move(o))),
         engine(opt.core),
         queue(opt.output.max_messages_per_second, opt.output.coalesce_interval),
         blind_spots(/*persistent_session=*/!opt.mqtt.clean_session),
         rlog(opt.log_rate_limit) {
     std::vector<std::string> errors;
-    if (!compile_topics(opt.topics, matcher, errors)) {
+    if (!compile_ingest(opt.topics, opt.sources, opt.device_classes, matcher, sources, errors)) {
       std::string all;
       for (const auto& e : errors) all += e + "; ";
       throw std::invalid_argument(all);
@@ -387,7 +419,7 @@ struct Service::Impl {
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(now);
     ++local.mqtt_messages_total;
-    Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits);
+    Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
       std::string topic = in.topic.substr(0, 200);
@@ -432,7 +464,9 @@ struct Service::Impl {
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
+    if (p.device_class != 0) engine.set_device_class(dev, p.device_class);
     core::Event e;
+    e.asleep = p.asleep;
     // mosquitto #1165: a retained replay restates the past. The engine may seed an unknown
     // device from it (cause "resync") but never takes it as fresh evidence.
     e.retained = p.what == Parsed::What::DeviceResync;

@@ -17,6 +17,7 @@
 #include "presence/core/config.h"
 #include "presence/core/engine.h"
 #include "presence/ingest/payload.h"
+#include "presence/ingest/source.h"
 #include "presence/ingest/topic_pattern.h"
 
 namespace presence::ingest {
@@ -87,10 +88,18 @@ struct ServiceOptions {
   // Ids that are not devices (fnmatch globs; mqtt.client_id is always ignored): backend clients
   // that broker-ext / EMQX report like any other. Counted in ignored_ids_total.
   std::vector<std::string> ignore_ids;
+  // Several inputs with their own conventions (issue 14, source.h); topics.status/heartbeat stay
+  // source 0. device_classes: Service fills core.device_classes from them (and the presets').
+  std::vector<SourceSpec> sources;
+  std::vector<DeviceClassSpec> device_classes;
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
 bool compile_topics(const TopicOptions& topics, TopicMatcher& out, std::vector<std::string>& errors);
+// The same plus the sources, in matching order (source.h); errors also "sources[i].<key>: ...".
+bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& sources,
+                    const std::vector<DeviceClassSpec>& classes, TopicMatcher& out,
+                    SourceTable& table, std::vector<std::string>& errors);
 
 struct ServiceStats {
   std::array<std::size_t, 5> devices_by_state{};  // per core::State
