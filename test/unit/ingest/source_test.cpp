@@ -289,3 +289,13 @@ TEST_CASE("configuration errors name the source and key") {
                                        "sources[0]: needs a preset or at least one status or "
                                        "heartbeat pattern"});
 }
+
+TEST_CASE("the mixed fleet's four presets side by side: each topic goes to its own source") {
+  Fleet f({preset("tasmota"), preset("zigbee2mqtt"), preset("homie"), preset("generic")});
+  CHECK(f.parse("devices/gen-3/heartbeat", "1").kind == EventKind::Heartbeat);
+  CHECK(f.parse("devices/gen-3/heartbeat", "1").id == "gen-3");
+  CHECK(f.parse("devices/gen-3/status", R"({"state":"online"})").kind == EventKind::Connected);
+  CHECK(f.parse("tele/t1/STATE", "{}").kind == EventKind::Heartbeat);
+  CHECK(f.parse("zigbee2mqtt/floor 1/lamp", "{}").id == "floor 1/lamp");
+  CHECK(f.parse("homie/h/$state", "sleeping").asleep);
+}
