@@ -92,12 +92,14 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
     t.broker_ext_connected.clear();
     t.broker_ext_disconnected.clear();
     t.broker_ext_alive.clear();
+    t.broker_ext_clients.clear();
   } else {
     t.broker_ext_boot = {ct.broker_ext + "/boot"};
     t.broker_ext_heartbeat = {ct.broker_ext + "/heartbeat"};
     t.broker_ext_connected = {ct.broker_ext + "/clients/{id}/connected"};
     t.broker_ext_disconnected = {ct.broker_ext + "/clients/{id}/disconnected"};
     t.broker_ext_alive = {ct.broker_ext + "/alive"};
+    t.broker_ext_clients = {ct.broker_ext + "/clients"};
   }
   o.ignore_ids = ct.ignore_ids;
   // Sources and device classes (issue 14): the same fields under the ingest names.

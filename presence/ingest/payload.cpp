@@ -309,6 +309,33 @@ Parsed parse_broker_ext_alive(std::string_view payload, const ParseLimits& limit
   return p;
 }
 
+// Start-up reconciliation (issue 14): the reply to presenced's request on every (re)connect. A
+// bad entry costs that entry (counted), never the others.
+Parsed parse_broker_ext_clients(std::string_view payload, const ParseLimits& limits) {
+  // The list of a large broker is long: bounded by 64 x max_payload_bytes, not max_payload_bytes.
+  if (payload.size() > 64 * limits.max_payload_bytes) return reject(ParseError::PayloadTooLarge);
+  json j;
+  if (!parse_object(payload, j)) return reject(ParseError::BadJson);
+  const auto clients = j.find("clients");
+  if (clients == j.end() || !clients->is_array()) return reject(ParseError::BadPayload);
+  Parsed p;
+  p.what = Parsed::What::ClientList;
+  p.kind = EventKind::Connected;
+  p.source = Source::BrokerExt;
+  p.boot = json_id_text(j, "boot");
+  p.ids.reserve(clients->size());
+  for (const auto& c : *clients) {
+    std::string id = c.is_object() ? json_id_text(c, "clientid") : std::string();
+    if (id.empty() || id.size() > limits.max_id_bytes) {
+      p.error = id.empty() ? ParseError::BadPayload : ParseError::IdTooLong;
+      continue;
+    }
+    p.ids.push_back(std::move(id));
+    p.sessions.push_back(json_u64(c, "session"));
+  }
+  return p;
+}
+
 Parsed parse_uptime(std::string_view payload) {
   // Mosquitto: "12345 seconds"; EMQX 4: "1 days, 2 hours, 3 minutes, 4 seconds"; a bare number
   // is seconds.
@@ -379,12 +406,14 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
     case TopicKind::BrokerExtBoot:
     case TopicKind::BrokerExtHeartbeat: p = parse_broker_ext_boot(payload, limits); break;
     case TopicKind::BrokerExtAlive: p = parse_broker_ext_alive(payload, limits); break;
+    case TopicKind::BrokerExtClients: p = parse_broker_ext_clients(payload, limits); break;
     case TopicKind::Uptime: p = parse_uptime(payload); break;
   }
   p.topic_kind = m->kind;
   p.node = std::string(m->node);
   // An alive batch is live evidence only; a retained copy (never published so) would be stale.
-  if (p.what == Parsed::What::AliveBatch && retained) return Parsed{};
+  if ((p.what == Parsed::What::AliveBatch || p.what == Parsed::What::ClientList) && retained)
+    return Parsed{};
   if (p.what == Parsed::What::DeviceEvent) {
     if (p.id.empty()) p.id = std::string(m->id);
     if (p.id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);

@@ -45,6 +45,7 @@ bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& s
       {"broker_ext_disconnected",
        {TopicKind::BrokerExtDisconnected, &topics.broker_ext_disconnected}},
       {"broker_ext_alive", {TopicKind::BrokerExtAlive, &topics.broker_ext_alive}},
+      {"broker_ext_clients", {TopicKind::BrokerExtClients, &topics.broker_ext_clients}},
       {"uptime", {TopicKind::Uptime, &topics.uptime}},
   };
   std::vector<TopicPattern> patterns;
@@ -392,6 +393,7 @@ struct Service::Impl {
     // into a wave of false offlines).
     feed(blind_spots.subscribed(), now);
     publish_service_online();
+    request_client_list();
     // The broker may have lost our retained output (restart without persistence): resend.
     for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
     queue.mark_fleet();
@@ -454,6 +456,22 @@ struct Service::Impl {
           engine.on_event(e);
           if (hooks) hooks->on_event(engine, e);
           ++local.alive_heartbeats_total;
+        }
+        return;
+      case Parsed::What::ClientList:
+        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+        for (std::size_t i = 0; i < p.ids.size(); ++i) {
+          const core::DeviceIndex dev = device_of(p.ids[i]);
+          if (dev == core::kNoDevice) continue;
+          core::Event e;
+          e.kind = core::EventKind::Connected;
+          e.source = core::Source::BrokerExt;
+          e.device = dev;
+          e.session = blind_spots.session(p.node, p.sessions[i]);
+          e.at = now;
+          engine.on_event(e);
+          if (hooks) hooks->on_event(engine, e);
+          ++local.reconciled_total;
         }
         return;
       case Parsed::What::DeviceResync:
@@ -548,6 +566,19 @@ struct Service::Impl {
     try {
       client->disconnect(0);
     } catch (...) {
+    }
+  }
+
+  // Start-up reconciliation (issue 14): who is connected *now*. Mosquitto 2.0 cannot list its
+  // clients (eclipse-mosquitto/mosquitto#3155); broker-ext answers on <broker_ext>/clients. The
+  // devices it lists are live evidence at once, instead of waiting for heartbeats or the end of
+  // restart grace; the others wait for their grace as before.
+  void request_client_list() {
+    if (opt.topics.broker_ext_clients.empty()) return;
+    try {
+      client->publish("$CONTROL/presence/v1/clients", std::string(R"({"v":1})"), 1, false);
+    } catch (const mqtt::exception& e) {
+      rlog.log(LogLevel::Warn, "publish", std::string("mqtt: client-list request failed: ") + e.what());
     }
   }
 

@@ -60,6 +60,9 @@ struct TopicOptions {
   // broker-ext heartbeat aggregation (plugin_opt_heartbeat_topic): one message per second per
   // node listing the devices whose heartbeat the broker saw.
   std::vector<std::string> broker_ext_alive{"$SYS/presence/{node}/alive"};
+  // broker-ext's reply to the client-list request presenced sends on every (re)connect
+  // (issue 14: start-up reconciliation). Empty: no request is sent.
+  std::vector<std::string> broker_ext_clients{"$SYS/presence/{node}/clients"};
   std::vector<std::string> uptime{"$SYS/broker/uptime"};
   bool operator==(const TopicOptions&) const = default;
 };
@@ -108,6 +111,7 @@ struct ServiceStats {
   std::uint64_t mqtt_messages_total = 0;
   std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
   std::uint64_t alive_heartbeats_total = 0;  // heartbeats received in broker-ext alive batches
+  std::uint64_t reconciled_total = 0;  // devices reported connected by a client-list reply
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;

@@ -17,6 +17,7 @@ const char* to_string(TopicKind kind) {
     case TopicKind::BrokerExtConnected: return "broker_ext_connected";
     case TopicKind::BrokerExtDisconnected: return "broker_ext_disconnected";
     case TopicKind::BrokerExtAlive: return "broker_ext_alive";
+    case TopicKind::BrokerExtClients: return "broker_ext_clients";
     case TopicKind::Uptime: return "uptime";
     case TopicKind::Ignore: return "ignore";
   }
@@ -35,6 +36,7 @@ bool needs_device_id(TopicKind kind) {
     case TopicKind::BrokerExtBoot:
     case TopicKind::BrokerExtHeartbeat:
     case TopicKind::BrokerExtAlive:
+    case TopicKind::BrokerExtClients:
     case TopicKind::Uptime:
     case TopicKind::Ignore:
       return false;

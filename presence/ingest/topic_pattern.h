@@ -24,6 +24,7 @@ enum class TopicKind : unsigned char {
   BrokerExtConnected,     // broker-ext: client session connected
   BrokerExtDisconnected,  // broker-ext: client session ended
   BrokerExtAlive,         // broker-ext: device ids whose heartbeat the broker saw (aggregated)
+  BrokerExtClients,       // broker-ext: the connected clients, on request (issue 14)
   Uptime,                 // $SYS/broker/uptime "N seconds": a decrease is a broker restart
   Ignore,                 // a source's `ignore` pattern: claimed and dropped, never subscribed
                           // (zigbee2mqtt/bridge/# under a zigbee2mqtt/{id+} heartbeat, issue 14)
