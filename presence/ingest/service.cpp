@@ -482,7 +482,11 @@ struct Service::Impl {
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
-    if (p.device_class != 0) engine.set_device_class(dev, p.device_class);
+    if (p.device_class != 0) {
+      engine.set_device_class(dev, p.device_class);
+      // Shown in the API and kept by the snapshot (restore_device_classes).
+      engine.set_label(dev, kClassLabel, opt.device_classes[p.device_class - 1].timeouts.name);
+    }
     core::Event e;
     e.asleep = p.asleep;
     // mosquitto #1165: a retained replay restates the past. The engine may seed an unknown
@@ -566,6 +570,22 @@ struct Service::Impl {
     try {
       client->disconnect(0);
     } catch (...) {
+    }
+  }
+
+  // A device's class (issue 14) is its label "class": the snapshot keeps labels, so a restarted
+  // presenced judges a battery sensor by its own clock before its next report (hours away,
+  // after restart grace has ended) instead of the default one.
+  static constexpr const char* kClassLabel = "class";
+  void restore_device_classes() {
+    if (opt.device_classes.empty()) return;
+    for (core::DeviceIndex d = 0; d < engine.size(); ++d) {
+      for (const auto& [k, v] : engine.labels(d)) {
+        if (k != kClassLabel) continue;
+        for (std::size_t c = 0; c < opt.device_classes.size(); ++c)
+          if (opt.device_classes[c].timeouts.name == v)
+            engine.set_device_class(d, static_cast<std::uint8_t>(c + 1));
+      }
     }
   }
 
@@ -683,6 +703,7 @@ struct Service::Impl {
   void run() {
     std::vector<Inbound> batch;
     if (hooks) hooks->on_start(engine, mono_now());
+    restore_device_classes();
     auto last_batch = std::chrono::steady_clock::now() - kBatchWindow;
     while (true) {
       {

@@ -137,6 +137,7 @@ TEST_CASE("preset zigbee2mqtt: names with '/', JSON availability, bridge will, h
     std::this_thread::sleep_for(200ms);
   }
   REQUIRE(obs.wait_state("garden/soil", "online", 15s));
+  CHECK(obs.latest("garden/soil")["labels"]["class"] == "zigbee2mqtt");
   REQUIRE(obs.wait_state("garden/soil", "offline", 20s));
   bridge.crash();
   REQUIRE(obs.wait_state("zigbee2mqtt", "offline", 15s));
@@ -192,4 +193,30 @@ TEST_CASE("preset generic: today's topics and JSON labels through sources") {
   }
   REQUIRE(obs.wait_state("gen-2", "online", 15s));
   REQUIRE(obs.wait_state("gen-2", "offline", 20s));
+}
+
+TEST_CASE("a device's class survives a presenced restart (snapshot keeps the class label)") {
+  Mosquitto broker;
+  broker.start();
+  Presenced presenced(
+      broker.port(),
+      with_sources("sources:\n  - preset: zigbee2mqtt\n"
+                   "device_classes:\n  - name: zigbee2mqtt\n    heartbeat_timeout_floor: 5s\n"
+                   "    heartbeat_timeout_ceiling: 6s\n"));
+  presenced.start();
+  Observer obs(broker.uri());
+  auto timeout_ms = [&] {
+    auto j = nlohmann::json::parse(presenced.body("/v1/devices/soil"), nullptr, false);
+    return j.is_object() ? j.value("/heartbeat/timeout_ms"_json_pointer, 0) : 0;
+  };
+  for (int i = 0; i < 4; ++i) {
+    mqtt_pub(broker.port(), "zigbee2mqtt/soil", R"({"battery":91})");
+    std::this_thread::sleep_for(200ms);
+  }
+  REQUIRE(obs.wait_state("soil", "online", 15s));
+  REQUIRE(wait_for([&] { return timeout_ms() == 5000; }, 10s));  // the class floor, not 1 s
+  REQUIRE(presenced.stop() == 0);
+  presenced.start();
+  // Before any new message from the device: still judged by its class.
+  CHECK(timeout_ms() == 5000);
 }
