@@ -10,6 +10,8 @@ PRESENCE_PACKAGES=(
   libssl-dev libyaml-cpp-dev doctest-dev libcurl4-openssl-dev
   libcpp-httplib-dev nlohmann-json3-dev
   docker-compose
+  # scripts/demo.sh's ALERT view and scripts/presencectl's readable output.
+  jq
   # The dashboard's browser test: Debian's Chromium driven by playwright-core (npm, pinned in
   # test/integration/dashboard/package-lock.json). nodejs brings npm with it on these machines.
   chromium nodejs

@@ -135,6 +135,13 @@ struct HttpConfig {
   // set, the loader reads it (trailing whitespace trimmed) into token; setting both is an error.
   std::string token;
   std::string token_file;
+  // Limits per listener (issue 19 items 4 and 8; presence/api/health.h HttpLimits).
+  std::uint32_t max_connections = 256;
+  std::uint32_t max_body_bytes = 64 * 1024;
+  Duration idle_timeout{std::chrono::seconds(5)};
+  // Optional second listener for /healthz, /readyz and /metrics only, with threads of its own:
+  // a liveness probe there is answered whatever clients do to http.listen. "" = none.
+  std::string health_listen;
 };
 
 // ---------------------------------------------------------------------------------------------
