@@ -160,6 +160,7 @@ void Dispatcher::run_sink(SinkState& s) {
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   auto next_send = SteadyClock::now();  // min_interval and retry delays move this forward
+  RateWindow rate(cfg.rate_limit);      // issue 18: never over the endpoint's rate limit
 
   // Waits until `until` or stop; true if stopping.
   auto sleep_until = [&](SteadyClock::time_point until) {
@@ -183,11 +184,24 @@ void Dispatcher::run_sink(SinkState& s) {
 
     unsigned attempt = 0;
     for (;;) {
-      if (sleep_until(next_send)) {
+      if (sleep_until(next_send) || sleep_until(rate.earliest(SteadyClock::now()))) {
         outbox_.release(seqs);
         return;
       }
+      if (config_.gate) {
+        // HA: asked before every attempt, so a leader deposed during retries stops sending.
+        const auto gate = config_.gate(batch);
+        if (gate == DispatcherConfig::Gate::Hold) {
+          next_send = std::max(next_send, SteadyClock::now() + std::chrono::milliseconds(200));
+          continue;
+        }
+        if (gate == DispatcherConfig::Gate::Skip) {
+          outbox_.settle(seqs, Disposition::Delivered);
+          break;
+        }
+      }
       ++s.requests;
+      rate.record(SteadyClock::now());
       const HttpResponse response = http.post(request, timeouts, &stopping_);
       const auto now = SteadyClock::now();
       next_send = now + sink.min_interval();
@@ -201,6 +215,7 @@ void Dispatcher::run_sink(SinkState& s) {
         s.sent += batch.size();
         if (batch.size() > 1) ++s.summaries;
         outbox_.settle(seqs, Disposition::Delivered);
+        if (config_.after_send) config_.after_send(batch);
         if (s.failing) {
           log_("alerts: sink '" + cfg.name + "' delivering again after " +
                std::to_string(s.failure_streak) + " failed request(s)");

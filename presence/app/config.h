@@ -145,6 +145,18 @@ struct HttpConfig {
 };
 
 // ---------------------------------------------------------------------------------------------
+// ha: the active/standby pair on etcd (issue 13, docs/ha.md). No endpoints = single, as before.
+struct HaConfig {
+  std::vector<std::string> endpoints;     // etcd client URLs, e.g. http://127.0.0.1:2379
+  std::string name;                       // this instance; unique in the pair (required)
+  std::string key_prefix = "/presenced/";  // one pair per prefix
+  Duration lease_ttl{std::chrono::seconds(10)};
+  Duration fail_open_after{std::chrono::seconds(20)};  // etcd unreachable this long: send anyway
+  Duration peer_down_after{std::chrono::seconds(30)};  // peer gone this long: page
+  bool enabled() const { return !endpoints.empty(); }
+};
+
+// ---------------------------------------------------------------------------------------------
 // store: snapshots of state and open incidents.
 struct StoreConfig {
   std::string dir = "/var/lib/presenced";
@@ -157,6 +169,30 @@ struct PagerDutyConfig {
   bool enabled = false;
   std::string url = "https://events.pagerduty.com/v2/enqueue";
   std::string routing_key;  // required when enabled
+  // The Events API allows about 120 events per minute per routing key (issue 18): at most
+  // rate_limit_events requests in any rate_limit_window, per routing key; 429 is honoured too.
+  std::uint32_t rate_limit_events = 120;
+  Duration rate_limit_window{std::chrono::minutes(1)};
+  // Context that is not a page (broker restart, presenced restart, silence started/ended, an
+  // incident that healed before it paged) as change events on the same routing key.
+  bool change_events = false;
+  std::string change_url = "https://events.pagerduty.com/v2/change/enqueue";
+};
+
+// Prometheus Alertmanager (issue 18): every URL of an HA cluster gets every alert.
+struct AlertmanagerConfig {
+  bool enabled = false;
+  std::vector<std::string> urls;  // base URLs (http://am:9093); /api/v2/alerts is appended
+  // Firing alerts are re-sent this often; keep it well below Alertmanager's resolve_timeout (5m).
+  Duration resend_interval{std::chrono::minutes(1)};
+  Duration notify_for{std::chrono::minutes(5)};  // how long a context (info) alert lasts
+};
+
+// Microsoft Teams through a Workflows webhook (Adaptive Cards, issue 18).
+struct TeamsConfig {
+  bool enabled = false;
+  std::string webhook_url;      // required when enabled (it carries a signature: secret)
+  double max_per_second = 1.0;
 };
 
 struct SlackConfig {
@@ -238,6 +274,11 @@ struct AlertsConfig {
   PagerDutyConfig pagerduty;
   SlackConfig slack;
   WebhookConfig webhook;
+  AlertmanagerConfig alertmanager;
+  TeamsConfig teams;
+  // Where links in notifications point (Alertmanager generatorURL, Teams button, PagerDuty change
+  // event link): the dashboard as the on-call reaches it, e.g. https://presenced.example.com.
+  std::string dashboard_url;
   WatchdogConfig watchdog;
   AlertPolicyConfig policy;
   std::vector<AlertRouteConfig> routes;  // first match wins
@@ -271,6 +312,7 @@ struct Config {
   StoreConfig store;
   AlertsConfig alerts;
   LogConfig log;
+  HaConfig ha;
   Mode mode = Mode::presence;
 };
 

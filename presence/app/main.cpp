@@ -8,6 +8,8 @@
 // state messages are flushed before disconnecting.
 #include <signal.h>
 
+#include <httplib.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +27,7 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/ha/node.h"
 #include "presence/ingest/api_backend.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
@@ -323,6 +327,33 @@ int run(const std::string& path) {
   presence::app::Alerting alerting(running, [](std::string_view line) {
     log(LogLevel::Info, std::string(line));
   });
+  // HA pair (issue 13, docs/ha.md): only when ha.endpoints is set; else single, as before.
+  std::unique_ptr<presence::ha::Node> ha;
+  if (running.ha.enabled()) {
+    presence::ha::NodeConfig hc;
+    hc.endpoints = running.ha.endpoints;
+    hc.name = running.ha.name;
+    hc.key_prefix = running.ha.key_prefix;
+    hc.timing.lease_ttl = running.ha.lease_ttl;
+    hc.timing.fail_open_after = running.ha.fail_open_after;
+    hc.timing.peer_down_after = running.ha.peer_down_after;
+    hc.log = [](std::string_view line) { log(LogLevel::Info, std::string(line)); };
+    ha = std::make_unique<presence::ha::Node>(
+        hc, [&alerting](presence::core::AlertIntent i) { alerting.submit_external(std::move(i)); });
+    using Gate = presence::alert::DispatcherConfig::Gate;
+    alerting.set_send_gate(
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          switch (node->before_send(b)) {
+            case presence::ha::Gate::Send: return Gate::Send;
+            case presence::ha::Gate::Skip: return Gate::Skip;
+            case presence::ha::Gate::Hold: return Gate::Hold;
+          }
+          return Gate::Hold;
+        },
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          node->after_send(b);
+        });
+  }
   std::string error;
   if (!alerting.start(&error)) {
     log(LogLevel::Error, "alerts: " + error);
@@ -331,11 +362,12 @@ int run(const std::string& path) {
   service.set_hooks(&alerting);
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
-  auto metrics_fn = [&service, &alerting, api_counters, http_counters] {
+  auto metrics_fn = [&service, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);
+    if (ha) m.extra += ha->metrics_text();
     return m;
   };
   presence::api::HttpLimits http_limits;
@@ -380,7 +412,22 @@ int run(const std::string& path) {
       [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
         api_backend.on_intents(intents);
       });
+  if (ha) {
+    // Before register_api: its /v1 fallback would answer first.
+    http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
+                                                    httplib::Response& res) {
+      // Same rule as every /v1 read: off loopback it needs the bearer token.
+      if (api_options.require_token_for_reads &&
+          req.get_header_value("Authorization") != "Bearer " + api_options.token) {
+        res.status = 401;
+        res.set_content(R"({"v":1,"error":"unauthorized"})", "application/json");
+        return;
+      }
+      res.set_content(ha->status_json(), "application/json");
+    });
+  }
   presence::api::register_api(http.server(), api_backend, api_options);
+  if (ha) ha->start();
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
     return 1;
@@ -417,6 +464,7 @@ int run(const std::string& path) {
   }).detach();
   service.stop();  // runs the final snapshot on the engine thread
   alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
+  if (ha) ha->stop();  // revokes the lease: the peer takes over at once (rolling restart)
   http.stop();
   if (health_http) health_http->stop();
   log(LogLevel::Info, "presenced: stopped");

@@ -885,3 +885,25 @@ TEST_CASE("mangled configs never throw; every error has a place and a reason") {
   }
   CHECK(rejected > 100);  // the mutations do break things, so the checks above are exercised
 }
+
+TEST_CASE("ha: absent = single instance; set = validated (issue 13, docs/ha.md)") {
+  CHECK_FALSE(ok("").ha.enabled());
+  const Config c = ok("ha:\n  endpoints: [http://127.0.0.1:2379]\n  name: a\n  lease_ttl: 5s\n"
+                      "  fail_open_after: 12s\n  peer_down_after: 1m\n");
+  CHECK(c.ha.enabled());
+  CHECK(c.ha.name == "a");
+  CHECK(c.ha.key_prefix == "/presenced/");
+  CHECK(c.ha.lease_ttl == std::chrono::seconds(5));
+  CHECK(c.ha.fail_open_after == std::chrono::seconds(12));
+  CHECK(c.ha.peer_down_after == std::chrono::minutes(1));
+  CHECK(error("ha:\n  endpoints: [http://127.0.0.1:2379]\n") ==
+        "c.yaml:1: ha.name: is required when ha.endpoints is set (unique in the pair)");
+  CHECK(error("ha:\n  endpoints: [127.0.0.1:2379]\n  name: a\n").find(
+            "ha.endpoints: must start with https:// or http://") != std::string::npos);
+  CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  lease_ttl: 1s\n").find(
+            "ha.lease_ttl: must be at least 2s") != std::string::npos);
+  CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  fail_open_after: 10s\n").find(
+            "ha.fail_open_after: must be longer than ha.lease_ttl") != std::string::npos);
+  CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  key_prefix: presenced\n").find(
+            "ha.key_prefix: must start and end with '/'") != std::string::npos);
+}
