@@ -327,3 +327,26 @@ TEST_CASE("BrokerWatch: changed boot id or falling uptime means restart, per nod
   CHECK_FALSE(w.on_uptime("", 4));
   CHECK_FALSE(w.on_uptime("other", 1));
 }
+
+TEST_CASE("broker-ext client list (issue 14): each listed id with its session; bad entries cost only themselves") {
+  const ParseLimits limits;
+  auto p = parse_broker_ext_clients(
+      R"({"v":1,"boot":"b1","node":"n1","part":1,"parts":1,"clients":[{"clientid":"a","session":7},{"clientid":""},{"x":1},{"clientid":"b","session":9}]})",
+      limits);
+  CHECK(p.what == Parsed::What::ClientList);
+  CHECK(p.ids == std::vector<std::string>{"a", "b"});
+  CHECK(p.sessions == std::vector<std::uint64_t>{7, 9});
+  CHECK(p.boot == "b1");
+  CHECK(p.error == ParseError::BadPayload);
+  CHECK(parse_broker_ext_clients(R"({"clients":{}})", limits).what == Parsed::What::Reject);
+  CHECK(parse_broker_ext_clients("nope", limits).error == ParseError::BadJson);
+  // Routed by topic; a retained copy (never published so) is stale and ignored.
+  std::vector<TopicPattern> ps;
+  ps.push_back(*TopicPattern::compile(TopicKind::BrokerExtClients, "$SYS/presence/{node}/clients", nullptr));
+  const TopicMatcher m(std::move(ps));
+  const std::string body = R"({"clients":[{"clientid":"a","session":1}]})";
+  auto live = parse_message(m, "$SYS/presence/n1/clients", body, false, limits);
+  CHECK(live.what == Parsed::What::ClientList);
+  CHECK(live.node == "n1");
+  CHECK(parse_message(m, "$SYS/presence/n1/clients", body, true, limits).what == Parsed::What::Ignore);
+}
