@@ -9,7 +9,10 @@ PRESENCE_PACKAGES=(
   mosquitto mosquitto-dev mosquitto-clients
   libssl-dev libyaml-cpp-dev doctest-dev libcurl4-openssl-dev
   libcpp-httplib-dev nlohmann-json3-dev
+  etcd-server
   docker-compose
+  # scripts/demo.sh's ALERT view and scripts/presencectl's readable output.
+  jq
   # The dashboard's browser test: Debian's Chromium driven by playwright-core (npm, pinned in
   # test/integration/dashboard/package-lock.json). nodejs brings npm with it on these machines.
   chromium nodejs

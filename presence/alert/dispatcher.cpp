@@ -187,6 +187,18 @@ void Dispatcher::run_sink(SinkState& s) {
         outbox_.release(seqs);
         return;
       }
+      if (config_.gate) {
+        // HA: asked before every attempt, so a leader deposed during retries stops sending.
+        const auto gate = config_.gate(batch);
+        if (gate == DispatcherConfig::Gate::Hold) {
+          next_send = std::max(next_send, SteadyClock::now() + std::chrono::milliseconds(200));
+          continue;
+        }
+        if (gate == DispatcherConfig::Gate::Skip) {
+          outbox_.settle(seqs, Disposition::Delivered);
+          break;
+        }
+      }
       ++s.requests;
       const HttpResponse response = http.post(request, timeouts, &stopping_);
       const auto now = SteadyClock::now();
@@ -201,6 +213,7 @@ void Dispatcher::run_sink(SinkState& s) {
         s.sent += batch.size();
         if (batch.size() > 1) ++s.summaries;
         outbox_.settle(seqs, Disposition::Delivered);
+        if (config_.after_send) config_.after_send(batch);
         if (s.failing) {
           log_("alerts: sink '" + cfg.name + "' delivering again after " +
                std::to_string(s.failure_streak) + " failed request(s)");

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,6 +35,12 @@ struct DispatcherConfig {
   // An intent whose at is 0 is stamped with the wall time it is written to the outbox.
   store::WallAnchor anchor;
   store::LogFn log;
+  // HA pair (issue 13, presence/ha/node.h): asked before every request. Send; Skip (the
+  // notification log says it was sent already: settled as delivered, not sent); Hold (this
+  // instance may not send now: asked again shortly, the entry stays queued). Unset = Send.
+  enum class Gate { Send, Skip, Hold };
+  std::function<Gate(const std::vector<OutboxEntry>&)> gate;
+  std::function<void(const std::vector<OutboxEntry>&)> after_send;  // after a delivered request
 };
 
 // Counters for /metrics (the API room exports them; names match docs/alerts.md).

@@ -1,5 +1,6 @@
 #include "presence/api/api.h"
 #include "presence/common/iso8601.h"
+#include "presence/common/wall_time.h"
 
 #include <httplib.h>
 
@@ -120,7 +121,11 @@ std::optional<WallTime> parse_iso8601(std::string_view s) {
   tm.tm_min = mm;
   tm.tm_sec = ss;
   const std::time_t t = timegm(&tm);
-  return WallTime(std::chrono::seconds(t - offset_s) + std::chrono::milliseconds(millis));
+  // Issue 19 item 5: year 2300 overflowed the nanosecond clock (stored as 1715).
+  const auto secs = common::accept_wall_seconds(static_cast<std::int64_t>(t) - offset_s);
+  if (!secs) return std::nullopt;
+  if (*secs == common::kMaxWallSeconds) return common::max_wall_time();
+  return WallTime(std::chrono::seconds(*secs) + std::chrono::milliseconds(millis));
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
@@ -180,15 +185,20 @@ json to_json(const DeviceSummary& d) {
   return j;
 }
 
-json to_json(const IncidentSummary& i) {
+json hint_json(const std::vector<CohortHintView>& hints) {
   json hint = json::array();
-  for (const auto& h : i.hint)
+  for (const auto& h : hints)
     hint.push_back({{"key", h.key},
                     {"value", h.value},
                     {"support", h.support},
                     {"share_in_incident", h.share_in_incident},
                     {"share_in_scope", h.share_in_scope},
                     {"lift", h.lift}});
+  return hint;
+}
+
+json to_json(const IncidentSummary& i) {
+  json hint = hint_json(i.hint);
   json j = {{"id", i.id},
             {"kind", i.kind},
             {"stage", i.stage},
@@ -206,6 +216,20 @@ json to_json(const IncidentSummary& i) {
             {"stragglers", i.stragglers},
             {"cohort_hint", std::move(hint)}};
   return j;
+}
+
+json to_json(const FiringAlertView& a) {
+  return {{"dedup_key", a.dedup_key},
+          {"type", a.type},
+          {"kind", a.kind},
+          {"severity", a.severity.empty() ? json(nullptr) : json(a.severity)},
+          {"summary", a.summary},
+          {"scope", a.scope},
+          {"since", iso8601(a.since)},
+          {"incident", a.incident ? json(a.incident) : json(nullptr)},
+          {"cohort_hint", hint_json(a.hint)},
+          {"device_count", a.device_count},
+          {"devices", a.devices}};
 }
 
 json to_json(const SilenceView& s) {
@@ -441,6 +465,15 @@ class Router {
     send_json(res, 200, j);
   }
 
+  // The pages sent and not resolved (issue 17): the dashboard's "Firing now" panel.
+  void alerts(const httplib::Request&, httplib::Response& res) {
+    const auto r = backend_.alerts();
+    if (!r.ok()) return send_error(res, r.error);
+    json list = json::array();
+    for (const auto& a : r.value) list.push_back(to_json(a));
+    send_json(res, 200, {{"alerts", std::move(list)}});
+  }
+
   void silences(const httplib::Request&, httplib::Response& res) {
     const auto r = backend_.silences();
     if (!r.ok()) return send_error(res, r.error);
@@ -488,9 +521,11 @@ class Router {
       if (!d || d->count() <= 0)
         return send_error(res, 400, "bad_request",
                           "duration: expected e.g. \"90s\", \"30m\", \"2h\"");
-      ends = starts.value_or(std::chrono::time_point_cast<WallTime::duration>(
-                 std::chrono::system_clock::now())) +
-             *d;
+      if (*d > std::chrono::seconds(common::kMaxSpanSeconds))
+        return send_error(res, 400, "bad_request", "duration: at most 100 years");
+      ends = common::add_clamped(starts.value_or(std::chrono::time_point_cast<WallTime::duration>(
+                                     std::chrono::system_clock::now())),
+                                 *d);
     }
     if (!ends) return send_error(res, 400, "bad_request", "ends_at or duration is required");
     if (starts && *ends <= *starts)
@@ -563,6 +598,7 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
   server.Get("/v1/fleet/history", bind(A::Read, &Router::fleet_history));
   server.Get("/v1/incidents", bind(A::Read, &Router::incidents));
   server.Get(R"(/v1/incidents/([^/]+))", bind(A::Read, &Router::incident));
+  server.Get("/v1/alerts", bind(A::Read, &Router::alerts));
   server.Get("/v1/silences", bind(A::Read, &Router::silences));
   server.Post("/v1/silences", bind(A::Write, &Router::add_silence));
   server.Delete(R"(/v1/silences/([^/]+))", bind(A::Write, &Router::remove_silence));

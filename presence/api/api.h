@@ -155,6 +155,24 @@ struct IncidentDetail {
   std::vector<std::string> alerts;              // dedup keys of its firing alerts
 };
 
+// ---- alerts (issue 17: "what is paging now, and why") ----
+
+// One page that was sent and not resolved: the dashboard's "Firing now" panel, GET /v1/alerts
+// and `presencectl firing` all show these, nothing else.
+struct FiringAlertView {
+  std::string dedup_key;
+  std::string type;      // alert type word (device_offline, fleet_incident, ...; docs/alerts.md)
+  std::string kind;      // "device", "group", "incident", "stragglers", "blind"
+  std::string severity;  // "critical", "error", "warning", "info"; "" = sent before a restart
+  std::string summary;   // the page's text as sent ("" = sent before a restart)
+  std::string scope;     // "fleet", "site=site-b", a device id, "route default", "broker"
+  WallTime since{};      // when the page was sent (first trigger)
+  std::uint32_t incident = 0;         // fleet alerts and stragglers: the incident, 0 = none
+  std::vector<CohortHintView> hint;   // incident pages: the incident's cohort hint
+  std::size_t device_count = 0;       // exact
+  std::vector<std::string> devices;   // bounded (max_ids), each id once
+};
+
 // ---- silences ----
 
 struct SilenceView {
@@ -181,6 +199,7 @@ class ApiBackend {
   virtual Result<std::vector<FleetSample>> fleet_history() = 0;  // oldest first
   virtual Result<std::vector<IncidentSummary>> incidents() = 0;
   virtual Result<IncidentDetail> incident(std::uint32_t id) = 0;
+  virtual Result<std::vector<FiringAlertView>> alerts() = 0;  // oldest page first
   virtual Result<std::vector<SilenceView>> silences() = 0;
   virtual Result<SilenceView> add_silence(const NewSilence& silence) = 0;
   virtual Result<bool> remove_silence(std::uint64_t id) = 0;  // false = no such silence

@@ -2,6 +2,9 @@
 
 #include "presence/api/prometheus.h"
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include <httplib.h>
@@ -36,6 +39,23 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_publish_pending", "gauge",
          "State messages waiting for the publish rate limit.");
   sample(out, "presence_publish_pending", m.publish_pending);
+  family(out, "presence_publish_pending_background", "gauge",
+         "Of presence_publish_pending: first states of new devices, sent after every change of a "
+         "known device.");
+  sample(out, "presence_publish_pending_background", m.publish_pending_background);
+  family(out, "presence_transition_log_lines_suppressed_total", "counter",
+         "Device transition log lines left out by the log rate limit (20/s).");
+  sample(out, "presence_transition_log_lines_suppressed_total",
+         m.transition_log_lines_suppressed_total);
+  family(out, "presence_labels_refused_total", "counter",
+         "Labels refused: beyond presence.max_label_keys (reason=keys) or "
+         "presence.max_label_values (reason=values).");
+  sample(out, "presence_labels_refused_total", m.label_keys_refused_total, "reason=\"keys\"");
+  sample(out, "presence_labels_refused_total", m.label_values_refused_total,
+         "reason=\"values\"");
+  family(out, "presence_devices_refused_total", "counter",
+         "Messages about a new id dropped because presence.max_devices was reached.");
+  sample(out, "presence_devices_refused_total", m.devices_refused_total);
   family(out, "presence_broker_restarts_total", "counter", "Broker restarts detected.");
   sample(out, "presence_broker_restarts_total", m.broker_restarts_total);
   family(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");
@@ -51,19 +71,156 @@ std::string render_prometheus(const Metrics& m) {
   return out;
 }
 
+std::string render_prometheus(const HttpCounters& c) {
+  std::string out;
+  family(out, "presence_http_connections_open", "gauge", "HTTP connections being served.");
+  sample(out, "presence_http_connections_open", c.connections_open.load());
+  family(out, "presence_http_connections_waited_total", "counter",
+         "HTTP connections that found http.max_connections busy and waited for a thread.");
+  sample(out, "presence_http_connections_waited_total", c.connections_waited.load());
+  family(out, "presence_http_bodies_refused_total", "counter",
+         "Requests refused from their headers: body over http.max_body_bytes (413) or without a "
+         "Content-Length (411).");
+  sample(out, "presence_http_bodies_refused_total", c.bodies_refused.load());
+  return out;
+}
+
+namespace {
+
+// One thread per connection, started on demand and kept for the next one, at most `max`.
+// cpp-httplib hands each accepted connection to enqueue() and a kept-alive connection holds its
+// thread while idle, so a fixed pool of 8 was held by 8 idle clients (issue 19 item 4). A
+// connection beyond `max` waits in FIFO order. Threads stay until shutdown (at most `max`: their
+// stacks are virtual memory until used).
+class ConnectionPool : public httplib::TaskQueue {
+ public:
+  ConnectionPool(std::size_t max, std::shared_ptr<HttpCounters> counters)
+      : max_(max == 0 ? 1 : max), counters_(std::move(counters)) {}
+  ~ConnectionPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) return;
+    queue_.push_back(std::move(fn));
+    // An idle thread not yet claimed by an earlier queued connection takes this one.
+    if (idle_ >= queue_.size()) {
+      cv_.notify_one();
+      return;
+    }
+    if (threads_.size() < max_) {
+      threads_.emplace_back([this] { work(); });
+      return;
+    }
+    if (counters_) ++counters_->connections_waited;
+  }
+
+  void shutdown() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      if (!queue_.empty()) {
+        auto fn = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        if (counters_) ++counters_->connections_open;
+        fn();
+        if (counters_) --counters_->connections_open;
+        lock.lock();
+        continue;
+      }
+      // Drain what was accepted before stop, so no socket is left open.
+      if (stopping_) return;
+      ++idle_;
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      --idle_;
+    }
+  }
+
+  const std::size_t max_;
+  std::shared_ptr<HttpCounters> counters_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
 struct HealthServer::Impl {
   std::string host;
   int port = 0;
   MetricsFn metrics;
+  HttpLimits limits;
+  std::shared_ptr<HttpCounters> counters;
   httplib::Server server;
   std::thread thread;
 };
 
-HealthServer::HealthServer(std::string host, int port, MetricsFn metrics)
+HealthServer::HealthServer(std::string host, int port, MetricsFn metrics, HttpLimits limits,
+                           std::shared_ptr<HttpCounters> counters)
     : impl_(std::make_unique<Impl>()) {
   impl_->host = std::move(host);
   impl_->port = port;
   impl_->metrics = std::move(metrics);
+  impl_->limits = limits;
+  impl_->counters = counters ? std::move(counters) : std::make_shared<HttpCounters>();
+  auto& s = impl_->server;
+  const std::size_t max_connections = limits.max_connections;
+  auto pool_counters = impl_->counters;
+  s.new_task_queue = [max_connections, pool_counters] {
+    return new ConnectionPool(max_connections, pool_counters);
+  };
+  s.set_keep_alive_timeout(static_cast<time_t>(limits.idle_timeout.count()));
+  s.set_read_timeout(static_cast<time_t>(limits.read_timeout.count()), 0);
+  s.set_write_timeout(static_cast<time_t>(limits.read_timeout.count()), 0);
+  s.set_payload_max_length(limits.max_body_bytes);
+  // Before the body is read and before any route (so before auth): a body we would refuse is
+  // refused from its headers. cpp-httplib's own payload limit reads (and discards) an oversized
+  // body first and does not apply to chunked bodies at all, which it would keep in memory
+  // (issue 19 item 8: an unauthenticated 400 MiB POST took RSS to 457 MB).
+  auto counters_for_body = impl_->counters;
+  const std::size_t max_body = limits.max_body_bytes;
+  s.set_pre_routing_handler([counters_for_body, max_body](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    // Same shape as the API's errors (docs/api.md).
+    auto refuse = [&](int status, const char* code, const std::string& message) {
+      ++counters_for_body->bodies_refused;
+      res.status = status;
+      // The unread body is still on the socket: the connection cannot carry another request.
+      res.set_header("Connection", "close");
+      res.set_content(std::string("{\"error\":{\"code\":\"") + code + "\",\"message\":\"" +
+                          message + "\"}}",
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    const std::string te = req.get_header_value("Transfer-Encoding");
+    if (!te.empty() && te != "identity")
+      return refuse(411, "length_required", "a request body needs a Content-Length");
+    if (req.has_header("Content-Length")) {
+      const std::string cl = req.get_header_value("Content-Length");
+      const bool digits = !cl.empty() && cl.size() <= 19 &&
+                          cl.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits) return refuse(400, "bad_request", "bad Content-Length");
+      if (std::stoull(cl) > max_body)
+        return refuse(413, "too_large",
+                      "body larger than " + std::to_string(max_body) + " bytes");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
 }
 
 HealthServer::~HealthServer() { stop(); }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -30,6 +32,11 @@ struct Metrics {
   std::vector<std::pair<std::string, std::uint64_t>> parse_errors_total;
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;
+  std::size_t publish_pending_background = 0;
+  std::uint64_t transition_log_lines_suppressed_total = 0;
+  std::uint64_t label_keys_refused_total = 0;
+  std::uint64_t label_values_refused_total = 0;
+  std::uint64_t devices_refused_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;
   bool broker_connected = false;
@@ -43,10 +50,35 @@ struct Metrics {
 // Prometheus text exposition format 0.0.4.
 std::string render_prometheus(const Metrics& metrics);
 
+// What one HTTP listener lets a client hold (issue 19 items 4 and 8). cpp-httplib's default pool
+// is 8 threads and a keep-alive connection holds its thread while idle: 8 idle connections made
+// /healthz wait 4.5 s, 20 slowloris connections kept it unanswered. Here every connection gets its
+// own thread up to max_connections (beyond it connections wait for a free thread, counted),
+// idle keep-alive connections are closed after idle_timeout, a read that gets no byte for
+// read_timeout ends the connection, and a body larger than max_body_bytes (or one without a
+// Content-Length) is refused from its headers, before it is read and before auth.
+// A client that holds max_connections connections open can still delay /healthz on this
+// listener: http.health_listen gives health and metrics a listener (and threads) of their own.
+struct HttpLimits {
+  std::size_t max_connections = 256;
+  std::size_t max_body_bytes = 64 * 1024;
+  std::chrono::seconds idle_timeout{5};
+  std::chrono::seconds read_timeout{5};
+};
+
+// Counters for /metrics (presence_http_*), shared by every listener.
+struct HttpCounters {
+  std::atomic<std::uint64_t> connections_waited{0};  // found every thread busy
+  std::atomic<std::uint64_t> bodies_refused{0};      // over max_body_bytes, or chunked
+  std::atomic<std::int64_t> connections_open{0};
+};
+std::string render_prometheus(const HttpCounters& counters);
+
 class HealthServer {
  public:
   using MetricsFn = std::function<Metrics()>;
-  HealthServer(std::string host, int port, MetricsFn metrics);
+  HealthServer(std::string host, int port, MetricsFn metrics, HttpLimits limits = {},
+               std::shared_ptr<HttpCounters> counters = nullptr);
   ~HealthServer();
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;

@@ -252,6 +252,8 @@ bool Alerting::start(std::string* error) {
     dc.outbox.path = outbox_path(config_);
     dc.outbox.log = log_;
     dc.log = log_;
+    dc.gate = gate_;
+    dc.after_send = after_send_;
     dispatcher_ = std::make_unique<alert::Dispatcher>(std::move(dc), std::move(sinks));
     if (!dispatcher_->start(error)) {
       dispatcher_.reset();
@@ -349,18 +351,39 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
          "): starting empty");
   }
 
-  if (policy_) {
-    for (const auto& sc : config_.alerts.silences) {
-      core::Silence s;
-      for (const auto& [k, v] : sc.match) s.match.emplace_back(k, v);
-      s.starts_at = to_mono(sc.starts, anchor_);
-      s.ends_at = to_mono(sc.ends, anchor_);
-      s.comment = std::string(kConfigSilence) + sc.comment;
-      if (s.ends_at <= now) continue;  // over already
-      if (policy_->add_silence(std::move(s)) == 0) log_("alerts.silences: invalid silence skipped");
-    }
-  }
+  apply_config_silences(config_.alerts.silences, now);
   next_snapshot_ = now + config_.store.snapshot_interval;
+}
+
+std::size_t Alerting::replace_config_silences(const std::vector<SilenceConfig>& silences,
+                                              core::MonoTime now) {
+  const std::size_t n = apply_config_silences(silences, now);
+  snapshot_due_ = true;  // the snapshot must not bring back what the file no longer says
+  return n;
+}
+
+std::size_t Alerting::apply_config_silences(const std::vector<SilenceConfig>& silences,
+                                            core::MonoTime now) {
+  if (!policy_) return 0;
+  std::vector<std::uint64_t> old;
+  for (const auto& s : policy_->silences())
+    if (s.comment.rfind(kConfigSilence, 0) == 0) old.push_back(s.id);
+  for (const auto id : old) policy_->remove_silence(id, now);
+  std::size_t added = 0;
+  for (const auto& sc : silences) {
+    core::Silence s;
+    for (const auto& [k, v] : sc.match) s.match.emplace_back(k, v);
+    s.starts_at = to_mono(sc.starts, anchor_);
+    s.ends_at = to_mono(sc.ends, anchor_);
+    s.comment = std::string(kConfigSilence) + sc.comment;
+    if (s.ends_at <= now) continue;  // over already
+    if (policy_->add_silence(std::move(s)) == 0) {
+      log_("alerts.silences: invalid silence skipped");
+      continue;
+    }
+    ++added;
+  }
+  return added;
 }
 
 void Alerting::on_event(core::Engine& engine, const core::Event& event) {
@@ -369,6 +392,7 @@ void Alerting::on_event(core::Engine& engine, const core::Event& event) {
 
 void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   if (intents.empty()) return;
+  if (intent_observer_) intent_observer_(intents);
   // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
   // possible of what was sent (see run_saver for the order).
   snapshot_due_ = true;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -94,20 +95,49 @@ class Alerting final : public ingest::EngineHooks {
     return static_cast<std::uint32_t>(incidents_open_.load());
   }
 
+  // SIGHUP (issue 19 item 11; docs/runbook.md "Silencing"): replaces the silences that came from
+  // alerts.silences with these; API silences are kept. Engine thread (Service::post). Returns the
+  // number of config silences now in force.
+  std::size_t replace_config_silences(const std::vector<SilenceConfig>& silences,
+                                      core::MonoTime now);
+
   // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
   // reads it through Service::post (presence/ingest/api_backend.h).
   core::AlertPolicy* policy() { return policy_.get(); }
 
+  // Sees every alert intent handed to the outbox, in order, on the engine thread (the /v1/alerts
+  // record of what was sent, presence/ingest/api_backend.h). Set before Service::start().
+  void set_intent_observer(std::function<void(const std::vector<core::AlertIntent>&)> observer) {
+    intent_observer_ = std::move(observer);
+  }
+
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
 
+  // HA pair (issue 13): before start(), the dispatcher's "may I send?" gate (presence/ha/node.h).
+  void set_send_gate(std::function<alert::DispatcherConfig::Gate(
+                         const std::vector<alert::OutboxEntry>&)> gate,
+                     std::function<void(const std::vector<alert::OutboxEntry>&)> after_send) {
+    gate_ = std::move(gate);
+    after_send_ = std::move(after_send);
+  }
+  // Any thread: a page decided outside the engine (the HA peer-health page).
+  void submit_external(core::AlertIntent intent) {
+    if (dispatcher_) dispatcher_->submit({std::move(intent)});
+  }
+
  private:
   void save_snapshot(core::Engine& engine, core::MonoTime now);
+  // Drops the silences from alerts.silences and adds these; the count now in force.
+  std::size_t apply_config_silences(const std::vector<SilenceConfig>& silences,
+                                    core::MonoTime now);
   void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
 
   Config config_;
   store::LogFn log_;
+  std::function<alert::DispatcherConfig::Gate(const std::vector<alert::OutboxEntry>&)> gate_;
+  std::function<void(const std::vector<alert::OutboxEntry>&)> after_send_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
   bool naive_blind_ = false;
@@ -119,6 +149,7 @@ class Alerting final : public ingest::EngineHooks {
   bool snapshot_due_ = false;
   core::MonoTime last_snapshot_{};
   std::vector<core::AlertIntent> intents_;
+  std::function<void(const std::vector<core::AlertIntent>&)> intent_observer_;
 
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
   // writes it (fsync) so the engine never waits for the disk. Latest copy wins.

@@ -20,6 +20,8 @@
 #include <sstream>
 #include <yaml-cpp/yaml.h>
 
+#include "presence/common/wall_time.h"
+
 namespace presence::app {
 
 namespace {
@@ -93,10 +95,23 @@ std::string hostname() {
   return buf;
 }
 
+std::optional<WallTime> parse_iso8601_unchecked(std::string_view s);
+
 // ISO 8601: 2026-11-21, 2026-11-21T12:00Z, 2026-11-21T12:00:00Z, 2026-11-21T12:00:00.5+01:00.
 // A date-time must carry Z or an offset: a silence in "local time" means something else on every
 // machine.
 std::optional<WallTime> parse_iso8601(std::string_view s) {
+  // One accepted range for every time input (presence/common/wall_time.h; issue 19 item 5).
+  auto accept = [](WallTime t) -> std::optional<WallTime> {
+    const auto secs = common::accept_wall_seconds(t.time_since_epoch().count());
+    if (!secs) return std::nullopt;
+    return WallTime{std::chrono::seconds(*secs)};
+  };
+  const auto parsed = parse_iso8601_unchecked(s);
+  return parsed ? accept(*parsed) : std::nullopt;
+}
+
+std::optional<WallTime> parse_iso8601_unchecked(std::string_view s) {
   auto num = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
     if (pos + len > s.size()) return std::nullopt;
     for (std::size_t i = pos; i < pos + len; ++i)
@@ -271,11 +286,18 @@ void describe(V& v, Config& c) {
     v.field("restart_grace_min", p.restart_grace_min);
     v.field("restart_grace_max", p.restart_grace_max);
     v.field("restart_grace_settle", p.restart_grace_settle);
+    v.field("max_label_keys", p.max_label_keys);
+    v.field("max_label_values", p.max_label_values);
+    v.field("max_devices", p.max_devices);
   });
   v.section("http", [&] {
     v.field("listen", c.http.listen);
     v.field("token", c.http.token, true);
     v.field("token_file", c.http.token_file);
+    v.field("max_connections", c.http.max_connections);
+    v.field("max_body_bytes", c.http.max_body_bytes);
+    v.field("idle_timeout", c.http.idle_timeout);
+    v.field("health_listen", c.http.health_listen);
   });
   v.section("store", [&] {
     v.field("dir", c.store.dir);
@@ -324,6 +346,14 @@ void describe(V& v, Config& c) {
     });
     v.list("routes", a.routes, [&](AlertRouteConfig& r) { describe_route(v, r); });
     v.list("silences", a.silences, [&](SilenceConfig& s) { describe_silence(v, s); });
+  });
+  v.section("ha", [&] {
+    v.field("endpoints", c.ha.endpoints);
+    v.field("name", c.ha.name);
+    v.field("key_prefix", c.ha.key_prefix);
+    v.field("lease_ttl", c.ha.lease_ttl);
+    v.field("fail_open_after", c.ha.fail_open_after);
+    v.field("peer_down_after", c.ha.peer_down_after);
   });
   v.section("log", [&] {
     v.field("level", c.log.level);
@@ -627,6 +657,7 @@ class Reader {
       out = *v;
       return std::nullopt;
     }
+    if (parse_iso8601_unchecked(s)) return "bad time " + quoted(s) + " (before 1970)";
     return "bad time " + quoted(s) + " (expected ISO 8601 with a zone, e.g. 2026-11-21T12:00:00Z)";
   }
   template <class E, class = std::enable_if_t<std::is_enum_v<E>>>
@@ -726,6 +757,7 @@ class Validator {
     http();
     store();
     alerts();
+    ha();
   }
 
  private:
@@ -866,6 +898,10 @@ class Validator {
           "must be at least presence.restart_grace_min (" +
               format_duration(p.restart_grace_min) + ")",
           {"presence.restart_grace_min"});
+    check(p.max_label_keys >= 1 && p.max_label_keys <= 4096, "presence.max_label_keys",
+          "must be between 1 and 4096, got " + std::to_string(p.max_label_keys));
+    check(p.max_label_values >= 1 && p.max_label_values <= 10000000, "presence.max_label_values",
+          "must be between 1 and 10000000, got " + std::to_string(p.max_label_values));
   }
 
   void http() {
@@ -885,6 +921,29 @@ class Validator {
             "http.token or http.token_file is required when http.listen is not a loopback "
             "address");
     }
+    check(h.max_connections >= 1 && h.max_connections <= 65536, "http.max_connections",
+          "must be between 1 and 65536, got " + std::to_string(h.max_connections));
+    check(h.max_body_bytes >= 1024 && h.max_body_bytes <= 64u * 1024 * 1024,
+          "http.max_body_bytes",
+          "must be between 1024 and 67108864, got " + std::to_string(h.max_body_bytes));
+    positive(h.idle_timeout, "http.idle_timeout");
+    check(h.health_listen.empty() || parse_listen(h.health_listen).has_value(),
+          "http.health_listen",
+          "expected host:port, e.g. 127.0.0.1:9189, got " + quoted(h.health_listen));
+  }
+
+  void ha() {
+    const auto& h = c_.ha;
+    if (!h.enabled()) return;
+    check(!h.name.empty(), "ha.name", "is required when ha.endpoints is set (unique in the pair)");
+    for (const auto& e : h.endpoints) http_url(e, "ha.endpoints", true, "");
+    check(!h.key_prefix.empty() && h.key_prefix.front() == '/' && h.key_prefix.back() == '/',
+          "ha.key_prefix", "must start and end with '/', got '" + h.key_prefix + "'");
+    // etcd leases have whole-second TTLs.
+    check(h.lease_ttl >= std::chrono::seconds(2), "ha.lease_ttl", "must be at least 2s");
+    check(h.fail_open_after > h.lease_ttl, "ha.fail_open_after",
+          "must be longer than ha.lease_ttl (else both instances send while etcd is merely slow)");
+    positive(h.peer_down_after, "ha.peer_down_after");
   }
 
   void store() {
@@ -1052,6 +1111,7 @@ constexpr const char* kRestartKeys[] = {
     "http",                  // the listener is bound once
     "store.dir",             // open files and the snapshot lock
     "mode",                  // switching the decision model mid-run would mix semantics
+    "ha",                    // the election and its lease are built once
 };
 
 }  // namespace

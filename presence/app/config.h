@@ -105,6 +105,25 @@ struct HttpConfig {
   // set, the loader reads it (trailing whitespace trimmed) into token; setting both is an error.
   std::string token;
   std::string token_file;
+  // Limits per listener (issue 19 items 4 and 8; presence/api/health.h HttpLimits).
+  std::uint32_t max_connections = 256;
+  std::uint32_t max_body_bytes = 64 * 1024;
+  Duration idle_timeout{std::chrono::seconds(5)};
+  // Optional second listener for /healthz, /readyz and /metrics only, with threads of its own:
+  // a liveness probe there is answered whatever clients do to http.listen. "" = none.
+  std::string health_listen;
+};
+
+// ---------------------------------------------------------------------------------------------
+// ha: the active/standby pair on etcd (issue 13, docs/ha.md). No endpoints = single, as before.
+struct HaConfig {
+  std::vector<std::string> endpoints;     // etcd client URLs, e.g. http://127.0.0.1:2379
+  std::string name;                       // this instance; unique in the pair (required)
+  std::string key_prefix = "/presenced/";  // one pair per prefix
+  Duration lease_ttl{std::chrono::seconds(10)};
+  Duration fail_open_after{std::chrono::seconds(20)};  // etcd unreachable this long: send anyway
+  Duration peer_down_after{std::chrono::seconds(30)};  // peer gone this long: page
+  bool enabled() const { return !endpoints.empty(); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -232,6 +251,7 @@ struct Config {
   StoreConfig store;
   AlertsConfig alerts;
   LogConfig log;
+  HaConfig ha;
   Mode mode = Mode::presence;
 };
 

@@ -8,9 +8,17 @@
 // state messages are flushed before disconnecting.
 #include <signal.h>
 
+#include <httplib.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <algorithm>
+#include <chrono>
+#include <memory>
 #include <cstring>
+#include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +27,7 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/ha/node.h"
 #include "presence/ingest/api_backend.h"
 #include "presence/ingest/log.h"
 #include "presence/ingest/output.h"
@@ -30,6 +39,9 @@ using presence::ingest::LogLevel;
 using presence::ingest::log;
 
 constexpr int kExitConfig = 2;
+// Longer than every bounded wait of a stop together (MQTT 3 s, snapshot and outbox 10 s + 5 s in
+// the worst case): only a wait we failed to bound reaches it.
+constexpr std::chrono::seconds kStopDeadline{20};
 
 void usage() {
   std::fprintf(stderr,
@@ -154,6 +166,11 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
         s.parse_errors_total[i]);
   m.published_total = s.published_total;
   m.publish_pending = s.publish_pending;
+  m.publish_pending_background = s.publish_pending_background;
+  m.transition_log_lines_suppressed_total = s.transition_lines_suppressed_total;
+  m.label_keys_refused_total = s.label_keys_refused_total;
+  m.label_values_refused_total = s.label_values_refused_total;
+  m.devices_refused_total = s.devices_refused_total;
   m.broker_restarts_total = s.broker_restarts_total;
   m.connects_total = s.connects_total;
   m.broker_connected = s.broker_connected;
@@ -183,12 +200,13 @@ int check_config(const std::string& path) {
       std::fprintf(stderr, "%s\n", presence::app::to_string(e).c_str());
     return kExitConfig;
   }
-  std::printf("%s: OK\n", path.c_str());
-  return 0;
+  // "FILE: OK" and the effective value of every key, secrets hidden (docs/configuration.md), in
+  // the config room's one format.
+  return presence::app::check_config(path, std::cout, std::cerr);
 }
 
 void reload(const std::string& path, presence::app::Config& running,
-            presence::ingest::Service& service) {
+            presence::ingest::Service& service, presence::app::Alerting& alerting) {
   auto r = presence::app::reload_config(running, path);
   if (r.load.ok()) {
     presence::ingest::TopicMatcher matcher;
@@ -208,6 +226,7 @@ void reload(const std::string& path, presence::app::Config& running,
     return;
   }
   bool output_limits = false;
+  bool silences = false;
   for (const auto& key : r.diff.changed) {
     const bool restart = std::find(r.diff.restart_required.begin(), r.diff.restart_required.end(),
                                    key) != r.diff.restart_required.end();
@@ -215,6 +234,8 @@ void reload(const std::string& path, presence::app::Config& running,
       log(LogLevel::Warn, "reload: " + key + " changed: takes effect after a restart");
     } else if (key == "output.publish_rate" || key == "output.coalesce_interval") {
       output_limits = true;
+    } else if (key.rfind("alerts.silences", 0) == 0) {
+      silences = true;  // docs/runbook.md "Silencing" relies on this (issue 19 item 11)
     } else if (key == "log.level") {
       presence::ingest::set_log_level(to_log_level(next.log.level));
       log(LogLevel::Info, std::string("reload: log.level = ") + presence::app::to_string(next.log.level));
@@ -224,6 +245,15 @@ void reload(const std::string& path, presence::app::Config& running,
   }
   if (output_limits)
     service.set_publish_limits(next.output.publish_rate, next.output.coalesce_interval);
+  if (silences) {
+    const bool posted = service.post(
+        [&alerting, list = next.alerts.silences](presence::core::Engine& engine) {
+          const std::size_t n = alerting.replace_config_silences(list, engine.now());
+          log(LogLevel::Info, "reload: alerts.silences applied (" + std::to_string(n) +
+                                  " in force from the file)");
+        });
+    if (!posted) log(LogLevel::Warn, "reload: alerts.silences not applied: service stopping");
+  }
   running = next;
 }
 
@@ -260,6 +290,33 @@ int run(const std::string& path) {
   presence::app::Alerting alerting(running, [](std::string_view line) {
     log(LogLevel::Info, std::string(line));
   });
+  // HA pair (issue 13, docs/ha.md): only when ha.endpoints is set; else single, as before.
+  std::unique_ptr<presence::ha::Node> ha;
+  if (running.ha.enabled()) {
+    presence::ha::NodeConfig hc;
+    hc.endpoints = running.ha.endpoints;
+    hc.name = running.ha.name;
+    hc.key_prefix = running.ha.key_prefix;
+    hc.timing.lease_ttl = running.ha.lease_ttl;
+    hc.timing.fail_open_after = running.ha.fail_open_after;
+    hc.timing.peer_down_after = running.ha.peer_down_after;
+    hc.log = [](std::string_view line) { log(LogLevel::Info, std::string(line)); };
+    ha = std::make_unique<presence::ha::Node>(
+        hc, [&alerting](presence::core::AlertIntent i) { alerting.submit_external(std::move(i)); });
+    using Gate = presence::alert::DispatcherConfig::Gate;
+    alerting.set_send_gate(
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          switch (node->before_send(b)) {
+            case presence::ha::Gate::Send: return Gate::Send;
+            case presence::ha::Gate::Skip: return Gate::Skip;
+            case presence::ha::Gate::Hold: return Gate::Hold;
+          }
+          return Gate::Hold;
+        },
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          node->after_send(b);
+        });
+  }
   std::string error;
   if (!alerting.start(&error)) {
     log(LogLevel::Error, "alerts: " + error);
@@ -267,12 +324,36 @@ int run(const std::string& path) {
   }
   service.set_hooks(&alerting);
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
-  presence::api::HealthServer http(http_host, http_port, [&service, &alerting, api_counters] {
+  auto http_counters = std::make_shared<presence::api::HttpCounters>();
+  auto metrics_fn = [&service, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
     m.extra += presence::api::render_prometheus(*api_counters);
+    m.extra += presence::api::render_prometheus(*http_counters);
+    if (ha) m.extra += ha->metrics_text();
     return m;
-  });
+  };
+  presence::api::HttpLimits http_limits;
+  http_limits.max_connections = running.http.max_connections;
+  http_limits.max_body_bytes = running.http.max_body_bytes;
+  http_limits.idle_timeout = std::max(
+      std::chrono::seconds(1),
+      std::chrono::ceil<std::chrono::seconds>(running.http.idle_timeout));
+  presence::api::HealthServer http(http_host, http_port, metrics_fn, http_limits, http_counters);
+  // http.health_listen: probes get a listener and threads of their own (issue 19 item 4).
+  std::unique_ptr<presence::api::HealthServer> health_http;
+  if (!running.http.health_listen.empty()) {
+    std::string health_host;
+    int health_port = 0;
+    if (!split_listen(running.http.health_listen, health_host, health_port)) {
+      std::fprintf(stderr, "%s: http.health_listen: cannot parse '%s'\n", path.c_str(),
+                   running.http.health_listen.c_str());
+      return kExitConfig;
+    }
+    health_http = std::make_unique<presence::api::HealthServer>(health_host, health_port,
+                                                                metrics_fn, http_limits,
+                                                                http_counters);
+  }
   // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
   presence::api::ApiOptions api_options;
   api_options.token = running.http.token;
@@ -290,9 +371,32 @@ int run(const std::string& path) {
   // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
   presence::ingest::ServiceApiBackend api_backend(service,
                                                   [&alerting] { return alerting.policy(); });
+  alerting.set_intent_observer(
+      [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
+        api_backend.on_intents(intents);
+      });
+  if (ha) {
+    // Before register_api: its /v1 fallback would answer first.
+    http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
+                                                    httplib::Response& res) {
+      // Same rule as every /v1 read: off loopback it needs the bearer token.
+      if (api_options.require_token_for_reads &&
+          req.get_header_value("Authorization") != "Bearer " + api_options.token) {
+        res.status = 401;
+        res.set_content(R"({"v":1,"error":"unauthorized"})", "application/json");
+        return;
+      }
+      res.set_content(ha->status_json(), "application/json");
+    });
+  }
   presence::api::register_api(http.server(), api_backend, api_options);
+  if (ha) ha->start();
   if (!http.start(&error)) {
     log(LogLevel::Error, "http: " + error);
+    return 1;
+  }
+  if (health_http && !health_http->start(&error)) {
+    log(LogLevel::Error, "http.health_listen: " + error);
     return 1;
   }
   log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
@@ -305,16 +409,27 @@ int run(const std::string& path) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       log(LogLevel::Info, "SIGHUP: reloading " + path);
-      reload(path, running, service);
+      reload(path, running, service, alerting);
       continue;
     }
     log(LogLevel::Info, std::string("presenced: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                             ", stopping");
     break;
   }
+  // Belt and braces (issue 19 item 2): every wait below is bounded, but should one still hang
+  // (a library wait we do not control), presenced exits anyway rather than hang for a minute
+  // under a supervisor that then SIGKILLs it.
+  std::thread([] {
+    std::this_thread::sleep_for(kStopDeadline);
+    log(LogLevel::Error, "presenced: stop took longer than " +
+                             std::to_string(kStopDeadline.count()) + " s, exiting now");
+    std::_Exit(1);
+  }).detach();
   service.stop();  // runs the final snapshot on the engine thread
   alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
+  if (ha) ha->stop();  // revokes the lease: the peer takes over at once (rolling restart)
   http.stop();
+  if (health_http) health_http->stop();
   log(LogLevel::Info, "presenced: stopped");
   return 0;
 }

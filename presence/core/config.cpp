@@ -25,6 +25,8 @@ std::string config_error(const Config& c) {
     return "restart_grace_max must be >= restart_grace_min";
   }
   if (c.restart_grace_settle.count() < 0) return "restart_grace_settle must be >= 0";
+  if (c.max_label_keys < 1) return "max_label_keys must be >= 1";
+  if (c.max_label_values < 1) return "max_label_values must be >= 1";
   return {};
 }
 

@@ -38,6 +38,16 @@ struct Config {
   Duration restart_grace_min{std::chrono::seconds(30)};
   Duration restart_grace_max{std::chrono::minutes(10)};
   Duration restart_grace_settle{std::chrono::seconds(15)};
+
+  // Bounds against hostile or broken input (issue 19 items 3 and 9). Labels: distinct label keys
+  // and distinct key=value pairs across the fleet since start (each one becomes a fleet segment
+  // for good); a label beyond them is refused, counted (labels_refused) and the device keeps the
+  // rest. Births whose label keys changed per message took presenced to 3.3 GB before.
+  std::uint32_t max_label_keys = 64;
+  std::uint32_t max_label_values = 100000;
+  // Devices: ids beyond max_devices are refused (counted, devices_refused) until expired ones
+  // make room; 0 = no cap. Ids seen once: see ingest (presence.unconfirmed_expiry).
+  std::uint32_t max_devices = 0;
 };
 
 // Empty if config is usable, else one message naming the offending key (the YAML loader adds

@@ -6,8 +6,13 @@
 #include <algorithm>
 #include <cassert>
 #include <limits>
+#include <deque>
+#include <functional>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "presence/core/device_state.h"
 #include "presence/core/flap.h"
@@ -22,28 +27,93 @@ constexpr std::int64_t kInf = std::numeric_limits<std::int64_t>::max();
 
 // Label keys/values interned to small ids; a device points at one interned label set, so a million
 // devices with a handful of distinct (site, firmware, model) combinations cost 4 bytes each.
+//
+// Bounded (issue 19 item 3: births whose label keys changed per message took RSS to 3.3 GB, and
+// the cost grew faster than the keys): at most max_keys distinct keys and max_values distinct
+// key=value pairs are ever admitted (each becomes a fleet segment for good); a label beyond them is
+// refused. Sets are reference-counted by the devices using them and freed when none does, so the
+// sets held are at most one per device plus the empty set, whatever the churn.
 class LabelPool {
  public:
-  LabelPool() { sets_.emplace_back(); }  // set 0 = no labels
+  enum class Outcome : std::uint8_t { Ok, KeyRefused, ValueRefused };
 
-  std::uint32_t with(std::uint32_t set, std::string_view key, std::string_view value) {
-    const std::uint32_t k = str(key);
+  LabelPool(std::uint32_t max_keys, std::uint32_t max_values)
+      : max_keys_(max_keys), max_values_(max_values) {
+    sets_.emplace_back();  // set 0 = no labels, never freed
+    refs_.push_back(0);
+  }
+
+  // The set `set` with key=value applied ("" removes the key); the caller then moves the device
+  // with retain(new) and release(old). On a refusal `set` is returned unchanged.
+  std::uint32_t with(std::uint32_t set, std::string_view key, std::string_view value,
+                     Outcome& outcome) {
+    outcome = Outcome::Ok;
+    const auto known_key = find_str(key);
+    if (value.empty() && !known_key) return set;  // nothing to remove
+    std::uint32_t k = 0;
+    if (known_key && is_key(*known_key)) {
+      k = *known_key;
+    } else {
+      if (value.empty()) return set;
+      if (keys_ >= max_keys_) {
+        outcome = Outcome::KeyRefused;
+        return set;
+      }
+      k = str(key);
+      mark_key(k);
+    }
     std::vector<std::pair<std::uint32_t, std::uint32_t>> labels = sets_[set];
     auto it = std::find_if(labels.begin(), labels.end(), [&](const auto& kv) { return kv.first == k; });
     if (value.empty()) {
       if (it == labels.end()) return set;
       labels.erase(it);
-    } else if (it != labels.end()) {
-      it->second = str(value);
     } else {
-      labels.emplace_back(k, str(value));
-      std::sort(labels.begin(), labels.end(), [&](const auto& a, const auto& b) {
-        return strings_[a.first] < strings_[b.first];
-      });
+      const auto known_value = find_str(value);
+      std::uint32_t v = 0;
+      if (known_value && pairs_.count(pair_key(k, *known_value))) {
+        v = *known_value;
+      } else {
+        if (pairs_.size() >= max_values_) {
+          outcome = Outcome::ValueRefused;
+          return set;
+        }
+        v = str(value);
+        pairs_.insert(pair_key(k, v));
+      }
+      if (it != labels.end()) {
+        it->second = v;
+      } else {
+        labels.emplace_back(k, v);
+        std::sort(labels.begin(), labels.end(), [&](const auto& a, const auto& b) {
+          return strings_[a.first] < strings_[b.first];
+        });
+      }
     }
-    auto [pos, inserted] = index_.try_emplace(labels, static_cast<std::uint32_t>(sets_.size()));
-    if (inserted) sets_.push_back(labels);
-    return pos->second;
+    if (auto found = index_.find(labels); found != index_.end()) return found->second;
+    std::uint32_t id = 0;
+    if (!free_.empty()) {
+      id = free_.back();
+      free_.pop_back();
+      sets_[id] = labels;
+      refs_[id] = 0;
+    } else {
+      id = static_cast<std::uint32_t>(sets_.size());
+      sets_.push_back(labels);
+      refs_.push_back(0);
+    }
+    index_.emplace(std::move(labels), id);
+    return id;
+  }
+
+  void retain(std::uint32_t set) {
+    if (set != 0) ++refs_[set];
+  }
+  void release(std::uint32_t set) {
+    if (set == 0 || set >= refs_.size() || refs_[set] == 0) return;
+    if (--refs_[set] != 0) return;
+    index_.erase(sets_[set]);
+    std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(sets_[set]);
+    free_.push_back(set);
   }
 
   // True if set already maps key to value (an empty value: key absent). No allocation.
@@ -62,19 +132,56 @@ class LabelPool {
     return out;
   }
 
+  std::size_t live_sets() const { return sets_.size() - free_.size(); }
+
+  // Approximate heap bytes (for Engine::memory_bytes): node overheads counted as 48 bytes.
+  std::size_t bytes() const {
+    std::size_t b = sets_.capacity() * (sizeof(sets_[0]) + sizeof(std::uint32_t)) +
+                    free_.capacity() * sizeof(std::uint32_t) + key_flags_.capacity() +
+                    pairs_.size() * 48 + string_index_.size() * 48;
+    for (const auto& set : sets_) b += set.capacity() * sizeof(set[0]) * 2 + (set.empty() ? 0 : 48);
+    for (const auto& str : strings_) b += sizeof(str) + str.capacity();
+    return b;
+  }
+
  private:
+  static std::uint64_t pair_key(std::uint32_t k, std::uint32_t v) {
+    return (static_cast<std::uint64_t>(k) << 32) | v;
+  }
+  std::optional<std::uint32_t> find_str(std::string_view s) const {
+    auto it = string_index_.find(s);
+    if (it == string_index_.end()) return std::nullopt;
+    return it->second;
+  }
+  bool is_key(std::uint32_t s) const { return s < key_flags_.size() && key_flags_[s]; }
+  void mark_key(std::uint32_t s) {
+    if (key_flags_.size() <= s) key_flags_.resize(static_cast<std::size_t>(s) + 1, 0);
+    key_flags_[s] = 1;
+    ++keys_;
+  }
   std::uint32_t str(std::string_view s) {
-    auto it = string_index_.find(std::string(s));
-    if (it != string_index_.end()) return it->second;
+    if (auto known = find_str(s)) return *known;
     const auto id = static_cast<std::uint32_t>(strings_.size());
     strings_.emplace_back(s);
     string_index_.emplace(strings_.back(), id);
     return id;
   }
 
-  std::vector<std::string> strings_;
-  std::unordered_map<std::string, std::uint32_t> string_index_;
+  // Transparent lookup: finding a string_view allocates nothing.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  const std::uint32_t max_keys_;
+  const std::uint32_t max_values_;
+  std::uint32_t keys_ = 0;
+  std::deque<std::string> strings_;  // stable addresses: string_index_ keys view into them
+  std::unordered_map<std::string_view, std::uint32_t, Hash, std::equal_to<>> string_index_;
+  std::vector<std::uint8_t> key_flags_;
+  std::unordered_set<std::uint64_t> pairs_;
   std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> sets_;
+  std::vector<std::uint32_t> refs_;
+  std::vector<std::uint32_t> free_;
   std::map<std::vector<std::pair<std::uint32_t, std::uint32_t>>, std::uint32_t> index_;
 };
 
@@ -88,7 +195,7 @@ struct Engine::Impl {
   IdTable ids;
   std::vector<DeviceRecord> devices;
   TimerWheel wheel{0};
-  LabelPool label_pool;
+  LabelPool label_pool{config.max_label_keys, config.max_label_values};
   std::vector<Transition> out;
   std::vector<AlertIntent> alerts;
   std::array<std::size_t, 5> counts{};
@@ -552,6 +659,12 @@ Engine::~Engine() = default;
 DeviceIndex Engine::intern(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdBytes) return kNoDevice;
   const std::size_t before = impl_->ids.size();
+  // presence.max_devices (issue 19 item 9: 200,000 junk ids in a minute were all kept).
+  if (impl_->config.max_devices != 0 && before >= impl_->config.max_devices) {
+    if (auto known = impl_->ids.find(id)) return *known;
+    ++impl_->counters.devices_refused;
+    return kNoDevice;
+  }
   const auto index = impl_->ids.intern(id);
   if (index == IdTable::kNone) return kNoDevice;
   if (impl_->ids.size() != before) {
@@ -579,7 +692,18 @@ void Engine::set_label(DeviceIndex device, std::string_view key, std::string_vie
   if (impl_->label_pool.has(impl_->devices[device].labels, key, value)) return;
   impl_->flush();
   auto& d = impl_->devices[device];
-  d.labels = impl_->label_pool.with(d.labels, key, value);
+  LabelPool::Outcome outcome = LabelPool::Outcome::Ok;
+  const std::uint32_t next = impl_->label_pool.with(d.labels, key, value, outcome);
+  if (outcome != LabelPool::Outcome::Ok) {
+    // Refused: the device keeps its other labels; the fleet never hears of this one.
+    ++(outcome == LabelPool::Outcome::KeyRefused ? impl_->counters.label_keys_refused
+                                                 : impl_->counters.label_values_refused);
+    return;
+  }
+  if (next == d.labels) return;
+  impl_->label_pool.retain(next);
+  impl_->label_pool.release(d.labels);
+  d.labels = next;
   if (impl_->observer != nullptr) impl_->observer->on_label(device, key, value);
 }
 
@@ -691,7 +815,7 @@ RestartGraceStatus Engine::restart_grace() const {
 
 std::size_t Engine::memory_bytes() const {
   return impl_->ids.bytes() + impl_->devices.capacity() * sizeof(DeviceRecord) +
-         impl_->wheel.bytes();
+         impl_->wheel.bytes() + impl_->label_pool.bytes();
 }
 
 std::vector<DeviceSnapshot> Engine::snapshot() const {

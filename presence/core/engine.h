@@ -54,6 +54,10 @@ struct EngineCounters {
   std::uint64_t transitions = 0;       // Transition decisions emitted
   std::uint64_t timers_fired = 0;
   std::uint64_t restart_graces = 0;    // restart graces started
+  // Bounds (issue 19 items 3 and 9; Config::max_label_keys, max_label_values, max_devices).
+  std::uint64_t label_keys_refused = 0;    // a label with a key beyond max_label_keys
+  std::uint64_t label_values_refused = 0;  // a key=value pair beyond max_label_values
+  std::uint64_t devices_refused = 0;       // a new id beyond max_devices
 };
 
 // Restart grace progress (docs/core.md "Restart grace").

@@ -7,6 +7,8 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <set>
+#include <unordered_set>
 #include <utility>
 
 #include "presence/core/fleet.h"
@@ -166,6 +168,15 @@ struct ApiQueries::State {
     next_pass = now + opt.segment_interval;
   }
 
+  // What was sent and not resolved, by dedup_key (on_intents). Bounded by the open pages.
+  struct Sent {
+    core::AlertIntent::Type type = core::AlertIntent::Type::DeviceOffline;
+    core::Severity severity = core::Severity::Error;
+    std::string summary, component, group;
+    MonoTime at{};  // first trigger: a re-sent page (group update) keeps its age
+  };
+  std::map<std::string, Sent, std::less<>> sent;
+
   api::DeviceSummary summary(const core::Engine& engine, DeviceIndex d) const {
     const auto v = engine.view(d);
     api::DeviceSummary s;
@@ -196,16 +207,34 @@ struct ApiQueries::State {
     s.still_down = i.still_down;
     s.held = i.held.size();
     s.stragglers = i.stragglers.size();
-    for (const auto& h : i.hint)
-      s.hint.push_back({h.key, h.value, h.support, h.share_in_incident, h.share_in_scope, h.lift});
+    s.hint = hint_views(i.hint);
     return s;
   }
 
+  static std::vector<api::CohortHintView> hint_views(const std::vector<core::CohortHint>& hint) {
+    std::vector<api::CohortHintView> out;
+    for (const auto& h : hint)
+      out.push_back({h.key, h.value, h.support, h.share_in_incident, h.share_in_scope, h.lift});
+    return out;
+  }
+
+  // Each device once, in first-seen order (issue 17: an incident's held list names a device
+  // again each time it was held anew, so dev-000097 appeared twice), at most max_ids.
+  static std::vector<DeviceIndex> unique(const std::vector<DeviceIndex>& devices) {
+    std::vector<DeviceIndex> out;
+    std::unordered_set<DeviceIndex> seen;
+    out.reserve(devices.size());
+    for (DeviceIndex d : devices)
+      if (seen.insert(d).second) out.push_back(d);
+    return out;
+  }
   std::vector<std::string> ids(const core::Engine& engine,
                                const std::vector<DeviceIndex>& devices) const {
     std::vector<std::string> out;
-    for (std::size_t k = 0; k < devices.size() && k < opt.max_ids; ++k)
-      out.emplace_back(engine.id_of(devices[k]));
+    for (DeviceIndex d : unique(devices)) {
+      if (out.size() >= opt.max_ids) break;
+      out.emplace_back(engine.id_of(d));
+    }
     return out;
   }
 
@@ -405,6 +434,134 @@ Result<std::vector<api::SilenceView>> ApiQueries::silences(const core::AlertPoli
   return r;
 }
 
+namespace {
+
+const char* alert_kind(core::AlertIntent::Type t) {
+  using T = core::AlertIntent::Type;
+  switch (t) {
+    case T::DeviceOffline:
+    case T::DeviceFlapping:
+      return "device";
+    case T::DeviceGroup:
+      return "group";
+    case T::FleetIncident:
+    case T::ReconnectStorm:
+      return "incident";
+    case T::Stragglers:
+      return "stragglers";
+    case T::Blind:
+      return "blind";
+  }
+  return "unknown";
+}
+
+std::string incident_scope(const core::Incident& i) {
+  if (i.kind == core::IncidentKind::Blind) return "broker";
+  return i.scope_key.empty() ? std::string("fleet") : i.scope_key + "=" + i.scope_value;
+}
+
+}  // namespace
+
+void ApiQueries::on_intents(const std::vector<core::AlertIntent>& intents) {
+  auto& book = st_->sent;
+  for (const auto& in : intents) {
+    if (in.action == core::AlertIntent::Action::Trigger) {
+      auto [it, fresh] = book.try_emplace(in.dedup_key);
+      if (fresh) it->second.at = in.at;
+      it->second.type = in.type;
+      it->second.severity = in.severity;
+      it->second.summary = in.summary;
+      it->second.component = in.component;
+      it->second.group = in.group;
+    } else if (in.action == core::AlertIntent::Action::Resolve) {
+      book.erase(in.dedup_key);
+    }
+  }
+}
+
+Result<std::vector<api::FiringAlertView>> ApiQueries::alerts(
+    const core::Engine& engine, const core::AlertPolicy* policy) const {
+  const auto& s = *st_;
+  std::vector<std::pair<MonoTime, api::FiringAlertView>> rows;
+  std::set<std::string, std::less<>> listed;
+  auto from_book = [&](api::FiringAlertView& v, MonoTime& since) {
+    const auto it = s.sent.find(v.dedup_key);
+    if (it == s.sent.end()) return false;
+    v.severity = core::to_string(it->second.severity);
+    v.summary = it->second.summary;
+    since = it->second.at;
+    return true;
+  };
+  auto set_devices = [&](api::FiringAlertView& v, const std::vector<DeviceIndex>& devices) {
+    const auto once = State::unique(devices);
+    v.device_count = once.size();
+    v.devices = s.ids(engine, once);
+  };
+  if (policy) {
+    for (const auto& f : policy->firing()) {
+      api::FiringAlertView v;
+      v.dedup_key = f.dedup_key;
+      v.type = core::to_string(f.type);
+      v.kind = alert_kind(f.type);
+      v.incident = f.incident;
+      MonoTime since = f.since;
+      const core::Incident* inc = f.incident ? policy->fleet().incident(f.incident) : nullptr;
+      if (inc) {
+        v.scope = incident_scope(*inc);
+        v.hint = State::hint_views(inc->hint);
+      }
+      switch (f.type) {
+        case core::AlertIntent::Type::FleetIncident:
+        case core::AlertIntent::Type::ReconnectStorm:
+          set_devices(v, policy->held(f.incident));  // still down and held by it
+          break;
+        case core::AlertIntent::Type::Blind:
+          break;
+        default:
+          set_devices(v, f.devices);
+      }
+      if (!from_book(v, since)) {
+        // Restored from a snapshot after a restart: sent by the previous process, not re-sent.
+        v.summary = std::string(v.type) + " (sent before presenced restarted)";
+        if (since == MonoTime{} && f.devices.size() == 1) since = engine.view(f.devices[0]).since;
+      }
+      const auto it = s.sent.find(v.dedup_key);
+      if (v.kind == std::string_view("device"))
+        v.scope = v.devices.empty() ? std::string() : v.devices.front();
+      else if (v.kind == std::string_view("group"))
+        v.scope = it != s.sent.end() && !it->second.group.empty() ? "route " + it->second.group
+                                                                  : std::string("group");
+      v.since = s.wall(since);
+      listed.insert(v.dedup_key);
+      rows.emplace_back(since, std::move(v));
+    }
+  }
+  // Sent and not resolved, but not in the policy's firing set: never hide a page the on-call
+  // has (alerts.mode naive has no policy; with one, the unit tests hold the two sets equal).
+  for (const auto& [key, sent] : s.sent) {
+    if (listed.count(key)) continue;
+    api::FiringAlertView v;
+    v.dedup_key = key;
+    v.type = core::to_string(sent.type);
+    v.kind = alert_kind(sent.type);
+    v.severity = core::to_string(sent.severity);
+    v.summary = sent.summary;
+    v.scope = sent.component;
+    if (engine.find(sent.component)) {  // a device page: its device
+      v.device_count = 1;
+      v.devices = {sent.component};
+    }
+    v.since = s.wall(sent.at);
+    rows.emplace_back(sent.at, std::move(v));
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second.dedup_key < b.second.dedup_key;
+  });
+  Result<std::vector<api::FiringAlertView>> r;
+  for (auto& [t, v] : rows) r.value.push_back(std::move(v));
+  return r;
+}
+
 Result<api::SilenceView> ApiQueries::add_silence(core::AlertPolicy* policy,
                                                  const api::NewSilence& n, MonoTime now) const {
   using R = Result<api::SilenceView>;
@@ -539,6 +696,16 @@ Result<api::IncidentDetail> ServiceApiBackend::incident(std::uint32_t id) {
 Result<std::vector<api::SilenceView>> ServiceApiBackend::silences() {
   return on_engine<std::vector<api::SilenceView>>(
       impl_, [](Impl& self, core::Engine&) { return self.queries.silences(self.policy()); });
+}
+
+Result<std::vector<api::FiringAlertView>> ServiceApiBackend::alerts() {
+  return on_engine<std::vector<api::FiringAlertView>>(impl_, [](Impl& self, core::Engine& e) {
+    return self.queries.alerts(e, self.policy());
+  });
+}
+
+void ServiceApiBackend::on_intents(const std::vector<core::AlertIntent>& intents) {
+  impl_->queries.on_intents(intents);
 }
 
 Result<api::SilenceView> ServiceApiBackend::add_silence(const api::NewSilence& n) {

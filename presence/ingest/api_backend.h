@@ -64,6 +64,17 @@ class ApiQueries {
                                             const core::AlertPolicy* policy,
                                             std::uint32_t id) const;
   api::Result<std::vector<api::SilenceView>> silences(const core::AlertPolicy* policy) const;
+
+  // Every alert intent handed to the outbox, in order (Alerting::submit, engine thread): the
+  // record of what was sent, with the text and severity the on-call got. Notices that are not
+  // pages (any action other than Trigger/Resolve) are ignored.
+  void on_intents(const std::vector<core::AlertIntent>& intents);
+  // The pages sent and not resolved, oldest first (GET /v1/alerts). With a policy, its firing()
+  // set, each with the text it was sent with; pages sent before a restart (restored firing,
+  // never re-sent) are listed with the type's own words. Without a policy (alerts.mode naive),
+  // the record of intents alone.
+  api::Result<std::vector<api::FiringAlertView>> alerts(const core::Engine& engine,
+                                                        const core::AlertPolicy* policy) const;
   api::Result<api::SilenceView> add_silence(core::AlertPolicy* policy, const api::NewSilence& s,
                                             core::MonoTime now) const;
   api::Result<bool> remove_silence(core::AlertPolicy* policy, std::uint64_t id,
@@ -90,7 +101,10 @@ class ServiceApiBackend final : public api::ApiBackend {
   api::Result<std::vector<api::IncidentSummary>> incidents() override;
   api::Result<api::IncidentDetail> incident(std::uint32_t id) override;
   api::Result<std::vector<api::SilenceView>> silences() override;
+  api::Result<std::vector<api::FiringAlertView>> alerts() override;
   api::Result<api::SilenceView> add_silence(const api::NewSilence& silence) override;
+  // Engine thread (the alerting glue's intent observer): see ApiQueries::on_intents.
+  void on_intents(const std::vector<core::AlertIntent>& intents);
   api::Result<bool> remove_silence(std::uint64_t id) override;
 
   struct Impl;  // engine-thread state; opaque (api_backend.cpp)

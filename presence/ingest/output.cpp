@@ -79,22 +79,49 @@ void PublishQueue::ensure(core::DeviceIndex device) {
   }
 }
 
-void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now) {
+void PublishQueue::mark(core::DeviceIndex device, core::MonoTime now, bool background) {
   ensure(device);
-  if (queued_[device]) return;  // coalesced: the payload is built at send time
-  queued_[device] = 1;
+  auto& q = queued_[device];
+  if (q == kBackground && !background) {
+    // A real change of a device waiting in the background: it moves up (its entry in
+    // background_ is skipped when reached).
+    q = kReady;
+    --background_pending_;
+    ready_.push_back(device);
+    return;
+  }
+  if (q != kNone) return;  // coalesced: the payload is built at send time
+  ++pending_;
   if (ever_sent_[device] && now < last_sent_[device] + interval_) {
+    q = kHeld;
     held_.push_back({last_sent_[device] + interval_, device});
     std::push_heap(held_.begin(), held_.end(), std::greater<>());
+  } else if (background) {
+    q = kBackground;
+    ++background_pending_;
+    background_.push_back(device);
   } else {
+    q = kReady;
     ready_.push_back(device);
   }
+}
+
+void PublishQueue::sent(core::DeviceIndex d, core::MonoTime now,
+                        std::vector<core::DeviceIndex>& out) {
+  if (queued_[d] == kBackground) --background_pending_;
+  queued_[d] = kNone;
+  --pending_;
+  last_sent_[d] = now;
+  ever_sent_[d] = 1;
+  out.push_back(d);
+  if (rate_ > 0) tokens_ -= 1.0;
 }
 
 void PublishQueue::take(core::MonoTime now, bool& fleet, std::vector<core::DeviceIndex>& devices) {
   fleet = false;
   while (!held_.empty() && held_.front().due <= now) {
     std::pop_heap(held_.begin(), held_.end(), std::greater<>());
+    queued_[held_.back().device] = kReady;
     ready_.push_back(held_.back().device);
     held_.pop_back();
   }
@@ -117,11 +144,13 @@ void PublishQueue::take(core::MonoTime now, bool& fleet, std::vector<core::Devic
   while (!ready_.empty() && (unlimited || tokens_ >= 1.0)) {
     const core::DeviceIndex d = ready_.front();
     ready_.pop_front();
-    queued_[d] = 0;
-    last_sent_[d] = now;
-    ever_sent_[d] = 1;
-    devices.push_back(d);
-    if (!unlimited) tokens_ -= 1.0;
+    sent(d, now, devices);
+  }
+  while (!background_.empty() && (unlimited || tokens_ >= 1.0)) {
+    const core::DeviceIndex d = background_.front();
+    background_.pop_front();
+    if (queued_[d] != kBackground) continue;  // moved up, or sent already
+    sent(d, now, devices);
   }
 }
 
@@ -130,8 +159,9 @@ void PublishQueue::put_back(bool fleet, const std::vector<core::DeviceIndex>& de
   for (auto it = devices.rbegin(); it != devices.rend(); ++it) {
     const core::DeviceIndex d = *it;
     ensure(d);
-    if (queued_[d]) continue;
-    queued_[d] = 1;
+    if (queued_[d] != kNone) continue;
+    queued_[d] = kReady;
+    ++pending_;
     ever_sent_[d] = 0;  // it was not sent after all
     ready_.push_front(d);
   }
@@ -141,16 +171,25 @@ void PublishQueue::take_all(bool& fleet, std::vector<core::DeviceIndex>& devices
   fleet = fleet_dirty_;
   fleet_dirty_ = false;
   for (const auto d : ready_) {
-    queued_[d] = 0;
+    if (queued_[d] != kReady) continue;
+    queued_[d] = kNone;
     devices.push_back(d);
   }
   ready_.clear();
   std::sort(held_.begin(), held_.end(), [](const Held& a, const Held& b) { return a.due < b.due; });
   for (const auto& h : held_) {
-    queued_[h.device] = 0;
+    queued_[h.device] = kNone;
     devices.push_back(h.device);
   }
   held_.clear();
+  for (const auto d : background_) {
+    if (queued_[d] != kBackground) continue;
+    queued_[d] = kNone;
+    devices.push_back(d);
+  }
+  background_.clear();
+  pending_ = 0;
+  background_pending_ = 0;
 }
 
 }  // namespace presence::ingest

@@ -53,6 +53,10 @@ std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time
 //   once, later ones within the interval are held and sent (latest state) when it ends.
 // - A token bucket (burst = one second's worth) bounds messages per second; rate <= 0 means
 //   unlimited.
+// - Two priorities (issue 19 item 9: a flood of 200,000 junk ids built a backlog that delayed real
+//   devices' state by ~140 s). Background: a new device's first state (its transition left
+//   Unknown) and the restatement of every device after a reconnect. Both wait behind every real
+//   change of a known device; a device waiting in the background that really changes moves up.
 class PublishQueue {
  public:
   explicit PublishQueue(double max_per_second, core::Duration coalesce_interval = core::Duration{0});
@@ -60,9 +64,10 @@ class PublishQueue {
   void set_coalesce_interval(core::Duration interval) { interval_ = interval; }
   double rate() const { return rate_; }
 
-  void mark(core::DeviceIndex device, core::MonoTime now);
+  void mark(core::DeviceIndex device, core::MonoTime now, bool background = false);
   void mark_fleet() { fleet_dirty_ = true; }
-  std::size_t pending() const { return ready_.size() + held_.size() + (fleet_dirty_ ? 1 : 0); }
+  std::size_t pending() const { return pending_ + (fleet_dirty_ ? 1 : 0); }
+  std::size_t pending_background() const { return background_pending_; }
 
   // Hands out what may be sent at `now`: the fleet message first (if dirty), then devices in the
   // order they became due. Consumes budget for each item handed out and records the send time.
@@ -85,7 +90,14 @@ class PublishQueue {
   bool started_ = false;
   core::MonoTime last_{};
   bool fleet_dirty_ = false;
-  std::deque<core::DeviceIndex> ready_;
+  // Where a device waits: kNone, kBackground (background_), kReady (ready_) or kHeld (held_). An
+  // entry of background_ whose device moved up stays behind, skipped when reached.
+  enum : std::uint8_t { kNone = 0, kBackground = 1, kReady = 2, kHeld = 3 };
+  void sent(core::DeviceIndex device, core::MonoTime now, std::vector<core::DeviceIndex>& out);
+  std::deque<core::DeviceIndex> ready_;  // changes of known devices: sent first
+  std::deque<core::DeviceIndex> background_;  // first states, restatements
+  std::size_t pending_ = 0;              // devices waiting (each once)
+  std::size_t background_pending_ = 0;   // of which in background_
   std::vector<Held> held_;  // min-heap on due
   std::vector<std::uint8_t> queued_;
   std::vector<core::MonoTime> last_sent_;

@@ -100,6 +100,12 @@ class Listener : public mqtt::iaction_listener {
 
 }  // namespace
 
+// Device transition lines at info level: a steady 20 a second with bursts of 200 (a site going
+// down is logged whole); beyond that they are counted and summarised (issue 19 item 9).
+constexpr double kTransitionLinesPerSecond = 20;
+constexpr double kTransitionLinesBurst = 200;
+// Final flush plus disconnect at stop, all waits together (issue 19 item 2: every exit <= 5 s).
+constexpr std::chrono::seconds kShutdownBudget{3};
 // Longer than Paho's own connect timeout (10 s) so Paho normally reports first.
 constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
 // The engine thread wakes at most once per kBatchWindow while messages keep coming (issue 6:
@@ -139,6 +145,8 @@ struct Service::Impl {
   Duration backoff{};
   std::mt19937_64 rng{std::random_device{}()};
   std::vector<core::Transition> transitions;
+  LineBudget transition_lines{kTransitionLinesPerSecond, kTransitionLinesBurst};
+  std::chrono::steady_clock::time_point last_transition_summary{};
   FleetStatus last_fleet{};
   bool fleet_known = false;
   MonoTime last_fleet_publish{};
@@ -360,8 +368,9 @@ struct Service::Impl {
     // into a wave of false offlines).
     feed(blind_spots.subscribed(), now);
     publish_service_online();
-    // The broker may have lost our retained output (restart without persistence): resend.
-    for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now);
+    // The broker may have lost our retained output (restart without persistence): resend, in
+    // the background, so a real change after the reconnect is not queued behind the whole fleet.
+    for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now, /*background=*/true);
     queue.mark_fleet();
   }
 
@@ -584,29 +593,63 @@ struct Service::Impl {
   void drain_transitions(MonoTime now) {
     transitions.clear();
     engine.drain(transitions);
-    std::size_t logged = 0;
+    const auto wall = std::chrono::steady_clock::now();
+    const bool debug = log_level() == LogLevel::Debug;  // the operator asked for every line
     for (const auto& t : transitions) {
       ++local.transitions_total[static_cast<std::size_t>(t.to)];
-      queue.mark(t.device, now);
-      if (logged < 20 || log_level() == LogLevel::Debug) {
-        ++logged;
-        std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
-                           state_word(t.from) + " -> " + state_word(t.to) + " (" +
-                           core::to_string(t.cause);
-        if (t.cause == core::Cause::Disconnected)
-          line += std::string(", ") + core::to_string(t.disconnect_reason);
-        log(LogLevel::Info, line + ")");
+      // A device's first state waits behind real changes of known devices (issue 19 item 9).
+      queue.mark(t.device, now, /*background=*/t.from == core::State::Unknown);
+      if (!debug && !transition_lines.take(wall)) continue;
+      std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
+                         state_word(t.from) + " -> " + state_word(t.to) + " (" +
+                         core::to_string(t.cause);
+      if (t.cause == core::Cause::Disconnected)
+        line += std::string(", ") + core::to_string(t.disconnect_reason);
+      log(LogLevel::Info, line + ")");
+    }
+    // What was left out is said in one line per log.rate_limit, and counted in /metrics.
+    if (wall - last_transition_summary >= opt.log_rate_limit) {
+      if (const auto n = transition_lines.take_suppressed(); n > 0) {
+        log(LogLevel::Info, std::to_string(n) + " device transition line(s) not logged (more than " +
+                                std::to_string(static_cast<int>(kTransitionLinesPerSecond)) +
+                                "/s); every transition is counted in presence_transitions_total");
+        last_transition_summary = wall;
       }
     }
-    if (logged < transitions.size())
-      log(LogLevel::Info, "... and " + std::to_string(transitions.size() - logged) +
-                              " more transitions in this batch");
+    local.transition_lines_suppressed_total = transition_lines.suppressed_total();
+  }
+
+  // Bounds reached (issue 19 items 3 and 9): counted always, said once per log.rate_limit.
+  void note_refusals() {
+    const core::EngineCounters c = engine.counters();
+    if (c.label_keys_refused > local.label_keys_refused_total)
+      rlog.log(LogLevel::Warn, "bound:label_keys",
+               "labels: label refused, more than presence.max_label_keys (" +
+                   std::to_string(opt.core.max_label_keys) +
+                   ") distinct keys; the device keeps its other labels (" +
+                   std::to_string(c.label_keys_refused) + " refused so far)");
+    if (c.label_values_refused > local.label_values_refused_total)
+      rlog.log(LogLevel::Warn, "bound:label_values",
+               "labels: label refused, more than presence.max_label_values (" +
+                   std::to_string(opt.core.max_label_values) +
+                   ") distinct key=value pairs; the device keeps its other labels (" +
+                   std::to_string(c.label_values_refused) + " refused so far)");
+    if (c.devices_refused > local.devices_refused_total)
+      rlog.log(LogLevel::Warn, "bound:devices",
+               "devices: message about a new id dropped, presence.max_devices (" +
+                   std::to_string(opt.core.max_devices) + ") reached (" +
+                   std::to_string(c.devices_refused) + " refused so far)");
+    local.label_keys_refused_total = c.label_keys_refused;
+    local.label_values_refused_total = c.label_values_refused;
+    local.devices_refused_total = c.devices_refused;
   }
 
   void update_stats() {
+    note_refusals();
     local.devices_by_state = engine.counts();
     local.devices = engine.size();
     local.publish_pending = queue.pending();
+    local.publish_pending_background = queue.pending_background();
     local.broker_connected = conn == Conn::Up;
     local.blind = conn != Conn::Up || engine.blind();
     local.restart_grace = engine.in_restart_grace();
@@ -654,6 +697,16 @@ struct Service::Impl {
   }
 
   void shutdown() {
+    // Every wait here is bounded and they share one budget (issue 19 item 2: SIGTERM to
+    // presenced and its broker at the same moment left presenced in an unbounded
+    // disconnect()->wait() for over a minute; Paho never completes a token whose connection died
+    // under it). With the broker gone, presenced exits within kShutdownBudget plus the final
+    // snapshot.
+    const auto deadline = std::chrono::steady_clock::now() + kShutdownBudget;
+    auto left = [&] {
+      return std::max(std::chrono::steady_clock::duration::zero(),
+                      deadline - std::chrono::steady_clock::now());
+    };
     // Final flush (issue 3: SIGTERM stops cleanly): what consumers see retained must be the
     // last state we knew, not a rate-limited leftover.
     if (conn == Conn::Up) {
@@ -666,7 +719,10 @@ struct Service::Impl {
         for (const auto d : devices) last = send_device(d);
         last = client->publish(opt.output.service_topic, service_payload("offline"),
                                opt.output.qos, true);
-        if (last) last->wait_for(std::chrono::seconds(5));
+        // Most of the budget: the flush is what consumers will see.
+        if (last && !last->wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        left() * 2 / 3)))
+          log(LogLevel::Warn, "mqtt: final flush not acknowledged in time, stopping anyway");
       } catch (const mqtt::exception& e) {
         log(LogLevel::Warn, std::string("mqtt: final flush incomplete: ") + e.what());
       }
@@ -674,7 +730,12 @@ struct Service::Impl {
                               " device(s) done");
     }
     try {
-      if (client && client->is_connected()) client->disconnect(std::chrono::seconds(2))->wait();
+      if (client && client->is_connected()) {
+        const auto budget = std::max(std::chrono::milliseconds(100),
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(left()));
+        if (!client->disconnect(static_cast<int>(budget.count()))->wait_for(budget))
+          log(LogLevel::Warn, "mqtt: disconnect not acknowledged in time, stopping anyway");
+      }
     } catch (const mqtt::exception& e) {
       log(LogLevel::Warn, std::string("mqtt: disconnect: ") + e.what());
     }

@@ -102,6 +102,12 @@ struct ServiceStats {
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;
+  std::size_t publish_pending_background = 0;  // of which first states of new devices
+  std::uint64_t transition_lines_suppressed_total = 0;  // device transition log lines left out
+  // Refused by the engine's bounds (core::Config max_label_keys, max_label_values, max_devices).
+  std::uint64_t label_keys_refused_total = 0;
+  std::uint64_t label_values_refused_total = 0;
+  std::uint64_t devices_refused_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;
   bool broker_connected = false;  // connected and subscribed

@@ -195,6 +195,7 @@ struct PresencedOptions {
   std::string uri;         // default tcp://127.0.0.1:<broker port>
   std::string mqtt_extra;  // more keys inside "mqtt:", each line indented by two spaces
   std::string extra;       // more YAML appended verbatim
+  std::string http_extra;  // more keys inside "http:", each line indented by two spaces
 };
 
 class Presenced {
@@ -230,6 +231,7 @@ class Presenced {
     y += "  restart_grace_settle: " + opts_.restart_grace_settle + "\n";
     y += "  restart_grace_max: " + opts_.restart_grace_max + "\n";
     y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
+    y += opts_.http_extra;
     y += "store:\n  dir: " + dir_.file("store") + "\n";
     y += "log:\n  level: debug\n";
     y += more.empty() ? "output:\n  coalesce_interval: 50ms\n  publish_rate: 5000\n" : more;
@@ -249,6 +251,7 @@ class Presenced {
   int stop(int sig = SIGTERM) { return proc_.stop(sig, 10000ms); }
   bool running() { return proc_.running(); }
   void signal(int sig) { proc_.signal(sig); }
+  int wait_exit(std::chrono::milliseconds timeout) { return proc_.wait_exit(timeout); }
 
   int status(const std::string& path) {
     httplib::Client cli("127.0.0.1", http_port_);

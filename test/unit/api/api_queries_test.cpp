@@ -2,6 +2,9 @@
 // real core::Engine and AlertPolicy driven by a simulated clock (no MQTT, no threads).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -253,4 +256,191 @@ TEST_CASE("fleet history: one sample per history_interval, the oldest dropped fi
   CHECK(h[0].counts[1] == 1);  // online: a
   CHECK(h[2].at == anchor().wall + std::chrono::seconds(30));
   CHECK(h[2].counts[1] == 2);  // a and b
+}
+
+namespace {
+
+// The policy driven directly with transitions (as in core/policy_test.cpp) beside an engine that
+// only names the devices; every drained intent goes to ApiQueries::on_intents, as
+// Alerting::submit does in presenced. `open` is the test's own record of what was sent and not
+// resolved, the set the "Firing now" panel must show exactly.
+struct PageWorld {
+  core::Engine engine;
+  core::AlertPolicy policy;
+  ingest::ApiQueries q;
+  std::vector<core::State> state;
+  std::map<std::string, std::string> open;  // dedup_key -> summary
+  std::vector<core::AlertIntent> sent;
+
+  static core::FleetConfig fleet_config() {
+    core::FleetConfig c;
+    c.window_resolution = std::chrono::milliseconds(1);
+    return c;
+  }
+  PageWorld()
+      : policy({}, fleet_config(),
+               [this](core::DeviceIndex d) { return std::string(engine.id_of(d)); }),
+        q({}, anchor()) {}
+
+  void add_n(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto d = engine.intern("dev-" + std::to_string(i));
+      policy.on_label(d, "site", i % 2 ? "site-a" : "site-b");
+      state.push_back(core::State::Unknown);
+      to(d, core::State::Online, 0, core::Cause::Connected);
+    }
+  }
+  void to(core::DeviceIndex d, core::State s, std::int64_t t,
+          core::Cause c = core::Cause::Disconnected) {
+    core::Transition tr;
+    tr.device = d;
+    tr.from = state[d];
+    tr.to = s;
+    tr.cause = c;
+    tr.at = mono_ms(kStart + t);
+    state[d] = s;
+    policy.on_transition(tr);
+    collect();
+  }
+  void down(core::DeviceIndex d, std::int64_t t) {
+    to(d, core::State::Suspect, t);
+    to(d, core::State::Offline, t + 30'000, core::Cause::OfflineGrace);
+  }
+  void up(core::DeviceIndex d, std::int64_t t) {
+    to(d, core::State::Online, t, core::Cause::StableOnline);
+  }
+  void tick(std::int64_t t) {
+    policy.on_tick(mono_ms(kStart + t));
+    collect();
+  }
+  void collect() {
+    std::vector<core::AlertIntent> out;
+    policy.drain_alerts(out);
+    for (const auto& a : out) {
+      if (a.action == core::AlertIntent::Action::Trigger) open[a.dedup_key] = a.summary;
+      if (a.action == core::AlertIntent::Action::Resolve) open.erase(a.dedup_key);
+      sent.push_back(a);
+    }
+    q.on_intents(out);
+  }
+  std::vector<api::FiringAlertView> alerts(bool with_policy = true) {
+    auto r = q.alerts(engine, with_policy ? &policy : nullptr);
+    REQUIRE(r.ok());
+    return r.value;
+  }
+  // The panel's set is exactly the sent-and-not-resolved set, with the text that was sent; and
+  // it is the policy's own firing() set (the lead's question: is firing() that set?).
+  void check_exact() {
+    for (bool with_policy : {true, false}) {
+      CAPTURE(with_policy);
+      std::map<std::string, std::string> shown;
+      for (const auto& a : alerts(with_policy)) shown[a.dedup_key] = a.summary;
+      CHECK(shown == open);
+    }
+    std::set<std::string> firing;
+    for (const auto& f : policy.firing()) firing.insert(f.dedup_key);
+    std::set<std::string> keys;
+    for (const auto& [k, s] : open) keys.insert(k);
+    CHECK(firing == keys);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("alerts: exactly the pages sent and not resolved, through flapping, an incident and its stragglers") {
+  PageWorld w;
+  w.add_n(200);
+  w.check_exact();
+  CHECK(w.alerts().empty());
+
+  // A flapping device pages once (alert_after 2 min, group_wait 30 s): the panel shows it at
+  // once and keeps showing it when it goes on to offline (no second page, same key).
+  w.to(3, core::State::Flapping, 1'000, core::Cause::FlapStart);
+  w.tick(1'000 + 150'000 - 1);
+  w.check_exact();
+  w.tick(1'000 + 150'000 + 1);
+  w.check_exact();
+  auto a = w.alerts();
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].type == "device_flapping");
+  CHECK(a[0].kind == "device");
+  CHECK(a[0].scope == "dev-3");
+  CHECK(a[0].severity == "error");
+  CHECK(a[0].summary == "device dev-3 is flapping");
+  CHECK(a[0].devices == std::vector<std::string>{"dev-3"});
+  CHECK(a[0].since > anchor().wall + std::chrono::milliseconds(1'000 + 120'000));
+  w.to(3, core::State::Offline, 200'000, core::Cause::OfflineGrace);
+  w.tick(300'000);
+  w.check_exact();
+  REQUIRE(w.alerts().size() == 1);
+  CHECK(w.alerts()[0].type == "device_flapping");
+
+  // 60 of site-a's 100 drop: one incident page listing the devices it holds.
+  std::vector<core::DeviceIndex> dropped;
+  for (core::DeviceIndex d = 1; d < 121; d += 2) dropped.push_back(d);
+  for (auto d : dropped) w.to(d, core::State::Suspect, 400'000);
+  for (auto d : dropped) w.to(d, core::State::Offline, 430'000, core::Cause::OfflineGrace);
+  w.tick(500'000);
+  w.check_exact();
+  a = w.alerts();
+  const auto inc = std::find_if(a.begin(), a.end(), [](auto& x) { return x.kind == "incident"; });
+  REQUIRE(inc != a.end());
+  CHECK(inc->type == "fleet_incident");
+  CHECK(inc->severity == "critical");
+  CHECK(inc->incident != 0);
+  CHECK(inc->scope == "site=site-a");
+  CHECK(inc->device_count == dropped.size());
+  const std::uint32_t id = inc->incident;
+
+  // One comes back and drops again while the incident is open: held twice by the incident, listed
+  // once (issue 17: dev-000097 appeared twice in held_devices).
+  w.up(dropped[0], 600'000);
+  w.down(dropped[0], 610'000);
+  w.tick(700'000);
+  auto detail = w.q.incident(w.engine, &w.policy, id);
+  REQUIRE(detail.ok());
+  CHECK(detail.value.held_devices.size() == dropped.size());
+  std::set<std::string> once(detail.value.held_devices.begin(), detail.value.held_devices.end());
+  CHECK(once.size() == detail.value.held_devices.size());
+
+  // All but five come back: the incident page resolves (gone from the panel although the
+  // incident is still recovering), then a straggler page names the five.
+  for (std::size_t k = 5; k < dropped.size(); ++k) w.up(dropped[k], 800'000);
+  w.tick(800'000 + 20 * 60'000);
+  w.check_exact();
+  a = w.alerts();
+  CHECK(std::none_of(a.begin(), a.end(), [](auto& x) { return x.kind == "incident"; }));
+  w.tick(6 * 3600'000);
+  w.check_exact();
+  a = w.alerts();
+  const auto st = std::find_if(a.begin(), a.end(), [](auto& x) { return x.kind == "stragglers"; });
+  REQUIRE(st != a.end());
+  CHECK(st->device_count == 5);
+  CHECK(st->incident == id);
+
+  // Everything back: nothing firing.
+  for (std::size_t k = 0; k < 5; ++k) w.up(dropped[k], 7 * 3600'000);
+  w.up(3, 7 * 3600'000);
+  w.tick(8 * 3600'000);
+  w.check_exact();
+  CHECK(w.alerts().empty());
+}
+
+TEST_CASE("alerts: a page restored after a restart (never re-sent) is still listed") {
+  PageWorld w;
+  w.add_n(20);
+  w.down(4, 0);
+  w.tick(10 * 60'000);
+  REQUIRE(w.alerts().size() == 1);
+  // A fresh ApiQueries has no record of the send (the previous process sent it).
+  ingest::ApiQueries fresh({}, anchor());
+  const auto r = fresh.alerts(w.engine, &w.policy);
+  REQUIRE(r.ok());
+  REQUIRE(r.value.size() == 1);
+  CHECK(r.value[0].dedup_key == "presence/device/dev-4");
+  CHECK(r.value[0].severity.empty());
+  CHECK(r.value[0].summary.find("before presenced restarted") != std::string::npos);
+  CHECK(r.value[0].scope == "dev-4");
+  // Without a policy and without a record there is nothing to show, and no error.
+  CHECK(fresh.alerts(w.engine, nullptr).value.empty());
 }

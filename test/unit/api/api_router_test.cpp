@@ -97,6 +97,31 @@ class FakeBackend : public ApiBackend {
     d.straggler_devices = {"d2"};
     return {d, {}};
   }
+  bool alerts_down = false;
+  Result<std::vector<FiringAlertView>> alerts() override {
+    if (alerts_down) return Result<std::vector<FiringAlertView>>::fail(ApiError::unavailable("x"));
+    FiringAlertView a;
+    a.dedup_key = "presence/incident/7";
+    a.type = "fleet_incident";
+    a.kind = "incident";
+    a.severity = "critical";
+    a.summary = "broker_node=b1: 40 of 50 devices offline";
+    a.scope = "broker_node=b1";
+    a.since = kT0 + std::chrono::seconds(3);
+    a.incident = 7;
+    a.hint.push_back({"firmware", "2.1", 40, 0.8, 0.1, 8.0});
+    a.device_count = 40;
+    a.devices = {"d1", "d2"};
+    FiringAlertView b;  // restored after a restart: no text, no severity
+    b.dedup_key = "presence/device/d9";
+    b.type = "device_offline";
+    b.kind = "device";
+    b.scope = "d9";
+    b.since = kT0;
+    b.device_count = 1;
+    b.devices = {"d9"};
+    return {{a, b}, {}};
+  }
   Result<std::vector<SilenceView>> silences() override {
     std::lock_guard<std::mutex> lock(mu);
     std::vector<SilenceView> out;
@@ -359,6 +384,35 @@ TEST_CASE("fleet and incidents") {
   check_error(c.Get("/v1/incidents/0"), 400, "bad_request");
 }
 
+TEST_CASE("alerts: every firing page with its text, scope, devices and hint") {
+  Fixture f;
+  auto c = f.client();
+  const auto r = c.Get("/v1/alerts");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  const json j = json::parse(r->body);
+  REQUIRE(j["alerts"].size() == 2);
+  const json& a = j["alerts"][0];
+  CHECK(a["dedup_key"] == "presence/incident/7");
+  CHECK(a["type"] == "fleet_incident");
+  CHECK(a["kind"] == "incident");
+  CHECK(a["severity"] == "critical");
+  CHECK(a["summary"] == "broker_node=b1: 40 of 50 devices offline");
+  CHECK(a["scope"] == "broker_node=b1");
+  CHECK(a["since"] == "2027-01-15T08:00:03.000Z");
+  CHECK(a["incident"] == 7);
+  CHECK(a["cohort_hint"][0]["key"] == "firmware");
+  CHECK(a["cohort_hint"][0]["lift"] == 8.0);
+  CHECK(a["device_count"] == 40);
+  CHECK(a["devices"] == json::array({"d1", "d2"}));
+  const json& b = j["alerts"][1];
+  CHECK(b["severity"].is_null());
+  CHECK(b["incident"].is_null());
+  CHECK(b["cohort_hint"].empty());
+  f.backend.alerts_down = true;
+  check_error(c.Get("/v1/alerts"), 503, "unavailable");
+}
+
 TEST_CASE("unknown /v1 endpoints are JSON 404") {
   Fixture f;
   auto c = f.client();
@@ -524,4 +578,43 @@ TEST_CASE("dashboard assets are embedded and served without the network") {
         std::string::npos);
   CHECK(c.Get("/assets/app.css")->status == 200);
   check_error(c.Get("/assets/secret.txt"), 404, "not_found");
+}
+
+// Issue 19 item 5: ends_at in 2300 was stored as 1715 (the nanosecond clock overflowed after
+// 2262). Times before 1970 are refused; times after 2200-01-01 are clamped to it.
+TEST_CASE("time inputs: validated and clamped, never overflowed") {
+  const auto max = parse_iso8601("2200-01-01T00:00:00Z");
+  REQUIRE(max);
+  CHECK(iso8601(*max) == "2200-01-01T00:00:00.000Z");
+  CHECK(parse_iso8601("2199-12-31T23:59:59.999Z") == *max - std::chrono::milliseconds(1));  // T-1
+  CHECK(parse_iso8601("2200-01-01T00:00:00.001Z") == *max);                                // T+1
+  CHECK(parse_iso8601("2300-06-13T00:00:00Z") == *max);
+  CHECK(parse_iso8601("9999-12-31T23:59:59Z") == *max);
+  CHECK(parse_iso8601("1970-01-01T00:00:00Z") == WallTime{});
+  CHECK_FALSE(parse_iso8601("1969-12-31T23:59:59Z"));
+  CHECK_FALSE(parse_iso8601("1715-06-13T00:00:00Z"));
+  CHECK_FALSE(parse_iso8601("1970-01-01T00:30:00+01:00"));  // 1969 in UTC
+
+  ApiOptions o;
+  o.token = "t";
+  Fixture f(o);
+  auto c = f.client("t");
+  auto r = c.Post("/v1/silences", R"({"ends_at":"2300-01-01T00:00:00Z","comment":"for good"})",
+                  "application/json");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  CHECK(json::parse(r->body)["ends_at"] == "2200-01-01T00:00:00.000Z");
+  // A duration that would overflow: 999,999,999 days.
+  check_error(c.Post("/v1/silences", R"({"duration":"999999999d"})", "application/json"), 400,
+              "bad_request");
+  // 100 years from 2190 ends at the clamp, not in the past.
+  r = c.Post("/v1/silences", R"({"starts_at":"2190-01-01T00:00:00Z","duration":"36500d"})",
+             "application/json");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  CHECK(json::parse(r->body)["ends_at"] == "2200-01-01T00:00:00.000Z");
+  check_error(c.Post("/v1/silences", R"({"starts_at":"1960-01-01T00:00:00Z","duration":"1h"})",
+                     "application/json"),
+              400, "bad_request");
+  for (const auto& [id, s] : f.backend.silences_) CHECK(s.ends_at > s.starts_at);
 }

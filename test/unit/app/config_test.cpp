@@ -455,6 +455,53 @@ TEST_CASE("alerts: required keys, severities, silences") {
     - {match: {a: b}, starts: 2026-11-21, ends: "2026-11-21T02:00:00.750+0100"}
 )");
   CHECK(c.alerts.silences[0].ends - c.alerts.silences[0].starts == 1h);
+  // Issue 19 item 5: one accepted range for every time input (presence/common/wall_time.h).
+  const Config far = ok(R"(alerts:
+  silences:
+    - {match: {a: b}, starts: 2026-11-21T00:00:00Z, ends: 2300-01-01T00:00:00Z}
+)");
+  CHECK(far.alerts.silences[0].ends.time_since_epoch() == std::chrono::seconds(7'258'118'400));
+  CHECK(error("alerts:\n  silences:\n    - {match: {a: b}, starts: 1969-12-31T23:59:59Z, "
+              "ends: 2026-11-22T00:00:00Z}\n") ==
+        "c.yaml:3: alerts.silences[0].starts: bad time '1969-12-31T23:59:59Z' (before 1970)");
+}
+
+TEST_CASE("bounds: labels, devices, HTTP limits (issue 19)") {
+  const Config d = ok("{}\n");
+  CHECK(d.presence.max_label_keys == 64);
+  CHECK(d.presence.max_label_values == 100000);
+  CHECK(d.presence.max_devices == 0);
+  CHECK(d.http.max_connections == 256);
+  CHECK(d.http.max_body_bytes == 65536);
+  CHECK(d.http.idle_timeout == 5s);
+  CHECK(d.http.health_listen.empty());
+  const Config c = ok(R"(presence:
+  max_label_keys: 8
+  max_label_values: 1000
+  max_devices: 50000
+http:
+  max_connections: 32
+  max_body_bytes: 1024
+  idle_timeout: 2s
+  health_listen: 127.0.0.1:9189
+)");
+  CHECK(c.presence.max_label_keys == 8);
+  CHECK(c.presence.max_label_values == 1000);
+  CHECK(c.presence.max_devices == 50000);
+  CHECK(c.http.max_connections == 32);
+  CHECK(c.http.max_body_bytes == 1024);
+  CHECK(c.http.idle_timeout == 2s);
+  CHECK(c.http.health_listen == "127.0.0.1:9189");
+  CHECK(error("presence:\n  max_label_keys: 0\n") ==
+        "c.yaml:2: presence.max_label_keys: must be between 1 and 4096, got 0");
+  CHECK(error("presence:\n  max_label_values: 0\n") ==
+        "c.yaml:2: presence.max_label_values: must be between 1 and 10000000, got 0");
+  CHECK(error("http:\n  max_connections: 0\n") ==
+        "c.yaml:2: http.max_connections: must be between 1 and 65536, got 0");
+  CHECK(error("http:\n  max_body_bytes: 1023\n") ==
+        "c.yaml:2: http.max_body_bytes: must be between 1024 and 67108864, got 1023");
+  CHECK(error("http:\n  health_listen: nowhere\n") ==
+        "c.yaml:2: http.health_listen: expected host:port, e.g. 127.0.0.1:9189, got 'nowhere'");
 }
 
 TEST_CASE("topic patterns") {
@@ -737,13 +784,13 @@ TEST_CASE("every presence::core::Config member is a key of the presence section"
   // core::Config belongs to the core room. If a member is added there, this fails until the key
   // is added to describe() in presence/app/config.cpp, config/presenced.yaml and
   // docs/configuration.md (STYLE.md habit 10: same name in config, C++, metrics and docs).
-  // 14 members: 9 durations, 3 doubles, 2 uint32.
+  // 17 members: 9 durations, 3 doubles, 5 uint32 (+4 bytes of tail padding).
   INFO("presence::core::Config changed: add the new key to the config loader, example and docs");
-  CHECK(sizeof(presence::core::Config) == 9 * 8 + 3 * 8 + 2 * 4);
+  CHECK(sizeof(presence::core::Config) == 9 * 8 + 3 * 8 + 5 * 4 + 4);
   int presence_keys = 0;
   for (const auto& [key, value] : flatten_config(Config{}))
     if (key.rfind("presence.", 0) == 0) ++presence_keys;
-  CHECK(presence_keys == 14);
+  CHECK(presence_keys == 17);
 }
 
 TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {
@@ -824,4 +871,26 @@ TEST_CASE("mangled configs never throw; every error has a place and a reason") {
     rejected += r.config ? 0 : 1;
   }
   CHECK(rejected > 100);  // the mutations do break things, so the checks above are exercised
+}
+
+TEST_CASE("ha: absent = single instance; set = validated (issue 13, docs/ha.md)") {
+  CHECK_FALSE(ok("").ha.enabled());
+  const Config c = ok("ha:\n  endpoints: [http://127.0.0.1:2379]\n  name: a\n  lease_ttl: 5s\n"
+                      "  fail_open_after: 12s\n  peer_down_after: 1m\n");
+  CHECK(c.ha.enabled());
+  CHECK(c.ha.name == "a");
+  CHECK(c.ha.key_prefix == "/presenced/");
+  CHECK(c.ha.lease_ttl == std::chrono::seconds(5));
+  CHECK(c.ha.fail_open_after == std::chrono::seconds(12));
+  CHECK(c.ha.peer_down_after == std::chrono::minutes(1));
+  CHECK(error("ha:\n  endpoints: [http://127.0.0.1:2379]\n") ==
+        "c.yaml:1: ha.name: is required when ha.endpoints is set (unique in the pair)");
+  CHECK(error("ha:\n  endpoints: [127.0.0.1:2379]\n  name: a\n").find(
+            "ha.endpoints: must start with https:// or http://") != std::string::npos);
+  CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  lease_ttl: 1s\n").find(
+            "ha.lease_ttl: must be at least 2s") != std::string::npos);
+  CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  fail_open_after: 10s\n").find(
+            "ha.fail_open_after: must be longer than ha.lease_ttl") != std::string::npos);
+  CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  key_prefix: presenced\n").find(
+            "ha.key_prefix: must start and end with '/'") != std::string::npos);
 }

@@ -190,3 +190,57 @@ TEST_CASE("PublishQueue: take_all includes held devices") {
   CHECK(out[0] == 4);
   CHECK(q.pending() == 0);
 }
+
+// Issue 19 item 9: a flood of new (junk) ids must not delay the changes of known devices.
+TEST_CASE("PublishQueue: real changes go before background states (new ids, restatements)") {
+  PublishQueue q(10);  // 10 messages/s, burst 10
+  std::vector<DeviceIndex> out;
+  bool fleet = false;
+  // Device 0 is known: it was published once.
+  q.mark(0, mono_ms(0), /*background=*/true);
+  q.take(mono_ms(0), fleet, out);
+  REQUIRE(out == std::vector<DeviceIndex>{0});
+  // 1,000 new ids flood in, then device 0 changes.
+  for (DeviceIndex d = 1; d <= 1000; ++d) q.mark(d, mono_ms(1000), /*background=*/true);
+  q.mark(0, mono_ms(1000));
+  CHECK(q.pending() == 1001);
+  CHECK(q.pending_background() == 1000);
+  out.clear();
+  q.take(mono_ms(1000), fleet, out);
+  REQUIRE(!out.empty());
+  CHECK(out.front() == 0);  // first, although marked last
+  CHECK(out.size() == 10);  // the budget is still the limit
+  CHECK(q.pending() == 991);
+  CHECK(q.pending_background() == 991);
+  // A restatement of a device already sent (after a reconnect) is background too.
+  q.mark(0, mono_ms(2000), /*background=*/true);
+  CHECK(q.pending_background() == 992);
+  q.mark(5000, mono_ms(2000));
+  out.clear();
+  q.take(mono_ms(2000), fleet, out);
+  REQUIRE(!out.empty());
+  CHECK(out.front() == 5000);
+}
+
+TEST_CASE("PublishQueue: a device waiting in the background moves up when it really changes") {
+  PublishQueue q(1);  // one message a second
+  std::vector<DeviceIndex> out;
+  bool fleet = false;
+  for (DeviceIndex d = 0; d < 5; ++d) q.mark(d, mono_ms(0), /*background=*/true);
+  q.mark(3, mono_ms(0));  // a real change of device 3 (e.g. it went offline)
+  CHECK(q.pending() == 5);
+  CHECK(q.pending_background() == 4);
+  q.take(mono_ms(0), fleet, out);
+  CHECK(out == std::vector<DeviceIndex>{3});
+  out.clear();
+  // T-1 ms: no token yet; T: the next first state, in arrival order; 3 is not sent twice.
+  q.take(mono_ms(999), fleet, out);
+  CHECK(out.empty());
+  q.take(mono_ms(1000), fleet, out);
+  CHECK(out == std::vector<DeviceIndex>{0});
+  out.clear();
+  bool f = false;
+  q.take_all(f, out);
+  CHECK(out == std::vector<DeviceIndex>{1, 2, 4});
+  CHECK(q.pending() == 0);
+}

@@ -1,0 +1,95 @@
+// One member of the HA pair (issue 13; docs/ha.md): the election loop on its own thread, the
+// "may I send?" gate the alert dispatcher asks before every request, the notification log, and
+// peer health. Decisions are Role/PeerWatch/covered() (role.h, pure); etcd is etcd.h.
+//
+// etcd keys under ha.key_prefix (default /presenced/):
+//   leader            the election key: the leader's name, on its lease; created with a txn on
+//                     create_revision == 0; its create_revision is the fencing token
+//   members/<name>    each instance's status (role, health), on its own lease
+//   log/<sink>/<dedup_key>   the notification log: the last sent notifications and the one being
+//                     sent; written by the leader fenced on the election key before each request
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "presence/alert/outbox_entry.h"
+#include "presence/ha/etcd.h"
+#include "presence/ha/role.h"
+#include "presence/store/log.h"
+
+namespace presence::ha {
+
+struct NodeConfig {
+  std::vector<std::string> endpoints;
+  std::string key_prefix = "/presenced/";
+  std::string name;
+  Timing timing;
+  // How far apart two instances' decided times for the same page may be (covered()).
+  Duration match_window{std::chrono::seconds(2)};
+  store::LogFn log;
+};
+
+enum class Gate { Send, Skip, Hold };
+
+class Node {
+ public:
+  // submit: queues a page (the peer-health page) into the alert dispatcher; any thread.
+  Node(NodeConfig config, std::function<void(core::AlertIntent)> submit);
+  ~Node();  // stop()
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void start();
+  // Leaves the pair: revokes the lease so the peer takes over at once (rolling restart).
+  void stop();
+
+  // Dispatcher sink threads: before each request. Send (leader: recorded in the log, fenced;
+  // or fail-open), Skip (the log says it was sent already), Hold (not ours to send yet).
+  Gate before_send(const std::vector<alert::OutboxEntry>& batch);
+  // After a delivered request: the log records it as sent.
+  void after_send(const std::vector<alert::OutboxEntry>& batch);
+
+  bool leader() const;
+  std::string metrics_text() const;  // Prometheus text
+  std::string status_json() const;   // GET /v1/ha
+
+ private:
+  void run();
+  void step(core::MonoTime now);
+  std::string log_key(const alert::OutboxEntry& e) const;
+  core::MonoTime now() const;
+
+  NodeConfig config_;
+  store::LogFn log_;
+  std::function<void(core::AlertIntent)> submit_;
+  Etcd etcd_;
+  std::string leader_key_, members_prefix_;
+
+  mutable std::mutex mu_;  // guards everything below
+  Role role_;
+  PeerWatch peers_;
+  std::int64_t lease_ = 0;
+  std::string holder_;
+  std::vector<std::pair<std::string, std::string>> members_;  // name, status json
+  bool peer_page_open_ = false;
+  RoleName last_role_ = RoleName::Follower;
+  std::map<std::uint64_t, std::pair<std::string, LogRecord>> sending_;  // outbox seq -> record
+  std::uint64_t elections_won_ = 0, fence_failures_ = 0, fenced_writes_ = 0, skipped_ = 0,
+                fail_open_sends_ = 0, etcd_errors_ = 0, bad_records_ = 0;
+  store::LogLimiter etcd_log_;
+
+  std::mutex wake_mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace presence::ha

@@ -1,0 +1,145 @@
+// HA pair harness (issue 13): a real etcd (Debian etcd-server) on free loopback ports with its own
+// temp data dir, two real presenced with an `ha:` section, a real mosquitto, presence-sim and the
+// validating mock PagerDuty of the alerting harness. Everything is stopped by pid.
+#pragma once
+
+#include <signal.h>
+
+#include "test/integration/alerting/harness.h"
+
+namespace presence::hatest {
+
+using namespace std::chrono_literals;
+using atest::MockPagerDuty;
+using atest::Sim;
+using atest::dump;
+using test::wait_for;
+
+class Etcd {
+ public:
+  Etcd() : client_(test::free_tcp_port()), peer_(test::free_tcp_port()) {}
+  ~Etcd() { stop(SIGKILL); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(client_); }
+
+  void start() {
+    const std::string bin = test::find_program("etcd");
+    if (bin.empty()) throw std::runtime_error("etcd not installed (apt-get install etcd-server)");
+    const std::string c = url();
+    const std::string p = "http://127.0.0.1:" + std::to_string(peer_);
+    proc_ = test::Process({bin, "--name", "default", "--data-dir", dir_.file("data"),
+                           "--listen-client-urls", c, "--advertise-client-urls", c,
+                           "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
+                           "--initial-cluster", "default=" + p, "--log-level", "warn"},
+                          dir_.file("etcd.log"));
+    if (!wait_for([&] { return ready() || !proc_.running(); }, 30s) || !proc_.running())
+      throw std::runtime_error("etcd did not start; log:\n" + test::read_file(dir_.file("etcd.log")));
+  }
+  void stop(int sig = SIGTERM) { proc_.stop(sig, 5000ms); }
+  bool ready() {
+    if (!test::tcp_port_open(client_)) return false;
+    httplib::Client cli("127.0.0.1", client_);
+    cli.set_connection_timeout(1s);
+    auto r = cli.Get("/health");
+    return r && r->status == 200 && r->body.find("true") != std::string::npos;
+  }
+
+ private:
+  test::TempDir dir_;
+  int client_, peer_;
+  test::Process proc_;
+};
+
+struct HaOptions {
+  std::string lease_ttl = "2s";
+  std::string fail_open_after = "6s";
+  std::string peer_down_after = "60s";
+};
+
+class HaPresenced {
+ public:
+  HaPresenced(const std::string& name, int broker_port, const std::string& pd_url,
+              const std::string& etcd_url, HaOptions o = {})
+      : name_(name), http_port_(test::free_tcp_port()) {
+    std::string y;
+    y += "mqtt:\n  uri: tcp://127.0.0.1:" + std::to_string(broker_port) + "\n";
+    y += "  client_id: presenced-ha-" + name + "-" + std::to_string(::getpid()) + "\n";
+    y += "  keepalive: 5s\n  reconnect:\n    min_backoff: 100ms\n    max_backoff: 500ms\n";
+    y += "presence:\n  offline_grace: 2s\n  online_stable_for: 1s\n";
+    y += "  restart_grace_min: 1s\n  restart_grace_settle: 500ms\n  restart_grace_max: 3s\n";
+    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
+    y += "store:\n  dir: " + dir_.file("store") + "\n  snapshot_interval: 500ms\n";
+    y += "output:\n  coalesce_interval: 50ms\n  publish_rate: 10000\n";
+    y += "alerts:\n  pagerduty:\n    enabled: true\n    url: " + pd_url +
+         "\n    routing_key: " + atest::kRoutingKey + "\n";
+    y += "  policy:\n    alert_after: 1s\n    group_wait: 500ms\n    group_interval: 1s\n"
+         "    incident_open_floor: 20\n    incident_open_fraction: 0.5\n";
+    y += "ha:\n  endpoints: [" + etcd_url + "]\n  name: " + name + "\n  lease_ttl: " +
+         o.lease_ttl + "\n  fail_open_after: " + o.fail_open_after +
+         "\n  peer_down_after: " + o.peer_down_after + "\n";
+    config_ = dir_.write("presenced.yaml", y);
+    log_ = dir_.file("presenced.log");
+  }
+
+  const std::string& name() const { return name_; }
+  std::string log() const { return test::read_file(log_); }
+  pid_t pid() const { return proc_.pid(); }
+  bool running() { return proc_.running(); }
+
+  void start() {
+    proc_ = test::Process({atest::Presenced::binary(), "--config", config_}, log_);
+    if (!wait_for([&] { return status("/readyz") == 200 || !proc_.running(); }, 15s) ||
+        !proc_.running())
+      throw std::runtime_error("presenced " + name_ + " did not become ready; log:\n" + log());
+  }
+  int stop(int sig = SIGTERM) { return proc_.stop(sig, 10000ms); }
+  void signal(int sig) { proc_.signal(sig); }
+
+  int status(const std::string& path) {
+    httplib::Client cli("127.0.0.1", http_port_);
+    cli.set_connection_timeout(1s);
+    cli.set_read_timeout(2s);
+    auto res = cli.Get(path.c_str());
+    return res ? res->status : -1;
+  }
+  std::string get(const std::string& path) {
+    httplib::Client cli("127.0.0.1", http_port_);
+    cli.set_connection_timeout(1s);
+    cli.set_read_timeout(2s);
+    auto res = cli.Get(path.c_str());
+    return res ? res->body : std::string();
+  }
+  double metric(const std::string& sample) {
+    const std::string m = get("/metrics");
+    const std::string needle = "\n" + sample + " ";
+    const auto pos = m.find(needle);
+    if (pos == std::string::npos) return -1;
+    return std::stod(m.substr(pos + needle.size()));
+  }
+  bool leader() { return metric("presence_ha_role{role=\"leader\"}") == 1; }
+  bool follower() { return metric("presence_ha_role{role=\"follower\"}") == 1; }
+  double online() { return metric("presence_devices{state=\"online\"}"); }
+
+ private:
+  std::string name_;
+  test::TempDir dir_;
+  int http_port_;
+  std::string config_, log_;
+  test::Process proc_;
+};
+
+// Exactly one of the two leads (the other follows); returns it, or nullptr after the timeout.
+inline HaPresenced* wait_leader(HaPresenced& a, HaPresenced& b, std::chrono::milliseconds timeout) {
+  HaPresenced* l = nullptr;
+  wait_for(
+      [&] {
+        const bool la = a.running() && a.leader(), lb = b.running() && b.leader();
+        if (la && !lb && (!b.running() || b.follower())) l = &a;
+        else if (lb && !la && (!a.running() || a.follower())) l = &b;
+        else l = nullptr;
+        return l != nullptr;
+      },
+      timeout, 100ms);
+  return l;
+}
+
+}  // namespace presence::hatest
