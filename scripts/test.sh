@@ -69,7 +69,7 @@ san_flags=(-DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS=-O1 -DCMAKE_C_FLAGS=-O1
 # UBSan halts (also compiled with -fno-sanitize-recover); ASan checks leaks at exit.
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$here/test/tsan.supp}"
 
 # Left out of the sanitizer stages (they still run in stage 1): the dashboard's browser test and
 # the packaging checks exercise Chromium, Docker compose files and systemd units, not our C++;
