@@ -121,6 +121,9 @@ class DirectBackend final : public api::ApiBackend {
   api::Result<api::IncidentDetail> incident(std::uint32_t id) override {
     return queries_.incident(engine_, &policy_, id);
   }
+  api::Result<std::vector<api::FiringAlertView>> alerts() override {
+    return queries_.alerts(engine_, &policy_);
+  }
   api::Result<std::vector<api::SilenceView>> silences() override {
     return queries_.silences(&policy_);
   }
