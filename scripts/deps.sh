@@ -19,6 +19,8 @@ PRESENCE_PACKAGES=(
   # Fuzzing (test/fuzz, docs/fuzzing.md): clang and its libFuzzer/sanitizer runtimes. gcc's own
   # ASan/UBSan/TSan runtimes come with build-essential.
   clang libclang-rt-14-dev
+  # Issue 18: the Alertmanager sink is tested against a real Alertmanager.
+  prometheus-alertmanager
 )
 
 presence_install_deps() {

@@ -160,6 +160,7 @@ void Dispatcher::run_sink(SinkState& s) {
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   auto next_send = SteadyClock::now();  // min_interval and retry delays move this forward
+  RateWindow rate(cfg.rate_limit);      // issue 18: never over the endpoint's rate limit
 
   // Waits until `until` or stop; true if stopping.
   auto sleep_until = [&](SteadyClock::time_point until) {
@@ -183,7 +184,7 @@ void Dispatcher::run_sink(SinkState& s) {
 
     unsigned attempt = 0;
     for (;;) {
-      if (sleep_until(next_send)) {
+      if (sleep_until(next_send) || sleep_until(rate.earliest(SteadyClock::now()))) {
         outbox_.release(seqs);
         return;
       }
@@ -200,6 +201,7 @@ void Dispatcher::run_sink(SinkState& s) {
         }
       }
       ++s.requests;
+      rate.record(SteadyClock::now());
       const HttpResponse response = http.post(request, timeouts, &stopping_);
       const auto now = SteadyClock::now();
       next_send = now + sink.min_interval();

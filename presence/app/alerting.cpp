@@ -1,5 +1,9 @@
 #include "presence/app/alerting.h"
 
+#include "presence/alert/alertmanager.h"
+#include "presence/alert/pagerduty_change.h"
+#include "presence/alert/payload.h"
+#include "presence/alert/teams.h"
 #include "presence/api/prometheus.h"
 
 #include <unistd.h>
@@ -91,7 +95,18 @@ static std::string host_source() {
 std::string outbox_path(const Config& c) { return c.store.dir + "/outbox.log"; }
 std::string snapshot_path(const Config& c) { return c.store.dir + "/snapshot.bin"; }
 
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
+// The Events API's limit is per routing key (issue 18).
+static alert::RateLimit pagerduty_limit(const PagerDutyConfig& pd) {
+  return {pd.rate_limit_events,
+          std::chrono::duration_cast<std::chrono::milliseconds>(pd.rate_limit_window)};
+}
+
+// Notify is context, never a page (issue 11): the Events API sinks never get one.
+static bool pages(const core::AlertIntent& in) {
+  return in.action != core::AlertIntent::Action::Notify;
+}
+
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::LogFn log) {
   std::vector<std::unique_ptr<alert::Sink>> sinks;
   const auto& a = c.alerts;
   if (!a.enabled) return sinks;
@@ -103,7 +118,10 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
       alert::PagerDutyConfig pd;
       pd.sink = alert::sink_config("pagerduty-" + route_name(i), a.pagerduty.url);
       const std::string route = route_name(i);
-      pd.sink.accepts = [route](const core::AlertIntent& in) { return in.group == route; };
+      pd.sink.accepts = [route](const core::AlertIntent& in) {
+        return in.group == route && pages(in);
+      };
+      pd.sink.rate_limit = pagerduty_limit(a.pagerduty);
       pd.routing_key = r.pagerduty_routing_key;
       pd.source = host_source();
       sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
@@ -123,10 +141,23 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
   if (a.pagerduty.enabled) {
     alert::PagerDutyConfig pd;
     pd.sink = alert::sink_config("pagerduty", a.pagerduty.url);
-    pd.sink.accepts = [own_pd](const core::AlertIntent& in) { return own_pd.count(in.group) == 0; };
+    pd.sink.accepts = [own_pd](const core::AlertIntent& in) {
+      return own_pd.count(in.group) == 0 && pages(in);
+    };
+    pd.sink.rate_limit = pagerduty_limit(a.pagerduty);
     pd.routing_key = a.pagerduty.routing_key;
     pd.source = host_source();
     sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
+    if (a.pagerduty.change_events) {
+      alert::PagerDutyChangeConfig ch;
+      ch.sink = alert::sink_config("pagerduty-change", a.pagerduty.change_url);
+      ch.sink.accepts = [](const core::AlertIntent& in) { return !pages(in); };
+      ch.sink.rate_limit = pagerduty_limit(a.pagerduty);
+      ch.routing_key = a.pagerduty.routing_key;
+      ch.source = host_source();
+      ch.dashboard_url = a.dashboard_url;
+      sinks.push_back(alert::make_pagerduty_change_sink(std::move(ch)));
+    }
   }
   if (a.slack.enabled) {
     alert::SlackConfig s;
@@ -144,6 +175,29 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
     w.sink = alert::sink_config("webhook", a.webhook.url);
     w.secret = a.webhook.secret;
     sinks.push_back(alert::make_webhook_sink(std::move(w)));
+  }
+  if (a.alertmanager.enabled) {
+    // An HA cluster: every member gets every alert, each through its own queue, so one member
+    // down delays nothing for the others (Prometheus sends to all of them too).
+    for (std::size_t i = 0; i < a.alertmanager.urls.size(); ++i) {
+      alert::AlertmanagerConfig am;
+      const std::string name = i == 0 ? "alertmanager" : "alertmanager-" + std::to_string(i + 1);
+      am.sink = alert::sink_config(name, alert::alertmanager_endpoint(a.alertmanager.urls[i]));
+      am.dashboard_url = a.dashboard_url;
+      am.resend_interval = a.alertmanager.resend_interval;
+      am.notify_for = a.alertmanager.notify_for;
+      am.state_path = c.store.dir + "/" + name + ".json";
+      am.log = log;
+      sinks.push_back(alert::make_alertmanager_sink(std::move(am)));
+    }
+  }
+  if (a.teams.enabled) {
+    alert::TeamsConfig t;
+    t.sink = alert::sink_config("teams", a.teams.webhook_url);
+    t.dashboard_url = a.dashboard_url;
+    t.min_interval =
+        std::chrono::milliseconds(static_cast<std::int64_t>(1000.0 / a.teams.max_per_second));
+    sinks.push_back(alert::make_teams_sink(std::move(t)));
   }
   return sinks;
 }
@@ -231,7 +285,7 @@ Alerting::Alerting(Config config, store::LogFn log)
 Alerting::~Alerting() { stop(); }
 
 bool Alerting::start(std::string* error) {
-  auto sinks = make_sinks(config_);
+  auto sinks = make_sinks(config_, log_);
   std::error_code ec;
   std::filesystem::create_directories(config_.store.dir, ec);
   if (ec) {
@@ -353,6 +407,64 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
 
   apply_config_silences(config_.alerts.silences, now);
   next_snapshot_ = now + config_.store.snapshot_interval;
+
+  // Context for the on-call (issue 18): a restart of presenced itself, and the silences already
+  // active (restored or from the file) as the baseline, so only later changes are noted.
+  if (restored_) {
+    const std::size_t firing = policy_ ? policy_->firing().size() : naive_.firing();
+    note("presenced_restart",
+         "presenced restarted: " + std::to_string(loaded.snapshot.devices.size()) +
+             " device(s) and " + std::to_string(firing) +
+             " firing alert(s) restored from the snapshot; restart grace before any device pages",
+         now, {{"devices", std::to_string(loaded.snapshot.devices.size())},
+               {"firing", std::to_string(firing)}});
+  }
+  if (policy_)
+    for (const auto& s : policy_->silences())
+      if (s.starts_at <= now && now < s.ends_at) active_silences_[s.id] = s;
+}
+
+void Alerting::note(std::string cls, std::string summary, core::MonoTime at,
+                    std::vector<std::pair<std::string, std::string>> details) {
+  if (config_.mode == Mode::naive) return;  // the naive baseline has no context notes
+  core::AlertIntent in;
+  in.action = core::AlertIntent::Action::Notify;
+  in.type = core::AlertIntent::Type::FleetIncident;  // fleet-level context; cls says which
+  in.severity = core::Severity::Info;
+  in.dedup_key = "presence/note/" + cls + "/" + std::to_string(anchor_.to_wall_ms(at));
+  in.cls = std::move(cls);
+  in.component = "fleet";
+  in.summary = std::move(summary);
+  in.details = std::move(details);
+  in.at = at;
+  intents_.push_back(std::move(in));
+}
+
+// Maintenance silences starting and ending (config windows, or added/removed through the API).
+// Checked at most once a second: the list is short, but after_batch runs for every batch.
+void Alerting::note_silences(core::MonoTime now) {
+  if (!policy_ || now < next_silence_check_) return;
+  next_silence_check_ = now + std::chrono::seconds(1);
+  std::map<std::uint64_t, core::Silence> active;
+  for (auto& s : policy_->silences())
+    if (s.starts_at <= now && now < s.ends_at) active.emplace(s.id, std::move(s));
+  auto describe = [&](const core::Silence& s) {
+    std::string m;
+    for (const auto& [k, v] : s.match) m += (m.empty() ? "" : ", ") + k + "=" + v;
+    return (m.empty() ? std::string("everything") : m) +
+           (s.comment.empty() ? "" : " (" + s.comment + ")");
+  };
+  for (const auto& [id, s] : active)
+    if (active_silences_.count(id) == 0)
+      note("silence_started",
+           "Maintenance silence started: " + describe(s) + " until " +
+               alert::iso8601_utc(anchor_.to_wall_ms(s.ends_at)),
+           now, {{"silence", std::to_string(id)}, {"ends", alert::iso8601_utc(anchor_.to_wall_ms(s.ends_at))}});
+  for (const auto& [id, s] : active_silences_)
+    if (active.count(id) == 0)
+      note("silence_ended", "Maintenance silence ended: " + describe(s), now,
+           {{"silence", std::to_string(id)}});
+  active_silences_ = std::move(active);
 }
 
 std::size_t Alerting::replace_config_silences(const std::vector<SilenceConfig>& silences,
@@ -388,6 +500,16 @@ std::size_t Alerting::apply_config_silences(const std::vector<SilenceConfig>& si
 
 void Alerting::on_event(core::Engine& engine, const core::Event& event) {
   if (config_.mode == Mode::naive) naive_.on_event(engine, event, intents_);
+  if (event.kind == core::EventKind::BrokerRestarted) {
+    // Several sources report one restart (boot id, $SYS uptime, our own connection): one note a
+    // minute at most.
+    if (broker_noted_ && event.at - last_broker_note_ < std::chrono::minutes(1)) return;
+    broker_noted_ = true;
+    last_broker_note_ = event.at;
+    note("broker_restart",
+         "Broker restart detected: devices reconnecting now are held by restart grace, not paged",
+         event.at);
+  }
 }
 
 void Alerting::submit(std::vector<core::AlertIntent>& intents) {
@@ -397,6 +519,10 @@ void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   // possible of what was sent (see run_saver for the order).
   snapshot_due_ = true;
   for (const auto& in : intents) {
+    if (in.action == core::AlertIntent::Action::Notify) {  // context, not a page (issue 18)
+      log_("alert: note " + in.cls + ": " + in.summary);
+      continue;
+    }
     const bool trigger = in.action == core::AlertIntent::Action::Trigger;
     ++(trigger ? triggers_ : resolves_);
     // One line per alert decision: what the on-call will see, in the same words.
@@ -435,6 +561,7 @@ void Alerting::log_incidents() {
 }
 
 void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
+  note_silences(now);
   if (policy_) engine.drain_alerts(intents_);
   submit(intents_);
   healthy_ = !engine.blind();

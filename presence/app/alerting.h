@@ -40,9 +40,11 @@ namespace presence::app {
 core::PolicyConfig policy_config(const Config& config);
 core::FleetConfig fleet_config(const Config& config);
 // One sink per destination: "pagerduty" / "slack" / "webhook" for route "" (and routes without
-// their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own. Empty when
-// nothing is enabled or alerts.enabled is false.
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config);
+// their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own;
+// "pagerduty-change" (Notify intents only), "alertmanager", "alertmanager-2"... (one per URL),
+// "teams". Empty when nothing is enabled or alerts.enabled is false. log: the sinks' own
+// threads (Alertmanager re-sends).
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config, store::LogFn log = {});
 std::string outbox_path(const Config& config);    // <store.dir>/outbox.log
 std::string snapshot_path(const Config& config);  // <store.dir>/snapshot.bin
 
@@ -133,6 +135,11 @@ class Alerting final : public ingest::EngineHooks {
                                     core::MonoTime now);
   void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
+  // Context that is not a page (issue 18): Notify intents for PagerDuty change events, Teams,
+  // Alertmanager (info), Slack and webhooks.
+  void note(std::string cls, std::string summary, core::MonoTime at,
+            std::vector<std::pair<std::string, std::string>> details = {});
+  void note_silences(core::MonoTime now);
 
   Config config_;
   store::LogFn log_;
@@ -173,6 +180,11 @@ class Alerting final : public ingest::EngineHooks {
   std::atomic<bool> restored_{false};
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).
   std::map<std::uint32_t, std::pair<core::IncidentStage, std::string>> logged_stage_;
+  // Engine thread only: context notes (issue 18).
+  std::map<std::uint64_t, core::Silence> active_silences_;  // by id, as last noted
+  core::MonoTime next_silence_check_{};
+  core::MonoTime last_broker_note_{};
+  bool broker_noted_ = false;
   void log_incidents();
 };
 
