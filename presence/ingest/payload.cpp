@@ -118,8 +118,11 @@ std::uint64_t json_u64(const json& j, const char* key) {
     return v > 0 ? static_cast<std::uint64_t>(v) : 0;
   }
   if (it->is_number_float()) {
+    // Past 2^64 (e.g. "connected_at":2.1e21) the conversion is undefined behaviour (found by
+    // test/fuzz/ingest_fuzz.cpp). Such a value means nothing as a session: treat it as absent
+    // (0) rather than saturate, since a huge session would make every later real one look stale.
     const double v = it->get<double>();
-    return v > 0 ? static_cast<std::uint64_t>(v) : 0;
+    return v > 0 && v < 18446744073709551616.0 ? static_cast<std::uint64_t>(v) : 0;
   }
   return 0;
 }

@@ -146,6 +146,26 @@ TEST_CASE("heartbeat: any payload is proof of life, JSON may add labels") {
   CHECK(huge.error == ParseError::PayloadTooLarge);
 }
 
+// Found by test/fuzz/ingest_fuzz.cpp (issue 19): a float past 2^64 was converted to uint64, which is
+// undefined behaviour. gcc on x86 happens to produce 0 there, so this test catches the old code in
+// the ASan+UBSan stage of scripts/test.sh (UBSan halts on float-cast-overflow), not in stage 1.
+TEST_CASE("emqx and broker-ext: a session number out of uint64 range is no session") {
+  for (const char* v : {"2.1e21", "18446744073709551616.0", "1e300"}) {
+    CAPTURE(v);
+    const auto c = parse_emqx(true, std::string(R"({"clientid":"d1","connected_at":)") + v + "}",
+                              kLimits);
+    CHECK(c.what == What::DeviceEvent);
+    CHECK(c.session == 0);
+    const auto b = parse_broker_ext_client(
+        false, std::string(R"({"v":1,"boot":"b","seq":3,"clientid":"d1","session":)") + v + "}",
+        kLimits);
+    CHECK(b.session == 0);
+  }
+  // In range, a float still counts (some brokers' JSON encoders write 1.7e12).
+  CHECK(parse_emqx(true, R"({"clientid":"d1","connected_at":1.7e12})", kLimits).session ==
+        1700000000000ull);
+}
+
 TEST_CASE("emqx: connected_at is the session, reasons map onto DisconnectReason") {
   auto c = parse_emqx(true, R"({"clientid":"d1","connected_at":1700000000123,"ts":1})", kLimits);
   CHECK(c.what == What::DeviceEvent);
