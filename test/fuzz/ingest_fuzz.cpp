@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t selector = in.byte();
   static const ParseLimits limits;
 
-  if (selector <= 9) {
+  if (selector <= static_cast<std::uint8_t>(TopicKind::Ignore)) {
     const std::string_view payload = in.rest();
     Parsed p;
     switch (static_cast<TopicKind>(selector)) {
@@ -81,7 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         p = parse_broker_ext_client(false, payload, limits);
         break;
       case TopicKind::BrokerExtAlive: p = parse_broker_ext_alive(payload, limits); break;
+      case TopicKind::BrokerExtClients: p = parse_broker_ext_clients(payload, limits); break;
       case TopicKind::Uptime: p = parse_uptime(payload); break;
+      case TopicKind::Ignore: break;  // claimed and dropped: no parser
     }
     check(p, limits, false);
     emqx_reason(payload);
