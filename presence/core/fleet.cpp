@@ -1224,7 +1224,9 @@ std::string FleetMonitor::serialize(const std::function<std::string(DeviceIndex)
            std::to_string(inc.population) + " " + std::to_string(inc.count) + " " + fmt_double(inc.share) + " " +
            std::to_string(inc.peak_down) + "\n";
     ids("held", inc.held, [](DeviceIndex) { return true; });
-    ids("down", inc.held, [&](DeviceIndex d) { return d < m.devices.size() && m.devices[d].held_by == inc.id; });
+    // A named copy: clang before 16 cannot capture a structured binding (the fuzz build is clang).
+    const auto incident_id = inc.id;
+    ids("down", inc.held, [&](DeviceIndex d) { return d < m.devices.size() && m.devices[d].held_by == incident_id; });
     ids("stragglers", inc.stragglers, [](DeviceIndex) { return true; });
     for (const auto& h : inc.hint)
       out += "hint " + enc(h.key) + " " + enc(h.value) + " " + std::to_string(h.support) + " " +
