@@ -16,7 +16,7 @@
 #   bash scripts/demo.sh --alert-view FILE     the ALERT lines of a recorded alerts.jsonl
 #
 # Ports (override with the environment): MQTT_PORT 18830, HTTP_PORT 19188, SINK_PORT 19180;
-# with --ha also HTTP_PORT_B 19189 (the second presenced), ETCD_PORT 12379, ETCD_PEER_PORT 12380.
+# with --ha also HTTP_PORT_B 19189 (the second presenced), HA_ETCD_PORT 12379, HA_ETCD_PEER_PORT 12380.
 # It exits by itself at --duration or at the story's end; everything it started is stopped (by
 # pid, bounded) on exit; its files (every log, the broker's too) stay in the printed work directory.
 set -euo pipefail
@@ -207,18 +207,19 @@ if [ "$ha" = 0 ]; then
   wait_port "$HTTP_PORT" presenced "$!"
 else
   # The compose `ha` profile natively: one etcd on loopback, presenced-a and presenced-b (both
-  # config/compose/presenced-ha.yaml; they differ in name, HTTP port and store).
+  # config/compose/presenced-ha.yaml; they differ in name, HTTP port and store). Its port
+  # variables are not named ETCD_*: etcd reads those as its own flags.
   HTTP_PORT_B=${HTTP_PORT_B:-19189}
-  ETCD_PORT=${ETCD_PORT:-12379}
-  ETCD_PEER_PORT=${ETCD_PEER_PORT:-12380}
-  export ETCD_URL="http://127.0.0.1:$ETCD_PORT"
-  "$etcd_bin" --name demo --data-dir "$work/etcd" --listen-client-urls "$ETCD_URL" \
-    --advertise-client-urls "$ETCD_URL" --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "demo=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn \
+  HA_ETCD_PORT=${HA_ETCD_PORT:-12379}
+  HA_ETCD_PEER_PORT=${HA_ETCD_PEER_PORT:-12380}
+  export PRESENCED_ETCD_URL="http://127.0.0.1:$HA_ETCD_PORT"
+  "$etcd_bin" --name demo --data-dir "$work/etcd" --listen-client-urls "$PRESENCED_ETCD_URL" \
+    --advertise-client-urls "$PRESENCED_ETCD_URL" --listen-peer-urls "http://127.0.0.1:$HA_ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$HA_ETCD_PEER_PORT" \
+    --initial-cluster "demo=http://127.0.0.1:$HA_ETCD_PEER_PORT" --log-level warn \
     >"$work/etcd.log" 2>&1 &
   pids+=($!)
-  wait_port "$ETCD_PORT" etcd "$!"
+  wait_port "$HA_ETCD_PORT" etcd "$!"
   declare -A ha_pid ha_port=([presenced-a]=$HTTP_PORT [presenced-b]=$HTTP_PORT_B)
   ha_start() {  # ha_start NAME: one member of the pair, its log appended to NAME.log
     local store="$work/store"
@@ -237,8 +238,8 @@ else
   ha_role() {
     local body
     body=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /v1/ha HTTP/1.0\r\n\r\n" >&3 && cat <&3' _ "${ha_port[$1]}" 2>/dev/null) || true
-    [[ $body =~ \"role\":\"([a-z_]+)\" ]] && echo "${BASH_REMATCH[1]}"
-    true
+    # The body follows the headers' blank line; its top-level "role" (members carry roles too).
+    printf '%s' "${body#*$'\r\n\r\n'}" | jq -r '.role // empty' 2>/dev/null || true
   }
   ha_leader() {  # the member that leads now, "" if none (yet)
     local n
@@ -267,7 +268,7 @@ cat <<EOF
 
 EOF
 [ "$ha" = 1 ] && cat <<EOF
-== HA pair (docs/ha.md): etcd $ETCD_URL, presenced-a $url, presenced-b http://127.0.0.1:$HTTP_PORT_B
+== HA pair (docs/ha.md): etcd $PRESENCED_ETCD_URL, presenced-a $url, presenced-b http://127.0.0.1:$HTTP_PORT_B
    GET /v1/ha on either shows who leads; only the leader sends pages and publishes presence/...
    HA lines below: who leads, the kill -9 of the leader, the TAKEOVER and how long it took
 
