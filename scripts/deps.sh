@@ -16,6 +16,8 @@ PRESENCE_PACKAGES=(
   # The dashboard's browser test: Debian's Chromium driven by playwright-core (npm, pinned in
   # test/integration/dashboard/package-lock.json). nodejs brings npm with it on these machines.
   chromium nodejs
+  # Issue 18: the Alertmanager sink is tested against a real Alertmanager.
+  prometheus-alertmanager
 )
 
 presence_install_deps() {

@@ -80,6 +80,12 @@ bool Dispatcher::start(std::string* error) {
             .count());
   }
   if (!outbox_.open(names, error)) return false;
+  {
+    std::lock_guard lock(written_mu_);
+    written_.clear();
+    written_.emplace_back(submitted_.load(), outbox_.next_seq());
+    written_intents_ = submitted_.load();
+  }
   const auto st = outbox_.stats();
   if (st.loaded > 0) {
     log_("alerts: resuming " + std::to_string(st.loaded) + " undelivered alert(s) from the outbox");
@@ -122,6 +128,8 @@ void Dispatcher::run_writer() {
     // Group commit: everything that arrived while the last fsync ran goes in one write + fsync.
     std::vector<OutboxEntry> entries;
     entries.reserve(batch.size() * sinks_.size());
+    std::vector<std::size_t> ends;  // per intent: entries before the next intent's
+    ends.reserve(batch.size());
     for (auto& intent : batch) {
       if (clamp_intent(intent)) {
         ++clamped_;
@@ -139,8 +147,17 @@ void Dispatcher::run_writer() {
         if (accepts && !accepts(intent)) continue;
         entries.push_back({0, s->sink->config().name, intent, wall});
       }
+      ends.push_back(entries.size());
     }
+    const std::uint64_t first_seq = outbox_.next_seq();  // this thread is the only appender
     outbox_.append(entries);
+    {
+      std::lock_guard lock(written_mu_);
+      for (std::size_t k = 0; k < ends.size(); ++k)
+        written_.emplace_back(++written_intents_, first_seq + ends[k]);
+      // Bounded when no saver asks (alerts without a snapshot): keep the newest.
+      while (written_.size() > 100000) written_.pop_front();
+    }
     {
       std::lock_guard lock(inbox_mu_);
       writing_ = false;
@@ -160,6 +177,7 @@ void Dispatcher::run_sink(SinkState& s) {
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   auto next_send = SteadyClock::now();  // min_interval and retry delays move this forward
+  RateWindow rate(cfg.rate_limit);      // issue 18: never over the endpoint's rate limit
 
   // Waits until `until` or stop; true if stopping.
   auto sleep_until = [&](SteadyClock::time_point until) {
@@ -183,7 +201,7 @@ void Dispatcher::run_sink(SinkState& s) {
 
     unsigned attempt = 0;
     for (;;) {
-      if (sleep_until(next_send)) {
+      if (sleep_until(next_send) || sleep_until(rate.earliest(SteadyClock::now()))) {
         outbox_.release(seqs);
         return;
       }
@@ -200,6 +218,7 @@ void Dispatcher::run_sink(SinkState& s) {
         }
       }
       ++s.requests;
+      rate.record(SteadyClock::now());
       const HttpResponse response = http.post(request, timeouts, &stopping_);
       const auto now = SteadyClock::now();
       next_send = now + sink.min_interval();
@@ -274,6 +293,18 @@ void Dispatcher::stop() {
     if (s->thread.joinable()) s->thread.join();
   }
   started_ = false;
+}
+
+std::uint64_t Dispatcher::outbox_seq_after(std::uint64_t submitted) {
+  std::lock_guard lock(written_mu_);
+  // The last record at or below `submitted`: exact when the writer got there, else a lower bound.
+  std::uint64_t seq = 0;
+  while (!written_.empty() && written_.front().first <= submitted) {
+    seq = written_.front().second;
+    if (written_.size() == 1 || written_[1].first > submitted) break;
+    written_.pop_front();
+  }
+  return seq;
 }
 
 bool Dispatcher::wait_durable(Duration timeout) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -91,6 +92,21 @@ class Dispatcher {
 
   DispatcherStats stats() const;
 
+  // Snapshot/outbox agreement (issue 19 item 7). The engine thread reads submitted() when it
+  // copies the state for a snapshot; the saver, after wait_durable, turns it into the outbox seq
+  // the snapshot reflects (every entry of an intent submitted before: seq below it). A lower
+  // bound when the writer is behind: replaying an intent the snapshot already reflects is
+  // harmless, missing one is not.
+  std::uint64_t submitted() const { return submitted_.load(); }
+  std::uint64_t outbox_seq_after(std::uint64_t submitted);
+  // After that snapshot is durable: the outbox keeps what a crash would need from seq on.
+  void snapshot_saved(std::uint64_t outbox_seq) { outbox_.keep_from(outbox_seq); }
+  // Entries (settled or not) the outbox held at start with seq >= from, in order. Once.
+  std::vector<OutboxEntry> take_history(std::uint64_t from) { return outbox_.take_history(from); }
+  // Outbox::write_failing (issue 19 item 6).
+  bool outbox_failing(std::string* error = nullptr) const { return outbox_.write_failing(error); }
+  bool outbox_recover() { return outbox_.recover(); }
+
  private:
   struct SinkState;
   void run_writer();
@@ -107,6 +123,10 @@ class Dispatcher {
   bool writing_ = false;
   bool stop_writer_ = false;
   std::atomic<std::uint64_t> submitted_{0};
+  // Writer progress: (intents written, outbox seq after them), oldest first (outbox_seq_after).
+  std::mutex written_mu_;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> written_;
+  std::uint64_t written_intents_ = 0;  // writer thread
   std::atomic<std::uint64_t> clamped_{0};
   store::LogLimiter clamp_log_;  // writer thread only
 

@@ -1,5 +1,6 @@
 #include "presence/alert/outbox.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <string_view>
@@ -15,8 +16,8 @@ constexpr std::size_t kHeaderSize = 12;
 
 enum class Kind : std::uint8_t { Enqueue = 1, Settle = 2, Meta = 3 };
 
-constexpr std::uint8_t kMaxAction = static_cast<std::uint8_t>(core::AlertIntent::Action::Resolve);
-constexpr std::uint8_t kMaxType = static_cast<std::uint8_t>(core::AlertIntent::Type::Blind);
+constexpr std::uint8_t kMaxAction = static_cast<std::uint8_t>(core::AlertIntent::Action::Notify);
+constexpr std::uint8_t kMaxType = static_cast<std::uint8_t>(core::AlertIntent::Type::Persistence);
 constexpr std::uint8_t kMaxSeverity = static_cast<std::uint8_t>(core::Severity::Info);
 constexpr std::uint8_t kMaxDisposition = static_cast<std::uint8_t>(Disposition::Orphaned);
 
@@ -115,6 +116,8 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
   sink_of_.clear();
   stats_ = {};
   next_seq_ = 1;
+  history_.clear();
+  recent_settled_.clear();
   for (const auto& s : sinks) queues_[s];
 
   std::string data;
@@ -161,6 +164,7 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
       }
       next_seq_ = std::max(next_seq_, e.seq + 1);
       const std::uint64_t seq = e.seq;
+      history_.push_back(e);
       all[seq] = std::move(e);
     } else if (kind == Kind::Settle) {
       const std::uint8_t d = r.u8();
@@ -171,7 +175,13 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
         ++bad_payloads;
         return;
       }
-      for (auto s : seqs) all.erase(s);
+      for (auto s : seqs) {
+        auto it = all.find(s);
+        if (it == all.end()) continue;
+        // Kept for a compaction before the next snapshot (keep_from); trimmed by keep_from().
+        recent_settled_.emplace(s, std::move(it->second));
+        all.erase(it);
+      }
     } else if (kind == Kind::Meta) {
       const std::uint64_t next = r.u64();
       if (!r.ok() || !r.at_end()) {
@@ -211,12 +221,27 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
     rewrite = true;
   }
   stats_.loaded = live_locked();
+  std::sort(history_.begin(), history_.end(),
+            [](const OutboxEntry& a, const OutboxEntry& b) { return a.seq < b.seq; });
+  trim_recent_locked();
 
   std::string open_error;
   if (rewrite) {
     if (!compact_locked(&open_error)) {
-      if (error != nullptr) *error = open_error;
-      return false;
+      if (!file_.is_open()) {
+        if (error != nullptr) *error = open_error;
+        return false;
+      }
+      // The file can be appended to but not rewritten: a full disk after a crash left a torn
+      // tail (issue 19 item 6: every restart exited 1 until space was freed). Start anyway: the
+      // entries are in memory and are sent; new records go after the damage, which the next
+      // open skips again (records carry their own magic) and rewrites once there is space.
+      write_failing_ = true;
+      last_write_error_ = open_error;
+      ++stats_.write_failures;
+      log_("outbox: cannot rewrite " + config_.path + " (" + open_error +
+           "); continuing without durability until writes succeed: alerts are still sent, but a "
+           "crash now could lose the ones not yet delivered");
     }
   } else {
     if (!file_.open(config_.path, &open_error)) {
@@ -230,9 +255,19 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
 }
 
 bool Outbox::write_locked(const std::string& bytes, std::string* error) {
-  if (!file_.append(bytes, error)) return false;
-  if (config_.fsync && !file_.sync(error)) return false;
-  return true;
+  std::string why;
+  const bool ok = file_.append(bytes, &why) && (!config_.fsync || file_.sync(&why));
+  if (!ok && !file_.is_open() && why.empty()) why = "outbox file not open";
+  write_failing_ = !ok;
+  if (!ok) last_write_error_ = why;
+  if (error != nullptr) *error = why;
+  return ok;
+}
+
+bool Outbox::write_failing(std::string* error) const {
+  std::lock_guard lock(mu_);
+  if (error != nullptr && write_failing_) *error = last_write_error_;
+  return write_failing_;
 }
 
 bool Outbox::append(std::vector<OutboxEntry>& entries) {
@@ -353,12 +388,58 @@ bool Outbox::settle_locked(const std::vector<std::uint64_t>& seqs, Disposition d
   for (auto s : known) {
     auto it = sink_of_.find(s);
     auto& q = queues_[it->second];
+    if (config_.keep_settled_for_snapshot && s >= keep_from_) {
+      auto e = q.entries.find(s);
+      if (e != q.entries.end()) recent_settled_.emplace(s, e->second);
+    }
     q.entries.erase(s);
     q.in_flight.erase(s);
     sink_of_.erase(it);
   }
+  trim_recent_locked();
   maybe_compact_locked();
   return ok;
+}
+
+void Outbox::trim_recent_locked() {
+  if (!config_.keep_settled_for_snapshot) {
+    recent_settled_.clear();
+    return;
+  }
+  while (!recent_settled_.empty() && (recent_settled_.begin()->first < keep_from_ ||
+                                      recent_settled_.size() > kMaxRecentSettled)) {
+    if (recent_settled_.begin()->first >= keep_from_) ++stats_.recent_settled_evicted;
+    recent_settled_.erase(recent_settled_.begin());
+  }
+}
+
+bool Outbox::recover() {
+  std::lock_guard lock(mu_);
+  if (!write_failing_) return true;
+  std::string error;
+  if (!compact_locked(&error)) return false;
+  log_("outbox: " + config_.path + " written again (everything queued is durable)");
+  return true;
+}
+
+std::uint64_t Outbox::next_seq() const {
+  std::lock_guard lock(mu_);
+  return next_seq_;
+}
+
+std::vector<OutboxEntry> Outbox::take_history(std::uint64_t from) {
+  std::lock_guard lock(mu_);
+  std::vector<OutboxEntry> out;
+  for (auto& e : history_)
+    if (e.seq >= from) out.push_back(std::move(e));
+  std::vector<OutboxEntry>().swap(history_);
+  return out;
+}
+
+void Outbox::keep_from(std::uint64_t seq) {
+  std::lock_guard lock(mu_);
+  keep_from_ = std::max(keep_from_, seq);
+  trim_recent_locked();
 }
 
 void Outbox::release(const std::vector<std::uint64_t>& seqs) {
@@ -378,7 +459,8 @@ std::size_t Outbox::live_locked() const {
 void Outbox::maybe_compact_locked() {
   if (file_.size() < config_.compact_min_bytes || file_.size() < compact_retry_at_) return;
   // Settled records dominate: more dead records than live ones.
-  if (stats_.file_records <= 2 * live_locked() + 1) return;
+  // (Settled entries kept for the snapshot count as live: a compaction keeps them.)
+  if (stats_.file_records <= 2 * (live_locked() + recent_settled_.size()) + 1) return;
   std::string error;
   if (!compact_locked(&error)) {
     // Disk full, most likely: do not rewrite the whole file again on every settle.
@@ -401,7 +483,23 @@ bool Outbox::compact_locked(std::string* error) {
   for (const auto& [sink, q] : queues_) {
     for (const auto& [seq, e] : q.entries) ordered[seq] = &e;
   }
+  // Settled entries the last snapshot does not reflect yet: kept so that a crash before the next
+  // snapshot can still replay them (issue 19 item 7), followed by their settle record.
+  std::vector<std::uint64_t> settled;
+  for (const auto& [seq, e] : recent_settled_) {
+    if (ordered.count(seq) != 0) continue;
+    ordered[seq] = &e;
+    settled.push_back(seq);
+  }
   for (const auto& [seq, e] : ordered) encode_entry(bytes, *e);
+  if (!settled.empty()) {
+    store::Writer w;
+    w.u8(static_cast<std::uint8_t>(Kind::Settle));
+    w.u8(static_cast<std::uint8_t>(Disposition::Delivered));
+    w.u32(static_cast<std::uint32_t>(settled.size()));
+    for (auto seq : settled) w.u64(seq);
+    store::append_record(bytes, w.data());
+  }
   file_.close();
   const bool written = store::write_file_atomic(config_.path, bytes, error);
   // Reopen whatever is there now (the new file, or the old one if the rewrite failed).
@@ -410,8 +508,13 @@ bool Outbox::compact_locked(std::string* error) {
     if (error != nullptr && written) *error = open_error;
     return false;
   }
-  if (!written) return false;
-  stats_.file_records = 1 + ordered.size();
+  if (!written) {
+    write_failing_ = true;
+    if (error != nullptr) last_write_error_ = *error;
+    return false;
+  }
+  write_failing_ = false;
+  stats_.file_records = 1 + ordered.size() + (settled.empty() ? 0 : 1);
   ++stats_.compactions;
   return true;
 }

@@ -39,6 +39,9 @@ struct OutboxConfig {
   std::size_t max_entries_per_sink = 10000;    // outbox_max_entries_per_sink
   bool fsync = true;                           // off only in benchmarks
   std::uint64_t compact_min_bytes = 1u << 20;  // never compact a file smaller than this
+  // Settled entries are kept (through compactions) until keep_from() passes them, for a
+  // snapshot that replays them after a crash (issue 19 item 7). Off: settled entries go at once.
+  bool keep_settled_for_snapshot = false;
   store::LogFn log;
 };
 
@@ -69,6 +72,7 @@ struct OutboxStats {
   std::uint64_t write_failures = 0;   // appends/fsyncs that failed (entries kept in memory)
   std::uint64_t orphaned = 0;
   std::uint64_t loaded = 0;  // live entries found at open
+  std::uint64_t recent_settled_evicted = 0;  // settled entries a compaction could not keep
 };
 
 class Outbox {
@@ -95,13 +99,34 @@ class Outbox {
   // Un-marks in-flight entries that were not settled (shutdown mid-delivery); they stay queued.
   void release(const std::vector<std::uint64_t>& seqs);
 
+  // True while the last write (append, settle, compaction) failed; *error gets its reason.
+  bool write_failing(std::string* error = nullptr) const;
+  // While writes fail: rewrite the file from memory (compaction), which also repairs a torn tail.
+  // True when the outbox is durable again. Not on the engine thread (it writes and fsyncs).
+  bool recover();
+
   std::size_t depth(const std::string& sink) const;
   SinkQueueStats queue_stats(const std::string& sink) const;
   OutboxStats stats() const;
 
-  // Rewrites the file with only live entries. Called automatically when settled records make up
-  // more than half of a file of at least compact_min_bytes.
+  // Rewrites the file with only live entries (and the settled ones the snapshot may still need,
+  // see keep_from). Called automatically when settled records make up more than half of a file of
+  // at least compact_min_bytes.
   bool compact(std::string* error);
+
+  // Issue 19 item 7 ("a stale snapshot loses a page"): the snapshot is written after the outbox,
+  // so after a crash the outbox may hold decisions the snapshot does not. These let the app
+  // replay them over the snapshot.
+  // The seq the next appended entry gets.
+  std::uint64_t next_seq() const;
+  // Every entry (settled or not) with seq >= from found in the file at open(), in seq order.
+  // Memory for them is freed by the first call.
+  std::vector<OutboxEntry> take_history(std::uint64_t from);
+  // The last durable snapshot reflects every entry below seq: compaction keeps settled entries
+  // from seq on (as enqueue + settle records), so a crash before the next snapshot can still be
+  // replayed. At most kMaxRecentSettled are kept (then the oldest go, counted in stats).
+  void keep_from(std::uint64_t seq);
+  static constexpr std::size_t kMaxRecentSettled = 65536;
 
  private:
   struct Queue {
@@ -116,6 +141,7 @@ class Outbox {
   void enforce_bound_locked(Queue& queue, const std::string& sink);
   bool compact_locked(std::string* error);
   void maybe_compact_locked();
+  void trim_recent_locked();
   std::size_t live_locked() const;
 
   OutboxConfig config_;
@@ -126,6 +152,11 @@ class Outbox {
   std::map<std::uint64_t, std::string> sink_of_;  // seq -> sink, for settle()
   std::uint64_t next_seq_ = 1;
   std::uint64_t compact_retry_at_ = 0;  // after a failed compaction, wait for this file size
+  bool write_failing_ = false;
+  std::string last_write_error_;
+  std::vector<OutboxEntry> history_;     // open() .. take_history(): the file's entries
+  std::uint64_t keep_from_ = 0;          // see keep_from()
+  std::map<std::uint64_t, OutboxEntry> recent_settled_;  // settled, seq >= keep_from_
   OutboxStats stats_;
   store::LogLimiter drop_log_;   // a sink down for hours must not log every drop
   store::LogLimiter write_log_;  // nor every failed write on a full disk

@@ -118,8 +118,12 @@ json context(const std::string& text) {
 }
 
 std::string slack_headline(const core::AlertIntent& i) {
-  return std::string(i.action == Action::Resolve ? "RESOLVED" : "TRIGGERED") + " " +
-         wire_name(i.severity) + " " + wire_name(i.type);
+  // Notify (issue 11/18): context, not a page; the demo's alert view reads "NOTICE".
+  const char* word = i.action == Action::Resolve  ? "RESOLVED"
+                     : i.action == Action::Notify ? "NOTICE"
+                                                  : "TRIGGERED";
+  return std::string(word) + " " + wire_name(i.severity) + " " +
+         (i.action == Action::Notify && !i.cls.empty() ? i.cls : std::string(wire_name(i.type)));
 }
 
 }  // namespace
@@ -138,7 +142,14 @@ const char* wire_name(core::Severity s) {
   return "error";
 }
 
-const char* wire_name(Action a) { return a == Action::Resolve ? "resolve" : "trigger"; }
+const char* wire_name(Action a) {
+  switch (a) {
+    case Action::Trigger: return "trigger";
+    case Action::Resolve: return "resolve";
+    case Action::Notify: return "notify";
+  }
+  return "trigger";
+}
 
 const char* wire_name(Type t) {
   switch (t) {
@@ -156,6 +167,8 @@ const char* wire_name(Type t) {
       return "stragglers";
     case Type::Blind:
       return "blind";
+    case Type::Persistence:
+      return "persistence";
   }
   return "unknown";
 }

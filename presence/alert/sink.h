@@ -1,6 +1,7 @@
 // Where alerts go. A Sink turns queued entries into an HTTP request and says what a response
-// means; the Dispatcher does the sending, waiting and retrying. Three kinds: PagerDuty Events API
-// v2, Slack incoming webhook, generic signed webhook. Several of one kind may coexist under
+// means; the Dispatcher does the sending, waiting and retrying. Kinds: PagerDuty Events API
+// v2, Slack incoming webhook, generic signed webhook here; Alertmanager, Microsoft Teams and
+// PagerDuty change events in their own headers (issue 18). Several of one kind may coexist under
 // different names (two Slack channels...).
 #pragma once
 
@@ -14,6 +15,7 @@
 #include "presence/alert/backoff.h"
 #include "presence/alert/http.h"
 #include "presence/alert/outbox_entry.h"
+#include "presence/alert/rate_limit.h"
 #include "presence/core/decision.h"
 
 namespace presence::alert {
@@ -34,6 +36,9 @@ struct SinkConfig {
   Duration timeout{std::chrono::seconds(10)};  // whole request
   BackoffConfig backoff;
   Duration retry_after_max{std::chrono::minutes(10)};  // a hostile Retry-After cannot stall us
+  // At most rate_limit.max_requests requests in any rate_limit.window (0 = no limit); retries
+  // count. PagerDuty Events API: 120 per minute per routing key (docs/alerts.md).
+  RateLimit rate_limit;
   // Which intents this sink gets; empty = all. Routing (alerts.routes: a PagerDuty routing key or
   // Slack webhook per route) is one sink per destination, each accepting its route's intents.
   // Runs on the outbox writer thread, so it must look only at the intent: decide the route on the

@@ -234,8 +234,12 @@ bool HealthServer::start(std::string* error) {
     const Metrics m = impl_->metrics();
     // Ready = connected and not blind: a load balancer or a pager should not trust a presenced
     // that cannot see the broker.
-    if (m.broker_connected && !m.blind) {
+    if (m.broker_connected && !m.blind && m.not_ready.empty()) {
       res.set_content("ready\n", "text/plain");
+    } else if (m.broker_connected && !m.blind) {
+      // Judging and paging go on, but a crash would lose state: the operator must see it.
+      res.status = 503;
+      res.set_content(m.not_ready + "\n", "text/plain");
     } else {
       res.status = 503;
       res.set_content(m.broker_connected ? "blind\n" : "not connected to the broker\n",

@@ -42,6 +42,8 @@ struct Metrics {
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;
+  // Non-empty: not ready for this reason although connected (e.g. cannot persist: issue 19).
+  std::string not_ready;
   // Prometheus text from other rooms (alerts, outbox, policy: presence/app/alerting.h), appended
   // as is. Each family brings its own # HELP / # TYPE lines.
   std::string extra;

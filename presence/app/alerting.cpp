@@ -1,5 +1,9 @@
 #include "presence/app/alerting.h"
 
+#include "presence/alert/alertmanager.h"
+#include "presence/alert/pagerduty_change.h"
+#include "presence/alert/payload.h"
+#include "presence/alert/teams.h"
 #include "presence/api/prometheus.h"
 
 #include <unistd.h>
@@ -8,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -91,7 +96,18 @@ static std::string host_source() {
 std::string outbox_path(const Config& c) { return c.store.dir + "/outbox.log"; }
 std::string snapshot_path(const Config& c) { return c.store.dir + "/snapshot.bin"; }
 
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
+// The Events API's limit is per routing key (issue 18).
+static alert::RateLimit pagerduty_limit(const PagerDutyConfig& pd) {
+  return {pd.rate_limit_events,
+          std::chrono::duration_cast<std::chrono::milliseconds>(pd.rate_limit_window)};
+}
+
+// Notify is context, never a page (issue 11): the Events API sinks never get one.
+static bool pages(const core::AlertIntent& in) {
+  return in.action != core::AlertIntent::Action::Notify;
+}
+
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::LogFn log) {
   std::vector<std::unique_ptr<alert::Sink>> sinks;
   const auto& a = c.alerts;
   if (!a.enabled) return sinks;
@@ -103,7 +119,10 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
       alert::PagerDutyConfig pd;
       pd.sink = alert::sink_config("pagerduty-" + route_name(i), a.pagerduty.url);
       const std::string route = route_name(i);
-      pd.sink.accepts = [route](const core::AlertIntent& in) { return in.group == route; };
+      pd.sink.accepts = [route](const core::AlertIntent& in) {
+        return in.group == route && pages(in);
+      };
+      pd.sink.rate_limit = pagerduty_limit(a.pagerduty);
       pd.routing_key = r.pagerduty_routing_key;
       pd.source = host_source();
       sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
@@ -123,10 +142,23 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
   if (a.pagerduty.enabled) {
     alert::PagerDutyConfig pd;
     pd.sink = alert::sink_config("pagerduty", a.pagerduty.url);
-    pd.sink.accepts = [own_pd](const core::AlertIntent& in) { return own_pd.count(in.group) == 0; };
+    pd.sink.accepts = [own_pd](const core::AlertIntent& in) {
+      return own_pd.count(in.group) == 0 && pages(in);
+    };
+    pd.sink.rate_limit = pagerduty_limit(a.pagerduty);
     pd.routing_key = a.pagerduty.routing_key;
     pd.source = host_source();
     sinks.push_back(alert::make_pagerduty_sink(std::move(pd)));
+    if (a.pagerduty.change_events) {
+      alert::PagerDutyChangeConfig ch;
+      ch.sink = alert::sink_config("pagerduty-change", a.pagerduty.change_url);
+      ch.sink.accepts = [](const core::AlertIntent& in) { return !pages(in); };
+      ch.sink.rate_limit = pagerduty_limit(a.pagerduty);
+      ch.routing_key = a.pagerduty.routing_key;
+      ch.source = host_source();
+      ch.dashboard_url = a.dashboard_url;
+      sinks.push_back(alert::make_pagerduty_change_sink(std::move(ch)));
+    }
   }
   if (a.slack.enabled) {
     alert::SlackConfig s;
@@ -144,6 +176,29 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c) {
     w.sink = alert::sink_config("webhook", a.webhook.url);
     w.secret = a.webhook.secret;
     sinks.push_back(alert::make_webhook_sink(std::move(w)));
+  }
+  if (a.alertmanager.enabled) {
+    // An HA cluster: every member gets every alert, each through its own queue, so one member
+    // down delays nothing for the others (Prometheus sends to all of them too).
+    for (std::size_t i = 0; i < a.alertmanager.urls.size(); ++i) {
+      alert::AlertmanagerConfig am;
+      const std::string name = i == 0 ? "alertmanager" : "alertmanager-" + std::to_string(i + 1);
+      am.sink = alert::sink_config(name, alert::alertmanager_endpoint(a.alertmanager.urls[i]));
+      am.dashboard_url = a.dashboard_url;
+      am.resend_interval = a.alertmanager.resend_interval;
+      am.notify_for = a.alertmanager.notify_for;
+      am.state_path = c.store.dir + "/" + name + ".json";
+      am.log = log;
+      sinks.push_back(alert::make_alertmanager_sink(std::move(am)));
+    }
+  }
+  if (a.teams.enabled) {
+    alert::TeamsConfig t;
+    t.sink = alert::sink_config("teams", a.teams.webhook_url);
+    t.dashboard_url = a.dashboard_url;
+    t.min_interval =
+        std::chrono::milliseconds(static_cast<std::int64_t>(1000.0 / a.teams.max_per_second));
+    sinks.push_back(alert::make_teams_sink(std::move(t)));
   }
   return sinks;
 }
@@ -204,6 +259,14 @@ void NaiveAlerts::on_blind(const core::Engine& engine, core::MonoTime at,
   }
 }
 
+void NaiveAlerts::replay_sent(const std::vector<core::AlertIntent>& sent) {
+  for (const auto& in : sent) {
+    if (in.component.empty()) continue;
+    if (in.action == core::AlertIntent::Action::Trigger) firing_.insert(in.component);
+    else firing_.erase(in.component);
+  }
+}
+
 std::string NaiveAlerts::serialize() const {
   std::string out = "presence-naive 1\n";
   for (const auto& id : firing_) out += core::snapshot_text::encode(id) + "\n";
@@ -231,7 +294,7 @@ Alerting::Alerting(Config config, store::LogFn log)
 Alerting::~Alerting() { stop(); }
 
 bool Alerting::start(std::string* error) {
-  auto sinks = make_sinks(config_);
+  auto sinks = make_sinks(config_, log_);
   std::error_code ec;
   std::filesystem::create_directories(config_.store.dir, ec);
   if (ec) {
@@ -250,6 +313,7 @@ bool Alerting::start(std::string* error) {
   } else {
     alert::DispatcherConfig dc;
     dc.outbox.path = outbox_path(config_);
+    dc.outbox.keep_settled_for_snapshot = true;  // replayed over a stale snapshot (issue 19/7)
     dc.outbox.log = log_;
     dc.log = log_;
     dc.gate = gate_;
@@ -302,8 +366,18 @@ void Alerting::run_saver() {
     // The outbox first, then the snapshot: a crash in between can make presenced decide a
     // transition again after the restart (a duplicate, which dedup_key makes harmless), never
     // forget one the snapshot says was sent. Waits here, on the saver thread, never on the engine.
-    if (dispatcher_) dispatcher_->wait_durable(std::chrono::seconds(5));
-    snapshots_.save(p.devices, p.incidents, anchor_);
+    // The snapshot records the outbox seq it reflects, so a crash before the next one replays
+    // the newer outbox entries over it (issue 19 item 7); once it is durable the outbox may
+    // forget the settled entries below that seq.
+    std::uint64_t outbox_seq = 0;
+    // A failing outbox (full disk) is retried here, off the engine thread, once per snapshot.
+    if (dispatcher_ && dispatcher_->outbox_failing()) dispatcher_->outbox_recover();
+    if (dispatcher_) {
+      dispatcher_->wait_durable(std::chrono::seconds(5));
+      outbox_seq = dispatcher_->outbox_seq_after(p.submitted);
+    }
+    if (snapshots_.save(p.devices, p.incidents, anchor_, outbox_seq) && dispatcher_)
+      dispatcher_->snapshot_saved(outbox_seq);
     lock.lock();
     saving_ = false;
     save_cv_.notify_all();
@@ -324,18 +398,55 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
   // Snapshot: devices back with their state (the engine enters restart grace: restarting
   // presenced pages no one, a device that died meanwhile is declared offline when the grace
   // ends and pages after alert_after), then incidents and alerts so firing pages still resolve.
-  auto loaded = snapshots_.load(anchor_);
+  const ingest::ParseLimits ingest_limits;  // a restored device is bounded like a live one
+  store::DeviceLimits limits;
+  limits.max_id_bytes = ingest_limits.max_id_bytes;
+  limits.max_labels = ingest_limits.max_labels;
+  limits.max_label_key_bytes = ingest_limits.max_label_key_bytes;
+  limits.max_label_value_bytes = ingest_limits.max_label_value_bytes;
+  auto loaded = snapshots_.load(anchor_, limits);
+  // What the sinks were told after the snapshot was copied (issue 19 item 7): replayed over it so
+  // that a crash costs at most a duplicate, never a lost page.
+  std::vector<core::AlertIntent> sent;
+  if (dispatcher_ && loaded.status == store::LoadStatus::Ok && loaded.snapshot.outbox_seq > 0) {
+    for (auto& e : dispatcher_->take_history(loaded.snapshot.outbox_seq)) {
+      // One intent is one entry per sink, consecutive: applied once.
+      if (!sent.empty() && sent.back().dedup_key == e.intent.dedup_key &&
+          sent.back().action == e.intent.action && sent.back().at == e.intent.at)
+        continue;
+      sent.push_back(std::move(e.intent));
+    }
+  } else if (dispatcher_) {
+    dispatcher_->take_history(std::numeric_limits<std::uint64_t>::max());  // frees it
+  }
   if (loaded.status == store::LoadStatus::Ok) {
-    engine.restore(loaded.snapshot.devices, now);
     bool ok = true;
     std::string error;
+    core::PolicySnapshot snap;
     if (naive) {
       ok = naive_.restore(loaded.snapshot.incidents);
       if (!ok) error = "not a naive-mode snapshot";
+      if (ok && !sent.empty()) naive_.replay_sent(sent);
     } else {
-      policy_->resync(engine);
-      core::PolicySnapshot snap;
       ok = core::AlertPolicy::deserialize(loaded.snapshot.incidents, snap, error);
+      if (ok && !sent.empty()) {
+        std::size_t skipped = 0;
+        std::vector<core::AlertIntent> resolve_now;
+        const std::size_t applied = core::AlertPolicy::replay_sent(
+            sent, snap, loaded.snapshot.devices, &skipped, &resolve_now);
+        for (auto& r : resolve_now) {
+          r.at = now;
+          intents_.push_back(std::move(r));  // submitted with the first batch
+        }
+        log_("snapshot: replayed " + std::to_string(applied) +
+             " alert decision(s) the outbox holds and the snapshot did not (crash before the "
+             "next snapshot)" +
+             (skipped > 0 ? "; " + std::to_string(skipped) + " could not be applied" : ""));
+      }
+    }
+    engine.restore(loaded.snapshot.devices, now);
+    if (!naive) {
+      policy_->resync(engine);
       if (ok) {
         policy_->restore(snap, now, [&engine](std::string_view id) { return engine.intern(id); });
         for (const auto& s : policy_->silences())
@@ -353,6 +464,64 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
 
   apply_config_silences(config_.alerts.silences, now);
   next_snapshot_ = now + config_.store.snapshot_interval;
+
+  // Context for the on-call (issue 18): a restart of presenced itself, and the silences already
+  // active (restored or from the file) as the baseline, so only later changes are noted.
+  if (restored_) {
+    const std::size_t firing = policy_ ? policy_->firing().size() : naive_.firing();
+    note("presenced_restart",
+         "presenced restarted: " + std::to_string(loaded.snapshot.devices.size()) +
+             " device(s) and " + std::to_string(firing) +
+             " firing alert(s) restored from the snapshot; restart grace before any device pages",
+         now, {{"devices", std::to_string(loaded.snapshot.devices.size())},
+               {"firing", std::to_string(firing)}});
+  }
+  if (policy_)
+    for (const auto& s : policy_->silences())
+      if (s.starts_at <= now && now < s.ends_at) active_silences_[s.id] = s;
+}
+
+void Alerting::note(std::string cls, std::string summary, core::MonoTime at,
+                    std::vector<std::pair<std::string, std::string>> details) {
+  if (config_.mode == Mode::naive) return;  // the naive baseline has no context notes
+  core::AlertIntent in;
+  in.action = core::AlertIntent::Action::Notify;
+  in.type = core::AlertIntent::Type::FleetIncident;  // fleet-level context; cls says which
+  in.severity = core::Severity::Info;
+  in.dedup_key = "presence/note/" + cls + "/" + std::to_string(anchor_.to_wall_ms(at));
+  in.cls = std::move(cls);
+  in.component = "fleet";
+  in.summary = std::move(summary);
+  in.details = std::move(details);
+  in.at = at;
+  intents_.push_back(std::move(in));
+}
+
+// Maintenance silences starting and ending (config windows, or added/removed through the API).
+// Checked at most once a second: the list is short, but after_batch runs for every batch.
+void Alerting::note_silences(core::MonoTime now) {
+  if (!policy_ || now < next_silence_check_) return;
+  next_silence_check_ = now + std::chrono::seconds(1);
+  std::map<std::uint64_t, core::Silence> active;
+  for (auto& s : policy_->silences())
+    if (s.starts_at <= now && now < s.ends_at) active.emplace(s.id, std::move(s));
+  auto describe = [&](const core::Silence& s) {
+    std::string m;
+    for (const auto& [k, v] : s.match) m += (m.empty() ? "" : ", ") + k + "=" + v;
+    return (m.empty() ? std::string("everything") : m) +
+           (s.comment.empty() ? "" : " (" + s.comment + ")");
+  };
+  for (const auto& [id, s] : active)
+    if (active_silences_.count(id) == 0)
+      note("silence_started",
+           "Maintenance silence started: " + describe(s) + " until " +
+               alert::iso8601_utc(anchor_.to_wall_ms(s.ends_at)),
+           now, {{"silence", std::to_string(id)}, {"ends", alert::iso8601_utc(anchor_.to_wall_ms(s.ends_at))}});
+  for (const auto& [id, s] : active_silences_)
+    if (active.count(id) == 0)
+      note("silence_ended", "Maintenance silence ended: " + describe(s), now,
+           {{"silence", std::to_string(id)}});
+  active_silences_ = std::move(active);
 }
 
 std::size_t Alerting::replace_config_silences(const std::vector<SilenceConfig>& silences,
@@ -388,6 +557,16 @@ std::size_t Alerting::apply_config_silences(const std::vector<SilenceConfig>& si
 
 void Alerting::on_event(core::Engine& engine, const core::Event& event) {
   if (config_.mode == Mode::naive) naive_.on_event(engine, event, intents_);
+  if (event.kind == core::EventKind::BrokerRestarted) {
+    // Several sources report one restart (boot id, $SYS uptime, our own connection): one note a
+    // minute at most.
+    if (broker_noted_ && event.at - last_broker_note_ < std::chrono::minutes(1)) return;
+    broker_noted_ = true;
+    last_broker_note_ = event.at;
+    note("broker_restart",
+         "Broker restart detected: devices reconnecting now are held by restart grace, not paged",
+         event.at);
+  }
 }
 
 void Alerting::submit(std::vector<core::AlertIntent>& intents) {
@@ -397,6 +576,10 @@ void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   // possible of what was sent (see run_saver for the order).
   snapshot_due_ = true;
   for (const auto& in : intents) {
+    if (in.action == core::AlertIntent::Action::Notify) {  // context, not a page (issue 18)
+      log_("alert: note " + in.cls + ": " + in.summary);
+      continue;
+    }
     const bool trigger = in.action == core::AlertIntent::Action::Trigger;
     ++(trigger ? triggers_ : resolves_);
     // One line per alert decision: what the on-call will see, in the same words.
@@ -434,8 +617,58 @@ void Alerting::log_incidents() {
     it = policy_->fleet().incident(it->first) == nullptr ? logged_stage_.erase(it) : std::next(it);
 }
 
+// Issue 19 item 6: what presenced cannot persist is said once (and when it recovers), paged
+// (presence/self/persistence, sent from memory: the outbox may be what fails) and shown by /readyz.
+void Alerting::check_persistence(core::MonoTime now) {
+  std::string outbox_error;
+  const bool outbox_failing = dispatcher_ && dispatcher_->outbox_failing(&outbox_error);
+  const bool snapshot_failing = snapshots_.failing();
+  const bool failing = outbox_failing || snapshot_failing;
+  if (failing == persist_failing_.load()) return;
+  std::string what;
+  if (outbox_failing) what = "the alert outbox (" + outbox_path(config_) + ": " + outbox_error + ")";
+  if (snapshot_failing)
+    what += (what.empty() ? "" : " and ") + std::string("the snapshot (") + snapshots_.path() +
+            ": " + snapshots_.last_error() + ")";
+  core::AlertIntent in;
+  in.type = core::AlertIntent::Type::Persistence;
+  in.severity = core::Severity::Error;
+  in.dedup_key = "presence/self/persistence";
+  in.component = "presenced";
+  in.cls = "persistence";
+  in.at = now;
+  if (failing) {
+    {
+      std::lock_guard lock(persist_mu_);
+      persist_problem_ = "cannot persist " + what;
+    }
+    log_("persistence: cannot write " + what +
+         ". Judging and paging go on from memory; a crash now loses the state since the last "
+         "good write (duplicate or missed pages after the restart). Free space in " +
+         config_.store.dir + ".");
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "presenced cannot persist its state: " + what;
+    in.details = {{"store_dir", config_.store.dir}, {"problem", what}};
+  } else {
+    log_("persistence: writing again to " + config_.store.dir);
+    in.action = core::AlertIntent::Action::Resolve;
+    in.summary = "presenced persists its state again";
+  }
+  persist_failing_ = failing;
+  intents_.push_back(std::move(in));
+}
+
+std::string Alerting::not_ready_reason() const {
+  if (!persist_failing_.load()) return {};
+  std::lock_guard lock(persist_mu_);
+  return persist_problem_;
+}
+
 void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
+  note_silences(now);
   if (policy_) engine.drain_alerts(intents_);
+  check_persistence(now);
+  const bool alerts_changed = !intents_.empty() || !firing_known_;
   submit(intents_);
   healthy_ = !engine.blind();
   if (policy_) {
@@ -453,7 +686,13 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
                                 pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped};
     for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
-    alerts_firing_ = pc.triggers - std::min(pc.triggers, pc.resolves);
+    // The open set, not triggers - resolves since this process started: alerts restored from the
+    // snapshot are open too (issue 19: the gauge read 0 while a page was open after a restart).
+    // Recounted only when alerts changed: the firing set moves with intents (and the restore).
+    if (alerts_changed) {
+      alerts_firing_ = policy_->firing().size();
+      firing_known_ = true;
+    }
   } else {
     const bool blind = engine.blind();
     if (blind && !naive_blind_) naive_.on_blind(engine, now, intents_);
@@ -481,6 +720,7 @@ void Alerting::save_snapshot(core::Engine& engine, core::MonoTime now) {
   // fsync happen on the saver thread.
   const auto t0 = std::chrono::steady_clock::now();
   Pending p;
+  p.submitted = dispatcher_ ? dispatcher_->submitted() : 0;
   p.devices = engine.snapshot();
   p.incidents = policy_ ? policy_->serialize() : naive_.serialize();
   snapshot_pause_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -582,6 +822,12 @@ std::string Alerting::metrics_text() const {
   family(out, "presence_snapshot_load_corrupt_total", "counter",
          "Snapshots found corrupt at start (started empty).");
   sample(out, "presence_snapshot_load_corrupt_total", static_cast<double>(ss.load_corrupt));
+  family(out, "presence_snapshot_load_repaired_total", "counter",
+         "Invalid devices, labels and times dropped or clamped when the snapshot was loaded.");
+  sample(out, "presence_snapshot_load_repaired_total", static_cast<double>(ss.load_repaired));
+  family(out, "presence_persistence_failing", "gauge",
+         "1 while the outbox or the snapshot cannot be written (paged as presence/self/persistence).");
+  sample(out, "presence_persistence_failing", persist_failing_.load() ? 1 : 0);
   family(out, "presence_snapshot_pause_seconds", "gauge",
          "Engine-thread pause of the last snapshot copy.");
   sample(out, "presence_snapshot_pause_seconds",

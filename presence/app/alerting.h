@@ -40,9 +40,11 @@ namespace presence::app {
 core::PolicyConfig policy_config(const Config& config);
 core::FleetConfig fleet_config(const Config& config);
 // One sink per destination: "pagerduty" / "slack" / "webhook" for route "" (and routes without
-// their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own. Empty when
-// nothing is enabled or alerts.enabled is false.
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config);
+// their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own;
+// "pagerduty-change" (Notify intents only), "alertmanager", "alertmanager-2"... (one per URL),
+// "teams". Empty when nothing is enabled or alerts.enabled is false. log: the sinks' own
+// threads (Alertmanager re-sends).
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config, store::LogFn log = {});
 std::string outbox_path(const Config& config);    // <store.dir>/outbox.log
 std::string snapshot_path(const Config& config);  // <store.dir>/snapshot.bin
 
@@ -60,6 +62,8 @@ class NaiveAlerts {
   void on_blind(const core::Engine& engine, core::MonoTime at, std::vector<core::AlertIntent>& out);
   std::string serialize() const;
   bool restore(std::string_view text);
+  // Decisions the outbox holds that the snapshot did not (issue 19 item 7), in order.
+  void replay_sent(const std::vector<core::AlertIntent>& sent);
   std::size_t firing() const { return firing_.size(); }
 
  private:
@@ -113,6 +117,8 @@ class Alerting final : public ingest::EngineHooks {
 
   // Prometheus text for /metrics (any thread).
   std::string metrics_text() const;
+  // Empty, or why presenced is not fully ready: what it cannot persist (any thread; /readyz).
+  std::string not_ready_reason() const;
 
   // HA pair (issue 13): before start(), the dispatcher's "may I send?" gate (presence/ha/node.h).
   void set_send_gate(std::function<alert::DispatcherConfig::Gate(
@@ -133,6 +139,11 @@ class Alerting final : public ingest::EngineHooks {
                                     core::MonoTime now);
   void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
+  // Context that is not a page (issue 18): Notify intents for PagerDuty change events, Teams,
+  // Alertmanager (info), Slack and webhooks.
+  void note(std::string cls, std::string summary, core::MonoTime at,
+            std::vector<std::pair<std::string, std::string>> details = {});
+  void note_silences(core::MonoTime now);
 
   Config config_;
   store::LogFn log_;
@@ -141,6 +152,7 @@ class Alerting final : public ingest::EngineHooks {
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   NaiveAlerts naive_;                          // mode: naive
   bool naive_blind_ = false;
+  bool firing_known_ = false;  // engine thread: alerts_firing_ counted since the restore
   std::unique_ptr<alert::Dispatcher> dispatcher_;
   std::unique_ptr<alert::Watchdog> watchdog_;
   store::SnapshotStore snapshots_;
@@ -154,6 +166,7 @@ class Alerting final : public ingest::EngineHooks {
   // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
   // writes it (fsync) so the engine never waits for the disk. Latest copy wins.
   struct Pending {
+    std::uint64_t submitted = 0;  // Dispatcher::submitted() at the copy
     std::vector<core::DeviceSnapshot> devices;
     std::string incidents;
   };
@@ -173,7 +186,16 @@ class Alerting final : public ingest::EngineHooks {
   std::atomic<bool> restored_{false};
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).
   std::map<std::uint32_t, std::pair<core::IncidentStage, std::string>> logged_stage_;
+  // Engine thread only: context notes (issue 18).
+  std::map<std::uint64_t, core::Silence> active_silences_;  // by id, as last noted
+  core::MonoTime next_silence_check_{};
+  core::MonoTime last_broker_note_{};
+  bool broker_noted_ = false;
   void log_incidents();
+  void check_persistence(core::MonoTime now);
+  std::atomic<bool> persist_failing_{false};
+  mutable std::mutex persist_mu_;
+  std::string persist_problem_;
 };
 
 }  // namespace presence::app

@@ -310,6 +310,10 @@ void describe(V& v, Config& c) {
       v.field("enabled", a.pagerduty.enabled);
       v.field("url", a.pagerduty.url);
       v.field("routing_key", a.pagerduty.routing_key, true);
+      v.field("rate_limit_events", a.pagerduty.rate_limit_events);
+      v.field("rate_limit_window", a.pagerduty.rate_limit_window);
+      v.field("change_events", a.pagerduty.change_events);
+      v.field("change_url", a.pagerduty.change_url);
     });
     v.section("slack", [&] {
       v.field("enabled", a.slack.enabled);
@@ -321,6 +325,18 @@ void describe(V& v, Config& c) {
       v.field("url", a.webhook.url);
       v.field("secret", a.webhook.secret, true);
     });
+    v.section("alertmanager", [&] {
+      v.field("enabled", a.alertmanager.enabled);
+      v.field("urls", a.alertmanager.urls);
+      v.field("resend_interval", a.alertmanager.resend_interval);
+      v.field("notify_for", a.alertmanager.notify_for);
+    });
+    v.section("teams", [&] {
+      v.field("enabled", a.teams.enabled);
+      v.field("webhook_url", a.teams.webhook_url, true);
+      v.field("max_per_second", a.teams.max_per_second);
+    });
+    v.field("dashboard_url", a.dashboard_url);
     v.section("watchdog", [&] {
       v.field("url", a.watchdog.url, true);
       v.field("interval", a.watchdog.interval);
@@ -966,6 +982,24 @@ class Validator {
           "must be greater than 0, got " + format_double(a.slack.max_per_second));
     http_url(a.webhook.url, "alerts.webhook.url", a.webhook.enabled,
              "when alerts.webhook.enabled is true");
+    check(a.pagerduty.rate_limit_events >= 1, "alerts.pagerduty.rate_limit_events",
+          "must be at least 1");
+    positive(a.pagerduty.rate_limit_window, "alerts.pagerduty.rate_limit_window");
+    http_url(a.pagerduty.change_url, "alerts.pagerduty.change_url",
+             a.pagerduty.enabled && a.pagerduty.change_events,
+             "when alerts.pagerduty.change_events is true");
+    check(!a.alertmanager.enabled || !a.alertmanager.urls.empty(), "alerts.alertmanager.urls",
+          "needs at least one URL when alerts.alertmanager.enabled is true");
+    for (std::size_t i = 0; i < a.alertmanager.urls.size(); ++i)
+      http_url(a.alertmanager.urls[i], "alerts.alertmanager.urls[" + std::to_string(i) + "]", true,
+               "(an empty entry)");
+    positive(a.alertmanager.resend_interval, "alerts.alertmanager.resend_interval");
+    positive(a.alertmanager.notify_for, "alerts.alertmanager.notify_for");
+    http_url(a.teams.webhook_url, "alerts.teams.webhook_url", a.teams.enabled,
+             "when alerts.teams.enabled is true");
+    check(a.teams.max_per_second > 0.0, "alerts.teams.max_per_second",
+          "must be greater than 0, got " + format_double(a.teams.max_per_second));
+    http_url(a.dashboard_url, "alerts.dashboard_url", false, "");
     http_url(a.watchdog.url, "alerts.watchdog.url", false, "");
     positive(a.watchdog.interval, "alerts.watchdog.interval");
     const auto& p = a.policy;

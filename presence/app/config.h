@@ -139,6 +139,30 @@ struct PagerDutyConfig {
   bool enabled = false;
   std::string url = "https://events.pagerduty.com/v2/enqueue";
   std::string routing_key;  // required when enabled
+  // The Events API allows about 120 events per minute per routing key (issue 18): at most
+  // rate_limit_events requests in any rate_limit_window, per routing key; 429 is honoured too.
+  std::uint32_t rate_limit_events = 120;
+  Duration rate_limit_window{std::chrono::minutes(1)};
+  // Context that is not a page (broker restart, presenced restart, silence started/ended, an
+  // incident that healed before it paged) as change events on the same routing key.
+  bool change_events = false;
+  std::string change_url = "https://events.pagerduty.com/v2/change/enqueue";
+};
+
+// Prometheus Alertmanager (issue 18): every URL of an HA cluster gets every alert.
+struct AlertmanagerConfig {
+  bool enabled = false;
+  std::vector<std::string> urls;  // base URLs (http://am:9093); /api/v2/alerts is appended
+  // Firing alerts are re-sent this often; keep it well below Alertmanager's resolve_timeout (5m).
+  Duration resend_interval{std::chrono::minutes(1)};
+  Duration notify_for{std::chrono::minutes(5)};  // how long a context (info) alert lasts
+};
+
+// Microsoft Teams through a Workflows webhook (Adaptive Cards, issue 18).
+struct TeamsConfig {
+  bool enabled = false;
+  std::string webhook_url;      // required when enabled (it carries a signature: secret)
+  double max_per_second = 1.0;
 };
 
 struct SlackConfig {
@@ -220,6 +244,11 @@ struct AlertsConfig {
   PagerDutyConfig pagerduty;
   SlackConfig slack;
   WebhookConfig webhook;
+  AlertmanagerConfig alertmanager;
+  TeamsConfig teams;
+  // Where links in notifications point (Alertmanager generatorURL, Teams button, PagerDuty change
+  // event link): the dashboard as the on-call reaches it, e.g. https://presenced.example.com.
+  std::string dashboard_url;
   WatchdogConfig watchdog;
   AlertPolicyConfig policy;
   std::vector<AlertRouteConfig> routes;  // first match wins

@@ -330,6 +330,7 @@ int run(const std::string& path) {
   auto metrics_fn = [&service, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
+    m.not_ready = alerting.not_ready_reason();
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);
     if (ha) m.extra += ha->metrics_text();

@@ -42,7 +42,8 @@ enum class Severity : std::uint8_t { Critical, Error, Warning, Info };
 // What should be paged. The alert room maps this onto PagerDuty/Slack/webhook payloads; the
 // outbox adds wall-clock timestamps. dedup_key is stable across trigger and resolve.
 struct AlertIntent {
-  enum class Action : std::uint8_t { Trigger, Resolve };
+  // Notify (issue 11/18): one-shot context, never a page, no resolve follows (Severity::Info).
+  enum class Action : std::uint8_t { Trigger, Resolve, Notify };
   enum class Type : std::uint8_t {
     DeviceOffline,
     DeviceFlapping,
@@ -51,6 +52,7 @@ struct AlertIntent {
     ReconnectStorm,
     Stragglers,       // devices that did not come back after an incident resolved
     Blind,            // presenced cannot see the broker
+    Persistence,      // presenced cannot write its store (outbox, snapshot): issue 19 item 6
   };
   Action action = Action::Trigger;
   Type type = Type::DeviceOffline;

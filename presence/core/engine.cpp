@@ -479,7 +479,21 @@ struct Engine::Impl {
         }
         continue;
       }
-      evaluate(i, t, Cause::Heartbeat);
+      Cause up_cause = Cause::Heartbeat;
+      if ((d.evidence_epoch & DeviceRecord::kRetainedEvidence) != 0 && !d.has(DeviceRecord::kUp)) {
+        // Only a retained "online" of the same broker boot: that is the current truth (any
+        // departure since would have replaced it with the will, live). A device restored
+        // offline/suspect is up now; from offline it still owes online_stable_for, counted from
+        // here. Without this it stayed offline while connected and its page never resolved
+        // (issue 19 item 1).
+        d.set(DeviceRecord::kUp, true);
+        d.set(DeviceRecord::kSilent, false);
+        d.set(DeviceRecord::kChain, false);
+        d.changed_at = t;
+        d.reason = DisconnectReason::Unknown;
+        up_cause = Cause::Resync;
+      }
+      evaluate(i, t, up_cause);
       reschedule(i, t);
     }
   }
@@ -634,7 +648,14 @@ struct Engine::Impl {
     // A retained status restates the past: it may seed a device we know nothing about, but it is
     // never proof of life and never changes a known device. A retained "online" counts as restart
     // grace evidence unless the broker restarted (docs/core.md "Restart grace").
-    if (e.kind == EventKind::Connected) mark_retained(d);
+    if (e.kind == EventKind::Connected) {
+      mark_retained(d);
+    } else if (e.kind == EventKind::Disconnected && in_grace &&
+               d.evidence_epoch == (grace_epoch | DeviceRecord::kRetainedEvidence)) {
+      // A retained "offline" (another status topic) after a retained "online": the device is not
+      // known to be up, so the grace end must not bring it back.
+      d.evidence_epoch = (grace_epoch - 1) & DeviceRecord::kEpochMask;
+    }
     if (d.state != State::Unknown || d.has(DeviceRecord::kSeen) ||
         e.kind == EventKind::Heartbeat) {
       ++counters.retained_events;

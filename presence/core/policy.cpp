@@ -958,6 +958,154 @@ bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::s
   return fail("truncated: no fleet section");
 }
 
+std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, PolicySnapshot& policy,
+                                     std::vector<DeviceSnapshot>& devices, std::size_t* skipped,
+                                     std::vector<AlertIntent>* resolve_now) {
+  std::unordered_map<std::string, std::size_t> device_at;
+  for (std::size_t i = 0; i < devices.size(); ++i) device_at.emplace(devices[i].id, i);
+  auto set_state = [&](const std::string& id, bool up, bool flapping) {
+    auto it = device_at.find(id);
+    if (it == device_at.end()) return;
+    State& st = devices[it->second].state;
+    if (up) {
+      if (st != State::Online && st != State::Unknown) st = State::Online;
+    } else if (st != State::Offline && st != State::Flapping) {
+      st = flapping ? State::Flapping : State::Offline;
+    }
+  };
+  // The number after a "<prefix><n>" key, or false.
+  auto key_number = [](const std::string& key, std::string_view prefix, std::uint32_t& n) {
+    if (key.rfind(prefix, 0) != 0) return false;
+    return parse_num(std::string_view(key).substr(prefix.size()), n);
+  };
+  // Pages opened after the snapshot that it has no record of, by key (resolved now unless a later
+  // resolve in `sent` closed them).
+  std::map<std::string, AlertIntent> untracked;
+  std::size_t applied = 0, not_applied = 0;
+  for (const auto& in : sent) {
+    const bool trigger = in.action == AlertIntent::Action::Trigger;
+    if (in.action != AlertIntent::Action::Trigger && in.action != AlertIntent::Action::Resolve) {
+      ++not_applied;
+      continue;
+    }
+    switch (in.type) {
+      case AlertIntent::Type::DeviceOffline:
+      case AlertIntent::Type::DeviceFlapping: {
+        const std::string& id = in.component;
+        if (id.empty()) {
+          ++not_applied;
+          break;
+        }
+        const bool flapping = in.type == AlertIntent::Type::DeviceFlapping;
+        std::erase_if(policy.devices, [&](const PolicySnapshot::Device& d) { return d.id == id; });
+        if (trigger) {
+          PolicySnapshot::Device d;
+          d.id = id;
+          d.phase = 3;  // firing, alone
+          d.flapping = flapping;
+          d.due_ms = kNever;
+          policy.devices.push_back(std::move(d));
+        }
+        set_state(id, !trigger, flapping);
+        ++applied;
+        break;
+      }
+      case AlertIntent::Type::DeviceGroup: {
+        std::uint32_t n = 0;
+        if (key_number(in.dedup_key, "presence/group/", n))
+          policy.next_group = std::max<std::uint64_t>(policy.next_group, std::uint64_t{n} + 1);
+        auto g = std::find_if(policy.groups.begin(), policy.groups.end(),
+                              [&](const PolicySnapshot::Group& x) { return x.key == in.dedup_key; });
+        if (trigger && g == policy.groups.end() && n != 0) {
+          // Rebuilt from its details: "devices" lists the members (all of them up to
+          // details_max_devices; the rest cannot be known and resolve on their own later).
+          PolicySnapshot::Group grp;
+          grp.id = n;
+          grp.key = in.dedup_key;
+          grp.route = in.group;
+          grp.since_ms = policy.saved_at_ms;
+          for (const auto& [k, v] : in.details) {
+            if (k != "devices") continue;
+            std::size_t start = 0;
+            while (start <= v.size()) {
+              const std::size_t comma = std::min(v.find(',', start), v.size());
+              if (comma > start) grp.members.push_back(v.substr(start, comma - start));
+              start = comma + 1;
+            }
+          }
+          if (grp.members.empty()) {
+            untracked[in.dedup_key] = in;
+            ++not_applied;
+            break;
+          }
+          for (const auto& id : grp.members) {
+            std::erase_if(policy.devices, [&](const PolicySnapshot::Device& d) { return d.id == id; });
+            PolicySnapshot::Device d;
+            d.id = id;
+            d.phase = 3;
+            d.due_ms = kNever;
+            d.group = n;
+            policy.devices.push_back(std::move(d));
+            set_state(id, false, false);
+          }
+          policy.groups.push_back(std::move(grp));
+          ++applied;
+          break;
+        }
+        if (trigger || g == policy.groups.end()) {
+          if (!trigger) untracked.erase(in.dedup_key);
+          ++not_applied;
+          break;
+        }
+        const std::uint64_t gid = g->id;
+        for (const auto& id : g->members) set_state(id, true, false);
+        std::erase_if(policy.devices, [&](const PolicySnapshot::Device& d) {
+          return d.phase == 3 && d.group == gid;
+        });
+        policy.groups.erase(g);
+        ++applied;
+        break;
+      }
+      default: {
+        std::uint32_t n = 0;
+        const bool stragglers = key_number(in.dedup_key, "presence/stragglers/", n);
+        if (!stragglers && !key_number(in.dedup_key, "presence/incident/", n) &&
+            !key_number(in.dedup_key, "presence/blind/", n)) {
+          ++not_applied;
+          break;
+        }
+        policy.fleet.next_id = std::max(policy.fleet.next_id, n + 1);
+        auto p = std::find_if(policy.incident_pages.begin(), policy.incident_pages.end(),
+                              [&](const PolicySnapshot::IncidentPage& x) { return x.incident == n; });
+        if (p == policy.incident_pages.end()) {
+          if (trigger) untracked[in.dedup_key] = in;
+          else untracked.erase(in.dedup_key);
+          ++not_applied;
+          break;
+        }
+        (stragglers ? p->stragglers_phase : p->incident_phase) = trigger ? 2 : 3;
+        ++applied;
+        break;
+      }
+    }
+  }
+  if (resolve_now != nullptr) {
+    for (auto& [key, in] : untracked) {
+      AlertIntent r;
+      r.action = AlertIntent::Action::Resolve;
+      r.type = in.type;
+      r.dedup_key = key;
+      r.component = in.component;
+      r.group = in.group;
+      r.summary = "presenced restarted and no longer tracks this page; it pages again if the "
+                  "problem persists";
+      resolve_now->push_back(std::move(r));
+    }
+  }
+  if (skipped != nullptr) *skipped = not_applied;
+  return applied;
+}
+
 void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
                           const std::function<DeviceIndex(std::string_view)>& intern) {
   auto& m = *impl_;

@@ -177,6 +177,19 @@ class AlertPolicy final : public DecisionObserver {
   void restore(const PolicySnapshot& snapshot, MonoTime now,
                const std::function<DeviceIndex(std::string_view)>& intern);
 
+  // Issue 19 item 7: alert decisions the sinks were sent (the durable outbox) after the snapshot
+  // was copied: a crash in between must cost at most a duplicate, never a lost page. Applies
+  // them in order to the snapshot before restore: a trigger makes its alert firing (and its
+  // device down), a resolve closes it (and its device up), so the next outage pages and a
+  // recovery resolves. Group, incident and straggler numbers move past the replayed keys (a stale
+  // next id reused presence/group/<n> for another group: PagerDuty merged the two pages). A page
+  // the snapshot cannot track (an incident opened after it) goes to *resolve_now, to be resolved
+  // at once: the fleet monitor opens a new one if the problem persists. Returns how many intents
+  // were applied; those that could not be are counted in *skipped.
+  static std::size_t replay_sent(const std::vector<AlertIntent>& sent, PolicySnapshot& policy,
+                                 std::vector<DeviceSnapshot>& devices, std::size_t* skipped,
+                                 std::vector<AlertIntent>* resolve_now = nullptr);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -85,6 +85,7 @@ const char* to_string(AlertIntent::Type type) {
     case AlertIntent::Type::ReconnectStorm: return "reconnect_storm";
     case AlertIntent::Type::Stragglers: return "stragglers";
     case AlertIntent::Type::Blind: return "blind";
+    case AlertIntent::Type::Persistence: return "persistence";
   }
   return "unknown";
 }

@@ -451,6 +451,8 @@ const char* alert_kind(core::AlertIntent::Type t) {
       return "stragglers";
     case T::Blind:
       return "blind";
+    case T::Persistence:
+      return "persistence";
   }
   return "unknown";
 }

@@ -358,6 +358,7 @@ struct Service::Impl {
       e.kind = kind;
       e.at = now;
       engine.on_event(e);
+      if (hooks) hooks->on_event(engine, e);  // alerting notes a broker restart (issue 18)
     }
   }
 

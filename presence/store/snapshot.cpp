@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <unordered_set>
 
 #include "presence/store/codec.h"
 #include "presence/store/file_io.h"
@@ -52,7 +53,8 @@ const char* to_string(LoadStatus s) {
 }
 
 std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
-                            std::string_view incidents, const WallAnchor& anchor) {
+                            std::string_view incidents, const WallAnchor& anchor,
+                            std::uint64_t outbox_seq) {
   Writer w;
   w.i64(std::chrono::duration_cast<std::chrono::milliseconds>(anchor.wall.time_since_epoch())
             .count());
@@ -68,6 +70,7 @@ std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
     }
   }
   w.str(incidents);
+  w.u64(outbox_seq);
 
   std::string file(kMagic);
   Writer version;
@@ -77,13 +80,14 @@ std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
   return file;
 }
 
-LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor) {
+LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
+                           const DeviceLimits& limits) {
   if (file.size() < kHeaderSize || file.substr(0, kMagic.size()) != kMagic) {
     return corrupt("bad magic (not a presenced snapshot)");
   }
   Reader header(file.substr(kMagic.size(), 4));
   const std::uint32_t version = header.u32();
-  if (version != kSnapshotVersion) {
+  if (version != kSnapshotVersion && version != 1) {
     LoadResult r;
     r.status = LoadStatus::UnsupportedVersion;
     r.error = "snapshot version " + std::to_string(version) + ", this build reads " +
@@ -103,6 +107,13 @@ LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor) {
   LoadResult r;
   Reader in(payload);
   r.snapshot.saved_at_ms = in.i64();
+  // A state's `since` lies between 2000-01-01 and the moment the file was written (no later than
+  // now); anything else is crafted or damaged and would overflow the time arithmetic downstream
+  // (issue 19 item 10, UBSan in snapshot.cpp/output.cpp/api.cpp): clamped to now, counted.
+  constexpr std::int64_t kMinWallMs = 946684800000;  // 2000-01-01T00:00:00Z
+  const std::int64_t now_wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(anchor.wall.time_since_epoch()).count();
+  std::unordered_set<std::string> ids;
   // Smallest device: id length (4) + state (1) + since (8) + label count (4).
   const std::uint32_t n = in.count(17);
   r.snapshot.devices.reserve(n);
@@ -112,17 +123,43 @@ LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor) {
     const std::uint8_t state = in.u8();
     if (state > kMaxState) return corrupt("unknown device state " + std::to_string(state));
     d.state = static_cast<core::State>(state);
-    d.since = anchor.to_mono(in.i64());
+    std::int64_t since_wall = in.i64();
+    if (since_wall < kMinWallMs || since_wall > now_wall_ms) {
+      since_wall = now_wall_ms;
+      ++r.repairs.times_clamped;
+    }
+    d.since = anchor.to_mono(since_wall);
     const std::uint32_t labels = in.count(8);
     for (std::uint32_t j = 0; j < labels && in.ok(); ++j) {
       std::string k = in.str();
       std::string v = in.str();
+      if (k.empty() || k.size() > limits.max_label_key_bytes ||
+          v.size() > limits.max_label_value_bytes || d.labels.size() >= limits.max_labels) {
+        ++r.repairs.labels_dropped;
+        continue;
+      }
       d.labels.emplace_back(std::move(k), std::move(v));
+    }
+    if (d.id.empty() || d.id.size() > limits.max_id_bytes) {
+      ++r.repairs.devices_dropped;
+      continue;
     }
     r.snapshot.devices.push_back(std::move(d));
   }
   r.snapshot.incidents = in.str();
+  if (version >= 2) r.snapshot.outbox_seq = in.u64();
   if (!in.ok() || !in.at_end()) return corrupt("snapshot payload does not parse");
+  // A duplicate id would restore one device twice (the second state wins silently): dropped.
+  std::vector<core::DeviceSnapshot> unique;
+  unique.reserve(r.snapshot.devices.size());
+  for (auto& d : r.snapshot.devices) {
+    if (!ids.insert(d.id).second) {
+      ++r.repairs.devices_dropped;
+      continue;
+    }
+    unique.push_back(std::move(d));
+  }
+  r.snapshot.devices = std::move(unique);
   r.status = LoadStatus::Ok;
   return r;
 }
@@ -131,21 +168,42 @@ SnapshotStore::SnapshotStore(std::string path, LogFn log)
     : path_(std::move(path)), log_(or_stderr(std::move(log))) {}
 
 bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
-                         std::string_view incidents, const WallAnchor& anchor) {
-  const std::string file = encode_snapshot(devices, incidents, anchor);
+                         std::string_view incidents, const WallAnchor& anchor,
+                         std::uint64_t outbox_seq) {
+  const std::string file = encode_snapshot(devices, incidents, anchor, outbox_seq);
   std::string error;
   if (!write_file_atomic(path_, file, &error)) {
-    // Counted and logged by the caller's cadence (one save per snapshot_interval): no flood.
     ++save_failures_;
-    log_("snapshot: save failed: " + error);
+    {
+      std::lock_guard lock(error_mu_);
+      last_error_ = error;
+    }
+    // Once when it starts failing, then at most once a minute with the count (a save is tried
+    // every second while alerts change: a full disk used to log every one).
+    const bool first = !failing_.exchange(true);
+    if (first || fail_log_.allow()) {
+      if (first) fail_log_.allow();  // the minute starts now
+      log_("snapshot: cannot save " + path_ + ": " + error +
+           "; state since the last good snapshot would be lost by a crash (" +
+           std::to_string(save_failures_.load()) + " failed save(s) so far, retrying)");
+    }
     return false;
   }
   ++saves_;
   last_bytes_ = file.size();
+  if (failing_.exchange(false)) {
+    log_("snapshot: saving again to " + path_ + " after " + std::to_string(save_failures_.load()) +
+         " failed save(s)");
+  }
   return true;
 }
 
-LoadResult SnapshotStore::load(const WallAnchor& anchor) {
+std::string SnapshotStore::last_error() const {
+  std::lock_guard lock(error_mu_);
+  return last_error_;
+}
+
+LoadResult SnapshotStore::load(const WallAnchor& anchor, const DeviceLimits& limits) {
   ++loads_;
   std::string file;
   std::string error;
@@ -165,7 +223,15 @@ LoadResult SnapshotStore::load(const WallAnchor& anchor) {
     r.error = error;
     return r;
   }
-  LoadResult r = decode_snapshot(file, anchor);
+  LoadResult r = decode_snapshot(file, anchor, limits);
+  if (r.status == LoadStatus::Ok && r.repairs.any()) {
+    load_repaired_ += r.repairs.devices_dropped + r.repairs.labels_dropped + r.repairs.times_clamped;
+    log_("snapshot: " + path_ + " held invalid data, repaired: " +
+         std::to_string(r.repairs.devices_dropped) + " device(s) dropped (empty, over-long or " +
+         "duplicate id), " + std::to_string(r.repairs.labels_dropped) +
+         " label(s) dropped (over the ingest limits), " + std::to_string(r.repairs.times_clamped) +
+         " time(s) out of range clamped to now");
+  }
   if (r.status != LoadStatus::Ok) {
     ++load_corrupt_;
     const std::string aside = path_ + ".corrupt";
@@ -186,6 +252,7 @@ SnapshotStats SnapshotStore::stats() const {
   s.load_missing = load_missing_;
   s.load_corrupt = load_corrupt_;
   s.last_bytes = last_bytes_;
+  s.load_repaired = load_repaired_;
   return s;
 }
 

@@ -39,6 +39,7 @@ struct PdEvent {
   std::string cls;  // payload.class (triggers)
   std::string summary;
   nlohmann::json details;
+  std::int64_t received_ms = 0;  // wall clock, when the mock accepted it
 };
 
 // Mock PagerDuty Events API v2. Every request is validated against the documented schema; a
@@ -125,6 +126,9 @@ class MockPagerDuty {
     const std::string key = j.value("dedup_key", "");
     if (key.empty() || key.size() > 255) fail("dedup_key", body);
     PdEvent e;
+    e.received_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
     e.action = action;
     e.dedup_key = key;
     if (action == "trigger") {
@@ -174,10 +178,14 @@ struct PresencedOptions {
   std::string incident_stable_for = "3s";
   std::string straggler_grace = "3s";
   std::string offline_grace = "2s";
+  std::string online_stable_for = "1s";
   std::string restart_grace_min = "2s";
   std::string restart_grace_settle = "1s";
   std::string restart_grace_max = "8s";
   std::string snapshot_interval = "500ms";
+  // More alerts.pagerduty keys, indented 4. The mock PagerDuty has no rate limit, and the naive
+  // baseline's page-per-device storm would otherwise wait for the real one (120 a minute).
+  std::string pagerduty_extra = "    rate_limit_events: 1000000\n";
   std::string extra;
 };
 
@@ -189,7 +197,8 @@ class Presenced {
     y += "mqtt:\n  uri: tcp://127.0.0.1:" + std::to_string(broker_port) + "\n";
     y += "  client_id: presenced-alerting-" + std::to_string(::getpid()) + "\n";
     y += "  keepalive: 5s\n  reconnect:\n    min_backoff: 100ms\n    max_backoff: 500ms\n";
-    y += "presence:\n  offline_grace: " + o.offline_grace + "\n  online_stable_for: 1s\n";
+    y += "presence:\n  offline_grace: " + o.offline_grace +
+         "\n  online_stable_for: " + o.online_stable_for + "\n";
     y += "  restart_grace_min: " + o.restart_grace_min + "\n";
     y += "  restart_grace_settle: " + o.restart_grace_settle + "\n";
     y += "  restart_grace_max: " + o.restart_grace_max + "\n";
@@ -198,7 +207,7 @@ class Presenced {
          o.snapshot_interval + "\n";
     y += "output:\n  coalesce_interval: 50ms\n  publish_rate: 10000\n";
     y += "alerts:\n  pagerduty:\n    enabled: true\n    url: " + pd_url +
-         "\n    routing_key: " + kRoutingKey + "\n";
+         "\n    routing_key: " + kRoutingKey + "\n" + o.pagerduty_extra;
     y += "  policy:\n    alert_after: " + o.alert_after + "\n    group_wait: " + o.group_wait +
          "\n    group_interval: " + o.group_interval +
          "\n    blind_alert_after: " + o.blind_alert_after +
@@ -220,9 +229,10 @@ class Presenced {
   const std::string& config_path() const { return config_; }
   std::string store_dir() const { return dir_.file("store"); }
 
-  void start() {
+  // ready_path "/healthz": up, whatever /readyz says (a presenced that cannot persist is 503).
+  void start(const std::string& ready_path = "/readyz") {
     proc_ = test::Process({binary(), "--config", config_}, log_);
-    if (!wait_for([&] { return status("/readyz") == 200 || !proc_.running(); }, 10s) ||
+    if (!wait_for([&] { return status(ready_path) == 200 || !proc_.running(); }, 10s) ||
         !proc_.running())
       throw std::runtime_error("presenced did not become ready; log:\n" + log());
   }
@@ -263,9 +273,10 @@ class Presenced {
 // connections), fast well-behaved reconnects, and a timeline.
 class Sim {
  public:
-  Sim(int broker_port, int devices, const std::string& timeline, const std::string& seed = "1") {
+  Sim(int broker_port, int devices, const std::string& timeline, const std::string& seed = "1",
+      const std::string& heartbeat = "1s") {
     std::string y = "v: 1\noptions:\n  devices: " + std::to_string(devices) +
-                    "\n  heartbeat: 1s\n  behaviour: \"well_behaved:100\"\n"
+                    "\n  heartbeat: " + heartbeat + "\n  behaviour: \"well_behaved:100\"\n"
                     "  backoff_initial: 500ms\n  backoff_max: 1s\n  connect_rate: 2000/s\n"
                     "  keepalive: 30s\n  progress: 0\ntimeline:\n" +
                     timeline + "  - at: 10m\n    end: {}\n";

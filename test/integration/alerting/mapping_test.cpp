@@ -1,6 +1,8 @@
 // Config -> core mapping (presence/app/alerting.h): one value per default, routes, sinks.
 #include <doctest/doctest.h>
 
+#include <map>
+
 #include "presence/app/alerting.h"
 
 namespace presence::app {
@@ -127,6 +129,53 @@ TEST_CASE("naive snapshot text round-trips and refuses garbage") {
   NaiveAlerts c;
   CHECK_FALSE(c.restore("presence-alert-policy 1\n"));
   CHECK_FALSE(c.restore(""));
+}
+
+TEST_CASE("issue 18 sinks: names, endpoints, Notify only to change events, PagerDuty rate limit") {
+  Config c;
+  c.store.dir = "/nonexistent-presenced-test";  // the Alertmanager state file is only read
+  c.alerts.pagerduty.enabled = true;
+  c.alerts.pagerduty.routing_key = std::string(32, 'k');
+  c.alerts.pagerduty.change_events = true;
+  c.alerts.pagerduty.rate_limit_events = 50;
+  c.alerts.pagerduty.rate_limit_window = std::chrono::seconds(30);
+  c.alerts.alertmanager.enabled = true;
+  c.alerts.alertmanager.urls = {"http://am0:9093", "http://am1:9093/"};
+  c.alerts.teams.enabled = true;
+  c.alerts.teams.webhook_url = "https://example.com/workflows/x";
+  c.alerts.teams.max_per_second = 2;
+  AlertRouteConfig route;
+  route.match = {{"site", "b"}};
+  route.pagerduty_routing_key = std::string(32, 'r');
+  c.alerts.routes.push_back(route);
+  const auto sinks = make_sinks(c);
+  std::map<std::string, const alert::Sink*> by;
+  for (const auto& s : sinks) by[s->config().name] = s.get();
+  REQUIRE(by.size() == 6);
+  CHECK(by.at("alertmanager")->config().url == "http://am0:9093/api/v2/alerts");
+  CHECK(by.at("alertmanager-2")->config().url == "http://am1:9093/api/v2/alerts");
+  CHECK(by.at("pagerduty-change")->config().url == "https://events.pagerduty.com/v2/change/enqueue");
+  CHECK(by.at("teams")->min_interval() == std::chrono::milliseconds(500));
+  for (const char* pd : {"pagerduty", "pagerduty-route0"}) {
+    CHECK(by.at(pd)->config().rate_limit.max_requests == 50);
+    CHECK(by.at(pd)->config().rate_limit.window == std::chrono::seconds(30));
+  }
+
+  core::AlertIntent page;
+  page.action = core::AlertIntent::Action::Trigger;
+  core::AlertIntent note = page;
+  note.action = core::AlertIntent::Action::Notify;
+  // Notify is context: never to the Events API (it would page), only to change events there.
+  CHECK(by.at("pagerduty")->config().accepts(page));
+  CHECK_FALSE(by.at("pagerduty")->config().accepts(note));
+  CHECK_FALSE(by.at("pagerduty-change")->config().accepts(page));
+  CHECK(by.at("pagerduty-change")->config().accepts(note));
+  core::AlertIntent routed_note = note;
+  routed_note.group = "route0";
+  CHECK_FALSE(by.at("pagerduty-route0")->config().accepts(routed_note));
+  // Teams and Alertmanager take everything.
+  CHECK_FALSE(by.at("teams")->config().accepts);
+  CHECK_FALSE(by.at("alertmanager")->config().accepts);
 }
 
 }  // namespace presence::app

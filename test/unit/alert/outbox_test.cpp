@@ -360,3 +360,52 @@ TEST_CASE_FIXTURE(Fixture, "stats: depth and oldest entry") {
   CHECK(box.queue_stats("pd").oldest_wall_ms == 5000);
   CHECK(box.stats().file_bytes > 0);
 }
+
+// Issue 19 item 7: the snapshot is written after the outbox; the app replays what the outbox
+// holds past the snapshot's seq. That history must survive settling and compaction until the
+// snapshot that reflects it is durable (keep_from).
+TEST_CASE_FIXTURE(Fixture, "history: settled entries past keep_from survive compaction and a reopen") {
+  {
+    OutboxConfig c = config();
+    c.keep_settled_for_snapshot = true;
+    Outbox box(c);
+    REQUIRE(box.open({"pd"}, nullptr));
+    std::vector<OutboxEntry> es{make("pd", "a"), make("pd", "b"), make("pd", "a", Action::Resolve)};
+    REQUIRE(box.append(es));
+    CHECK(box.next_seq() == 4);
+    box.keep_from(2);  // a snapshot reflects seq 1
+    REQUIRE(box.settle(seqs(box.take("pd", 10)), Disposition::Delivered));
+    REQUIRE(box.compact(nullptr));
+    CHECK(box.depth("pd") == 0);
+  }
+  Outbox box(config());
+  REQUIRE(box.open({"pd"}, nullptr));
+  CHECK(box.depth("pd") == 0);  // settled stays settled
+  const auto h = box.take_history(2);
+  CHECK(keys(h) == std::vector<std::string>{"b+", "a-"});
+  CHECK(seqs(h) == std::vector<std::uint64_t>{2, 3});
+  CHECK(box.take_history(0).empty());  // once
+  std::vector<OutboxEntry> more{make("pd", "c")};
+  REQUIRE(box.append(more));
+  CHECK(more[0].seq == 4);
+}
+
+TEST_CASE_FIXTURE(Fixture, "history: keep_from lets compaction forget what a snapshot reflects") {
+  {
+    OutboxConfig c = config();
+    c.keep_settled_for_snapshot = true;
+    Outbox box(c);
+    REQUIRE(box.open({"pd"}, nullptr));
+    std::vector<OutboxEntry> es{make("pd", "a"), make("pd", "b")};
+    REQUIRE(box.append(es));
+    REQUIRE(box.settle(seqs(box.take("pd", 10)), Disposition::Delivered));
+    box.keep_from(3);
+    REQUIRE(box.compact(nullptr));
+  }
+  Outbox box(config());
+  REQUIRE(box.open({"pd"}, nullptr));
+  CHECK(box.take_history(0).empty());
+  std::vector<OutboxEntry> more{make("pd", "c")};
+  REQUIRE(box.append(more));
+  CHECK(more[0].seq == 3);
+}

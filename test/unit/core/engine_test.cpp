@@ -961,3 +961,79 @@ TEST_CASE("an unchanged label is not re-announced to the observer") {
   CHECK(r.log == std::vector<std::string>{"label site=x", "label fw=1", "label site=y"});
   CHECK(engine.labels(a) == std::vector<Label>{{"fw", "1"}, {"site", "y"}});
 }
+
+namespace {
+// Ends the restart grace that restore() started: no growth, so it ends at restart_grace_min.
+const std::int64_t kGraceMin = kDefaults.restart_grace_min.count();
+}  // namespace
+
+TEST_CASE("issue 19/1: restored offline, retained 'online' of the same broker boot: online after the grace + online_stable_for") {
+  // The device came back before presenced restarted but was not yet past online_stable_for, so
+  // the snapshot says offline. Its retained "online" is the current truth (no broker restart).
+  Engine first;
+  const DeviceIndex a0 = first.intern("a");
+  first.on_event(conn(a0, 0, 1));
+  first.on_event(disc(a0, 10 * kSec, 1));
+  first.tick(mono_ms(10 * kSec + kGrace));
+  REQUIRE(first.view(a0).state == State::Offline);
+  first.on_event(conn(a0, 50 * kSec, 2));  // back, inside online_stable_for
+  REQUIRE(first.view(a0).state == State::Offline);
+  const auto snap = first.snapshot();
+
+  Engine second;
+  const std::int64_t t0 = 1000 * kSec;
+  second.restore(snap, mono_ms(t0));
+  const DeviceIndex a = *second.find("a");
+  second.on_event(retained(conn(a, t0)));
+  const std::int64_t grace_end = t0 + kGraceMin;
+  second.tick(mono_ms(grace_end + kStable - 1));
+  CHECK(drain(second).empty());
+  CHECK(second.view(a).state == State::Offline);
+  second.tick(mono_ms(grace_end + kStable));
+  auto t = one(second, State::Online);
+  CHECK(t.cause == Cause::StableOnline);
+  CHECK(t.at == mono_ms(grace_end + kStable));
+  second.tick(mono_ms(grace_end + kStable + 1));
+  CHECK(drain(second).empty());
+}
+
+TEST_CASE("issue 19/1: restored suspect, retained 'online' of the same boot: online at the grace end") {
+  Engine first;
+  const DeviceIndex a0 = first.intern("a");
+  first.on_event(conn(a0, 0, 1));
+  first.on_event(disc(a0, 10 * kSec, 1));
+  REQUIRE(first.view(a0).state == State::Suspect);
+  const auto snap = first.snapshot();
+  Engine second;
+  const std::int64_t t0 = 1000 * kSec;
+  second.restore(snap, mono_ms(t0));
+  const DeviceIndex a = *second.find("a");
+  second.on_event(retained(conn(a, t0)));
+  second.tick(mono_ms(t0 + kGraceMin - 1));
+  CHECK(drain(second).empty());
+  second.tick(mono_ms(t0 + kGraceMin));
+  auto t = one(second, State::Online);
+  CHECK(t.cause == Cause::Resync);
+}
+
+TEST_CASE("issue 19/1: the retained 'online' does not bring back a device after a broker restart, nor after a retained 'offline'") {
+  for (int variant = 0; variant < 2; ++variant) {
+    CAPTURE(variant);
+    Engine first;
+    const DeviceIndex a0 = first.intern("a");
+    first.on_event(conn(a0, 0, 1));
+    first.on_event(disc(a0, 10 * kSec, 1));
+    first.tick(mono_ms(10 * kSec + kGrace));
+    const auto snap = first.snapshot();
+    Engine second;
+    const std::int64_t t0 = 1000 * kSec;
+    second.restore(snap, mono_ms(t0));
+    const DeviceIndex a = *second.find("a");
+    second.on_event(retained(conn(a, t0)));
+    if (variant == 0) second.on_event(fleet(EventKind::BrokerRestarted, t0 + 1));
+    else second.on_event(retained(disc(a, t0 + 1)));
+    second.tick(mono_ms(t0 + 3600 * kSec));
+    CHECK(drain(second).empty());
+    CHECK(second.view(a).state == State::Offline);
+  }
+}

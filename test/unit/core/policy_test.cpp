@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -880,4 +882,102 @@ TEST_CASE("validate(PolicyConfig) names the bad key") {
   c = PolicyConfig{};
   c.rules.push_back({{{"", "x"}}, Severity::Critical, "r"});
   CHECK(validate(c) == "rules[0].match: empty label key");
+}
+
+// Issue 19 item 7: what the outbox sent after the snapshot was copied is replayed over it.
+TEST_CASE("replay_sent: a trigger makes the alert firing and its device down; a resolve closes it and brings the device up") {
+  PolicySnapshot snap;
+  PolicySnapshot::Device pending;
+  pending.id = "a";
+  pending.phase = 0;
+  pending.due_ms = 5000;
+  snap.devices.push_back(pending);
+  PolicySnapshot::Device firing;
+  firing.id = "b";
+  firing.phase = 3;
+  firing.due_ms = std::numeric_limits<std::int64_t>::min();
+  snap.devices.push_back(firing);
+  PolicySnapshot::IncidentPage page;
+  page.incident = 7;
+  page.incident_phase = 0;
+  snap.incident_pages.push_back(page);
+  std::vector<DeviceSnapshot> devices(3);
+  devices[0].id = "a";
+  devices[0].state = State::Suspect;
+  devices[1].id = "b";
+  devices[1].state = State::Offline;
+  devices[2].id = "c";
+  devices[2].state = State::Online;
+
+  auto intent = [](AlertIntent::Action action, AlertIntent::Type type, std::string key,
+                   std::string component) {
+    AlertIntent i;
+    i.action = action;
+    i.type = type;
+    i.dedup_key = std::move(key);
+    i.component = std::move(component);
+    return i;
+  };
+  using A = AlertIntent::Action;
+  using T = AlertIntent::Type;
+  const std::vector<AlertIntent> sent{
+      intent(A::Trigger, T::DeviceOffline, "presence/device/a", "a"),
+      intent(A::Resolve, T::DeviceOffline, "presence/device/b", "b"),
+      intent(A::Trigger, T::DeviceFlapping, "presence/device/c", "c"),
+      intent(A::Trigger, T::FleetIncident, "presence/incident/7", "fleet"),
+      intent(A::Trigger, T::DeviceGroup, "presence/group/9", "")};
+  std::size_t skipped = 0;
+  CHECK(AlertPolicy::replay_sent(sent, snap, devices, &skipped) == 4);
+  CHECK(skipped == 1);  // a group trigger does not carry its members
+  REQUIRE(snap.devices.size() == 2);
+  CHECK(snap.devices[0].id == "a");
+  CHECK(snap.devices[0].phase == 3);
+  CHECK(snap.devices[1].id == "c");
+  CHECK(snap.devices[1].flapping);
+  CHECK(devices[0].state == State::Offline);
+  CHECK(devices[1].state == State::Online);
+  CHECK(devices[2].state == State::Flapping);
+  CHECK(snap.incident_pages[0].incident_phase == 2);
+  // Replaying what the snapshot already reflects changes nothing.
+  const auto again = snap;
+  CHECK(AlertPolicy::replay_sent({sent[0], sent[1]}, snap, devices, nullptr) == 2);
+  CHECK(snap.devices.size() == again.devices.size());
+  CHECK(devices[1].state == State::Online);
+}
+
+TEST_CASE("replay_sent: a group trigger is rebuilt from its details and group/incident numbers move past replayed keys; an untracked incident page is resolved now") {
+  PolicySnapshot snap;
+  snap.next_group = 3;
+  snap.fleet.next_id = 2;
+  std::vector<DeviceSnapshot> devices(2);
+  devices[0].id = "x";
+  devices[0].state = State::Online;
+  devices[1].id = "y";
+  devices[1].state = State::Suspect;
+  AlertIntent g;
+  g.action = AlertIntent::Action::Trigger;
+  g.type = AlertIntent::Type::DeviceGroup;
+  g.dedup_key = "presence/group/5";
+  g.group = "route0";
+  g.details = {{"count", "2"}, {"devices", "x,y"}};
+  AlertIntent inc;
+  inc.action = AlertIntent::Action::Trigger;
+  inc.type = AlertIntent::Type::FleetIncident;
+  inc.dedup_key = "presence/incident/4";
+  std::vector<AlertIntent> resolve_now;
+  std::size_t skipped = 0;
+  CHECK(AlertPolicy::replay_sent({g, inc}, snap, devices, &skipped, &resolve_now) == 1);
+  CHECK(snap.next_group == 6);
+  CHECK(snap.fleet.next_id == 5);
+  REQUIRE(snap.groups.size() == 1);
+  CHECK(snap.groups[0].id == 5);
+  CHECK(snap.groups[0].members == std::vector<std::string>{"x", "y"});
+  REQUIRE(snap.devices.size() == 2);
+  CHECK(snap.devices[0].phase == 3);
+  CHECK(snap.devices[0].group == 5);
+  CHECK(devices[0].state == State::Offline);
+  CHECK(devices[1].state == State::Offline);
+  REQUIRE(resolve_now.size() == 1);
+  CHECK(resolve_now[0].dedup_key == "presence/incident/4");
+  CHECK(resolve_now[0].action == AlertIntent::Action::Resolve);
 }

@@ -3,10 +3,13 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "presence/store/codec.h"
 #include "presence/store/file_io.h"
+#include "presence/store/record.h"
 #include "test/support/process.h"
 
 using namespace presence;
@@ -27,7 +30,7 @@ std::vector<core::DeviceSnapshot> sample() {
   a.since = core::mono_ms(10'000);
   a.labels = {{"site", "lab"}, {"fw", "1.2.3"}};
   core::DeviceSnapshot b;
-  b.id = std::string(300, 'z');
+  b.id = std::string(256, 'z');  // the ingest limit: kept
   b.state = core::State::Flapping;
   b.since = core::mono_ms(-5);
   return {a, b};
@@ -69,7 +72,7 @@ TEST_CASE("snapshot round-trips devices, labels, times and the incident blob") {
   REQUIRE(a.labels.size() == 2);
   CHECK(a.labels[1].first == "fw");
   CHECK(a.labels[1].second == "1.2.3");
-  CHECK(r.snapshot.devices[1].id == std::string(300, 'z'));
+  CHECK(r.snapshot.devices[1].id == std::string(256, 'z'));
   CHECK(r.snapshot.devices[1].state == core::State::Flapping);
   CHECK(r.snapshot.incidents == blob);
   CHECK(r.snapshot.saved_at_ms == 1'700'000'000'000);
@@ -95,10 +98,10 @@ TEST_CASE("every flipped byte and every truncation of a snapshot is rejected, ne
 TEST_CASE("a newer version is reported as unsupported") {
   const auto a = anchor(0, 0);
   std::string file = encode_snapshot({}, "", a);
-  file[8] = 2;  // version u32 little-endian follows the 8-byte magic
+  file[8] = 3;  // version u32 little-endian follows the 8-byte magic
   const auto r = decode_snapshot(file, a);
   CHECK(r.status == LoadStatus::UnsupportedVersion);
-  CHECK(r.error.find("version 2") != std::string::npos);
+  CHECK(r.error.find("version 3") != std::string::npos);
 }
 
 TEST_CASE("SnapshotStore: save, load, missing and corrupt files are logged and counted") {
@@ -142,4 +145,106 @@ TEST_CASE("SnapshotStore: save, load, missing and corrupt files are logged and c
   SnapshotStore nowhere(dir.file("no/dir/state.snap"), logs.fn());
   CHECK_FALSE(nowhere.save(sample(), "", a));
   CHECK(nowhere.stats().save_failures == 1);
+}
+
+// Issue 19 item 10: a crafted snapshot is validated on load as a live message is on ingest.
+namespace {
+// A version-1 snapshot (no outbox_seq) with one device, built field by field like an old file.
+std::string v1_file(const std::string& id, std::int64_t since_wall,
+                    const std::vector<std::pair<std::string, std::string>>& labels = {},
+                    int copies = 1) {
+  Writer w;
+  w.i64(1'700'000'000'000);
+  w.u32(static_cast<std::uint32_t>(copies));
+  for (int c = 0; c < copies; ++c) {
+    w.str(id);
+    w.u8(static_cast<std::uint8_t>(core::State::Offline));
+    w.i64(since_wall);
+    w.u32(static_cast<std::uint32_t>(labels.size()));
+    for (const auto& [k, v] : labels) {
+      w.str(k);
+      w.str(v);
+    }
+  }
+  w.str("blob");
+  std::string file("PRSNAPSH", 8);
+  Writer version;
+  version.u32(1);
+  file += version.data();
+  append_record(file, w.data());
+  return file;
+}
+}  // namespace
+
+TEST_CASE("issue 19/10: a version 1 snapshot still loads (outbox_seq 0); version 2 keeps outbox_seq") {
+  const auto a = anchor(1'700'000'060'000, 1'000);
+  const auto r1 = decode_snapshot(v1_file("dev-1", 1'700'000'000'000), a);
+  REQUIRE(r1.status == LoadStatus::Ok);
+  CHECK(r1.snapshot.devices.size() == 1);
+  CHECK(r1.snapshot.outbox_seq == 0);
+  CHECK(r1.snapshot.incidents == "blob");
+  CHECK_FALSE(r1.repairs.any());
+  const auto r2 = decode_snapshot(encode_snapshot(sample(), "b", a, 12345), a);
+  REQUIRE(r2.status == LoadStatus::Ok);
+  CHECK(r2.snapshot.outbox_seq == 12345);
+}
+
+TEST_CASE("issue 19/10: since of INT64_MIN/MAX, before 2000 or after the load is clamped to now") {
+  const std::int64_t now_wall = 1'700'000'060'000;
+  const auto a = anchor(now_wall, 1'000);
+  for (std::int64_t since : {std::numeric_limits<std::int64_t>::min(),
+                             std::numeric_limits<std::int64_t>::max(), std::int64_t{-1},
+                             std::int64_t{946'684'799'999}, now_wall + 1}) {
+    CAPTURE(since);
+    const auto r = decode_snapshot(v1_file("dev-1", since), a);
+    REQUIRE(r.status == LoadStatus::Ok);
+    REQUIRE(r.snapshot.devices.size() == 1);
+    CHECK(core::to_ms(r.snapshot.devices[0].since) == 1'000);
+    CHECK(r.repairs.times_clamped == 1);
+  }
+  for (std::int64_t since : {std::int64_t{946'684'800'000}, now_wall}) {  // the bounds: kept
+    CAPTURE(since);
+    const auto r = decode_snapshot(v1_file("dev-1", since), a);
+    REQUIRE(r.snapshot.devices.size() == 1);
+    CHECK(core::to_ms(r.snapshot.devices[0].since) == 1'000 - (now_wall - since));
+    CHECK(r.repairs.times_clamped == 0);
+  }
+}
+
+TEST_CASE("issue 19/10: ids and labels over the ingest limits, empty and duplicate ids are dropped") {
+  const auto a = anchor(1'700'000'060'000, 1'000);
+  const std::int64_t t = 1'700'000'000'000;
+  CHECK(decode_snapshot(v1_file(std::string(1 << 20, 'x'), t), a).snapshot.devices.empty());
+  CHECK(decode_snapshot(v1_file(std::string(257, 'x'), t), a).repairs.devices_dropped == 1);
+  CHECK(decode_snapshot(v1_file(std::string(256, 'x'), t), a).snapshot.devices.size() == 1);
+  CHECK(decode_snapshot(v1_file("", t), a).repairs.devices_dropped == 1);
+  const auto dup = decode_snapshot(v1_file("d", t, {}, 3), a);
+  CHECK(dup.snapshot.devices.size() == 1);
+  CHECK(dup.repairs.devices_dropped == 2);
+  std::vector<std::pair<std::string, std::string>> labels{
+      {"site", "lab"}, {std::string(65, 'k'), "v"}, {"fw", std::string(257, 'v')}, {"", "v"}};
+  for (int i = 0; i < 40; ++i) labels.emplace_back("l" + std::to_string(i), "v");
+  const auto r = decode_snapshot(v1_file("d", t, labels), a);
+  REQUIRE(r.snapshot.devices.size() == 1);
+  CHECK(r.snapshot.devices[0].labels.size() == 32);
+  CHECK(r.snapshot.devices[0].labels[0].first == "site");
+  CHECK(r.repairs.labels_dropped == 3 + 9);
+}
+
+TEST_CASE("issue 19/6: save failures are logged once (not per save), recovery is logged, failing() tracks it") {
+  presence::test::TempDir dir;
+  Logs logs;
+  SnapshotStore store(dir.file("missing-dir/snapshot.bin"), logs.fn());
+  const auto a = anchor(1'700'000'000'000, 0);
+  for (int i = 0; i < 5; ++i) CHECK_FALSE(store.save(sample(), "b", a));
+  CHECK(store.failing());
+  CHECK(store.stats().save_failures == 5);
+  REQUIRE(logs.lines.size() == 1);
+  CHECK(logs.lines[0].find("cannot save") != std::string::npos);
+  CHECK_FALSE(store.last_error().empty());
+  std::filesystem::create_directories(dir.file("missing-dir"));
+  CHECK(store.save(sample(), "b", a));
+  CHECK_FALSE(store.failing());
+  REQUIRE(logs.lines.size() == 2);
+  CHECK(logs.lines[1].find("saving again") != std::string::npos);
 }
