@@ -34,6 +34,7 @@ std::string cause_of(const core::AlertIntent& i) {
     case Type::ReconnectStorm: return "reconnect storm";
     case Type::Stragglers: return "devices did not come back after an incident";
     case Type::Blind: return "presenced lost the broker";
+    case Type::Persistence: return "presenced cannot write its store";
   }
   return wire_name(i.type);
 }
