@@ -171,6 +171,23 @@ int on_message(int, void* event_data, void*) {
   return mosq::err_success;
 }
 
+// MOSQ_EVT_CONTROL on kClientsRequestTopic: presenced asks who is connected (issue 14). The
+// request is consumed by the broker (a $CONTROL topic reaches no subscriber).
+int on_control(int, void* event_data, void*) {
+  if (!g_ext) return mosq::err_success;
+  try {
+    (void)event_data;
+    Output out;
+    g_ext->on_clients_request(now(), out);
+    emit(out);
+  } catch (const std::exception& e) {
+    log_error_limited(std::string("control: ") + e.what());
+  } catch (...) {
+    log_error_limited("control: unknown exception");
+  }
+  return mosq::err_success;
+}
+
 int on_tick(int, void*, void*) {
   // The tick's now_s/now_ns are not filled in by 2.0.11 (plugin.c): read our own clock.
   if (!g_ext) return mosq::err_success;
@@ -192,12 +209,13 @@ struct Registration {
   int event;
   MOSQ_FUNC_generic_callback cb;
   bool registered;
+  const char* event_data = nullptr;  // MOSQ_EVT_CONTROL: the topic; the same on unregister
 };
 std::vector<Registration> g_regs;
 
 void unregister_all() {
   for (auto& r : g_regs) {
-    if (r.registered) mosquitto_callback_unregister(g_pid, r.event, r.cb, nullptr);
+    if (r.registered) mosquitto_callback_unregister(g_pid, r.event, r.cb, r.event_data);
     r.registered = false;
   }
   g_regs.clear();
@@ -278,8 +296,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
     if (g_basic_auth) g_regs.push_back({MOSQ_EVT_BASIC_AUTH, on_basic_auth, false});
     // Only with aggregation on: otherwise the broker does not call us for every PUBLISH.
     if (o.aggregation()) g_regs.push_back({MOSQ_EVT_MESSAGE, on_message, false});
+    g_regs.push_back({MOSQ_EVT_CONTROL, on_control, false, presence::broker_ext::kClientsRequestTopic});
     for (auto& r : g_regs) {
-      const int rc = mosquitto_callback_register(g_pid, r.event, r.cb, nullptr, nullptr);
+      const int rc = mosquitto_callback_register(g_pid, r.event, r.cb, r.event_data, nullptr);
       if (rc != mosq::err_success) {
         log_line(mosq::log_err, "mosquitto_callback_register(event " + std::to_string(r.event) +
                                     ") failed: rc " + std::to_string(rc));

@@ -63,6 +63,30 @@ void PresenceExt::on_message(std::string_view topic, Output& out) {
   if (!alive_flushed_.empty()) push_alive(out);
 }
 
+void PresenceExt::on_clients_request(Now now, Output& out) {
+  // Confirmed sessions only: a pending connection may still be refused by the auth chain.
+  std::vector<std::pair<const std::string*, std::uint64_t>> live;
+  live.reserve(latest_session_.size());
+  for (const auto& [id, session] : latest_session_) live.emplace_back(&id, session);
+  const std::size_t parts = std::max<std::size_t>(1, (live.size() + kClientsPerPart - 1) / kClientsPerPart);
+  for (std::size_t part = 0; part < parts; ++part) {
+    std::string p = base_fields(++seq_);
+    p += ",\"node\":";
+    append_json_string(p, options_.node);
+    p += ",\"ts\":" + i64(now.unix_ms);
+    p += ",\"part\":" + u64(part + 1) + ",\"parts\":" + u64(parts) + ",\"clients\":[";
+    const std::size_t end = std::min(live.size(), (part + 1) * kClientsPerPart);
+    for (std::size_t i = part * kClientsPerPart; i < end; ++i) {
+      if (i != part * kClientsPerPart) p += ',';
+      p += "{\"clientid\":";
+      append_json_string(p, *live[i].first);
+      p += ",\"session\":" + u64(live[i].second) + "}";
+    }
+    p += "]}";
+    out.messages.push_back({options_.topic_prefix + "/clients", std::move(p), false, -1});
+  }
+}
+
 std::string PresenceExt::base_fields(std::uint64_t seq) const {
   return "{\"v\":1,\"boot\":\"" + boot_id_ + "\",\"seq\":" + u64(seq);
 }

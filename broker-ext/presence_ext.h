@@ -102,6 +102,13 @@ class PresenceExt {
   // Appends alive messages to out only when the pending ids filled alive_max_bytes.
   void on_message(std::string_view topic, Output& out);
 
+  // MOSQ_EVT_CONTROL on kClientsRequestTopic (issue 14, start-up reconciliation): Mosquitto 2.0
+  // cannot list its clients (eclipse-mosquitto/mosquitto#3155), so presenced asks us on every
+  // (re)connect. Replies with the connected clients on <prefix>/clients, in parts of at most
+  // kClientsPerPart: {"v":1,"boot":..,"seq":N,"node":..,"ts":..,"part":1,"parts":2,
+  // "clients":[{"clientid":"a","session":7},...]} (docs/broker-ext.md).
+  void on_clients_request(Now now, Output& out);
+
   void note_publish_error() { ++counters_.publish_errors; }
   const Counters& counters() const { return counters_; }
   std::size_t clients() const { return live_; }
@@ -155,6 +162,11 @@ class PresenceExt {
   std::uint64_t log_rate_limited_ = 0, log_flap_banned_ = 0, log_new_bans_ = 0;
   std::string log_last_client_;
 };
+
+// Where presenced asks for the client list. $CONTROL/ is the topic space Mosquitto 2.0 routes to
+// plugins (MOSQ_EVT_CONTROL) instead of subscribers.
+inline constexpr const char* kClientsRequestTopic = "$CONTROL/presence/v1/clients";
+inline constexpr std::size_t kClientsPerPart = 1000;
 
 // Topic helpers (also used by tests): prefix + "/clients/" + encoded id + "/" + what.
 std::string client_topic(const std::string& prefix, const std::string& client_id,

@@ -16,6 +16,9 @@ PRESENCE_PACKAGES=(
   # The dashboard's browser test: Debian's Chromium driven by playwright-core (npm, pinned in
   # test/integration/dashboard/package-lock.json). nodejs brings npm with it on these machines.
   chromium nodejs
+  # Fuzzing (test/fuzz, docs/fuzzing.md): clang and its libFuzzer/sanitizer runtimes. gcc's own
+  # ASan/UBSan/TSan runtimes come with build-essential.
+  clang libclang-rt-14-dev
   # Issue 18: the Alertmanager sink is tested against a real Alertmanager.
   prometheus-alertmanager
 )

@@ -31,7 +31,7 @@ struct Dispatcher::SinkState {
   std::unique_ptr<Sink> sink;
   std::thread thread;
   std::atomic<std::uint64_t> sent{0}, requests{0}, failed{0}, retried{0}, dead_lettered{0},
-      summaries{0};
+      summaries{0}, skipped{0};
   std::atomic<bool> failing{false};
   store::LogLimiter failure_log;
   store::LogLimiter dead_letter_log;
@@ -145,6 +145,10 @@ void Dispatcher::run_writer() {
       for (const auto& s : sinks_) {
         const auto& accepts = s->sink->config().accepts;
         if (accepts && !accepts(intent)) continue;
+        if (!s->sink->wants(intent)) {
+          ++s->skipped;
+          continue;
+        }
         entries.push_back({0, s->sink->config().name, intent, wall});
       }
       ends.push_back(entries.size());
@@ -337,6 +341,7 @@ DispatcherStats Dispatcher::stats() const {
     st.failed = s->failed;
     st.retried = s->retried;
     st.dead_lettered = s->dead_lettered;
+    st.skipped = s->skipped;
     st.summaries = s->summaries;
     st.failing = s->failing;
     const SinkQueueStats q = outbox_.queue_stats(st.name);

@@ -52,6 +52,7 @@ struct SinkStats {
   std::uint64_t failed = 0;         // requests that did not deliver (retried or dead-lettered)
   std::uint64_t retried = 0;        // requests that were followed by a retry
   std::uint64_t dead_lettered = 0;  // entries rejected for good (4xx)
+  std::uint64_t skipped = 0;        // intents this kind of sink does not carry (PagerDuty: Notify)
   std::uint64_t summaries = 0;      // Slack summary messages delivered
   std::uint64_t coalesced = 0;      // entries replaced by a later one (queue bound)
   std::uint64_t dropped = 0;        // entries lost to the queue bound

@@ -82,6 +82,7 @@ constexpr std::size_t kSlackFieldMax = 2000;
 
 const char* slack_icon(const core::AlertIntent& i) {
   if (i.action == Action::Resolve) return ":large_green_circle:";
+  if (i.action == Action::Notify) return ":information_source:";  // context, not a page
   switch (i.severity) {
     case core::Severity::Critical:
       return ":red_circle:";
@@ -311,7 +312,10 @@ std::string slack_body(const OutboxEntry& entry) {
 
   json j;
   // "text" is what notifications and old clients show when blocks are present.
-  j["text"] = truncate_utf8(headline + (i.summary.empty() ? "" : ": " + i.summary), 3000);
+  // A Notify is context, not a page: the notification itself says so ("info" in the headline).
+  j["text"] = truncate_utf8((i.action == Action::Notify ? std::string(":information_source: ") : std::string()) +
+                                headline + (i.summary.empty() ? "" : ": " + i.summary),
+                            3000);
   j["blocks"] = std::move(blocks);
   return dump(j);
 }
@@ -319,14 +323,16 @@ std::string slack_body(const OutboxEntry& entry) {
 std::string slack_summary_body(const std::vector<OutboxEntry>& entries, std::size_t list_first) {
   std::size_t triggers = 0;
   std::size_t resolves = 0;
+  std::size_t notices = 0;
   std::map<std::string, std::size_t> by_type;
   for (const auto& e : entries) {
-    (e.intent.action == Action::Resolve ? resolves : triggers) += 1;
+    (e.intent.action == Action::Resolve ? resolves : e.intent.action == Action::Notify ? notices : triggers) += 1;
     by_type[wire_name(e.intent.type)] += 1;
   }
   const std::string headline = std::to_string(entries.size()) + " alerts (" +
                                std::to_string(triggers) + " triggered, " +
-                               std::to_string(resolves) + " resolved)";
+                               std::to_string(resolves) + " resolved" +
+                               (notices > 0 ? ", " + std::to_string(notices) + " notices" : "") + ")";
   std::string types;
   for (const auto& [t, n] : by_type) {
     if (!types.empty()) types += ", ";

@@ -38,7 +38,7 @@ bool clamp_intent(core::AlertIntent& intent);
 // Wire names. Our own table rather than core's to_string(): the wire format is versioned and must
 // not change when an enum is renamed in the core.
 const char* wire_name(core::Severity s);             // critical|error|warning|info
-const char* wire_name(core::AlertIntent::Action a);  // trigger|resolve
+const char* wire_name(core::AlertIntent::Action a);  // trigger|resolve|notify
 const char* wire_name(core::AlertIntent::Type t);    // device_offline, fleet_incident, ...
 
 // ISO 8601 UTC with milliseconds: 2026-11-21T12:00:00.123Z
@@ -63,6 +63,8 @@ struct PagerDutyFields {
 // Trigger: routing_key, event_action, dedup_key, payload{summary, source, severity, timestamp,
 // component, group, class, custom_details} (empty optional strings are left out).
 // Resolve: only routing_key, event_action, dedup_key, as PagerDuty documents.
+// A Notify is never given to this function: the PagerDuty sink does not accept it (sink.h
+// Sink::wants; counted as skipped). Events v2 has no "notify" action.
 std::string pagerduty_body(const PagerDutyFields& fields, const OutboxEntry& entry);
 
 // One alert as a Slack message.

@@ -17,6 +17,9 @@ class PagerDutySink final : public Sink {
   HttpRequest build(const std::vector<OutboxEntry>& batch) const override {
     return {c_.sink.url, pagerduty_body(fields_, batch.front()), {kJson}};
   }
+  bool wants(const core::AlertIntent& intent) const override {
+    return intent.action != core::AlertIntent::Action::Notify;
+  }
 
  private:
   PagerDutyConfig c_;

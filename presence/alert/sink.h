@@ -88,6 +88,13 @@ class Sink {
   virtual Duration min_interval() const { return Duration{0}; }
   virtual HttpRequest build(const std::vector<OutboxEntry>& batch) const = 0;
   virtual Verdict classify(const HttpResponse& response) const { return classify_http(response); }
+  // Whether this kind of sink can carry the intent at all (after config().accepts routing). Not
+  // wanted = never queued, counted as `skipped`: PagerDuty takes no Notify (a notice is not a
+  // page, and Events v2 has no such action; issue 11).
+  virtual bool wants(const core::AlertIntent& intent) const {
+    (void)intent;
+    return true;
+  }
 };
 
 std::unique_ptr<Sink> make_pagerduty_sink(PagerDutyConfig config);

@@ -214,6 +214,7 @@ json to_json(const IncidentSummary& i) {
             {"still_down", i.still_down},
             {"held", i.held},
             {"stragglers", i.stragglers},
+            {"healed", i.healed},
             {"cohort_hint", std::move(hint)}};
   return j;
 }

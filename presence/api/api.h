@@ -144,6 +144,7 @@ struct IncidentSummary {
   std::uint32_t population = 0, count = 0, peak_down = 0, still_down = 0;
   double share = 0;
   std::size_t held = 0, stragglers = 0;
+  bool healed = false;  // issue 11: healed before its page: a notice, never paged
   std::vector<CohortHintView> hint;
 };
 

@@ -102,9 +102,10 @@ static alert::RateLimit pagerduty_limit(const PagerDutyConfig& pd) {
           std::chrono::duration_cast<std::chrono::milliseconds>(pd.rate_limit_window)};
 }
 
-// Notify is context, never a page (issue 11): the Events API sinks never get one.
-static bool pages(const core::AlertIntent& in) {
-  return in.action != core::AlertIntent::Action::Notify;
+// Notify is context, never a page (issue 11). The PagerDuty Events sink refuses it itself
+// (Sink::wants, counted as skipped); only the change-events sink takes it.
+static bool is_notice(const core::AlertIntent& in) {
+  return in.action == core::AlertIntent::Action::Notify;
 }
 
 std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::LogFn log) {
@@ -120,7 +121,7 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::Log
       pd.sink = alert::sink_config("pagerduty-" + route_name(i), a.pagerduty.url);
       const std::string route = route_name(i);
       pd.sink.accepts = [route](const core::AlertIntent& in) {
-        return in.group == route && pages(in);
+        return in.group == route;
       };
       pd.sink.rate_limit = pagerduty_limit(a.pagerduty);
       pd.routing_key = r.pagerduty_routing_key;
@@ -143,7 +144,7 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::Log
     alert::PagerDutyConfig pd;
     pd.sink = alert::sink_config("pagerduty", a.pagerduty.url);
     pd.sink.accepts = [own_pd](const core::AlertIntent& in) {
-      return own_pd.count(in.group) == 0 && pages(in);
+      return own_pd.count(in.group) == 0;
     };
     pd.sink.rate_limit = pagerduty_limit(a.pagerduty);
     pd.routing_key = a.pagerduty.routing_key;
@@ -152,7 +153,7 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::Log
     if (a.pagerduty.change_events) {
       alert::PagerDutyChangeConfig ch;
       ch.sink = alert::sink_config("pagerduty-change", a.pagerduty.change_url);
-      ch.sink.accepts = [](const core::AlertIntent& in) { return !pages(in); };
+      ch.sink.accepts = [](const core::AlertIntent& in) { return is_notice(in); };
       ch.sink.rate_limit = pagerduty_limit(a.pagerduty);
       ch.routing_key = a.pagerduty.routing_key;
       ch.source = host_source();
@@ -581,10 +582,11 @@ void Alerting::submit(std::vector<core::AlertIntent>& intents) {
       continue;
     }
     const bool trigger = in.action == core::AlertIntent::Action::Trigger;
-    ++(trigger ? triggers_ : resolves_);
+    const bool notify = in.action == core::AlertIntent::Action::Notify;
+    ++(trigger ? triggers_ : notify ? notices_ : resolves_);
     // One line per alert decision: what the on-call will see, in the same words.
     if (config_.mode != Mode::naive)
-      log_(std::string("alert: ") + (trigger ? "trigger " : "resolve ") + in.dedup_key +
+      log_(std::string("alert: ") + (trigger ? "trigger " : notify ? "notify " : "resolve ") + in.dedup_key +
            (in.summary.empty() ? "" : ": " + in.summary));
   }
   if (dispatcher_) {
@@ -754,10 +756,12 @@ std::string Alerting::metrics_text() const {
          "action=\"trigger\"");
   sample(out, "presence_alert_intents_total", static_cast<double>(resolves_.load()),
          "action=\"resolve\"");
+  sample(out, "presence_alert_intents_total", static_cast<double>(notices_.load()),
+         "action=\"notify\"");
   if (dispatcher_) {
     const auto st = dispatcher_->stats();
     family(out, "presence_alerts_total", "counter",
-           "Alert deliveries per sink and result (sent, dead_lettered, dropped, coalesced).");
+           "Alert deliveries per sink and result (sent, dead_lettered, dropped, coalesced, skipped).");
     for (const auto& s : st.sinks) {
       const std::string l = "sink=\"" + s.name + "\",result=";
       sample(out, "presence_alerts_total", static_cast<double>(s.sent), l + "\"sent\"");
@@ -765,6 +769,7 @@ std::string Alerting::metrics_text() const {
              l + "\"dead_lettered\"");
       sample(out, "presence_alerts_total", static_cast<double>(s.dropped), l + "\"dropped\"");
       sample(out, "presence_alerts_total", static_cast<double>(s.coalesced), l + "\"coalesced\"");
+      sample(out, "presence_alerts_total", static_cast<double>(s.skipped), l + "\"skipped\"");
     }
     family(out, "presence_alert_requests_total", "counter",
            "HTTP requests per sink and result (ok, failed, retried).");

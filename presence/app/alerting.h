@@ -179,7 +179,7 @@ class Alerting final : public ingest::EngineHooks {
 
   // Read by /metrics and the watchdog from other threads.
   std::atomic<bool> healthy_{false};
-  std::atomic<std::uint64_t> triggers_{0}, resolves_{0};
+  std::atomic<std::uint64_t> triggers_{0}, resolves_{0}, notices_{0};
   std::atomic<std::uint64_t> incidents_open_{0}, alerts_firing_{0}, alerts_pending_{0},
       devices_held_{0}, policy_counters_[6] = {};
   std::atomic<std::int64_t> snapshot_pause_us_{0};

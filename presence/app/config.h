@@ -83,6 +83,36 @@ struct TopicsConfig {
 };
 
 // ---------------------------------------------------------------------------------------------
+// sources (issue 14): several inputs, each a preset or patterns + a payload map. topics.status and
+// topics.heartbeat stay the first source (set both to "" to use only `sources`). Empty keys take
+// the preset's value. docs/configuration.md "sources", docs/recipes.md.
+struct SourceConfig {
+  std::string name;    // for messages; defaults to the preset name
+  std::string preset;  // homeassistant | tasmota | esphome | zigbee2mqtt | homie | generic
+  std::vector<std::string> status;
+  std::vector<std::string> heartbeat;
+  std::vector<std::string> ignore;  // topics under the filters above that are not devices
+  std::string state_path;           // JSON path of the state word ("state"); empty = whole payload
+  std::vector<std::string> online;
+  std::vector<std::string> offline;   // unclean (the will)
+  std::vector<std::string> graceful;  // clean disconnect
+  std::vector<std::string> sleeping;  // up, silent by design: never offline for silence
+  std::vector<std::string> other;     // no presence meaning
+  std::map<std::string, std::string> labels;       // static labels
+  std::map<std::string, std::string> label_paths;  // label -> JSON path
+  std::string device_class;                        // a device_classes name
+};
+
+// device_classes (issue 14): timeouts per class; 0 = the presence.* value.
+struct DeviceClassConfig {
+  std::string name;
+  std::map<std::string, std::string> match;  // devices whose labels all match join the class
+  Duration heartbeat_timeout_floor{0};
+  Duration heartbeat_timeout_ceiling{0};
+  Duration offline_grace{0};
+};
+
+// ---------------------------------------------------------------------------------------------
 // output: what presenced publishes back to MQTT.
 struct OutputConfig {
   std::string device_prefix = "presence/devices";  // <device_prefix>/<id> retained state
@@ -274,6 +304,8 @@ enum class Mode { presence, naive };
 struct Config {
   MqttConfig mqtt;
   TopicsConfig topics;
+  std::vector<SourceConfig> sources;
+  std::vector<DeviceClassConfig> device_classes;
   OutputConfig output;
   core::Config presence;
   HttpConfig http;
@@ -364,7 +396,8 @@ std::string format_duration(Duration d);  // inverse: 90000ms -> "1m30s"
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
 // Topic pattern check; returns the reason it is bad, or nullopt when fine. require_id: the
-// pattern must contain exactly one {id} as a whole level; otherwise {id} must be absent.
+// pattern must contain exactly one {id} (or {id+}) as a whole level; otherwise {id} must be
+// absent. It is ingest::TopicPattern::compile's rule (one rule: issue 14), reason only.
 std::optional<std::string> validate_topic_pattern(std::string_view pattern, bool require_id);
 
 // ${VAR} / ${VAR:-default} substitution in one scalar; "$${" is a literal "${". Returns the

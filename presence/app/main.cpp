@@ -104,14 +104,44 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
     t.broker_ext_connected.clear();
     t.broker_ext_disconnected.clear();
     t.broker_ext_alive.clear();
+    t.broker_ext_clients.clear();
   } else {
     t.broker_ext_boot = {ct.broker_ext + "/boot"};
     t.broker_ext_heartbeat = {ct.broker_ext + "/heartbeat"};
     t.broker_ext_connected = {ct.broker_ext + "/clients/{id}/connected"};
     t.broker_ext_disconnected = {ct.broker_ext + "/clients/{id}/disconnected"};
     t.broker_ext_alive = {ct.broker_ext + "/alive"};
+    t.broker_ext_clients = {ct.broker_ext + "/clients"};
   }
   o.ignore_ids = ct.ignore_ids;
+  // Sources and device classes (issue 14): the same fields under the ingest names.
+  for (const auto& cs : c.sources) {
+    presence::ingest::SourceSpec s;
+    s.name = cs.name;
+    s.preset = cs.preset;
+    s.status = cs.status;
+    s.heartbeat = cs.heartbeat;
+    s.ignore = cs.ignore;
+    s.state_path = cs.state_path;
+    s.online = cs.online;
+    s.offline = cs.offline;
+    s.graceful = cs.graceful;
+    s.sleeping = cs.sleeping;
+    s.other = cs.other;
+    s.labels = cs.labels;
+    s.label_paths = cs.label_paths;
+    s.device_class = cs.device_class;
+    o.sources.push_back(std::move(s));
+  }
+  for (const auto& cd : c.device_classes) {
+    presence::ingest::DeviceClassSpec d;
+    d.timeouts.name = cd.name;
+    d.timeouts.heartbeat_timeout_floor = cd.heartbeat_timeout_floor;
+    d.timeouts.heartbeat_timeout_ceiling = cd.heartbeat_timeout_ceiling;
+    d.timeouts.offline_grace = cd.offline_grace;
+    d.match = cd.match;
+    o.device_classes.push_back(std::move(d));
+  }
   t.uptime.clear();
   if (!ct.mosquitto_uptime.empty()) t.uptime.push_back(ct.mosquitto_uptime);
   if (!ct.emqx_uptime.empty()) t.uptime.push_back(ct.emqx_uptime);
@@ -179,13 +209,21 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   return m;
 }
 
+// The checks only the service can make: topic patterns and sources compile into a matcher.
+bool compile_all(const presence::ingest::ServiceOptions& o, std::vector<std::string>& errors) {
+  presence::ingest::TopicMatcher matcher;
+  presence::ingest::SourceTable table;
+  return presence::ingest::compile_ingest(
+      o.topics, o.sources, presence::ingest::effective_device_classes(o.sources, o.device_classes),
+      matcher, table, errors);
+}
+
 // Load + the checks only the service can make (topic patterns compile into a matcher).
 presence::app::LoadResult load(const std::string& path) {
   auto r = presence::app::load_config_file(path);
   if (r.ok()) {
-    presence::ingest::TopicMatcher matcher;
     std::vector<std::string> errors;
-    if (!presence::ingest::compile_topics(to_options(*r.config).topics, matcher, errors)) {
+    if (!compile_all(to_options(*r.config), errors)) {
       for (const auto& e : errors) r.errors.push_back({path, 0, "", e});
       r.config.reset();
     }
@@ -209,9 +247,8 @@ void reload(const std::string& path, presence::app::Config& running,
             presence::ingest::Service& service, presence::app::Alerting& alerting) {
   auto r = presence::app::reload_config(running, path);
   if (r.load.ok()) {
-    presence::ingest::TopicMatcher matcher;
     std::vector<std::string> errors;
-    if (!presence::ingest::compile_topics(to_options(*r.load.config).topics, matcher, errors))
+    if (!compile_all(to_options(*r.load.config), errors))
       for (const auto& e : errors) r.load.errors.push_back({path, 0, "", e});
   }
   if (!r.load.ok()) {

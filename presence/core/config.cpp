@@ -27,7 +27,35 @@ std::string config_error(const Config& c) {
   if (c.restart_grace_settle.count() < 0) return "restart_grace_settle must be >= 0";
   if (c.max_label_keys < 1) return "max_label_keys must be >= 1";
   if (c.max_label_values < 1) return "max_label_values must be >= 1";
+  if (c.device_classes.size() > kMaxDeviceClasses) return "at most 255 device classes";
+  for (std::size_t i = 0; i < c.device_classes.size(); ++i) {
+    const DeviceClass& dc = c.device_classes[i];
+    const std::string where = "device class '" + dc.name + "': ";
+    if (dc.name.empty()) return "device class " + std::to_string(i) + ": name must not be empty";
+    for (std::size_t j = 0; j < i; ++j)
+      if (c.device_classes[j].name == dc.name) return where + "defined twice";
+    if (dc.heartbeat_timeout_floor.count() < 0 || dc.heartbeat_timeout_ceiling.count() < 0 ||
+        dc.offline_grace.count() < 0)
+      return where + "durations must be >= 0";
+    const Config eff = class_config(c, i + 1);
+    if (eff.heartbeat_timeout_ceiling < eff.heartbeat_timeout_floor)
+      return where + "heartbeat_timeout_ceiling must be >= heartbeat_timeout_floor";
+    if (eff.heartbeat_timeout_ceiling.count() > 0xFFFFFFFFLL)
+      return where + "heartbeat_timeout_ceiling must be < 49 days";
+  }
   return {};
+}
+
+Config class_config(const Config& config, std::size_t cls) {
+  Config out = config;
+  out.device_classes.clear();
+  if (cls == 0 || cls > config.device_classes.size()) return out;
+  const DeviceClass& dc = config.device_classes[cls - 1];
+  if (dc.heartbeat_timeout_floor.count() > 0) out.heartbeat_timeout_floor = dc.heartbeat_timeout_floor;
+  if (dc.heartbeat_timeout_ceiling.count() > 0)
+    out.heartbeat_timeout_ceiling = dc.heartbeat_timeout_ceiling;
+  if (dc.offline_grace.count() > 0) out.offline_grace = dc.offline_grace;
+  return out;
 }
 
 }  // namespace presence::core

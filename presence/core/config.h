@@ -5,10 +5,23 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "presence/core/time.h"
 
 namespace presence::core {
+
+// A device class (issue 14): its own heartbeat clock and offline grace, so a sleepy battery sensor
+// is not judged by a mains device's clock. A zero duration keeps the Config value. Which device
+// belongs to which class is the adapters' business (ingest: per source or per label); the core
+// only keeps a one-byte class per device (Engine::set_device_class).
+struct DeviceClass {
+  std::string name;
+  Duration heartbeat_timeout_floor{0};
+  Duration heartbeat_timeout_ceiling{0};
+  Duration offline_grace{0};
+};
+inline constexpr std::size_t kMaxDeviceClasses = 255;  // class 0 = no class (the Config values)
 
 struct Config {
   // A disconnect becomes offline only if the device does not come back within offline_grace.
@@ -48,12 +61,19 @@ struct Config {
   // Devices: ids beyond max_devices are refused (counted, devices_refused) until expired ones
   // make room; 0 = no cap. Ids seen once: see ingest (presence.unconfirmed_expiry).
   std::uint32_t max_devices = 0;
+
+  // Class k (1-based) is device_classes[k - 1]; devices start in class 0 (the values above).
+  std::vector<DeviceClass> device_classes;
 };
+
+// The values that apply to a device of class `cls` (0 or out of range: config itself).
+Config class_config(const Config& config, std::size_t cls);
 
 // Empty if config is usable, else one message naming the offending key (the YAML loader adds
 // file:line). Ranges: durations > 0, heartbeat_timeout_floor <= heartbeat_timeout_ceiling,
 // heartbeat_timeout_factor >= 1, 2 <= flap_history <= 32, 0 <= flap_low < flap_high <= 1,
-// restart_grace_min <= restart_grace_max.
+// restart_grace_min <= restart_grace_max; device classes: unique non-empty names, at most
+// kMaxDeviceClasses, durations >= 0, effective floor <= ceiling.
 std::string config_error(const Config& config);
 
 }  // namespace presence::core

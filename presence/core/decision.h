@@ -42,7 +42,8 @@ enum class Severity : std::uint8_t { Critical, Error, Warning, Info };
 // What should be paged. The alert room maps this onto PagerDuty/Slack/webhook payloads; the
 // outbox adds wall-clock timestamps. dedup_key is stable across trigger and resolve.
 struct AlertIntent {
-  // Notify (issue 11/18): one-shot context, never a page, no resolve follows (Severity::Info).
+  // Notify = one-shot context, never a page: never a PagerDuty trigger, no resolve follows
+  // (issue 11: a healed drop is an info "blip" notice, not a critical page). Severity::Info.
   enum class Action : std::uint8_t { Trigger, Resolve, Notify };
   enum class Type : std::uint8_t {
     DeviceOffline,

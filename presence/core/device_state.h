@@ -36,6 +36,7 @@ struct alignas(64) DeviceRecord {
   DisconnectReason reason = DisconnectReason::Unknown;
   std::uint8_t heartbeat_samples = 0;   // saturating count of intervals seen
   std::uint8_t flags = 0;
+  std::uint8_t device_class = 0;        // Config::device_classes index + 1, 0 = none (issue 14)
 
   // flags
   static constexpr std::uint8_t kUp = 1;             // latest evidence says connected/alive

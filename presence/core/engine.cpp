@@ -188,9 +188,17 @@ class LabelPool {
 }  // namespace
 
 struct Engine::Impl {
-  explicit Impl(const Config& c) : config(c), flap(c) {}
+  explicit Impl(const Config& c) : config(c), flap(c) {
+    for (std::size_t k = 0; k <= c.device_classes.size(); ++k)
+      classes.push_back(class_config(c, k));
+  }
 
   Config config;
+  // classes[k]: the values for a device of class k (classes[0] = config without classes).
+  std::vector<Config> classes;
+  const Config& cfg(const DeviceRecord& d) const {
+    return d.device_class < classes.size() ? classes[d.device_class] : classes[0];
+  }
   FlapDetector flap;
   IdTable ids;
   std::vector<DeviceRecord> devices;
@@ -288,7 +296,7 @@ struct Engine::Impl {
   bool silence_gated(const DeviceRecord& d) const { return blind || (in_grace && !fresh(d)); }
 
   std::int64_t timeout_of(const DeviceRecord& d) const {
-    return heartbeat_timeout(config, d.heartbeat_mean_ms, d.heartbeat_samples).count();
+    return heartbeat_timeout(cfg(d), d.heartbeat_mean_ms, d.heartbeat_samples).count();
   }
 
   void emit(DeviceIndex i, DeviceRecord& d, State to, Cause cause, std::int64_t at) {
@@ -350,7 +358,7 @@ struct Engine::Impl {
       case State::Suspect:
         if (up) {
           emit(i, d, State::Online, up_cause, t);
-        } else if (!offline_gated() && t >= d.changed_at + config.offline_grace.count()) {
+        } else if (!offline_gated() && t >= d.changed_at + cfg(d).offline_grace.count()) {
           emit(i, d, State::Offline,
                d.has(DeviceRecord::kSilent) ? Cause::HeartbeatTimeout : Cause::OfflineGrace, t);
         }
@@ -368,7 +376,7 @@ struct Engine::Impl {
         // offline_grace.
         if (up && t >= d.changed_at + config.online_stable_for.count()) {
           emit(i, d, State::Online, Cause::FlapStop, t);
-        } else if (!up && !offline_gated() && t >= d.changed_at + config.offline_grace.count()) {
+        } else if (!up && !offline_gated() && t >= d.changed_at + cfg(d).offline_grace.count()) {
           emit(i, d, State::Offline, Cause::FlapStop, t);
         }
         break;
@@ -389,7 +397,7 @@ struct Engine::Impl {
     }
     switch (d.state) {
       case State::Suspect:
-        if (!offline_gated()) dl = std::min(dl, d.changed_at + config.offline_grace.count());
+        if (!offline_gated()) dl = std::min(dl, d.changed_at + cfg(d).offline_grace.count());
         break;
       case State::Offline:
         if (up) dl = std::min(dl, d.changed_at + config.online_stable_for.count());
@@ -399,7 +407,7 @@ struct Engine::Impl {
         const std::int64_t stop_at = k == 0 ? t : d.flap_clock + k * flap.step().count();
         std::int64_t settle_at = kInf;
         if (up) settle_at = d.changed_at + config.online_stable_for.count();
-        else if (!offline_gated()) settle_at = d.changed_at + config.offline_grace.count();
+        else if (!offline_gated()) settle_at = d.changed_at + cfg(d).offline_grace.count();
         if (settle_at != kInf) dl = std::min(dl, std::max(stop_at, settle_at));
         break;
       }
@@ -592,6 +600,8 @@ struct Engine::Impl {
         d.set(DeviceRecord::kSessionEnded, false);
         d.set(DeviceRecord::kChain, false);
         d.set(DeviceRecord::kUp, true);
+        // Asleep (Homie "sleeping"): up, and silent by design until its next heartbeat.
+        if (e.asleep) d.set(DeviceRecord::kHeartbeats, false);
         d.last_seen = t;
         break;
       case EventKind::Heartbeat:
@@ -607,7 +617,7 @@ struct Engine::Impl {
           // one outage inflates the mean by at most (2 x timeout - mean) / 4.
           const std::int64_t gap = std::min(t - d.last_seen, 2 * timeout_of(d));
           d.heartbeat_mean_ms =
-              heartbeat_mean_update(config, d.heartbeat_mean_ms, d.heartbeat_samples, gap);
+              heartbeat_mean_update(cfg(d), d.heartbeat_mean_ms, d.heartbeat_samples, gap);
           if (d.heartbeat_samples < 255) ++d.heartbeat_samples;
         }
         d.set(DeviceRecord::kChain, true);
@@ -726,6 +736,23 @@ void Engine::set_label(DeviceIndex device, std::string_view key, std::string_vie
   impl_->label_pool.release(d.labels);
   d.labels = next;
   if (impl_->observer != nullptr) impl_->observer->on_label(device, key, value);
+}
+
+void Engine::set_device_class(DeviceIndex device, std::uint8_t device_class) {
+  auto& m = *impl_;
+  if (device >= m.devices.size() || device_class >= m.classes.size()) return;
+  if (m.devices[device].device_class == device_class) return;
+  m.flush();
+  DeviceRecord& d = m.devices[device];
+  d.device_class = device_class;
+  // The new clock may fire earlier than the timer already set (a due deadline fires on the next
+  // tick; reschedule never arms into the past).
+  m.reschedule(device, m.now);
+}
+
+std::uint8_t Engine::device_class(DeviceIndex device) const {
+  impl_->flush();
+  return device < impl_->devices.size() ? impl_->devices[device].device_class : 0;
 }
 
 std::vector<Label> Engine::labels(DeviceIndex device) const {

@@ -115,6 +115,12 @@ class Engine {
   void set_label(DeviceIndex device, std::string_view key, std::string_view value);
   std::vector<Label> labels(DeviceIndex device) const;
 
+  // Device class (Config::device_classes, 1-based; 0 = none): which heartbeat clock and offline
+  // grace judge the device from now on (issue 14). Cheap when unchanged (ingest sets it with
+  // every message). Out-of-range classes are ignored.
+  void set_device_class(DeviceIndex device, std::uint8_t device_class);
+  std::uint8_t device_class(DeviceIndex device) const;
+
   // Feed one event. Events are expected in non-decreasing time; an event older than the engine's
   // current time is processed at the current time.
   // Pipelined: up to 7 events may wait while their devices are prefetched (a million device

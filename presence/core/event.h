@@ -53,6 +53,9 @@ struct Event {
   // counts as fresh evidence in restart grace (mosquitto #1165: a restarted broker replays
   // "online" for devices that are gone).
   bool retained = false;
+  // Connected only: the device said it is going to sleep (Homie `$state` = sleeping, issue 14).
+  // It is up but silent by design: heartbeat silence is not judged until it heartbeats again.
+  bool asleep = false;
 };
 
 const char* to_string(EventKind);

@@ -82,6 +82,12 @@ struct FleetConfig {
   // event, one page. The service sets it to group_wait, so only an incident not paged yet
   // changes scope. 0 = never widen.
   Duration incident_merge_within{std::chrono::seconds(30)};
+  // Narrowest true scope (issue 11): when at least this share of the devices that dropped in the
+  // chosen scope's window share one label value whose segment is strictly narrower, the incident
+  // is scoped to that value. The demo's site-b load balancer dropped 18 site-b devices and 2
+  // others: "in fleet" sent the on-call looking at the whole fleet; "in site=site-b" is the truth.
+  // 1 = only when every dropped device shares it.
+  double incident_scope_explain = 0.8;
   std::uint32_t cohort_min_support = 5;
   double cohort_min_lift = 2.0;
   std::size_t cohort_max = 3;
@@ -129,6 +135,10 @@ struct Incident {
   std::uint32_t count = 0;       // drops (Drop) / reconnects or flapping (Storm) at open (or widening)
   double share = 0;              // count / population at open (or widening)
   std::string widened_from;      // "key=value": opened in that segment, widened to the fleet
+  std::string narrowed_from;     // "fleet" / "key=value": qualified there, scoped to the value
+                                 // that explains >= incident_scope_explain of its drops
+  // Closed because it had healed before its page went out (dismiss()): recorded, never paged.
+  bool healed = false;
   std::uint32_t peak_down = 0;   // most held devices down at once
   std::uint32_t still_down = 0;  // held devices not back online
   std::vector<DeviceIndex> held;        // every device whose alerts this incident held
@@ -207,6 +217,13 @@ class FleetMonitor {
   void drain(std::vector<IncidentEvent>& out);
 
   std::uint32_t held_by(DeviceIndex device) const;  // 0 = not held by any incident
+  // A drop incident whose held devices still down are fewer than the open floor or fraction of
+  // its scope (it would not open now): the drop healed. Issue 11: such an incident is not paged.
+  bool healed(std::uint32_t id) const;
+  // Closes a healed drop incident before it was paged (Incident::healed): every device it still
+  // holds is released to its own clock (returned), so a device that really died inside a blip is
+  // paged like any other death, within the latency bound, not as a straggler minutes later.
+  std::vector<DeviceIndex> dismiss(std::uint32_t id, MonoTime at);
   const Incident* incident(std::uint32_t id) const;
   std::vector<const Incident*> incidents() const;  // by id, including recent closed ones
   std::optional<SegmentView> segment(std::string_view key, std::string_view value) const;

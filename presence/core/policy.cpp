@@ -81,6 +81,7 @@ std::string validate(const PolicyConfig& c) {
   if (c.group_interval.count() <= 0) return "group_interval must be > 0";
   if (c.blind_alert_after.count() < 0) return "blind_alert_after must be >= 0";
   if (c.details_max_devices == 0) return "details_max_devices must be >= 1";
+  if (c.group_cohort_min < 2) return "group_cohort_min must be >= 2";
   if (!(c.silence_incident_cover > 0 && c.silence_incident_cover <= 1))
     return "silence_incident_cover must be in (0, 1]";
   for (std::size_t i = 0; i < c.rules.size(); ++i)
@@ -105,8 +106,20 @@ struct AlertPolicy::Impl {
     bool flapping = false;
     std::int64_t due = 0;
     std::uint64_t group = 0;  // Firing: 0 = sent alone, else the DeviceGroup
+    // Released by this healed drop incident (blip): paged as "still down after the blip", their
+    // common cause, not as unrelated failures. Not in the snapshot (then: unrelated).
+    std::uint32_t after_incident = 0;
   };
   std::unordered_map<DeviceIndex, DeviceAlert> devs;
+  // Device problems an incident holds: when each started, so a device released by a healed
+  // incident (dismiss) is paged on its own clock, from its own Offline/Flapping transition.
+  struct HeldProblem {
+    std::int64_t since = 0;
+    bool flapping = false;
+  };
+  std::unordered_map<DeviceIndex, HeldProblem> held_problems;
+  // Released by a healed incident while still suspect: its page, if it comes, names the blip.
+  std::unordered_map<DeviceIndex, std::uint32_t> released_by;
   std::set<std::pair<std::int64_t, DeviceIndex>> due;
 
   struct Batch {
@@ -123,6 +136,7 @@ struct AlertPolicy::Impl {
     std::int64_t since = 0;
     std::vector<DeviceIndex> members;
     std::size_t remaining = 0;
+    std::string cohort;  // "key=value" for a cohort page (issue 11), "" for independent failures
   };
   std::map<std::uint64_t, Group> groups;
   std::uint64_t next_group = 1;
@@ -215,6 +229,7 @@ struct AlertPolicy::Impl {
     a.at = mono_ms(at);
     out.push_back(std::move(a));
     if (action == AlertIntent::Action::Trigger) ++counters.triggers;
+    else if (action == AlertIntent::Action::Notify) ++counters.notices;
     else ++counters.resolves;
     return out.back();
   }
@@ -261,6 +276,7 @@ struct AlertPolicy::Impl {
         }
       }
     }
+    if (held) held_problems.try_emplace(d, HeldProblem{a.due - cfg.alert_after.count(), a.flapping});
     devs.erase(it);
     if (held) ++counters.device_alerts_held;
     else ++counters.device_alerts_cancelled;
@@ -271,6 +287,7 @@ struct AlertPolicy::Impl {
     if (fleet.held_by(t.device) != 0) {
       if (devs.count(t.device) != 0) cancel(t.device, true);
       else ++counters.device_alerts_held;
+      held_problems.try_emplace(t.device, HeldProblem{to_ms(t.at), flapping});
       return;
     }
     auto it = devs.find(t.device);
@@ -281,11 +298,17 @@ struct AlertPolicy::Impl {
     DeviceAlert a;
     a.flapping = flapping;
     a.due = to_ms(t.at) + cfg.alert_after.count();
+    if (auto r = released_by.find(t.device); r != released_by.end()) {
+      a.after_incident = r->second;
+      released_by.erase(r);
+    }
     devs.emplace(t.device, a);
     due.insert({a.due, t.device});
   }
 
   void device_back(DeviceIndex d, std::int64_t at) {
+    held_problems.erase(d);
+    released_by.erase(d);
     auto it = devs.find(d);
     if (it == devs.end()) return;
     if (it->second.phase != DeviceAlert::Firing) {
@@ -333,12 +356,11 @@ struct AlertPolicy::Impl {
     Batch& b = batches[route_of(rule)];
     b.rule = rule;
     if (b.members.empty()) {
-      // Alertmanager: a new group waits group_wait; a group that notified recently waits until
-      // group_interval after that notification.
-      const std::int64_t throttle = b.last_flush == std::numeric_limits<std::int64_t>::min()
-                                        ? b.last_flush
-                                        : b.last_flush + cfg.group_interval.count();
-      b.flush_at = std::max(at + cfg.group_wait.count(), throttle);
+      // A new group waits group_wait for company. Not Alertmanager's group_interval after the
+      // route's last notification: every member is a device's FIRST page, and waiting up to
+      // group_interval (5 min) broke the latency bound (issue 11: pump-hamburg-3 paged 4.9 min
+      // after its last sign of life where 2.5 min were documented).
+      b.flush_at = at + cfg.group_wait.count();
     }
     b.members.push_back(d);
     a.phase = DeviceAlert::Batched;
@@ -350,6 +372,7 @@ struct AlertPolicy::Impl {
       auto it = devs.find(d);
       if (it == devs.end()) continue;
       if (fleet.held_by(d) != 0) {
+        held_problems.try_emplace(d, HeldProblem{it->second.due - cfg.alert_after.count(), it->second.flapping});
         devs.erase(it);
         ++counters.device_alerts_held;
         continue;
@@ -368,45 +391,187 @@ struct AlertPolicy::Impl {
     if (send.empty()) return;
     b.last_flush = at;
     const Severity sev = b.rule < cfg.rules.size() ? cfg.rules[b.rule].severity : cfg.device_severity;
-    if (send.size() == 1) {
-      DeviceIndex d = send[0];
-      auto& a = devs[d];
-      a.phase = DeviceAlert::Firing;
-      a.group = 0;
-      const auto type = a.flapping ? AlertIntent::Type::DeviceFlapping : AlertIntent::Type::DeviceOffline;
-      auto& i = push(AlertIntent::Action::Trigger, type, device_key(d), at);
-      i.severity = sev;
-      i.component = id(d);
-      i.group = route;
-      i.summary = clip("device " + id(d) + (a.flapping ? " is flapping" : " is offline"), kMaxSummary);
-      add_labels(i, d);
-      return;
-    }
-    const std::uint64_t g = next_group++;
-    Group& grp = groups[g];
-    grp.key = group_key(g);
-    grp.route = route;
-    grp.since = at;
-    grp.members = send;
-    grp.remaining = send.size();
-    std::size_t flapping = 0;
+    const bool ruled = b.rule < cfg.rules.size();
+    // Group by cause (issue 11): a cohort among the due devices is paged as that cohort; the
+    // rest, independent failures, are named one by one ("unrelated" only when no cohort
+    // explains them). The demo paged 3 flapping beta-firmware devices and 2 dead gw-200 as
+    // "5 unrelated devices down".
+    std::vector<DeviceIndex> rest;
+    std::map<std::uint32_t, std::vector<DeviceIndex>> after;
     for (DeviceIndex d : send) {
+      const std::uint32_t inc = devs[d].after_incident;
+      if (inc != 0) after[inc].push_back(d);
+      else rest.push_back(d);
+    }
+    for (auto& [inc, members] : after) {
+      CohortPick c;
+      auto bs = blip_scope.find(inc);
+      c.cause = "still down after the blip in " + (bs != blip_scope.end() ? bs->second : std::string("fleet")) +
+                " (incident " + std::to_string(inc) + ")";
+      c.members = members;
+      if (members.size() == 1) send_one(route, members[0], sev, ruled, at, c.cause);
+      else send_group(route, members, sev, ruled, &c, at);
+    }
+    for (;;) {
+      CohortPick c = pick_cohort(rest);
+      if (c.members.empty()) break;
+      std::vector<DeviceIndex> keep;
+      for (DeviceIndex d : rest)
+        if (std::find(c.members.begin(), c.members.end(), d) == c.members.end()) keep.push_back(d);
+      rest.swap(keep);
+      send_group(route, c.members, sev, ruled, &c, at);
+    }
+    if (rest.size() == 1) {
+      send_one(route, rest[0], sev, ruled, at);
+    } else if (rest.size() > 1) {
+      send_group(route, rest, sev, ruled, nullptr, at);
+    }
+  }
+
+  // A label value of some of `devices` shared by >= group_cohort_min device problems open now
+  // (these and the ones pending or already paged: a flapping cohort becomes due a device or two
+  // at a time, one flush would never see three) and over-represented among the open problems
+  // against the fleet (lift >= cohort_min_lift). The most open problems first, then the lift.
+  struct CohortPick {
+    std::string key, value;
+    std::uint32_t of = 0;  // devices with this value in the fleet
+    std::vector<DeviceIndex> members;  // of `devices`
+    std::string cause;  // not a label: "still down after the blip in ..." (after_incident)
+  };
+  std::map<std::uint32_t, std::string> blip_scope;  // healed incident -> its scope (for the pages)
+  std::map<std::string, std::int64_t> last_blip_notice;  // scope -> when its last notice went out
+  CohortPick pick_cohort(const std::vector<DeviceIndex>& devices) const {
+    CohortPick best;
+    if (devices.empty()) return best;
+    std::map<std::pair<std::string, std::string>, std::vector<DeviceIndex>> by;
+    for (DeviceIndex d : devices)
+      for (const auto& [k, v] : fleet.labels(d)) by[{std::string(k), std::string(v)}].push_back(d);
+    std::map<std::pair<std::string, std::string>, std::size_t> open;
+    for (const auto& [d, a] : devs)
+      for (const auto& [k, v] : fleet.labels(d)) {
+        auto it = by.find({std::string(k), std::string(v)});
+        if (it != by.end()) ++open[it->first];
+      }
+    const auto all = fleet.segment("", "");
+    const double fleet_known = all ? static_cast<double>(all->known) : 0;
+    const double problems = static_cast<double>(devs.size());
+    double best_lift = 0;
+    std::size_t best_open = 0;
+    for (auto& [kv, members] : by) {
+      const std::size_t n = open[kv];
+      if (n < cfg.group_cohort_min || fleet_known <= 0 || problems <= 0) continue;
+      const auto seg = fleet.segment(kv.first, kv.second);
+      if (!seg || seg->known == 0) continue;
+      const double lift = (static_cast<double>(n) / problems) / (seg->known / fleet_known);
+      // Twice the incident hint's lift: a handful of independent deaths in a 20 % site are not a
+      // "site" cohort by chance (3 of 7 would pass 2.0), a beta firmware at 5 % of the fleet is.
+      if (lift < 2 * fleet.config().cohort_min_lift) continue;
+      if (n > best_open || (n == best_open && lift > best_lift)) {
+        best.key = kv.first;
+        best.value = kv.second;
+        best.of = seg->known;
+        best.members = members;
+        best_lift = lift;
+        best_open = n;
+      }
+    }
+    return best;
+  }
+
+  // Severity follows reality (issue 11) when no rule decides: flapping is a warning (the device
+  // is up most of the time), a death is the configured device severity.
+  Severity device_sev(Severity configured, bool ruled, bool all_flapping) const {
+    if (ruled || !all_flapping) return configured;
+    return std::max(configured, Severity::Warning);
+  }
+
+  void send_one(const std::string& route, DeviceIndex d, Severity sev, bool ruled, std::int64_t at,
+                const std::string& why = {}) {
+    auto& a = devs[d];
+    a.phase = DeviceAlert::Firing;
+    a.group = 0;
+    const auto type = a.flapping ? AlertIntent::Type::DeviceFlapping : AlertIntent::Type::DeviceOffline;
+    auto& i = push(AlertIntent::Action::Trigger, type, device_key(d), at);
+    i.severity = device_sev(sev, ruled, a.flapping);
+    i.component = id(d);
+    i.group = route;
+    std::string labels;
+    for (const auto& [k, v] : fleet.labels(d)) labels += (labels.empty() ? "" : ", ") + std::string(k) + "=" + std::string(v);
+    i.summary = clip("device " + id(d) + (a.flapping ? " is flapping" : " is offline") +
+                         (labels.empty() ? "" : " (" + labels + ")") + (why.empty() ? "" : ", " + why),
+                     kMaxSummary);
+    if (!why.empty()) i.details.emplace_back("after_incident", why);
+    add_labels(i, d);
+  }
+
+  void send_group(const std::string& route, const std::vector<DeviceIndex>& fresh, Severity sev, bool ruled,
+                  const CohortPick* cohort, std::int64_t at) {
+    // A cohort already paged on this route takes its new members: the same dedup_key triggered
+    // again with the whole membership (PagerDuty updates the open alert, no second incident).
+    const bool cause = cohort != nullptr && !cohort->cause.empty();
+    const std::string label = cohort != nullptr ? (cause ? cohort->cause : cohort->key + "=" + cohort->value) : std::string();
+    std::uint64_t g = 0;
+    if (cohort != nullptr)
+      for (const auto& [id, grp] : groups)
+        if (grp.cohort == label && grp.route == route && grp.remaining > 0) g = id;
+    if (g == 0) {
+      g = next_group++;
+      Group& grp = groups[g];
+      grp.key = group_key(g);
+      grp.route = route;
+      grp.since = at;
+      grp.cohort = label;
+    }
+    Group& grp = groups[g];
+    for (DeviceIndex d : fresh) {
       auto& a = devs[d];
       a.phase = DeviceAlert::Firing;
       a.group = g;
-      flapping += a.flapping;
+      grp.members.push_back(d);
+      ++grp.remaining;
     }
-    counters.devices_grouped += send.size();
+    counters.devices_grouped += fresh.size();
+    // The page lists the members still firing in the group.
+    std::vector<DeviceIndex> send;
+    std::size_t flapping = 0;
+    for (DeviceIndex d : grp.members) {
+      auto it = devs.find(d);
+      if (it == devs.end() || it->second.phase != DeviceAlert::Firing || it->second.group != g) continue;
+      send.push_back(d);
+      flapping += it->second.flapping;
+    }
     std::size_t listed = 0;
     std::string ids = id_list(send, listed);
+    const std::string more = listed < send.size() ? " (+" + std::to_string(send.size() - listed) + " more)" : "";
     auto& i = push(AlertIntent::Action::Trigger, AlertIntent::Type::DeviceGroup, grp.key, at);
-    i.severity = sev;
+    i.severity = device_sev(sev, ruled, flapping == send.size());
     i.group = route;
-    i.component = route.empty() ? std::string("devices") : route;
-    i.summary = clip(std::to_string(send.size()) + " unrelated devices down (" + std::to_string(send.size() - flapping) +
-                         " offline, " + std::to_string(flapping) + " flapping): " + ids +
-                         (listed < send.size() ? " (+" + std::to_string(send.size() - listed) + " more)" : ""),
-                     kMaxSummary);
+    const std::size_t offline = send.size() - flapping;
+    const std::string how = flapping == 0 ? std::string("offline")
+                            : offline == 0 ? std::string("flapping")
+                                           : "down (" + std::to_string(offline) + " offline, " +
+                                                 std::to_string(flapping) + " flapping)";
+    if (cause) {
+      i.component = route.empty() ? std::string("devices") : route;
+      i.summary = clip(std::to_string(send.size()) + " devices " + how + ", " + label + ": " + ids + more, kMaxSummary);
+      i.details.emplace_back("after_incident", label);
+    } else if (cohort != nullptr) {
+      i.component = label;
+      i.summary = clip(std::to_string(send.size()) + " of " + std::to_string(cohort->of) + " " + label +
+                           " devices " + how + ": " + ids + more,
+                       kMaxSummary);
+      i.details.emplace_back("cohort", label);
+    } else {
+      // Independent failures: each named with what it is.
+      std::string named;
+      std::size_t n = 0;
+      for (DeviceIndex d : send) {
+        if (n++ == cfg.details_max_devices) break;
+        named += (named.empty() ? "" : ", ") + id(d) + (devs[d].flapping ? " (flapping)" : " (offline)");
+      }
+      i.component = route.empty() ? std::string("devices") : route;
+      i.summary = clip(std::to_string(send.size()) + " unrelated devices " + how + ": " + named + more, kMaxSummary);
+    }
     i.details.emplace_back("count", std::to_string(send.size()));
     i.details.emplace_back("devices", ids);
   }
@@ -425,6 +590,7 @@ struct AlertPolicy::Impl {
   void fill_incident(AlertIntent& a, const Incident& inc) const {
     const std::size_t rule = rule_of_incident(inc, alert_class(type_of(inc)));
     a.severity = rule < cfg.rules.size() ? cfg.rules[rule].severity : cfg.incident_severity;
+    const bool ruled = rule < cfg.rules.size();
     a.group = route_of(rule);
     a.component = scope_text(inc);
     std::string s;
@@ -445,10 +611,25 @@ struct AlertPolicy::Impl {
       const char* what = inc.kind == IncidentKind::Drop ? " dropped" : " reconnects/flapping";
       // Kubernetes zone words: full disruption at 100 %, partial at >= 55 % unhealthy.
       const char* level = share >= 1.0 ? "full" : share >= 0.55 ? "partial" : "degraded";
+      // Severity follows reality (issue 11) when no rule decides: a fleet-wide or partial/full
+      // outage is the configured incident severity (critical); a degraded one narrowed to one
+      // segment is a warning. (Healed drops are never paged: see fire_incident.)
+      if (!ruled && !inc.scope_key.empty() && share < 0.55) a.severity = std::max(a.severity, Severity::Warning);
+      std::uint32_t back = 0;
+      if (inc.kind == IncidentKind::Drop) {
+        std::vector<DeviceIndex> uniq = inc.held;
+        std::sort(uniq.begin(), uniq.end());
+        uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+        back = static_cast<std::uint32_t>(uniq.size()) - std::min<std::uint32_t>(inc.still_down, uniq.size());
+      }
       s = std::string(inc.kind == IncidentKind::Drop ? "Fleet incident" : "Reconnect storm") + " (" + level + ") in " +
           scope_text(inc) + ": " + std::to_string(count) + what + " of " + std::to_string(pop) + " devices (" +
           pct(share) + ")";
+      if (inc.kind == IncidentKind::Drop) s += ", " + std::to_string(back) + " already back";
       if (!hint.empty()) s += "; likely cohort: " + hint_text(hint, scope_text(inc));
+      if (!inc.narrowed_from.empty()) s += " (scope narrowed from " + inc.narrowed_from + ")";
+      if (inc.kind == IncidentKind::Drop) a.details.emplace_back("already_back", std::to_string(back));
+      if (!inc.narrowed_from.empty()) a.details.emplace_back("narrowed_from", inc.narrowed_from);
       a.details.emplace_back("count", std::to_string(count));
       a.details.emplace_back("population", std::to_string(pop));
       a.details.emplace_back("share", fixed(share, 4));
@@ -583,9 +764,13 @@ struct AlertPolicy::Impl {
           if (ia.incident != IncidentAlert::Waiting || ia.due != next) continue;
           ia.due = kNever;
           const Incident* inc = fleet.incident(id);
-          if (inc != nullptr && inc->stage == IncidentStage::Open) fire_incident(*inc, ia, next);
+          if (inc != nullptr && inc->stage == IncidentStage::Open && fleet.healed(id)) healed_ids.push_back(id);
+          else if (inc != nullptr && inc->stage == IncidentStage::Open) fire_incident(*inc, ia, next);
           else ia.incident = IncidentAlert::Done;
         }
+        // After the loop: dismissing closes the incident and erases its entry in incs.
+        for (std::uint32_t id : healed_ids) blip(id, next);
+        healed_ids.clear();
       } else if (next == t_due) {
         auto [when, d] = *due.begin();
         due.erase(due.begin());
@@ -596,6 +781,70 @@ struct AlertPolicy::Impl {
       }
     }
     now = std::max(now, t);
+  }
+
+  std::vector<std::uint32_t> healed_ids;
+
+  // Issue 11, "healed drops do not page": the incident's page is due but fewer than its open
+  // floor/fraction are still down (the demo's site-b load balancer: 17 of 18 back within about a
+  // second, yet a critical "Fleet incident" page). No PagerDuty trigger: an info Notify for
+  // Slack/webhook, the incident recorded (closed, `healed`), and the devices it still held
+  // released to their own clocks, so a device that really died inside the blip is still paged
+  // within the latency bound.
+  void blip(std::uint32_t id, std::int64_t at) {
+    const Incident* inc = fleet.incident(id);
+    if (inc == nullptr) return;
+    std::vector<DeviceIndex> uniq = inc->held;
+    std::sort(uniq.begin(), uniq.end());
+    uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+    const std::uint32_t dropped = std::max<std::uint32_t>({inc->count, inc->peak_down, static_cast<std::uint32_t>(uniq.size())});
+    const std::uint32_t down = inc->still_down;
+    const std::uint32_t back = static_cast<std::uint32_t>(uniq.size()) - std::min<std::uint32_t>(down, uniq.size());
+    const std::string scope = scope_text(*inc);
+    const std::vector<CohortHint> hint = fleet.cohort(inc->held, inc->scope_key, inc->scope_value);
+    const double secs = static_cast<double>(at - to_ms(inc->opened_at)) / 1000.0;
+    blip_scope[id] = scope;
+    // One notice per scope per incident_window: a cohort that blips every few seconds (003's
+    // flapping firmware) is one line in Slack, not one every burst. Each is still logged.
+    auto last = last_blip_notice.find(scope);
+    const bool repeat = last != last_blip_notice.end() && at < last->second + fleet.config().incident_window.count();
+    if (!repeat && !incident_silenced(*inc, alert_class(AlertIntent::Type::FleetIncident), inc->held)) {
+      last_blip_notice[scope] = at;
+      auto& a = push(AlertIntent::Action::Notify, AlertIntent::Type::FleetIncident, incident_key(*inc), at);
+      a.severity = Severity::Info;
+      a.component = scope;
+      a.group = route_of(rule_of_incident(*inc, alert_class(AlertIntent::Type::FleetIncident)));
+      a.summary = clip("Blip in " + scope + ": " + std::to_string(dropped) + " devices dropped, " + std::to_string(back) +
+                           " were back within " + fixed(secs, 1) + " s" +
+                           (down > 0 ? ", " + std::to_string(down) + " still down (paged on their own if they stay down)"
+                                     : "") +
+                           "; not paged" + (hint.empty() ? "" : "; likely cohort: " + hint_text(hint, scope)),
+                       kMaxSummary);
+      a.details.emplace_back("incident", std::to_string(inc->id));
+      a.details.emplace_back("scope", scope);
+      a.details.emplace_back("count", std::to_string(dropped));
+      a.details.emplace_back("already_back", std::to_string(back));
+      a.details.emplace_back("still_down", std::to_string(down));
+      a.details.emplace_back("healed", "true");
+      if (!inc->narrowed_from.empty()) a.details.emplace_back("narrowed_from", inc->narrowed_from);
+    }
+    ++counters.incidents_healed;
+    incs.erase(id);
+    for (DeviceIndex d : fleet.dismiss(id, mono_ms(at))) {
+      auto hp = held_problems.find(d);
+      if (hp == held_problems.end() || devs.count(d) != 0) {  // still suspect: pages later if it stays down
+        if (devs.count(d) == 0) released_by[d] = id;
+        continue;
+      }
+      DeviceAlert a;
+      a.flapping = hp->second.flapping;
+      a.after_incident = id;
+      a.due = std::max(at, hp->second.since + cfg.alert_after.count());
+      held_problems.erase(hp);
+      devs.emplace(d, a);
+      due.insert({a.due, d});
+    }
+    pump_fleet();
   }
 
   // A silence ended (or was removed): what it held back is decided again now.
@@ -801,6 +1050,7 @@ void AlertPolicy::resync(const Engine& engine) {
 //   device <id> <phase 0..3> <flapping 0|1> <due|-> <group>
 //   group <gid> <dedup_key> <route> <since> <member id>...
 //   page <incident> <incident phase 0..3> <stragglers phase 0..3> <due|-> <incident_since> <stragglers_since>
+//   held <id> <since> <flapping 0|1>      (issue 11: a held device problem's start)
 //   fleet
 //   <FleetMonitor::serialize text>
 
@@ -857,6 +1107,8 @@ std::string AlertPolicy::serialize() const {
     out += "page " + std::to_string(id) + " " + std::to_string(static_cast<int>(ia.incident)) + " " +
            std::to_string(static_cast<int>(ia.stragglers)) + " " + due_text(ia.due) + " " +
            std::to_string(ia.incident_since) + " " + std::to_string(ia.stragglers_since) + "\n";
+  for (const auto& [d, h] : m.held_problems)
+    out += "held " + encode(m.id(d)) + " " + std::to_string(h.since) + " " + (h.flapping ? "1" : "0") + "\n";
   out += "fleet\n";
   out += m.fleet.serialize([&m](DeviceIndex d) { return m.id(d); });
   return out;
@@ -941,6 +1193,13 @@ bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::s
           !parse_num(tok[6], p.stragglers_since_ms))
         return fail("bad page");
       out.incident_pages.push_back(p);
+    } else if (tag == "held") {
+      PolicySnapshot::Held h;
+      if (tok.size() != 4 || !snapshot_text::decode(tok[1], h.id) || h.id.empty() || !parse_num(tok[2], h.since_ms) ||
+          (tok[3] != "0" && tok[3] != "1"))
+        return fail("bad held");
+      h.flapping = tok[3] == "1";
+      out.held.push_back(std::move(h));
     } else if (tag == "fleet") {
       std::string fleet_error;
       if (!FleetMonitor::deserialize(text, out.fleet, fleet_error)) {
@@ -1172,6 +1431,10 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
     } else {
       ++it;
     }
+  }
+  for (const auto& h : snap.held) {
+    DeviceIndex d = intern(h.id);
+    if (d != kNoDevice) m.held_problems.try_emplace(d, Impl::HeldProblem{rebase(h.since_ms), h.flapping});
   }
   for (const auto& p : snap.incident_pages) {
     if (m.incs.count(p.incident) != 0 || m.fleet.incident(p.incident) == nullptr) continue;

@@ -40,7 +40,14 @@ struct PolicyConfig {
   // Alertmanager semantics: a route's first due alert waits group_wait for company; after a
   // notification the route sends again at most once per group_interval.
   Duration group_wait{std::chrono::seconds(30)};
+  // Issue 11: group_interval never delays a device's FIRST page (the latency bound
+  // offline_grace + alert_after + group_wait + 5 s, docs/configuration.md). Every due device
+  // alert is a first page, so it only waits group_wait; group_interval is kept as a valid key.
   Duration group_interval{std::chrono::minutes(5)};
+  // Devices of one flush that share a label value (>= group_cohort_min of them, over-represented
+  // by cohort_min_lift against the fleet) are paged as that cohort ("3 of 10 firmware=3.8.0-b3
+  // devices flapping"); the rest are named one by one (issue 11).
+  std::size_t group_cohort_min = 3;
   // presenced blind this long pages (a broker restart that reconnects in seconds does not).
   Duration blind_alert_after{std::chrono::minutes(1)};
   // Device ids listed in one grouped/straggler alert's details (the count is always exact).
@@ -86,6 +93,8 @@ struct PolicyCounters {
   std::uint64_t device_alerts_held = 0;       // held by a fleet incident
   std::uint64_t alerts_silenced = 0;
   std::uint64_t devices_grouped = 0;          // devices sent inside a DeviceGroup
+  std::uint64_t incidents_healed = 0;         // drop incidents healed before their page: notice only
+  std::uint64_t notices = 0;                  // Notify intents (never pages)
 };
 
 // Wiring: the policy is the engine's DecisionObserver (engine.h):
@@ -124,6 +133,14 @@ struct PolicySnapshot {
   std::vector<Device> devices;
   std::vector<Group> groups;
   std::vector<IncidentPage> incident_pages;
+  // Device problems an incident holds (issue 11): when each started, so a device released by a
+  // healed incident after a restart is still paged on its own clock.
+  struct Held {
+    std::string id;
+    std::int64_t since_ms = 0;
+    bool flapping = false;
+  };
+  std::vector<Held> held;
   IncidentSnapshot fleet;
 };
 

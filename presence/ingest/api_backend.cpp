@@ -207,6 +207,7 @@ struct ApiQueries::State {
     s.still_down = i.still_down;
     s.held = i.held.size();
     s.stragglers = i.stragglers.size();
+    s.healed = i.healed;
     s.hint = hint_views(i.hint);
     return s;
   }

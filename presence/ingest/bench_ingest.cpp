@@ -8,6 +8,7 @@
 #include "presence/core/engine.h"
 #include "presence/ingest/output.h"
 #include "presence/ingest/payload.h"
+#include "presence/ingest/source.h"
 
 namespace {
 
@@ -29,6 +30,29 @@ TopicMatcher matcher() {
   add(TopicKind::BrokerExtDisconnected, "$SYS/presence/{node}/clients/{id}/disconnected");
   add(TopicKind::Uptime, "$SYS/broker/uptime");
   return TopicMatcher(std::move(ps));
+}
+
+// The matcher and sources for a list of presets, in the service's matching order (issue 14).
+struct Sources {
+  TopicMatcher matcher;
+  SourceTable table;
+};
+Sources sources(const std::vector<const char*>& presets) {
+  std::vector<SourceSpec> specs;
+  for (const char* p : presets) {
+    SourceSpec s;
+    s.preset = p;
+    specs.push_back(s);
+  }
+  Sources out;
+  std::vector<TopicPattern> status, ignore, heartbeat;
+  std::vector<std::string> errors;
+  compile_sources(specs, effective_device_classes(specs, {}), out.table, status, ignore, heartbeat,
+                  errors);
+  status.insert(status.end(), ignore.begin(), ignore.end());
+  status.insert(status.end(), heartbeat.begin(), heartbeat.end());
+  out.matcher = TopicMatcher(std::move(status));
+  return out;
 }
 
 template <typename F>
@@ -77,6 +101,50 @@ int main() {
            sink = sink + static_cast<std::size_t>(
                              parse_message(m, "other/topic/" + std::to_string(i & 7), "x", false, limits).error);
          }), "msg/s");
+
+  // Per preset (issue 14): each preset's real topics and payloads, through a matcher holding only
+  // that preset ("alone") and one holding all six ("mixed": every message tried against every
+  // ecosystem's patterns in matching order, the worst case of a mixed fleet).
+  struct Case {
+    const char* name;
+    const char* preset;
+    std::string prefix, suffix, payload;
+  };
+  const std::vector<Case> cases{
+      {"tasmota_lwt", "tasmota", "tele/tasmota_", "/LWT", "Online"},
+      {"tasmota_state", "tasmota", "tele/tasmota_", "/STATE",
+       R"({"Time":"2024-02-24T22:20:38","Uptime":"0T00:10:11","UptimeSec":611,"Heap":24,"SleepMode":"Dynamic","Sleep":50,"LoadAvg":19,"MqttCount":1,"POWER":"OFF","Wifi":{"AP":1,"SSId":"ESP-Network","BSSId":"E6:8D:8C:4B:BE:F7","Channel":3,"Mode":"11n","RSSI":44,"Signal":-78,"LinkCount":1,"Downtime":"0T00:00:05"}})"},
+      {"esphome_status", "esphome", "node-", "/status", "online"},
+      {"homeassistant_availability", "homeassistant", "plug-", "/availability", "offline"},
+      {"zigbee2mqtt_availability", "zigbee2mqtt", "zigbee2mqtt/floor 1/lamp-", "/availability",
+       R"({"state":"online"})"},
+      {"zigbee2mqtt_report", "zigbee2mqtt", "zigbee2mqtt/floor 1/lamp-", "",
+       R"({"state":"ON","brightness":254,"color_temp":370,"linkquality":87})"},
+      {"homie_state", "homie", "homie/thermo-", "/$state", "ready"},
+      {"generic_status_json", "generic", "devices/sensor-", "/status",
+       R"({"state":"online","firmware":"3.8.0","site":"berlin"})"},
+  };
+  const Sources mixed =
+      sources({"homeassistant", "tasmota", "esphome", "zigbee2mqtt", "homie", "generic"});
+  for (const auto& c : cases) {
+    const Sources alone = sources({c.preset});
+    std::vector<std::string> topics;
+    topics.reserve(10000);
+    for (int i = 0; i < 10000; ++i) topics.push_back(c.prefix + std::to_string(i) + c.suffix);
+    for (const auto* which : {&alone, &mixed}) {
+      std::size_t bad = 0;
+      const double r = rate(kN / 2, [&](int i) {
+        const auto p = parse_message(which->matcher, topics[i % 10000], c.payload, false, limits,
+                                     &which->table);
+        bad += p.what == Parsed::What::DeviceEvent ? 0 : 1;
+        sink = sink + p.id.size();
+      });
+      if (bad != 0) std::fprintf(stderr, "%s: %zu messages not parsed as device events\n", c.name, bad);
+      const std::string name = std::string("ingest_preset_") + c.name +
+                               (which == &alone ? "_alone" : "_mixed");
+      report(name.c_str(), r, "msg/s");
+    }
+  }
 
   // Parse + engine, one "now" per 1000-message batch, as the service does.
   presence::core::Engine engine;

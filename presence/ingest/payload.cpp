@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "presence/ingest/source.h"
+
 namespace presence::ingest {
 
 using core::DisconnectReason;
@@ -116,8 +118,11 @@ std::uint64_t json_u64(const json& j, const char* key) {
     return v > 0 ? static_cast<std::uint64_t>(v) : 0;
   }
   if (it->is_number_float()) {
+    // Past 2^64 (e.g. "connected_at":2.1e21) the conversion is undefined behaviour (found by
+    // test/fuzz/ingest_fuzz.cpp). Such a value means nothing as a session: treat it as absent
+    // (0) rather than saturate, since a huge session would make every later real one look stale.
     const double v = it->get<double>();
-    return v > 0 ? static_cast<std::uint64_t>(v) : 0;
+    return v > 0 && v < 18446744073709551616.0 ? static_cast<std::uint64_t>(v) : 0;
   }
   return 0;
 }
@@ -307,6 +312,33 @@ Parsed parse_broker_ext_alive(std::string_view payload, const ParseLimits& limit
   return p;
 }
 
+// Start-up reconciliation (issue 14): the reply to presenced's request on every (re)connect. A
+// bad entry costs that entry (counted), never the others.
+Parsed parse_broker_ext_clients(std::string_view payload, const ParseLimits& limits) {
+  // The list of a large broker is long: bounded by 64 x max_payload_bytes, not max_payload_bytes.
+  if (payload.size() > 64 * limits.max_payload_bytes) return reject(ParseError::PayloadTooLarge);
+  json j;
+  if (!parse_object(payload, j)) return reject(ParseError::BadJson);
+  const auto clients = j.find("clients");
+  if (clients == j.end() || !clients->is_array()) return reject(ParseError::BadPayload);
+  Parsed p;
+  p.what = Parsed::What::ClientList;
+  p.kind = EventKind::Connected;
+  p.source = Source::BrokerExt;
+  p.boot = json_id_text(j, "boot");
+  p.ids.reserve(clients->size());
+  for (const auto& c : *clients) {
+    std::string id = c.is_object() ? json_id_text(c, "clientid") : std::string();
+    if (id.empty() || id.size() > limits.max_id_bytes) {
+      p.error = id.empty() ? ParseError::BadPayload : ParseError::IdTooLong;
+      continue;
+    }
+    p.ids.push_back(std::move(id));
+    p.sessions.push_back(json_u64(c, "session"));
+  }
+  return p;
+}
+
 Parsed parse_uptime(std::string_view payload) {
   // Mosquitto: "12345 seconds"; EMQX 4: "1 days, 2 hours, 3 minutes, 4 seconds"; a bare number
   // is seconds.
@@ -345,7 +377,8 @@ Parsed parse_uptime(std::string_view payload) {
 }
 
 Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
-                     std::string_view payload, bool retained, const ParseLimits& limits) {
+                     std::string_view payload, bool retained, const ParseLimits& limits,
+                     const SourceTable* sources) {
   const auto m = matcher.match(topic);
   if (!m) return reject(ParseError::UnknownTopic);
   if (needs_device_id(m->kind)) {
@@ -354,10 +387,19 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
     // below. Everything else is bounded here, before any JSON is parsed.
     if (m->id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);
   }
+  // A configured source (issue 14) parses with its own words and label paths.
+  const CompiledSource* source = sources != nullptr ? sources->find(m->source) : nullptr;
+  if (source != nullptr && source->legacy_payload) source = nullptr;
   Parsed p;
   switch (m->kind) {
-    case TopicKind::Status: p = parse_status(payload, limits); break;
-    case TopicKind::Heartbeat: p = parse_heartbeat(payload, limits); break;
+    case TopicKind::Status:
+      p = source ? parse_source_status(*source, payload, limits) : parse_status(payload, limits);
+      break;
+    case TopicKind::Heartbeat:
+      p = source ? parse_source_heartbeat(*source, payload, limits)
+                 : parse_heartbeat(payload, limits);
+      break;
+    case TopicKind::Ignore: return Parsed{};
     case TopicKind::EmqxConnected: p = parse_emqx(true, payload, limits); break;
     case TopicKind::EmqxDisconnected: p = parse_emqx(false, payload, limits); break;
     case TopicKind::BrokerExtConnected: p = parse_broker_ext_client(true, payload, limits); break;
@@ -367,15 +409,18 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
     case TopicKind::BrokerExtBoot:
     case TopicKind::BrokerExtHeartbeat: p = parse_broker_ext_boot(payload, limits); break;
     case TopicKind::BrokerExtAlive: p = parse_broker_ext_alive(payload, limits); break;
+    case TopicKind::BrokerExtClients: p = parse_broker_ext_clients(payload, limits); break;
     case TopicKind::Uptime: p = parse_uptime(payload); break;
   }
   p.topic_kind = m->kind;
   p.node = std::string(m->node);
   // An alive batch is live evidence only; a retained copy (never published so) would be stale.
-  if (p.what == Parsed::What::AliveBatch && retained) return Parsed{};
+  if ((p.what == Parsed::What::AliveBatch || p.what == Parsed::What::ClientList) && retained)
+    return Parsed{};
   if (p.what == Parsed::What::DeviceEvent) {
     if (p.id.empty()) p.id = std::string(m->id);
     if (p.id.size() > limits.max_id_bytes) return reject(ParseError::IdTooLong);
+    if (sources != nullptr) apply_source(*sources, *m, p, limits);
     // mosquitto #1165: a restarted broker replays the retained "online" of a device that may be
     // long gone. A replay is not proof of life: it only introduces the device and its labels;
     // the engine's restart grace then waits for fresh evidence (docs/topics.md).

@@ -53,6 +53,7 @@ struct Parsed {
     BrokerBoot,    // broker-ext boot id of `node`
     BrokerUptime,  // $SYS uptime of `node` in seconds
     AliveBatch,    // broker-ext alive: a heartbeat for each of `ids` (and `boot` of `node`)
+    ClientList,    // broker-ext clients: each of `ids` is connected now, session `sessions[i]`
   };
   What what = What::Ignore;
   // Set on Reject, and also on accepted messages that lost something (a label, or labels from
@@ -66,7 +67,10 @@ struct Parsed {
   core::Source source = core::Source::Status;
   std::uint64_t session = 0;
   std::vector<Label> labels;
-  std::vector<std::string> ids;  // AliveBatch only
+  std::vector<std::string> ids;  // AliveBatch, ClientList
+  std::vector<std::uint64_t> sessions;  // ClientList: one per id
+  bool asleep = false;              // Connected from a `sleeping` word (source.h)
+  std::uint8_t device_class = 0;    // 0 = no opinion; else the class to judge the device by
 
   std::string node;
   std::string boot;  // broker-ext boot id (also filled by broker-ext client events when present)
@@ -76,8 +80,12 @@ struct Parsed {
 // Classify one message. `retained` is the RETAIN flag as received: set only when the broker
 // replays a stored message after a (re)subscribe, never for live traffic (MQTT 3.1.1 3.3.1.3,
 // MQTT 5 retain-as-published off).
+// `sources` (source.h) parses the messages of configured sources; without it every status and
+// heartbeat pattern is parsed as source 0 (topics.*).
+struct SourceTable;
 Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
-                     std::string_view payload, bool retained, const ParseLimits& limits);
+                     std::string_view payload, bool retained, const ParseLimits& limits,
+                     const SourceTable* sources = nullptr);
 
 // Individual parsers, exposed for tests.
 Parsed parse_status(std::string_view payload, const ParseLimits& limits);
@@ -88,6 +96,8 @@ Parsed parse_broker_ext_client(bool connected, std::string_view payload,
 Parsed parse_broker_ext_boot(std::string_view payload, const ParseLimits& limits);
 Parsed parse_broker_ext_alive(std::string_view payload, const ParseLimits& limits);
 Parsed parse_uptime(std::string_view payload);
+// {"v":1,"boot":..,"node":..,"part":1,"parts":1,"clients":[{"clientid":"a","session":7},...]}
+Parsed parse_broker_ext_clients(std::string_view payload, const ParseLimits& limits);
 
 // EMQX disconnect reasons (normal, kicked, discarded, takenover, keepalive_timeout, ...).
 core::DisconnectReason emqx_reason(std::string_view reason);

@@ -27,6 +27,13 @@ using core::MonoTime;
 
 bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
                     std::vector<std::string>& errors) {
+  SourceTable table;
+  return compile_ingest(topics, {}, {}, out, table, errors);
+}
+
+bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& sources,
+                    const std::vector<DeviceClassSpec>& classes, TopicMatcher& out,
+                    SourceTable& source_table, std::vector<std::string>& errors) {
   const std::pair<const char*, std::pair<TopicKind, const std::vector<std::string>*>> table[] = {
       {"status", {TopicKind::Status, &topics.status}},
       {"heartbeat", {TopicKind::Heartbeat, &topics.heartbeat}},
@@ -38,6 +45,7 @@ bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
       {"broker_ext_disconnected",
        {TopicKind::BrokerExtDisconnected, &topics.broker_ext_disconnected}},
       {"broker_ext_alive", {TopicKind::BrokerExtAlive, &topics.broker_ext_alive}},
+      {"broker_ext_clients", {TopicKind::BrokerExtClients, &topics.broker_ext_clients}},
       {"uptime", {TopicKind::Uptime, &topics.uptime}},
   };
   std::vector<TopicPattern> patterns;
@@ -52,6 +60,22 @@ bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
       }
       patterns.push_back(std::move(*p));
     }
+  }
+  // Sources (issue 14): every status first, then ignores, then heartbeats, then the broker's
+  // topics, so a source's catch-all heartbeat ("zigbee2mqtt/{id+}") never claims a status topic.
+  std::vector<TopicPattern> status, ignore, heartbeat;
+  compile_sources(sources, classes, source_table, status, ignore, heartbeat, errors);
+  auto first_non = [&](TopicKind kind) {
+    return std::find_if(patterns.begin(), patterns.end(),
+                        [&](const TopicPattern& p) { return p.kind() != kind; });
+  };
+  {
+    auto it = patterns.insert(first_non(TopicKind::Status), status.begin(), status.end());
+    it += static_cast<std::ptrdiff_t>(status.size());
+    it = patterns.insert(it, ignore.begin(), ignore.end());
+    it += static_cast<std::ptrdiff_t>(ignore.size());
+    while (it != patterns.end() && it->kind() == TopicKind::Heartbeat) ++it;
+    patterns.insert(it, heartbeat.begin(), heartbeat.end());
   }
   if (patterns.empty()) errors.emplace_back("topics: no topic pattern configured");
   if (errors.size() != before) return false;
@@ -113,9 +137,18 @@ constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
 // windows of seconds, and bounds wake-ups to 1,000/s at any message rate.
 constexpr std::chrono::microseconds kBatchWindow{1000};
 
+// The device classes the engine needs: the configured ones and those the sources' presets name.
+static ServiceOptions with_device_classes(ServiceOptions o) {
+  o.device_classes = effective_device_classes(o.sources, o.device_classes);
+  o.core.device_classes.clear();
+  for (const auto& c : o.device_classes) o.core.device_classes.push_back(c.timeouts);
+  return o;
+}
+
 struct Service::Impl {
   ServiceOptions opt;
   TopicMatcher matcher;
+  SourceTable sources;
   core::Engine engine;
   EngineHooks* hooks = nullptr;
   WallAnchor anchor;
@@ -159,13 +192,13 @@ struct Service::Impl {
   ServiceStats shared;
 
   explicit Impl(ServiceOptions o)
-      : opt(std::move(o)),
+      : opt(with_device_classes(std::move(o))),
         engine(opt.core),
         queue(opt.output.max_messages_per_second, opt.output.coalesce_interval),
         blind_spots(/*persistent_session=*/!opt.mqtt.clean_session),
         rlog(opt.log_rate_limit) {
     std::vector<std::string> errors;
-    if (!compile_topics(opt.topics, matcher, errors)) {
+    if (!compile_ingest(opt.topics, opt.sources, opt.device_classes, matcher, sources, errors)) {
       std::string all;
       for (const auto& e : errors) all += e + "; ";
       throw std::invalid_argument(all);
@@ -372,6 +405,7 @@ struct Service::Impl {
     // into a wave of false offlines).
     feed(blind_spots.subscribed(), now);
     publish_service_online();
+    request_client_list();
     // The broker may have lost our retained output (restart without persistence): resend, in
     // the background, so a real change after the reconnect is not queued behind the whole fleet.
     for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now, /*background=*/true);
@@ -400,7 +434,7 @@ struct Service::Impl {
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(now);
     ++local.mqtt_messages_total;
-    Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits);
+    Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
       std::string topic = in.topic.substr(0, 200);
@@ -437,6 +471,22 @@ struct Service::Impl {
           ++local.alive_heartbeats_total;
         }
         return;
+      case Parsed::What::ClientList:
+        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+        for (std::size_t i = 0; i < p.ids.size(); ++i) {
+          const core::DeviceIndex dev = device_of(p.ids[i]);
+          if (dev == core::kNoDevice) continue;
+          core::Event e;
+          e.kind = core::EventKind::Connected;
+          e.source = core::Source::BrokerExt;
+          e.device = dev;
+          e.session = blind_spots.session(p.node, p.sessions[i]);
+          e.at = now;
+          engine.on_event(e);
+          if (hooks) hooks->on_event(engine, e);
+          ++local.reconciled_total;
+        }
+        return;
       case Parsed::What::DeviceResync:
       case Parsed::What::DeviceEvent:
         break;
@@ -445,7 +495,13 @@ struct Service::Impl {
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
+    if (p.device_class != 0) {
+      engine.set_device_class(dev, p.device_class);
+      // Shown in the API and kept by the snapshot (restore_device_classes).
+      engine.set_label(dev, kClassLabel, opt.device_classes[p.device_class - 1].timeouts.name);
+    }
     core::Event e;
+    e.asleep = p.asleep;
     // mosquitto #1165: a retained replay restates the past. The engine may seed an unknown
     // device from it (cause "resync") but never takes it as fresh evidence.
     e.retained = p.what == Parsed::What::DeviceResync;
@@ -527,6 +583,35 @@ struct Service::Impl {
     try {
       client->disconnect(0);
     } catch (...) {
+    }
+  }
+
+  // A device's class (issue 14) is its label "class": the snapshot keeps labels, so a restarted
+  // presenced judges a battery sensor by its own clock before its next report (hours away,
+  // after restart grace has ended) instead of the default one.
+  static constexpr const char* kClassLabel = "class";
+  void restore_device_classes() {
+    if (opt.device_classes.empty()) return;
+    for (core::DeviceIndex d = 0; d < engine.size(); ++d) {
+      for (const auto& [k, v] : engine.labels(d)) {
+        if (k != kClassLabel) continue;
+        for (std::size_t c = 0; c < opt.device_classes.size(); ++c)
+          if (opt.device_classes[c].timeouts.name == v)
+            engine.set_device_class(d, static_cast<std::uint8_t>(c + 1));
+      }
+    }
+  }
+
+  // Start-up reconciliation (issue 14): who is connected *now*. Mosquitto 2.0 cannot list its
+  // clients (eclipse-mosquitto/mosquitto#3155); broker-ext answers on <broker_ext>/clients. The
+  // devices it lists are live evidence at once, instead of waiting for heartbeats or the end of
+  // restart grace; the others wait for their grace as before.
+  void request_client_list() {
+    if (opt.topics.broker_ext_clients.empty()) return;
+    try {
+      client->publish("$CONTROL/presence/v1/clients", std::string(R"({"v":1})"), 1, false);
+    } catch (const mqtt::exception& e) {
+      rlog.log(LogLevel::Warn, "publish", std::string("mqtt: client-list request failed: ") + e.what());
     }
   }
 
@@ -688,6 +773,7 @@ struct Service::Impl {
   void run() {
     std::vector<Inbound> batch;
     if (hooks) hooks->on_start(engine, mono_now());
+    restore_device_classes();
     auto last_batch = std::chrono::steady_clock::now() - kBatchWindow;
     while (true) {
       {

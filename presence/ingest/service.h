@@ -17,6 +17,7 @@
 #include "presence/core/config.h"
 #include "presence/core/engine.h"
 #include "presence/ingest/payload.h"
+#include "presence/ingest/source.h"
 #include "presence/ingest/topic_pattern.h"
 
 namespace presence::ingest {
@@ -59,6 +60,9 @@ struct TopicOptions {
   // broker-ext heartbeat aggregation (plugin_opt_heartbeat_topic): one message per second per
   // node listing the devices whose heartbeat the broker saw.
   std::vector<std::string> broker_ext_alive{"$SYS/presence/{node}/alive"};
+  // broker-ext's reply to the client-list request presenced sends on every (re)connect
+  // (issue 14: start-up reconciliation). Empty: no request is sent.
+  std::vector<std::string> broker_ext_clients{"$SYS/presence/{node}/clients"};
   std::vector<std::string> uptime{"$SYS/broker/uptime"};
   bool operator==(const TopicOptions&) const = default;
 };
@@ -87,10 +91,18 @@ struct ServiceOptions {
   // Ids that are not devices (fnmatch globs; mqtt.client_id is always ignored): backend clients
   // that broker-ext / EMQX report like any other. Counted in ignored_ids_total.
   std::vector<std::string> ignore_ids;
+  // Several inputs with their own conventions (issue 14, source.h); topics.status/heartbeat stay
+  // source 0. device_classes: Service fills core.device_classes from them (and the presets').
+  std::vector<SourceSpec> sources;
+  std::vector<DeviceClassSpec> device_classes;
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
 bool compile_topics(const TopicOptions& topics, TopicMatcher& out, std::vector<std::string>& errors);
+// The same plus the sources, in matching order (source.h); errors also "sources[i].<key>: ...".
+bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& sources,
+                    const std::vector<DeviceClassSpec>& classes, TopicMatcher& out,
+                    SourceTable& table, std::vector<std::string>& errors);
 
 struct ServiceStats {
   std::array<std::size_t, 5> devices_by_state{};  // per core::State
@@ -99,6 +111,7 @@ struct ServiceStats {
   std::uint64_t mqtt_messages_total = 0;
   std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
   std::uint64_t alive_heartbeats_total = 0;  // heartbeats received in broker-ext alive batches
+  std::uint64_t reconciled_total = 0;  // devices reported connected by a client-list reply
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;

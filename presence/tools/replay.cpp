@@ -45,7 +45,12 @@ using core::State;
 const char* reason_word(core::DisconnectReason r) { return core::to_string(r); }
 
 const char* action_word(core::AlertIntent::Action a) {
-  return a == core::AlertIntent::Action::Trigger ? "trigger" : "resolve";
+  switch (a) {
+    case core::AlertIntent::Action::Trigger: return "trigger";
+    case core::AlertIntent::Action::Resolve: return "resolve";
+    case core::AlertIntent::Action::Notify: return "notify";  // context, not a page
+  }
+  return "trigger";
 }
 
 const char* state_colour(State s) {

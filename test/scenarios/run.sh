@@ -2,7 +2,7 @@
 # Runs every scenario (or the ones named) and prints one JSON scorecard line per scenario
 # (docs/scenarios.md).
 #
-#   bash test/scenarios/run.sh                      all six, small scale (what CI runs)
+#   bash test/scenarios/run.sh                      all ten, small scale (what CI runs)
 #   bash test/scenarios/run.sh --scale full         the docs' scorecard (run by hand)
 #   bash test/scenarios/run.sh 03 05                only scenarios whose file starts with 03 / 05
 #

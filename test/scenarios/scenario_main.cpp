@@ -258,7 +258,19 @@ Result score_dir(const std::string& dir) {
     const std::string pages_path = dir + "/pages-" + mode + ".jsonl";
     if (!fs::exists(pages_path)) continue;
     const auto pages = presence::scenario::read_pages(pages_path);
-    const auto s = presence::scenario::score(truth, pages, min_outage, slack, kRoutingKey);
+    presence::scenario::Expectations ex;
+    ex.offline_grace_ms = meta.value("offline_grace_ms", std::int64_t{0});
+    ex.bound_ms = meta.value("bound_ms", std::int64_t{0});
+    ex.burst_ms = meta.value("burst_ms", std::int64_t{0});
+    if (meta.contains("expect_scopes")) {
+      ex.check_scopes = true;
+      ex.incident_scopes = meta["expect_scopes"].get<std::vector<std::string>>();
+    }
+    if (meta.contains("expect_cohorts")) {
+      ex.check_cohorts = true;
+      ex.cohorts = meta["expect_cohorts"].get<std::vector<std::string>>();
+    }
+    const auto s = presence::scenario::score(truth, pages, min_outage, slack, kRoutingKey, ex);
     json j = presence::scenario::to_json(s);
     if (meta.contains("usage") && meta["usage"].contains(mode)) {
       j["peak_rss_kb"] = meta["usage"][mode].value("peak_rss_kb", 0);
@@ -282,6 +294,14 @@ Result score_dir(const std::string& dir) {
         fail(std::to_string(s.incident_pages) + " incident pages for " +
              std::to_string(meta.value("events", 0)) + " injected events");
       if (s.invalid) fail(std::to_string(s.invalid) + " invalid PagerDuty requests");
+      // Page truth (issue 11).
+      if (s.false_incident_pages) fail(std::to_string(s.false_incident_pages) + " incident pages for healed drops");
+      if (s.scope_errors) fail(std::to_string(s.scope_errors) + " incident pages with the wrong scope");
+      if (s.cohort_mislabels) fail(std::to_string(s.cohort_mislabels) + " group pages that mislabel a cohort");
+      if (s.over_bound)
+        fail(std::to_string(s.over_bound) + " deaths paged later than the latency bound (" +
+             std::to_string(ex.bound_ms / 1000.0).substr(0, 5) + " s)");
+      if (meta.value("expect_cohort_page", false) && s.cohort_pages == 0) fail("no page named the expected cohort");
       if (j.value("slack_invalid", 0) > 0) fail("invalid Slack requests");
       if (s.required == 0 && meta.value("expect_failures", true)) fail("no real failure to score");
     }
@@ -705,6 +725,19 @@ int main(int argc, char** argv) {
                                             parse_ms(eff["alerts"]["policy"]["alert_after"].as<std::string>()) +
                                             parse_ms(eff["alerts"]["policy"]["group_wait"].as<std::string>()) + 2000;
   meta["min_outage_ms"] = min_outage;
+  // Page truth (issue 11): the latency bound offline_grace + alert_after + group_wait + 5 s
+  // (docs/configuration.md), the burst window (incident_window) and what the file expects.
+  {
+    const std::int64_t grace = parse_ms(eff["presence"]["offline_grace"].as<std::string>());
+    meta["offline_grace_ms"] = grace;
+    meta["bound_ms"] = grace + parse_ms(eff["alerts"]["policy"]["alert_after"].as<std::string>()) +
+                       parse_ms(eff["alerts"]["policy"]["group_wait"].as<std::string>()) + 5000;
+    meta["burst_ms"] = parse_ms(eff["alerts"]["policy"]["incident_window"].as<std::string>());
+    const YAML::Node ex = sc["expect"] ? sc["expect"] : file["expect"];
+    if (ex && ex["incidents"]) meta["expect_scopes"] = ex["incidents"].as<std::vector<std::string>>();
+    if (ex && ex["cohorts"]) meta["expect_cohorts"] = ex["cohorts"].as<std::vector<std::string>>();
+    if (ex && ex["cohort_page"]) meta["expect_cohort_page"] = ex["cohort_page"].as<bool>();
+  }
   meta["slack_ms"] = 2000;
   meta["sim_exit"] = sim_rc;
   meta["wall_s"] = static_cast<double>(t1 - t0) / 1000.0;

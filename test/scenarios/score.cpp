@@ -44,6 +44,15 @@ std::string payload_str(const json& body, const char* key) {
   return v != p->end() && v->is_string() ? v->get<std::string>() : std::string();
 }
 
+// A cohort page's member that does not carry the cohort's label (then it is scored as usual).
+bool wrong_cohort_member(const Truth& t, const std::string& device, const std::string& cohort) {
+  const auto eq = cohort.find('=');
+  const auto l = t.labels.find(device);
+  if (eq == std::string::npos || l == t.labels.end()) return true;
+  const auto v = l->second.find(cohort.substr(0, eq));
+  return v == l->second.end() || v->second != cohort.substr(eq + 1);
+}
+
 // Nearest-rank percentile of sorted values.
 double percentile(const std::vector<double>& sorted, double q) {
   const auto n = sorted.size();
@@ -79,7 +88,11 @@ Truth read_truth(const std::string& path) {
       if (t.start_ms == 0 || at < t.start_ms) t.start_ms = at;
     } else if (ev == "device") {
       devices.insert(j.value("device", ""));
+      auto& l = t.labels[j.value("device", "")];
+      for (const char* k : {"firmware", "site", "model"})
+        if (j.contains(k) && j[k].is_string()) l[k] = j[k].get<std::string>();
     } else if (ev == "connect") {
+      t.connects[j.value("device", "")].push_back(at);
       const auto it = open.find(j.value("device", ""));
       if (it != open.end()) {
         t.failures[it->second].end_ms = at;
@@ -89,6 +102,7 @@ Truth read_truth(const std::string& path) {
       const std::string cause = j.value("cause", "");
       ++t.disconnect_causes[cause];
       const std::string d = j.value("device", "");
+      t.disconnects.push_back({at, d, cause});
       // Lost a session and will never try again by itself: stuck (post-mortem 001). A clean
       // disconnect was the device's own choice.
       const auto r = j.find("reconnect_in_ms");
@@ -104,6 +118,7 @@ Truth read_truth(const std::string& path) {
       }
     } else if (ev == "action") {
       const std::string a = j.value("action", "");
+      t.actions.push_back({at, a});
       if (a == "end" || a == "signal_stop") {
         t.end_ms = at;
         have_end = true;
@@ -150,6 +165,37 @@ std::string validate_pd(const json& body, const std::string& routing_key) {
 
 ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t min_outage_ms,
                 std::int64_t slack_ms, const std::string& routing_key) {
+  return score(truth, pages, min_outage_ms, slack_ms, routing_key, Expectations{});
+}
+
+namespace {
+
+// A timeline action that disturbs devices server-side (not a death of one device).
+bool server_side(const std::string& a) {
+  return a == "drop" || a == "flap" || a == "signal" || a == "restart" || a == "exec" || a == "disconnect";
+}
+
+// A `drop` action healed when every device it disconnected (cause drop, within 1 s of it) was
+// connected again within offline_grace.
+bool drop_healed(const Truth& t, std::int64_t at, std::int64_t grace) {
+  std::size_t n = 0;
+  for (const auto& d : t.disconnects) {
+    if (d.cause != "drop" || d.t < at || d.t > at + 1000) continue;
+    ++n;
+    bool back = false;
+    const auto c = t.connects.find(d.device);
+    if (c != t.connects.end())
+      for (std::int64_t ct : c->second)
+        if (ct >= d.t && ct <= d.t + grace) back = true;
+    if (!back) return false;
+  }
+  return n > 0;
+}
+
+}  // namespace
+
+ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t min_outage_ms,
+                std::int64_t slack_ms, const std::string& routing_key, const Expectations& ex) {
   ModeScore s;
   std::map<std::string, std::vector<std::size_t>> by_device;
   for (std::size_t i = 0; i < truth.failures.size(); ++i)
@@ -182,6 +228,7 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
   };
 
   std::set<std::string> incident_keys;
+  std::vector<std::string> paged_scopes;  // scopes of (non-healed) incident pages
   for (const auto& p : pages) {
     if (p.t_ms > truth.end_ms) continue;  // the sim's exit drops every session: not scored
     if (!validate_pd(p.body, routing_key).empty()) {
@@ -205,13 +252,71 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
       }
     } else if (cls == "device_group") {
       ++s.device_pages;
-      for (const auto& d : split_ids(detail(p.body, "devices")))
-        if (!foreign(d) && !cover(d, p.t_ms)) {
+      const auto ids = split_ids(detail(p.body, "devices"));
+      const std::string cohort = detail(p.body, "cohort");
+      bool expected_cohort = false;
+      if (ex.check_cohorts) {
+        // A cohort page must name an expected cohort that every member really has; a group
+        // without a cohort must not hide one ("5 unrelated devices" that were a firmware).
+        const auto eq = cohort.find('=');
+        expected_cohort = !cohort.empty() &&
+                          std::find(ex.cohorts.begin(), ex.cohorts.end(), cohort) != ex.cohorts.end();
+        bool wrong = !cohort.empty() && !expected_cohort;
+        if (!cohort.empty() && eq != std::string::npos)
+          for (const auto& d : ids) {
+            const auto l = truth.labels.find(d);
+            if (l == truth.labels.end()) continue;
+            const auto v = l->second.find(cohort.substr(0, eq));
+            if (v == l->second.end() || v->second != cohort.substr(eq + 1)) wrong = true;
+          }
+        // A group named by its cause ("still down after the blip in …") hides nothing.
+        if (cohort.empty() && detail(p.body, "after_incident").empty())
+          for (const auto& c : ex.cohorts) {
+            const auto eq2 = c.find('=');
+            std::size_t n = 0;
+            for (const auto& d : ids) {
+              const auto l = truth.labels.find(d);
+              if (l == truth.labels.end() || eq2 == std::string::npos) continue;
+              const auto v = l->second.find(c.substr(0, eq2));
+              n += v != l->second.end() && v->second == c.substr(eq2 + 1);
+            }
+            if (n >= ex.cohort_min) wrong = true;
+          }
+        if (wrong) {
+          ++s.cohort_mislabels;
+          note(s.cohort_examples, payload_str(p.body, "summary").substr(0, 160));
+        } else if (expected_cohort) {
+          ++s.cohort_pages;
+        }
+      }
+      for (const auto& d : ids)
+        if (!foreign(d) && !cover(d, p.t_ms) && !(expected_cohort && !wrong_cohort_member(truth, d, cohort))) {
           ++s.false_device_pages;
           note(s.false_devices, d);
         }
     } else if (cls == "fleet_incident" || cls == "reconnect_storm") {
-      incident_keys.insert(p.body.value("dedup_key", ""));
+      const std::string key = p.body.value("dedup_key", "");
+      if (!incident_keys.insert(key).second) continue;
+      // The newest server-side action before the page is the event it describes.
+      const Truth::Action* cause = nullptr;
+      for (const auto& a : truth.actions)
+        if (a.t <= p.t_ms && server_side(a.action)) cause = &a;
+      if (cls == "fleet_incident" && cause != nullptr && cause->action == "drop" && ex.offline_grace_ms > 0 &&
+          drop_healed(truth, cause->t, ex.offline_grace_ms)) {
+        ++s.false_incident_pages;
+        note(s.scope_examples, "healed: " + payload_str(p.body, "summary").substr(0, 160));
+        continue;
+      }
+      const std::string scope = payload_str(p.body, "component");
+      paged_scopes.push_back(scope);
+      // An incident scoped to an expected cohort names it as well as a cohort group page does.
+      if (ex.check_cohorts && std::find(ex.cohorts.begin(), ex.cohorts.end(), scope) != ex.cohorts.end())
+        ++s.cohort_pages;
+      if (ex.check_scopes &&
+          std::find(ex.incident_scopes.begin(), ex.incident_scopes.end(), scope) == ex.incident_scopes.end()) {
+        ++s.scope_errors;
+        note(s.scope_examples, scope + ": " + payload_str(p.body, "summary").substr(0, 160));
+      }
     } else if (cls == "stragglers") {
       ++s.straggler_alerts;
       const auto ids = split_ids(detail(p.body, "devices"));
@@ -252,6 +357,52 @@ ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t
     s.latency_p99_s = percentile(lat, 0.99);
     s.latency_max_s = lat.back();
   }
+  // The latency bound (issue 11): every death that must be paged and is not part of an injected
+  // server-side event (it started more than burst_ms after the last one) is paged within
+  // bound_ms. Deaths inside a burst are indistinguishable from the event: its incident and
+  // straggler alert cover them.
+  if (ex.bound_ms > 0) {
+    s.latency_bound_s = static_cast<double>(ex.bound_ms) / 1000.0;
+    std::vector<double> b;
+    for (std::size_t i = 0; i < truth.failures.size(); ++i) {
+      const auto& f = truth.failures[i];
+      if (f.cause.rfind("die:", 0) != 0) continue;
+      const std::int64_t end = f.end_ms ? *f.end_ms : truth.end_ms;
+      if (end - f.start_ms < min_outage_ms) continue;
+      bool in_burst = false;
+      // Inside an incident page's scope only: a death in another site is independent of a site
+      // incident whenever it happens. (A flapping cohort's drop incident holds the deaths of its
+      // own firmware during its burst like any other.)
+      bool in_scope = false;
+      const auto lab = truth.labels.find(f.device);
+      for (const auto& sc : paged_scopes) {
+        const auto eq = sc.find('=');
+        if (sc == "fleet") in_scope = true;
+        else if (eq != std::string::npos && lab != truth.labels.end()) {
+          const auto v = lab->second.find(sc.substr(0, eq));
+          if (v != lab->second.end() && v->second == sc.substr(eq + 1)) in_scope = true;
+        }
+      }
+      for (const auto& a : truth.actions)
+        if (in_scope && server_side(a.action) && a.t <= f.start_ms &&
+            f.start_ms < a.t + ex.burst_ms)
+          in_burst = true;
+      if (in_burst) continue;
+      ++s.bounded;
+      if (first_page[i]) b.push_back(static_cast<double>(*first_page[i] - f.start_ms) / 1000.0);
+      if (!first_page[i] || *first_page[i] - f.start_ms > ex.bound_ms) {
+        ++s.over_bound;
+        note(s.over_bound_examples,
+             f.device + (first_page[i] ? " " + std::to_string((*first_page[i] - f.start_ms) / 1000.0).substr(0, 5) + " s"
+                                       : std::string(" never")));
+      }
+    }
+    if (!b.empty()) {
+      std::sort(b.begin(), b.end());
+      s.bounded_p50_s = percentile(b, 0.5);
+      s.bounded_p99_s = percentile(b, 0.99);
+    }
+  }
   return s;
 }
 
@@ -282,6 +433,18 @@ json to_json(const ModeScore& s) {
   j["latency_p50_s"] = opt(s.latency_p50_s);
   j["latency_p99_s"] = opt(s.latency_p99_s);
   j["latency_max_s"] = opt(s.latency_max_s);
+  j["false_incident_pages"] = s.false_incident_pages;
+  j["scope_errors"] = s.scope_errors;
+  if (!s.scope_examples.empty()) j["scope_examples"] = s.scope_examples;
+  j["cohort_pages"] = s.cohort_pages;
+  j["cohort_mislabels"] = s.cohort_mislabels;
+  if (!s.cohort_examples.empty()) j["cohort_examples"] = s.cohort_examples;
+  j["latency_bound_s"] = opt(s.latency_bound_s);
+  j["bounded_failures"] = s.bounded;
+  j["over_bound"] = s.over_bound;
+  j["bounded_p50_s"] = opt(s.bounded_p50_s);
+  j["bounded_p99_s"] = opt(s.bounded_p99_s);
+  if (!s.over_bound_examples.empty()) j["over_bound_examples"] = s.over_bound_examples;
   if (!s.missed_devices.empty()) j["missed_examples"] = s.missed_devices;
   if (!s.false_devices.empty()) j["false_examples"] = s.false_devices;
   return j;

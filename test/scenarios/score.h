@@ -47,6 +47,19 @@ struct Truth {
   std::vector<Failure> failures;
   std::map<std::string, std::size_t> disconnect_causes;  // server-side and other session losses
   std::vector<std::string> errors;                       // unparsable lines (counted, not fatal)
+  // Issue 11 (page truth): what the scorer needs to judge scope, blips and cohorts.
+  struct Action {
+    std::int64_t t = 0;
+    std::string action;
+  };
+  std::vector<Action> actions;  // timeline actions (drop, flap, die, signal, exec, ...)
+  struct Disconnect {
+    std::int64_t t = 0;
+    std::string device, cause;
+  };
+  std::vector<Disconnect> disconnects;
+  std::map<std::string, std::vector<std::int64_t>> connects;                // device -> times
+  std::map<std::string, std::map<std::string, std::string>> labels;          // device -> labels
 };
 
 Truth read_truth(const std::string& path);
@@ -74,6 +87,30 @@ struct ModeScore {
   std::vector<std::string> foreign_ids;
   std::size_t straggler_unlisted = 0;       // devices counted by a stragglers alert but not listed
   std::optional<double> latency_p50_s, latency_p99_s, latency_max_s;
+  // Issue 11: every page true, on time, rightly scoped.
+  std::size_t false_incident_pages = 0;  // an incident page for a drop that healed inside offline_grace
+  std::size_t scope_errors = 0;          // an incident page whose scope is not the injected one
+  std::vector<std::string> scope_examples;
+  std::size_t cohort_pages = 0;          // group or incident pages naming an expected cohort
+  std::size_t cohort_mislabels = 0;      // a wrong cohort, or a cohort called "unrelated"
+  std::vector<std::string> cohort_examples;
+  std::size_t bounded = 0;               // deaths outside any event's burst: first page within the bound
+  std::size_t over_bound = 0;            // ... paged later than the bound, or not at all
+  std::vector<std::string> over_bound_examples;
+  std::optional<double> latency_bound_s;
+  std::optional<double> bounded_p50_s, bounded_p99_s;
+};
+
+// What a scenario declares and the scorer checks against (docs/scenarios.md, "Page truth").
+struct Expectations {
+  std::int64_t offline_grace_ms = 0;  // a drop healed when every dropped device was back within it
+  std::int64_t bound_ms = 0;          // latency bound of a death's first page; 0 = not scored
+  std::int64_t burst_ms = 0;          // deaths this soon after a server-side action are part of it
+  bool check_scopes = false;
+  std::vector<std::string> incident_scopes;  // "fleet", "site=site-b", ...
+  bool check_cohorts = false;
+  std::vector<std::string> cohorts;          // "firmware=3.8.0-b3", ...
+  std::size_t cohort_min = 3;                // this many members sharing an expected cohort
 };
 
 // Empty when the request is a valid PagerDuty Events v2 trigger/resolve, else the reason.
@@ -81,6 +118,8 @@ std::string validate_pd(const nlohmann::json& body, const std::string& routing_k
 
 ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t min_outage_ms,
                 std::int64_t slack_ms, const std::string& routing_key);
+ModeScore score(const Truth& truth, const std::vector<Page>& pages, std::int64_t min_outage_ms,
+                std::int64_t slack_ms, const std::string& routing_key, const Expectations& expect);
 
 nlohmann::json to_json(const ModeScore& s);
 

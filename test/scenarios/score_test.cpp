@@ -231,3 +231,93 @@ TEST_CASE("heartbeats: counters summed over boots, peak connect rate within one 
   CHECK(c.peak_connects_per_s == doctest::Approx(900.0));  // 900 in 1 s beats 100 in 0.5 s
   CHECK(read_heartbeats("/nonexistent/hb.txt").heartbeats == 0);
 }
+
+// --- Issue 11: page truth -------------------------------------------------------------------
+
+namespace {
+
+// 20 devices: s1..s10 in site-b (s1..s3 firmware beta), a1..a10 in site-a. At 3000 a drop of
+// s1..s5 (all back within 500 ms: healed); at 10000 a drop of s6..s10 (never back before 12000:
+// lasting); a1 dies at 11000 (other site, during the burst), a2 at 30000 (no event near).
+Truth truth_pt() {
+  std::string text = R"({"v":1,"t":1000,"event":"start"})" "\n";
+  for (int i = 1; i <= 10; ++i)
+    text += R"({"v":1,"t":1000,"event":"device","device":"s)" + std::to_string(i) + R"(","site":"site-b","firmware":")" +
+            (i <= 3 ? "beta" : "3.7") + "\"}\n";
+  for (int i = 1; i <= 10; ++i)
+    text += R"({"v":1,"t":1000,"event":"device","device":"a)" + std::to_string(i) + R"(","site":"site-a","firmware":"3.7"})" "\n";
+  text += R"({"v":1,"t":3000,"event":"action","action":"drop"})" "\n";
+  for (int i = 1; i <= 5; ++i) {
+    text += R"({"v":1,"t":3000,"event":"disconnect","device":"s)" + std::to_string(i) + R"(","cause":"drop","reconnect_in_ms":200})" "\n";
+    text += R"({"v":1,"t":3500,"event":"connect","device":"s)" + std::to_string(i) + "\"}\n";
+  }
+  text += R"({"v":1,"t":10000,"event":"action","action":"drop"})" "\n";
+  for (int i = 6; i <= 10; ++i)
+    text += R"({"v":1,"t":10000,"event":"disconnect","device":"s)" + std::to_string(i) + R"(","cause":"drop","reconnect_in_ms":5000})" "\n";
+  text += R"({"v":1,"t":11000,"event":"die","device":"a1","cause":"action","was_online":true,"back_after_ms":null})" "\n";
+  text += R"({"v":1,"t":30000,"event":"die","device":"a2","cause":"action","was_online":true,"back_after_ms":null})" "\n";
+  text += R"({"v":1,"t":60000,"event":"action","action":"end"})" "\n";
+  return read_truth(write_tmp("truth-pt.jsonl", text));
+}
+
+Expectations ex_pt() {
+  Expectations e;
+  e.offline_grace_ms = 2000;
+  e.bound_ms = 9000;
+  e.burst_ms = 5000;
+  e.check_scopes = true;
+  e.incident_scopes = {"site=site-b"};
+  e.check_cohorts = true;
+  e.cohorts = {"firmware=beta"};
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("page truth: a page for a healed drop, a wrong scope, a mislabelled cohort") {
+  const Truth t = truth_pt();
+  json cohort = trigger("device_group", "firmware=beta", "presence/group/1", "s1,s2,s3");
+  cohort["payload"]["custom_details"]["cohort"] = "firmware=beta";
+  json wrong = trigger("device_group", "firmware=3.7", "presence/group/2", "s1,s2,a3");
+  wrong["payload"]["custom_details"]["cohort"] = "firmware=3.7";
+  json hidden = trigger("device_group", "devices", "presence/group/3", "s1,s2,s3");  // "unrelated"
+  std::vector<Page> pages{
+      {4000, trigger("fleet_incident", "site=site-b", "presence/incident/1")},   // healed drop: false
+      {11500, trigger("fleet_incident", "fleet", "presence/incident/2")},        // lasting, wrong scope
+      {11600, trigger("fleet_incident", "site=site-b", "presence/incident/3")},  // lasting, right scope
+      {12000, cohort},
+      {12000, wrong},
+      {12000, hidden},
+  };
+  const ModeScore s = score(t, pages, 2000, 2000, kKey, ex_pt());
+  CHECK(s.false_incident_pages == 1);
+  CHECK(s.scope_errors == 1);
+  CHECK(s.cohort_pages == 1);
+  CHECK(s.cohort_mislabels == 2);
+  // Without expectations nothing is judged (the old scorecard).
+  const ModeScore old = score(t, pages, 2000, 2000, kKey);
+  CHECK(old.false_incident_pages == 0);
+  CHECK(old.scope_errors == 0);
+  CHECK(old.cohort_mislabels == 0);
+}
+
+TEST_CASE("page truth: latency bound at T-1 / T / T+1; a death inside a paged scope's burst is exempt") {
+  const Truth t = truth_pt();
+  for (std::int64_t late : {8999, 9000, 9001}) {
+    CAPTURE(late);
+    std::vector<Page> pages{
+        {11600, trigger("fleet_incident", "site=site-b", "presence/incident/1")},
+        {11000 + late, trigger("device_offline", "a1", "presence/device/a1")},
+        {30000 + 4000, trigger("device_offline", "a2", "presence/device/a2")},
+    };
+    const ModeScore s = score(t, pages, 2000, 2000, kKey, ex_pt());
+    // a1 died during the site-b burst but in site-a: bounded like a2.
+    CHECK(s.bounded == 2);
+    CHECK(s.over_bound == (late > 9000 ? 1u : 0u));
+  }
+  // A fleet-scoped incident covers a1: its death inside the burst is part of the event.
+  std::vector<Page> fleet{{11600, trigger("fleet_incident", "fleet", "presence/incident/1")}};
+  const ModeScore f = score(t, fleet, 2000, 2000, kKey, ex_pt());
+  CHECK(f.bounded == 1);   // a2 only
+  CHECK(f.over_bound == 1);  // and never paged
+}

@@ -313,6 +313,37 @@ TEST_CASE("every sink gets every intent; a slow sink does not hold up the others
   CHECK(h.sink(1).sent == 2);
 }
 
+// Issue 11: a Notify (a healed blip's info notice) is never a PagerDuty event: the PagerDuty sink
+// skips it (counted, presence_alerts_total{result="skipped"}), Slack gets it as a notice.
+TEST_CASE("a Notify goes to Slack, never to PagerDuty (skipped, counted)") {
+  MockHttpServer pd;
+  MockHttpServer slack;
+  pd.set_default({202, "{}"});
+  slack.set_default({200, "ok"});
+  SlackConfig sc;
+  sc.sink = presence::test::fast("slack", slack.url("/hook"));
+  sc.min_interval = 0ms;
+  Harness h;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(pd_sink(pd));
+  sinks.push_back(make_slack_sink(sc));
+  h.start(std::move(sinks));
+  core::AlertIntent n = intent("presence/incident/1", Action::Notify);
+  n.type = core::AlertIntent::Type::FleetIncident;
+  n.severity = core::Severity::Info;
+  n.summary = "Blip in site=site-b: 18 devices dropped, 18 were back within 1.0 s; not paged";
+  h.d->submit({n, intent("dev-1")});
+  REQUIRE(h.d->wait_idle(kWait));
+  REQUIRE(pd.count() == 1);
+  CHECK(json::parse(pd.requests()[0].body)["dedup_key"] == "dev-1");
+  CHECK(h.sink(0).skipped == 1);
+  CHECK(h.sink(0).sent == 1);
+  REQUIRE(slack.count() == 2);
+  CHECK(json::parse(slack.requests()[0].body)["text"].get<std::string>().rfind(":information_source: NOTICE", 0) == 0);
+  CHECK(h.sink(1).skipped == 0);
+  CHECK(h.sink(1).sent == 2);
+}
+
 TEST_CASE("start() refuses a bad sink list with a clear error") {
   presence::test::TempDir dir;
   auto try_start = [&](std::vector<std::unique_ptr<Sink>> sinks) {

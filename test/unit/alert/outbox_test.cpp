@@ -409,3 +409,20 @@ TEST_CASE_FIXTURE(Fixture, "history: keep_from lets compaction forget what a sna
   REQUIRE(box.append(more));
   CHECK(more[0].seq == 3);
 }
+
+// Issue 11: Notify (one-shot context, never a page) is a valid action in the record codec: a
+// notice queued for Slack survives a restart like any other entry.
+TEST_CASE_FIXTURE(Fixture, "a Notify entry survives a reopen") {
+  {
+    Outbox box(config());
+    REQUIRE(box.open({"slack"}, nullptr));
+    std::vector<OutboxEntry> es{make("slack", "presence/incident/1", Action::Notify)};
+    REQUIRE(box.append(es));
+  }
+  Outbox box(config());
+  REQUIRE(box.open({"slack"}, nullptr));
+  CHECK(box.stats().corrupt_records == 0);
+  auto got = box.take("slack", 10);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].intent.action == Action::Notify);
+}

@@ -286,3 +286,29 @@ TEST_CASE("clamp_intent keeps every request under PagerDuty's 512 KB and marks w
   CHECK(webhook_body(e).size() < 512 * 1024);
   CHECK(slack_body(e).size() < 512 * 1024);
 }
+
+// Issue 11: a Notify is context, never a page. PagerDuty does not take it (the sink does not
+// want it: the dispatcher counts it as skipped); Slack and the webhook render it as an info notice.
+TEST_CASE("Notify: not for PagerDuty, an info notice on Slack and the webhook") {
+  CHECK(std::string(wire_name(Action::Notify)) == "notify");
+  OutboxEntry e = entry(Action::Notify);
+  e.intent.type = Type::FleetIncident;
+  e.intent.severity = core::Severity::Info;
+  e.intent.summary = "Blip in site=site-b: 18 devices dropped, 18 were back within 1.0 s; not paged";
+  PagerDutyConfig pc;
+  pc.routing_key = "rk";
+  const auto pd = make_pagerduty_sink(pc);
+  CHECK_FALSE(pd->wants(e.intent));
+  CHECK(pd->wants(entry(Action::Trigger).intent));
+  CHECK(pd->wants(entry(Action::Resolve).intent));
+  SlackConfig sc;
+  sc.sink.url = "http://127.0.0.1:9/";
+  CHECK(make_slack_sink(sc)->wants(e.intent));
+  const json s = json::parse(slack_body(e));
+  const std::string text = s["text"];
+  CHECK(text.rfind(":information_source: NOTICE info fleet_incident: Blip in site=site-b", 0) == 0);
+  CHECK(s["blocks"][0]["text"]["text"].get<std::string>().rfind(":information_source: *NOTICE", 0) == 0);
+  const json w = json::parse(webhook_body(e));
+  CHECK(w["action"] == "notify");
+  CHECK(w["severity"] == "info");
+}

@@ -1,6 +1,8 @@
 #include "broker-ext/presence_ext.h"
 
 #include <doctest/doctest.h>
+
+#include <set>
 #include <nlohmann/json.hpp>
 
 using namespace presence::broker_ext;
@@ -331,4 +333,52 @@ TEST_CASE("a pending connection that lost its client id (refused, close deferred
   CHECK(client_events(out).size() == 1);
   CHECK(p.pending() == 0);
   CHECK(p.counters().auth_refused == 1);
+}
+
+// ---- issue 14: the connected-client list on request ---------------------------------------
+
+TEST_CASE("clients request: confirmed sessions only, in parts of kClientsPerPart") {
+  PresenceExt ext(opts(), "boot-1", "1.0", "2.0.11", at(0));
+  Output out;
+  const std::size_t n = kClientsPerPart + 5;
+  for (std::size_t i = 0; i < n; ++i)
+    ext.on_basic_auth(conn(static_cast<int>(i)), client("c-" + std::to_string(i)), at(1), out);
+  ext.on_basic_auth(conn(99999), client("pending"), at(2), out);
+  // Confirm all but the last (pending) one: the tick confirms everything still identified.
+  ext.on_tick(at(3), out, [](const void* c) { return c != conn(99999); });
+  out.messages.clear();
+  ext.on_clients_request(at(4), out);
+  const auto parts = events(out, "/clients");
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].topic == "$SYS/presence/n1/clients");
+  std::set<std::string> ids;
+  for (const auto& p : parts) {
+    CHECK(p.body["v"] == 1);
+    CHECK(p.body["boot"] == "boot-1");
+    CHECK(p.body["node"] == "n1");
+    CHECK(p.body["parts"] == 2);
+    for (const auto& c : p.body["clients"]) {
+      ids.insert(c["clientid"].get<std::string>());
+      CHECK(c["session"].get<std::uint64_t>() > 0);
+    }
+  }
+  CHECK(parts[0].body["part"] == 1);
+  CHECK(parts[0].body["clients"].size() == kClientsPerPart);
+  CHECK(ids.size() == n);
+  CHECK(ids.count("pending") == 0);
+  CHECK(ids.count("c-0") == 1);
+  // A client that left is no longer listed; an empty broker answers one empty part.
+  ext.on_disconnect(conn(0), "c-0", at(5), out);
+  out.messages.clear();
+  ext.on_clients_request(at(6), out);
+  ids.clear();
+  for (const auto& p : events(out, "/clients"))
+    for (const auto& c : p.body["clients"]) ids.insert(c["clientid"].get<std::string>());
+  CHECK(ids.count("c-0") == 0);
+  PresenceExt empty(opts(), "boot-2", "1.0", "2.0.11", at(0));
+  Output o2;
+  empty.on_clients_request(at(1), o2);
+  REQUIRE(o2.messages.size() == 1);
+  CHECK(json::parse(o2.messages[0].payload)["clients"].empty());
+  CHECK_FALSE(o2.messages[0].retain);
 }

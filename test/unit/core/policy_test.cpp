@@ -166,7 +166,7 @@ TEST_CASE("group_wait and group_interval at T-1 / T / T+1") {
   s.to(0, State::Offline, 0, Cause::OfflineGrace);       // due 120 s: group flushes at 150 s
   s.to(1, State::Offline, 29 * kS, Cause::OfflineGrace);  // due 149 s: T-1, in the group
   s.to(2, State::Offline, 30 * kS, Cause::OfflineGrace);  // due 150 s: T, in the group
-  s.to(3, State::Offline, 31 * kS, Cause::OfflineGrace);  // due 151 s: T+1, next notification
+  s.to(3, State::Offline, 31 * kS, Cause::OfflineGrace);  // due 151 s: T+1, its own group
   s.tick(150 * kS - 1);
   CHECK(s.triggers() == 0);
   s.tick(150 * kS);
@@ -175,10 +175,12 @@ TEST_CASE("group_wait and group_interval at T-1 / T / T+1") {
   REQUIRE(g != nullptr);
   CHECK(split_ids(Sim::detail(*g, "devices")) == std::set<std::string>{"dev-0", "dev-1", "dev-2"});
   CHECK(Sim::detail(*g, "count") == "3");
-  // dev-3 waits for group_interval after the last notification: 150 s + 300 s.
-  s.tick(450 * kS - 1);
+  // Issue 11: group_interval never delays a device's first page past the latency bound
+  // (alert_after + group_wait after Offline). dev-3 (due 151 s) pages at 181 s, not at
+  // 150 s + group_interval = 450 s as Alertmanager would re-notify a group.
+  s.tick(181 * kS - 1);
   CHECK(s.triggers() == 1);
-  s.tick(450 * kS);
+  s.tick(181 * kS);
   CHECK(s.triggers() == 2);
   const AlertIntent* one = s.last(Action::Trigger, Type::DeviceOffline);
   REQUIRE(one != nullptr);
@@ -980,4 +982,261 @@ TEST_CASE("replay_sent: a group trigger is rebuilt from its details and group/in
   REQUIRE(resolve_now.size() == 1);
   CHECK(resolve_now[0].dedup_key == "presence/incident/4");
   CHECK(resolve_now[0].action == AlertIntent::Action::Resolve);
+}
+
+// --- Issue 11: page truth ------------------------------------------------------------------------
+
+namespace {
+
+// 200 devices, 100 in site-a (dev-0..99) and 100 in site-b (dev-100..199). Devices of site-b
+// dev-100.. drop (suspect) 1 ms apart from 10 s; the incident opens at the 20th drop
+// (fleet 20/200 = 10 % and floor 20), i.e. at 10 s + 19 ms, and pages group_wait (30 s) later.
+struct SiteDrop {
+  static constexpr std::int64_t kDrop = 10 * kS;
+  static constexpr std::int64_t kGrace = 5 * kS;  // offline_grace of these tests
+  Sim s;
+  SiteDrop() {
+    for (int i = 0; i < 100; ++i) s.add({{"site", "site-a"}});
+    for (int i = 0; i < 100; ++i) s.add({{"site", "site-b"}});
+  }
+  // n site-b devices drop; `back` of them reconnect 1 s later (inside offline_grace), the rest
+  // go offline after kGrace.
+  void drop(int n, int back) {
+    for (int i = 0; i < n; ++i) s.to(100 + i, State::Suspect, kDrop + i);
+    for (int i = 0; i < back; ++i) s.to(100 + i, State::Online, kDrop + kS + i, Cause::Connected);
+    for (int i = back; i < n; ++i) s.to(100 + i, State::Offline, kDrop + kGrace + i, Cause::OfflineGrace);
+  }
+  static constexpr std::int64_t kPage = kDrop + 19 + 30 * kS;  // open + group_wait
+};
+
+}  // namespace
+
+TEST_CASE("healed drop: no page at T-1 / T / T+1, one info notice; the device still down pages on its own clock") {
+  SiteDrop x;
+  x.drop(30, 29);  // 29 of 30 back within a second: dev-129 stays down
+  const Incident* inc = x.s.p.fleet().incident(1);
+  REQUIRE(inc != nullptr);
+  CHECK(inc->scope_key == "site");  // narrowest true scope: every dropped device is site-b
+  CHECK(inc->scope_value == "site-b");
+  CHECK(inc->narrowed_from == "fleet");
+  x.s.tick(SiteDrop::kPage - 1);
+  CHECK(x.s.all.empty());
+  x.s.tick(SiteDrop::kPage);
+  REQUIRE(x.s.all.size() == 1);
+  const AlertIntent& n = x.s.all[0];
+  CHECK(n.action == Action::Notify);
+  CHECK(n.severity == Severity::Info);
+  CHECK(n.type == Type::FleetIncident);
+  CHECK(n.component == "site=site-b");
+  CHECK(n.summary.find("Blip in site=site-b: 30 devices dropped, 29 were back") == 0);
+  CHECK(x.s.triggers() == 0);
+  CHECK(x.s.p.counters().incidents_healed == 1);
+  CHECK(x.s.p.fleet().incident(1)->healed);
+  CHECK(x.s.p.fleet().incident(1)->stage == IncidentStage::Closed);
+  CHECK(x.s.p.fleet().held_by(129) == 0);
+  // dev-129: last sign of life 10.029 s, offline at 15.029 s; paged at offline + alert_after +
+  // group_wait = 165.029 s, exactly as if no incident had held it.
+  const std::int64_t t = SiteDrop::kDrop + 29 + SiteDrop::kGrace + 2 * kMin + 30 * kS;
+  x.s.tick(t - 1);
+  CHECK(x.s.triggers() == 0);
+  x.s.tick(t);
+  REQUIRE(x.s.triggers() == 1);
+  CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-129");
+  // Its cause is named: not an unrelated failure.
+  CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->summary ==
+        "device dev-129 is offline (site=site-b), still down after the blip in site=site-b (incident 1)");
+  x.s.tick(t + 10 * kMin);
+  CHECK(x.s.triggers() == 1);
+  CHECK(x.s.count(Action::Resolve, Type::FleetIncident) == 0);  // a notice has no resolve
+}
+
+TEST_CASE("healed is fewer than the open floor still down: 19 down is a blip, 20 down pages") {
+  for (int down : {19, 20, 21}) {
+    CAPTURE(down);
+    SiteDrop x;
+    x.drop(30, 30 - down);
+    x.s.tick(SiteDrop::kPage);
+    if (down < 20) {
+      CHECK(x.s.count(Action::Trigger, Type::FleetIncident) == 0);
+      CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 1);
+    } else {
+      REQUIRE(x.s.count(Action::Trigger, Type::FleetIncident) == 1);
+      CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 0);
+      const AlertIntent* p = x.s.last(Action::Trigger, Type::FleetIncident);
+      CHECK(p->component == "site=site-b");
+      // 30 % of a segment, narrowed: a warning, not critical.
+      CHECK(p->severity == Severity::Warning);
+      CHECK(p->summary.find(std::to_string(30 - down) + " already back") != std::string::npos);
+      CHECK(Sim::detail(*p, "narrowed_from") == "fleet");
+    }
+  }
+}
+
+TEST_CASE("two sites dropping together: the fleet is the scope, critical") {
+  SiteDrop x;
+  for (int i = 0; i < 15; ++i) x.s.to(i, State::Suspect, SiteDrop::kDrop + 2 * i);           // site-a
+  for (int i = 0; i < 15; ++i) x.s.to(100 + i, State::Suspect, SiteDrop::kDrop + 2 * i + 1);  // site-b
+  x.s.tick(SiteDrop::kDrop + 2 * kMin);
+  REQUIRE(x.s.count(Action::Trigger, Type::FleetIncident) == 1);
+  const AlertIntent* p = x.s.last(Action::Trigger, Type::FleetIncident);
+  CHECK(p->component == "fleet");
+  CHECK(p->severity == Severity::Critical);
+  CHECK(Sim::detail(*p, "narrowed_from").empty());
+}
+
+TEST_CASE("a death during an open incident but after its burst is paged on its own clock") {
+  SiteDrop x;
+  x.drop(30, 0);  // a lasting site-b outage: incident 1 opened at 10.019 s
+  x.s.tick(SiteDrop::kPage);
+  REQUIRE(x.s.count(Action::Trigger, Type::FleetIncident) == 1);
+  // Outside the scope (site-a), even during the burst: never held.
+  x.s.to(5, State::Suspect, SiteDrop::kDrop + 2 * kS);
+  CHECK(x.s.p.fleet().held_by(5) == 0);
+  x.s.to(5, State::Offline, SiteDrop::kDrop + 2 * kS + SiteDrop::kGrace, Cause::OfflineGrace);
+  const std::int64_t t5 = SiteDrop::kDrop + 2 * kS + SiteDrop::kGrace + 2 * kMin + 30 * kS;
+  x.s.tick(t5 - 1);
+  CHECK(x.s.count(Action::Trigger, Type::DeviceOffline) == 0);
+  x.s.tick(t5);
+  REQUIRE(x.s.count(Action::Trigger, Type::DeviceOffline) == 1);
+  CHECK(x.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-5");
+  const std::int64_t burst_end = SiteDrop::kDrop + 19 + 5 * kMin;  // opened_at + incident_window
+  // In scope, 1 ms before the burst window ends: part of the event (held).
+  x.s.to(150, State::Suspect, burst_end - 1);
+  CHECK(x.s.p.fleet().held_by(150) == 1);
+  // In scope at T and T+1: independent deaths, not held.
+  x.s.to(151, State::Suspect, burst_end);
+  x.s.to(152, State::Suspect, burst_end + 1);
+  CHECK(x.s.p.fleet().held_by(151) == 0);
+  CHECK(x.s.p.fleet().held_by(152) == 0);
+  x.s.to(151, State::Offline, burst_end + SiteDrop::kGrace, Cause::OfflineGrace);
+  x.s.to(152, State::Offline, burst_end + 1 + SiteDrop::kGrace, Cause::OfflineGrace);
+  const std::int64_t t151 = burst_end + SiteDrop::kGrace + 2 * kMin + 30 * kS;
+  x.s.tick(t151 - 1);
+  CHECK(x.s.count(Action::Trigger, Type::DeviceGroup) == 0);
+  x.s.tick(t151);
+  REQUIRE(x.s.count(Action::Trigger, Type::DeviceGroup) == 1);
+  const AlertIntent* g = x.s.last(Action::Trigger, Type::DeviceGroup);
+  CHECK(split_ids(Sim::detail(*g, "devices")) == std::set<std::string>{"dev-151", "dev-152"});
+  CHECK(g->summary == "2 unrelated devices offline: dev-151 (offline), dev-152 (offline)");
+}
+
+TEST_CASE("a cohort among due devices is paged as that cohort, independent deaths by name") {
+  PolicyConfig pc;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  for (int i = 0; i < 10; ++i) s.add({{"firmware", "3.8.0-b3"}, {"model", "gw-100"}});  // dev-0..9
+  for (int i = 0; i < 180; ++i) s.add({{"firmware", "3.7.2"}, {"model", "gw-100"}});    // dev-10..189
+  for (int i = 0; i < 10; ++i) s.add({{"firmware", "3.7.2"}, {"model", "gw-200"}});     // dev-190..199
+  for (DeviceIndex d : {0, 1, 2}) s.to(d, State::Flapping, 10 * kS + d, Cause::FlapStart);
+  for (DeviceIndex d : {190, 191}) s.to(d, State::Offline, 12 * kS + d, Cause::OfflineGrace);
+  s.tick(30 * kMin);
+  REQUIRE(s.count(Action::Trigger, Type::DeviceGroup) == 2);
+  const AlertIntent* cohort = nullptr;
+  const AlertIntent* deaths = nullptr;
+  for (const auto& i : s.all)
+    if (i.type == Type::DeviceGroup) (Sim::detail(i, "cohort").empty() ? deaths : cohort) = &i;
+  REQUIRE(cohort != nullptr);
+  REQUIRE(deaths != nullptr);
+  CHECK(cohort->summary == "3 of 10 firmware=3.8.0-b3 devices flapping: dev-0,dev-1,dev-2");
+  CHECK(cohort->component == "firmware=3.8.0-b3");
+  CHECK(cohort->severity == Severity::Warning);
+  CHECK(deaths->summary == "2 unrelated devices offline: dev-190 (offline), dev-191 (offline)");
+  CHECK(deaths->severity == Severity::Error);
+  // Two of a cohort are not a cohort (group_cohort_min 3): named one by one.
+  Sim t(pc);
+  for (int i = 0; i < 10; ++i) t.add({{"firmware", "3.8.0-b3"}});
+  for (int i = 0; i < 190; ++i) t.add({{"firmware", "3.7.2"}});
+  for (DeviceIndex d : {0, 1}) t.to(d, State::Flapping, 10 * kS + d, Cause::FlapStart);
+  t.tick(30 * kMin);
+  REQUIRE(t.count(Action::Trigger, Type::DeviceGroup) == 1);
+  CHECK(Sim::detail(*t.last(Action::Trigger, Type::DeviceGroup), "cohort").empty());
+}
+
+TEST_CASE("a held device problem survives a restart: released by a healed incident, paged on its own clock") {
+  SiteDrop x;
+  x.drop(30, 29);  // dev-129 offline at 15.029 s, held by incident 1
+  x.s.tick(20 * kS);
+  const std::string text = x.s.p.serialize();
+  PolicySnapshot snap;
+  std::string err;
+  REQUIRE_MESSAGE(AlertPolicy::deserialize(text, snap, err), err);
+  REQUIRE(snap.held.size() == 1);
+  CHECK(snap.held[0].id == "dev-129");
+  CHECK(snap.held[0].since_ms == SiteDrop::kDrop + 29 + SiteDrop::kGrace);
+  SiteDrop y;  // a new process: the same devices, clock restarted (restored at 1 s, saved at 20 s)
+  auto intern = [&y](std::string_view id) {
+    for (std::size_t i = 0; i < y.s.ids.size(); ++i)
+      if (y.s.ids[i] == id) return static_cast<DeviceIndex>(i);
+    return kNoDevice;
+  };
+  y.s.p.restore(snap, mono_ms(1000), intern);
+  const std::int64_t shift = 1000 - 20 * kS;
+  y.s.tick(SiteDrop::kPage + shift);
+  CHECK(y.s.count(Action::Notify, Type::FleetIncident) == 1);
+  CHECK(y.s.triggers() == 0);
+  const std::int64_t t = SiteDrop::kDrop + 29 + SiteDrop::kGrace + 2 * kMin + 30 * kS + shift;
+  y.s.tick(t - 1);
+  CHECK(y.s.triggers() == 0);
+  y.s.tick(t);
+  REQUIRE(y.s.triggers() == 1);
+  CHECK(y.s.last(Action::Trigger, Type::DeviceOffline)->component == "dev-129");
+}
+
+TEST_CASE("a cohort due a device at a time is one page: the same dedup_key updated, one resolve") {
+  PolicyConfig pc;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  for (int i = 0; i < 10; ++i) s.add({{"firmware", "3.8.0-b3"}});  // dev-0..9
+  for (int i = 0; i < 190; ++i) s.add({{"firmware", "3.7.2"}});
+  // Five start flapping 40 s apart: each flush sees one due device, but counting the problems
+  // still pending, the firmware has >= 3 open from the first flush (160 s: dev-0..3).
+  for (DeviceIndex d = 0; d < 5; ++d) s.to(d, State::Flapping, 10 * kS + d * 40 * kS, Cause::FlapStart);
+  s.tick(30 * kMin);
+  const std::size_t n = s.count(Action::Trigger, Type::DeviceGroup);
+  CHECK(n == 5);
+  CHECK(s.count(Action::Trigger, Type::DeviceFlapping) == 0);
+  for (const auto& i : s.all)
+    if (i.type == Type::DeviceGroup) CHECK(i.dedup_key == "presence/group/1");
+  const AlertIntent* last = s.last(Action::Trigger, Type::DeviceGroup);
+  REQUIRE(last != nullptr);
+  CHECK(last->summary == "5 of 10 firmware=3.8.0-b3 devices flapping: dev-0,dev-1,dev-2,dev-3,dev-4");
+  for (DeviceIndex d = 0; d < 4; ++d) s.up(d, 40 * kMin + d);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == 0);
+  s.up(4, 41 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceGroup) == 1);
+}
+
+TEST_CASE("blips of one scope: one notice per incident_window (T-1 / T), each still recorded") {
+  SiteDrop x;
+  auto blip_at = [&](std::int64_t t0) {
+    for (int i = 0; i < 25; ++i) x.s.to(100 + i, State::Suspect, t0 + i);
+    for (int i = 0; i < 25; ++i) x.s.to(100 + i, State::Online, t0 + kS + i, Cause::Connected);
+    x.s.tick(t0 + 19 + 30 * kS);  // its page is due (open at the 20th drop + group_wait)
+  };
+  blip_at(10 * kS);  // notice at 40.019 s
+  CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 1);
+  const std::int64_t window = 5 * kMin;
+  blip_at(10 * kS + window - 1);  // its notice is due 1 ms before the window ends: suppressed
+  CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 1);
+  CHECK(x.s.p.counters().incidents_healed == 2);
+  blip_at(10 * kS + 2 * window);
+  CHECK(x.s.count(Action::Notify, Type::FleetIncident) == 2);
+  CHECK(x.s.triggers() == 0);
+}
+
+TEST_CASE("a held device back and stable for incident_window that dies again is independent; a quicker relapse is held") {
+  SiteDrop x;
+  x.drop(30, 0);  // lasting site-b outage: dev-100..129 held by incident 1
+  x.s.tick(SiteDrop::kPage);
+  const std::int64_t back = 60 * kS;  // after the page (the clock is at 40 s)
+  for (DeviceIndex d : {100, 101}) {
+    x.s.p.on_connect(d, mono_ms(back));
+    x.s.to(d, State::Online, back + 1, Cause::StableOnline);
+    CHECK(x.s.p.fleet().held_by(d) == 0);
+  }
+  const std::int64_t window = 5 * kMin;
+  x.s.to(101, State::Suspect, back + window - 1);  // 1 ms inside the window of its reconnect: relapse
+  CHECK(x.s.p.fleet().held_by(101) == 1);
+  x.s.to(100, State::Suspect, back + window);      // at the window: independent, its own clock
+  CHECK(x.s.p.fleet().held_by(100) == 0);
 }

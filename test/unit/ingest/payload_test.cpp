@@ -146,6 +146,26 @@ TEST_CASE("heartbeat: any payload is proof of life, JSON may add labels") {
   CHECK(huge.error == ParseError::PayloadTooLarge);
 }
 
+// Found by test/fuzz/ingest_fuzz.cpp (issue 19): a float past 2^64 was converted to uint64, which is
+// undefined behaviour. gcc on x86 happens to produce 0 there, so this test catches the old code in
+// the ASan+UBSan stage of scripts/test.sh (UBSan halts on float-cast-overflow), not in stage 1.
+TEST_CASE("emqx and broker-ext: a session number out of uint64 range is no session") {
+  for (const char* v : {"2.1e21", "18446744073709551616.0", "1e300"}) {
+    CAPTURE(v);
+    const auto c = parse_emqx(true, std::string(R"({"clientid":"d1","connected_at":)") + v + "}",
+                              kLimits);
+    CHECK(c.what == What::DeviceEvent);
+    CHECK(c.session == 0);
+    const auto b = parse_broker_ext_client(
+        false, std::string(R"({"v":1,"boot":"b","seq":3,"clientid":"d1","session":)") + v + "}",
+        kLimits);
+    CHECK(b.session == 0);
+  }
+  // In range, a float still counts (some brokers' JSON encoders write 1.7e12).
+  CHECK(parse_emqx(true, R"({"clientid":"d1","connected_at":1.7e12})", kLimits).session ==
+        1700000000000ull);
+}
+
 TEST_CASE("emqx: connected_at is the session, reasons map onto DisconnectReason") {
   auto c = parse_emqx(true, R"({"clientid":"d1","connected_at":1700000000123,"ts":1})", kLimits);
   CHECK(c.what == What::DeviceEvent);
@@ -326,4 +346,27 @@ TEST_CASE("BrokerWatch: changed boot id or falling uptime means restart, per nod
   CHECK(w.on_uptime("", 3));
   CHECK_FALSE(w.on_uptime("", 4));
   CHECK_FALSE(w.on_uptime("other", 1));
+}
+
+TEST_CASE("broker-ext client list (issue 14): each listed id with its session; bad entries cost only themselves") {
+  const ParseLimits limits;
+  auto p = parse_broker_ext_clients(
+      R"({"v":1,"boot":"b1","node":"n1","part":1,"parts":1,"clients":[{"clientid":"a","session":7},{"clientid":""},{"x":1},{"clientid":"b","session":9}]})",
+      limits);
+  CHECK(p.what == Parsed::What::ClientList);
+  CHECK(p.ids == std::vector<std::string>{"a", "b"});
+  CHECK(p.sessions == std::vector<std::uint64_t>{7, 9});
+  CHECK(p.boot == "b1");
+  CHECK(p.error == ParseError::BadPayload);
+  CHECK(parse_broker_ext_clients(R"({"clients":{}})", limits).what == Parsed::What::Reject);
+  CHECK(parse_broker_ext_clients("nope", limits).error == ParseError::BadJson);
+  // Routed by topic; a retained copy (never published so) is stale and ignored.
+  std::vector<TopicPattern> ps;
+  ps.push_back(*TopicPattern::compile(TopicKind::BrokerExtClients, "$SYS/presence/{node}/clients", nullptr));
+  const TopicMatcher m(std::move(ps));
+  const std::string body = R"({"clients":[{"clientid":"a","session":1}]})";
+  auto live = parse_message(m, "$SYS/presence/n1/clients", body, false, limits);
+  CHECK(live.what == Parsed::What::ClientList);
+  CHECK(live.node == "n1");
+  CHECK(parse_message(m, "$SYS/presence/n1/clients", body, true, limits).what == Parsed::What::Ignore);
 }

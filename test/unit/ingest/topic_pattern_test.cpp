@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 using presence::ingest::TopicKind;
 using presence::ingest::TopicMatcher;
@@ -78,7 +79,7 @@ TEST_CASE("invalid patterns are rejected with a reason") {
   CHECK(compile_error(TopicKind::Status, "devices/x{id}/status").find("whole levels") !=
         std::string::npos);
   CHECK(compile_error(TopicKind::Status, "devices/status").find("{id}") != std::string::npos);
-  CHECK(compile_error(TopicKind::Status, "a/{id}/{id}").find("twice") != std::string::npos);
+  CHECK(compile_error(TopicKind::Status, "a/{id}/{id}").find("only once") != std::string::npos);
   CHECK(compile_error(TopicKind::Status, "a/#/{id}").find("last level") != std::string::npos);
   CHECK(compile_error(TopicKind::Status, "").find("empty") != std::string::npos);
   CHECK(compile_error(TopicKind::Status, "a/b+/{id}").find("whole levels") != std::string::npos);
@@ -102,4 +103,83 @@ TEST_CASE("matcher: first pattern wins, filters are deduplicated") {
   REQUIRE(filters.size() == 2);
   CHECK(filters[0] == "devices/+/status");
   CHECK(filters[1] == "devices/+/+");
+}
+
+// ---- issue 14: {id+}, label levels, ignore patterns -------------------------------------------
+
+TEST_CASE("{id+}: Zigbee2MQTT names with '/' are one id; the filter ends in #") {
+  const auto p = compile_ok(TopicKind::Status, "zigbee2mqtt/{id+}/availability");
+  CHECK(p.filter() == "zigbee2mqtt/#");
+  auto m = p.match("zigbee2mqtt/living room/lamp/availability");
+  REQUIRE(m);
+  CHECK(m->id == "living room/lamp");
+  m = p.match("zigbee2mqtt/kitchen/availability");
+  REQUIRE(m);
+  CHECK(m->id == "kitchen");
+  m = p.match("zigbee2mqtt/a/b/c/d/availability");
+  REQUIRE(m);
+  CHECK(m->id == "a/b/c/d");
+  CHECK_FALSE(p.match("zigbee2mqtt/availability"));  // at least one level of id
+  CHECK_FALSE(p.match("zigbee2mqtt/lamp/state"));
+  CHECK_FALSE(p.match("other/lamp/availability"));
+  CHECK_FALSE(p.match("zigbee2mqtt"));
+}
+
+TEST_CASE("{id+} as the last level takes the rest; levels after it are matched from the end") {
+  const auto hb = compile_ok(TopicKind::Heartbeat, "zigbee2mqtt/{id+}");
+  CHECK(hb.filter() == "zigbee2mqtt/#");
+  auto m = hb.match("zigbee2mqtt/garden/pump");
+  REQUIRE(m);
+  CHECK(m->id == "garden/pump");
+  CHECK_FALSE(hb.match("zigbee2mqtt"));
+  const auto set = compile_ok(TopicKind::Ignore, "zigbee2mqtt/{id+}/set/+");
+  m = set.match("zigbee2mqtt/garden/pump/set/state");
+  REQUIRE(m);
+  CHECK(m->id == "garden/pump");
+  CHECK_FALSE(set.match("zigbee2mqtt/garden/pump/set"));
+  const auto mid = compile_ok(TopicKind::Status, "a/{id+}/{site}/x");
+  m = mid.match("a/b/c/berlin/x");
+  REQUIRE(m);
+  CHECK(m->id == "b/c");
+  REQUIRE(m->label_count == 1);
+  CHECK(m->labels[0].key == "site");
+  CHECK(m->labels[0].value == "berlin");
+}
+
+TEST_CASE("label levels: {site} becomes a label, subscribed as +") {
+  const auto p = compile_ok(TopicKind::Status, "plant/{site}/{line}/{id}/status");
+  CHECK(p.filter() == "plant/+/+/+/status");
+  auto m = p.match("plant/berlin/l3/press-1/status");
+  REQUIRE(m);
+  CHECK(m->id == "press-1");
+  REQUIRE(m->label_count == 2);
+  CHECK(m->labels[0].key == "site");
+  CHECK(m->labels[0].value == "berlin");
+  CHECK(m->labels[1].key == "line");
+  CHECK(m->labels[1].value == "l3");
+}
+
+TEST_CASE("pattern errors of issue 14") {
+  CHECK(compile_error(TopicKind::Status, "a/{id+}/#").find("'#' cannot follow {id+}") !=
+        std::string::npos);
+  CHECK(compile_error(TopicKind::Status, "{id}/{id+}").find("only once") != std::string::npos);
+  CHECK(compile_error(TopicKind::Status, "{s}/{s}/{id}").find("{s} appears twice") !=
+        std::string::npos);
+  CHECK(compile_error(TopicKind::Uptime, "$SYS/{id}").find("must not contain {id}") !=
+        std::string::npos);
+  // Ignore patterns may name the id shape they skip.
+  CHECK(TopicPattern::compile(TopicKind::Ignore, "zigbee2mqtt/{id+}/set", nullptr));
+  CHECK(TopicPattern::compile(TopicKind::Ignore, "zigbee2mqtt/bridge/#", nullptr));
+}
+
+TEST_CASE("ignore patterns are matched but never subscribed") {
+  TopicMatcher m({compile_ok(TopicKind::Ignore, "zigbee2mqtt/bridge/#"),
+                  compile_ok(TopicKind::Heartbeat, "zigbee2mqtt/{id+}")});
+  CHECK(m.filters() == std::vector<std::string>{"zigbee2mqtt/#"});
+  auto r = m.match("zigbee2mqtt/bridge/logging");
+  REQUIRE(r);
+  CHECK(r->kind == TopicKind::Ignore);
+  r = m.match("zigbee2mqtt/lamp");
+  REQUIRE(r);
+  CHECK(r->kind == TopicKind::Heartbeat);
 }

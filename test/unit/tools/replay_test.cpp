@@ -319,3 +319,48 @@ TEST_CASE("JSON output escapes ids: quotes, backslashes") {
   CHECK(transitions == 2);
 #endif
 }
+
+namespace {
+
+double at_of(const std::string& line) {
+  const auto p = line.find("\"at\":");
+  return p == std::string::npos ? -1 : std::stod(line.substr(p + 5));
+}
+
+}  // namespace
+
+// Issue 11, "a latency bound for every real failure" (docs/configuration.md, "Latency bound"):
+// with the defaults, every device that is really down is first paged within
+// t_down + offline_grace + alert_after + group_wait + 5 s, where t_down is when it went down
+// (its last will / disconnect, or its heartbeat timeout for a silent device). Before issue 11
+// group_interval added up to 5 min: pump-hamburg-3 paged 4.9 min after its last will.
+TEST_CASE("the demo story pages every dead device within the documented latency bound") {
+  std::ifstream f(PRESENCE_SOURCE_DIR "/config/replay/demo.replay");
+  REQUIRE(f);
+  std::ostringstream buf;
+  buf << f.rdbuf();
+  Run r = replay(buf.str(), json());
+  const core::PolicyConfig policy;  // the defaults presence-replay uses
+  const double bound_s = 30.0 /* offline_grace */ + std::chrono::duration<double>(policy.alert_after).count() +
+                         std::chrono::duration<double>(policy.group_wait).count() + 5.0;
+  CHECK(bound_s == 185.0);
+  const auto offline = lines_with(r.out, "\"to\":\"offline\"");
+  REQUIRE(offline.size() == 2);  // pump-hamburg-3 (last will), meter-hamburg-2 (silent)
+  for (const char* dev : {"pump-hamburg-3", "meter-hamburg-2"}) {
+    CAPTURE(dev);
+    double down = -1;
+    for (const auto& l : lines_with(r.out, std::string("\"device\":\"") + dev + "\",\"from\":\"online\",\"to\":\"suspect\""))
+      down = at_of(l);
+    REQUIRE(down > 0);
+    double paged = -1;
+    for (const auto& l : lines_with(r.out, "\"action\":\"trigger\""))
+      if (has(l, dev) && paged < 0) paged = at_of(l);
+    REQUIRE(paged > 0);
+    CHECK(paged - down <= bound_s);
+  }
+  // The last will is the last sign of life: 500 s + 185 s at the latest (it pages at 680 s).
+  double pump = -1;
+  for (const auto& l : lines_with(r.out, "\"action\":\"trigger\""))
+    if (has(l, "pump-hamburg-3") && pump < 0) pump = at_of(l);
+  CHECK(pump <= 500.0 + bound_s);
+}
