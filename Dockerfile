@@ -29,13 +29,14 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libpaho-mqttpp3-1 libpaho-mqtt1.3 libyaml-cpp0.7 libcurl4 libssl3 libcpp-httplib0.11 \
-      mosquitto mosquitto-clients \
+      mosquitto mosquitto-clients etcd-server \
  && rm -rf /var/lib/apt/lists/*
 # Non-root: presenced, the simulator and the sink run as "presenced"; mosquitto as the package's
 # own "mosquitto" user (compose.yaml). The state directories are volumes in compose.yaml.
 RUN useradd --system --user-group --home-dir /var/lib/presenced --shell /usr/sbin/nologin presenced \
  && install -d -o presenced -g presenced -m 0750 /var/lib/presenced \
- && install -d -o presenced -g presenced -m 0755 /var/lib/presence-sim /var/lib/alert-sink
+ && install -d -o presenced -g presenced -m 0755 /var/lib/presence-sim /var/lib/alert-sink \
+ && install -d -o presenced -g presenced -m 0700 /var/lib/presenced-etcd
 COPY --from=build /build/presence/app/presenced /usr/local/bin/presenced
 COPY --from=build /build/presence/tools/sim/presence-sim /usr/local/bin/presence-sim
 COPY --from=build /build/presence/tools/alert-sink/presence-alert-sink /usr/local/bin/presence-alert-sink

@@ -9,10 +9,14 @@
 #
 #   bash scripts/demo.sh                       the whole story (about 10 minutes), Ctrl-C to stop
 #   bash scripts/demo.sh --duration 120        stop after 120 s
+#   bash scripts/demo.sh --ha [--duration N]   the HA pair (docs/ha.md): etcd on loopback and two
+#                                              presenced; the leader is killed (-9) mid-story and
+#                                              the standby takes over, then it is started again
 #   bash scripts/demo.sh --replay [ARGS...]    the core-only replay demo (no broker, 30 s)
 #   bash scripts/demo.sh --alert-view FILE     the ALERT lines of a recorded alerts.jsonl
 #
-# Ports (override with the environment): MQTT_PORT 18830, HTTP_PORT 19188, SINK_PORT 19180.
+# Ports (override with the environment): MQTT_PORT 18830, HTTP_PORT 19188, SINK_PORT 19180;
+# with --ha also HTTP_PORT_B 19189 (the second presenced), HA_ETCD_PORT 12379, HA_ETCD_PEER_PORT 12380.
 # It exits by itself at --duration or at the story's end; everything it started is stopped (by
 # pid, bounded) on exit; its files (every log, the broker's too) stay in the printed work directory.
 set -euo pipefail
@@ -104,16 +108,22 @@ if [ "${1:-}" = "--replay" ]; then
 fi
 
 duration=0
+ha=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=${2:-}; shift 2 || true ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --ha) ha=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$duration" in
   ''|*[!0-9]*) echo "demo.sh: --duration takes whole seconds (e.g. --duration 120)" >&2; exit 2 ;;
 esac
+if [ "$ha" = 1 ]; then
+  etcd_bin=$(command -v etcd || true)
+  [ -n "$etcd_bin" ] || { echo "demo.sh: --ha needs etcd (apt-get install etcd-server)" >&2; exit 2; }
+fi
 
 echo "== building presenced, presence-sim, presence-alert-sink and the broker-ext plugin"
 cmake --build "$build" -j "$jobs" --target presenced presence-sim presence-alert-sink \
@@ -124,7 +134,7 @@ HTTP_PORT=${HTTP_PORT:-19188}
 SINK_PORT=${SINK_PORT:-19180}
 scenario="$here/config/compose/sim-demo.yaml"
 work=$(mktemp -d "${TMPDIR:-/tmp}/presenced-demo-XXXXXX")
-mkdir -p "$work/store"
+mkdir -p "$work/store" "$work/store-b"
 # A pipe nobody writes to: `read -t` on it is a sleep without a child process to leave behind.
 mkfifo "$work/.tick"
 exec 9<>"$work/.tick"
@@ -190,10 +200,58 @@ export PRESENCED_HTTP_TOKEN="${PRESENCED_HTTP_TOKEN:-demo-token}"
 export PRESENCED_STORE_DIR="$work/store"
 export ALERT_SINK_URL="http://127.0.0.1:$SINK_PORT"
 export WEBHOOK_SECRET="${WEBHOOK_SECRET:-demo-secret}"
-"$build/presence/app/presenced" --config "$here/config/compose/presenced.yaml" \
-  >"$work/presenced.log" 2>&1 &
-pids+=($!)
-wait_port "$HTTP_PORT" presenced "$!"
+if [ "$ha" = 0 ]; then
+  "$build/presence/app/presenced" --config "$here/config/compose/presenced.yaml" \
+    >"$work/presenced.log" 2>&1 &
+  pids+=($!)
+  wait_port "$HTTP_PORT" presenced "$!"
+else
+  # The compose `ha` profile natively: one etcd on loopback, presenced-a and presenced-b (both
+  # config/compose/presenced-ha.yaml; they differ in name, HTTP port and store). Its port
+  # variables are not named ETCD_*: etcd reads those as its own flags.
+  HTTP_PORT_B=${HTTP_PORT_B:-19189}
+  HA_ETCD_PORT=${HA_ETCD_PORT:-12379}
+  HA_ETCD_PEER_PORT=${HA_ETCD_PEER_PORT:-12380}
+  export PRESENCED_ETCD_URL="http://127.0.0.1:$HA_ETCD_PORT"
+  "$etcd_bin" --name demo --data-dir "$work/etcd" --listen-client-urls "$PRESENCED_ETCD_URL" \
+    --advertise-client-urls "$PRESENCED_ETCD_URL" --listen-peer-urls "http://127.0.0.1:$HA_ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$HA_ETCD_PEER_PORT" \
+    --initial-cluster "demo=http://127.0.0.1:$HA_ETCD_PEER_PORT" --log-level warn \
+    >"$work/etcd.log" 2>&1 &
+  pids+=($!)
+  wait_port "$HA_ETCD_PORT" etcd "$!"
+  declare -A ha_pid ha_port=([presenced-a]=$HTTP_PORT [presenced-b]=$HTTP_PORT_B)
+  ha_start() {  # ha_start NAME: one member of the pair, its log appended to NAME.log
+    local store="$work/store"
+    [ "$1" = presenced-b ] && store="$work/store-b"
+    PRESENCED_HA_NAME=$1 PRESENCED_HTTP_LISTEN="127.0.0.1:${ha_port[$1]}" \
+      PRESENCED_STORE_DIR=$store \
+      "$build/presence/app/presenced" --config "$here/config/compose/presenced-ha.yaml" \
+      >>"$work/$1.log" 2>&1 &
+    ha_pid[$1]=$!
+    pids+=($!)
+    wait_port "${ha_port[$1]}" "$1" "$!"
+  }
+  ha_start presenced-a
+  ha_start presenced-b
+  # A member's role from its GET /v1/ha (loopback: no token), "" if it does not answer in 2 s.
+  ha_role() {
+    local body
+    body=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /v1/ha HTTP/1.0\r\n\r\n" >&3 && cat <&3' _ "${ha_port[$1]}" 2>/dev/null) || true
+    # The body follows the headers' blank line; its top-level "role" (members carry roles too).
+    printf '%s' "${body#*$'\r\n\r\n'}" | jq -r '.role // empty' 2>/dev/null || true
+  }
+  ha_leader() {  # the member that leads now, "" if none (yet)
+    local n
+    for n in presenced-a presenced-b; do
+      [ "$(ha_role "$n")" = leader ] && { echo "$n"; return; }
+    done
+    true
+  }
+  leader=""
+  for _ in $(seq 1 100); do leader=$(ha_leader); [ -n "$leader" ] && break; pause 0.2; done
+  [ -n "$leader" ] || { echo "demo.sh: no presenced became the HA leader in 20 s; see $work/presenced-*.log" >&2; exit 1; }
+fi
 
 url="http://127.0.0.1:$HTTP_PORT"
 cat <<EOF
@@ -209,6 +267,12 @@ cat <<EOF
    ALERT = a page as the receiver got it (the sinks that got it at the end), FLEET = counts (every 30 s)
 
 EOF
+[ "$ha" = 1 ] && cat <<EOF
+== HA pair (docs/ha.md): etcd $PRESENCED_ETCD_URL, presenced-a $url, presenced-b http://127.0.0.1:$HTTP_PORT_B
+   GET /v1/ha on either shows who leads; only the leader sends pages and publishes presence/...
+   HA lines below: who leads, the kill -9 of the leader, the TAKEOVER and how long it took
+
+EOF
 
 
 # STATE and FLEET lines from presenced's retained output. While the fleet connects, the STATE
@@ -216,6 +280,7 @@ EOF
 expected=$(awk '/^  devices:/ { print $2; exit }' "$scenario")
 view_states() {
   local line topic dev st why start=$SECONDS startup=1 joined=0 last_fleet=0
+  declare -A shown_state  # a restatement (reconnect, HA takeover) of what was shown is not news
   while IFS= read -r line; do
     topic=${line%% *}
     if [ "$topic" = presence/fleet ]; then
@@ -245,8 +310,11 @@ view_states() {
     [[ $line =~ \"reason\":\"([^\"]*)\" ]] && why=${BASH_REMATCH[1]}
     if [ "$startup" = 1 ] && { [ "$st" = online ] || [ "$why" = resync ]; }; then
       joined=$((joined + 1))
+      shown_state[$dev]="$st $why"
       continue
     fi
+    [ "${shown_state[$dev]:-}" = "$st $why" ] && continue
+    shown_state[$dev]="$st $why"
     case "$why" in
       resync) why="resync (state carried over from presenced's snapshot at its start, not a new event)" ;;
     esac
@@ -303,6 +371,45 @@ pids+=($sim)
 print_chapters &
 pids+=($!)
 
+# --ha: the leader is killed (-9) a third of the way in (3:00 of the full story), the standby
+# takes over (printed with the time it took), and the killed one is started again 40 s later:
+# long enough for the pair to page "peer not running" (ha.peer_down_after 30s) and resolve it.
+if [ "$ha" = 1 ]; then
+  echo "$(now) HA $leader leads (sends the pages, publishes the retained output); the other follows"
+  kill_at=180
+  [ "$duration" != 0 ] && kill_at=$((duration / 3 > 15 ? duration / 3 : 15))
+fi
+ha_step=0  # 0: before the kill, 1: waiting for the takeover, 2: waiting to restart, 3: done
+ha_tick() {
+  local other keep=() p
+  case $ha_step in
+    0) [ $((SECONDS - started)) -ge "$kill_at" ] || return 0
+       leader=$(ha_leader)
+       [ -n "$leader" ] || return 0
+       echo "$(now) HA kill -9 $leader (the leader, pid ${ha_pid[$leader]}); the standby takes over when its lease runs out"
+       kill -KILL "${ha_pid[$leader]}" 2>/dev/null || true
+       wait "${ha_pid[$leader]}" 2>/dev/null || true
+       for p in "${pids[@]}"; do [ "$p" != "${ha_pid[$leader]}" ] && keep+=("$p"); done
+       pids=("${keep[@]}")  # no stale pid left for cleanup to signal
+       killed=$leader
+       killed_ns=$(date +%s%N)
+       ha_step=1 ;;
+    1) other=presenced-a
+       [ "$killed" = presenced-a ] && other=presenced-b
+       [ "$(ha_role "$other")" = leader ] || return 0
+       local ms=$((($(date +%s%N) - killed_ns) / 1000000))
+       printf '%s HA TAKEOVER %s leads now, %d.%d s after the leader was killed (it restates the retained output and sends what the dead leader had not)\n' \
+         "$(now)" "$other" $((ms / 1000)) $((ms % 1000 / 100))
+       restart_at=$((SECONDS + 40))
+       ha_step=2 ;;
+    2) [ "$SECONDS" -ge "$restart_at" ] || return 0
+       echo "$(now) HA starting $killed again: it joins as the standby"
+       ha_start "$killed"
+       ha_step=3 ;;
+  esac
+  true
+}
+
 # Until the story (or --duration) ends. The simulator stops itself at either; should it not,
 # the demo stops it 10 s later.
 started=$SECONDS
@@ -311,6 +418,7 @@ while kill -0 "$sim" 2>/dev/null; do
     echo "$(now) demo: the simulator did not stop at --duration; stopping it" >&2
     break
   fi
+  [ "$ha" = 1 ] && ha_tick
   pause 1
 done
 wait "$sim" 2>/dev/null || true

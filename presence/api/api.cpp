@@ -273,6 +273,8 @@ void send_error(httplib::Response& res, int status, std::string code, std::strin
   send_error(res, ApiError{status, std::move(code), std::move(message)});
 }
 
+}  // namespace
+
 // Constant-time comparison: the token must not leak through response timing.
 bool same_token(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -284,6 +286,8 @@ bool same_token(std::string_view a, std::string_view b) {
   }
   return diff == 0;
 }
+
+namespace {
 
 const char* const kStates[] = {"unknown", "online", "suspect", "offline", "flapping"};
 

@@ -238,6 +238,8 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
 
 // True for 127.0.0.0/8, ::1 and "localhost": binding there needs no token for reads.
 bool is_loopback_host(std::string_view host);
+// Constant-time comparison of a presented bearer token with the configured one.
+bool same_token(std::string_view presented, std::string_view token);
 
 // Helpers shared with the tests and the backend.
 std::string encode_cursor(std::uint64_t index);

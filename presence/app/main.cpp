@@ -362,6 +362,8 @@ int run(const std::string& path) {
     return 1;
   }
   service.set_hooks(&alerting);
+  // Only the pair's leader (or an instance failing open) publishes the retained output.
+  if (ha) service.set_publish_gate([node = ha.get()] { return node->may_publish(); });
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
   auto metrics_fn = [&service, &alerting, &ha, api_counters, http_counters] {
@@ -420,8 +422,13 @@ int run(const std::string& path) {
     http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
                                                     httplib::Response& res) {
       // Same rule as every /v1 read: off loopback it needs the bearer token.
+      const std::string auth = req.get_header_value("Authorization");
+      constexpr std::string_view kBearer = "Bearer ";
       if (api_options.require_token_for_reads &&
-          req.get_header_value("Authorization") != "Bearer " + api_options.token) {
+          (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 ||
+           !presence::api::same_token(std::string_view(auth).substr(kBearer.size()),
+                                      api_options.token))) {
+        res.set_header("WWW-Authenticate", "Bearer realm=\"presenced\"");
         res.status = 401;
         res.set_content(R"({"v":1,"error":"unauthorized"})", "application/json");
         return;

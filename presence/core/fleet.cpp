@@ -1326,8 +1326,8 @@ std::size_t FleetMonitor::restore(const IncidentSnapshot& snap, MonoTime now_tim
                                   const std::function<DeviceIndex(std::string_view)>& intern) {
   auto& m = *impl_;
   const std::int64_t now = m.advance(now_time);
-  const std::int64_t shift = now - snap.saved_at_ms;
-  auto rebase = [shift](MonoTime t) { return mono_ms(to_ms(t) + shift); };
+  const std::int64_t shift = sub_sat(now, snap.saved_at_ms);
+  auto rebase = [shift](MonoTime t) { return mono_ms(add_sat(to_ms(t), shift)); };
   std::size_t restored = 0;
   for (const auto& rec : snap.incidents) {
     if (m.incidents.count(rec.incident.id) != 0) continue;  // never clobber a live incident

@@ -1382,8 +1382,8 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
                           const std::function<DeviceIndex(std::string_view)>& intern) {
   auto& m = *impl_;
   const std::int64_t now = std::max(m.now, to_ms(now_time));
-  const std::int64_t shift = now - snap.saved_at_ms;
-  auto rebase = [shift](std::int64_t t) { return t == kNever ? kNever : t + shift; };
+  const std::int64_t shift = sub_sat(now, snap.saved_at_ms);
+  auto rebase = [shift](std::int64_t t) { return t == kNever ? kNever : add_sat(t, shift); };
   m.fleet.restore(snap.fleet, now_time, intern);
   for (const auto& s : snap.silences) {
     Silence c = s;

@@ -312,6 +312,11 @@ bool Node::leader() const {
   return role_.leader(now());
 }
 
+bool Node::may_publish() const {
+  std::lock_guard lock(mu_);
+  return role_.role(now()) != RoleName::Follower;
+}
+
 std::string Node::metrics_text() const {
   std::lock_guard lock(mu_);
   const RoleName r = role_.role(now());

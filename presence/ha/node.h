@@ -58,6 +58,8 @@ class Node {
   void after_send(const std::vector<alert::OutboxEntry>& batch);
 
   bool leader() const;
+  // The retained MQTT output is ours to publish: leader, or failing open (etcd gone).
+  bool may_publish() const;
   std::string metrics_text() const;  // Prometheus text
   std::string status_json() const;   // GET /v1/ha
 

@@ -168,6 +168,9 @@ struct Service::Impl {
   std::thread thread;
   bool accepting_tasks = false;  // under in_mu: Service::post takes tasks
   Service::TransitionsHook transitions_hook;
+  // HA (issue 13): only the pair's leader publishes the retained output. Unset = always.
+  std::function<bool()> publish_gate;
+  bool publishing = true;
   std::vector<Service::EngineTask> tasks;
   bool running = false;
 
@@ -652,6 +655,23 @@ struct Service::Impl {
                            opt.output.qos, opt.output.retain);
   }
 
+  // Asked once per batch. On becoming the publisher (HA takeover) the retained truth is ours to
+  // set: every device and the fleet are restated, in the background, as after a reconnect.
+  bool may_publish(MonoTime now) {
+    if (!publish_gate) return true;
+    const bool may = publish_gate();
+    if (may && !publishing) {
+      for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now, /*background=*/true);
+      queue.mark_fleet();
+      log(LogLevel::Info, "output: publishing the retained output (HA leader); restating " +
+                              std::to_string(engine.size()) + " device(s)");
+    } else if (!may && publishing) {
+      log(LogLevel::Info, "output: not publishing the retained output (HA follower)");
+    }
+    publishing = may;
+    return may;
+  }
+
   void publish(MonoTime now) {
     const FleetStatus f = fleet_status();
     const bool changed = !fleet_known || f.counts != last_fleet.counts ||
@@ -668,6 +688,12 @@ struct Service::Impl {
     if (conn != Conn::Up) return;
     bool fleet = false;
     std::vector<core::DeviceIndex> devices;
+    if (!may_publish(now)) {
+      // A follower's retained messages would fight the leader's (same topics, its own view and
+      // timestamps): it drops what it would have sent and restates everything when it leads.
+      queue.take_all(fleet, devices);
+      return;
+    }
     queue.take(now, fleet, devices);
     std::size_t i = 0;
     try {
@@ -827,6 +853,10 @@ struct Service::Impl {
       bool fleet = false;
       std::vector<core::DeviceIndex> devices;
       queue.take_all(fleet, devices);
+      if (publish_gate && !publishing) {  // an HA follower's flush is its service topic only
+        fleet = false;
+        devices.clear();
+      }
       mqtt::delivery_token_ptr last;
       try {
         if (fleet) last = send_fleet();
@@ -910,6 +940,12 @@ bool Service::post(EngineTask task) {
   }
   impl_->in_cv.notify_one();
   return true;
+}
+
+void Service::set_publish_gate(std::function<bool()> may_publish) {
+  impl_->publish_gate = std::move(may_publish);
+  // Until the gate first answers, publish nothing (an HA instance starts as a follower).
+  impl_->publishing = impl_->publish_gate == nullptr;
 }
 
 void Service::set_transitions_hook(TransitionsHook hook) {

@@ -175,6 +175,10 @@ class Service {
   using TransitionsHook = std::function<void(const core::Engine&,
                                              const std::vector<core::Transition>&, core::MonoTime)>;
   void set_transitions_hook(TransitionsHook hook);
+  // Before start(), optional (HA, issue 13; docs/ha.md): asked on the engine thread once per
+  // batch, must not block. While false the retained device and fleet output is not published
+  // (the service topic still is); when it turns true every device and the fleet are restated.
+  void set_publish_gate(std::function<bool()> may_publish);
   // What SIGHUP can change without a restart.
   void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
 

@@ -165,14 +165,16 @@ TEST_CASE("issue 18 sinks: names, endpoints, Notify only to change events, Pager
   page.action = core::AlertIntent::Action::Trigger;
   core::AlertIntent note = page;
   note.action = core::AlertIntent::Action::Notify;
-  // Notify is context: never to the Events API (it would page), only to change events there.
+  // Notify is context: never to the Events API (it would page; the sink refuses it and the
+  // dispatcher counts it as skipped), only to change events there.
   CHECK(by.at("pagerduty")->config().accepts(page));
-  CHECK_FALSE(by.at("pagerduty")->config().accepts(note));
+  CHECK(by.at("pagerduty")->wants(page));
+  CHECK_FALSE(by.at("pagerduty")->wants(note));
   CHECK_FALSE(by.at("pagerduty-change")->config().accepts(page));
   CHECK(by.at("pagerduty-change")->config().accepts(note));
   core::AlertIntent routed_note = note;
   routed_note.group = "route0";
-  CHECK_FALSE(by.at("pagerduty-route0")->config().accepts(routed_note));
+  CHECK_FALSE(by.at("pagerduty-route0")->wants(routed_note));
   // Teams and Alertmanager take everything.
   CHECK_FALSE(by.at("teams")->config().accepts);
   CHECK_FALSE(by.at("alertmanager")->config().accepts);

@@ -172,4 +172,70 @@ TEST_CASE("6: rolling restart of both: no page") {
   CHECK(pd.requests() == 0);
 }
 
+namespace {
+// The retained message on topic ("" if none), read with mosquitto_sub.
+std::string retained(const test::TempDir& dir, int port, const std::string& topic) {
+  static int n = 0;
+  const std::string out = dir.file("retained-" + std::to_string(++n) + ".txt");
+  test::Process sub({test::find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p",
+                     std::to_string(port), "-t", topic, "-C", "1", "-W", "2", "--retained-only"},
+                    out);
+  sub.wait_exit(5000ms);
+  const std::string got = test::read_file(out);
+  return got.find('{') == std::string::npos ? std::string() : got;  // "Timed out": none
+}
+void clear_retained(const test::TempDir& dir, int port, const std::string& topic) {
+  test::Process pub({test::find_program("mosquitto_pub"), "-h", "127.0.0.1", "-p",
+                     std::to_string(port), "-t", topic, "-r", "-n"},
+                    dir.file("pub.log"));
+  pub.wait_exit(5000ms);
+}
+}  // namespace
+
+TEST_CASE("7: only the leader publishes the retained output; a new leader restates it") {
+  test::Mosquitto broker;
+  broker.start();
+  Etcd etcd;
+  etcd.start();
+  MockPagerDuty pd;
+  test::TempDir dir;
+  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
+  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
+  a.start();
+  b.start();
+  HaPresenced* leader = wait_leader(a, b, 15s);
+  REQUIRE(leader != nullptr);
+  HaPresenced* follower = leader == &a ? &b : &a;
+  Sim sim(broker.port(), 20, "");
+  REQUIRE(wait_for([&] { return a.online() == 20 && b.online() == 20; }, 15s));
+  REQUIRE_MESSAGE(wait_for([&] { return leader->metric("presence_published_total") >= 21; }, 10s),
+                  leader->log());
+  CHECK(retained(dir, broker.port(), "presence/devices/dev-000001").find("\"online\"") !=
+        std::string::npos);
+  // The follower judged the same 20 devices and published none of them.
+  CHECK(follower->metric("presence_published_total") == 0);
+  CHECK(follower->log().find("output: publishing the retained output") == std::string::npos);
+
+  // The leader dies; its retained output is wiped (as a broker restart without persistence
+  // would) before the follower can take over: only a restatement by the new leader brings it back.
+  leader->stop(SIGKILL);
+  clear_retained(dir, broker.port(), "presence/devices/dev-000001");
+  clear_retained(dir, broker.port(), "presence/fleet");
+  const std::string cleared = retained(dir, broker.port(), "presence/devices/dev-000001");
+  CHECK_MESSAGE(cleared.empty(), cleared << follower->log());
+  REQUIRE_MESSAGE(wait_for([&] { return follower->leader(); }, 15s), follower->log());
+  REQUIRE_MESSAGE(wait_for([&] {
+                    return retained(dir, broker.port(), "presence/devices/dev-000001")
+                               .find("\"online\"") != std::string::npos;
+                  }, 15s, 200ms),
+                  follower->log());
+  const auto fleet = nlohmann::json::parse(retained(dir, broker.port(), "presence/fleet"), nullptr,
+                                           false);
+  REQUIRE(fleet.is_object());
+  CHECK(fleet["devices"] == 20);
+  CHECK(follower->metric("presence_published_total") >= 21);
+  CHECK(follower->log().find("output: publishing the retained output (HA leader); restating 20") !=
+        std::string::npos);
+}
+
 }  // namespace presence::hatest

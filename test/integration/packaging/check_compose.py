@@ -27,6 +27,8 @@ import tempfile
 import yaml
 
 SERVICES = ("mosquitto", "presenced", "presence-sim", "alert-sink")
+# The `ha` profile (issue 13, docs/ha.md): etcd and the pair, each member with an ha: section.
+HA_SERVICES = ("etcd", "presenced-a", "presenced-b", "presence-sim-ha")
 # Our binaries: CMake target -> path in the build tree.
 OURS = {
     "presenced": "presence/app/presenced",
@@ -36,7 +38,7 @@ OURS = {
 PLUGIN_TARGET, PLUGIN_BUILD_PATH = "mosquitto_presence", "broker-ext/mosquitto_presence.so"
 # Binaries from Debian packages the runtime stage must install (None: in every debian:12 image).
 SYSTEM = {"mosquitto": "mosquitto", "mosquitto_sub": "mosquitto-clients",
-          "mosquitto_pub": "mosquitto-clients", "bash": None, "sh": None, "test": None}
+          "mosquitto_pub": "mosquitto-clients", "etcd": "etcd-server", "bash": None, "sh": None, "test": None}
 # Packages every debian:12 image has (Essential / required by apt).
 BASE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1", "zlib1g", "libzstd1", "libgnutls30",
                  "libselinux1", "libcrypt1"}
@@ -101,7 +103,12 @@ class Checker:
         for name in SERVICES:
             if name not in services:
                 self.problem(f"service {name}: missing")
+        self.check_ha(services)
         for name, svc in services.items():
+            env = svc.get("environment")
+            # Literal values only (PRESENCED_HA_NAME); ${...} ones are the check's own.
+            self.env = {k: str(v) for k, v in env.items()
+                        if "$" not in str(v)} if isinstance(env, dict) else {}
             mounts = self.mounts(name, svc)
             if "healthcheck" not in svc:
                 self.problem(f"service {name}: no healthcheck")
@@ -127,6 +134,32 @@ class Checker:
         if PLUGIN_TARGET not in built:
             self.problem(f"Dockerfile does not build {PLUGIN_TARGET}")
         self.check_libraries(copies, packages)
+
+    def check_ha(self, services):
+        """The ha profile: etcd + two presenced with distinct ha.name, store and host port."""
+        for name in HA_SERVICES:
+            svc = services.get(name)
+            if svc is None:
+                self.problem(f"service {name}: missing (profile ha)")
+            elif "ha" not in (svc.get("profiles") or []):
+                self.problem(f"service {name}: not in profile ha (it would start by default)")
+        members = [services.get(n) or {} for n in ("presenced-a", "presenced-b")]
+        for what, get in (("PRESENCED_HA_NAME", lambda s: (s.get("environment") or {}).get("PRESENCED_HA_NAME")),
+                          ("store volume", lambda s: next((v for v in s.get("volumes") or []
+                                                           if str(v).endswith(":/var/lib/presenced")), None)),
+                          ("host port", lambda s: tuple(s.get("ports") or ()))):
+            values = [get(m) for m in members]
+            if None in values or values[0] == values[1]:
+                self.problem(f"profile ha: presenced-a and presenced-b need distinct {what}, got {values}")
+        for n in ("presenced-a", "presenced-b"):
+            deps = (services.get(n) or {}).get("depends_on") or {}
+            if "etcd" not in deps:
+                self.problem(f"service {n}: does not depend on etcd")
+        for name, svc in services.items():
+            if "ha" not in (svc.get("profiles") or []):
+                for dep in svc.get("depends_on") or {}:
+                    if "ha" in ((services.get(dep) or {}).get("profiles") or []):
+                        self.problem(f"service {name}: depends on {dep} of profile ha")
 
     def mounts(self, name, svc):
         mounts = {}
@@ -213,6 +246,7 @@ class Checker:
             print(f"note: {binary} not built; {what} skipped")
             return
         env = dict(os.environ, PRESENCED_HTTP_TOKEN="check-token", WEBHOOK_SECRET="check-secret")
+        env.update(getattr(self, "env", {}))  # the service's own environment (PRESENCED_HA_NAME)
         r = subprocess.run([path] + args, capture_output=True, text=True, timeout=30, env=env)
         if r.returncode != 0:
             self.problem(f"{what} failed (exit {r.returncode}): {(r.stdout + r.stderr).strip()}")
@@ -294,6 +328,20 @@ class Checker:
             self.problem(f"docker-compose config -q: {(r.stdout + r.stderr).strip()}")
         else:
             print("ok: docker-compose config -q")
+        if not expect_token_guard:
+            return
+        # The ha profile resolves as well, and pulls in exactly the pair's stack.
+        r = subprocess.run([tool, "--project-directory", self.repo, "-f", self.compose_path,
+                            "--profile", "ha", "config", "--services"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        if r.returncode != 0:
+            self.problem(f"docker-compose --profile ha config: {(r.stdout + r.stderr).strip()}")
+        else:
+            missing = set(HA_SERVICES) - set(r.stdout.split())
+            if missing:
+                self.problem(f"docker-compose --profile ha config: missing {sorted(missing)}")
+            else:
+                print("ok: docker-compose --profile ha config")
         if expect_token_guard:
             env.pop("PRESENCED_HTTP_TOKEN")
             r = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)

@@ -5,6 +5,10 @@ blocking forever). Also checks what it promises to print: the dashboard URL with
 presencectl environment, the story's chapters, one START line instead of ~200 `STATE ... online`
 lines, and that the broker log is kept.
 
+With --ha it runs `demo.sh --ha --duration 60` (issue 13: etcd on loopback and two presenced,
+the leader killed mid-story) and also requires the takeover line and that etcd and the second
+presenced are stopped too.
+
 Runs the demo on free loopback ports with the test's build tree (no new configure or build).
 Every process the demo starts carries a marker in its environment; after the demo exited, no
 process may still carry it. If the demo hangs, its process group is killed (by its pid) and the
@@ -71,18 +75,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", required=True)
     ap.add_argument("--build", required=True)
+    ap.add_argument("--ha", action="store_true")
     a = ap.parse_args()
 
     marker = "PRESENCE_DEMO_TEST_" + uuid.uuid4().hex
     picked = set()
-    while len(picked) < 3:
+    names = ["MQTT_PORT", "HTTP_PORT", "SINK_PORT"]
+    if a.ha:
+        names += ["HTTP_PORT_B", "HA_ETCD_PORT", "HA_ETCD_PEER_PORT"]
+    while len(picked) < len(names):
         picked.add(free_port())
-    ports = dict(zip(["MQTT_PORT", "HTTP_PORT", "SINK_PORT"], sorted(picked)))
+    ports = dict(zip(names, sorted(picked)))
     env = dict(os.environ, PRESENCE_BUILD_DIR=a.build, PRESENCE_JOBS="1", **{k: str(v) for k, v in ports.items()})
     env[marker] = "1"
     env["TMPDIR"] = TMP  # the demo's work directory goes here and is removed at the end
     t0 = time.monotonic()
-    proc = subprocess.Popen(["bash", os.path.join(a.repo, "scripts/demo.sh"), "--duration", str(DURATION)],
+    args = ["--ha"] if a.ha else []
+    proc = subprocess.Popen(["bash", os.path.join(a.repo, "scripts/demo.sh"), *args, "--duration", str(DURATION)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     lines = []
@@ -155,6 +164,10 @@ def main():
         "the start-up summary": " START ",
         "the work directory at exit": "demo stopped",
     }
+    if a.ha:
+        expect["who leads"] = " HA presenced-"
+        expect["the kill of the leader"] = " HA kill -9 presenced-"
+        expect["the takeover"] = " HA TAKEOVER presenced-"
     for what, text in expect.items():
         if text not in out:
             failures.append(f"output lacks {what} ({text!r})")

@@ -294,6 +294,7 @@ TEST_CASE("Notify: not for PagerDuty, an info notice on Slack and the webhook") 
   OutboxEntry e = entry(Action::Notify);
   e.intent.type = Type::FleetIncident;
   e.intent.severity = core::Severity::Info;
+  e.intent.cls = "fleet_incident";  // the policy's class for a drop notice (alert_class)
   e.intent.summary = "Blip in site=site-b: 18 devices dropped, 18 were back within 1.0 s; not paged";
   PagerDutyConfig pc;
   pc.routing_key = "rk";
