@@ -170,6 +170,8 @@ const char* wire_name(Type t) {
       return "blind";
     case Type::Persistence:
       return "persistence";
+    case Type::DeviceCap:
+      return "device_cap";
   }
   return "unknown";
 }

@@ -35,6 +35,7 @@ std::string cause_of(const core::AlertIntent& i) {
     case Type::Stragglers: return "devices did not come back after an incident";
     case Type::Blind: return "presenced lost the broker";
     case Type::Persistence: return "presenced cannot write its store";
+    case Type::DeviceCap: return "presenced refuses new device ids";
   }
   return wire_name(i.type);
 }

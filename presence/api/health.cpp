@@ -56,6 +56,12 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_devices_refused_total", "counter",
          "Messages about a new id dropped because presence.max_devices was reached.");
   sample(out, "presence_devices_refused_total", m.devices_refused_total);
+  family(out, "presence_devices_forgotten_total", "counter",
+         "Devices forgotten by presence.forget_after / presence.forget_unconfirmed_after.");
+  sample(out, "presence_devices_forgotten_total", m.devices_forgotten_total);
+  family(out, "presence_devices_cleared_total", "counter",
+         "Retained presence/devices/<id> topics cleared because their device was forgotten.");
+  sample(out, "presence_devices_cleared_total", m.devices_cleared_total);
   family(out, "presence_broker_restarts_total", "counter", "Broker restarts detected.");
   sample(out, "presence_broker_restarts_total", m.broker_restarts_total);
   family(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");

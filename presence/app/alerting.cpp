@@ -660,6 +660,47 @@ void Alerting::check_persistence(core::MonoTime now) {
   intents_.push_back(std::move(in));
 }
 
+// Issue 19 item 9: when presence.max_devices is reached, messages about new ids are dropped (and
+// counted): a real device that joins now is invisible, which the on-call must hear about. Paged
+// once when refusals start, resolved once none happened for kDeviceCapQuiet (expiry made room, or
+// the flood ended). Sent like the persistence page: from memory, not through the policy.
+void Alerting::check_device_cap(const core::Engine& engine, core::MonoTime now) {
+  // Long enough that a flood arriving in waves is one page, short enough that the page does not
+  // outlive the problem by much.
+  constexpr core::Duration kDeviceCapQuiet = std::chrono::minutes(5);
+  const std::uint64_t refused = engine.counters().devices_refused;
+  const bool refusing = refused > cap_refused_seen_;
+  cap_refused_seen_ = refused;
+  if (refusing) cap_last_refusal_ = now;
+  const bool active = refusing || (cap_paged_ && now - cap_last_refusal_ < kDeviceCapQuiet);
+  if (active == cap_paged_) return;
+  cap_paged_ = active;
+  core::AlertIntent in;
+  in.type = core::AlertIntent::Type::DeviceCap;
+  in.severity = core::Severity::Error;
+  in.dedup_key = "presence/self/device_cap";
+  in.component = "presenced";
+  in.cls = "device_cap";
+  in.at = now;
+  const std::string cap = std::to_string(engine.config().max_devices);
+  if (active) {
+    log_("devices: presence.max_devices (" + cap +
+         ") reached: messages about new device ids are dropped until devices are forgotten "
+         "(presence.forget_unconfirmed_after, presence.forget_after) or the cap is raised");
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "presenced refuses new device ids: presence.max_devices (" + cap + ") reached";
+    in.details = {{"max_devices", cap},
+                  {"devices", std::to_string(engine.device_count())},
+                  {"refused_total", std::to_string(refused)}};
+  } else {
+    log_("devices: no new id refused for 5m"
+         "; presence.max_devices page resolved");
+    in.action = core::AlertIntent::Action::Resolve;
+    in.summary = "presenced accepts new device ids again";
+  }
+  intents_.push_back(std::move(in));
+}
+
 std::string Alerting::not_ready_reason() const {
   if (!persist_failing_.load()) return {};
   std::lock_guard lock(persist_mu_);
@@ -670,6 +711,7 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
   note_silences(now);
   if (policy_) engine.drain_alerts(intents_);
   check_persistence(now);
+  check_device_cap(engine, now);
   const bool alerts_changed = !intents_.empty() || !firing_known_;
   submit(intents_);
   healthy_ = !engine.blind();

@@ -193,6 +193,12 @@ class Alerting final : public ingest::EngineHooks {
   bool broker_noted_ = false;
   void log_incidents();
   void check_persistence(core::MonoTime now);
+  // presence.max_devices refusing new ids: paged once (presence/self/device_cap), resolved after
+  // kDeviceCapQuiet without a refusal (issue 19 item 9).
+  void check_device_cap(const core::Engine& engine, core::MonoTime now);
+  bool cap_paged_ = false;
+  std::uint64_t cap_refused_seen_ = 0;
+  core::MonoTime cap_last_refusal_{};
   std::atomic<bool> persist_failing_{false};
   mutable std::mutex persist_mu_;
   std::string persist_problem_;

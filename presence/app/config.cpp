@@ -321,6 +321,8 @@ void describe(V& v, Config& c) {
     v.field("max_label_keys", p.max_label_keys);
     v.field("max_label_values", p.max_label_values);
     v.field("max_devices", p.max_devices);
+    v.field("forget_unconfirmed_after", p.forget_unconfirmed_after);
+    v.field("forget_after", p.forget_after);
   });
   v.section("http", [&] {
     v.field("listen", c.http.listen);
@@ -999,6 +1001,23 @@ class Validator {
           "must be between 1 and 4096, got " + std::to_string(p.max_label_keys));
     check(p.max_label_values >= 1 && p.max_label_values <= 10000000, "presence.max_label_values",
           "must be between 1 and 10000000, got " + std::to_string(p.max_label_values));
+    // Expiry (issue 19 item 9). 0 = never; a window shorter than offline_grace would forget a
+    // one-off id before it could even be judged offline, which no one means.
+    check(p.forget_unconfirmed_after.count() == 0 ||
+              p.forget_unconfirmed_after >= p.offline_grace,
+          "presence.forget_unconfirmed_after",
+          "must be 0 (never) or at least presence.offline_grace (" +
+              format_duration(p.offline_grace) + ")",
+          {"presence.offline_grace"});
+    check(p.forget_after.count() == 0 || p.forget_after >= p.forget_unconfirmed_after,
+          "presence.forget_after",
+          "must be 0 (never) or at least presence.forget_unconfirmed_after (" +
+              format_duration(p.forget_unconfirmed_after) + ")",
+          {"presence.forget_unconfirmed_after"});
+    check(p.forget_after.count() <= 3650LL * 24 * 3600 * 1000, "presence.forget_after",
+          "must be at most 3650d");
+    check(p.forget_unconfirmed_after.count() >= 0 && p.forget_after.count() >= 0,
+          "presence.forget_after", "must not be negative");
   }
 
   void http() {

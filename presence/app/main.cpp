@@ -201,6 +201,8 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   m.label_keys_refused_total = s.label_keys_refused_total;
   m.label_values_refused_total = s.label_values_refused_total;
   m.devices_refused_total = s.devices_refused_total;
+  m.devices_forgotten_total = s.devices_forgotten_total;
+  m.devices_cleared_total = s.devices_cleared_total;
   m.broker_restarts_total = s.broker_restarts_total;
   m.connects_total = s.connects_total;
   m.broker_connected = s.broker_connected;

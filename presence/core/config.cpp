@@ -27,6 +27,8 @@ std::string config_error(const Config& c) {
   if (c.restart_grace_settle.count() < 0) return "restart_grace_settle must be >= 0";
   if (c.max_label_keys < 1) return "max_label_keys must be >= 1";
   if (c.max_label_values < 1) return "max_label_values must be >= 1";
+  if (c.forget_unconfirmed_after.count() < 0) return "forget_unconfirmed_after must be >= 0";
+  if (c.forget_after.count() < 0) return "forget_after must be >= 0";
   if (c.device_classes.size() > kMaxDeviceClasses) return "at most 255 device classes";
   for (std::size_t i = 0; i < c.device_classes.size(); ++i) {
     const DeviceClass& dc = c.device_classes[i];

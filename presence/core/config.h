@@ -58,9 +58,19 @@ struct Config {
   // rest. Births whose label keys changed per message took presenced to 3.3 GB before.
   std::uint32_t max_label_keys = 64;
   std::uint32_t max_label_values = 100000;
-  // Devices: ids beyond max_devices are refused (counted, devices_refused) until expired ones
-  // make room; 0 = no cap. Ids seen once: see ingest (presence.unconfirmed_expiry).
-  std::uint32_t max_devices = 0;
+  // Devices: ids beyond max_devices are refused (counted, devices_refused) until forgotten ones
+  // make room; 0 = no cap. The default bounds a junk-id flood at ~200 MB of engine state (about
+  // 100 B/device with the id, docs/benchmarks.md) while leaving 2x headroom over the largest
+  // fleet we serve (1M devices).
+  std::uint32_t max_devices = 2000000;
+  // Expiry (issue 19 item 9: 200,000 junk ids were all kept for good). A device that is not up
+  // (Offline, or Unknown with no evidence), that no observer keeps (an open page, a fleet incident
+  // hold) and that had no evidence and no change for this long is forgotten: removed from the
+  // engine, the API, snapshots and the retained output. forget_unconfirmed_after applies to ids
+  // that only ever sent one live message (a typo, a scan, a junk flood); forget_after to every
+  // other device (decommissioned hardware). 0 = never.
+  Duration forget_unconfirmed_after{std::chrono::minutes(10)};
+  Duration forget_after{std::chrono::hours(24 * 30)};
 
   // Class k (1-based) is device_classes[k - 1]; devices start in class 0 (the values above).
   std::vector<DeviceClass> device_classes;

@@ -54,6 +54,7 @@ struct AlertIntent {
     Stragglers,       // devices that did not come back after an incident resolved
     Blind,            // presenced cannot see the broker
     Persistence,      // presenced cannot write its store (outbox, snapshot): issue 19 item 6
+    DeviceCap,        // presence.max_devices reached: new device ids are refused (issue 19 item 9)
   };
   Action action = Action::Trigger;
   Type type = Type::DeviceOffline;

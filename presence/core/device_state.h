@@ -45,6 +45,10 @@ struct alignas(64) DeviceRecord {
   static constexpr std::uint8_t kChain = 8;          // last_seen was a heartbeat of this session
   static constexpr std::uint8_t kSilent = 16;        // down because of a heartbeat timeout
   static constexpr std::uint8_t kSeen = 32;          // ever had a (non-retained) event
+  // A second live event (or restored from a snapshot): the id is a device, not a one-off
+  // (forget_unconfirmed_after vs forget_after, issue 19 item 9).
+  static constexpr std::uint8_t kConfirmed = 64;
+  static constexpr std::uint8_t kForgotten = 128;    // index erased; record is a hole until reused
 
   static constexpr std::uint32_t kRetainedEvidence = 0x80000000u;
   static constexpr std::uint32_t kEpochMask = 0x7FFFFFFFu;

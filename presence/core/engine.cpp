@@ -210,6 +210,13 @@ struct Engine::Impl {
   EngineCounters counters;
   DecisionObserver* observer = nullptr;
   std::int64_t now = 0;
+  // Forgotten indices wait two drain()s before they may name another id: decisions already
+  // emitted for them are read by the adapters (id_of) after the drain of their batch too
+  // (presence/ingest/service.cpp hands the drained transitions to the alerting hooks).
+  std::vector<DeviceIndex> forgotten;
+  std::vector<DeviceIndex> forgotten_drained;
+  std::vector<DeviceIndex> unstarted;  // interned, expiry clock not started yet (advance_to)
+  std::vector<std::string> forgotten_ids;
 
   // Fleet-level gates (issue 3's blind-spot rules).
   bool blind = false;
@@ -414,6 +421,7 @@ struct Engine::Impl {
       default:
         break;
     }
+    if (forgettable(d)) dl = std::min(dl, forget_deadline(d));
     if (dl != kInf && dl <= t) dl = t + 1;  // never re-arm into the past (would loop)
     return dl;
   }
@@ -436,13 +444,117 @@ struct Engine::Impl {
       const std::int64_t at = std::max(expiry, now);
       now = at;
       evaluate(id, at, Cause::Heartbeat);
+      if (try_forget(id, at)) return;
       reschedule(id, at);
     });
+  }
+
+  // A new id (or a known one: then its index). kNoDevice beyond max_devices.
+  DeviceIndex intern_new(std::string_view id) {
+    const std::size_t before = ids.live();
+    // presence.max_devices (issue 19 item 9: 200,000 junk ids in a minute were all kept).
+    if (config.max_devices != 0 && before >= config.max_devices) {
+      if (auto known = ids.find(id)) return *known;
+      ++counters.devices_refused;
+      return kNoDevice;
+    }
+    const auto index = ids.intern(id);
+    if (index == IdTable::kNone) return kNoDevice;
+    if (ids.live() == before) return index;
+    if (index < devices.size()) {
+      devices[index] = DeviceRecord{};  // a forgotten index reused
+    } else {
+      devices.emplace_back();
+      wheel.reserve_ids(devices.size());
+    }
+    ++counts[static_cast<std::size_t>(State::Unknown)];
+    // An id that never sends a usable event (a retained heartbeat, a refused message) must
+    // expire too: its clock starts with the first time the engine moves after interning (the
+    // engine's time can lag the caller's: its first event must not find it expired already).
+    unstarted.push_back(index);
+    return index;
+  }
+
+  // ---- expiry (issue 19 item 9) -------------------------------------------------------------
+
+  // Only a device that is down and settled can be forgotten: not up, not judged (Suspect and
+  // Flapping still have a decision to make), and only while presenced can observe silence.
+  bool forgettable(const DeviceRecord& d) const {
+    if (d.has(DeviceRecord::kUp) || d.has(DeviceRecord::kForgotten)) return false;
+    if (d.state != State::Offline && d.state != State::Unknown) return false;
+    return forget_window(d) > 0 && !offline_gated();
+  }
+  std::int64_t forget_window(const DeviceRecord& d) const {
+    return (d.has(DeviceRecord::kConfirmed) ? config.forget_after : config.forget_unconfirmed_after)
+        .count();
+  }
+  // Last evidence or change (a vetoed attempt counts as a change: the next one is a window later).
+  std::int64_t forget_deadline(const DeviceRecord& d) const {
+    const std::int64_t last = std::max({d.last_seen, d.changed_at, d.since});
+    const std::int64_t w = forget_window(d);
+    return w > kInf - last ? kInf : last + w;
+  }
+
+  void start_expiry_clocks(std::int64_t t) {
+    for (DeviceIndex i : unstarted) {
+      DeviceRecord& d = devices[i];
+      if (d.state != State::Unknown || d.has(DeviceRecord::kSeen) ||
+          d.has(DeviceRecord::kForgotten) || wheel.armed(i))
+        continue;
+      d.since = t;
+      d.changed_at = t;
+      reschedule(i, t);
+    }
+    unstarted.clear();
+    if (unstarted.capacity() > 4096) std::vector<DeviceIndex>().swap(unstarted);
+  }
+
+  bool try_forget(DeviceIndex i, std::int64_t t) {
+    DeviceRecord& d = devices[i];
+    if (!forgettable(d) || t < forget_deadline(d)) return false;
+    if (observer != nullptr && !observer->may_forget(i)) {
+      ++counters.forget_deferred;
+      // Asked again a window later. changed_at of a down, settled device is read by nothing
+      // else until the device comes up again (which sets it anew); the record has no spare byte.
+      d.changed_at = t;
+      return false;
+    }
+    forget(i);
+    return true;
+  }
+
+  void forget(DeviceIndex i) {
+    DeviceRecord& d = devices[i];
+    --counts[static_cast<std::size_t>(d.state)];
+    label_pool.release(d.labels);
+    wheel.cancel(i);
+    if (observer != nullptr) observer->on_forget(i);
+    forgotten_ids.emplace_back(ids.id_of(i));
+    ids.erase(i);
+    forgotten.push_back(i);
+    d = DeviceRecord{};
+    d.flags = DeviceRecord::kForgotten;
+    ++counters.devices_forgotten;
+  }
+
+  // drain(): forgotten indices become reusable; a free tail gives its memory back.
+  void release_forgotten() {
+    if (forgotten.empty() && forgotten_drained.empty()) return;
+    for (DeviceIndex i : forgotten_drained) ids.release(i);
+    forgotten_drained.swap(forgotten);
+    forgotten.clear();
+    if (forgotten.capacity() > 4096) std::vector<DeviceIndex>().swap(forgotten);
+    if (ids.size() < devices.size()) {
+      devices.resize(ids.size());
+      wheel.shrink_ids(devices.size());
+      if (devices.capacity() > 1024 && devices.size() * 4 < devices.capacity()) devices.shrink_to_fit();
+    }
   }
 
   // Move time to t: fire timers in order, end restart grace at its exact deadline.
   void advance_to(std::int64_t t) {
     if (t < now) t = now;
+    if (!unstarted.empty()) start_expiry_clocks(t);
     while (in_grace && !blind) {
       const std::int64_t gd = grace_deadline();
       if (gd > t) break;
@@ -472,7 +584,10 @@ struct Engine::Impl {
     if (observer != nullptr) observer->on_restart_grace(false, mono_ms(t));
     for (DeviceIndex i = 0; i < devices.size(); ++i) {
       DeviceRecord& d = devices[i];
-      if (d.state == State::Unknown) continue;
+      if (d.state == State::Unknown) {
+        if (!d.has(DeviceRecord::kForgotten)) reschedule(i, t);  // expiry was gated
+        continue;
+      }
       if (!evidence_at_grace_end(d)) {
         // No fresh evidence since the grace began: the old state is not proof of life
         // (mosquitto #1165 replays a retained "online" after a broker restart).
@@ -485,6 +600,7 @@ struct Engine::Impl {
           d.reason = DisconnectReason::Unknown;
           emit(i, d, State::Offline, Cause::RestartGrace, t);
         }
+        reschedule(i, t);  // expiry: no timer is left otherwise
         continue;
       }
       Cause up_cause = Cause::Heartbeat;
@@ -558,6 +674,20 @@ struct Engine::Impl {
       ++counters.invalid_events;
       return;
     }
+    if (devices[e.device].has(DeviceRecord::kForgotten)) {
+      // Forgotten earlier in this batch (its index is not reused before drain()): the id spoke
+      // again, so it is a device again, under a new index.
+      const std::string id(ids.id_of(e.device));
+      const DeviceIndex again = id.empty() ? kNoDevice : intern_new(id);
+      if (again == kNoDevice || devices[again].has(DeviceRecord::kForgotten)) {
+        ++counters.invalid_events;
+        return;
+      }
+      Event copy = e;
+      copy.device = again;
+      on_device(copy, t);
+      return;
+    }
     const DeviceIndex i = e.device;
     DeviceRecord& d = devices[i];
     if (e.retained) {
@@ -588,6 +718,7 @@ struct Engine::Impl {
       return;
     }
     mark_fresh(d, t);
+    if (was_seen) d.set(DeviceRecord::kConfirmed, true);
     d.set(DeviceRecord::kSeen, true);
     const bool new_session = e.session != 0 && e.session != cur;
     if (e.session != 0) {
@@ -689,26 +820,20 @@ Engine::~Engine() = default;
 
 DeviceIndex Engine::intern(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdBytes) return kNoDevice;
-  const std::size_t before = impl_->ids.size();
-  // presence.max_devices (issue 19 item 9: 200,000 junk ids in a minute were all kept).
-  if (impl_->config.max_devices != 0 && before >= impl_->config.max_devices) {
-    if (auto known = impl_->ids.find(id)) return *known;
-    ++impl_->counters.devices_refused;
-    return kNoDevice;
-  }
-  const auto index = impl_->ids.intern(id);
-  if (index == IdTable::kNone) return kNoDevice;
-  if (impl_->ids.size() != before) {
-    impl_->devices.emplace_back();
-    impl_->wheel.reserve_ids(impl_->devices.size());
-    ++impl_->counts[static_cast<std::size_t>(State::Unknown)];
-  }
-  return index;
+  if (auto known = impl_->ids.find(id)) return *known;  // hot path: no flush
+  impl_->flush();
+  return impl_->intern_new(id);
 }
 
 std::optional<DeviceIndex> Engine::find(std::string_view id) const { return impl_->ids.find(id); }
 std::string_view Engine::id_of(DeviceIndex device) const { return impl_->ids.id_of(device); }
 std::size_t Engine::size() const { return impl_->devices.size(); }
+std::size_t Engine::device_count() const { return impl_->ids.live(); }
+bool Engine::known(DeviceIndex device) const {
+  impl_->flush();
+  return device < impl_->devices.size() &&
+         !impl_->devices[device].has(DeviceRecord::kForgotten);
+}
 
 void Engine::reserve(std::size_t devices, std::size_t id_bytes) {
   impl_->ids.reserve(devices, id_bytes);
@@ -723,6 +848,7 @@ void Engine::set_label(DeviceIndex device, std::string_view key, std::string_vie
   if (impl_->label_pool.has(impl_->devices[device].labels, key, value)) return;
   impl_->flush();
   auto& d = impl_->devices[device];
+  if (d.has(DeviceRecord::kForgotten)) return;
   LabelPool::Outcome outcome = LabelPool::Outcome::Ok;
   const std::uint32_t next = impl_->label_pool.with(d.labels, key, value, outcome);
   if (outcome != LabelPool::Outcome::Ok) {
@@ -798,9 +924,17 @@ void Engine::drain(std::vector<Transition>& out) {
     out.insert(out.end(), mine.begin(), mine.end());
   }
   mine.clear();
+  impl_->release_forgotten();
   // A burst (a million devices connecting at start-up, a restart grace sweep) must not pin its
   // buffer for the engine's lifetime.
   if (mine.capacity() > 65536) std::vector<Transition>().swap(mine);
+}
+
+void Engine::drain_forgotten(std::vector<std::string>& out) {
+  impl_->flush();
+  for (auto& id : impl_->forgotten_ids) out.push_back(std::move(id));
+  impl_->forgotten_ids.clear();
+  if (impl_->forgotten_ids.capacity() > 4096) std::vector<std::string>().swap(impl_->forgotten_ids);
 }
 
 void Engine::drain_alerts(std::vector<AlertIntent>& out) {
@@ -815,6 +949,7 @@ DeviceView Engine::view(DeviceIndex device) const {
   DeviceView v;
   if (device >= impl_->devices.size()) return v;
   const auto& d = impl_->devices[device];
+  if (d.has(DeviceRecord::kForgotten)) return v;  // a hole: empty id
   v.id = impl_->ids.id_of(device);
   v.state = d.state;
   v.since = mono_ms(d.since);
@@ -872,6 +1007,7 @@ std::vector<DeviceSnapshot> Engine::snapshot() const {
   out.reserve(impl_->devices.size());
   for (DeviceIndex i = 0; i < impl_->devices.size(); ++i) {
     const auto& d = impl_->devices[i];
+    if (d.has(DeviceRecord::kForgotten)) continue;  // forgotten devices are not restored
     DeviceSnapshot s;
     s.id = std::string(impl_->ids.id_of(i));
     s.state = d.state;
@@ -902,6 +1038,9 @@ void Engine::restore(const std::vector<DeviceSnapshot>& devices, MonoTime now) {
     d.flap_clock = t;
     d.set(DeviceRecord::kUp, s.state == State::Online);
     d.set(DeviceRecord::kSeen, true);
+    // A snapshot does not say how many messages an id sent; a restored device is treated as a
+    // device (forget_after), not as a one-off id.
+    d.set(DeviceRecord::kConfirmed, true);
   }
   // Restored state needs fresh evidence like after any restart (issue 3).
   m.start_grace(t);

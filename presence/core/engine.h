@@ -58,6 +58,9 @@ struct EngineCounters {
   std::uint64_t label_keys_refused = 0;    // a label with a key beyond max_label_keys
   std::uint64_t label_values_refused = 0;  // a key=value pair beyond max_label_values
   std::uint64_t devices_refused = 0;       // a new id beyond max_devices
+  // Expiry (Config::forget_after, forget_unconfirmed_after).
+  std::uint64_t devices_forgotten = 0;
+  std::uint64_t forget_deferred = 0;  // due, but an observer still needed the device
 };
 
 // Restart grace progress (docs/core.md "Restart grace").
@@ -88,6 +91,12 @@ class DecisionObserver {
   virtual void on_tick(MonoTime /*now*/) {}
   // Engine::drain_alerts forwards here.
   virtual void drain_alerts(std::vector<AlertIntent>& /*out*/) {}
+  // Expiry (Config::forget_after): asked when a device is due to be forgotten; false keeps it
+  // (an open page, a fleet incident hold) and the engine asks again one expiry window later.
+  virtual bool may_forget(DeviceIndex /*device*/) const { return true; }
+  // The device is forgotten: drop every per-device datum. Its index is reused for a new id
+  // after the second Engine::drain from now; id_of(device) still answers until then.
+  virtual void on_forget(DeviceIndex /*device*/) {}
 };
 
 class Engine {
@@ -99,11 +108,21 @@ class Engine {
 
   // Interning: ids become dense indices once; hot-path events carry the index.
   // An empty id or one longer than kMaxIdBytes is refused with kNoDevice.
+  // Expiry (Config::forget_after) can forget a device at any tick: intern per message and feed
+  // the event before the second drain() from now (a forgotten id's index is reused after two
+  // drains; an event for it before that revives the id under a new index).
   static constexpr std::size_t kMaxIdBytes = 4096;
   DeviceIndex intern(std::string_view id);
   std::optional<DeviceIndex> find(std::string_view id) const;
   std::string_view id_of(DeviceIndex device) const;
+  // Index range: every device index is below size(); forgotten indices in it are holes (view()
+  // returns an empty id, snapshot() skips them) until a new id reuses them, which happens only
+  // after two drain()s: the batch that forgot a device and the next one still read its id.
   std::size_t size() const;
+  // Devices known (size() minus holes): what the API and /metrics call "devices".
+  std::size_t device_count() const;
+  // True if device is a known, not forgotten, index.
+  bool known(DeviceIndex device) const;
 
   // Pre-size for a fleet (bench, restore): avoids rehashing while interning.
   void reserve(std::size_t devices, std::size_t id_bytes = 0);
@@ -140,6 +159,9 @@ class Engine {
 
   // Decisions since the last drain are appended to out (the engine's buffer is then cleared).
   void drain(std::vector<Transition>& out);
+  // Ids forgotten since the last call (in order), e.g. to clear their retained output topics.
+  // Call it with every drain(): the list grows until then.
+  void drain_forgotten(std::vector<std::string>& out);
   void drain_alerts(std::vector<AlertIntent>& out);
 
   DeviceView view(DeviceIndex device) const;

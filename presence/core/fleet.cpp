@@ -1014,6 +1014,16 @@ void FleetMonitor::resync(DeviceIndex device, State state) {
   r.cls = nw;
 }
 
+void FleetMonitor::forget(DeviceIndex device) {
+  auto& m = *impl_;
+  if (device == kNoDevice || device >= m.devices.size()) return;
+  resync(device, State::Unknown);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : labels(device)) keys.emplace_back(k);
+  for (const auto& k : keys) set_label(device, k, "");
+  m.devices[device] = DeviceRec{};
+}
+
 void FleetMonitor::on_connect(DeviceIndex device, MonoTime at_time) {
   auto& m = *impl_;
   if (device == kNoDevice) return;

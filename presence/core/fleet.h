@@ -205,6 +205,9 @@ class FleetMonitor {
   void on_transition(const Transition& t);
   // Set a device's state without drop/hold semantics (after an engine restore).
   void resync(DeviceIndex device, State state);
+  // The engine forgot the device (Config::forget_after): drop its labels and segment counts so
+  // that its index can name a new id.
+  void forget(DeviceIndex device);
   // Every accepted Connected event (also those that cause no transition, e.g. while flapping):
   // the reconnect rate. The first connect of a device never seen before is not a reconnect.
   void on_connect(DeviceIndex device, MonoTime at);

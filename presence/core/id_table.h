@@ -1,6 +1,13 @@
-// Interned device ids: id bytes in one arena, an offset per device and an open-addressing table
-// of indices. About 4 bytes per device plus 5-11 bytes of table (load factor 3/8..3/4) beyond the
-// id bytes themselves; no per-device heap allocation (issue 2: state compact).
+// Interned device ids: id bytes in one arena, an (offset, length) per device and an
+// open-addressing table of indices. About 6 bytes per device plus 5-11 bytes of table (load factor
+// 3/8..3/4) beyond the id bytes themselves; no per-device heap allocation (issue 2: state compact).
+//
+// Ids can be erased (issue 19 item 9: expiry of ids seen once). An erased id leaves a tombstone in
+// the table (linear probing must keep walking past it) and its index goes to a free list once the
+// caller releases it, so the next new id reuses it and the index space stays dense. Erased ids'
+// arena bytes are reclaimed by a rebuild once they are more than half the arena; tombstones by a
+// rehash once live + tombstones pass the load limit. Indices at the end of the range that are
+// released are trimmed, so the arrays shrink back after a flood of ids that all expire.
 #pragma once
 
 #include <cstddef>
@@ -18,30 +25,53 @@ class IdTable {
   static constexpr Index kNone = 0xFFFFFFFFu;
   // A slot holds the index in its low 27 bits and 5 bits of the id's hash above them, so a probe
   // rejects 31 of 32 non-matching slots without touching the arena (two cache misses saved).
-  // Hence at most 2^27 - 1 (134 million) devices.
+  // kTomb marks an erased slot; no tag|index equals it because indices stay below 2^27 - 2.
   static constexpr int kIndexBits = 27;
-  static constexpr Index kMaxDevices = (Index{1} << kIndexBits) - 1;
+  static constexpr Index kMaxDevices = (Index{1} << kIndexBits) - 2;
+  static constexpr std::size_t kMaxIdBytes = 0xFFFF;
 
   IdTable();
 
-  // Index of id, adding it if new. kNone when the arena (4 GiB) or kMaxDevices is exhausted.
+  // Index of id, adding it if new (reusing a released index first). kNone when the arena
+  // (4 GiB), kMaxDevices or kMaxIdBytes is exhausted.
   Index intern(std::string_view id);
   std::optional<Index> find(std::string_view id) const;
+  // The id of index; still readable after erase() until release(), "" for a free index.
   std::string_view id_of(Index index) const;
-  std::size_t size() const { return offsets_.size() - 1; }
+  // Index range in use: live, erased and free indices below it.
+  std::size_t size() const { return offsets_.size(); }
+  std::size_t live() const { return live_; }
   std::size_t bytes() const;  // memory held, for the bytes/device measurement
+
+  // Remove id `index` from lookups (find/intern no longer see it). Its index is not reused until
+  // release(index): callers that still hold the index in flight (decisions not yet drained)
+  // release it later. Returns false if index is not a live id.
+  bool erase(Index index);
+  // Make an erased index reusable. Trims released indices at the end of the range.
+  void release(Index index);
 
   void reserve(std::size_t devices, std::size_t id_bytes);
 
  private:
-  static constexpr Index kIndexMask = kMaxDevices;
+  static constexpr Index kTomb = kNone - 1;
+  static constexpr Index kIndexMask = (Index{1} << kIndexBits) - 1;
+  static constexpr std::uint16_t kFreeLen = 0xFFFF;  // lens_ of an index that holds no id
   static Index tag_of(std::size_t hash) { return static_cast<Index>(hash >> 59) << kIndexBits; }
-  std::size_t slot_of(std::string_view id, std::size_t hash) const;  // slot holding id or empty
+  bool used(Index v) const { return v != kNone && v != kTomb; }
+  // Slot holding id, else (for insertion) the first tombstone or empty slot on its probe path.
+  std::size_t slot_of(std::string_view id, std::size_t hash, bool& found) const;
   void rehash(std::size_t slots);
+  void compact_arena();
+  void trim();
 
   std::string arena_;
-  std::vector<std::uint32_t> offsets_;  // offsets_[i]..offsets_[i+1] is id i
-  std::vector<Index> slots_;            // tag | index, kNone = empty; size is a power of two
+  std::vector<std::uint32_t> offsets_;  // id i is arena_[offsets_[i], offsets_[i] + lens_[i])
+  std::vector<std::uint16_t> lens_;     // kFreeLen = no id (released)
+  std::vector<Index> slots_;            // tag | index, kNone = empty, kTomb = erased
+  std::vector<Index> free_;             // released indices below size()
+  std::size_t live_ = 0;
+  std::size_t tombs_ = 0;
+  std::size_t garbage_ = 0;             // arena bytes of erased ids
 };
 
 }  // namespace presence::core

@@ -905,6 +905,19 @@ void AlertPolicy::on_transition(const Transition& t) {
   }
 }
 
+bool AlertPolicy::may_forget(DeviceIndex device) const {
+  const auto& m = *impl_;
+  if (m.fleet.held_by(device) != 0) return false;
+  auto it = m.devs.find(device);
+  return it == m.devs.end() || it->second.phase != Impl::DeviceAlert::Firing;
+}
+
+void AlertPolicy::on_forget(DeviceIndex device) {
+  auto& m = *impl_;
+  m.cancel(device, /*held=*/false);
+  m.fleet.forget(device);
+}
+
 void AlertPolicy::on_connect(DeviceIndex device, MonoTime at) {
   auto& m = *impl_;
   m.run_until(std::max(m.now, to_ms(at)));

@@ -168,6 +168,11 @@ class AlertPolicy final : public DecisionObserver {
   void on_restart_grace(bool active, MonoTime at) override;
   void on_tick(MonoTime now) override;
   void drain_alerts(std::vector<AlertIntent>& out) override;
+  // Expiry: a device held by a fleet incident or with a page sent (firing) is kept until that
+  // resolves; an alert not yet sent (pending, batched, silenced) is cancelled when it is
+  // forgotten.
+  bool may_forget(DeviceIndex device) const override;
+  void on_forget(DeviceIndex device) override;
 
   // Silences (config and the HTTP API call these). add_silence returns the id (> 0), or 0 when
   // the silence is invalid (ends_at <= starts_at).

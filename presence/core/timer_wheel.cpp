@@ -16,6 +16,12 @@ void TimerWheel::reserve_ids(std::size_t n) {
   nodes_.resize(n + kSentinels, Node{kNil, kNil, 0});
 }
 
+void TimerWheel::shrink_ids(std::size_t n) {
+  if (n + kSentinels >= nodes_.size()) return;
+  nodes_.resize(n + kSentinels);
+  if (nodes_.capacity() > 4096 && nodes_.size() * 4 < nodes_.capacity()) nodes_.shrink_to_fit();
+}
+
 void TimerWheel::link(std::uint32_t n, int level, int slot) {
   const auto s = sentinel(level, slot);
   const auto tail = nodes_[s].prev;

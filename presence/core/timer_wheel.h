@@ -29,6 +29,8 @@ class TimerWheel {
 
   // Make ids [0, n) usable. Amortized O(1) per id.
   void reserve_ids(std::size_t n);
+  // Forget ids [n, ...) (they must not be armed) and give their memory back if it dominates.
+  void shrink_ids(std::size_t n);
   std::size_t id_capacity() const { return nodes_.size() - kSentinels; }
 
   // Arm (or re-arm) id to fire at `at` (ms). An expiry at or before now() fires on the next

@@ -86,6 +86,7 @@ const char* to_string(AlertIntent::Type type) {
     case AlertIntent::Type::Stragglers: return "stragglers";
     case AlertIntent::Type::Blind: return "blind";
     case AlertIntent::Type::Persistence: return "persistence";
+    case AlertIntent::Type::DeviceCap: return "device_cap";
   }
   return "unknown";
 }

@@ -132,6 +132,7 @@ struct ApiQueries::State {
     const std::size_t n = engine.size();
     const std::size_t end = std::min<std::size_t>(n, scan_next + opt.scan_per_batch);
     for (; scan_next < end; ++scan_next) {
+      if (!engine.known(scan_next)) continue;  // forgotten (presence.forget_after)
       const auto state = static_cast<std::size_t>(engine.view(scan_next).state);
       auto count = [&](std::string_view k, std::string_view v) {
         auto it = scan_acc.find(std::pair(k, v));
@@ -294,7 +295,7 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
                                             const core::AlertPolicy* policy,
                                             const api::DeviceQuery& q) const {
   api::DevicePage page;
-  page.total = engine.size();
+  page.total = engine.device_count();
   std::optional<core::State> state;
   if (!q.state.empty()) {
     state = parse_state(q.state);
@@ -307,6 +308,7 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
     if (page.devices.size() >= q.limit || scanned >= q.scan_budget) break;
     ++scanned;
     const auto d = static_cast<DeviceIndex>(i);
+    if (!engine.known(d)) continue;  // forgotten (presence.forget_after): not shown
     if (state || !q.id_prefix.empty()) {
       const auto v = engine.view(d);
       if (state && v.state != *state) continue;
@@ -357,6 +359,9 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     t.reason = core::to_string(r.cause);
     if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
     out.transitions.push_back(std::move(t));
+    // A device leaves Unknown once: older records with this index belong to a forgotten device
+    // whose index was reused (presence.forget_after).
+    if (r.from == core::State::Unknown) break;
   }
   std::reverse(out.transitions.begin(), out.transitions.end());
   return {std::move(out), {}};
@@ -376,7 +381,7 @@ Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime
   }
   api::FleetSummary f;
   f.at = s.wall(now);
-  f.devices = engine.size();
+  f.devices = engine.device_count();
   const auto counts = engine.counts();
   for (std::size_t i = 0; i < counts.size(); ++i)
     f.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
@@ -454,6 +459,8 @@ const char* alert_kind(core::AlertIntent::Type t) {
       return "blind";
     case T::Persistence:
       return "persistence";
+    case T::DeviceCap:
+      return "device_cap";
   }
   return "unknown";
 }

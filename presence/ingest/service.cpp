@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -181,6 +182,9 @@ struct Service::Impl {
   Duration backoff{};
   std::mt19937_64 rng{std::random_device{}()};
   std::vector<core::Transition> transitions;
+  static constexpr std::size_t kClearsPerPublish = 1000;
+  std::vector<std::string> forgotten;
+  std::deque<std::string> clears;  // retained topics of forgotten devices still to clear
   LineBudget transition_lines{kTransitionLinesPerSecond, kTransitionLinesBurst};
   std::chrono::steady_clock::time_point last_transition_summary{};
   FleetStatus last_fleet{};
@@ -626,7 +630,7 @@ struct Service::Impl {
   FleetStatus fleet_status() const {
     FleetStatus f;
     f.counts = engine.counts();
-    f.devices = engine.size();
+    f.devices = engine.device_count();
     f.broker_connected = conn == Conn::Up;
     f.blind = engine.blind();
     f.restart_grace = engine.in_restart_grace();
@@ -636,6 +640,7 @@ struct Service::Impl {
 
   mqtt::delivery_token_ptr send_device(core::DeviceIndex d) {
     const core::DeviceView view = engine.view(d);
+    if (view.id.empty()) return {};  // forgotten since it was queued: its topic is cleared below
     std::string payload = device_json(view, engine.labels(d), anchor);
     std::string topic = opt.output.device_prefix + "/" + std::string(view.id);
     ++local.published_total;
@@ -695,6 +700,7 @@ struct Service::Impl {
       if (fleet) send_fleet();
       fleet = false;
       for (; i < devices.size(); ++i) send_device(devices[i]);
+      send_clears(devices.size());
     } catch (const mqtt::exception& e) {
       rlog.log(LogLevel::Warn, "publish", std::string("mqtt: publish failed: ") + e.what() +
                                               "; will retry");
@@ -702,9 +708,29 @@ struct Service::Impl {
     }
   }
 
+  // Forgotten devices (presence.forget_after, issue 19 item 9): their retained
+  // presence/devices/<id> is cleared (an empty retained message deletes it), or a flood of junk
+  // ids would stay in the broker, and in every consumer's subscription, for good. Behind real
+  // output: at most as many clears per publish as device updates left room for, at least 64.
+  void send_clears(std::size_t sent) {
+    const std::size_t budget = sent >= kClearsPerPublish ? 64 : kClearsPerPublish - sent;
+    for (std::size_t n = 0; n < budget && !clears.empty(); ++n) {
+      const std::string id = std::move(clears.front());
+      clears.pop_front();
+      if (engine.find(id)) continue;  // spoke again since: its topic is live
+      ++local.published_total;
+      ++local.devices_cleared_total;
+      client->publish(opt.output.device_prefix + "/" + id, "", 0, opt.output.qos, true);
+    }
+  }
+
   void drain_transitions(MonoTime now) {
     transitions.clear();
     engine.drain(transitions);
+    forgotten.clear();
+    engine.drain_forgotten(forgotten);
+    if (opt.output.retain)
+      for (auto& id : forgotten) clears.push_back(std::move(id));
     const auto wall = std::chrono::steady_clock::now();
     const bool debug = log_level() == LogLevel::Debug;  // the operator asked for every line
     for (const auto& t : transitions) {
@@ -754,12 +780,13 @@ struct Service::Impl {
     local.label_keys_refused_total = c.label_keys_refused;
     local.label_values_refused_total = c.label_values_refused;
     local.devices_refused_total = c.devices_refused;
+    local.devices_forgotten_total = c.devices_forgotten;
   }
 
   void update_stats() {
     note_refusals();
     local.devices_by_state = engine.counts();
-    local.devices = engine.size();
+    local.devices = engine.device_count();
     local.publish_pending = queue.pending();
     local.publish_pending_background = queue.pending_background();
     local.broker_connected = conn == Conn::Up;

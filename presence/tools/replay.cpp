@@ -136,7 +136,7 @@ class Runner {
            << " more bad lines not shown\n";
     }
     sum_.final_counts = engine_.counts();
-    sum_.devices = engine_.size();
+    sum_.devices = engine_.device_count();
     if (opt_.summary) print_summary();
     return sum_;
   }
@@ -188,12 +188,6 @@ class Runner {
   // Feeds one parsed line; returns an error if the engine refuses it (nothing is fed then).
   std::optional<std::string> feed(const ReplayLine& line) {
     core::DeviceIndex device = core::kNoDevice;
-    if (has_device(line.kind)) {
-      device = engine_.intern(line.device);
-      if (device == core::kNoDevice) {
-        return "the engine refused device id '" + line.device.substr(0, 40) + "'";
-      }
-    }
     if (!sum_.first_at) {
       sum_.first_at = line.at;
       // The grid starts at the first line, not at 0: a log may use large offsets.
@@ -201,6 +195,14 @@ class Runner {
     }
     pace(line.at);
     advance_to(line.at);
+    // Interned after the ticks up to the line: a device forgotten during a long gap
+    // (presence.forget_after) is a new device, not a stale index.
+    if (has_device(line.kind)) {
+      device = engine_.intern(line.device);
+      if (device == core::kNoDevice) {
+        return "the engine refused device id '" + line.device.substr(0, 40) + "'";
+      }
+    }
     sum_.last_at = line.at;
     ++sum_.events;
     if (opt_.show_events && (line.kind != ReplayKind::Heartbeat || opt_.show_heartbeats)) {

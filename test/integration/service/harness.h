@@ -196,6 +196,7 @@ struct PresencedOptions {
   std::string mqtt_extra;  // more keys inside "mqtt:", each line indented by two spaces
   std::string extra;       // more YAML appended verbatim
   std::string http_extra;  // more keys inside "http:", each line indented by two spaces
+  std::string presence_extra;  // more keys inside "presence:", each line indented by two spaces
 };
 
 class Presenced {
@@ -230,6 +231,7 @@ class Presenced {
     y += "  restart_grace_min: " + opts_.restart_grace_min + "\n";
     y += "  restart_grace_settle: " + opts_.restart_grace_settle + "\n";
     y += "  restart_grace_max: " + opts_.restart_grace_max + "\n";
+    y += opts_.presence_extra;
     y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
     y += opts_.http_extra;
     y += "store:\n  dir: " + dir_.file("store") + "\n";

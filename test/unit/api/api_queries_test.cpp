@@ -178,6 +178,29 @@ TEST_CASE("device detail: transitions from the global ring, oldest evicted first
   CHECK(w.q.device(w.engine, &w.policy, "zz").error.http == 404);
 }
 
+TEST_CASE("forgotten devices are not listed; a reused index shows only its new device's transitions") {
+  World w;
+  w.add("keep");
+  const auto gone = w.add("gone");
+  w.event(gone, core::EventKind::Disconnected);
+  w.advance(30'000);               // offline
+  w.advance(30 * 24 * 3600'000LL);  // presence.forget_after (30 d; "gone" sent two messages)
+  REQUIRE_FALSE(w.engine.find("gone"));
+  w.advance(1);                    // a second drain: the index may be reused now
+  auto p = w.page({});
+  CHECK(ids(p) == std::vector<std::string>{"keep"});
+  CHECK(p.total == 1);
+  CHECK_FALSE(w.q.device(w.engine, &w.policy, "gone").ok());
+  const auto reused = w.add("new");  // reuses gone's index
+  CHECK(reused == gone);
+  auto d = w.q.device(w.engine, &w.policy, "new");
+  REQUIRE(d.ok());
+  REQUIRE(d.value.transitions.size() == 1);  // not gone's online/suspect/offline
+  CHECK(d.value.transitions[0].from == "unknown");
+  CHECK(d.value.transitions[0].to == "online");
+  CHECK(ids(w.page({})) == std::vector<std::string>{"keep", "new"});
+}
+
 TEST_CASE("fleet: segments by label; bounded; incremental for fleets larger than one step") {
   ingest::ApiBackendOptions o;
   o.scan_per_batch = 4;

@@ -466,11 +466,30 @@ TEST_CASE("alerts: required keys, severities, silences") {
         "c.yaml:3: alerts.silences[0].starts: bad time '1969-12-31T23:59:59Z' (before 1970)");
 }
 
+TEST_CASE("expiry: presence.forget_after and forget_unconfirmed_after (issue 19 item 9)") {
+  const Config c = ok("presence:\n  forget_unconfirmed_after: 2m\n  forget_after: 7d\n");
+  CHECK(c.presence.forget_unconfirmed_after == 2min);
+  CHECK(c.presence.forget_after == 168h);
+  const Config never = ok("presence:\n  forget_unconfirmed_after: 0s\n  forget_after: 0s\n");
+  CHECK(never.presence.forget_after.count() == 0);
+  CHECK(never.presence.forget_unconfirmed_after.count() == 0);
+  // Shorter than offline_grace (30s): a one-off id would be forgotten before it was judged.
+  CHECK(error("presence:\n  forget_unconfirmed_after: 29s\n") ==
+        "c.yaml:2: presence.forget_unconfirmed_after: must be 0 (never) or at least "
+        "presence.offline_grace (30s)");
+  CHECK(ok("presence:\n  forget_unconfirmed_after: 30s\n").presence.forget_unconfirmed_after == 30s);
+  CHECK(error("presence:\n  forget_after: 5m\n") ==
+        "c.yaml:2: presence.forget_after: must be 0 (never) or at least "
+        "presence.forget_unconfirmed_after (10m)");
+}
+
 TEST_CASE("bounds: labels, devices, HTTP limits (issue 19)") {
   const Config d = ok("{}\n");
   CHECK(d.presence.max_label_keys == 64);
   CHECK(d.presence.max_label_values == 100000);
-  CHECK(d.presence.max_devices == 0);
+  CHECK(d.presence.max_devices == 2000000);
+  CHECK(d.presence.forget_unconfirmed_after == 10min);
+  CHECK(d.presence.forget_after == 720h);
   CHECK(d.http.max_connections == 256);
   CHECK(d.http.max_body_bytes == 65536);
   CHECK(d.http.idle_timeout == 5s);
@@ -795,15 +814,15 @@ TEST_CASE("every presence::core::Config member is a key of the presence section"
   // core::Config belongs to the core room. If a member is added there, this fails until the key
   // is added to describe() in presence/app/config.cpp, config/presenced.yaml and
   // docs/configuration.md (STYLE.md habit 10: same name in config, C++, metrics and docs).
-  // 17 members: 9 durations, 3 doubles, 5 uint32 (+4 bytes of tail padding); plus
+  // 19 members: 11 durations, 3 doubles, 5 uint32 (+4 bytes of tail padding); plus
   // device_classes, which is the top-level `device_classes` list (issue 14), not a presence.* key.
   INFO("presence::core::Config changed: add the new key to the config loader, example and docs");
   CHECK(sizeof(presence::core::Config) ==
-        9 * 8 + 3 * 8 + 5 * 4 + 4 + sizeof(std::vector<presence::core::DeviceClass>));
+        11 * 8 + 3 * 8 + 5 * 4 + 4 + sizeof(std::vector<presence::core::DeviceClass>));
   int presence_keys = 0;
   for (const auto& [key, value] : flatten_config(Config{}))
     if (key.rfind("presence.", 0) == 0) ++presence_keys;
-  CHECK(presence_keys == 17);
+  CHECK(presence_keys == 19);
 }
 
 TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {

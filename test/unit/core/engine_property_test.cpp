@@ -18,8 +18,13 @@ struct Run {
   EngineCounters counters;
 };
 
-Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t max_gap_ms = 1500) {
+Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t max_gap_ms = 1500,
+        bool expiry = false) {
   Config c;
+  // Expiry (forget_after) off unless asked: then devices are forgotten and re-interned as ingest
+  // does (intern per message), and the model follows their indices.
+  c.forget_after = expiry ? std::chrono::seconds(60) : Duration{0};
+  c.forget_unconfirmed_after = expiry ? std::chrono::seconds(20) : Duration{0};
   // Short windows so that every path (grace, stable, flap stop, restart grace) happens often.
   c.offline_grace = std::chrono::seconds(5);
   c.online_stable_for = std::chrono::seconds(8);
@@ -35,7 +40,8 @@ Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t m
   std::vector<DeviceIndex> ids;
   for (int i = 0; i < devices; ++i) ids.push_back(engine.intern("dev-" + std::to_string(i)));
   std::vector<std::uint64_t> session(static_cast<std::size_t>(devices), 1);
-  std::vector<State> last(static_cast<std::size_t>(devices), State::Unknown);
+  // Indexed by device index; forgotten indices are reused, so the range is at most twice the fleet.
+  std::vector<State> last(2 * static_cast<std::size_t>(devices), State::Unknown);
   std::int64_t now = 0;
   std::int64_t last_at = 0;
   Run out;
@@ -45,7 +51,14 @@ Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t m
     Event e;
     e.at = mono_ms(now - static_cast<std::int64_t>(rng() % 3 == 0 ? rng() % 2000 : 0));  // late
     const auto idx = static_cast<std::size_t>(rng() % static_cast<std::uint64_t>(devices));
-    e.device = ids[idx];
+    if (auto known = engine.find("dev-" + std::to_string(idx))) {
+      e.device = *known;
+    } else {  // forgotten: a new device, as ingest would intern it
+      e.device = engine.intern("dev-" + std::to_string(idx));
+      REQUIRE(e.device < last.size());
+      last[e.device] = State::Unknown;
+    }
+    ids[idx] = e.device;
     const auto r = rng() % 1000;
     bool tick = false;
     if (r < 300) {
@@ -89,7 +102,7 @@ Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t m
                         (grace_before && engine.in_restart_grace() &&
                          engine.counters().restart_graces == graces_before);
       for (const auto& t : batch) {
-        REQUIRE(t.device < static_cast<DeviceIndex>(devices));
+        REQUIRE(t.device < static_cast<DeviceIndex>(last.size()));
         auto& prev = last[t.device];
         CHECK(t.from != t.to);
         CHECK(t.from == prev);
@@ -110,11 +123,29 @@ Run run(std::uint64_t seed, int devices, int events, bool check, std::uint64_t m
       }
       std::array<std::size_t, 5> counts{};
       for (int i = 0; i < devices; ++i) {
-        const auto s = engine.view(ids[static_cast<std::size_t>(i)]).state;
-        CHECK(s == last[static_cast<std::size_t>(i)]);
-        ++counts[static_cast<std::size_t>(s)];
+        const std::string name = "dev-" + std::to_string(i);
+        const auto found = engine.find(name);
+        if (!found) {
+          // Forgotten: only a settled, down device; never one the model thinks is up or judged.
+          const auto old = ids[static_cast<std::size_t>(i)];
+          CHECK(expiry);
+          if (old == kNoDevice) continue;  // already seen gone
+          CHECK((last[old] == State::Offline || last[old] == State::Unknown));
+          last[old] = State::Unknown;
+          ids[static_cast<std::size_t>(i)] = kNoDevice;  // its index may name another id now
+          continue;
+        }
+        // Forgotten and revived in one batch: the old index is a hole until the drain released it.
+        auto& had = ids[static_cast<std::size_t>(i)];
+        if (had != kNoDevice && had != *found) last[had] = State::Unknown;
+        had = *found;
+        const auto v = engine.view(*found);
+        CHECK(v.id == name);
+        CHECK(v.state == last[*found]);
+        ++counts[static_cast<std::size_t>(v.state)];
       }
       CHECK(counts == engine.counts());
+      CHECK(engine.device_count() <= static_cast<std::size_t>(devices));
     }
     out.transitions.insert(out.transitions.end(), batch.begin(), batch.end());
   }
@@ -152,6 +183,16 @@ TEST_CASE("random event sequences never produce an impossible transition") {
     CHECK(causes[static_cast<std::size_t>(Cause::RestartGrace)] > 0);
     CHECK(causes[static_cast<std::size_t>(Cause::HeartbeatTimeout)] > 0);
   }
+}
+
+TEST_CASE("with expiry on, forgotten devices come back as new ones and every invariant holds") {
+  std::uint64_t forgotten = 0;
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    CAPTURE(seed);
+    const Run r = run(seed, 40, 6000, true, 4000, /*expiry=*/true);
+    forgotten += r.counters.devices_forgotten;
+  }
+  CHECK(forgotten > 20);  // the sequences do exercise expiry
 }
 
 TEST_CASE("flap paths are exercised by a bouncier fleet") {
