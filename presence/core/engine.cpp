@@ -871,6 +871,10 @@ void Engine::set_device_class(DeviceIndex device, std::uint8_t device_class) {
   m.flush();
   DeviceRecord& d = m.devices[device];
   d.device_class = device_class;
+  // A device interned but never judged has no clock yet: its expiry clock starts when the engine
+  // next moves (start_expiry_clocks). Rescheduling it now would read its unset changed_at (0) and
+  // forget it at once (found by ingest_presets_test: a new zigbee2mqtt device lost its labels).
+  if (d.state == State::Unknown && !d.has(DeviceRecord::kSeen) && !m.wheel.armed(device)) return;
   // The new clock may fire earlier than the timer already set (a due deadline fires on the next
   // tick; reschedule never arms into the past).
   m.reschedule(device, m.now);

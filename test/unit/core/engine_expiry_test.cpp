@@ -143,6 +143,30 @@ TEST_CASE("an id interned while the engine's time lags is not expired by its own
   CHECK(engine.view(d).state == State::Online);
 }
 
+// Found by ingest_presets_test at the merge: ingest sets a new device's class and labels before
+// its first event. The class change must not arm the expiry clock from the unset changed_at (0):
+// at a late engine time that forgot the device at once, and its labels with it.
+TEST_CASE("a class set on a device interned late, before its first event, neither forgets it nor drops its labels") {
+  Config c;
+  c.device_classes.push_back(DeviceClass{});
+  c.device_classes.back().name = "battery";
+  Engine engine(c);
+  const std::int64_t t = 10 * 3600'000LL;
+  engine.tick(mono_ms(t));  // the engine has run for 10 hours
+  const DeviceIndex d = engine.intern("garden/soil");
+  engine.set_device_class(d, 1);
+  engine.set_label(d, "class", "battery");
+  engine.tick(mono_ms(t + 1));
+  feed(engine, EventKind::Heartbeat, d, t + 2);
+  CHECK(engine.counters().devices_forgotten == 0);
+  CHECK(engine.find("garden/soil") == d);
+  CHECK(engine.device_class(d) == 1);
+  const auto labels = engine.labels(d);
+  REQUIRE(labels.size() == 1);
+  CHECK(labels[0].first == "class");
+  CHECK(labels[0].second == "battery");
+}
+
 TEST_CASE("evidence restarts the expiry clock") {
   Engine engine;
   const DeviceIndex d = engine.intern("d");
