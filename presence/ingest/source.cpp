@@ -366,10 +366,11 @@ void apply_source(const SourceTable& table, const TopicMatch& match, Parsed& p,
   // birth gave as it is: device_class 0 = no opinion).
   for (const auto& [cls, want] : table.class_matches) {
     bool all = !want.empty();
-    for (const auto& [k, v] : want) {
+    for (const auto& kv : want) {
+      // A named pair, not a structured binding: clang 14 (the fuzz build) cannot capture one.
       const auto it = std::find_if(p.labels.begin(), p.labels.end(),
-                                   [&](const Label& l) { return l.first == k; });
-      if (it == p.labels.end() || it->second != v) {
+                                   [&](const Label& l) { return l.first == kv.first; });
+      if (it == p.labels.end() || it->second != kv.second) {
         all = false;
         break;
       }
