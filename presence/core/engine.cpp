@@ -492,7 +492,9 @@ struct Engine::Impl {
   std::int64_t forget_deadline(const DeviceRecord& d) const {
     const std::int64_t last = std::max({d.last_seen, d.changed_at, d.since});
     const std::int64_t w = forget_window(d);
-    return w > kInf - last ? kInf : last + w;
+    // w >= 0; last may be any restored time (a crafted snapshot: far in the past), so compare
+    // against kInf - w, which cannot overflow (found by the snapshot fuzz target).
+    return last > kInf - w ? kInf : last + w;
   }
 
   void start_expiry_clocks(std::int64_t t) {
