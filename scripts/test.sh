@@ -97,11 +97,18 @@ tsan_targets=(presenced api_router_test alert_delivery_test alert_crash_test
   alerting_device_test)
 build_tsan() {
   cmake -S "$here" -B "$here/build-tsan" "${san_flags[@]}" -DWITH_SANITIZERS=thread >/dev/null
-  local have=()
+  # Read the target list once, whole: `grep -q` on the live pipe closes it early, make dies of
+  # SIGPIPE and, under pipefail, every target looked missing (CI saw an empty --target list).
+  local help have=()
   local t
+  help=$(cmake --build "$here/build-tsan" --target help)
   for t in "${tsan_targets[@]}"; do
-    if cmake --build "$here/build-tsan" --target help | grep -q "^\.\.\. $t\$"; then have+=("$t"); fi
+    if grep -qx "\.\.\. $t" <<<"$help"; then have+=("$t"); fi
   done
+  if [ "${#have[@]}" -eq 0 ]; then
+    echo "test.sh: no TSan target found in build-tsan" >&2
+    return 1
+  fi
   cmake --build "$here/build-tsan" -j "$jobs" --target "${have[@]}"
 }
 test_tsan() {
