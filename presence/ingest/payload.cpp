@@ -379,8 +379,9 @@ Parsed parse_uptime(std::string_view payload) {
 Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
                      std::string_view payload, bool retained, const ParseLimits& limits,
                      const SourceTable* sources) {
-  const auto m = matcher.match(topic);
-  if (!m) return reject(ParseError::UnknownTopic);
+  TopicMatch match;
+  if (!matcher.match(topic, match)) return reject(ParseError::UnknownTopic);
+  const TopicMatch* m = &match;
   if (needs_device_id(m->kind)) {
     if (m->id.empty()) return reject(ParseError::EmptyId);
     // broker-ext may put a hashed stand-in for a long id in the topic; the JSON id is checked
