@@ -714,6 +714,19 @@ Result<std::vector<api::FiringAlertView>> ServiceApiBackend::alerts() {
   });
 }
 
+Result<api::DoctorReport> ServiceApiBackend::doctor(std::size_t limit) {
+  return on_engine<api::DoctorReport>(impl_, [limit](Impl& self, core::Engine&) {
+    const HygieneReport h = self.service.hygiene_report(limit);  // engine thread: allowed
+    api::DoctorReport r;
+    r.devices_checked = h.devices_checked;
+    r.devices_dropped = h.devices_dropped;
+    r.counts = h.counts;
+    r.truncated = h.truncated;
+    for (const auto& f : h.findings) r.findings.push_back({f.id, f.check, f.problem, f.fix});
+    return Result<api::DoctorReport>{std::move(r), {}};
+  });
+}
+
 void ServiceApiBackend::on_intents(const std::vector<core::AlertIntent>& intents) {
   impl_->queries.on_intents(intents);
 }

@@ -106,6 +106,7 @@ class ServiceApiBackend final : public api::ApiBackend {
   // Engine thread (the alerting glue's intent observer): see ApiQueries::on_intents.
   void on_intents(const std::vector<core::AlertIntent>& intents);
   api::Result<bool> remove_silence(std::uint64_t id) override;
+  api::Result<api::DoctorReport> doctor(std::size_t limit) override;
 
   struct Impl;  // engine-thread state; opaque (api_backend.cpp)
 

@@ -86,6 +86,7 @@ void HygieneObserver::observe(const Parsed& p, std::string_view topic, bool reta
                               core::MonoTime now) {
   if (p.what == Parsed::What::ClientList) {
     // Start-up reconciliation: each listed client is connected now.
+    list_seen_ = true;
     for (const auto& id : p.ids) {
       Device* d = find_or_add(id, now);
       if (d == nullptr) continue;
@@ -220,7 +221,7 @@ HygieneReport HygieneObserver::analyze(const HygieneRules& rules, core::MonoTime
               (d.will_topic.empty() ? std::string() : " (" + d.will_topic + ")"));
     }
     // Birth retained, will not (or none): a dead device stays "online" for new subscribers.
-    if (d.replay_online && d.broker_knows && !d.connected) {
+    if (d.replay_online && (d.broker_knows || list_seen_) && !d.connected) {
       add(id, "stale_retained_online",
           "the retained status says online but the broker reports the client disconnected: its "
           "will is missing or not retained, so the old birth stays",

@@ -106,6 +106,7 @@ class HygieneObserver {
 
   std::size_t max_devices_;
   core::Duration will_wait_;
+  bool list_seen_ = false;  // a client list arrived: who it leaves out is not connected
   std::size_t dropped_ = 0;
   std::unordered_map<std::string, Device> devices_;
 };

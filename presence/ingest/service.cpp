@@ -156,6 +156,7 @@ struct Service::Impl {
   PublishQueue queue;
   BlindSpots blind_spots;
   mutable RateLimitedLog rlog;
+  HygieneObserver hygiene;  // engine thread: what the device-hygiene report is made of
 
   std::unique_ptr<mqtt::async_client> client;
   Listener connect_listener;
@@ -439,6 +440,7 @@ struct Service::Impl {
     if (conn == Conn::Subscribing) on_subscribed(now);
     ++local.mqtt_messages_total;
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
+    hygiene.observe(p, in.topic, in.retained, now);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
       std::string topic = in.topic.substr(0, 200);
@@ -927,6 +929,19 @@ void Service::stop() {
 ServiceStats Service::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
   return impl_->shared;
+}
+
+HygieneReport Service::hygiene_report(std::size_t limit) const {
+  const Impl& im = *impl_;
+  HygieneRules rules;
+  rules.core = im.opt.core;
+  rules.status_patterns = rules.heartbeat_patterns = false;
+  for (const auto& p : im.matcher.patterns()) {
+    rules.status_patterns |= p.kind() == TopicKind::Status;
+    rules.heartbeat_patterns |= p.kind() == TopicKind::Heartbeat;
+  }
+  for (const auto& src : im.sources.sources) rules.source_names.push_back(src.name);
+  return im.hygiene.analyze(rules, mono_now(), limit);
 }
 
 bool Service::post(EngineTask task) {

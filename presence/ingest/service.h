@@ -16,6 +16,7 @@
 
 #include "presence/core/config.h"
 #include "presence/core/engine.h"
+#include "presence/ingest/hygiene.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/source.h"
 #include "presence/ingest/topic_pattern.h"
@@ -179,6 +180,9 @@ class Service {
   // batch, must not block. While false the retained device and fleet output is not published
   // (the service topic still is); when it turns true every device and the fleet are restated.
   void set_publish_gate(std::function<bool()> may_publish);
+  // The device-hygiene report (issue 14, hygiene.h) of what this service observed. ENGINE THREAD
+  // ONLY: call it from a task given to post() (the /v1/doctor backend does).
+  HygieneReport hygiene_report(std::size_t limit) const;
   // What SIGHUP can change without a restart.
   void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
 

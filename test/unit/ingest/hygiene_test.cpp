@@ -146,7 +146,10 @@ TEST_CASE("birth_not_retained and stale_retained_online from the retained replay
   o.observe(session("plug", false), "", false, mono_ms(1));
   o.observe(status("plug", false), "devices/plug/status", false, mono_ms(2));
   o.observe(replay("plug", true), "devices/plug/status", true, mono_ms(3));
+  // Never in a session event, left out of the client list, retained "online": stale.
+  o.observe(replay("gone", true), "devices/gone/status", true, mono_ms(4));
   const auto r = o.analyze(rules(), mono_ms(5));
+  CHECK(has(r, "gone", "stale_retained_online"));
   CHECK(has(r, "lamp", "birth_not_retained"));
   CHECK_FALSE(has(r, "lamp", "stale_retained_online"));
   CHECK(has(r, "plug", "stale_retained_online"));
