@@ -30,6 +30,17 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_alive_heartbeats_total", "counter",
          "Device heartbeats received aggregated in broker-ext alive messages.");
   sample(out, "presence_alive_heartbeats_total", m.alive_heartbeats_total);
+  family(out, "presence_reconciled_total", "counter",
+         "Devices reported connected by start-up reconciliation, by way (broker_ext, emqx).");
+  for (const auto& [via, n] : m.reconciled_total)
+    sample(out, "presence_reconciled_total", n, "via=\"" + via + "\"");
+  family(out, "presence_reconcile_requests_total", "counter",
+         "Client-list requests sent to broker-ext (one per broker (re)connect).");
+  sample(out, "presence_reconcile_requests_total", m.reconcile_requests_total);
+  family(out, "presence_reconcile_fetches_total", "counter",
+         "EMQX clients API fetches (emqx_api), by result.");
+  for (const auto& [result, n] : m.reconcile_fetches_total)
+    sample(out, "presence_reconcile_fetches_total", n, "result=\"" + result + "\"");
   family(out, "presence_parse_errors_total", "counter",
          "Messages rejected or partly dropped, by kind.");
   for (const auto& [kind, n] : m.parse_errors_total)

@@ -405,6 +405,13 @@ void describe(V& v, Config& c) {
     v.field("fail_open_after", c.ha.fail_open_after);
     v.field("peer_down_after", c.ha.peer_down_after);
   });
+  v.section("emqx_api", [&] {
+    v.field("url", c.emqx_api.url);
+    v.field("api_key", c.emqx_api.api_key);
+    v.field("api_secret", c.emqx_api.api_secret, true);
+    v.field("page_size", c.emqx_api.page_size);
+    v.field("timeout", c.emqx_api.timeout);
+  });
   v.section("log", [&] {
     v.field("level", c.log.level);
     v.field("rate_limit", c.log.rate_limit);
@@ -809,6 +816,7 @@ class Validator {
     store();
     alerts();
     ha();
+    emqx_api();
   }
 
  private:
@@ -1062,6 +1070,17 @@ class Validator {
     positive(h.peer_down_after, "ha.peer_down_after");
   }
 
+  void emqx_api() {
+    const auto& e = c_.emqx_api;
+    http_url(e.url, "emqx_api.url", false, "");
+    if (e.url.empty()) return;
+    check(!e.api_key.empty() && !e.api_secret.empty(), "emqx_api.api_key",
+          "api_key and api_secret are required with emqx_api.url (EMQX: System -> API Keys)");
+    check(e.page_size >= 1 && e.page_size <= 10000, "emqx_api.page_size",
+          "must be between 1 and 10000 (EMQX's limit), got " + std::to_string(e.page_size));
+    positive(e.timeout, "emqx_api.timeout");
+  }
+
   void store() {
     check(!c_.store.dir.empty(), "store.dir", "must not be empty");
     positive(c_.store.snapshot_interval, "store.snapshot_interval");
@@ -1248,6 +1267,7 @@ constexpr const char* kRestartKeys[] = {
     "store.dir",             // open files and the snapshot lock
     "mode",                  // switching the decision model mid-run would mix semantics
     "ha",                    // the election and its lease are built once
+    "emqx_api",              // given to the service at start
 };
 
 }  // namespace

@@ -157,6 +157,17 @@ struct HaConfig {
 };
 
 // ---------------------------------------------------------------------------------------------
+// emqx_api: start-up reconciliation through EMQX's clients REST API (issue 14; docs/topics.md).
+// Empty url = off. An API key made in EMQX's dashboard (System -> API Keys) is the basic-auth pair.
+struct EmqxApiConfig {
+  std::string url;         // e.g. http://127.0.0.1:18083
+  std::string api_key;
+  std::string api_secret;
+  std::uint32_t page_size = 1000;
+  Duration timeout{std::chrono::seconds(5)};
+};
+
+// ---------------------------------------------------------------------------------------------
 // store: snapshots of state and open incidents.
 struct StoreConfig {
   std::string dir = "/var/lib/presenced";
@@ -313,6 +324,7 @@ struct Config {
   AlertsConfig alerts;
   LogConfig log;
   HaConfig ha;
+  EmqxApiConfig emqx_api;
   Mode mode = Mode::presence;
 };
 

@@ -114,6 +114,11 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
     t.broker_ext_clients = {ct.broker_ext + "/clients"};
   }
   o.ignore_ids = ct.ignore_ids;
+  o.emqx_api.url = c.emqx_api.url;
+  o.emqx_api.api_key = c.emqx_api.api_key;
+  o.emqx_api.api_secret = c.emqx_api.api_secret;
+  o.emqx_api.page_size = c.emqx_api.page_size;
+  o.emqx_api.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.emqx_api.timeout);
   // Sources and device classes (issue 14): the same fields under the ingest names.
   for (const auto& cs : c.sources) {
     presence::ingest::SourceSpec s;
@@ -190,6 +195,13 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   m.mqtt_messages_total = s.mqtt_messages_total;
   m.ignored_ids_total = s.ignored_ids_total;
   m.alive_heartbeats_total = s.alive_heartbeats_total;
+  m.reconciled_total = {{"broker_ext", s.reconciled_total - s.reconciled_emqx_total},
+                        {"emqx", s.reconciled_emqx_total}};
+  m.reconcile_requests_total = s.reconcile_requests_total;
+  for (std::size_t i = 0; i < s.emqx_fetches_total.size(); ++i)
+    m.reconcile_fetches_total.emplace_back(
+        presence::ingest::to_string(static_cast<presence::ingest::EmqxFetchResult>(i)),
+        s.emqx_fetches_total[i]);
   for (std::size_t i = 1; i < s.parse_errors_total.size(); ++i)  // 0 = ParseError::None
     m.parse_errors_total.emplace_back(
         presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),

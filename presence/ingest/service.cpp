@@ -103,6 +103,7 @@ struct Inbound {
     ServerShutdown,
     SetRate,
     Task,  // Service::post: run on the engine thread after the batch
+    EmqxClients,  // the EMQX clients API answered (emqx_fetch)
   };
   Type type = Type::Message;
   std::string topic;
@@ -113,6 +114,7 @@ struct Inbound {
   double rate = 0;
   Duration interval{0};
   Service::EngineTask task;
+  std::shared_ptr<const EmqxFetch> emqx_fetch;
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -157,6 +159,10 @@ struct Service::Impl {
   BlindSpots blind_spots;
   mutable RateLimitedLog rlog;
   HygieneObserver hygiene;  // engine thread: what the device-hygiene report is made of
+  // EMQX reconciliation: one fetch at a time on its own thread (HTTP must not block the engine).
+  std::thread emqx_thread;
+  std::atomic<bool> emqx_busy{false};
+  std::atomic<bool> emqx_abort{false};
 
   std::unique_ptr<mqtt::async_client> client;
   Listener connect_listener;
@@ -411,6 +417,7 @@ struct Service::Impl {
     feed(blind_spots.subscribed(), now);
     publish_service_online();
     request_client_list();
+    request_emqx_clients();
     // The broker may have lost our retained output (restart without persistence): resend, in
     // the background, so a real change after the reconnect is not queued behind the whole fleet.
     for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now, /*background=*/true);
@@ -478,20 +485,7 @@ struct Service::Impl {
         }
         return;
       case Parsed::What::ClientList:
-        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
-        for (std::size_t i = 0; i < p.ids.size(); ++i) {
-          const core::DeviceIndex dev = device_of(p.ids[i]);
-          if (dev == core::kNoDevice) continue;
-          core::Event e;
-          e.kind = core::EventKind::Connected;
-          e.source = core::Source::BrokerExt;
-          e.device = dev;
-          e.session = blind_spots.session(p.node, p.sessions[i]);
-          e.at = now;
-          engine.on_event(e);
-          if (hooks) hooks->on_event(engine, e);
-          ++local.reconciled_total;
-        }
+        apply_client_list(p, now);
         return;
       case Parsed::What::DeviceResync:
       case Parsed::What::DeviceEvent:
@@ -520,6 +514,60 @@ struct Service::Impl {
     e.at = now;
     engine.on_event(e);
     if (hooks) hooks->on_event(engine, e);
+  }
+
+  // Start-up reconciliation: each listed client is connected now. broker-ext's reply and EMQX's
+  // clients API both arrive here as a ClientList (one code path; emqx_clients.h).
+  void apply_client_list(const Parsed& p, MonoTime now) {
+    if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+    for (std::size_t i = 0; i < p.ids.size(); ++i) {
+      const core::DeviceIndex dev = device_of(p.ids[i]);
+      if (dev == core::kNoDevice) continue;
+      core::Event e;
+      e.kind = core::EventKind::Connected;
+      e.source = p.source;
+      e.device = dev;
+      e.session = i < p.sessions.size() ? blind_spots.session(p.node, p.sessions[i]) : 0;
+      e.at = now;
+      engine.on_event(e);
+      if (hooks) hooks->on_event(engine, e);
+      ++local.reconciled_total;
+      if (p.source == core::Source::Emqx) ++local.reconciled_emqx_total;
+    }
+  }
+
+  void on_emqx_clients(const EmqxFetch& f, MonoTime now) {
+    ++local.emqx_fetches_total[static_cast<std::size_t>(f.result)];
+    if (f.result == EmqxFetchResult::Ok) {
+      log(LogLevel::Info, "emqx api: " + std::to_string(f.ids.size()) + " connected client(s) in " +
+                              std::to_string(f.pages) + " page(s)" +
+                              (f.detail.empty() ? std::string() : " (" + f.detail + ")"));
+    } else if (f.result != EmqxFetchResult::Aborted) {
+      rlog.log(f.result == EmqxFetchResult::Unauthorized ? LogLevel::Error : LogLevel::Warn,
+               std::string("emqx:") + to_string(f.result),
+               std::string("emqx api: clients not listed (") + to_string(f.result) + ", " +
+                   f.detail + "); " + std::to_string(f.ids.size()) +
+                   " client(s) from earlier pages reconciled, the rest wait for their grace");
+    }
+    if (f.ids.empty()) return;
+    const Parsed p = emqx_client_list(f);
+    hygiene.observe(p, {}, false, now);
+    apply_client_list(p, now);
+  }
+
+  // On every (re)connect, like broker-ext's request: a worker asks EMQX; the answer comes back
+  // through the inbox. A fetch still running is not doubled.
+  void request_emqx_clients() {
+    if (!opt.emqx_api.enabled() || emqx_busy.exchange(true)) return;
+    if (emqx_thread.joinable()) emqx_thread.join();  // the previous one has finished
+    emqx_thread = std::thread([this] {
+      auto f = std::make_shared<EmqxFetch>(fetch_emqx_clients(opt.emqx_api, opt.limits, &emqx_abort));
+      Inbound in;
+      in.type = Inbound::Type::EmqxClients;
+      in.emqx_fetch = std::move(f);
+      push(std::move(in));
+      emqx_busy = false;
+    });
   }
 
   void handle(const Inbound& in, MonoTime now) {
@@ -573,6 +621,9 @@ struct Service::Impl {
       case Inbound::Type::Task:
         tasks.push_back(in.task);
         break;
+      case Inbound::Type::EmqxClients:
+        if (in.emqx_fetch) on_emqx_clients(*in.emqx_fetch, now);
+        break;
       case Inbound::Type::SetRate:
         queue.set_rate(in.rate);
         queue.set_coalesce_interval(in.interval);
@@ -615,6 +666,7 @@ struct Service::Impl {
   void request_client_list() {
     if (opt.topics.broker_ext_clients.empty()) return;
     try {
+      ++local.reconcile_requests_total;
       client->publish("$CONTROL/presence/v1/clients", std::string(R"({"v":1})"), 1, false);
     } catch (const mqtt::exception& e) {
       rlog.log(LogLevel::Warn, "publish", std::string("mqtt: client-list request failed: ") + e.what());
@@ -918,6 +970,9 @@ void Service::stop() {
   }
   impl_->in_cv.notify_one();
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->emqx_abort = true;  // an EMQX fetch in flight is cancelled within ~20 ms
+  if (impl_->emqx_thread.joinable()) impl_->emqx_thread.join();
+  impl_->emqx_abort = false;
   {
     // Tasks that never ran: dropping them breaks their promises, so waiting callers return now.
     std::lock_guard<std::mutex> lock(impl_->in_mu);

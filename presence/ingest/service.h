@@ -16,6 +16,7 @@
 
 #include "presence/core/config.h"
 #include "presence/core/engine.h"
+#include "presence/ingest/emqx_clients.h"
 #include "presence/ingest/hygiene.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/source.h"
@@ -96,6 +97,8 @@ struct ServiceOptions {
   // source 0. device_classes: Service fills core.device_classes from them (and the presets').
   std::vector<SourceSpec> sources;
   std::vector<DeviceClassSpec> device_classes;
+  // EMQX's clients REST API (emqx_clients.h): asked on every (re)connect, like broker-ext.
+  EmqxApiOptions emqx_api;
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
@@ -113,6 +116,9 @@ struct ServiceStats {
   std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
   std::uint64_t alive_heartbeats_total = 0;  // heartbeats received in broker-ext alive batches
   std::uint64_t reconciled_total = 0;  // devices reported connected by a client-list reply
+  std::uint64_t reconciled_emqx_total = 0;  // ... of which by EMQX's clients API
+  std::uint64_t reconcile_requests_total = 0;  // client-list requests sent to broker-ext
+  std::array<std::uint64_t, kEmqxFetchResults> emqx_fetches_total{};  // per EmqxFetchResult
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;

@@ -65,4 +65,10 @@ TEST_CASE("reconciliation: restarted presenced keeps connected devices online, n
     for (std::size_t i = before[id]; i < h.size(); ++i) CHECK(h[i] == "online");
   }
   CHECK(presenced.log().find("device rc-1: online -> suspect") == std::string::npos);
+  // Counted in /metrics (docs/metrics.md): the restarted presenced asked once and was told of
+  // the three devices (presenced's own client id and the observer are not devices... the
+  // observer is: it is a client like any other, hence >=).
+  CHECK(presenced.metric("presence_reconcile_requests_total") >= 1);
+  CHECK(presenced.metric("presence_reconciled_total{via=\"broker_ext\"}") >= 3);
+  CHECK(presenced.metric("presence_reconciled_total{via=\"emqx\"}") == 0);
 }
