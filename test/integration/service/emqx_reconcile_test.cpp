@@ -20,7 +20,7 @@ namespace {
 
 // The mock: `clients` served `per_page` at a time; `mode` switches the failure.
 struct MockEmqx {
-  std::vector<std::string> clients;
+  const std::vector<std::string> clients;  // fixed before the server thread starts
   std::atomic<int> mode{0};  // 0 ok, 1 = 500, 2 = hang 3 s, 3 = not JSON
   std::atomic<int> requests{0};
   std::atomic<int> bad_auth{0};
@@ -28,7 +28,7 @@ struct MockEmqx {
   std::thread thread;
   int port = 0;
 
-  MockEmqx() {
+  explicit MockEmqx(std::vector<std::string> c) : clients(std::move(c)) {
     server.Get("/api/v5/clients", [this](const httplib::Request& req, httplib::Response& res) {
       ++requests;
       // Basic auth of "key:secret".
@@ -101,8 +101,7 @@ struct MockEmqx {
 }  // namespace
 
 TEST_CASE("emqx clients API: pages, auth, and each failure's defined outcome") {
-  MockEmqx mock;
-  mock.clients = {"em-1", "em-2", "em-3", "em-4", "em-5"};
+  MockEmqx mock({"em-1", "em-2", "em-3", "em-4", "em-5"});
   const presence::ingest::ParseLimits limits;
 
   SUBCASE("pages until hasnext is false; disconnected and broken entries are not listed") {
@@ -172,8 +171,7 @@ TEST_CASE("emqx clients API: pages, auth, and each failure's defined outcome") {
 }
 
 TEST_CASE("emqx reconciliation: listed clients are online at once, counted in /metrics") {
-  MockEmqx mock;
-  mock.clients = {"em-a", "em-b", "em-c"};
+  MockEmqx mock({"em-a", "em-b", "em-c"});
   Mosquitto broker;
   broker.start();
   PresencedOptions o;
