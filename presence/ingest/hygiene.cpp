@@ -66,7 +66,7 @@ bool HygieneObserver::looks_random(std::string_view id) {
 
 HygieneObserver::Device* HygieneObserver::find_or_add(std::string_view id, core::MonoTime now) {
   if (id.empty()) return nullptr;
-  auto it = devices_.find(std::string(id));
+  auto it = devices_.find(id);
   if (it != devices_.end()) return &it->second;
   if (devices_.size() >= max_devices_) {
     ++dropped_;
@@ -78,7 +78,7 @@ HygieneObserver::Device* HygieneObserver::find_or_add(std::string_view id, core:
 }
 
 void HygieneObserver::set_device_class(std::string_view id, std::uint8_t device_class) {
-  auto it = devices_.find(std::string(id));
+  auto it = devices_.find(id);
   if (it != devices_.end()) it->second.device_class = device_class;
 }
 

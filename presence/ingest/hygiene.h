@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -108,7 +109,12 @@ class HygieneObserver {
   core::Duration will_wait_;
   bool list_seen_ = false;  // a client list arrived: who it leaves out is not connected
   std::size_t dropped_ = 0;
-  std::unordered_map<std::string, Device> devices_;
+  // Looked up per message from the topic's string_view: no allocation for a known device.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Device, Hash, std::equal_to<>> devices_;
 };
 
 }  // namespace presence::ingest
