@@ -340,8 +340,16 @@ int run(const std::string& path) {
     hc.timing.fail_open_after = running.ha.fail_open_after;
     hc.timing.peer_down_after = running.ha.peer_down_after;
     hc.log = [](std::string_view line) { log(LogLevel::Info, std::string(line)); };
-    ha = std::make_unique<presence::ha::Node>(
-        hc, [&alerting](presence::core::AlertIntent i) { alerting.submit_external(std::move(i)); });
+    presence::ha::NodeHooks hooks;
+    hooks.submit = [&alerting](presence::core::AlertIntent i, std::int64_t decided_wall_ms) {
+      alerting.submit_external(std::move(i), decided_wall_ms);
+    };
+    hooks.holds = [&alerting](const std::string& sink, const std::string& key,
+                              presence::core::AlertIntent::Action action, std::int64_t wall_ms,
+                              std::int64_t window_ms) {
+      return alerting.outbox_holds(sink, key, action, wall_ms, window_ms);
+    };
+    ha = std::make_unique<presence::ha::Node>(hc, std::move(hooks));
     using Gate = presence::alert::DispatcherConfig::Gate;
     alerting.set_send_gate(
         [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
