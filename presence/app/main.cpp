@@ -425,25 +425,8 @@ int run(const std::string& path) {
       [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
         api_backend.on_intents(intents);
       });
-  if (ha) {
-    // Before register_api: its /v1 fallback would answer first.
-    http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
-                                                    httplib::Response& res) {
-      // Same rule as every /v1 read: off loopback it needs the bearer token.
-      const std::string auth = req.get_header_value("Authorization");
-      constexpr std::string_view kBearer = "Bearer ";
-      if (api_options.require_token_for_reads &&
-          (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 ||
-           !presence::api::same_token(std::string_view(auth).substr(kBearer.size()),
-                                      api_options.token))) {
-        res.set_header("WWW-Authenticate", "Bearer realm=\"presenced\"");
-        res.status = 401;
-        res.set_content(R"({"v":1,"error":"unauthorized"})", "application/json");
-        return;
-      }
-      res.set_content(ha->status_json(), "application/json");
-    });
-  }
+  // GET /v1/ha: the same token rule as every /v1 read (docs/ha.md).
+  if (ha) api_options.extra_reads.emplace_back("/v1/ha", [&ha] { return ha->status_json(); });
   presence::api::register_api(http.server(), api_backend, api_options);
   if (ha) ha->start();
   if (!http.start(&error)) {
