@@ -151,6 +151,9 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
   while (!out.device_prefix.empty() && out.device_prefix.back() == '/') out.device_prefix.pop_back();
   out.fleet_topic = c.output.fleet_topic;
   out.service_topic = service_topic_for(c.output.fleet_topic);
+  // HA pair: one birth/will per instance, or a dead instance's will would mark the live one
+  // offline (and the live one's birth would hide the dead one).
+  if (c.ha.enabled()) out.service_topic += "/" + c.ha.name;
   out.retain = c.output.retain;
   out.qos = c.output.qos;
   out.max_messages_per_second = c.output.publish_rate;
