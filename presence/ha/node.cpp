@@ -289,7 +289,8 @@ bool Node::handoff() {
   std::sort(to_send.begin(), to_send.end(),
             [](const auto& x, const auto& y) { return x.second.wall_ms < y.second.wall_ms; });
   std::vector<SendingRecord> pages;
-  for (auto& [key, r] : to_send) {
+  for (auto& entry : to_send) {
+    SendingRecord& r = entry.second;  // not a structured binding: clang 14 cannot capture one
     const bool dup = std::any_of(pages.begin(), pages.end(), [&](const SendingRecord& p) {
       return p.intent.dedup_key == r.intent.dedup_key && p.intent.action == r.intent.action &&
              p.wall_ms == r.wall_ms;
