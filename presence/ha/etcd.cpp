@@ -211,8 +211,14 @@ std::optional<bool> Etcd::put(const std::string& key, const std::string& value,
 
 std::optional<std::vector<KeyValue>> Etcd::range(const std::string& key, bool prefix,
                                                  std::int64_t limit) {
-  json body{{"key", b64(key)}};
-  if (prefix) body["range_end"] = b64(prefix_end(key));
+  return prefix ? range_from(key, key, limit) : range_from({}, key, limit);
+}
+
+std::optional<std::vector<KeyValue>> Etcd::range_from(const std::string& prefix,
+                                                      const std::string& from,
+                                                      std::int64_t limit) {
+  json body{{"key", b64(from)}};
+  if (!prefix.empty()) body["range_end"] = b64(prefix_end(prefix));
   if (limit > 0) body["limit"] = std::to_string(limit);
   auto r = post("/v3/kv/range", body.dump());
   if (!r) return std::nullopt;

@@ -53,6 +53,9 @@ class Etcd {
   // One key, or every key under a prefix (at most `limit` of them when limit > 0).
   std::optional<std::vector<KeyValue>> range(const std::string& key, bool prefix = false,
                                              std::int64_t limit = 0);
+  // Keys under prefix from `from` on (inclusive), in key order, at most limit: one page of a scan.
+  std::optional<std::vector<KeyValue>> range_from(const std::string& prefix,
+                                                  const std::string& from, std::int64_t limit);
 
  private:
   std::optional<std::string> post(const std::string& path, const std::string& body);

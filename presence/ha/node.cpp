@@ -227,11 +227,19 @@ void Node::step(core::MonoTime t) {
 }
 
 bool Node::handoff() {
-  // Bounded: a sending record exists per request in flight (one batch per sink), or left by a
-  // dead sender until a takeover deals with it; 10,000 is far above either.
-  constexpr std::int64_t kMaxScan = 10000;
-  const auto kvs = etcd_.range(sending_prefix_, true, kMaxScan);
-  if (!kvs) return false;
+  // Bounded: a sending record exists per entry in flight (one batch per sink), or left by a
+  // dead sender until a takeover deals with it; 10,000 is far above either. Read in pages so no
+  // answer nears the client's 4 MiB cap (a record is at most a few KiB).
+  constexpr std::int64_t kPage = 200;
+  constexpr std::size_t kMaxScan = 10000;
+  std::optional<std::vector<KeyValue>> kvs = std::vector<KeyValue>{};
+  for (std::string from = sending_prefix_; kvs->size() < kMaxScan;) {
+    const auto page = etcd_.range_from(sending_prefix_, from, kPage);
+    if (!page) return false;
+    kvs->insert(kvs->end(), page->begin(), page->end());
+    if (static_cast<std::int64_t>(page->size()) < kPage) break;
+    from = page->back().key + std::string(1, '\0');  // the next key after the last one
+  }
   std::int64_t fence = 0;
   {
     std::lock_guard lock(mu_);
