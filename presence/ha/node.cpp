@@ -264,6 +264,11 @@ bool Node::handoff() {
   std::vector<std::string> to_delete;
   std::size_t cleared = 0, expired = 0, bad = 0;
   for (const auto& kv : *kvs) {
+    {
+      // Stopping: leave the rest to the next leader (stop() must not wait for a long scan).
+      std::lock_guard lock(wake_mu_);
+      if (stopping_) return true;
+    }
     auto rec = decode_sending(kv.value);
     if (!rec) {
       ++bad;
