@@ -202,6 +202,14 @@ const std::vector<std::pair<std::string, Setter>>& setters() {
        }},
       {"status_topic", text(&SimOptions::status_topic)},
       {"heartbeat_topic", text(&SimOptions::heartbeat_topic)},
+      {"sparkplug_group",
+       [](SimOptions& o, std::string_view v) {
+         if (v.find_first_of("/+#") != std::string_view::npos) return std::string("must not contain / + #");
+         o.sparkplug_group = to_s(v);
+         return std::string{};
+       }},
+      {"sparkplug_devices",
+       [](SimOptions& o, std::string_view v) { return parse_int(v, o.sparkplug_devices, 0, 10000, ""); }},
       {"connect_timeout", duration(&SimOptions::connect_timeout)},
       {"failure_rate",
        [](SimOptions& o, std::string_view v) {
