@@ -49,6 +49,8 @@ core::PolicyConfig policy_config(const Config& c) {
   p.group_interval = a.group_interval;
   p.blind_alert_after = a.blind_alert_after;
   p.details_max_devices = a.details_max_devices;
+  p.parent_label = a.parent_label;
+  p.parent_return_grace = a.parent_return_grace;
   for (std::size_t i = 0; i < c.alerts.routes.size(); ++i) {
     const auto& r = c.alerts.routes[i];
     core::AlertRule rule;
@@ -725,6 +727,8 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     incidents_open_ = open;
     devices_held_ = held;
     log_incidents();
+    // A parent label that would close a cycle (or chain deeper than 16) is refused; said once.
+    for (const auto& e : policy_->drain_topology_errors()) log_("topology: " + e);
     alerts_pending_ = policy_->pending();
     const auto pc = policy_->counters();
     const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,

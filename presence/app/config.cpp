@@ -293,6 +293,12 @@ void describe(V& v, Config& c) {
   v.list("sources", c.sources, [&](SourceConfig& s) { describe_source(v, s); });
   v.list("device_classes", c.device_classes,
          [&](DeviceClassConfig& d) { describe_device_class(v, d); });
+  v.section("sparkplug", [&] {
+    v.field("enabled", c.sparkplug.enabled);
+    v.field("primary_host", c.sparkplug.primary_host);
+    v.field("rebirth", c.sparkplug.rebirth);
+    v.field("rebirth_interval", c.sparkplug.rebirth_interval);
+  });
   v.section("output", [&] {
     auto& o = c.output;
     v.field("device_prefix", o.device_prefix);
@@ -393,6 +399,8 @@ void describe(V& v, Config& c) {
       v.field("storm_flapping_floor", p.storm_flapping_floor);
       v.field("storm_flapping_fraction", p.storm_flapping_fraction);
       v.field("details_max_devices", p.details_max_devices);
+      v.field("parent_label", p.parent_label);
+      v.field("parent_return_grace", p.parent_return_grace);
     });
     v.list("routes", a.routes, [&](AlertRouteConfig& r) { describe_route(v, r); });
     v.list("silences", a.silences, [&](SilenceConfig& s) { describe_silence(v, s); });
@@ -1095,6 +1103,9 @@ class Validator {
                "(an empty entry)");
     positive(a.alertmanager.resend_interval, "alerts.alertmanager.resend_interval");
     positive(a.alertmanager.notify_for, "alerts.alertmanager.notify_for");
+    positive(c_.sparkplug.rebirth_interval, "sparkplug.rebirth_interval");
+    check(c_.sparkplug.primary_host.find_first_of("/+#") == std::string::npos, "sparkplug.primary_host",
+          "is a Sparkplug host_id: no '/', '+' or '#'");
     http_url(a.teams.webhook_url, "alerts.teams.webhook_url", a.teams.enabled,
              "when alerts.teams.enabled is true");
     check(a.teams.max_per_second > 0.0, "alerts.teams.max_per_second",
@@ -1105,6 +1116,7 @@ class Validator {
     const auto& p = a.policy;
     positive(p.group_interval, "alerts.policy.group_interval");
     positive(p.blind_alert_after, "alerts.policy.blind_alert_after");
+    positive(p.parent_return_grace, "alerts.policy.parent_return_grace");
     positive(p.incident_window, "alerts.policy.incident_window");
     check(p.incident_open_floor >= 1, "alerts.policy.incident_open_floor", "must be at least 1");
     check(p.incident_open_fraction > 0.0 && p.incident_open_fraction <= 1.0,

@@ -251,6 +251,11 @@ struct AlertPolicyConfig {
   // Device ids listed in one group or straggler alert; the rest is counted (`count`), and the
   // API lists every one. PagerDuty caps an event at 512 KB.
   std::uint32_t details_max_devices = static_cast<std::uint32_t>(core::PolicyConfig{}.details_max_devices);
+  // Parents and children (issue 15, docs/core.md "Parents and children"): the label naming a
+  // device's parent ("" = none), and how long a returned parent's children have to come back
+  // before they are paged as its stragglers.
+  std::string parent_label = core::PolicyConfig{}.parent_label;
+  Duration parent_return_grace = core::PolicyConfig{}.parent_return_grace;
 };
 
 using LabelMatch = std::map<std::string, std::string>;  // label -> value; all must match
@@ -301,8 +306,17 @@ struct LogConfig {
 // on every birth: the baseline the scenario scorecard compares against).
 enum class Mode { presence, naive };
 
+// Sparkplug B 3.0 (issue 15, docs/sparkplug.md).
+struct SparkplugConfig {
+  bool enabled = false;      // subscribe to spBv1.0/# and read edge nodes, devices and STATE
+  std::string primary_host;  // host_id of the primary host application ("" = none)
+  bool rebirth = false;      // ask an edge node whose NBIRTH was missed for a rebirth (NCMD)
+  Duration rebirth_interval{std::chrono::seconds(60)};  // at most one request per node per interval
+};
+
 struct Config {
   MqttConfig mqtt;
+  SparkplugConfig sparkplug;
   TopicsConfig topics;
   std::vector<SourceConfig> sources;
   std::vector<DeviceClassConfig> device_classes;

@@ -114,6 +114,10 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
     t.broker_ext_clients = {ct.broker_ext + "/clients"};
   }
   o.ignore_ids = ct.ignore_ids;
+  o.sparkplug.enabled = c.sparkplug.enabled;
+  o.sparkplug.primary_host = c.sparkplug.primary_host;
+  o.sparkplug.rebirth = c.sparkplug.rebirth;
+  o.sparkplug.rebirth_interval = c.sparkplug.rebirth_interval;
   // Sources and device classes (issue 14): the same fields under the ingest names.
   for (const auto& cs : c.sources) {
     presence::ingest::SourceSpec s;

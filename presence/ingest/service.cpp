@@ -1,5 +1,7 @@
 #include "presence/ingest/service.h"
 
+#include "presence/ingest/sparkplug.h"
+
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -150,6 +152,9 @@ struct Service::Impl {
   ServiceOptions opt;
   TopicMatcher matcher;
   SourceTable sources;
+  std::optional<sparkplug::Tracker> sparkplug_tracker;  // sparkplug.enabled
+  std::vector<Parsed> sparkplug_events;
+  std::vector<sparkplug::Command> sparkplug_commands;
   core::Engine engine;
   EngineHooks* hooks = nullptr;
   WallAnchor anchor;
@@ -206,6 +211,13 @@ struct Service::Impl {
       std::string all;
       for (const auto& e : errors) all += e + "; ";
       throw std::invalid_argument(all);
+    }
+    if (opt.sparkplug.enabled) {
+      sparkplug::Options so;
+      so.primary_host = opt.sparkplug.primary_host;
+      so.rebirth = opt.sparkplug.rebirth;
+      so.rebirth_interval = opt.sparkplug.rebirth_interval;
+      sparkplug_tracker.emplace(so, opt.limits);
     }
     anchor.mono = mono_now();
     anchor.wall = std::chrono::system_clock::now();
@@ -438,6 +450,10 @@ struct Service::Impl {
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(now);
     ++local.mqtt_messages_total;
+    if (sparkplug_tracker && in.topic.rfind("spBv1.0/", 0) == 0) {
+      handle_sparkplug(in, now);
+      return;
+    }
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
@@ -495,6 +511,47 @@ struct Service::Impl {
       case Parsed::What::DeviceEvent:
         break;
     }
+    feed_device(p, now);
+  }
+
+  // Sparkplug B (issue 15): the tracker turns the message into device events, in order (an
+  // NDEATH's node before its devices, so the core knows the parent is down before the children
+  // drop), and maybe an NCMD Rebirth to publish.
+  void handle_sparkplug(const Inbound& in, MonoTime now) {
+    sparkplug_events.clear();
+    sparkplug_commands.clear();
+    std::string detail;
+    const auto wall_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count());
+    const ParseError err = sparkplug_tracker->on_message(in.topic, in.payload, in.retained, now, wall_ms,
+                                                         sparkplug_events, sparkplug_commands, &detail);
+    if (err != ParseError::None) {
+      ++local.parse_errors_total[static_cast<std::size_t>(err)];
+      rlog.log(LogLevel::Warn, std::string("sparkplug:") + to_string(err),
+               std::string("sparkplug: ") + to_string(err) + " on '" + in.topic.substr(0, 200) + "' (" +
+                   std::to_string(in.payload.size()) + " bytes): " + detail + ", message dropped");
+    }
+    for (const auto& p : sparkplug_events) feed_device(p, now);
+    for (const auto& c : sparkplug_commands) {
+      // Rebirth requests only (presenced never publishes a STATE): QoS 0, not retained, best
+      // effort; a node that misses it is asked again after rebirth_interval.
+      if (!client || conn != Conn::Up) continue;
+      try {
+        client->publish(c.topic, c.payload.data(), c.payload.size(), 0, false);
+        ++local.sparkplug_rebirths_total;
+      } catch (const std::exception& e) {
+        rlog.log(LogLevel::Warn, "sparkplug:rebirth", std::string("sparkplug: rebirth request failed: ") + e.what());
+      }
+    }
+    const auto& c = sparkplug_tracker->counters();
+    local.sparkplug_messages_total = c.messages;
+    local.sparkplug_stale_deaths_total = c.stale_deaths;
+    local.sparkplug_births_dead_on_arrival_total = c.births_dead_on_arrival;
+    local.sparkplug_rebirths_suppressed_total = c.rebirths_suppressed;
+  }
+
+  void feed_device(const Parsed& p, MonoTime now) {
     if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
@@ -532,7 +589,8 @@ struct Service::Impl {
         state_since = now;
         log(LogLevel::Debug, std::string("mqtt: connected (session present: ") +
                                  (in.session_present ? "yes" : "no") + "), subscribing");
-        const auto filters = matcher.filters();
+        auto filters = matcher.filters();
+        if (sparkplug_tracker) filters.emplace_back(sparkplug::kFilter);
         auto coll = mqtt::string_collection::create(filters);
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
         try {

@@ -95,6 +95,15 @@ struct ServiceOptions {
   // source 0. device_classes: Service fills core.device_classes from them (and the presets').
   std::vector<SourceSpec> sources;
   std::vector<DeviceClassSpec> device_classes;
+  // Sparkplug B (issue 15, docs/sparkplug.md): subscribe to spBv1.0/# and read it with
+  // sparkplug::Tracker (edge nodes, their devices, the primary host's STATE).
+  struct Sparkplug {
+    bool enabled = false;
+    std::string primary_host;
+    bool rebirth = false;
+    core::Duration rebirth_interval{std::chrono::seconds(60)};
+    bool operator==(const Sparkplug&) const = default;
+  } sparkplug;
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
@@ -127,6 +136,12 @@ struct ServiceStats {
   std::uint64_t devices_cleared_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;
+  // Sparkplug B (issue 15): the tracker's counters (sparkplug.h), rebirth commands published.
+  std::uint64_t sparkplug_messages_total = 0;
+  std::uint64_t sparkplug_stale_deaths_total = 0;
+  std::uint64_t sparkplug_births_dead_on_arrival_total = 0;
+  std::uint64_t sparkplug_rebirths_total = 0;
+  std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;  // connected and subscribed
   bool blind = true;
   bool restart_grace = false;
