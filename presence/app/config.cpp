@@ -1251,6 +1251,7 @@ constexpr const char* kRestartKeys[] = {
     "mqtt",                  // the broker connection and session are built once
     "topics",                // subscriptions
     "sources",               // subscriptions and parsers
+    "sparkplug",             // the spBv1.0/# subscription and the edge-node tracker
     "device_classes",        // core::Engine takes its classes at construction
     "output.device_prefix",  // retained state would be left behind on the old topics
     "output.fleet_topic",
