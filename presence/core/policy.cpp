@@ -184,6 +184,9 @@ struct AlertPolicy::Impl {
 
   void set_parent_label(DeviceIndex d, std::string_view value) {
     const std::string me = id(d);
+    // A source-wide parent label (every Zigbee2MQTT device's parent is the bridge) also reaches
+    // the parent itself: a device is never its own parent, so there it means "no parent".
+    if (value == me) value = {};
     std::string err = topo.set_parent(me, d, value);
     if (err.empty()) return;
     ++counters.parent_cycles_refused;

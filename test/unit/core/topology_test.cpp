@@ -322,3 +322,14 @@ TEST_CASE("a broker restart taking every parent down at once is one fleet incide
   CHECK(s.count(Action::Trigger) == 1);
   CHECK(s.p.unreachable() == 90);
 }
+
+TEST_CASE("a source-wide parent label on the parent itself means no parent, not an error") {
+  Sim s;
+  const DeviceIndex bridge = s.add("zigbee2mqtt", "zigbee2mqtt");
+  s.add("lamp", "zigbee2mqtt");
+  CHECK(s.p.counters().parent_cycles_refused == 0);
+  CHECK(s.p.drain_topology_errors().empty());
+  CHECK(s.p.topology().parent("zigbee2mqtt").empty());
+  CHECK(s.p.topology().parent("lamp") == "zigbee2mqtt");
+  (void)bridge;
+}
