@@ -304,6 +304,12 @@ struct AlertPolicy::Impl {
     a.details.emplace_back("devices", ids);
   }
 
+  std::size_t behind_count(DeviceIndex d) const {
+    if (topo.empty()) return 0;
+    const std::string me = id(d);
+    return topo.has_children(me) ? topo.descendant_count(me) : 0;
+  }
+
   // The parent's own page names what is behind it.
   void describe_parent(AlertIntent& a, DeviceIndex d) const {
     if (topo.empty()) return;
@@ -726,13 +732,23 @@ struct AlertPolicy::Impl {
       std::size_t n = 0;
       for (DeviceIndex d : send) {
         if (n++ == cfg.details_max_devices) break;
-        named += (named.empty() ? "" : ", ") + id(d) + (devs[d].flapping ? " (flapping)" : " (offline)");
+        const std::size_t behind = behind_count(d);
+        named += (named.empty() ? "" : ", ") + id(d) + (devs[d].flapping ? " (flapping" : " (offline") +
+                 (behind == 0 ? std::string(")") : ", " + std::to_string(behind) + " behind it unreachable)");
       }
       i.component = route.empty() ? std::string("devices") : route;
       i.summary = clip(std::to_string(send.size()) + " unrelated devices " + how + ": " + named + more, kMaxSummary);
     }
     i.details.emplace_back("count", std::to_string(send.size()));
     i.details.emplace_back("devices", ids);
+    std::size_t behind = 0;
+    for (DeviceIndex d : send) behind += behind_count(d);
+    if (behind > 0) {
+      // Parents among the members (issue 15): what is unreachable behind them is part of the page.
+      if (cause || cohort != nullptr)
+        i.summary = clip(i.summary + "; " + std::to_string(behind) + " devices behind them unreachable", kMaxSummary);
+      i.details.emplace_back("unreachable_behind", std::to_string(behind));
+    }
   }
 
   // --- Fleet incidents -------------------------------------------------------------------------

@@ -66,7 +66,6 @@ ParseError Tracker::on_message(std::string_view topic, std::string_view payload,
     }
     Parsed p = event(t->host, st.online ? core::EventKind::Connected : core::EventKind::Disconnected,
                      st.online ? core::DisconnectReason::Unknown : core::DisconnectReason::LastWill, retained);
-    p.labels.emplace_back("sparkplug_role", "primary_host");
     events.push_back(std::move(p));
     return ParseError::None;
   }
@@ -93,12 +92,10 @@ ParseError Tracker::on_message(std::string_view topic, std::string_view payload,
 
   auto node_labels = [&](Parsed& p) {
     p.labels.emplace_back("sparkplug_group", t->group);
-    p.labels.emplace_back("sparkplug_role", "edge_node");
     if (!options_.primary_host.empty()) p.labels.emplace_back("parent", options_.primary_host);
   };
   auto device_labels = [&](Parsed& p) {
     p.labels.emplace_back("sparkplug_group", t->group);
-    p.labels.emplace_back("sparkplug_role", "device");
     p.labels.emplace_back("edge_node", node_id);
     p.labels.emplace_back("parent", node_id);
   };

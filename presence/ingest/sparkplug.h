@@ -3,11 +3,13 @@
 // commands returned. docs/sparkplug.md documents every rule below with its reason.
 //
 // Ids (the device ids presenced pages and publishes):
-//   edge node       {group}/{edge}             labels sparkplug_group, sparkplug_role=edge_node,
-//                                              parent={primary host} when one is configured
-//   device          {group}/{edge}/{device}    labels sparkplug_group, sparkplug_role=device,
-//                                              edge_node={group}/{edge}, parent={group}/{edge}
-//   primary host    {host_id}                  label sparkplug_role=primary_host
+//   edge node       {group}/{edge}             labels sparkplug_group, parent={primary host} when
+//                                              one is configured
+//   device          {group}/{edge}/{device}    labels sparkplug_group, edge_node={group}/{edge},
+//                                              parent={group}/{edge}
+//   primary host    {host_id}                  no label
+// No "role" label: the cohort logic would take "3 of 20 edge nodes down" for a common cause
+// (issue 11) when three unrelated nodes fail; a label must name something that can fail together.
 #pragma once
 
 #include <cstddef>

@@ -242,7 +242,7 @@ class Runner {
   }
   json device_event(const char* kind, const Device& d, const char* truth) {
     auto j = event(kind);
-    j["device"] = d.spec->id;
+    j["device"] = truth_id(d);
     j["truth"] = truth;
     return j;
   }
@@ -278,6 +278,11 @@ class Runner {
   void schedule_tick(std::uint32_t i);
   // Sparkplug edge-node mode (SimOptions::sparkplug_group).
   bool sparkplug() const { return !o_.sparkplug_group.empty(); }
+  // The id presenced gives the device: an edge node is {group}/{edge} (docs/sparkplug.md), so the
+  // truth the scenarios score names it the same way.
+  std::string truth_id(const Device& d) const {
+    return sparkplug() ? o_.sparkplug_group + "/" + d.spec->id : d.spec->id;
+  }
   std::string sp_topic(const char* type, const Device& d, const std::string& device = {}) const {
     return "spBv1.0/" + o_.sparkplug_group + "/" + type + "/" + d.spec->id + (device.empty() ? "" : "/" + device);
   }
@@ -1176,7 +1181,7 @@ int Runner::run() {
   if (o_.device_lines) {
     for (auto& d : dev_) {
       auto j = event("device");
-      j["device"] = d.spec->id;
+      j["device"] = truth_id(d);
       j["firmware"] = d.spec->firmware;
       j["site"] = d.spec->site;
       j["model"] = d.spec->model;

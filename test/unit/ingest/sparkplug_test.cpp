@@ -241,7 +241,7 @@ TEST_CASE("primary host STATE: online/offline events for the host; older timesta
   REQUIRE(f.events.size() == 1);
   CHECK(f.events[0].what == Parsed::What::DeviceResync);
   CHECK(f.events[0].id == "scada-1");
-  CHECK(Feed::label(f.events[0], "sparkplug_role") == "primary_host");
+  CHECK(f.events[0].labels.empty());
   REQUIRE(f.send("spBv1.0/STATE/scada-1", encode_state({false, 200})) == ParseError::None);
   REQUIRE(f.events.size() == 1);
   CHECK(f.events[0].what == Parsed::What::DeviceEvent);
