@@ -731,9 +731,11 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     for (const auto& e : policy_->drain_topology_errors()) log_("topology: " + e);
     alerts_pending_ = policy_->pending();
     const auto pc = policy_->counters();
-    const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
-                                pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped};
-    for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
+    const std::uint64_t v[8] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
+                                pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped,
+                                pc.unreachable_held,   pc.parent_cycles_refused};
+    for (int i = 0; i < 8; ++i) policy_counters_[i] = v[i];
+    devices_unreachable_ = policy_->unreachable();
     // The open set, not triggers - resolves since this process started: alerts restored from the
     // snapshot are open too (issue 19: the gauge read 0 while a page was open after a restart).
     // Recounted only when alerts changed: the firing set moves with intents (and the restore).
@@ -854,14 +856,19 @@ std::string Alerting::metrics_text() const {
   family(out, "presence_alerts_pending", "gauge",
          "Device alerts waiting for alert_after, a group flush, a silence or sight.");
   sample(out, "presence_alerts_pending", static_cast<double>(alerts_pending_.load()));
-  static const char* const kPolicy[6][2] = {
+  static const char* const kPolicy[8][2] = {
       {"presence_policy_triggers_total", "Policy triggers."},
       {"presence_policy_resolves_total", "Policy resolves."},
       {"presence_device_alerts_cancelled_total", "Device alerts cancelled (back in time)."},
       {"presence_device_alerts_held_total", "Device alerts held by a fleet incident."},
       {"presence_alerts_silenced_total", "Alerts silenced."},
-      {"presence_devices_grouped_total", "Devices sent inside a group alert."}};
-  for (int i = 0; i < 6; ++i) {
+      {"presence_devices_grouped_total", "Devices sent inside a group alert."},
+      {"presence_unreachable_held_total", "Device drops held because a parent (gateway, edge node) was down."},
+      {"presence_parent_cycles_refused_total", "Parent labels refused: a cycle or a chain deeper than 16."}};
+  family(out, "presence_devices_unreachable", "gauge",
+         "Devices that dropped while a parent was down and are not back: held under the parent's page.");
+  sample(out, "presence_devices_unreachable", static_cast<double>(devices_unreachable_.load()));
+  for (int i = 0; i < 8; ++i) {
     family(out, kPolicy[i][0], "counter", kPolicy[i][1]);
     sample(out, kPolicy[i][0], static_cast<double>(policy_counters_[i].load()));
   }

@@ -181,7 +181,7 @@ class Alerting final : public ingest::EngineHooks {
   std::atomic<bool> healthy_{false};
   std::atomic<std::uint64_t> triggers_{0}, resolves_{0}, notices_{0};
   std::atomic<std::uint64_t> incidents_open_{0}, alerts_firing_{0}, alerts_pending_{0},
-      devices_held_{0}, policy_counters_[6] = {};
+      devices_held_{0}, policy_counters_[8] = {}, devices_unreachable_{0};
   std::atomic<std::int64_t> snapshot_pause_us_{0};
   std::atomic<bool> restored_{false};
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).

@@ -209,6 +209,11 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   m.devices_cleared_total = s.devices_cleared_total;
   m.broker_restarts_total = s.broker_restarts_total;
   m.connects_total = s.connects_total;
+  m.sparkplug_messages_total = s.sparkplug_messages_total;
+  m.sparkplug_stale_deaths_total = s.sparkplug_stale_deaths_total;
+  m.sparkplug_births_dead_on_arrival_total = s.sparkplug_births_dead_on_arrival_total;
+  m.sparkplug_rebirths_total = s.sparkplug_rebirths_total;
+  m.sparkplug_rebirths_suppressed_total = s.sparkplug_rebirths_suppressed_total;
   m.broker_connected = s.broker_connected;
   m.restart_grace_active = s.restart_grace;
   m.blind = s.blind;

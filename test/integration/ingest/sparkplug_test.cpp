@@ -94,6 +94,9 @@ TEST_CASE("an edge node with 20 devices dies: exactly one page naming the node, 
   CHECK(events[0].details.value("unreachable_behind", "") == "20");
   CHECK(pd.errors().empty());
   CHECK(p.metric("presence_incidents_open") == 0);
+  CHECK(p.metric("presence_unreachable_held_total") >= 20);
+  CHECK(p.metric("presence_devices_unreachable") == 0);  // all back
+  CHECK(p.metric("presence_sparkplug_messages_total") > 63);
 }
 
 TEST_CASE("a DDEATH is one device page; its DBIRTH resolves it") {
