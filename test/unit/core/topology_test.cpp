@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "presence/core/engine.h"
 #include "presence/core/policy.h"
 
 using namespace presence::core;
@@ -332,4 +333,27 @@ TEST_CASE("a source-wide parent label on the parent itself means no parent, not 
   CHECK(s.p.topology().parent("zigbee2mqtt").empty());
   CHECK(s.p.topology().parent("lamp") == "zigbee2mqtt");
   (void)bridge;
+}
+
+TEST_CASE("after a restart the parent links come back with the snapshot's labels; a parent restored offline holds its children") {
+  // No snapshot format change: the parent is a label, and labels are in every snapshot (old ones
+  // included); AlertPolicy::resync rebuilds the links and which parents are down.
+  Engine engine;
+  AlertPolicy policy({}, FleetConfig{}, [&engine](DeviceIndex d) { return std::string(engine.id_of(d)); });
+  engine.set_observer(&policy);
+  std::vector<DeviceSnapshot> snap(3);
+  snap[0].id = "edge-1";
+  snap[0].state = State::Offline;
+  snap[1].id = "edge-1/dev-0";
+  snap[1].state = State::Online;
+  snap[1].labels = {{"parent", "edge-1"}};
+  snap[2].id = "other";
+  snap[2].state = State::Online;
+  engine.restore(snap, mono_ms(10 * kS));
+  policy.resync(engine);
+  CHECK(policy.topology().parent("edge-1/dev-0") == "edge-1");
+  const auto child = engine.find("edge-1/dev-0");
+  REQUIRE(child);
+  CHECK(policy.unreachable_behind(*child) == "edge-1");
+  CHECK(policy.unreachable_behind(*engine.find("other")).empty());
 }
