@@ -313,6 +313,7 @@ Simulates a fleet of MQTT devices as real connections to a real broker (docs/sim
   --keepalive 60s --heartbeat 30s --heartbeat-jitter 0.1 --heartbeat-qos 0 --status-qos 1
   --payload json|plain             birth/will payloads (json)
   --status-topic devices/{id}/status --heartbeat-topic devices/{id}/heartbeat
+  --sparkplug-group G --sparkplug-devices N   Sparkplug B edge nodes of group G with N devices each
   --failure-rate 2/min --failure-down 30s-5m --failure-never 0.1   background real failures
   --scenario FILE                  options and a timeline of actions (YAML)
   --duration 10m                   end of run (0: until the timeline ends it or SIGINT/SIGTERM)
