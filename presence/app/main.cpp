@@ -383,7 +383,7 @@ int run(const std::string& path) {
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
   auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(loop.stats(), mqtt.stats());
-    m.extra = alerting.metrics_text();
+    m.extra = presence::api::render_prometheus(alerting.metrics());
     m.not_ready = alerting.not_ready_reason();
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);
