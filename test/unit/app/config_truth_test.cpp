@@ -84,3 +84,17 @@ TEST_CASE("a file the core's config_error refuses does not load, and says which 
   REQUIRE(ok.ok());
   CHECK(core::config_error(ok.config->presence).empty());
 }
+
+TEST_CASE("the loader runs the ingest compiler over the whole set: a bad ignore pattern does not load") {
+  // sources[i].ignore is compiled by ingest (source.cpp) only; the loader used to accept it and
+  // only presenced's main refused it afterwards, without a line (tools loading the same file did
+  // not refuse it at all).
+  const auto r = app::load_config_string(
+      "sources:\n  - name: plant\n    status: [\"plant/{id}/state\"]\n"
+      "    ignore: [\"plant/{id/cmd\"]\n    online: [up]\n    offline: [down]\n",
+      "c.yaml", [](std::string_view) { return std::nullopt; });
+  REQUIRE_FALSE(r.ok());
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].key == "sources[0].ignore[0]");
+  CHECK(r.errors[0].line == 4);
+}
