@@ -61,6 +61,8 @@ class Listener : public mqtt::iaction_listener {
 
 // Final flush plus disconnect at stop, all waits together (issue 19 item 2: every exit <= 5 s).
 constexpr std::chrono::seconds kShutdownBudget{3};
+// A persistent MQTT 5 session must outlive a presenced restart to keep queued last-wills.
+constexpr int kSessionExpirySeconds = 3600;
 // Longer than Paho's own connect timeout (10 s) so Paho normally reports first.
 constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
 // The device classes the engine needs: the configured ones and those the sources' presets name.
@@ -141,7 +143,7 @@ struct MqttLink::Impl {
     }
     anchor.mono = server::mono_now();
     anchor.wall = std::chrono::system_clock::now();
-    backoff = opt.mqtt.reconnect_min;
+    backoff = opt.mqtt.reconnect.min_backoff;
   }
 
   void push(Inbound in) {
@@ -184,7 +186,7 @@ struct MqttLink::Impl {
     const int buffered = static_cast<int>(std::clamp(
         opt.output.max_messages_per_second > 0 ? opt.output.max_messages_per_second * 4 : 100000.0,
         1000.0, 1000000.0));
-    mqtt::create_options create(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+    mqtt::create_options create(opt.mqtt.protocol == MqttProtocol::v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
                                 buffered);
     client = std::make_unique<mqtt::async_client>(server_uri(), opt.mqtt.client_id, create,
                                                   nullptr);
@@ -247,18 +249,17 @@ struct MqttLink::Impl {
 
   void build_connect_options() {
     mqtt::connect_options& b = conn_opts;
-    b.set_mqtt_version(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
-    if (opt.mqtt.version == 5) {
+    b.set_mqtt_version(opt.mqtt.protocol == MqttProtocol::v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    if (opt.mqtt.protocol == MqttProtocol::v5) {
       b.set_clean_start(opt.mqtt.clean_session);
-      if (!opt.mqtt.clean_session && opt.mqtt.session_expiry_seconds > 0) {
+      if (!opt.mqtt.clean_session) {
         b.set_properties(mqtt::properties{
-            {mqtt::property::SESSION_EXPIRY_INTERVAL,
-             static_cast<int>(opt.mqtt.session_expiry_seconds)}});
+            {mqtt::property::SESSION_EXPIRY_INTERVAL, kSessionExpirySeconds}});
       }
     } else {
       b.set_clean_session(opt.mqtt.clean_session);
     }
-    b.set_keep_alive_interval(opt.mqtt.keepalive);
+    b.set_keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(opt.mqtt.keepalive));
     b.set_connect_timeout(std::chrono::seconds(10));
     b.set_max_inflight(1000);
     if (!opt.mqtt.username.empty()) b.set_user_name(opt.mqtt.username);
@@ -268,11 +269,11 @@ struct MqttLink::Impl {
       // Paho keeps a raw pointer to the options object for it, and a failed handshake is
       // reported through the connect failure anyway.
       mqtt::ssl_options tls;
-      if (!opt.mqtt.tls_ca_file.empty()) tls.set_trust_store(opt.mqtt.tls_ca_file);
-      tls.set_enable_server_cert_auth(opt.mqtt.tls_verify);
-      tls.set_verify(opt.mqtt.tls_verify);
-      if (!opt.mqtt.tls_cert_file.empty()) tls.set_key_store(opt.mqtt.tls_cert_file);
-      if (!opt.mqtt.tls_key_file.empty()) tls.set_private_key(opt.mqtt.tls_key_file);
+      if (!opt.mqtt.tls.ca_file.empty()) tls.set_trust_store(opt.mqtt.tls.ca_file);
+      tls.set_enable_server_cert_auth(opt.mqtt.tls.verify);
+      tls.set_verify(opt.mqtt.tls.verify);
+      if (!opt.mqtt.tls.cert_file.empty()) tls.set_key_store(opt.mqtt.tls.cert_file);
+      if (!opt.mqtt.tls.key_file.empty()) tls.set_private_key(opt.mqtt.tls.key_file);
       b.set_ssl(std::move(tls));
     }
     // presenced's own presence: consumers of presence/devices/# can tell a stale view.
@@ -284,11 +285,11 @@ struct MqttLink::Impl {
 
   void schedule_reconnect(MonoTime now) {
     conn = Conn::Idle;
-    const double j = std::clamp(opt.mqtt.reconnect_jitter, 0.0, 1.0);
+    const double j = std::clamp(opt.mqtt.reconnect.jitter, 0.0, 1.0);
     std::uniform_real_distribution<double> factor(1.0 - j, 1.0 + j);
     next_connect = now + Duration(static_cast<std::int64_t>(
                              static_cast<double>(backoff.count()) * factor(rng)));
-    backoff = std::min(opt.mqtt.reconnect_max, backoff * 2);
+    backoff = std::min(opt.mqtt.reconnect.max_backoff, backoff * 2);
   }
 
   void maybe_connect(MonoTime now) {
@@ -333,7 +334,7 @@ struct MqttLink::Impl {
   void on_subscribed(server::Batch& b) {
     const MonoTime now = b.now;
     conn = Conn::Up;
-    backoff = opt.mqtt.reconnect_min;
+    backoff = opt.mqtt.reconnect.min_backoff;
     log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
                             std::to_string(matcher.filters().size()) + " filters)");
     // We can see again. What happened while we were blind is unknown: the engine holds
@@ -540,7 +541,7 @@ struct MqttLink::Impl {
                                 (in.detail.empty() ? std::string() : " (" + in.detail + ")") +
                                 ": blind until reconnected");
         feed(blind_spots.connection_lost(), b);
-        backoff = opt.mqtt.reconnect_min;
+        backoff = opt.mqtt.reconnect.min_backoff;
         schedule_reconnect(now);
         break;
       case Inbound::Type::ServerShutdown:
