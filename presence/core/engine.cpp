@@ -16,6 +16,7 @@
 
 #include "presence/core/device_state.h"
 #include "presence/core/flap.h"
+#include "presence/core/huge_pages.h"
 #include "presence/core/id_table.h"
 #include "presence/core/timer_wheel.h"
 
@@ -201,7 +202,8 @@ struct Engine::Impl {
   }
   FlapDetector flap;
   IdTable ids;
-  std::vector<DeviceRecord> devices;
+  // Huge pages: a random record per event (presence/core/huge_pages.h).
+  std::vector<DeviceRecord, HugePageAllocator<DeviceRecord>> devices;
   TimerWheel wheel{0};
   LabelPool label_pool{config.max_label_keys, config.max_label_values};
   std::vector<Transition> out;
