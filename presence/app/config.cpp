@@ -409,6 +409,12 @@ void describe(V& v, Config& c) {
     v.field("level", c.log.level);
     v.field("rate_limit", c.log.rate_limit);
   });
+  v.section("overload", [&] {  // issue 16: when presenced is behind, silence is not judged
+    v.field("lag_limit", c.overload.lag_limit);
+    v.field("inbox_limit", c.overload.inbox_limit);
+    v.field("clear_after", c.overload.clear_after);
+    v.field("alert_after", c.overload.alert_after);
+  });
   v.field("mode", c.mode);
 }
 
@@ -805,6 +811,7 @@ class Validator {
     sources();
     output();
     presence();
+    overload();
     http();
     store();
     alerts();
@@ -1018,6 +1025,14 @@ class Validator {
           "must be at most 3650d");
     check(p.forget_unconfirmed_after.count() >= 0 && p.forget_after.count() >= 0,
           "presence.forget_after", "must not be negative");
+  }
+
+  void overload() {  // issue 16
+    const auto& o = c_.overload;
+    positive(o.lag_limit, "overload.lag_limit");
+    check(o.inbox_limit >= 1, "overload.inbox_limit", "must be at least 1");
+    positive(o.clear_after, "overload.clear_after");
+    positive(o.alert_after, "overload.alert_after");
   }
 
   void http() {

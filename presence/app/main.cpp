@@ -157,6 +157,7 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
   out.coalesce_interval = c.output.coalesce_interval;
 
   o.core = c.presence;
+  o.overload = c.overload;
   o.log_rate_limit = c.log.rate_limit;
   return o;
 }
@@ -208,6 +209,11 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   m.broker_connected = s.broker_connected;
   m.restart_grace_active = s.restart_grace;
   m.blind = s.blind;
+  m.overloaded = s.overloaded;
+  m.overloads_total = s.overloads_total;
+  m.probes_lost_total = s.probes_lost_total;
+  m.ingest_lag_seconds = s.ingest_lag_seconds;
+  if (s.overloaded) m.not_ready = "overloaded: " + s.overloaded_why + "; silence is not judged";
   return m;
 }
 
@@ -369,7 +375,9 @@ int run(const std::string& path) {
   auto metrics_fn = [&service, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(service.stats());
     m.extra = alerting.metrics_text();
-    m.not_ready = alerting.not_ready_reason();
+    // Persistence first; an overload reason (to_metrics) after it.
+    if (auto why = alerting.not_ready_reason(); !why.empty())
+      m.not_ready = m.not_ready.empty() ? why : why + "; " + m.not_ready;
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);
     if (ha) m.extra += ha->metrics_text();

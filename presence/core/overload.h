@@ -32,8 +32,12 @@ namespace presence::core {
 
 struct OverloadConfig {
   Duration lag_limit{std::chrono::seconds(2)};   // oldest message older than this: behind
-  std::size_t inbox_limit = 200'000;             // more messages waiting than this: behind
+  std::uint32_t inbox_limit = 200'000;           // more messages waiting than this: behind
   Duration clear_after{std::chrono::seconds(5)};  // every signal quiet this long: caught up
+  // Not the detector's: overloaded this long without a break pages "presenced overloaded" once
+  // (presence/self/overloaded; presence/app/alerting.cpp).
+  Duration alert_after{std::chrono::minutes(2)};
+  bool operator==(const OverloadConfig&) const = default;
 };
 
 // One sample per batch. Unknown signals stay at their defaults.

@@ -89,6 +89,7 @@ const char* to_string(AlertIntent::Type type) {
     case AlertIntent::Type::Blind: return "blind";
     case AlertIntent::Type::Persistence: return "persistence";
     case AlertIntent::Type::DeviceCap: return "device_cap";
+    case AlertIntent::Type::Overloaded: return "overloaded";
   }
   return "unknown";
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -113,6 +114,8 @@ struct Inbound {
   double rate = 0;
   Duration interval{0};
   Service::EngineTask task;
+  // Message: when Paho handed it over (the ingest lag of its batch, issue 16).
+  std::chrono::steady_clock::time_point received{};
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -189,6 +192,20 @@ struct Service::Impl {
   std::chrono::steady_clock::time_point last_transition_summary{};
   FleetStatus last_fleet{};
   bool fleet_known = false;
+  // Overload (issue 16): signals sampled per batch, core::OverloadDetector decides.
+  core::OverloadDetector overload{opt.overload};
+  MonoTime overload_since{};
+  std::optional<std::uint64_t> broker_dropped;  // $SYS/broker/publish/messages/dropped
+  // Own probes: published every kProbeInterval through the broker to ourselves with a sequence
+  // number; one that does not come back within lag_limit, or a gap, means messages to presenced
+  // are lost or late, whatever the broker reports.
+  static constexpr Duration kProbeInterval{std::chrono::milliseconds(500)};
+  static constexpr const char* kDroppedTopic = "$SYS/broker/publish/messages/dropped";
+  std::string probe_topic;
+  std::uint64_t probe_seq = 0;
+  std::deque<std::pair<std::uint64_t, MonoTime>> probes_out;  // sent, not back yet
+  MonoTime next_probe{};
+  std::uint64_t probes_lost = 0;
   MonoTime last_fleet_publish{};
   ServiceStats local;
 
@@ -211,6 +228,7 @@ struct Service::Impl {
     anchor.wall = std::chrono::system_clock::now();
     backoff = opt.mqtt.reconnect_min;
     local.blind = true;
+    probe_topic = opt.output.service_topic + "/probe/" + opt.mqtt.client_id;
   }
 
   void push(Inbound in) {
@@ -263,6 +281,7 @@ struct Service::Impl {
       in.topic = m->get_topic();
       in.payload = m->get_payload_str();
       in.retained = m->is_retained();
+      in.received = std::chrono::steady_clock::now();
       push(std::move(in));
     });
     client->set_connection_lost_handler([this](const std::string& cause) {
@@ -437,6 +456,7 @@ struct Service::Impl {
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(now);
+    if (overload_signal(in, now)) return;
     ++local.mqtt_messages_total;
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     if (p.error != ParseError::None) {
@@ -537,6 +557,10 @@ struct Service::Impl {
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
         try {
           client->subscribe(coll, qos, nullptr, subscribe_listener);
+          // Overload signals (issue 16), separately and without a listener: a broker that refuses
+          // them (no $SYS, an ACL) costs the signal, not the connection.
+          client->subscribe(probe_topic, 0);
+          client->subscribe(kDroppedTopic, 0);
         } catch (const mqtt::exception& e) {
           log(LogLevel::Error, std::string("mqtt: subscribe failed: ") + e.what());
           disconnect_quietly();
@@ -783,7 +807,92 @@ struct Service::Impl {
     local.devices_forgotten_total = c.devices_forgotten;
   }
 
+  // Probe replies and the broker's drop counter: consumed here, never parsed as device traffic.
+  bool overload_signal(const Inbound& in, MonoTime now) {
+    if (in.topic == probe_topic) {
+      std::uint64_t seq = 0;
+      for (char c : in.payload) {
+        if (c < '0' || c > '9') return true;
+        seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      // In order on one connection: earlier outstanding probes were lost on the way.
+      while (!probes_out.empty() && probes_out.front().first < seq) {
+        ++probes_lost;
+        probes_out.pop_front();
+      }
+      if (!probes_out.empty() && probes_out.front().first == seq) probes_out.pop_front();
+      (void)now;
+      return true;
+    }
+    if (in.topic == kDroppedTopic) {
+      try {
+        broker_dropped = std::stoull(in.payload);
+      } catch (const std::exception&) {
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void send_probe(MonoTime now) {
+    if (conn != Conn::Up || now < next_probe) return;
+    next_probe = now + kProbeInterval;
+    try {
+      client->publish(probe_topic, std::to_string(++probe_seq), 0, false);
+      probes_out.emplace_back(probe_seq, now);
+    } catch (const mqtt::exception&) {
+      // Not connected after all: the connection-lost path reports it.
+    }
+  }
+
+  // Sample the overload signals for this batch and tell the engine when presenced falls behind
+  // or catches up, before the batch's events (issue 16).
+  void check_overload(const std::vector<Inbound>& batch, MonoTime now) {
+    core::OverloadSample s;
+    const auto steady = std::chrono::steady_clock::now();
+    for (const auto& in : batch) {
+      if (in.type != Inbound::Type::Message) continue;
+      s.lag = std::chrono::duration_cast<Duration>(steady - in.received);  // the oldest
+      break;
+    }
+    s.inbox_depth = batch.size();
+    s.broker_dropped = broker_dropped;
+    if (conn != Conn::Up) {
+      probes_out.clear();  // blind covers a lost connection; old probes say nothing
+    }
+    while (!probes_out.empty() && now - probes_out.front().second > opt.overload.lag_limit) {
+      ++probes_lost;
+      probes_out.pop_front();
+    }
+    s.probes_lost = probes_lost;
+    local.ingest_lag_seconds = static_cast<double>(s.lag.count()) / 1000.0;
+    local.probes_lost_total = probes_lost;
+    if (broker_dropped) local.broker_dropped = *broker_dropped;
+    const auto change = overload.observe(now, s);
+    if (!change) return;
+    core::Event e;
+    e.at = now;
+    if (*change) {
+      overload_since = now;
+      e.kind = core::EventKind::OverloadBegan;
+      log(LogLevel::Warn, "overload: presenced is behind (" + overload.why() +
+                              "); no device is judged offline on silence until it catches up");
+    } else {
+      e.kind = core::EventKind::OverloadEnded;
+      log(LogLevel::Warn,
+          "overload: caught up after " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - overload_since)
+                                 .count()) +
+              " s; silence is judged again, counted from now");
+    }
+    engine.on_event(e);
+    if (hooks) hooks->on_event(engine, e);
+  }
+
   void update_stats() {
+    local.overloaded = overload.overloaded();
+    local.overloaded_why = overload.overloaded() ? overload.why() : std::string();
+    local.overloads_total = overload.episodes();
     note_refusals();
     local.devices_by_state = engine.counts();
     local.devices = engine.device_count();
@@ -820,9 +929,11 @@ struct Service::Impl {
       last_batch = std::chrono::steady_clock::now();
       // One "now" per batch (STYLE.md habit 3): every event in it and the tick share it.
       const MonoTime now = mono_now();
+      check_overload(batch, now);
       for (const auto& in : batch) handle(in, now);
       batch.clear();
       maybe_connect(now);
+      send_probe(now);
       engine.tick(now);
       drain_transitions(now);
       if (hooks) hooks->after_batch(engine, now);

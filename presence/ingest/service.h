@@ -16,6 +16,7 @@
 
 #include "presence/core/config.h"
 #include "presence/core/engine.h"
+#include "presence/core/overload.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/source.h"
 #include "presence/ingest/topic_pattern.h"
@@ -95,6 +96,8 @@ struct ServiceOptions {
   // source 0. device_classes: Service fills core.device_classes from them (and the presets').
   std::vector<SourceSpec> sources;
   std::vector<DeviceClassSpec> device_classes;
+  // When presenced is behind, silence is not judged (issue 16, core/overload.h).
+  core::OverloadConfig overload;
 };
 
 // Compiles the topic patterns; errors are "topics.<key>: <reason>".
@@ -130,6 +133,13 @@ struct ServiceStats {
   bool broker_connected = false;  // connected and subscribed
   bool blind = true;
   bool restart_grace = false;
+  // Overload (issue 16): presenced is behind, no device is judged on silence (core/overload.h).
+  bool overloaded = false;
+  std::string overloaded_why;             // the signal that fired last
+  std::uint64_t overloads_total = 0;      // episodes
+  std::uint64_t probes_lost_total = 0;    // own probe messages lost or late
+  std::uint64_t broker_dropped = 0;       // $SYS/broker/publish/messages/dropped, last value
+  double ingest_lag_seconds = 0;          // oldest message of the last batch, at engine time
   bool running = false;
 };
 
