@@ -81,6 +81,9 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_probes_lost_total", "counter",
          "Own probe messages that did not come back through the broker in time.");
   sample(out, "presence_probes_lost_total", m.probes_lost_total);
+  family(out, "presence_broker_dropped_messages", "gauge",
+         "The broker's own count of dropped messages ($SYS/broker/publish/messages/dropped).");
+  sample(out, "presence_broker_dropped_messages", m.broker_dropped);
   family(out, "presence_ingest_lag_seconds", "gauge",
          "Age of the oldest message of the last batch when the engine took it.");
   sample(out, "presence_ingest_lag_seconds", m.ingest_lag_seconds);

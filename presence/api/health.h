@@ -48,6 +48,7 @@ struct Metrics {
   bool overloaded = false;
   std::uint64_t overloads_total = 0;
   std::uint64_t probes_lost_total = 0;
+  std::uint64_t broker_dropped = 0;
   double ingest_lag_seconds = 0;
   // Non-empty: not ready for this reason although connected (e.g. cannot persist: issue 19).
   std::string not_ready;

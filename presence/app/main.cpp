@@ -212,6 +212,7 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   m.overloaded = s.overloaded;
   m.overloads_total = s.overloads_total;
   m.probes_lost_total = s.probes_lost_total;
+  m.broker_dropped = s.broker_dropped;
   m.ingest_lag_seconds = s.ingest_lag_seconds;
   if (s.overloaded) m.not_ready = "overloaded: " + s.overloaded_why + "; silence is not judged";
   return m;

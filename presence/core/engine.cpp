@@ -275,6 +275,10 @@ struct Engine::Impl {
   void process(const Event& event) {
     ++counters.events;
     const std::int64_t t = std::max(to_ms(event.at), now);
+    // An overload is noticed after it began (a stalled engine thread learns of its stall when it
+    // runs again): the time since the engine's last event was not observed either, so it is
+    // gated before time moves, not after (else the catch-up convicts: issue 16's stall test).
+    if (event.kind == EventKind::OverloadBegan) begin_overload(t);
     advance_to(t);
     switch (event.kind) {
       case EventKind::Connected:
@@ -665,6 +669,13 @@ struct Engine::Impl {
     d.evidence_epoch = grace_epoch | DeviceRecord::kRetainedEvidence;
   }
 
+  void begin_overload(std::int64_t t) {
+    if (overloaded) return;
+    overloaded = true;
+    ++counters.overloads;
+    if (observer != nullptr) observer->on_overload(true, mono_ms(t));
+  }
+
   void on_fleet(const Event& e, std::int64_t t) {
     switch (e.kind) {
       case EventKind::IngestLost:
@@ -694,11 +705,7 @@ struct Engine::Impl {
         grace_broker_restarted = true;
         break;
       case EventKind::OverloadBegan:
-        if (overloaded) break;
-        overloaded = true;
-        ++counters.overloads;
-        if (observer != nullptr) observer->on_overload(true, mono_ms(t));
-        break;
+        break;  // process(): begin_overload, before time moved
       case EventKind::OverloadEnded:
         if (!overloaded) break;
         overloaded = false;

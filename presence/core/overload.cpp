@@ -16,6 +16,8 @@ std::optional<bool> OverloadDetector::observe(MonoTime now_time, const OverloadS
   std::string fired;
   if (s.lag > config_.lag_limit) {
     fired = "ingest lag " + seconds(s.lag) + " > " + seconds(config_.lag_limit);
+  } else if (s.stall > config_.lag_limit) {
+    fired = "engine thread stalled " + seconds(s.stall) + " > " + seconds(config_.lag_limit);
   } else if (s.inbox_depth > config_.inbox_limit) {
     fired = "inbox depth " + std::to_string(s.inbox_depth) + " > " +
             std::to_string(config_.inbox_limit);

@@ -14,6 +14,10 @@
 //   `$SYS/broker/publish/messages/dropped`), i.e. messages lost somewhere on the broker. Global
 //   to the broker, so it can be another slow subscriber's: a false "overloaded" only delays
 //   verdicts on silence, a missed one convicts healthy devices;
+// - a stall: the engine thread did not run for longer than lag_limit although it wakes every
+//   tick_interval (Lifeguard's own missed timers: a starved or stopped process, a swap storm).
+//   Its sockets filled meanwhile; what arrives next is old, and silence in between was not
+//   observed;
 // - lost probes: presenced's own probe messages, published through the broker to itself with a
 //   sequence number, that did not come back (a gap in the sequence, or one outstanding for longer
 //   than lag_limit): broker-independent proof that messages to presenced are lost or late.
@@ -43,6 +47,7 @@ struct OverloadConfig {
 // One sample per batch. Unknown signals stay at their defaults.
 struct OverloadSample {
   Duration lag{0};
+  Duration stall{0};  // since the previous batch began
   std::size_t inbox_depth = 0;
   // Cumulative broker drop counter as last published, if the broker publishes one.
   std::optional<std::uint64_t> broker_dropped;

@@ -195,6 +195,7 @@ struct Service::Impl {
   // Overload (issue 16): signals sampled per batch, core::OverloadDetector decides.
   core::OverloadDetector overload{opt.overload};
   MonoTime overload_since{};
+  MonoTime last_batch_now{};  // the previous batch's now: a stall in between (issue 16)
   std::optional<std::uint64_t> broker_dropped;  // $SYS/broker/publish/messages/dropped
   // Own probes: published every kProbeInterval through the broker to ourselves with a sequence
   // number; one that does not come back within lag_limit, or a gap, means messages to presenced
@@ -856,6 +857,8 @@ struct Service::Impl {
       break;
     }
     s.inbox_depth = batch.size();
+    if (last_batch_now != MonoTime{}) s.stall = now - last_batch_now;
+    last_batch_now = now;
     s.broker_dropped = broker_dropped;
     if (conn != Conn::Up) {
       probes_out.clear();  // blind covers a lost connection; old probes say nothing

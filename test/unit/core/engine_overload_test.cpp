@@ -79,6 +79,24 @@ TEST_CASE("while overloaded no silence is judged; after it, the timeout counts f
   CHECK(e.counters().overloads == 1);
 }
 
+TEST_CASE("an overload noticed late (a stalled engine) covers the time since the last event") {
+  Engine e(fixed());
+  const auto d = e.intern("dev");
+  feed(e, EventKind::Heartbeat, d, 0);
+  e.tick(mono_ms(kTimeout - 1));
+  // The engine thread stalled; when it runs again it learns of the stall first. The silence
+  // deadline (15 s) and the grace (45 s) passed meanwhile, unobserved: no verdict.
+  fleet(e, EventKind::OverloadBegan, 60 * kSec);
+  std::vector<Transition> out;
+  e.drain(out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].to == State::Online);
+  CHECK(e.view(d).state == State::Online);
+  fleet(e, EventKind::OverloadEnded, 70 * kSec);
+  CHECK(state_at(e, d, 70 * kSec + kTimeout - 1) == State::Online);
+  CHECK(state_at(e, d, 70 * kSec + kTimeout) == State::Suspect);
+}
+
 TEST_CASE("a heartbeat that arrives after the overload keeps the device online") {
   Engine e(fixed());
   const auto d = e.intern("dev");

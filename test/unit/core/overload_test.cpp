@@ -32,6 +32,16 @@ TEST_CASE("ingest lag: at the limit healthy, 1 ms past it overloaded") {
   CHECK(o.episodes() == 1);
 }
 
+TEST_CASE("a stall of the engine thread: at the limit healthy, 1 ms past it overloaded") {
+  OverloadDetector o;
+  OverloadSample s;
+  s.stall = 2000ms;
+  CHECK_FALSE(o.observe(mono_ms(0), s).has_value());
+  s.stall = 2001ms;
+  CHECK(o.observe(mono_ms(1), s) == std::optional<bool>(true));
+  CHECK(o.why() == "engine thread stalled 2.0 s > 2.0 s");
+}
+
 TEST_CASE("caught up only after clear_after without any signal") {
   OverloadConfig c;
   c.clear_after = 5s;
