@@ -1255,6 +1255,7 @@ constexpr const char* kRestartKeys[] = {
     "topics",                // subscriptions
     "sources",               // subscriptions and parsers
     "device_classes",        // core::Engine takes its classes at construction
+    "overload",              // the detector is built with the MQTT link (issue 16)
     "output.device_prefix",  // retained state would be left behind on the old topics
     "output.fleet_topic",
     "presence",              // core::Engine takes its Config at construction
