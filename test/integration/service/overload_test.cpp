@@ -42,7 +42,7 @@ TEST_CASE("a flood past presenced's capacity: overloaded, said so, and 0 devices
   o.heartbeat_default_interval = "200ms";
   // Ids the flood uses are not devices: parsed and dropped, as cheap as ingest gets.
   o.extra = "topics:\n  ignore_ids: [\"flood-*\"]\n"
-            "overload:\n  lag_limit: 500ms\n  clear_after: 2s\n  alert_after: 1h\n";
+            "overload:\n  lag_limit: 500ms\n  clear_after: 2s\n  alert_after: 1s\n";
   Presenced p(broker.port(), o);
   p.start();
   Observer obs(broker.uri());
@@ -90,7 +90,10 @@ TEST_CASE("a flood past presenced's capacity: overloaded, said so, and 0 devices
   // And a starved presenced: no CPU for kStall of the flood (a noisy neighbour, a swap storm),
   // so the flood piles up in the socket buffers and the broker's queue for presenced, then the
   // broker drops what does not fit (max_queued_messages), heartbeats among it.
-  bool seen_overloaded = false, seen_not_ready = false;
+  bool seen_overloaded = false, seen_not_ready = false, seen_page = false;
+  auto page_open = [&] {
+    return p.body("/v1/alerts").find("presence/self/overloaded") != std::string::npos;
+  };
   std::this_thread::sleep_for(300ms);
   p.signal(SIGSTOP);
   std::this_thread::sleep_for(kStall);
@@ -99,6 +102,7 @@ TEST_CASE("a flood past presenced's capacity: overloaded, said so, and 0 devices
   while (Clock::now() < flood_end) {
     if (p.metric("presence_overloaded") == 1) seen_overloaded = true;
     if (p.status("/readyz") == 503) seen_not_ready = true;
+    if (!seen_page && page_open()) seen_page = true;
     std::this_thread::sleep_for(50ms);
   }
   for (auto& f : flooders) f.stop(SIGTERM, 2000ms);
@@ -107,6 +111,7 @@ TEST_CASE("a flood past presenced's capacity: overloaded, said so, and 0 devices
   CHECK(wait_for([&] {
     if (p.metric("presence_overloaded") == 1) seen_overloaded = true;
     if (p.status("/readyz") == 503) seen_not_ready = true;
+    if (!seen_page && page_open()) seen_page = true;
     return p.metric("presence_overloaded") == 0;
   }, 30s));
   // Some seconds of normal judging after it: every device heartbeats, none may be offline.
@@ -126,6 +131,9 @@ TEST_CASE("a flood past presenced's capacity: overloaded, said so, and 0 devices
   CHECK(seen_not_ready);
   CHECK(p.log().find("overload: presenced is behind") != std::string::npos);
   CHECK(p.log().find("overload: caught up") != std::string::npos);
+  // Overloaded longer than alert_after (1 s): paged once as presenced's own problem, resolved.
+  CHECK(p.log().find("presence/self/overloaded page resolved") != std::string::npos);
+  CHECK(seen_page);
   // The point: no heartbeating device was ever published offline.
   for (auto& d : devices) {
     const auto h = obs.history(d->id());
