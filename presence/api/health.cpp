@@ -86,6 +86,20 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
   family(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
   sample(out, "presence_blind", m.blind ? 1 : 0);
+  family(out, "presence_overloaded", "gauge",
+         "1 while presenced is behind: no device is judged offline on silence.");
+  sample(out, "presence_overloaded", m.overloaded ? 1 : 0);
+  family(out, "presence_overloads_total", "counter", "Overload episodes since start.");
+  sample(out, "presence_overloads_total", m.overloads_total);
+  family(out, "presence_probes_lost_total", "counter",
+         "Own probe messages that did not come back through the broker in time.");
+  sample(out, "presence_probes_lost_total", m.probes_lost_total);
+  family(out, "presence_broker_dropped_messages", "gauge",
+         "The broker's own count of dropped messages ($SYS/broker/publish/messages/dropped).");
+  sample(out, "presence_broker_dropped_messages", m.broker_dropped);
+  family(out, "presence_ingest_lag_seconds", "gauge",
+         "Age of the oldest message of the last batch when the engine took it.");
+  sample(out, "presence_ingest_lag_seconds", m.ingest_lag_seconds);
   out += m.extra;
   return out;
 }

@@ -50,6 +50,12 @@ struct Metrics {
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;
+  // Overload (issue 16): presenced is behind and judges no silence.
+  bool overloaded = false;
+  std::uint64_t overloads_total = 0;
+  std::uint64_t probes_lost_total = 0;
+  std::uint64_t broker_dropped = 0;
+  double ingest_lag_seconds = 0;
   // Non-empty: not ready for this reason although connected (e.g. cannot persist: issue 19).
   std::string not_ready;
   // Prometheus text from other rooms (alerts, outbox, policy: presence/app/alerting.h), appended

@@ -367,6 +367,12 @@ void describe(V& v, Config& c) {
     v.field("level", c.log.level);
     v.field("rate_limit", c.log.rate_limit);
   });
+  v.section("overload", [&] {  // issue 16: when presenced is behind, silence is not judged
+    v.field("lag_limit", c.overload.lag_limit);
+    v.field("inbox_limit", c.overload.inbox_limit);
+    v.field("clear_after", c.overload.clear_after);
+    v.field("alert_after", c.overload.alert_after);
+  });
   v.field("mode", c.mode);
 }
 
@@ -771,6 +777,7 @@ class Validator {
     sources();
     output();
     presence();
+    overload();
     http();
     store();
     alerts();
@@ -1030,6 +1037,14 @@ class Validator {
     }
   }
 
+  void overload() {  // issue 16
+    const auto& o = c_.overload;
+    positive(o.lag_limit, "overload.lag_limit");
+    check(o.inbox_limit >= 1, "overload.inbox_limit", "must be at least 1");
+    positive(o.clear_after, "overload.clear_after");
+    positive(o.alert_after, "overload.alert_after");
+  }
+
   void http() {
     const auto& h = c_.http;
     check(h.token.empty() || h.token_file.empty(), "http.token_file",
@@ -1255,6 +1270,7 @@ constexpr const char* kRestartKeys[] = {
     "sources",               // subscriptions and parsers
     "sparkplug",             // the spBv1.0/# subscription and the edge-node tracker
     "device_classes",        // core::Engine takes its classes at construction
+    "overload",              // the detector is built with the MQTT link (issue 16)
     "output.device_prefix",  // retained state would be left behind on the old topics
     "output.fleet_topic",
     "presence",              // core::Engine takes its Config at construction

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "presence/core/overload.h"
 #include "presence/core/config.h"
 #include "presence/core/fleet.h"
 #include "presence/core/policy.h"
@@ -287,6 +288,7 @@ struct Config {
   StoreConfig store;
   AlertsConfig alerts;
   LogConfig log;
+  core::OverloadConfig overload;  // overload: (issue 16)
   HaConfig ha;
   Mode mode = Mode::presence;
 };

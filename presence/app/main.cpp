@@ -95,6 +95,7 @@ presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
   out.max_messages_per_second = c.output.publish_rate;
   out.coalesce_interval = c.output.coalesce_interval;
 
+  o.overload = c.overload;
   o.log_rate_limit = c.log.rate_limit;
   return o;
 }
@@ -162,6 +163,12 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   m.restart_grace_active = s.restart_grace;
   // Blind: not subscribed, or the engine itself holds judgement (a broker restart).
   m.blind = !q.broker_connected || s.engine_blind;
+  m.overloaded = q.overloaded;
+  m.overloads_total = q.overloads_total;
+  m.probes_lost_total = q.probes_lost_total;
+  m.broker_dropped = q.broker_dropped;
+  m.ingest_lag_seconds = q.ingest_lag_seconds;
+  if (q.overloaded) m.not_ready = "overloaded: " + q.overloaded_why + "; silence is not judged";
   return m;
 }
 
@@ -311,7 +318,9 @@ int run(const std::string& path) {
   auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(loop.stats(), mqtt.stats());
     m.extra = presence::api::render_prometheus(alerting.metrics());
-    m.not_ready = alerting.not_ready_reason();
+    // Persistence first; an overload reason (to_metrics) after it.
+    if (auto why = alerting.not_ready_reason(); !why.empty())
+      m.not_ready = m.not_ready.empty() ? why : why + "; " + m.not_ready;
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);
     if (ha) m.extra += ha->metrics_text();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -47,6 +48,8 @@ struct Inbound {
   std::string detail;
   double rate = 0;
   Duration interval{0};
+  // Message: when Paho handed it over (the ingest lag of its batch, issue 16).
+  std::chrono::steady_clock::time_point received{};
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -115,6 +118,21 @@ struct MqttLink::Impl {
   std::deque<std::string> clears;  // retained topics of forgotten devices still to clear
   FleetStatus last_fleet{};
   bool fleet_known = false;
+  // Overload (issue 16): signals sampled per batch, core::OverloadDetector decides.
+  core::OverloadDetector overload{opt.overload};
+  MonoTime overload_since{};
+  MonoTime last_batch_now{};  // the previous batch's now: a stall in between
+  std::optional<std::uint64_t> broker_dropped;  // $SYS/broker/publish/messages/dropped
+  // Own probes: published every kProbeInterval through the broker to ourselves with a sequence
+  // number; one that does not come back within lag_limit, or a gap, means messages to presenced
+  // are lost or late, whatever the broker reports.
+  static constexpr Duration kProbeInterval{std::chrono::milliseconds(500)};
+  static constexpr const char* kDroppedTopic = "$SYS/broker/publish/messages/dropped";
+  std::string probe_topic;
+  std::uint64_t probe_seq = 0;
+  std::deque<std::pair<std::uint64_t, MonoTime>> probes_out;  // sent, not back yet
+  MonoTime next_probe{};
+  std::uint64_t probes_lost = 0;
   MonoTime last_fleet_publish{};
   MqttStats local;
 
@@ -144,6 +162,7 @@ struct MqttLink::Impl {
     anchor.mono = server::mono_now();
     anchor.wall = std::chrono::system_clock::now();
     backoff = opt.mqtt.reconnect.min_backoff;
+    probe_topic = opt.output.service_topic + "/probe/" + opt.mqtt.client_id;
   }
 
   void push(Inbound in) {
@@ -196,6 +215,7 @@ struct MqttLink::Impl {
       in.topic = m->get_topic();
       in.payload = m->get_payload_str();
       in.retained = m->is_retained();
+      in.received = std::chrono::steady_clock::now();
       push(std::move(in));
     });
     client->set_connection_lost_handler([this](const std::string& cause) {
@@ -371,6 +391,7 @@ struct MqttLink::Impl {
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(b);
+    if (overload_signal(in)) return;
     ++local.mqtt_messages_total;
     if (sparkplug_tracker && in.topic.rfind("spBv1.0/", 0) == 0) {
       handle_sparkplug(in, b);
@@ -516,6 +537,10 @@ struct MqttLink::Impl {
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
         try {
           client->subscribe(coll, qos, nullptr, subscribe_listener);
+          // Overload signals (issue 16), separately and without a listener: a broker that refuses
+          // them (no $SYS, an ACL) costs the signal, not the connection.
+          client->subscribe(probe_topic, 0);
+          client->subscribe(kDroppedTopic, 0);
         } catch (const mqtt::exception& e) {
           log(LogLevel::Error, std::string("mqtt: subscribe failed: ") + e.what());
           disconnect_quietly();
@@ -724,9 +749,98 @@ struct MqttLink::Impl {
       std::lock_guard<std::mutex> lock(in_mu);
       batch.swap(inbox);
     }
+    check_overload(b);  // before the batch's events: see check_overload
     for (const auto& in : batch) handle(in, b);
     batch.clear();
     maybe_connect(b.now);
+    send_probe(b.now);
+  }
+
+  // ---- overload (issue 16) ------------------------------------------------------------------
+
+  // Probe replies and the broker's drop counter: consumed here, never parsed as device traffic.
+  bool overload_signal(const Inbound& in) {
+    if (in.topic == probe_topic) {
+      std::uint64_t seq = 0;
+      for (char c : in.payload) {
+        if (c < '0' || c > '9') return true;
+        seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      // In order on one connection: earlier outstanding probes were lost on the way.
+      while (!probes_out.empty() && probes_out.front().first < seq) {
+        ++probes_lost;
+        probes_out.pop_front();
+      }
+      if (!probes_out.empty() && probes_out.front().first == seq) probes_out.pop_front();
+      return true;
+    }
+    if (in.topic == kDroppedTopic) {
+      try {
+        broker_dropped = std::stoull(in.payload);
+      } catch (const std::exception&) {
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void send_probe(MonoTime now) {
+    if (conn != Conn::Up || now < next_probe) return;
+    next_probe = now + kProbeInterval;
+    try {
+      client->publish(probe_topic, std::to_string(++probe_seq), 0, false);
+      probes_out.emplace_back(probe_seq, now);
+    } catch (const mqtt::exception&) {
+      // Not connected after all: the connection-lost path reports it.
+    }
+  }
+
+  // Sample the overload signals for this batch and tell the engine when presenced falls behind
+  // or catches up, before the batch's events and the tick: an OverloadBegan gates silence before
+  // the engine catches up the time it did not observe.
+  void check_overload(server::Batch& b) {
+    const MonoTime now = b.now;
+    core::OverloadSample s;
+    const auto steady = std::chrono::steady_clock::now();
+    for (const auto& in : batch) {
+      if (in.type != Inbound::Type::Message) continue;
+      s.lag = std::chrono::duration_cast<Duration>(steady - in.received);  // the oldest
+      break;
+    }
+    s.inbox_depth = batch.size();
+    if (last_batch_now != MonoTime{}) s.stall = now - last_batch_now;
+    last_batch_now = now;
+    s.broker_dropped = broker_dropped;
+    if (conn != Conn::Up) probes_out.clear();  // blind covers a lost connection
+    while (!probes_out.empty() && now - probes_out.front().second > opt.overload.lag_limit) {
+      ++probes_lost;
+      probes_out.pop_front();
+    }
+    s.probes_lost = probes_lost;
+    local.ingest_lag_seconds = static_cast<double>(s.lag.count()) / 1000.0;
+    local.probes_lost_total = probes_lost;
+    if (broker_dropped) local.broker_dropped = *broker_dropped;
+    const auto change = overload.observe(now, s);
+    local.overloaded = overload.overloaded();
+    local.overloaded_why = overload.overloaded() ? overload.why() : std::string();
+    local.overloads_total = overload.episodes();
+    if (!change) return;
+    core::Event e;
+    e.at = now;
+    if (*change) {
+      overload_since = now;
+      e.kind = core::EventKind::OverloadBegan;
+      log(LogLevel::Warn, "overload: presenced is behind (" + overload.why() +
+                              "); no device is judged offline on silence until it catches up");
+    } else {
+      e.kind = core::EventKind::OverloadEnded;
+      log(LogLevel::Warn,
+          "overload: caught up after " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - overload_since)
+                                 .count()) +
+              " s; silence is judged again, counted from now");
+    }
+    b.feed(e);
   }
 
   // "mqtt.out": the retained output of what changed.

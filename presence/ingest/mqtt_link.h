@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "presence/core/overload.h"
 #include "presence/core/config.h"
 #include "presence/ingest/mqtt_config.h"
 #include "presence/ingest/payload.h"
@@ -59,6 +60,8 @@ struct MqttLinkOptions {
     core::Duration rebirth_interval{std::chrono::seconds(60)};
     bool operator==(const Sparkplug&) const = default;
   } sparkplug;
+  // When presenced is behind, silence is not judged (issue 16, core/overload.h).
+  core::OverloadConfig overload;
 };
 
 // The device classes the engine needs (core::Config::device_classes): the configured ones and
@@ -85,6 +88,13 @@ struct MqttStats {
   std::uint64_t sparkplug_rebirths_total = 0;
   std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;  // connected and subscribed
+  // Overload (issue 16): presenced is behind, no device is judged on silence (core/overload.h).
+  bool overloaded = false;
+  std::string overloaded_why;           // the signal that fired last
+  std::uint64_t overloads_total = 0;    // episodes
+  std::uint64_t probes_lost_total = 0;  // own probe messages lost or late
+  std::uint64_t broker_dropped = 0;     // $SYS/broker/publish/messages/dropped, last value
+  double ingest_lag_seconds = 0;        // oldest message of the last batch, at engine time
 };
 
 class MqttLink {
