@@ -77,6 +77,19 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_broker_restarts_total", m.broker_restarts_total);
   family(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");
   sample(out, "presence_mqtt_connects_total", m.connects_total);
+  family(out, "presence_sparkplug_messages_total", "counter", "Sparkplug B messages read (spBv1.0/#).");
+  sample(out, "presence_sparkplug_messages_total", m.sparkplug_messages_total);
+  family(out, "presence_sparkplug_stale_deaths_total", "counter",
+         "NDEATHs ignored: their bdSeq is not the current NBIRTH's (a late will of an earlier session).");
+  sample(out, "presence_sparkplug_stale_deaths_total", m.sparkplug_stale_deaths_total);
+  family(out, "presence_sparkplug_births_dead_on_arrival_total", "counter",
+         "NBIRTHs whose own NDEATH arrived first: the edge node stays down.");
+  sample(out, "presence_sparkplug_births_dead_on_arrival_total", m.sparkplug_births_dead_on_arrival_total);
+  family(out, "presence_sparkplug_rebirths_total", "counter", "NCMD Node Control/Rebirth requests published.");
+  sample(out, "presence_sparkplug_rebirths_total", m.sparkplug_rebirths_total);
+  family(out, "presence_sparkplug_rebirths_suppressed_total", "counter",
+         "Rebirth requests not sent: the node was asked less than sparkplug.rebirth_interval ago.");
+  sample(out, "presence_sparkplug_rebirths_suppressed_total", m.sparkplug_rebirths_suppressed_total);
   family(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
   sample(out, "presence_broker_connected", m.broker_connected ? 1 : 0);
   family(out, "presence_restart_grace_active", "gauge",
@@ -84,6 +97,20 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
   family(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
   sample(out, "presence_blind", m.blind ? 1 : 0);
+  family(out, "presence_overloaded", "gauge",
+         "1 while presenced is behind: no device is judged offline on silence.");
+  sample(out, "presence_overloaded", m.overloaded ? 1 : 0);
+  family(out, "presence_overloads_total", "counter", "Overload episodes since start.");
+  sample(out, "presence_overloads_total", m.overloads_total);
+  family(out, "presence_probes_lost_total", "counter",
+         "Own probe messages that did not come back through the broker in time.");
+  sample(out, "presence_probes_lost_total", m.probes_lost_total);
+  family(out, "presence_broker_dropped_messages", "gauge",
+         "The broker's own count of dropped messages ($SYS/broker/publish/messages/dropped).");
+  sample(out, "presence_broker_dropped_messages", m.broker_dropped);
+  family(out, "presence_ingest_lag_seconds", "gauge",
+         "Age of the oldest message of the last batch when the engine took it.");
+  sample(out, "presence_ingest_lag_seconds", m.ingest_lag_seconds);
   out += m.extra;
   return out;
 }

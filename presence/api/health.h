@@ -46,9 +46,21 @@ struct Metrics {
   std::uint64_t devices_cleared_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;
+  // Sparkplug B (issue 15, docs/sparkplug.md).
+  std::uint64_t sparkplug_messages_total = 0;
+  std::uint64_t sparkplug_stale_deaths_total = 0;
+  std::uint64_t sparkplug_births_dead_on_arrival_total = 0;
+  std::uint64_t sparkplug_rebirths_total = 0;
+  std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;
+  // Overload (issue 16): presenced is behind and judges no silence.
+  bool overloaded = false;
+  std::uint64_t overloads_total = 0;
+  std::uint64_t probes_lost_total = 0;
+  std::uint64_t broker_dropped = 0;
+  double ingest_lag_seconds = 0;
   // Non-empty: not ready for this reason although connected (e.g. cannot persist: issue 19).
   std::string not_ready;
   // Prometheus text from other rooms (alerts, outbox, policy: presence/app/alerting.h), appended

@@ -1,9 +1,12 @@
 #include "presence/ingest/mqtt_link.h"
 
+#include "presence/ingest/sparkplug.h"
+
 #include <fnmatch.h>
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -47,6 +50,8 @@ struct Inbound {
   double rate = 0;
   Duration interval{0};
   std::shared_ptr<const EmqxFetch> emqx_fetch;
+  // Message: when Paho handed it over (the ingest lag of its batch, issue 16).
+  std::chrono::steady_clock::time_point received{};
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -61,6 +66,8 @@ class Listener : public mqtt::iaction_listener {
 
 // Final flush plus disconnect at stop, all waits together (issue 19 item 2: every exit <= 5 s).
 constexpr std::chrono::seconds kShutdownBudget{3};
+// A persistent MQTT 5 session must outlive a presenced restart to keep queued last-wills.
+constexpr int kSessionExpirySeconds = 3600;
 // Longer than Paho's own connect timeout (10 s) so Paho normally reports first.
 constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
 // The device classes the engine needs: the configured ones and those the sources' presets name.
@@ -80,6 +87,9 @@ struct MqttLink::Impl {
   MqttLinkOptions opt;
   TopicMatcher matcher;
   SourceTable sources;
+  std::optional<sparkplug::Tracker> sparkplug_tracker;  // sparkplug.enabled
+  std::vector<Parsed> sparkplug_events;
+  std::vector<sparkplug::Command> sparkplug_commands;
   server::Loop& loop;
   core::Engine& engine;  // the loop's: used on the engine thread only
   std::function<std::uint32_t()> incidents_open;
@@ -115,6 +125,21 @@ struct MqttLink::Impl {
   std::deque<std::string> clears;  // retained topics of forgotten devices still to clear
   FleetStatus last_fleet{};
   bool fleet_known = false;
+  // Overload (issue 16): signals sampled per batch, core::OverloadDetector decides.
+  core::OverloadDetector overload{opt.overload};
+  MonoTime overload_since{};
+  MonoTime last_batch_now{};  // the previous batch's now: a stall in between
+  std::optional<std::uint64_t> broker_dropped;  // $SYS/broker/publish/messages/dropped
+  // Own probes: published every kProbeInterval through the broker to ourselves with a sequence
+  // number; one that does not come back within lag_limit, or a gap, means messages to presenced
+  // are lost or late, whatever the broker reports.
+  static constexpr Duration kProbeInterval{std::chrono::milliseconds(500)};
+  static constexpr const char* kDroppedTopic = "$SYS/broker/publish/messages/dropped";
+  std::string probe_topic;
+  std::uint64_t probe_seq = 0;
+  std::deque<std::pair<std::uint64_t, MonoTime>> probes_out;  // sent, not back yet
+  MonoTime next_probe{};
+  std::uint64_t probes_lost = 0;
   MonoTime last_fleet_publish{};
   MqttStats local;
 
@@ -134,9 +159,17 @@ struct MqttLink::Impl {
       for (const auto& e : errors) all += e + "; ";
       throw std::invalid_argument(all);
     }
+    if (opt.sparkplug.enabled) {
+      sparkplug::Options so;
+      so.primary_host = opt.sparkplug.primary_host;
+      so.rebirth = opt.sparkplug.rebirth;
+      so.rebirth_interval = opt.sparkplug.rebirth_interval;
+      sparkplug_tracker.emplace(so, opt.limits);
+    }
     anchor.mono = server::mono_now();
     anchor.wall = std::chrono::system_clock::now();
-    backoff = opt.mqtt.reconnect_min;
+    backoff = opt.mqtt.reconnect.min_backoff;
+    probe_topic = opt.output.service_topic + "/probe/" + opt.mqtt.client_id;
   }
 
   void push(Inbound in) {
@@ -179,7 +212,7 @@ struct MqttLink::Impl {
     const int buffered = static_cast<int>(std::clamp(
         opt.output.max_messages_per_second > 0 ? opt.output.max_messages_per_second * 4 : 100000.0,
         1000.0, 1000000.0));
-    mqtt::create_options create(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+    mqtt::create_options create(opt.mqtt.protocol == MqttProtocol::v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
                                 buffered);
     client = std::make_unique<mqtt::async_client>(server_uri(), opt.mqtt.client_id, create,
                                                   nullptr);
@@ -189,6 +222,7 @@ struct MqttLink::Impl {
       in.topic = m->get_topic();
       in.payload = m->get_payload_str();
       in.retained = m->is_retained();
+      in.received = std::chrono::steady_clock::now();
       push(std::move(in));
     });
     client->set_connection_lost_handler([this](const std::string& cause) {
@@ -242,18 +276,17 @@ struct MqttLink::Impl {
 
   void build_connect_options() {
     mqtt::connect_options& b = conn_opts;
-    b.set_mqtt_version(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
-    if (opt.mqtt.version == 5) {
+    b.set_mqtt_version(opt.mqtt.protocol == MqttProtocol::v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    if (opt.mqtt.protocol == MqttProtocol::v5) {
       b.set_clean_start(opt.mqtt.clean_session);
-      if (!opt.mqtt.clean_session && opt.mqtt.session_expiry_seconds > 0) {
+      if (!opt.mqtt.clean_session) {
         b.set_properties(mqtt::properties{
-            {mqtt::property::SESSION_EXPIRY_INTERVAL,
-             static_cast<int>(opt.mqtt.session_expiry_seconds)}});
+            {mqtt::property::SESSION_EXPIRY_INTERVAL, kSessionExpirySeconds}});
       }
     } else {
       b.set_clean_session(opt.mqtt.clean_session);
     }
-    b.set_keep_alive_interval(opt.mqtt.keepalive);
+    b.set_keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(opt.mqtt.keepalive));
     b.set_connect_timeout(std::chrono::seconds(10));
     b.set_max_inflight(1000);
     if (!opt.mqtt.username.empty()) b.set_user_name(opt.mqtt.username);
@@ -263,11 +296,11 @@ struct MqttLink::Impl {
       // Paho keeps a raw pointer to the options object for it, and a failed handshake is
       // reported through the connect failure anyway.
       mqtt::ssl_options tls;
-      if (!opt.mqtt.tls_ca_file.empty()) tls.set_trust_store(opt.mqtt.tls_ca_file);
-      tls.set_enable_server_cert_auth(opt.mqtt.tls_verify);
-      tls.set_verify(opt.mqtt.tls_verify);
-      if (!opt.mqtt.tls_cert_file.empty()) tls.set_key_store(opt.mqtt.tls_cert_file);
-      if (!opt.mqtt.tls_key_file.empty()) tls.set_private_key(opt.mqtt.tls_key_file);
+      if (!opt.mqtt.tls.ca_file.empty()) tls.set_trust_store(opt.mqtt.tls.ca_file);
+      tls.set_enable_server_cert_auth(opt.mqtt.tls.verify);
+      tls.set_verify(opt.mqtt.tls.verify);
+      if (!opt.mqtt.tls.cert_file.empty()) tls.set_key_store(opt.mqtt.tls.cert_file);
+      if (!opt.mqtt.tls.key_file.empty()) tls.set_private_key(opt.mqtt.tls.key_file);
       b.set_ssl(std::move(tls));
     }
     // presenced's own presence: consumers of presence/devices/# can tell a stale view.
@@ -279,11 +312,11 @@ struct MqttLink::Impl {
 
   void schedule_reconnect(MonoTime now) {
     conn = Conn::Idle;
-    const double j = std::clamp(opt.mqtt.reconnect_jitter, 0.0, 1.0);
+    const double j = std::clamp(opt.mqtt.reconnect.jitter, 0.0, 1.0);
     std::uniform_real_distribution<double> factor(1.0 - j, 1.0 + j);
     next_connect = now + Duration(static_cast<std::int64_t>(
                              static_cast<double>(backoff.count()) * factor(rng)));
-    backoff = std::min(opt.mqtt.reconnect_max, backoff * 2);
+    backoff = std::min(opt.mqtt.reconnect.max_backoff, backoff * 2);
   }
 
   void maybe_connect(MonoTime now) {
@@ -328,7 +361,7 @@ struct MqttLink::Impl {
   void on_subscribed(server::Batch& b) {
     const MonoTime now = b.now;
     conn = Conn::Up;
-    backoff = opt.mqtt.reconnect_min;
+    backoff = opt.mqtt.reconnect.min_backoff;
     log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
                             std::to_string(matcher.filters().size()) + " filters)");
     // We can see again. What happened while we were blind is unknown: the engine holds
@@ -366,7 +399,12 @@ struct MqttLink::Impl {
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(b);
+    if (overload_signal(in)) return;
     ++local.mqtt_messages_total;
+    if (sparkplug_tracker && in.topic.rfind("spBv1.0/", 0) == 0) {
+      handle_sparkplug(in, b);
+      return;
+    }
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     hygiene.observe(p, in.topic, in.retained, now);
     if (p.error != ParseError::None) {
@@ -411,6 +449,48 @@ struct MqttLink::Impl {
       case Parsed::What::DeviceEvent:
         break;
     }
+    feed_device(p, b);
+  }
+
+  // Sparkplug B (issue 15): the tracker turns the message into device events, in order (an
+  // NDEATH's node before its devices, so the core knows the parent is down before the children
+  // drop), and maybe an NCMD Rebirth to publish.
+  void handle_sparkplug(const Inbound& in, server::Batch& b) {
+    sparkplug_events.clear();
+    sparkplug_commands.clear();
+    std::string detail;
+    const auto wall_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count());
+    const ParseError err = sparkplug_tracker->on_message(in.topic, in.payload, in.retained, b.now, wall_ms,
+                                                         sparkplug_events, sparkplug_commands, &detail);
+    if (err != ParseError::None) {
+      ++local.parse_errors_total[static_cast<std::size_t>(err)];
+      rlog.log(LogLevel::Warn, std::string("sparkplug:") + to_string(err),
+               std::string("sparkplug: ") + to_string(err) + " on '" + in.topic.substr(0, 200) + "' (" +
+                   std::to_string(in.payload.size()) + " bytes): " + detail + ", message dropped");
+    }
+    for (const auto& p : sparkplug_events) feed_device(p, b);
+    for (const auto& c : sparkplug_commands) {
+      // Rebirth requests only (presenced never publishes a STATE): QoS 0, not retained, best
+      // effort; a node that misses it is asked again after rebirth_interval.
+      if (!client || conn != Conn::Up) continue;
+      try {
+        client->publish(c.topic, c.payload.data(), c.payload.size(), 0, false);
+        ++local.sparkplug_rebirths_total;
+      } catch (const std::exception& e) {
+        rlog.log(LogLevel::Warn, "sparkplug:rebirth", std::string("sparkplug: rebirth request failed: ") + e.what());
+      }
+    }
+    const auto& c = sparkplug_tracker->counters();
+    local.sparkplug_messages_total = c.messages;
+    local.sparkplug_stale_deaths_total = c.stale_deaths;
+    local.sparkplug_births_dead_on_arrival_total = c.births_dead_on_arrival;
+    local.sparkplug_rebirths_suppressed_total = c.rebirths_suppressed;
+  }
+
+  void feed_device(const Parsed& p, server::Batch& b) {
+    const MonoTime now = b.now;
     if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
@@ -502,11 +582,16 @@ struct MqttLink::Impl {
         state_since = now;
         log(LogLevel::Debug, std::string("mqtt: connected (session present: ") +
                                  (in.session_present ? "yes" : "no") + "), subscribing");
-        const auto filters = matcher.filters();
+        auto filters = matcher.filters();
+        if (sparkplug_tracker) filters.emplace_back(sparkplug::kFilter);
         auto coll = mqtt::string_collection::create(filters);
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
         try {
           client->subscribe(coll, qos, nullptr, subscribe_listener);
+          // Overload signals (issue 16), separately and without a listener: a broker that refuses
+          // them (no $SYS, an ACL) costs the signal, not the connection.
+          client->subscribe(probe_topic, 0);
+          client->subscribe(kDroppedTopic, 0);
         } catch (const mqtt::exception& e) {
           log(LogLevel::Error, std::string("mqtt: subscribe failed: ") + e.what());
           disconnect_quietly();
@@ -532,7 +617,7 @@ struct MqttLink::Impl {
                                 (in.detail.empty() ? std::string() : " (" + in.detail + ")") +
                                 ": blind until reconnected");
         feed(blind_spots.connection_lost(), b);
-        backoff = opt.mqtt.reconnect_min;
+        backoff = opt.mqtt.reconnect.min_backoff;
         schedule_reconnect(now);
         break;
       case Inbound::Type::ServerShutdown:
@@ -719,9 +804,98 @@ struct MqttLink::Impl {
       std::lock_guard<std::mutex> lock(in_mu);
       batch.swap(inbox);
     }
+    check_overload(b);  // before the batch's events: see check_overload
     for (const auto& in : batch) handle(in, b);
     batch.clear();
     maybe_connect(b.now);
+    send_probe(b.now);
+  }
+
+  // ---- overload (issue 16) ------------------------------------------------------------------
+
+  // Probe replies and the broker's drop counter: consumed here, never parsed as device traffic.
+  bool overload_signal(const Inbound& in) {
+    if (in.topic == probe_topic) {
+      std::uint64_t seq = 0;
+      for (char c : in.payload) {
+        if (c < '0' || c > '9') return true;
+        seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      // In order on one connection: earlier outstanding probes were lost on the way.
+      while (!probes_out.empty() && probes_out.front().first < seq) {
+        ++probes_lost;
+        probes_out.pop_front();
+      }
+      if (!probes_out.empty() && probes_out.front().first == seq) probes_out.pop_front();
+      return true;
+    }
+    if (in.topic == kDroppedTopic) {
+      try {
+        broker_dropped = std::stoull(in.payload);
+      } catch (const std::exception&) {
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void send_probe(MonoTime now) {
+    if (conn != Conn::Up || now < next_probe) return;
+    next_probe = now + kProbeInterval;
+    try {
+      client->publish(probe_topic, std::to_string(++probe_seq), 0, false);
+      probes_out.emplace_back(probe_seq, now);
+    } catch (const mqtt::exception&) {
+      // Not connected after all: the connection-lost path reports it.
+    }
+  }
+
+  // Sample the overload signals for this batch and tell the engine when presenced falls behind
+  // or catches up, before the batch's events and the tick: an OverloadBegan gates silence before
+  // the engine catches up the time it did not observe.
+  void check_overload(server::Batch& b) {
+    const MonoTime now = b.now;
+    core::OverloadSample s;
+    const auto steady = std::chrono::steady_clock::now();
+    for (const auto& in : batch) {
+      if (in.type != Inbound::Type::Message) continue;
+      s.lag = std::chrono::duration_cast<Duration>(steady - in.received);  // the oldest
+      break;
+    }
+    s.inbox_depth = batch.size();
+    if (last_batch_now != MonoTime{}) s.stall = now - last_batch_now;
+    last_batch_now = now;
+    s.broker_dropped = broker_dropped;
+    if (conn != Conn::Up) probes_out.clear();  // blind covers a lost connection
+    while (!probes_out.empty() && now - probes_out.front().second > opt.overload.lag_limit) {
+      ++probes_lost;
+      probes_out.pop_front();
+    }
+    s.probes_lost = probes_lost;
+    local.ingest_lag_seconds = static_cast<double>(s.lag.count()) / 1000.0;
+    local.probes_lost_total = probes_lost;
+    if (broker_dropped) local.broker_dropped = *broker_dropped;
+    const auto change = overload.observe(now, s);
+    local.overloaded = overload.overloaded();
+    local.overloaded_why = overload.overloaded() ? overload.why() : std::string();
+    local.overloads_total = overload.episodes();
+    if (!change) return;
+    core::Event e;
+    e.at = now;
+    if (*change) {
+      overload_since = now;
+      e.kind = core::EventKind::OverloadBegan;
+      log(LogLevel::Warn, "overload: presenced is behind (" + overload.why() +
+                              "); no device is judged offline on silence until it catches up");
+    } else {
+      e.kind = core::EventKind::OverloadEnded;
+      log(LogLevel::Warn,
+          "overload: caught up after " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - overload_since)
+                                 .count()) +
+              " s; silence is judged again, counted from now");
+    }
+    b.feed(e);
   }
 
   // "mqtt.out": the retained output of what changed.

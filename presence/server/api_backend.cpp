@@ -459,6 +459,8 @@ const char* alert_kind(core::AlertIntent::Type t) {
       return "persistence";
     case T::DeviceCap:
       return "device_cap";
+    case T::Overloaded:
+      return "overloaded";
   }
   return "unknown";
 }
