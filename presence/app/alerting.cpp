@@ -5,6 +5,7 @@
 #include "presence/alert/payload.h"
 #include "presence/alert/teams.h"
 #include "presence/api/prometheus.h"
+#include "presence/core/words.h"
 
 #include <unistd.h>
 
@@ -20,13 +21,6 @@
 namespace presence::app {
 
 namespace {
-
-core::Severity severity_of(const std::string& word) {
-  if (word == "critical") return core::Severity::Critical;
-  if (word == "warning") return core::Severity::Warning;
-  if (word == "info") return core::Severity::Info;
-  return core::Severity::Error;
-}
 
 std::string route_name(std::size_t i) { return "route" + std::to_string(i); }
 
@@ -53,7 +47,7 @@ core::PolicyConfig policy_config(const Config& c) {
     const auto& r = c.alerts.routes[i];
     core::AlertRule rule;
     for (const auto& [k, v] : r.match) rule.match.emplace_back(k, v);
-    rule.severity = severity_of(r.severity);
+    rule.severity = core::severity_from_word(r.severity).value_or(core::Severity::Error);
     rule.route = route_name(i);
     p.rules.push_back(std::move(rule));
   }

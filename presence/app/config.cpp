@@ -21,6 +21,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "presence/common/wall_time.h"
+#include "presence/core/words.h"
 #include "presence/ingest/presets.h"
 #include "presence/ingest/topic_pattern.h"
 
@@ -206,8 +207,6 @@ std::string enum_choices() {
   }
   return out;
 }
-
-constexpr const char* kSeverities[] = {"critical", "error", "warning", "info"};
 
 // ---------------------------------------------------------------------------------------------
 // Schema: the one description of every key. V is a visitor with section(), field() and list().
@@ -1130,8 +1129,7 @@ class Validator {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";
       if (r_.failed(path)) continue;
-      check(std::find(std::begin(kSeverities), std::end(kSeverities), route.severity) !=
-                std::end(kSeverities),
+      check(core::severity_from_word(route.severity).has_value(),
             path + ".severity",
             "expected one of critical, error, warning, info, got " + quoted(route.severity));
       if (!route.slack_webhook_url.empty())

@@ -27,6 +27,7 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/core/words.h"
 #include "presence/ha/node.h"
 #include "presence/ingest/api_backend.h"
 #include "presence/ingest/log.h"
@@ -181,11 +182,11 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
   presence::api::Metrics m;
   for (std::size_t i = 0; i < s.devices_by_state.size(); ++i)
     m.devices_by_state.emplace_back(
-        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        presence::core::to_string(static_cast<presence::core::State>(i)),
         s.devices_by_state[i]);
   for (std::size_t i = 0; i < s.transitions_total.size(); ++i)
     m.transitions_total.emplace_back(
-        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        presence::core::to_string(static_cast<presence::core::State>(i)),
         s.transitions_total[i]);
   m.mqtt_messages_total = s.mqtt_messages_total;
   m.ignored_ids_total = s.ignored_ids_total;

@@ -8,36 +8,9 @@
 #include <map>
 #include <unordered_map>
 
+#include "presence/core/words.h"
+
 namespace presence::core {
-
-const char* to_string(IncidentKind k) {
-  switch (k) {
-    case IncidentKind::Drop: return "drop";
-    case IncidentKind::Storm: return "storm";
-    case IncidentKind::Blind: return "blind";
-  }
-  return "?";
-}
-
-const char* to_string(IncidentStage s) {
-  switch (s) {
-    case IncidentStage::Open: return "open";
-    case IncidentStage::Recovering: return "recovering";
-    case IncidentStage::Stragglers: return "stragglers";
-    case IncidentStage::Closed: return "closed";
-  }
-  return "?";
-}
-
-const char* to_string(IncidentEvent::Kind k) {
-  switch (k) {
-    case IncidentEvent::Kind::Opened: return "opened";
-    case IncidentEvent::Kind::Resolved: return "resolved";
-    case IncidentEvent::Kind::Stragglers: return "stragglers";
-    case IncidentEvent::Kind::Closed: return "closed";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -1273,14 +1246,13 @@ bool FleetMonitor::deserialize(std::string_view text, IncidentSnapshot& out, std
       Incident& inc = cur->incident;
       std::int64_t opened = 0, resolved = 0, grace = 0;
       if (!num(tok[1], inc.id) || inc.id == 0) return fail("bad incident id");
-      if (tok[2] == "drop") inc.kind = IncidentKind::Drop;
-      else if (tok[2] == "storm") inc.kind = IncidentKind::Storm;
-      else if (tok[2] == "blind") inc.kind = IncidentKind::Blind;
-      else return fail("bad incident kind");
-      if (tok[3] == "open") inc.stage = IncidentStage::Open;
-      else if (tok[3] == "recovering") inc.stage = IncidentStage::Recovering;
-      else if (tok[3] == "stragglers") inc.stage = IncidentStage::Stragglers;
-      else return fail("bad incident stage");
+      const auto kind = incident_kind_from_word(tok[2]);
+      if (!kind) return fail("bad incident kind");
+      inc.kind = *kind;
+      // A closed incident is never saved, so "closed" is not a stage a record can have.
+      const auto stage = incident_stage_from_word(tok[3]);
+      if (!stage || *stage == IncidentStage::Closed) return fail("bad incident stage");
+      inc.stage = *stage;
       if (!dec(tok[4], inc.scope_key) || !dec(tok[5], inc.scope_value)) return fail("bad scope");
       if (!num(tok[6], opened) || !num(tok[7], resolved) || !num(tok[8], grace)) return fail("bad time");
       inc.opened_at = mono_ms(opened);

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "presence/core/fleet.h"
+#include "presence/core/words.h"
 
 namespace presence::ingest {
 
@@ -25,40 +26,6 @@ namespace {
 MonoTime mono_now() {
   return MonoTime(std::chrono::duration_cast<core::Duration>(
       std::chrono::steady_clock::now().time_since_epoch()));
-}
-
-std::optional<core::State> parse_state(std::string_view word) {
-  for (std::uint8_t i = 0; i < 5; ++i) {
-    const auto s = static_cast<core::State>(i);
-    if (word == state_word(s)) return s;
-  }
-  return std::nullopt;
-}
-
-const char* kind_word(core::IncidentKind k) {
-  switch (k) {
-    case core::IncidentKind::Drop:
-      return "drop";
-    case core::IncidentKind::Storm:
-      return "storm";
-    case core::IncidentKind::Blind:
-      return "blind";
-  }
-  return "unknown";
-}
-
-const char* stage_word(core::IncidentStage s) {
-  switch (s) {
-    case core::IncidentStage::Open:
-      return "open";
-    case core::IncidentStage::Recovering:
-      return "recovering";
-    case core::IncidentStage::Stragglers:
-      return "stragglers";
-    case core::IncidentStage::Closed:
-      return "closed";
-  }
-  return "unknown";
 }
 
 ApiError no_policy() {
@@ -159,7 +126,7 @@ struct ApiQueries::State {
       s.value = key.second;
       for (std::size_t i = 0; i < counts.size(); ++i) {
         s.devices += counts[i];
-        s.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+        s.by_state.emplace_back(core::to_string(static_cast<core::State>(i)), counts[i]);
       }
       segments.push_back(std::move(s));
     }
@@ -182,7 +149,7 @@ struct ApiQueries::State {
     const auto v = engine.view(d);
     api::DeviceSummary s;
     s.id = std::string(v.id);
-    s.state = state_word(v.state);
+    s.state = core::to_string(v.state);
     s.since = wall(v.since);
     s.reason = core::to_string(v.cause);
     if (v.cause == core::Cause::Disconnected)
@@ -194,8 +161,8 @@ struct ApiQueries::State {
   api::IncidentSummary incident_summary(const core::Incident& i) const {
     api::IncidentSummary s;
     s.id = i.id;
-    s.kind = kind_word(i.kind);
-    s.stage = stage_word(i.stage);
+    s.kind = core::to_string(i.kind);
+    s.stage = core::to_string(i.stage);
     s.scope_key = i.scope_key;
     s.scope_value = i.scope_value;
     s.opened_at = wall(i.opened_at);
@@ -298,7 +265,7 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
   page.total = engine.device_count();
   std::optional<core::State> state;
   if (!q.state.empty()) {
-    state = parse_state(q.state);
+    state = core::state_from_word(q.state);
     if (!state) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
   }
   const std::size_t n = engine.size();
@@ -354,8 +321,8 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     if (r.device != *d) continue;
     api::TransitionRecord t;
     t.at = s.wall(r.at);
-    t.from = state_word(r.from);
-    t.to = state_word(r.to);
+    t.from = core::to_string(r.from);
+    t.to = core::to_string(r.to);
     t.reason = core::to_string(r.cause);
     if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
     out.transitions.push_back(std::move(t));
@@ -384,7 +351,7 @@ Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime
   f.devices = engine.device_count();
   const auto counts = engine.counts();
   for (std::size_t i = 0; i < counts.size(); ++i)
-    f.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+    f.by_state.emplace_back(core::to_string(static_cast<core::State>(i)), counts[i]);
   f.broker_connected = broker_connected;
   f.blind = engine.blind() || !broker_connected;
   f.restart_grace = engine.in_restart_grace();

@@ -25,9 +25,6 @@ struct WallAnchor {
 // "2026-11-21T12:00:00.123Z"
 std::string iso8601(std::chrono::system_clock::time_point t);
 
-// Same words as the engine (decision.h): "online", "offline", ...
-const char* state_word(core::State state);
-
 // presence/devices/{id}:
 // {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]"labels":{}}
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,

@@ -739,7 +739,7 @@ struct Service::Impl {
       queue.mark(t.device, now, /*background=*/t.from == core::State::Unknown);
       if (!debug && !transition_lines.take(wall)) continue;
       std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
-                         state_word(t.from) + " -> " + state_word(t.to) + " (" +
+                         core::to_string(t.from) + " -> " + core::to_string(t.to) + " (" +
                          core::to_string(t.cause);
       if (t.cause == core::Cause::Disconnected)
         line += std::string(", ") + core::to_string(t.disconnect_reason);
