@@ -53,7 +53,6 @@ std::string validate(const FleetConfig& c) {
 
 namespace {
 
-constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
 constexpr std::uint32_t kGlobalSegment = 0;
 
 // Device classes as the fleet sees them.

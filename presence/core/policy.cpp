@@ -12,7 +12,6 @@ namespace presence::core {
 
 namespace {
 
-constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr std::size_t kMaxKey = 255;
 constexpr std::size_t kMaxSummary = 1024;
 
@@ -124,7 +123,7 @@ struct AlertPolicy::Impl {
 
   struct Batch {
     std::vector<DeviceIndex> members;
-    std::int64_t flush_at = kNever;
+    std::int64_t flush_at = kNeverDue;
     std::int64_t last_flush = std::numeric_limits<std::int64_t>::min();
     std::size_t rule = 0;
   };
@@ -144,7 +143,7 @@ struct AlertPolicy::Impl {
   struct IncidentAlert {
     enum Phase : std::uint8_t { Waiting, Silenced, Firing, Done };
     Phase incident = Waiting;
-    std::int64_t due = kNever;  // Waiting (Blind): when to page
+    std::int64_t due = kNeverDue;  // Waiting (Blind): when to page
     Phase stragglers = Done;
     std::int64_t incident_since = 0, stragglers_since = 0;
   };
@@ -271,7 +270,7 @@ struct AlertPolicy::Impl {
         auto m = std::find(b.members.begin(), b.members.end(), d);
         if (m != b.members.end()) {
           b.members.erase(m);
-          if (b.members.empty()) b.flush_at = kNever;
+          if (b.members.empty()) b.flush_at = kNeverDue;
           break;
         }
       }
@@ -387,7 +386,7 @@ struct AlertPolicy::Impl {
       send.push_back(d);
     }
     b.members.clear();
-    b.flush_at = kNever;
+    b.flush_at = kNeverDue;
     if (send.empty()) return;
     b.last_flush = at;
     const Severity sev = b.rule < cfg.rules.size() ? cfg.rules[b.rule].severity : cfg.device_severity;
@@ -707,7 +706,7 @@ struct AlertPolicy::Impl {
           fill_incident(a, *inc);
         }
         ia.incident = IncidentAlert::Done;
-        ia.due = kNever;
+        ia.due = kNeverDue;
         break;
       case IncidentEvent::Kind::Stragglers:
         if (ia.incident == IncidentAlert::Firing) {  // defensive: never leave the incident firing
@@ -746,7 +745,7 @@ struct AlertPolicy::Impl {
   // device dues, then group flushes), so a coarse tick decides exactly like a fine one.
   void run_until(std::int64_t t) {
     for (;;) {
-      std::int64_t t_sil = kNever, t_inc = kNever, t_due = kNever, t_flush = kNever;
+      std::int64_t t_sil = kNeverDue, t_inc = kNeverDue, t_due = kNeverDue, t_flush = kNeverDue;
       for (const auto& s : silences) t_sil = std::min(t_sil, to_ms(s.ends_at));
       for (const auto& [id, ia] : incs)
         if (ia.incident == IncidentAlert::Waiting) t_inc = std::min(t_inc, ia.due);
@@ -755,14 +754,14 @@ struct AlertPolicy::Impl {
       if (!wait)
         for (const auto& [route, b] : batches) t_flush = std::min(t_flush, std::max(b.flush_at, resume_at));
       const std::int64_t next = std::min({t_sil, t_inc, t_due, t_flush});
-      if (next > t || next == kNever) break;
+      if (next > t || next == kNeverDue) break;
       now = std::max(now, next);
       if (next == t_sil) {
         expire_silences(next);
       } else if (next == t_inc) {
         for (auto& [id, ia] : incs) {
           if (ia.incident != IncidentAlert::Waiting || ia.due != next) continue;
-          ia.due = kNever;
+          ia.due = kNeverDue;
           const Incident* inc = fleet.incident(id);
           if (inc != nullptr && inc->stage == IncidentStage::Open && fleet.healed(id)) healed_ids.push_back(id);
           else if (inc != nullptr && inc->stage == IncidentStage::Open) fire_incident(*inc, ia, next);
@@ -777,7 +776,7 @@ struct AlertPolicy::Impl {
         process_due(d, std::max(when, resume_at));
       } else {
         for (auto& [route, b] : batches)
-          if (std::max(b.flush_at, resume_at) == next && b.flush_at != kNever) flush(route, b, next);
+          if (std::max(b.flush_at, resume_at) == next && b.flush_at != kNeverDue) flush(route, b, next);
       }
     }
     now = std::max(now, t);
@@ -1079,13 +1078,13 @@ bool parse_num(std::string_view s, T& out) {
 
 bool parse_due(std::string_view s, std::int64_t& out) {
   if (s == "-") {
-    out = kNever;
+    out = kNeverDue;
     return true;
   }
   return parse_num(s, out);
 }
 
-std::string due_text(std::int64_t v) { return v == kNever ? std::string("-") : std::to_string(v); }
+std::string due_text(std::int64_t v) { return v == kNeverDue ? std::string("-") : std::to_string(v); }
 
 }  // namespace
 
@@ -1275,7 +1274,7 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
           d.id = id;
           d.phase = 3;  // firing, alone
           d.flapping = flapping;
-          d.due_ms = kNever;
+          d.due_ms = kNeverDue;
           policy.devices.push_back(std::move(d));
         }
         set_state(id, !trigger, flapping);
@@ -1315,7 +1314,7 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
             PolicySnapshot::Device d;
             d.id = id;
             d.phase = 3;
-            d.due_ms = kNever;
+            d.due_ms = kNeverDue;
             d.group = n;
             policy.devices.push_back(std::move(d));
             set_state(id, false, false);
@@ -1383,7 +1382,7 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
   auto& m = *impl_;
   const std::int64_t now = std::max(m.now, to_ms(now_time));
   const std::int64_t shift = sub_sat(now, snap.saved_at_ms);
-  auto rebase = [shift](std::int64_t t) { return t == kNever ? kNever : add_sat(t, shift); };
+  auto rebase = [shift](std::int64_t t) { return t == kNeverDue ? kNeverDue : add_sat(t, shift); };
   m.fleet.restore(snap.fleet, now_time, intern);
   for (const auto& s : snap.silences) {
     Silence c = s;
@@ -1419,13 +1418,13 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
       a.phase = Impl::DeviceAlert::Firing;
       a.group = sd.group;
       if (a.group != 0 && m.groups.count(a.group) == 0) a.group = 0;  // its group is gone: resolve alone
-      a.due = kNever;
+      a.due = kNeverDue;
       m.devs.emplace(d, a);
       continue;
     }
     // Not yet sent: decided again (silences and holds may have changed), never lost.
     a.phase = Impl::DeviceAlert::Pending;
-    a.due = std::max(rebase(sd.due_ms == kNever ? now : sd.due_ms), now);
+    a.due = std::max(rebase(sd.due_ms == kNeverDue ? now : sd.due_ms), now);
     m.devs.emplace(d, a);
     m.due.insert({a.due, d});
   }
@@ -1454,8 +1453,8 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
     Impl::IncidentAlert ia;
     ia.incident = static_cast<Impl::IncidentAlert::Phase>(p.incident_phase);
     ia.stragglers = static_cast<Impl::IncidentAlert::Phase>(p.stragglers_phase);
-    ia.due = ia.incident == Impl::IncidentAlert::Waiting ? std::max(rebase(p.due_ms == kNever ? now : p.due_ms), now)
-                                                         : kNever;
+    ia.due = ia.incident == Impl::IncidentAlert::Waiting ? std::max(rebase(p.due_ms == kNeverDue ? now : p.due_ms), now)
+                                                         : kNeverDue;
     ia.incident_since = rebase(p.incident_since_ms);
     ia.stragglers_since = rebase(p.stragglers_since_ms);
     m.incs.emplace(p.incident, ia);

@@ -20,13 +20,9 @@ using api::ApiError;
 using api::Result;
 using core::DeviceIndex;
 using core::MonoTime;
+using core::mono_now;
 
 namespace {
-
-MonoTime mono_now() {
-  return MonoTime(std::chrono::duration_cast<core::Duration>(
-      std::chrono::steady_clock::now().time_since_epoch()));
-}
 
 ApiError no_policy() {
   return ApiError::unavailable("the alert policy is not running (alerts.mode is not presence?)");

@@ -14,10 +14,6 @@ namespace presence::ingest {
 
 using nlohmann::json;
 
-std::chrono::system_clock::time_point WallAnchor::to_wall(core::MonoTime t) const {
-  return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - mono);
-}
-
 std::string iso8601(std::chrono::system_clock::time_point t) { return common::iso8601_utc_ms(t); }
 
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,

@@ -25,6 +25,7 @@ namespace presence::ingest {
 
 using core::Duration;
 using core::MonoTime;
+using core::mono_now;
 
 bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
                     std::vector<std::string>& errors) {
@@ -85,11 +86,6 @@ bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& s
 }
 
 namespace {
-
-MonoTime mono_now() {
-  return MonoTime(std::chrono::duration_cast<Duration>(
-      std::chrono::steady_clock::now().time_since_epoch()));
-}
 
 // What Paho's threads hand to the engine thread.
 struct Inbound {

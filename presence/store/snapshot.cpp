@@ -24,18 +24,6 @@ LoadResult corrupt(std::string why) {
 
 }  // namespace
 
-std::int64_t WallAnchor::to_wall_ms(core::MonoTime t) const {
-  const auto wall_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
-  return wall_ms + (core::to_ms(t) - core::to_ms(mono));
-}
-
-core::MonoTime WallAnchor::to_mono(std::int64_t wall_ms) const {
-  const auto anchor_wall_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
-  return mono + core::Duration{wall_ms - anchor_wall_ms};
-}
-
 const char* to_string(LoadStatus s) {
   switch (s) {
     case LoadStatus::Ok:

@@ -41,15 +41,9 @@ struct LoadRepairs {
   bool any() const { return devices_dropped + labels_dropped + times_clamped > 0; }
 };
 
-// Steady time does not survive a restart, so snapshots hold wall-clock milliseconds. An anchor
-// pairs one reading of both clocks (taken together, once) to convert between them.
-struct WallAnchor {
-  std::chrono::system_clock::time_point wall;
-  core::MonoTime mono;
-
-  std::int64_t to_wall_ms(core::MonoTime t) const;
-  core::MonoTime to_mono(std::int64_t wall_ms) const;
-};
+// Steady time does not survive a restart, so snapshots hold wall-clock milliseconds, converted
+// with an anchor (one definition: core/time.h).
+using WallAnchor = core::WallAnchor;
 
 struct Snapshot {
   std::vector<core::DeviceSnapshot> devices;  // times converted back with the load anchor
