@@ -102,7 +102,7 @@ static bool is_notice(const core::AlertIntent& in) {
   return in.action == core::AlertIntent::Action::Notify;
 }
 
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::LogFn log) {
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, common::LogFn log) {
   std::vector<std::unique_ptr<alert::Sink>> sinks;
   const auto& a = c.alerts;
   if (!a.enabled) return sinks;
@@ -281,9 +281,9 @@ bool NaiveAlerts::restore(std::string_view text) {
 
 // ---- Alerting ---------------------------------------------------------------------------------
 
-Alerting::Alerting(Config config, store::LogFn log)
+Alerting::Alerting(Config config, common::LogFn log)
     : config_(std::move(config)),
-      log_(store::or_stderr(std::move(log))),
+      log_(common::or_stderr(std::move(log))),
       snapshots_(snapshot_path(config_), log_) {}
 
 Alerting::~Alerting() { stop(); }

@@ -180,10 +180,7 @@ struct EnumNames<MqttProtocol> {
 };
 template <>
 struct EnumNames<LogLevel> {
-  static constexpr std::pair<LogLevel, const char*> values[] = {{LogLevel::debug, "debug"},
-                                                                {LogLevel::info, "info"},
-                                                                {LogLevel::warn, "warn"},
-                                                                {LogLevel::error, "error"}};
+  static constexpr const auto& values = common::kLogLevelWords;
 };
 template <>
 struct EnumNames<Mode> {
@@ -1530,7 +1527,6 @@ Substituted substitute_env(std::string_view text, const EnvLookup& env) {
 }
 
 const char* to_string(MqttProtocol v) { return enum_name(v); }
-const char* to_string(LogLevel v) { return enum_name(v); }
 const char* to_string(Mode v) { return enum_name(v); }
 
 }  // namespace presence::app

@@ -32,7 +32,7 @@ core::Duration request_timeout(const Timing& t) {
 
 Node::Node(NodeConfig config, std::function<void(core::AlertIntent)> submit)
     : config_(std::move(config)),
-      log_(store::or_stderr(config_.log)),
+      log_(common::or_stderr(config_.log)),
       submit_(std::move(submit)),
       etcd_(config_.endpoints, request_timeout(config_.timing)),
       leader_key_(config_.key_prefix + "leader"),

@@ -23,7 +23,7 @@
 #include "presence/alert/outbox_entry.h"
 #include "presence/ha/etcd.h"
 #include "presence/ha/role.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::ha {
 
@@ -34,7 +34,7 @@ struct NodeConfig {
   Timing timing;
   // How far apart two instances' decided times for the same page may be (covered()).
   Duration match_window{std::chrono::seconds(2)};
-  store::LogFn log;
+  common::LogFn log;
 };
 
 enum class Gate { Send, Skip, Hold };
@@ -70,7 +70,7 @@ class Node {
   core::MonoTime now() const;
 
   NodeConfig config_;
-  store::LogFn log_;
+  common::LogFn log_;
   std::function<void(core::AlertIntent)> submit_;
   Etcd etcd_;
   std::string leader_key_, members_prefix_;
@@ -86,7 +86,7 @@ class Node {
   std::map<std::uint64_t, std::pair<std::string, LogRecord>> sending_;  // outbox seq -> record
   std::uint64_t elections_won_ = 0, fence_failures_ = 0, fenced_writes_ = 0, skipped_ = 0,
                 fail_open_sends_ = 0, etcd_errors_ = 0, bad_records_ = 0;
-  store::LogLimiter etcd_log_;
+  common::LogLimiter etcd_log_;
 
   std::mutex wake_mu_;
   std::condition_variable wake_;

@@ -18,7 +18,7 @@
 
 #include "presence/core/engine.h"
 #include "presence/ingest/blind_spots.h"
-#include "presence/ingest/log.h"
+#include "presence/common/log.h"
 #include "presence/ingest/output.h"
 
 namespace presence::ingest {
@@ -26,6 +26,11 @@ namespace presence::ingest {
 using core::Duration;
 using core::MonoTime;
 using core::mono_now;
+using common::LineBudget;
+using common::log_level;
+using common::log;
+using common::LogLevel;
+using common::RateLimitedLog;
 
 bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
                     std::vector<std::string>& errors) {

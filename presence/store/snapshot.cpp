@@ -152,8 +152,8 @@ LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
   return r;
 }
 
-SnapshotStore::SnapshotStore(std::string path, LogFn log)
-    : path_(std::move(path)), log_(or_stderr(std::move(log))) {}
+SnapshotStore::SnapshotStore(std::string path, common::LogFn log)
+    : path_(std::move(path)), log_(common::or_stderr(std::move(log))) {}
 
 bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
                          std::string_view incidents, const WallAnchor& anchor,
