@@ -1,6 +1,6 @@
 // The /v1 JSON API and the dashboard (issue 7). The api room only reads (STYLE.md): the router
 // maps HTTP onto an ApiBackend, which the service implements by running queries on the engine
-// thread between batches (presence/ingest/api_backend.h). The router never sees the engine.
+// thread between batches (presence/server/api_backend.h). The router never sees the engine.
 //
 // Every answer is JSON; errors are {"error":{"code":..,"message":..}} with a matching status.
 // docs/api.md documents every endpoint.

@@ -6,6 +6,7 @@
 #include "presence/alert/teams.h"
 #include "presence/api/prometheus.h"
 #include "presence/core/words.h"
+#include "presence/ingest/payload.h"
 
 #include <unistd.h>
 
@@ -377,6 +378,24 @@ void Alerting::run_saver() {
     saving_ = false;
     save_cv_.notify_all();
   }
+}
+
+server::Step Alerting::restore_step() {
+  server::Step s;
+  s.name = "alerts.restore";
+  s.start = [this](core::Engine& engine, core::MonoTime now) { on_start(engine, now); };
+  return s;
+}
+
+server::Step Alerting::step() {
+  server::Step s;
+  s.name = "alerts";
+  s.run = [this](server::Batch& b) {
+    for (const auto& e : b.events) on_event(b.engine, e);
+    after_batch(b.engine, b.now);
+  };
+  s.stop = [this](core::Engine& engine, core::MonoTime now) { on_stop(engine, now); };
+  return s;
 }
 
 void Alerting::on_start(core::Engine& engine, core::MonoTime now) {

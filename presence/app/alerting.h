@@ -2,9 +2,9 @@
 // alert sinks and dispatcher, snapshot store, watchdog; and the engine-thread hooks that feed
 // them. The data path stays one direction (docs/architecture.md):
 //
-//   ingest::Service engine thread --EngineHooks--> Alerting
+//   server::Loop engine thread, steps "alerts.restore" (start) and "alerts" (each batch, stop)
 //       engine.set_observer(policy)              (mode: presence)
-//       after each batch: engine.drain_alerts -> Dispatcher::submit (copy only, never blocks)
+//       each batch: engine.drain_alerts -> Dispatcher::submit (copy only, never blocks)
 //       every store.snapshot_interval: copy state -> saver thread -> SnapshotStore
 //
 // mode: naive replaces the policy with NaiveAlerts: what Home-Assistant-style setups do.
@@ -28,8 +28,8 @@
 #include "presence/alert/watchdog.h"
 #include "presence/app/config.h"
 #include "presence/core/policy.h"
-#include "presence/ingest/service.h"
 #include "presence/common/log.h"
+#include "presence/server/loop.h"
 #include "presence/store/snapshot.h"
 
 namespace presence::app {
@@ -75,42 +75,49 @@ struct AlertingCounters {
   std::uint64_t snapshot_saves = 0, snapshot_failures = 0;
 };
 
-class Alerting final : public ingest::EngineHooks {
+class Alerting final {
  public:
   Alerting(Config config, common::LogFn log = {});
-  ~Alerting() override;
+  ~Alerting();
   Alerting(const Alerting&) = delete;
   Alerting& operator=(const Alerting&) = delete;
 
   // Starts the dispatcher (opens the outbox: what a crash left is resent), the watchdog and the
   // snapshot saver. False with a message when the outbox or a sink is unusable.
   bool start(std::string* error);
-  // After Service::stop (which called on_stop: final snapshot handed to the saver): waits
+  // After Loop::stop (which ran on_stop: final snapshot handed to the saver): waits
   // (bounded) for the snapshot and the outbox to be on disk, then stops the threads.
   void stop();
 
-  // EngineHooks (engine thread).
-  void on_start(core::Engine& engine, core::MonoTime now) override;
-  void on_event(core::Engine& engine, const core::Event& event) override;
-  void after_batch(core::Engine& engine, core::MonoTime now) override;
-  void on_stop(core::Engine& engine, core::MonoTime now) override;
+  // The loop's steps (engine thread). "alerts.restore" goes first (its start restores the
+  // snapshot before any room reads the engine); "alerts" after the engine step: the batch's raw
+  // events (naive mode, broker restart notes), then its alert decisions; its stop is the last
+  // batch's alerts and the final snapshot.
+  server::Step restore_step();
+  server::Step step();
 
-  std::uint32_t incidents_open() const override {
+  void on_start(core::Engine& engine, core::MonoTime now);
+  void on_event(core::Engine& engine, const core::Event& event);
+  void after_batch(core::Engine& engine, core::MonoTime now);
+  void on_stop(core::Engine& engine, core::MonoTime now);
+
+  // Fleet incidents not closed, for the retained presence/fleet message (any thread).
+  std::uint32_t incidents_open() const {
     return static_cast<std::uint32_t>(incidents_open_.load());
   }
 
   // SIGHUP (issue 19 item 11; docs/runbook.md "Silencing"): replaces the silences that came from
-  // alerts.silences with these; API silences are kept. Engine thread (Service::post). Returns the
+  // alerts.silences with these; API silences are kept. Engine thread (Loop::post). Returns the
   // number of config silences now in force.
   std::size_t replace_config_silences(const std::vector<SilenceConfig>& silences,
                                       core::MonoTime now);
 
   // The policy (mode: presence) once on_start ran, else nullptr. Engine thread only: the /v1 API
-  // reads it through Service::post (presence/ingest/api_backend.h).
+  // reads it through Loop::post (presence/server/api_backend.h).
   core::AlertPolicy* policy() { return policy_.get(); }
 
   // Sees every alert intent handed to the outbox, in order, on the engine thread (the /v1/alerts
-  // record of what was sent, presence/ingest/api_backend.h). Set before Service::start().
+  // record of what was sent, presence/server/api_backend.h). Set before Loop::start().
   void set_intent_observer(std::function<void(const std::vector<core::AlertIntent>&)> observer) {
     intent_observer_ = std::move(observer);
   }

@@ -29,10 +29,11 @@
 #include "presence/app/config.h"
 #include "presence/core/words.h"
 #include "presence/ha/node.h"
-#include "presence/ingest/api_backend.h"
 #include "presence/common/log.h"
+#include "presence/ingest/mqtt_link.h"
 #include "presence/ingest/output.h"
-#include "presence/ingest/service.h"
+#include "presence/server/api_backend.h"
+#include "presence/server/loop.h"
 
 namespace {
 
@@ -58,8 +59,8 @@ std::string service_topic_for(const std::string& fleet_topic) {
   return fleet_topic.substr(0, slash) + "/service";
 }
 
-presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
-  presence::ingest::ServiceOptions o;
+presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
+  presence::ingest::MqttLinkOptions o;
   auto& m = o.mqtt;
   m.uri = c.mqtt.uri;
   m.client_id = c.mqtt.client_id;
@@ -147,7 +148,15 @@ presence::ingest::ServiceOptions to_options(const presence::app::Config& c) {
   out.max_messages_per_second = c.output.publish_rate;
   out.coalesce_interval = c.output.coalesce_interval;
 
+  o.log_rate_limit = c.log.rate_limit;
+  return o;
+}
+
+presence::server::LoopOptions loop_options(const presence::app::Config& c,
+                                           const presence::ingest::MqttLinkOptions& link) {
+  presence::server::LoopOptions o;
   o.core = c.presence;
+  o.core.device_classes = presence::ingest::engine_device_classes(link);
   o.log_rate_limit = c.log.rate_limit;
   return o;
 }
@@ -168,7 +177,8 @@ bool split_listen(const std::string& listen, std::string& host, int& port) {
   return port >= 0 && port <= 65535;
 }
 
-presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
+presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
+                                  const presence::ingest::MqttStats& q) {
   presence::api::Metrics m;
   for (std::size_t i = 0; i < s.devices_by_state.size(); ++i)
     m.devices_by_state.emplace_back(
@@ -178,32 +188,33 @@ presence::api::Metrics to_metrics(const presence::ingest::ServiceStats& s) {
     m.transitions_total.emplace_back(
         presence::core::to_string(static_cast<presence::core::State>(i)),
         s.transitions_total[i]);
-  m.mqtt_messages_total = s.mqtt_messages_total;
-  m.ignored_ids_total = s.ignored_ids_total;
-  m.alive_heartbeats_total = s.alive_heartbeats_total;
-  for (std::size_t i = 1; i < s.parse_errors_total.size(); ++i)  // 0 = ParseError::None
+  m.mqtt_messages_total = q.mqtt_messages_total;
+  m.ignored_ids_total = q.ignored_ids_total;
+  m.alive_heartbeats_total = q.alive_heartbeats_total;
+  for (std::size_t i = 1; i < q.parse_errors_total.size(); ++i)  // 0 = ParseError::None
     m.parse_errors_total.emplace_back(
         presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),
-        s.parse_errors_total[i]);
-  m.published_total = s.published_total;
-  m.publish_pending = s.publish_pending;
-  m.publish_pending_background = s.publish_pending_background;
+        q.parse_errors_total[i]);
+  m.published_total = q.published_total;
+  m.publish_pending = q.publish_pending;
+  m.publish_pending_background = q.publish_pending_background;
   m.transition_log_lines_suppressed_total = s.transition_lines_suppressed_total;
   m.label_keys_refused_total = s.label_keys_refused_total;
   m.label_values_refused_total = s.label_values_refused_total;
   m.devices_refused_total = s.devices_refused_total;
   m.devices_forgotten_total = s.devices_forgotten_total;
-  m.devices_cleared_total = s.devices_cleared_total;
-  m.broker_restarts_total = s.broker_restarts_total;
-  m.connects_total = s.connects_total;
-  m.broker_connected = s.broker_connected;
+  m.devices_cleared_total = q.devices_cleared_total;
+  m.broker_restarts_total = q.broker_restarts_total;
+  m.connects_total = q.connects_total;
+  m.broker_connected = q.broker_connected;
   m.restart_grace_active = s.restart_grace;
-  m.blind = s.blind;
+  // Blind: not subscribed, or the engine itself holds judgement (a broker restart).
+  m.blind = !q.broker_connected || s.engine_blind;
   return m;
 }
 
 // The checks only the service can make: topic patterns and sources compile into a matcher.
-bool compile_all(const presence::ingest::ServiceOptions& o, std::vector<std::string>& errors) {
+bool compile_all(const presence::ingest::MqttLinkOptions& o, std::vector<std::string>& errors) {
   presence::ingest::TopicMatcher matcher;
   presence::ingest::SourceTable table;
   return presence::ingest::compile_ingest(
@@ -237,7 +248,8 @@ int check_config(const std::string& path) {
 }
 
 void reload(const std::string& path, presence::app::Config& running,
-            presence::ingest::Service& service, presence::app::Alerting& alerting) {
+            presence::server::Loop& loop, presence::ingest::MqttLink& mqtt,
+            presence::app::Alerting& alerting) {
   auto r = presence::app::reload_config(running, path);
   if (r.load.ok()) {
     std::vector<std::string> errors;
@@ -274,9 +286,9 @@ void reload(const std::string& path, presence::app::Config& running,
     }
   }
   if (output_limits)
-    service.set_publish_limits(next.output.publish_rate, next.output.coalesce_interval);
+    mqtt.set_publish_limits(next.output.publish_rate, next.output.coalesce_interval);
   if (silences) {
-    const bool posted = service.post(
+    const bool posted = loop.post(
         [&alerting, list = next.alerts.silences](presence::core::Engine& engine) {
           const std::size_t n = alerting.replace_config_silences(list, engine.now());
           log(LogLevel::Info, "reload: alerts.silences applied (" + std::to_string(n) +
@@ -315,7 +327,10 @@ int run(const std::string& path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  presence::ingest::Service service(to_options(running));
+  // The run loop (presence/server/loop.h) and the MQTT link that feeds it and publishes for it.
+  const auto link_options = to_options(running);
+  presence::server::Loop loop(loop_options(running, link_options));
+  presence::ingest::MqttLink mqtt(link_options, loop);
   // Alerts, fleet incidents, snapshots, watchdog (presence/app/alerting.h), on the engine thread.
   presence::app::Alerting alerting(running, [](std::string_view line) {
     log(LogLevel::Info, std::string(line));
@@ -352,13 +367,13 @@ int run(const std::string& path) {
     log(LogLevel::Error, "alerts: " + error);
     return 1;
   }
-  service.set_hooks(&alerting);
+  mqtt.set_incidents_open([&alerting] { return alerting.incidents_open(); });
   // Only the pair's leader (or an instance failing open) publishes the retained output.
-  if (ha) service.set_publish_gate([node = ha.get()] { return node->may_publish(); });
+  if (ha) mqtt.set_publish_gate([node = ha.get()] { return node->may_publish(); });
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
-  auto metrics_fn = [&service, &alerting, &ha, api_counters, http_counters] {
-    auto m = to_metrics(service.stats());
+  auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {
+    auto m = to_metrics(loop.stats(), mqtt.stats());
     m.extra = alerting.metrics_text();
     m.not_ready = alerting.not_ready_reason();
     m.extra += presence::api::render_prometheus(*api_counters);
@@ -401,9 +416,10 @@ int run(const std::string& path) {
                  path.c_str());
     return kExitConfig;
   }
-  // The policy is read on the engine thread only (ServiceApiBackend posts every query there).
-  presence::ingest::ServiceApiBackend api_backend(service,
-                                                  [&alerting] { return alerting.policy(); });
+  // The policy is read on the engine thread only (LoopApiBackend posts every query there).
+  presence::server::LoopApiBackend api_backend(
+      loop, [&alerting] { return alerting.policy(); },
+      [&mqtt] { return mqtt.stats().broker_connected; });
   alerting.set_intent_observer(
       [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
         api_backend.on_intents(intents);
@@ -440,14 +456,26 @@ int run(const std::string& path) {
   log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
                           " (/healthz /readyz /metrics /v1, dashboard at /), broker " +
                           running.mqtt.uri);
-  service.start();
+  // One batch, in data-path order (docs/architecture.md): the snapshot restored before anything
+  // reads the engine; MQTT in; the engine ticked with the batch's now; alerts decided; the API's
+  // ring fed; API tasks; MQTT out. Stop hooks go in the same order: the final snapshot, then the
+  // final flush and disconnect.
+  loop.add_step(alerting.restore_step());
+  loop.add_step(mqtt.input_step());
+  loop.add_step(loop.engine_step());
+  loop.add_step(alerting.step());
+  loop.add_step(api_backend.step());
+  loop.add_step(loop.tasks_step());
+  loop.add_step(mqtt.output_step());
+  mqtt.start();
+  loop.start();
 
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       log(LogLevel::Info, "SIGHUP: reloading " + path);
-      reload(path, running, service, alerting);
+      reload(path, running, loop, mqtt, alerting);
       continue;
     }
     log(LogLevel::Info, std::string("presenced: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
@@ -463,7 +491,7 @@ int run(const std::string& path) {
                              std::to_string(kStopDeadline.count()) + " s, exiting now");
     std::_Exit(1);
   }).detach();
-  service.stop();  // runs the final snapshot on the engine thread
+  loop.stop();  // the final snapshot, flush and disconnect, on the engine thread
   alerting.stop();  // waits (bounded) for the snapshot and the outbox to be on disk
   if (ha) ha->stop();  // revokes the lease: the peer takes over at once (rolling restart)
   http.stop();

@@ -210,7 +210,7 @@ struct Engine::Impl {
   std::int64_t now = 0;
   // Forgotten indices wait two drain()s before they may name another id: decisions already
   // emitted for them are read by the adapters (id_of) after the drain of their batch too
-  // (presence/ingest/service.cpp hands the drained transitions to the alerting hooks).
+  // (presence/server/loop.h: the engine step drains them, later steps of the batch read them).
   std::vector<DeviceIndex> forgotten;
   std::vector<DeviceIndex> forgotten_drained;
   std::vector<DeviceIndex> unstarted;  // interned, expiry clock not started yet (advance_to)

@@ -31,7 +31,7 @@ struct FleetStatus {
   bool broker_connected = false;
   bool blind = false;
   bool restart_grace = false;
-  std::uint32_t incidents_open = 0;  // fleet incidents not closed (EngineHooks::incidents_open)
+  std::uint32_t incidents_open = 0;  // fleet incidents not closed (MqttLink::set_incidents_open)
 };
 // presence/fleet: {"v":1,"devices":N,"counts":{"online":..},"blind":..,"restart_grace":..,
 //                  "incidents_open":..,"ts":..}

@@ -1,7 +1,7 @@
 // Fuzz target: the /v1 HTTP API (presence/api/api.*) driven in-process, no sockets: requests go
 // through cpp-httplib's own request parser and router (Server::process_request on an in-memory
 // stream) into the real handlers, whose backend is the real engine-thread query code
-// (ingest::ApiQueries) over a small engine and alert policy. Query strings, paths, JSON bodies
+// (server::ApiQueries) over a small engine and alert policy. Query strings, paths, JSON bodies
 // (silences) and headers all come from whoever can reach the port.
 //
 // Input: one selector byte, then
@@ -22,7 +22,7 @@
 #include "presence/api/api.h"
 #include "presence/core/engine.h"
 #include "presence/core/policy.h"
-#include "presence/ingest/api_backend.h"
+#include "presence/server/api_backend.h"
 #include "test/fuzz/fuzz.h"
 
 namespace {
@@ -81,7 +81,7 @@ ingest::WallAnchor anchor() {
   return a;
 }
 
-// ServiceApiBackend without the engine thread: the same ApiQueries, called directly.
+// LoopApiBackend without the engine thread: the same ApiQueries, called directly.
 class DirectBackend final : public api::ApiBackend {
  public:
   DirectBackend()
@@ -148,7 +148,7 @@ class DirectBackend final : public api::ApiBackend {
   }
   core::Engine engine_;
   core::AlertPolicy policy_;
-  ingest::ApiQueries queries_;
+  server::ApiQueries queries_;
 };
 
 struct World {

@@ -9,38 +9,24 @@
 // Besides "no crash, no UB", it checks the bounds ParseLimits promises for accepted messages.
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "presence/ingest/payload.h"
 #include "presence/ingest/topic_pattern.h"
+#include "presence/ingest/topics.h"
 #include "test/fuzz/fuzz.h"
 
 namespace {
 
 using namespace presence::ingest;
 
-// The defaults of ingest::TopicOptions (presence/ingest/service.h), without linking Paho.
+// The default topics (ingest::TopicOptions), compiled by the one topics compiler (topics.h).
 const TopicMatcher& default_matcher() {
   static const TopicMatcher matcher = [] {
-    const std::pair<TopicKind, const char*> table[] = {
-        {TopicKind::Status, "devices/{id}/status"},
-        {TopicKind::Heartbeat, "devices/{id}/heartbeat"},
-        {TopicKind::EmqxConnected, "$SYS/brokers/{node}/clients/{id}/connected"},
-        {TopicKind::EmqxDisconnected, "$SYS/brokers/{node}/clients/{id}/disconnected"},
-        {TopicKind::BrokerExtBoot, "$SYS/presence/{node}/boot"},
-        {TopicKind::BrokerExtHeartbeat, "$SYS/presence/{node}/heartbeat"},
-        {TopicKind::BrokerExtConnected, "$SYS/presence/{node}/clients/{id}/connected"},
-        {TopicKind::BrokerExtDisconnected, "$SYS/presence/{node}/clients/{id}/disconnected"},
-        {TopicKind::BrokerExtAlive, "$SYS/presence/{node}/alive"},
-        {TopicKind::Uptime, "$SYS/broker/uptime"},
-    };
-    std::vector<TopicPattern> patterns;
-    for (const auto& [kind, text] : table) {
-      std::string error;
-      auto p = TopicPattern::compile(kind, text, &error);
-      if (!p) std::abort();
-      patterns.push_back(std::move(*p));
-    }
-    return TopicMatcher(std::move(patterns));
+    TopicMatcher m;
+    std::vector<std::string> errors;
+    if (!compile_topics(TopicOptions{}, m, errors)) std::abort();
+    return m;
   }();
   return matcher;
 }

@@ -1,4 +1,4 @@
-// The /v1 API end to end (issue 7): real mosquitto, real presenced (ServiceApiBackend on the
+// The /v1 API end to end (issue 7): real mosquitto, real presenced (LoopApiBackend on the
 // engine thread, the alert policy from presence/app/alerting), real devices over MQTT, HTTP with
 // cpp-httplib. Waits are bounded polls (test/support wait_for).
 #include <doctest/doctest.h>

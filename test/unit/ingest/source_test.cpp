@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "presence/ingest/presets.h"
-#include "presence/ingest/service.h"
+#include "presence/ingest/topics.h"
 
 using namespace presence::ingest;
 using presence::core::DisconnectReason;

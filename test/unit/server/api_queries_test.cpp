@@ -1,4 +1,4 @@
-// presence/ingest/api_backend.*: ApiQueries, the engine-thread half of the /v1 backend, against a
+// presence/server/api_backend.*: ApiQueries, the engine-thread half of the /v1 backend, against a
 // real core::Engine and AlertPolicy driven by a simulated clock (no MQTT, no threads).
 #include <doctest/doctest.h>
 
@@ -10,7 +10,7 @@
 
 #include "presence/core/engine.h"
 #include "presence/core/policy.h"
-#include "presence/ingest/api_backend.h"
+#include "presence/server/api_backend.h"
 
 namespace {
 
@@ -30,11 +30,11 @@ ingest::WallAnchor anchor() {
 struct World {
   core::Engine engine;
   core::AlertPolicy policy;
-  ingest::ApiQueries q;
+  server::ApiQueries q;
   std::int64_t now = kStart;
   std::vector<core::Transition> ts;
 
-  explicit World(ingest::ApiBackendOptions o = {})
+  explicit World(server::ApiBackendOptions o = {})
       : policy({}, {}, [this](core::DeviceIndex d) { return std::string(engine.id_of(d)); }),
         q(o, anchor()) {
     engine.set_observer(&policy);
@@ -148,7 +148,7 @@ TEST_CASE("devices: label and prefix filters, with and without the policy's inte
 }
 
 TEST_CASE("device detail: transitions from the global ring, oldest evicted first") {
-  ingest::ApiBackendOptions o;
+  server::ApiBackendOptions o;
   o.transition_ring = 4;
   World w(o);
   const auto a = w.add("a");                  // 1: a unknown->online
@@ -202,7 +202,7 @@ TEST_CASE("forgotten devices are not listed; a reused index shows only its new d
 }
 
 TEST_CASE("fleet: segments by label; bounded; incremental for fleets larger than one step") {
-  ingest::ApiBackendOptions o;
+  server::ApiBackendOptions o;
   o.scan_per_batch = 4;
   o.max_segments = 3;
   World w(o);
@@ -261,7 +261,7 @@ TEST_CASE("silences: wall times map onto the engine clock; the past is refused")
 }
 
 TEST_CASE("fleet history: one sample per history_interval, the oldest dropped first") {
-  ingest::ApiBackendOptions o;
+  server::ApiBackendOptions o;
   o.history_interval = std::chrono::seconds(10);
   o.history_samples = 3;
   World w(o);
@@ -290,7 +290,7 @@ namespace {
 struct PageWorld {
   core::Engine engine;
   core::AlertPolicy policy;
-  ingest::ApiQueries q;
+  server::ApiQueries q;
   std::vector<core::State> state;
   std::map<std::string, std::string> open;  // dedup_key -> summary
   std::vector<core::AlertIntent> sent;
@@ -457,7 +457,7 @@ TEST_CASE("alerts: a page restored after a restart (never re-sent) is still list
   w.tick(10 * 60'000);
   REQUIRE(w.alerts().size() == 1);
   // A fresh ApiQueries has no record of the send (the previous process sent it).
-  ingest::ApiQueries fresh({}, anchor());
+  server::ApiQueries fresh({}, anchor());
   const auto r = fresh.alerts(w.engine, &w.policy);
   REQUIRE(r.ok());
   REQUIRE(r.value.size() == 1);

@@ -1,5 +1,5 @@
-// The /v1 API's view of the running service (issue 7): implements api::ApiBackend by posting each
-// query to the engine thread (Service::post) and waiting, bounded, for the answer. The engine
+// The /v1 API's engine side (issue 7): implements api::ApiBackend by posting each query to the
+// engine thread (Loop::post) and waiting, bounded, for the answer. The engine
 // is never touched from an HTTP thread.
 //
 // Engine-thread state kept here, bounded whatever the fleet size:
@@ -17,9 +17,9 @@
 #include "presence/api/api.h"
 #include "presence/core/policy.h"
 #include "presence/ingest/output.h"
-#include "presence/ingest/service.h"
+#include "presence/server/loop.h"
 
-namespace presence::ingest {
+namespace presence::server {
 
 struct ApiBackendOptions {
   std::chrono::milliseconds timeout{2000};           // engine busy longer: 503, the caller retries
@@ -37,10 +37,10 @@ struct ApiBackendOptions {
 
 // The queries themselves, on the engine thread (no locking, no waiting): pure functions of the
 // engine, the policy and the time given, so unit tests drive them with a simulated clock and
-// the benchmark with a 1 M device engine. ServiceApiBackend runs them through Service::post.
+// the benchmark with a 1 M device engine. LoopApiBackend runs them through Loop::post.
 class ApiQueries {
  public:
-  ApiQueries(ApiBackendOptions options, WallAnchor anchor);
+  ApiQueries(ApiBackendOptions options, ingest::WallAnchor anchor);
   ~ApiQueries();
   ApiQueries(const ApiQueries&) = delete;
   ApiQueries& operator=(const ApiQueries&) = delete;
@@ -85,14 +85,18 @@ class ApiQueries {
   std::unique_ptr<State> st_;
 };
 
-class ServiceApiBackend final : public api::ApiBackend {
+class LoopApiBackend final : public api::ApiBackend {
  public:
   // The alert policy lives with the alerting glue (presence/app); policy() is called on the
   // engine thread and may return nullptr (alerts off): incidents and silences then answer 503.
   using PolicyFn = std::function<core::AlertPolicy*()>;
-  // Installs the service's transitions hook: construct before Service::start().
-  ServiceApiBackend(Service& service, PolicyFn policy, ApiBackendOptions options = {});
-  ~ServiceApiBackend() override;
+  // broker_connected (any thread) is reported by /v1/fleet. Add step() to the loop, after the
+  // engine step, before Loop::start().
+  LoopApiBackend(Loop& loop, PolicyFn policy, std::function<bool()> broker_connected,
+                 ApiBackendOptions options = {});
+  // "api": each batch's transitions into the ring, a segment pass step while /v1/fleet is read.
+  Step step();
+  ~LoopApiBackend() override;
 
   api::Result<api::DevicePage> devices(const api::DeviceQuery& query) override;
   api::Result<api::DeviceDetail> device(std::string_view id) override;
@@ -113,4 +117,4 @@ class ServiceApiBackend final : public api::ApiBackend {
   std::shared_ptr<Impl> impl_;  // shared with tasks still queued on the engine thread
 };
 
-}  // namespace presence::ingest
+}  // namespace presence::server

@@ -1,4 +1,4 @@
-#include "presence/ingest/api_backend.h"
+#include "presence/server/api_backend.h"
 
 #include <algorithm>
 #include <array>
@@ -14,13 +14,15 @@
 #include "presence/core/fleet.h"
 #include "presence/core/words.h"
 
-namespace presence::ingest {
+namespace presence::server {
 
 using api::ApiError;
 using api::Result;
 using core::DeviceIndex;
 using core::MonoTime;
 using core::mono_now;
+
+using ingest::WallAnchor;
 
 namespace {
 
@@ -559,15 +561,16 @@ Result<bool> ApiQueries::remove_silence(core::AlertPolicy* policy, std::uint64_t
 }
 
 // ---------------------------------------------------------------------------------------------
-// ServiceApiBackend: every call posted to the engine thread.
+// LoopApiBackend: every call posted to the engine thread.
 
-struct ServiceApiBackend::Impl {
-  Service& service;
+struct LoopApiBackend::Impl {
+  Loop& loop;
   PolicyFn policy_fn;
+  std::function<bool()> broker_connected;
   ApiQueries queries;
 
-  Impl(Service& s, PolicyFn p, ApiBackendOptions o)
-      : service(s), policy_fn(std::move(p)), queries(std::move(o), [] {
+  Impl(Loop& l, PolicyFn p, std::function<bool()> connected, ApiBackendOptions o)
+      : loop(l), policy_fn(std::move(p)), broker_connected(std::move(connected)), queries(std::move(o), [] {
           WallAnchor a;
           a.mono = mono_now();
           a.wall = std::chrono::system_clock::now();
@@ -587,7 +590,7 @@ namespace {
 // it claimed it; the waiter, on timeout, cancels unless the task already started, in which case
 // it waits for the (short) query to finish.
 template <typename T, typename Fn>
-Result<T> on_engine(const std::shared_ptr<ServiceApiBackend::Impl>& impl, Fn fn) {
+Result<T> on_engine(const std::shared_ptr<LoopApiBackend::Impl>& impl, Fn fn) {
   enum : int { Pending, Running, Cancelled };
   // The promise belongs to the task alone: a task dropped at stop breaks it, and the waiter
   // returns at once instead of waiting for the timeout.
@@ -595,7 +598,7 @@ Result<T> on_engine(const std::shared_ptr<ServiceApiBackend::Impl>& impl, Fn fn)
   auto claim = std::make_shared<std::atomic<int>>(Pending);
   auto future = promise->get_future();
   const bool posted =
-      impl->service.post([impl, promise, claim, fn = std::move(fn)](core::Engine& e) {
+      impl->loop.post([impl, promise, claim, fn = std::move(fn)](core::Engine& e) {
         int expected = Pending;
         if (!claim->compare_exchange_strong(expected, Running)) return;  // caller gave up
         try {
@@ -620,77 +623,83 @@ Result<T> on_engine(const std::shared_ptr<ServiceApiBackend::Impl>& impl, Fn fn)
 
 }  // namespace
 
-ServiceApiBackend::ServiceApiBackend(Service& service, PolicyFn policy, ApiBackendOptions options)
-    : impl_(std::make_shared<Impl>(service, std::move(policy), std::move(options))) {
-  // The hook keeps Impl alive for as long as the service may call it.
-  service.set_transitions_hook(
-      [impl = impl_](const core::Engine& e, const std::vector<core::Transition>& ts, MonoTime now) {
-        impl->queries.on_batch(e, ts, now, impl->policy());
-      });
+LoopApiBackend::LoopApiBackend(Loop& loop, PolicyFn policy,
+                               std::function<bool()> broker_connected, ApiBackendOptions options)
+    : impl_(std::make_shared<Impl>(loop, std::move(policy), std::move(broker_connected),
+                                   std::move(options))) {}
+
+Step LoopApiBackend::step() {
+  Step s;
+  s.name = "api";
+  // The step keeps Impl alive for as long as the loop may run it.
+  s.run = [impl = impl_](Batch& b) {
+    impl->queries.on_batch(b.engine, b.transitions, b.now, impl->policy());
+  };
+  return s;
 }
 
-ServiceApiBackend::~ServiceApiBackend() = default;
+LoopApiBackend::~LoopApiBackend() = default;
 
-Result<api::DevicePage> ServiceApiBackend::devices(const api::DeviceQuery& q) {
+Result<api::DevicePage> LoopApiBackend::devices(const api::DeviceQuery& q) {
   return on_engine<api::DevicePage>(impl_, [q](Impl& self, core::Engine& e) {
     return self.queries.devices(e, self.policy(), q);
   });
 }
 
-Result<api::DeviceDetail> ServiceApiBackend::device(std::string_view id) {
+Result<api::DeviceDetail> LoopApiBackend::device(std::string_view id) {
   return on_engine<api::DeviceDetail>(impl_, [id = std::string(id)](Impl& self, core::Engine& e) {
     return self.queries.device(e, self.policy(), id);
   });
 }
 
-Result<api::FleetSummary> ServiceApiBackend::fleet() {
-  const bool connected = impl_->service.stats().broker_connected;
+Result<api::FleetSummary> LoopApiBackend::fleet() {
+  const bool connected = impl_->broker_connected && impl_->broker_connected();
   return on_engine<api::FleetSummary>(impl_, [connected](Impl& self, core::Engine& e) {
     return self.queries.fleet(e, Impl::now(e), connected, self.policy());
   });
 }
 
-Result<std::vector<api::FleetSample>> ServiceApiBackend::fleet_history() {
+Result<std::vector<api::FleetSample>> LoopApiBackend::fleet_history() {
   return on_engine<std::vector<api::FleetSample>>(
       impl_, [](Impl& self, core::Engine&) { return self.queries.fleet_history(); });
 }
 
-Result<std::vector<api::IncidentSummary>> ServiceApiBackend::incidents() {
+Result<std::vector<api::IncidentSummary>> LoopApiBackend::incidents() {
   return on_engine<std::vector<api::IncidentSummary>>(
       impl_, [](Impl& self, core::Engine&) { return self.queries.incidents(self.policy()); });
 }
 
-Result<api::IncidentDetail> ServiceApiBackend::incident(std::uint32_t id) {
+Result<api::IncidentDetail> LoopApiBackend::incident(std::uint32_t id) {
   return on_engine<api::IncidentDetail>(impl_, [id](Impl& self, core::Engine& e) {
     return self.queries.incident(e, self.policy(), id);
   });
 }
 
-Result<std::vector<api::SilenceView>> ServiceApiBackend::silences() {
+Result<std::vector<api::SilenceView>> LoopApiBackend::silences() {
   return on_engine<std::vector<api::SilenceView>>(
       impl_, [](Impl& self, core::Engine&) { return self.queries.silences(self.policy()); });
 }
 
-Result<std::vector<api::FiringAlertView>> ServiceApiBackend::alerts() {
+Result<std::vector<api::FiringAlertView>> LoopApiBackend::alerts() {
   return on_engine<std::vector<api::FiringAlertView>>(impl_, [](Impl& self, core::Engine& e) {
     return self.queries.alerts(e, self.policy());
   });
 }
 
-void ServiceApiBackend::on_intents(const std::vector<core::AlertIntent>& intents) {
+void LoopApiBackend::on_intents(const std::vector<core::AlertIntent>& intents) {
   impl_->queries.on_intents(intents);
 }
 
-Result<api::SilenceView> ServiceApiBackend::add_silence(const api::NewSilence& n) {
+Result<api::SilenceView> LoopApiBackend::add_silence(const api::NewSilence& n) {
   return on_engine<api::SilenceView>(impl_, [n](Impl& self, core::Engine& e) {
     return self.queries.add_silence(self.policy(), n, Impl::now(e));
   });
 }
 
-Result<bool> ServiceApiBackend::remove_silence(std::uint64_t id) {
+Result<bool> LoopApiBackend::remove_silence(std::uint64_t id) {
   return on_engine<bool>(impl_, [id](Impl& self, core::Engine& e) {
     return self.queries.remove_silence(self.policy(), id, Impl::now(e));
   });
 }
 
-}  // namespace presence::ingest
+}  // namespace presence::server

@@ -9,7 +9,7 @@
 
 #include "presence/core/engine.h"
 #include "presence/core/policy.h"
-#include "presence/ingest/api_backend.h"
+#include "presence/server/api_backend.h"
 
 namespace {
 
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   engine.set_observer(&policy);
   engine.reserve(n);
   ingest::WallAnchor anchor;
-  ingest::ApiQueries q({}, anchor);
+  server::ApiQueries q({}, anchor);
   std::vector<core::Transition> ts;
   const char* sites[] = {"berlin", "paris", "lyon", "oslo"};
   std::int64_t now = 1000;

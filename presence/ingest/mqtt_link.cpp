@@ -1,16 +1,13 @@
-#include "presence/ingest/service.h"
+#include "presence/ingest/mqtt_link.h"
 
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <random>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 
 #include <mqtt/async_client.h>
@@ -32,64 +29,6 @@ using common::log;
 using common::LogLevel;
 using common::RateLimitedLog;
 
-bool compile_topics(const TopicOptions& topics, TopicMatcher& out,
-                    std::vector<std::string>& errors) {
-  SourceTable table;
-  return compile_ingest(topics, {}, {}, out, table, errors);
-}
-
-bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& sources,
-                    const std::vector<DeviceClassSpec>& classes, TopicMatcher& out,
-                    SourceTable& source_table, std::vector<std::string>& errors) {
-  const std::pair<const char*, std::pair<TopicKind, const std::vector<std::string>*>> table[] = {
-      {"status", {TopicKind::Status, &topics.status}},
-      {"heartbeat", {TopicKind::Heartbeat, &topics.heartbeat}},
-      {"emqx_connected", {TopicKind::EmqxConnected, &topics.emqx_connected}},
-      {"emqx_disconnected", {TopicKind::EmqxDisconnected, &topics.emqx_disconnected}},
-      {"broker_ext_boot", {TopicKind::BrokerExtBoot, &topics.broker_ext_boot}},
-      {"broker_ext_heartbeat", {TopicKind::BrokerExtHeartbeat, &topics.broker_ext_heartbeat}},
-      {"broker_ext_connected", {TopicKind::BrokerExtConnected, &topics.broker_ext_connected}},
-      {"broker_ext_disconnected",
-       {TopicKind::BrokerExtDisconnected, &topics.broker_ext_disconnected}},
-      {"broker_ext_alive", {TopicKind::BrokerExtAlive, &topics.broker_ext_alive}},
-      {"broker_ext_clients", {TopicKind::BrokerExtClients, &topics.broker_ext_clients}},
-      {"uptime", {TopicKind::Uptime, &topics.uptime}},
-  };
-  std::vector<TopicPattern> patterns;
-  const std::size_t before = errors.size();
-  for (const auto& [key, entry] : table) {
-    for (const auto& text : *entry.second) {
-      std::string error;
-      auto p = TopicPattern::compile(entry.first, text, &error);
-      if (!p) {
-        errors.push_back(std::string("topics.") + key + ": " + error);
-        continue;
-      }
-      patterns.push_back(std::move(*p));
-    }
-  }
-  // Sources (issue 14): every status first, then ignores, then heartbeats, then the broker's
-  // topics, so a source's catch-all heartbeat ("zigbee2mqtt/{id+}") never claims a status topic.
-  std::vector<TopicPattern> status, ignore, heartbeat;
-  compile_sources(sources, classes, source_table, status, ignore, heartbeat, errors);
-  auto first_non = [&](TopicKind kind) {
-    return std::find_if(patterns.begin(), patterns.end(),
-                        [&](const TopicPattern& p) { return p.kind() != kind; });
-  };
-  {
-    auto it = patterns.insert(first_non(TopicKind::Status), status.begin(), status.end());
-    it += static_cast<std::ptrdiff_t>(status.size());
-    it = patterns.insert(it, ignore.begin(), ignore.end());
-    it += static_cast<std::ptrdiff_t>(ignore.size());
-    while (it != patterns.end() && it->kind() == TopicKind::Heartbeat) ++it;
-    patterns.insert(it, heartbeat.begin(), heartbeat.end());
-  }
-  if (patterns.empty()) errors.emplace_back("topics: no topic pattern configured");
-  if (errors.size() != before) return false;
-  out = TopicMatcher(std::move(patterns));
-  return true;
-}
-
 namespace {
 
 // What Paho's threads hand to the engine thread.
@@ -103,7 +42,6 @@ struct Inbound {
     Lost,
     ServerShutdown,
     SetRate,
-    Task,  // Service::post: run on the engine thread after the batch
   };
   Type type = Type::Message;
   std::string topic;
@@ -113,7 +51,6 @@ struct Inbound {
   std::string detail;
   double rate = 0;
   Duration interval{0};
-  Service::EngineTask task;
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -126,33 +63,30 @@ class Listener : public mqtt::iaction_listener {
 
 }  // namespace
 
-// Device transition lines at info level: a steady 20 a second with bursts of 200 (a site going
-// down is logged whole); beyond that they are counted and summarised (issue 19 item 9).
-constexpr double kTransitionLinesPerSecond = 20;
-constexpr double kTransitionLinesBurst = 200;
 // Final flush plus disconnect at stop, all waits together (issue 19 item 2: every exit <= 5 s).
 constexpr std::chrono::seconds kShutdownBudget{3};
 // Longer than Paho's own connect timeout (10 s) so Paho normally reports first.
 constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
-// The engine thread wakes at most once per kBatchWindow while messages keep coming (issue 6:
-// presenced must cost less CPU per message than the broker). 1 ms is nothing against presence
-// windows of seconds, and bounds wake-ups to 1,000/s at any message rate.
-constexpr std::chrono::microseconds kBatchWindow{1000};
-
 // The device classes the engine needs: the configured ones and those the sources' presets name.
-static ServiceOptions with_device_classes(ServiceOptions o) {
+static MqttLinkOptions with_device_classes(MqttLinkOptions o) {
   o.device_classes = effective_device_classes(o.sources, o.device_classes);
-  o.core.device_classes.clear();
-  for (const auto& c : o.device_classes) o.core.device_classes.push_back(c.timeouts);
   return o;
 }
 
-struct Service::Impl {
-  ServiceOptions opt;
+std::vector<core::DeviceClass> engine_device_classes(const MqttLinkOptions& o) {
+  std::vector<core::DeviceClass> out;
+  for (const auto& c : effective_device_classes(o.sources, o.device_classes))
+    out.push_back(c.timeouts);
+  return out;
+}
+
+struct MqttLink::Impl {
+  MqttLinkOptions opt;
   TopicMatcher matcher;
   SourceTable sources;
-  core::Engine engine;
-  EngineHooks* hooks = nullptr;
+  server::Loop& loop;
+  core::Engine& engine;  // the loop's: used on the engine thread only
+  std::function<std::uint32_t()> incidents_open;
   WallAnchor anchor;
   PublishQueue queue;
   BlindSpots blind_spots;
@@ -163,17 +97,11 @@ struct Service::Impl {
   Listener subscribe_listener;
 
   std::mutex in_mu;
-  std::condition_variable in_cv;
-  std::vector<Inbound> inbox;
-  bool stopping = false;
-  std::thread thread;
-  bool accepting_tasks = false;  // under in_mu: Service::post takes tasks
-  Service::TransitionsHook transitions_hook;
+  std::vector<Inbound> inbox;  // under in_mu: what Paho's threads handed over
+  std::vector<Inbound> batch;  // engine thread: the inbox taken by this batch
   // HA (issue 13): only the pair's leader publishes the retained output. Unset = always.
   std::function<bool()> publish_gate;
   bool publishing = true;
-  std::vector<Service::EngineTask> tasks;
-  bool running = false;
 
   // Engine-thread state.
   enum class Conn : std::uint8_t { Idle, Connecting, Subscribing, Up };
@@ -182,23 +110,20 @@ struct Service::Impl {
   MonoTime state_since{};  // when conn last changed (watchdog for a connect/subscribe that hangs)
   Duration backoff{};
   std::mt19937_64 rng{std::random_device{}()};
-  std::vector<core::Transition> transitions;
   static constexpr std::size_t kClearsPerPublish = 1000;
-  std::vector<std::string> forgotten;
   std::deque<std::string> clears;  // retained topics of forgotten devices still to clear
-  LineBudget transition_lines{kTransitionLinesPerSecond, kTransitionLinesBurst};
-  std::chrono::steady_clock::time_point last_transition_summary{};
   FleetStatus last_fleet{};
   bool fleet_known = false;
   MonoTime last_fleet_publish{};
-  ServiceStats local;
+  MqttStats local;
 
   mutable std::mutex stats_mu;
-  ServiceStats shared;
+  MqttStats shared;
 
-  explicit Impl(ServiceOptions o)
+  Impl(MqttLinkOptions o, server::Loop& l)
       : opt(with_device_classes(std::move(o))),
-        engine(opt.core),
+        loop(l),
+        engine(l.engine()),
         queue(opt.output.max_messages_per_second, opt.output.coalesce_interval),
         blind_spots(/*persistent_session=*/!opt.mqtt.clean_session),
         rlog(opt.log_rate_limit) {
@@ -211,7 +136,6 @@ struct Service::Impl {
     anchor.mono = mono_now();
     anchor.wall = std::chrono::system_clock::now();
     backoff = opt.mqtt.reconnect_min;
-    local.blind = true;
   }
 
   void push(Inbound in) {
@@ -225,7 +149,7 @@ struct Service::Impl {
     // inbox under the same mutex, so later pushes are in that batch or find it empty again.
     // A futex wake per message was the largest single cost of ingest (docs/benchmarks.md,
     // "End to end": ~30 % of presenced's CPU at 30k msg/s).
-    if (was_empty) in_cv.notify_one();
+    if (was_empty) loop.wake();
   }
 
   std::string server_uri() const {
@@ -373,7 +297,7 @@ struct Service::Impl {
       schedule_reconnect(now);
       return;
     }
-    if (conn != Conn::Idle || now < next_connect) return;
+    if (!client || conn != Conn::Idle || now < next_connect) return;
     conn = Conn::Connecting;
     state_since = now;
     try {
@@ -386,7 +310,8 @@ struct Service::Impl {
   }
 
   // Feeds what BlindSpots decided; logs restarts.
-  void feed(const BlindSpots::Kinds& kinds, MonoTime now) {
+  void feed(const BlindSpots::Kinds& kinds, server::Batch& b) {
+    const MonoTime now = b.now;
     for (const auto kind : kinds) {
       if (kind == core::EventKind::BrokerRestarted) {
         local.broker_restarts_total = blind_spots.restarts();
@@ -395,12 +320,12 @@ struct Service::Impl {
       core::Event e;
       e.kind = kind;
       e.at = now;
-      engine.on_event(e);
-      if (hooks) hooks->on_event(engine, e);  // alerting notes a broker restart (issue 18)
+      b.feed(e);
     }
   }
 
-  void on_subscribed(MonoTime now) {
+  void on_subscribed(server::Batch& b) {
+    const MonoTime now = b.now;
     conn = Conn::Up;
     backoff = opt.mqtt.reconnect_min;
     log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
@@ -408,7 +333,7 @@ struct Service::Impl {
     // We can see again. What happened while we were blind is unknown: the engine holds
     // judgement for restart grace (incident 002: a presence-service restart must not turn
     // into a wave of false offlines).
-    feed(blind_spots.subscribed(), now);
+    feed(blind_spots.subscribed(), b);
     publish_service_online();
     request_client_list();
     // The broker may have lost our retained output (restart without persistence): resend, in
@@ -433,11 +358,12 @@ struct Service::Impl {
     return engine.intern(id);  // ids are bounded by ParseLimits first; kNoDevice is belt and braces
   }
 
-  void handle_message(const Inbound& in, MonoTime now) {
+  void handle_message(const Inbound& in, server::Batch& b) {
+    const MonoTime now = b.now;
     // Paho may hand us the first messages (retained replays right after the SUBACK, or a
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
-    if (conn == Conn::Subscribing) on_subscribed(now);
+    if (conn == Conn::Subscribing) on_subscribed(b);
     ++local.mqtt_messages_total;
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     if (p.error != ParseError::None) {
@@ -453,16 +379,16 @@ struct Service::Impl {
       case Parsed::What::Reject:
         return;
       case Parsed::What::BrokerBoot:
-        feed(blind_spots.boot(p.node, p.boot), now);
+        feed(blind_spots.boot(p.node, p.boot), b);
         return;
       case Parsed::What::BrokerUptime:
-        feed(blind_spots.uptime(p.node, p.uptime_seconds), now);
+        feed(blind_spots.uptime(p.node, p.uptime_seconds), b);
         return;
       case Parsed::What::AliveBatch:
         // One message per second per broker node instead of one per heartbeat: the broker
         // aggregated them (broker-ext heartbeat_topic; Paho's per-message receive cost was most
         // of presenced's CPU, docs/benchmarks.md "End to end").
-        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
         for (const auto& id : p.ids) {
           const core::DeviceIndex dev = device_of(id);
           if (dev == core::kNoDevice) continue;
@@ -471,13 +397,12 @@ struct Service::Impl {
           e.source = core::Source::Heartbeat;
           e.device = dev;
           e.at = now;
-          engine.on_event(e);
-          if (hooks) hooks->on_event(engine, e);
+          b.feed(e);
           ++local.alive_heartbeats_total;
         }
         return;
       case Parsed::What::ClientList:
-        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
         for (std::size_t i = 0; i < p.ids.size(); ++i) {
           const core::DeviceIndex dev = device_of(p.ids[i]);
           if (dev == core::kNoDevice) continue;
@@ -487,8 +412,7 @@ struct Service::Impl {
           e.device = dev;
           e.session = blind_spots.session(p.node, p.sessions[i]);
           e.at = now;
-          engine.on_event(e);
-          if (hooks) hooks->on_event(engine, e);
+          b.feed(e);
           ++local.reconciled_total;
         }
         return;
@@ -496,7 +420,7 @@ struct Service::Impl {
       case Parsed::What::DeviceEvent:
         break;
     }
-    if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), now);
+    if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
     for (const auto& [k, v] : p.labels) engine.set_label(dev, k, v);
@@ -517,14 +441,14 @@ struct Service::Impl {
     e.session = p.session;
     if (p.source == core::Source::BrokerExt) e.session = blind_spots.session(p.node, e.session);
     e.at = now;
-    engine.on_event(e);
-    if (hooks) hooks->on_event(engine, e);
+    b.feed(e);
   }
 
-  void handle(const Inbound& in, MonoTime now) {
+  void handle(const Inbound& in, server::Batch& b) {
+    const MonoTime now = b.now;
     switch (in.type) {
       case Inbound::Type::Message:
-        handle_message(in, now);
+        handle_message(in, b);
         break;
       case Inbound::Type::ConnectOk: {
         ++local.connects_total;
@@ -551,7 +475,7 @@ struct Service::Impl {
         schedule_reconnect(now);
         break;
       case Inbound::Type::Subscribed:
-        if (conn == Conn::Subscribing) on_subscribed(now);
+        if (conn == Conn::Subscribing) on_subscribed(b);
         break;
       case Inbound::Type::SubscribeFailed:
         log(LogLevel::Error, "mqtt: subscribe refused (" + in.detail + "), reconnecting");
@@ -562,15 +486,12 @@ struct Service::Impl {
         log(LogLevel::Warn, "mqtt: connection lost" +
                                 (in.detail.empty() ? std::string() : " (" + in.detail + ")") +
                                 ": blind until reconnected");
-        feed(blind_spots.connection_lost(), now);
+        feed(blind_spots.connection_lost(), b);
         backoff = opt.mqtt.reconnect_min;
         schedule_reconnect(now);
         break;
       case Inbound::Type::ServerShutdown:
         blind_spots.server_shutting_down();
-        break;
-      case Inbound::Type::Task:
-        tasks.push_back(in.task);
         break;
       case Inbound::Type::SetRate:
         queue.set_rate(in.rate);
@@ -635,7 +556,7 @@ struct Service::Impl {
     f.broker_connected = conn == Conn::Up;
     f.blind = engine.blind();
     f.restart_grace = engine.in_restart_grace();
-    if (hooks) f.incidents_open = hooks->incidents_open();
+    if (incidents_open) f.incidents_open = incidents_open();
     return f;
   }
 
@@ -725,116 +646,40 @@ struct Service::Impl {
     }
   }
 
-  void drain_transitions(MonoTime now) {
-    transitions.clear();
-    engine.drain(transitions);
-    forgotten.clear();
-    engine.drain_forgotten(forgotten);
+  // What the engine step drained: every changed device is republished, forgotten devices get
+  // their retained topic cleared.
+  void mark(const server::Batch& b) {
     if (opt.output.retain)
-      for (auto& id : forgotten) clears.push_back(std::move(id));
-    const auto wall = std::chrono::steady_clock::now();
-    const bool debug = log_level() == LogLevel::Debug;  // the operator asked for every line
-    for (const auto& t : transitions) {
-      ++local.transitions_total[static_cast<std::size_t>(t.to)];
+      for (const auto& id : b.forgotten) clears.push_back(id);
+    for (const auto& t : b.transitions)
       // A device's first state waits behind real changes of known devices (issue 19 item 9).
-      queue.mark(t.device, now, /*background=*/t.from == core::State::Unknown);
-      if (!debug && !transition_lines.take(wall)) continue;
-      std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
-                         core::to_string(t.from) + " -> " + core::to_string(t.to) + " (" +
-                         core::to_string(t.cause);
-      if (t.cause == core::Cause::Disconnected)
-        line += std::string(", ") + core::to_string(t.disconnect_reason);
-      log(LogLevel::Info, line + ")");
-    }
-    // What was left out is said in one line per log.rate_limit, and counted in /metrics.
-    if (wall - last_transition_summary >= opt.log_rate_limit) {
-      if (const auto n = transition_lines.take_suppressed(); n > 0) {
-        log(LogLevel::Info, std::to_string(n) + " device transition line(s) not logged (more than " +
-                                std::to_string(static_cast<int>(kTransitionLinesPerSecond)) +
-                                "/s); every transition is counted in presence_transitions_total");
-        last_transition_summary = wall;
-      }
-    }
-    local.transition_lines_suppressed_total = transition_lines.suppressed_total();
-  }
-
-  // Bounds reached (issue 19 items 3 and 9): counted always, said once per log.rate_limit.
-  void note_refusals() {
-    const core::EngineCounters c = engine.counters();
-    if (c.label_keys_refused > local.label_keys_refused_total)
-      rlog.log(LogLevel::Warn, "bound:label_keys",
-               "labels: label refused, more than presence.max_label_keys (" +
-                   std::to_string(opt.core.max_label_keys) +
-                   ") distinct keys; the device keeps its other labels (" +
-                   std::to_string(c.label_keys_refused) + " refused so far)");
-    if (c.label_values_refused > local.label_values_refused_total)
-      rlog.log(LogLevel::Warn, "bound:label_values",
-               "labels: label refused, more than presence.max_label_values (" +
-                   std::to_string(opt.core.max_label_values) +
-                   ") distinct key=value pairs; the device keeps its other labels (" +
-                   std::to_string(c.label_values_refused) + " refused so far)");
-    if (c.devices_refused > local.devices_refused_total)
-      rlog.log(LogLevel::Warn, "bound:devices",
-               "devices: message about a new id dropped, presence.max_devices (" +
-                   std::to_string(opt.core.max_devices) + ") reached (" +
-                   std::to_string(c.devices_refused) + " refused so far)");
-    local.label_keys_refused_total = c.label_keys_refused;
-    local.label_values_refused_total = c.label_values_refused;
-    local.devices_refused_total = c.devices_refused;
-    local.devices_forgotten_total = c.devices_forgotten;
+      queue.mark(t.device, b.now, /*background=*/t.from == core::State::Unknown);
   }
 
   void update_stats() {
-    note_refusals();
-    local.devices_by_state = engine.counts();
-    local.devices = engine.device_count();
     local.publish_pending = queue.pending();
     local.publish_pending_background = queue.pending_background();
     local.broker_connected = conn == Conn::Up;
-    local.blind = conn != Conn::Up || engine.blind();
-    local.restart_grace = engine.in_restart_grace();
-    local.running = true;
     std::lock_guard<std::mutex> lock(stats_mu);
     shared = local;
   }
 
-  void run() {
-    std::vector<Inbound> batch;
-    if (hooks) hooks->on_start(engine, mono_now());
-    restore_device_classes();
-    auto last_batch = std::chrono::steady_clock::now() - kBatchWindow;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(in_mu);
-        in_cv.wait_for(lock, opt.tick_interval, [&] { return !inbox.empty() || stopping; });
-        if (stopping) break;
-      }
-      // Under sustained traffic, collect at least kBatchWindow of messages per batch instead of
-      // waking for each one; a message after a quiet spell is handled at once.
-      if (std::chrono::steady_clock::now() - last_batch < kBatchWindow)
-        std::this_thread::sleep_until(last_batch + kBatchWindow);
-      {
-        std::lock_guard<std::mutex> lock(in_mu);
-        if (stopping) break;
-        batch.swap(inbox);
-      }
-      last_batch = std::chrono::steady_clock::now();
-      // One "now" per batch (STYLE.md habit 3): every event in it and the tick share it.
-      const MonoTime now = mono_now();
-      for (const auto& in : batch) handle(in, now);
-      batch.clear();
-      maybe_connect(now);
-      engine.tick(now);
-      drain_transitions(now);
-      if (hooks) hooks->after_batch(engine, now);
-      if (transitions_hook) transitions_hook(engine, transitions, now);
-      for (auto& task : tasks) task(engine);
-      tasks.clear();
-      publish(now);
-      update_stats();
+  // "mqtt.in": what Paho's threads queued, in order, then the connection's own timers.
+  void take_input(server::Batch& b) {
+    {
+      std::lock_guard<std::mutex> lock(in_mu);
+      batch.swap(inbox);
     }
-    if (hooks) hooks->on_stop(engine, mono_now());
-    shutdown();
+    for (const auto& in : batch) handle(in, b);
+    batch.clear();
+    maybe_connect(b.now);
+  }
+
+  // "mqtt.out": the retained output of what changed.
+  void put_output(server::Batch& b) {
+    mark(b);
+    publish(b.now);
+    update_stats();
   }
 
   void shutdown() {
@@ -884,77 +729,54 @@ struct Service::Impl {
     } catch (const mqtt::exception& e) {
       log(LogLevel::Warn, std::string("mqtt: disconnect: ") + e.what());
     }
-    local.running = false;
     local.broker_connected = false;
     std::lock_guard<std::mutex> lock(stats_mu);
     shared = local;
   }
 };
 
-Service::Service(ServiceOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+MqttLink::MqttLink(MqttLinkOptions options, server::Loop& loop)
+    : impl_(std::make_unique<Impl>(std::move(options), loop)) {}
 
-Service::~Service() { stop(); }
+MqttLink::~MqttLink() = default;
 
-void Service::set_hooks(EngineHooks* hooks) { impl_->hooks = hooks; }
-
-void Service::start() {
-  if (impl_->running) return;
-  impl_->make_client();
-  impl_->running = true;
-  {
-    std::lock_guard<std::mutex> lock(impl_->in_mu);
-    impl_->accepting_tasks = true;
-  }
-  impl_->thread = std::thread([this] { impl_->run(); });
+server::Step MqttLink::input_step() {
+  server::Step s;
+  s.name = "mqtt.in";
+  s.start = [impl = impl_.get()](core::Engine&, MonoTime) { impl->restore_device_classes(); };
+  s.run = [impl = impl_.get()](server::Batch& b) { impl->take_input(b); };
+  return s;
 }
 
-void Service::stop() {
-  if (!impl_->running) return;
-  {
-    std::lock_guard<std::mutex> lock(impl_->in_mu);
-    impl_->stopping = true;
-    impl_->accepting_tasks = false;
-  }
-  impl_->in_cv.notify_one();
-  if (impl_->thread.joinable()) impl_->thread.join();
-  {
-    // Tasks that never ran: dropping them breaks their promises, so waiting callers return now.
-    std::lock_guard<std::mutex> lock(impl_->in_mu);
-    impl_->inbox.clear();
-  }
-  impl_->running = false;
+server::Step MqttLink::output_step() {
+  server::Step s;
+  s.name = "mqtt.out";
+  s.run = [impl = impl_.get()](server::Batch& b) { impl->put_output(b); };
+  s.stop = [impl = impl_.get()](core::Engine&, MonoTime) { impl->shutdown(); };
+  return s;
 }
 
-ServiceStats Service::stats() const {
+void MqttLink::start() {
+  if (!impl_->client) impl_->make_client();
+}
+
+MqttStats MqttLink::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
   return impl_->shared;
 }
 
-bool Service::post(EngineTask task) {
-  {
-    std::lock_guard<std::mutex> lock(impl_->in_mu);
-    if (!impl_->accepting_tasks) return false;
-    Inbound in;
-    in.type = Inbound::Type::Task;
-    in.task = std::move(task);
-    impl_->inbox.push_back(std::move(in));
-  }
-  impl_->in_cv.notify_one();
-  return true;
+void MqttLink::set_incidents_open(std::function<std::uint32_t()> incidents_open) {
+  impl_->incidents_open = std::move(incidents_open);
 }
 
-void Service::set_publish_gate(std::function<bool()> may_publish) {
+void MqttLink::set_publish_gate(std::function<bool()> may_publish) {
   impl_->publish_gate = std::move(may_publish);
   // Until the gate first answers, publish nothing (an HA instance starts as a follower).
   impl_->publishing = impl_->publish_gate == nullptr;
 }
 
-void Service::set_transitions_hook(TransitionsHook hook) {
-  impl_->transitions_hook = std::move(hook);
-}
-
-void Service::set_publish_limits(double max_messages_per_second,
-                                 core::Duration coalesce_interval) {
+void MqttLink::set_publish_limits(double max_messages_per_second,
+                                  core::Duration coalesce_interval) {
   Inbound in;
   in.type = Inbound::Type::SetRate;
   in.rate = max_messages_per_second;

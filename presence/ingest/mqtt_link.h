@@ -1,0 +1,136 @@
+// The MQTT link (issue 12: "MQTT message -> event"): one Paho connection in, the translation of
+// each message into core events (payload.h, topic_pattern.h, blind_spots.h: pure), and the
+// retained JSON output. It runs as two steps of the server's loop (presence/server/loop.h):
+// "mqtt.in" feeds the batch what Paho's threads queued, "mqtt.out" publishes what changed.
+// Paho callbacks only push into the link's inbox and wake the loop.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "presence/core/config.h"
+#include "presence/ingest/payload.h"
+#include "presence/ingest/source.h"
+#include "presence/ingest/topic_pattern.h"
+#include "presence/ingest/topics.h"
+#include "presence/server/loop.h"
+
+namespace presence::ingest {
+
+struct MqttOptions {
+  // tcp://host:port, ssl://host:port (mqtt:// and mqtts:// are accepted as aliases).
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string client_id = "presenced";
+  int version = 4;              // 4 = MQTT 3.1.1, 5 = MQTT 5
+  bool clean_session = true;    // false = persistent session (QoS 1 backlog kept while away)
+  std::uint32_t session_expiry_seconds = 0;  // MQTT 5 persistent session lifetime
+  std::chrono::seconds keepalive{30};
+  std::string username;
+  std::string password;
+  // TLS is on for ssl:// and mqtts:// URIs.
+  std::string tls_ca_file;    // empty = system trust store
+  bool tls_verify = true;       // verify the broker certificate and host name
+  std::string tls_cert_file;    // client certificate (mTLS), optional
+  std::string tls_key_file;
+  int qos = 1;                  // subscription QoS
+  // Reconnect: exponential backoff from reconnect_min to reconnect_max, each delay scaled by a
+  // random factor in [1 - reconnect_jitter, 1 + reconnect_jitter] so presenced replicas do not
+  // reconnect in lockstep with each other or the fleet (post-mortem 000: reconnect storms).
+  core::Duration reconnect_min{std::chrono::seconds(1)};
+  core::Duration reconnect_max{std::chrono::seconds(30)};
+  double reconnect_jitter = 0.2;
+  bool operator==(const MqttOptions&) const = default;
+};
+
+struct OutputOptions {
+  std::string device_prefix = "presence/devices";  // <device_prefix>/<id>
+  std::string fleet_topic = "presence/fleet";
+  std::string service_topic = "presence/service";  // presenced's own birth / last-will
+  bool retain = true;
+  int qos = 1;
+  double max_messages_per_second = 1000;  // all output together; <= 0 = unlimited
+  // A device (and the fleet summary) is published at most once per coalesce_interval; changes
+  // inside it are coalesced, the latest state wins.
+  core::Duration coalesce_interval{std::chrono::seconds(1)};
+  bool operator==(const OutputOptions&) const = default;
+};
+
+struct MqttLinkOptions {
+  MqttOptions mqtt;
+  TopicOptions topics;
+  ParseLimits limits;
+  OutputOptions output;
+  core::Duration log_rate_limit{std::chrono::seconds(10)};  // repeated errors: one line per key
+  // Ids that are not devices (fnmatch globs; mqtt.client_id is always ignored): backend clients
+  // that broker-ext / EMQX report like any other. Counted in ignored_ids_total.
+  std::vector<std::string> ignore_ids;
+  // Several inputs with their own conventions (issue 14, source.h); topics.status/heartbeat stay
+  // source 0. The engine's classes are engine_device_classes() of these.
+  std::vector<SourceSpec> sources;
+  std::vector<DeviceClassSpec> device_classes;
+};
+
+// The device classes the engine needs (core::Config::device_classes): the configured ones and
+// those the sources' presets name, in the order the link numbers them.
+std::vector<core::DeviceClass> engine_device_classes(const MqttLinkOptions& options);
+
+struct MqttStats {
+  std::uint64_t mqtt_messages_total = 0;
+  std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
+  std::uint64_t alive_heartbeats_total = 0;  // heartbeats received in broker-ext alive batches
+  std::uint64_t reconciled_total = 0;  // devices reported connected by a client-list reply
+  std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
+  std::uint64_t published_total = 0;
+  std::size_t publish_pending = 0;
+  std::size_t publish_pending_background = 0;  // of which first states of new devices
+  // Retained presence/devices/<id> topics cleared for forgotten devices (presence.forget_after).
+  std::uint64_t devices_cleared_total = 0;
+  std::uint64_t broker_restarts_total = 0;
+  std::uint64_t connects_total = 0;
+  bool broker_connected = false;  // connected and subscribed
+};
+
+class MqttLink {
+ public:
+  // Throws std::invalid_argument if the options do not compile (validate config first). The
+  // link works on the loop's engine from its steps only; Paho's threads wake the loop when the
+  // link's inbox turns non-empty. The loop must outlive the link.
+  MqttLink(MqttLinkOptions options, server::Loop& loop);
+  ~MqttLink();
+  MqttLink(const MqttLink&) = delete;
+  MqttLink& operator=(const MqttLink&) = delete;
+
+  // The loop's steps, in that order around the engine step: "mqtt.in" (start: device classes
+  // restored from the snapshot's labels; each batch: the inbox translated into events, the
+  // connection state machine) and "mqtt.out" (each batch: the retained output of what changed;
+  // stop: final flush, bounded, and a clean disconnect).
+  server::Step input_step();
+  server::Step output_step();
+
+  // Before the loop starts: creates the Paho client (the "mqtt.in" step connects).
+  void start();
+
+  MqttStats stats() const;
+
+  // Before start(): fleet incidents not closed, for the retained presence/fleet message (any
+  // thread).
+  void set_incidents_open(std::function<std::uint32_t()> incidents_open);
+  // Before start(), optional (HA, issue 13; docs/ha.md): asked on the engine thread once per
+  // batch, must not block. While false the retained device and fleet output is not published
+  // (the service topic still is); when it turns true every device and the fleet are restated.
+  void set_publish_gate(std::function<bool()> may_publish);
+  // What SIGHUP can change without a restart (any thread; applied in the next batch).
+  void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace presence::ingest
