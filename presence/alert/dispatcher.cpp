@@ -115,6 +115,15 @@ void Dispatcher::submit(std::vector<core::AlertIntent> intents) {
   inbox_cv_.notify_all();
 }
 
+void Dispatcher::submit_decided(core::AlertIntent intent, std::int64_t wall_ms) {
+  // The writer turns `at` back into wall time with the same anchor: exact to the millisecond.
+  intent.at = config_.anchor.to_mono(wall_ms);
+  if (intent.at == core::MonoTime{}) intent.at = core::mono_ms(1);  // 0 means "stamp it now"
+  std::vector<core::AlertIntent> one;
+  one.push_back(std::move(intent));
+  submit(std::move(one));
+}
+
 void Dispatcher::run_writer() {
   for (;;) {
     std::vector<core::AlertIntent> batch;

@@ -83,6 +83,14 @@ class Dispatcher {
   bool start(std::string* error);
   // Engine thread: queue intents for every sink. Never blocks on I/O.
   void submit(std::vector<core::AlertIntent> intents);
+  // Any thread: one intent decided elsewhere at wall_ms (the HA hand-off of a dead leader's page,
+  // presence/ha/node.h): its entries carry that decided time, not the time they are queued.
+  void submit_decided(core::AlertIntent intent, std::int64_t wall_ms);
+  // Outbox::holds.
+  bool holds(const std::string& sink, const std::string& dedup_key,
+             core::AlertIntent::Action action, std::int64_t wall_ms, std::int64_t window_ms) const {
+    return outbox_.holds(sink, dedup_key, action, wall_ms, window_ms);
+  }
   // Stops the threads. Intents already submitted are written to the outbox first; a request in
   // flight is cancelled (it stays queued and is sent after the next start).
   void stop();

@@ -525,6 +525,20 @@ std::size_t Outbox::depth(const std::string& sink) const {
   return it == queues_.end() ? 0 : it->second.entries.size();
 }
 
+bool Outbox::holds(const std::string& sink, const std::string& dedup_key,
+                   core::AlertIntent::Action action, std::int64_t wall_ms,
+                   std::int64_t window_ms) const {
+  std::lock_guard lock(mu_);
+  const auto q = queues_.find(sink);
+  if (q == queues_.end()) return false;
+  for (const auto& [seq, e] : q->second.entries) {
+    const std::int64_t apart = e.wall_ms > wall_ms ? e.wall_ms - wall_ms : wall_ms - e.wall_ms;
+    if (e.intent.action == action && apart <= window_ms && e.intent.dedup_key == dedup_key)
+      return true;
+  }
+  return false;
+}
+
 SinkQueueStats Outbox::queue_stats(const std::string& sink) const {
   std::lock_guard lock(mu_);
   SinkQueueStats s;

@@ -106,6 +106,11 @@ class Outbox {
   bool recover();
 
   std::size_t depth(const std::string& sink) const;
+  // A live (unsettled) entry of sink with this dedup_key and action, decided within window_ms of
+  // wall_ms (HA hand-off, presence/ha/node.h: the page is ours to send already).
+  bool holds(const std::string& sink, const std::string& dedup_key,
+             core::AlertIntent::Action action, std::int64_t wall_ms,
+             std::int64_t window_ms) const;
   SinkQueueStats queue_stats(const std::string& sink) const;
   OutboxStats stats() const;
 

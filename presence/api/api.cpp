@@ -605,6 +605,12 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
   server.Get("/v1/silences", bind(A::Read, &Router::silences));
   server.Post("/v1/silences", bind(A::Write, &Router::add_silence));
   server.Delete(R"(/v1/silences/([^/]+))", bind(A::Write, &Router::remove_silence));
+  for (const auto& read : router->options().extra_reads) {
+    server.Get(read.first, router->guard(A::Read, [body = read.second](const httplib::Request&,
+                                                                       httplib::Response& res) {
+      res.set_content(body(), "application/json");
+    }));
+  }
 
   // Anything else under /v1: JSON, not httplib's empty 404.
   auto unknown = [](const httplib::Request& req, httplib::Response& res) {

@@ -227,6 +227,9 @@ struct ApiOptions {
   std::size_t default_limit = 100;
   bool dashboard = true;                  // serve the embedded dashboard at /
   std::shared_ptr<ApiCounters> counters;  // optional
+  // More GET endpoints under /v1 that answer a JSON document, under the same token rule as every
+  // /v1 read (e.g. GET /v1/ha from the HA node, presence/ha/node.h). Path -> body; any thread.
+  std::vector<std::pair<std::string, std::function<std::string()>>> extra_reads;
   // Server-side failures (5xx) are reported here, keyed by error code; the caller rate-limits
   // (STYLE.md: logged once, counted). Optional.
   std::function<void(std::string_view code, std::string_view line)> log;

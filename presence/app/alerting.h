@@ -134,9 +134,18 @@ class Alerting final {
     gate_ = std::move(gate);
     after_send_ = std::move(after_send);
   }
-  // Any thread: a page decided outside the engine (the HA peer-health page).
-  void submit_external(core::AlertIntent intent) {
-    if (dispatcher_) dispatcher_->submit({std::move(intent)});
+  // Any thread: a page decided outside the engine (the HA peer-health page; decided_wall_ms 0 =
+  // now), or a dead HA leader's page handed off with its original decided time.
+  void submit_external(core::AlertIntent intent, std::int64_t decided_wall_ms = 0) {
+    if (!dispatcher_) return;
+    if (decided_wall_ms != 0) dispatcher_->submit_decided(std::move(intent), decided_wall_ms);
+    else dispatcher_->submit({std::move(intent)});
+  }
+  // Any thread: the outbox holds this page for this sink, unsent (alert::Outbox::holds).
+  bool outbox_holds(const std::string& sink, const std::string& dedup_key,
+                    core::AlertIntent::Action action, std::int64_t wall_ms,
+                    std::int64_t window_ms) const {
+    return dispatcher_ && dispatcher_->holds(sink, dedup_key, action, wall_ms, window_ms);
   }
 
  private:

@@ -143,6 +143,9 @@ presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
   while (!out.device_prefix.empty() && out.device_prefix.back() == '/') out.device_prefix.pop_back();
   out.fleet_topic = c.output.fleet_topic;
   out.service_topic = service_topic_for(c.output.fleet_topic);
+  // HA pair: one birth/will per instance, or a dead instance's will would mark the live one
+  // offline (and the live one's birth would hide the dead one).
+  if (c.ha.enabled()) out.service_topic += "/" + c.ha.name;
   out.retain = c.output.retain;
   out.qos = c.output.qos;
   out.max_messages_per_second = c.output.publish_rate;
@@ -346,8 +349,16 @@ int run(const std::string& path) {
     hc.timing.fail_open_after = running.ha.fail_open_after;
     hc.timing.peer_down_after = running.ha.peer_down_after;
     hc.log = [](std::string_view line) { log(LogLevel::Info, std::string(line)); };
-    ha = std::make_unique<presence::ha::Node>(
-        hc, [&alerting](presence::core::AlertIntent i) { alerting.submit_external(std::move(i)); });
+    presence::ha::NodeHooks hooks;
+    hooks.submit = [&alerting](presence::core::AlertIntent i, std::int64_t decided_wall_ms) {
+      alerting.submit_external(std::move(i), decided_wall_ms);
+    };
+    hooks.holds = [&alerting](const std::string& sink, const std::string& key,
+                              presence::core::AlertIntent::Action action, std::int64_t wall_ms,
+                              std::int64_t window_ms) {
+      return alerting.outbox_holds(sink, key, action, wall_ms, window_ms);
+    };
+    ha = std::make_unique<presence::ha::Node>(hc, std::move(hooks));
     using Gate = presence::alert::DispatcherConfig::Gate;
     alerting.set_send_gate(
         [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
@@ -424,25 +435,8 @@ int run(const std::string& path) {
       [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
         api_backend.on_intents(intents);
       });
-  if (ha) {
-    // Before register_api: its /v1 fallback would answer first.
-    http.server().Get("/v1/ha", [&ha, &api_options](const httplib::Request& req,
-                                                    httplib::Response& res) {
-      // Same rule as every /v1 read: off loopback it needs the bearer token.
-      const std::string auth = req.get_header_value("Authorization");
-      constexpr std::string_view kBearer = "Bearer ";
-      if (api_options.require_token_for_reads &&
-          (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 ||
-           !presence::api::same_token(std::string_view(auth).substr(kBearer.size()),
-                                      api_options.token))) {
-        res.set_header("WWW-Authenticate", "Bearer realm=\"presenced\"");
-        res.status = 401;
-        res.set_content(R"({"v":1,"error":"unauthorized"})", "application/json");
-        return;
-      }
-      res.set_content(ha->status_json(), "application/json");
-    });
-  }
+  // GET /v1/ha: the same token rule as every /v1 read (docs/ha.md).
+  if (ha) api_options.extra_reads.emplace_back("/v1/ha", [&ha] { return ha->status_json(); });
   presence::api::register_api(http.server(), api_backend, api_options);
   if (ha) ha->start();
   if (!http.start(&error)) {

@@ -176,10 +176,21 @@ std::optional<Campaign> Etcd::campaign(const std::string& key, const std::string
 
 std::optional<bool> Etcd::put_fenced(const std::string& fence_key, std::int64_t fence,
                                      const std::string& key, const std::string& value) {
-  const json body{
-      {"compare", {{{"key", b64(fence_key)}, {"result", "EQUAL"}, {"target", "CREATE"},
-                    {"create_revision", std::to_string(fence)}}}},
-      {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(value)}}}}}}};
+  return txn({{key, value, false}}, fence_key, fence);
+}
+
+std::optional<bool> Etcd::txn(const std::vector<Op>& ops, const std::string& fence_key,
+                              std::int64_t fence) {
+  json compare = json::array();
+  if (!fence_key.empty())
+    compare.push_back({{"key", b64(fence_key)}, {"result", "EQUAL"}, {"target", "CREATE"},
+                       {"create_revision", std::to_string(fence)}});
+  json success = json::array();
+  for (const auto& op : ops) {
+    if (op.del) success.push_back({{"request_delete_range", {{"key", b64(op.key)}}}});
+    else success.push_back({{"request_put", {{"key", b64(op.key)}, {"value", b64(op.value)}}}});
+  }
+  const json body{{"compare", compare}, {"success", success}};
   auto r = post("/v3/kv/txn", body.dump());
   if (!r) return std::nullopt;
   try {
@@ -198,9 +209,17 @@ std::optional<bool> Etcd::put(const std::string& key, const std::string& value,
   return true;
 }
 
-std::optional<std::vector<KeyValue>> Etcd::range(const std::string& key, bool prefix) {
-  json body{{"key", b64(key)}};
-  if (prefix) body["range_end"] = b64(prefix_end(key));
+std::optional<std::vector<KeyValue>> Etcd::range(const std::string& key, bool prefix,
+                                                 std::int64_t limit) {
+  return prefix ? range_from(key, key, limit) : range_from({}, key, limit);
+}
+
+std::optional<std::vector<KeyValue>> Etcd::range_from(const std::string& prefix,
+                                                      const std::string& from,
+                                                      std::int64_t limit) {
+  json body{{"key", b64(from)}};
+  if (!prefix.empty()) body["range_end"] = b64(prefix_end(prefix));
+  if (limit > 0) body["limit"] = std::to_string(limit);
   auto r = post("/v3/kv/range", body.dump());
   if (!r) return std::nullopt;
   try {

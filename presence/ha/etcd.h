@@ -42,8 +42,20 @@ class Etcd {
                                  const std::string& key, const std::string& value);
   std::optional<bool> put(const std::string& key, const std::string& value,
                           std::int64_t lease = 0);
-  // One key, or every key under a prefix.
-  std::optional<std::vector<KeyValue>> range(const std::string& key, bool prefix = false);
+  // Puts (value) and deletes (del) applied in one transaction; with a fence_key, only while its
+  // create_revision is still `fence` (false = the fence failed, nothing was written).
+  struct Op {
+    std::string key, value;
+    bool del = false;
+  };
+  std::optional<bool> txn(const std::vector<Op>& ops, const std::string& fence_key = {},
+                          std::int64_t fence = 0);
+  // One key, or every key under a prefix (at most `limit` of them when limit > 0).
+  std::optional<std::vector<KeyValue>> range(const std::string& key, bool prefix = false,
+                                             std::int64_t limit = 0);
+  // Keys under prefix from `from` on (inclusive), in key order, at most limit: one page of a scan.
+  std::optional<std::vector<KeyValue>> range_from(const std::string& prefix,
+                                                  const std::string& from, std::int64_t limit);
 
  private:
   std::optional<std::string> post(const std::string& path, const std::string& body);

@@ -17,10 +17,6 @@ std::int64_t wall_now_ms() {
       .count();
 }
 
-const char* action_word(core::AlertIntent::Action a) {
-  return a == core::AlertIntent::Action::Trigger ? "trigger" : "resolve";
-}
-
 // Requests to etcd are bounded well inside one keep-alive period, so a hung etcd never delays
 // noticing that the lease is running out.
 core::Duration request_timeout(const Timing& t) {
@@ -30,13 +26,14 @@ core::Duration request_timeout(const Timing& t) {
 
 }  // namespace
 
-Node::Node(NodeConfig config, std::function<void(core::AlertIntent)> submit)
+Node::Node(NodeConfig config, NodeHooks hooks)
     : config_(std::move(config)),
       log_(common::or_stderr(config_.log)),
-      submit_(std::move(submit)),
+      hooks_(std::move(hooks)),
       etcd_(config_.endpoints, request_timeout(config_.timing)),
       leader_key_(config_.key_prefix + "leader"),
       members_prefix_(config_.key_prefix + "members/"),
+      sending_prefix_(config_.key_prefix + "sending/"),
       role_(config_.timing),
       peers_(config_.timing.peer_down_after) {}
 
@@ -79,12 +76,24 @@ void Node::stop() {
 }
 
 void Node::run() {
-  const auto period = std::max<core::Duration>(config_.timing.lease_ttl / 3,
-                                               std::chrono::milliseconds(100));
+  // The leader renews every lease_ttl / 3. A follower campaigns at least every second: after a
+  // crash the key is free once the dead leader's lease expires, and the takeover then costs at
+  // most one period more, so lease_ttl + 1 s (+ one request) stays inside the issue's
+  // "lease_ttl + 2 s" at any lease_ttl (at the default 10 s, lease_ttl / 3 would be 3.3 s).
+  const auto leader_period = std::max<core::Duration>(config_.timing.lease_ttl / 3,
+                                                      std::chrono::milliseconds(100));
+  const auto follower_period = std::min<core::Duration>(leader_period, std::chrono::seconds(1));
   for (;;) {
     step(now());
+    bool leading = false;
+    {
+      std::lock_guard lock(mu_);
+      leading = role_.fence() != 0;
+    }
     std::unique_lock lock(wake_mu_);
-    if (wake_.wait_for(lock, period, [&] { return stopping_; })) return;
+    if (wake_.wait_for(lock, leading ? leader_period : follower_period,
+                       [&] { return stopping_; }))
+      return;
   }
 }
 
@@ -159,6 +168,7 @@ void Node::step(core::MonoTime t) {
         role_.elected(sent, campaign->create_revision);
         ++elections_won_;
         holder_ = config_.name;
+        handoff_due_ = true;
       } else {
         holder_ = campaign->holder;
       }
@@ -213,11 +223,133 @@ void Node::step(core::MonoTime t) {
       }
     }
   }
-  for (auto& p : pages) submit_(std::move(p));
+  for (auto& p : pages)
+    if (hooks_.submit) hooks_.submit(std::move(p), 0);
+  // The hand-off runs on this thread, after the election, while we still lead (a scan that etcd
+  // did not answer is tried again on the next step).
+  if (handoff_due_) {
+    bool leading = false;
+    {
+      std::lock_guard lock(mu_);
+      leading = role_.leader(now());
+    }
+    if (!leading) handoff_due_ = false;
+    else if (handoff()) handoff_due_ = false;
+  }
+}
+
+bool Node::handoff() {
+  // Bounded: a sending record exists per entry in flight (one batch per sink), or left by a
+  // dead sender until a takeover deals with it; 10,000 is far above either. Read in pages so no
+  // answer nears the client's 4 MiB cap (a record is at most a few KiB).
+  constexpr std::int64_t kPage = 200;
+  constexpr std::size_t kMaxScan = 10000;
+  std::optional<std::vector<KeyValue>> kvs = std::vector<KeyValue>{};
+  for (std::string from = sending_prefix_; kvs->size() < kMaxScan;) {
+    const auto page = etcd_.range_from(sending_prefix_, from, kPage);
+    if (!page) return false;
+    kvs->insert(kvs->end(), page->begin(), page->end());
+    if (static_cast<std::int64_t>(page->size()) < kPage) break;
+    from = page->back().key + std::string(1, '\0');  // the next key after the last one
+  }
+  std::int64_t fence = 0;
+  {
+    std::lock_guard lock(mu_);
+    fence = role_.fence();
+  }
+  if (fence == 0) return true;
+  const std::int64_t now_wall = wall_now_ms();
+  const std::int64_t window = config_.match_window.count();
+  std::vector<std::pair<std::string, SendingRecord>> to_send;  // sending key, record
+  std::vector<std::string> to_delete;
+  std::size_t cleared = 0, expired = 0, bad = 0;
+  for (const auto& kv : *kvs) {
+    {
+      // Stopping: leave the rest to the next leader (stop() must not wait for a long scan).
+      std::lock_guard lock(wake_mu_);
+      if (stopping_) return true;
+    }
+    auto rec = decode_sending(kv.value);
+    if (!rec) {
+      ++bad;
+      log_("ha: sending record '" + kv.key + "' is not a v1 record; deleted");
+      to_delete.push_back(kv.key);
+      continue;
+    }
+    const auto log_kvs = etcd_.range(log_key(rec->sink, rec->intent.dedup_key));
+    if (!log_kvs) return false;
+    LogRecord log_rec;
+    if (!log_kvs->empty()) {
+      if (auto d = decode(log_kvs->front().value)) log_rec = std::move(*d);
+    }
+    const bool held = hooks_.holds && hooks_.holds(rec->sink, rec->intent.dedup_key,
+                                                   rec->intent.action, rec->wall_ms, window);
+    switch (decide_handoff(*rec, log_rec, held, config_.name, now_wall,
+                           config_.handoff_max_age, config_.match_window)) {
+      case Handoff::Send: to_send.emplace_back(kv.key, std::move(*rec)); break;
+      case Handoff::Held: break;  // our own send replaces the record
+      case Handoff::Stale:
+        ++cleared;
+        to_delete.push_back(kv.key);
+        break;
+      case Handoff::Expired:
+        ++expired;
+        log_("ha: sending record '" + kv.key + "' of " + rec->by + " is older than " +
+             std::to_string(std::chrono::duration_cast<std::chrono::minutes>(
+                                config_.handoff_max_age)
+                                .count()) +
+             " min: deleted, not sent");
+        to_delete.push_back(kv.key);
+        break;
+    }
+  }
+  // Deleted under the fence: only the leader tidies the log.
+  for (const auto& key : to_delete) {
+    const auto ok = etcd_.txn({{key, "", true}}, leader_key_, fence);
+    if (!ok || !*ok) break;  // unreachable or deposed: the next leader looks again
+  }
+  // One page per (dedup_key, action, decided time), whatever the number of sinks it was being
+  // sent to: the dispatcher queues it for every sink again, and each sink's gate skips it where
+  // the log shows it delivered (the original decided time is what makes the entries match).
+  std::sort(to_send.begin(), to_send.end(),
+            [](const auto& x, const auto& y) { return x.second.wall_ms < y.second.wall_ms; });
+  std::vector<SendingRecord> pages;
+  for (auto& entry : to_send) {
+    SendingRecord& r = entry.second;  // not a structured binding: clang 14 cannot capture one
+    const bool dup = std::any_of(pages.begin(), pages.end(), [&](const SendingRecord& p) {
+      return p.intent.dedup_key == r.intent.dedup_key && p.intent.action == r.intent.action &&
+             p.wall_ms == r.wall_ms;
+    });
+    if (!dup) pages.push_back(std::move(r));
+  }
+  {
+    std::lock_guard lock(mu_);
+    handed_off_ += pages.size();
+    handoff_cleared_ += cleared;
+    handoff_expired_ += expired;
+    bad_records_ += bad;
+  }
+  if (!pages.empty()) {
+    log_("ha: handing off " + std::to_string(pages.size()) +
+         " page(s) a previous leader decided and did not deliver (first: " +
+         action_word(pages.front().intent.action) + " '" + pages.front().intent.dedup_key +
+         "' by " + pages.front().by + ")");
+  }
+  for (auto& p : pages)
+    if (hooks_.submit) hooks_.submit(std::move(p.intent), p.wall_ms);
+  return true;
 }
 
 std::string Node::log_key(const alert::OutboxEntry& e) const {
-  return config_.key_prefix + "log/" + e.sink + "/" + e.intent.dedup_key;
+  return log_key(e.sink, e.intent.dedup_key);
+}
+
+std::string Node::log_key(const std::string& sink, const std::string& dedup_key) const {
+  return config_.key_prefix + "log/" + sink + "/" + dedup_key;
+}
+
+std::string Node::sending_key(const std::string& sink, const std::string& dedup_key) const {
+  return sending_prefix_ + sink + "/" + dedup_key;
 }
 
 Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
@@ -268,10 +400,17 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
   if (r != RoleName::Leader) return Gate::Hold;
   // Fencing: the record goes in only while our election key is the one we created. A leader
   // paused past its lease resumes here, the compare fails, it steps down and sends nothing.
+  // The whole page goes with it (sending/): if we die before a 2xx, the next leader sends it
+  // even if it never decided it itself (a cold standby).
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& [key, rec] = records[i];
-    rec.sending = LogItem{action_word(batch[i].intent.action), batch[i].wall_ms, config_.name};
-    const auto ok = etcd_.put_fenced(leader_key_, fence, key, encode(rec));
+    const auto& e = batch[i];
+    rec.sending = LogItem{action_word(e.intent.action), e.wall_ms, config_.name};
+    const std::string skey = sending_key(e.sink, e.intent.dedup_key);
+    const auto ok = etcd_.txn(
+        {{key, encode(rec), false},
+         {skey, encode(SendingRecord{e.sink, config_.name, e.wall_ms, e.intent}), false}},
+        leader_key_, fence);
     std::lock_guard lock(mu_);
     if (!ok) {
       role_.etcd_result(t, false);
@@ -285,14 +424,14 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
       return Gate::Hold;
     }
     ++fenced_writes_;
-    sending_[batch[i].seq] = {key, rec};
+    sending_[e.seq] = InFlight{key, skey, rec};
   }
   return Gate::Send;
 }
 
 void Node::after_send(const std::vector<alert::OutboxEntry>& batch) {
   for (const auto& e : batch) {
-    std::pair<std::string, LogRecord> entry;
+    InFlight entry;
     {
       std::lock_guard lock(mu_);
       auto it = sending_.find(e.seq);
@@ -300,10 +439,10 @@ void Node::after_send(const std::vector<alert::OutboxEntry>& batch) {
       entry = std::move(it->second);
       sending_.erase(it);
     }
-    mark_sent(entry.second);
+    mark_sent(entry.record);
     // Not fenced: it was sent. If this write is lost, the next leader resends it (the one
     // duplicate a failover may cost).
-    etcd_.put(entry.first, encode(entry.second));
+    etcd_.txn({{entry.log_key, encode(entry.record), false}, {entry.sending_key, "", true}});
   }
 }
 
@@ -343,6 +482,9 @@ std::string Node::metrics_text() const {
   counter("presence_ha_fail_open_sends_total", fail_open_sends_);
   counter("presence_ha_etcd_errors_total", etcd_errors_);
   counter("presence_ha_bad_log_records_total", bad_records_);
+  counter("presence_ha_handed_off_total", handed_off_);
+  counter("presence_ha_handoff_cleared_total", handoff_cleared_);
+  counter("presence_ha_handoff_expired_total", handoff_expired_);
   s += "# TYPE presence_ha_peer_down gauge\n";
   s += std::string("presence_ha_peer_down ") + (peer_page_open_ ? "1" : "0") + "\n";
   return s;

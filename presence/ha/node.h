@@ -8,6 +8,9 @@
 //   members/<name>    each instance's status (role, health), on its own lease
 //   log/<sink>/<dedup_key>   the notification log: the last sent notifications and the one being
 //                     sent; written by the leader fenced on the election key before each request
+//   sending/<sink>/<dedup_key>   the page being sent, whole (SendingRecord, role.h): written in the
+//                     same fenced transaction, deleted after a 2xx; a new leader hands off what a
+//                     dead one left here (docs/ha.md "Hand-off")
 #pragma once
 
 #include <atomic>
@@ -34,15 +37,28 @@ struct NodeConfig {
   Timing timing;
   // How far apart two instances' decided times for the same page may be (covered()).
   Duration match_window{std::chrono::seconds(2)};
+  // A sending record older than this is deleted at a takeover, not sent: its sender has been dead
+  // that long, and both instances have judged the fleet afresh since (docs/ha.md "Hand-off").
+  Duration handoff_max_age{std::chrono::hours(1)};
   common::LogFn log;
+};
+
+// The alert dispatcher, as the node sees it (any thread).
+struct NodeHooks {
+  // Queues a page: the peer-health page (decided_wall_ms 0 = now) or a handed-off one.
+  std::function<void(core::AlertIntent, std::int64_t decided_wall_ms)> submit;
+  // Our outbox holds this page for this sink, unsent (alert::Outbox::holds). Unset = never.
+  std::function<bool(const std::string& sink, const std::string& dedup_key,
+                     core::AlertIntent::Action action, std::int64_t wall_ms,
+                     std::int64_t window_ms)>
+      holds;
 };
 
 enum class Gate { Send, Skip, Hold };
 
 class Node {
  public:
-  // submit: queues a page (the peer-health page) into the alert dispatcher; any thread.
-  Node(NodeConfig config, std::function<void(core::AlertIntent)> submit);
+  Node(NodeConfig config, NodeHooks hooks);
   ~Node();  // stop()
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -66,14 +82,20 @@ class Node {
  private:
   void run();
   void step(core::MonoTime now);
+  // Just elected: sends what a dead leader left in sending/ (see NodeHooks). False when etcd did
+  // not answer (tried again on the next step).
+  bool handoff();
   std::string log_key(const alert::OutboxEntry& e) const;
+  std::string log_key(const std::string& sink, const std::string& dedup_key) const;
+  std::string sending_key(const std::string& sink, const std::string& dedup_key) const;
   core::MonoTime now() const;
 
   NodeConfig config_;
   common::LogFn log_;
-  std::function<void(core::AlertIntent)> submit_;
+  NodeHooks hooks_;
   Etcd etcd_;
-  std::string leader_key_, members_prefix_;
+  std::string leader_key_, members_prefix_, sending_prefix_;
+  bool handoff_due_ = false;  // node thread only
 
   mutable std::mutex mu_;  // guards everything below
   Role role_;
@@ -83,9 +105,14 @@ class Node {
   std::vector<std::pair<std::string, std::string>> members_;  // name, status json
   bool peer_page_open_ = false;
   RoleName last_role_ = RoleName::Follower;
-  std::map<std::uint64_t, std::pair<std::string, LogRecord>> sending_;  // outbox seq -> record
+  struct InFlight {
+    std::string log_key, sending_key;
+    LogRecord record;
+  };
+  std::map<std::uint64_t, InFlight> sending_;  // outbox seq -> what after_send writes
   std::uint64_t elections_won_ = 0, fence_failures_ = 0, fenced_writes_ = 0, skipped_ = 0,
-                fail_open_sends_ = 0, etcd_errors_ = 0, bad_records_ = 0;
+                fail_open_sends_ = 0, etcd_errors_ = 0, bad_records_ = 0,
+                handed_off_ = 0, handoff_cleared_ = 0, handoff_expired_ = 0;
   common::LogLimiter etcd_log_;
 
   std::mutex wake_mu_;

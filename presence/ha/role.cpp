@@ -93,4 +93,102 @@ bool covered(const LogRecord& r, const std::string& action, std::int64_t wall_ms
   return false;
 }
 
+namespace {
+
+// The words are core::to_string's (one owner); parsing walks the enum's range.
+template <typename E>
+std::optional<E> parse_word(const std::string& word) {
+  for (unsigned i = 0; i < 256; ++i) {
+    const auto e = static_cast<E>(i);
+    const std::string w = core::to_string(e);
+    if (w == "unknown") break;
+    if (w == word) return e;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char* action_word(core::AlertIntent::Action a) {
+  switch (a) {
+    case core::AlertIntent::Action::Trigger: return "trigger";
+    case core::AlertIntent::Action::Resolve: return "resolve";
+    case core::AlertIntent::Action::Notify: return "notify";
+  }
+  return "trigger";
+}
+
+std::string encode(const SendingRecord& r) {
+  const auto& i = r.intent;
+  nlohmann::json d = nlohmann::json::array();
+  for (const auto& [k, v] : i.details) d.push_back({k, v});
+  const nlohmann::json j{{"v", 1},
+                         {"sink", r.sink},
+                         {"by", r.by},
+                         {"w", r.wall_ms},
+                         {"a", action_word(i.action)},
+                         {"dedup_key", i.dedup_key},
+                         {"type", core::to_string(i.type)},
+                         {"severity", core::to_string(i.severity)},
+                         {"summary", i.summary},
+                         {"component", i.component},
+                         {"group", i.group},
+                         {"class", i.cls},
+                         {"details", d}};
+  return j.dump();
+}
+
+std::optional<SendingRecord> decode_sending(const std::string& text) {
+  try {
+    const auto j = nlohmann::json::parse(text);
+    if (!j.is_object() || j.value("v", 0) != 1) return std::nullopt;
+    SendingRecord r;
+    r.sink = j.at("sink").get<std::string>();
+    r.by = j.at("by").get<std::string>();
+    r.wall_ms = j.at("w").get<std::int64_t>();
+    auto& i = r.intent;
+    const std::string a = j.at("a").get<std::string>();
+    if (a == "trigger") i.action = core::AlertIntent::Action::Trigger;
+    else if (a == "resolve") i.action = core::AlertIntent::Action::Resolve;
+    else if (a == "notify") i.action = core::AlertIntent::Action::Notify;
+    else return std::nullopt;
+    const auto type = parse_word<core::AlertIntent::Type>(j.at("type").get<std::string>());
+    const auto severity = parse_word<core::Severity>(j.at("severity").get<std::string>());
+    if (!type || !severity) return std::nullopt;
+    i.type = *type;
+    i.severity = *severity;
+    i.dedup_key = j.at("dedup_key").get<std::string>();
+    i.summary = j.value("summary", std::string());
+    i.component = j.value("component", std::string());
+    i.group = j.value("group", std::string());
+    i.cls = j.value("class", std::string());
+    for (const auto& kv : j.value("details", nlohmann::json::array()))
+      i.details.emplace_back(kv.at(0).get<std::string>(), kv.at(1).get<std::string>());
+    if (r.sink.empty() || i.dedup_key.empty() || r.wall_ms <= 0) return std::nullopt;
+    return r;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+const char* to_string(Handoff h) {
+  switch (h) {
+    case Handoff::Send: return "send";
+    case Handoff::Held: return "held";
+    case Handoff::Stale: return "stale";
+    case Handoff::Expired: return "expired";
+  }
+  return "stale";
+}
+
+Handoff decide_handoff(const SendingRecord& r, const LogRecord& log, bool held,
+                       const std::string& self, std::int64_t now_wall_ms, Duration max_age,
+                       Duration match_window) {
+  if (covered(log, action_word(r.intent.action), r.wall_ms, match_window)) return Handoff::Stale;
+  if (held) return Handoff::Held;
+  if (r.by == self) return Handoff::Stale;
+  if (now_wall_ms - r.wall_ms >= max_age.count()) return Handoff::Expired;
+  return Handoff::Send;
+}
+
 }  // namespace presence::ha

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "presence/core/decision.h"
 #include "presence/core/time.h"
 
 namespace presence::ha {
@@ -84,6 +85,9 @@ class PeerWatch {
   std::string name_;
 };
 
+// The action word the log keeps ("trigger", "resolve", "notify").
+const char* action_word(core::AlertIntent::Action a);
+
 // One notification as the log keeps it: action ("trigger"/"resolve"), the decided time on the
 // wall clock, and who sent it.
 struct LogItem {
@@ -114,5 +118,37 @@ void mark_sent(LogRecord& r);
 // duplicate a failover may cost).
 bool covered(const LogRecord& r, const std::string& action, std::int64_t wall_ms,
              Duration match_window);
+
+// The hand-off (docs/ha.md "Hand-off of a dead leader's pages"). Before each request the leader
+// also writes, in the same fenced transaction as the log record, a "sending" record holding the
+// whole page (everything a sink needs), at <prefix>sending/<sink>/<dedup_key>; after a 2xx it
+// deletes it. A record left there is a request whose sender died (or was deposed) before it
+// succeeded. A new leader hands every such record of another instance to its own dispatcher, with
+// the original decided time, unless its own outbox already holds that page: so a page decided only
+// by a dead leader (its standby was cold: down, or in restart grace) is not lost.
+struct SendingRecord {
+  std::string sink;
+  std::string by;            // the instance that was sending it
+  std::int64_t wall_ms = 0;  // decided time, wall clock
+  core::AlertIntent intent;  // action, dedup_key and the whole payload; `at` is not carried
+};
+std::string encode(const SendingRecord& r);
+// nullopt on a value that is not a v1 sending record (logged, counted and deleted by the caller).
+std::optional<SendingRecord> decode_sending(const std::string& text);
+
+enum class Handoff : std::uint8_t {
+  Send,     // hand it to our dispatcher: nobody delivered it and we do not hold it
+  Held,     // our own outbox holds the same page: our own send replaces the record
+  Stale,    // the log shows it (or a later notification for its key) sent: delete the record
+  Expired,  // older than max_age: delete it, do not send (the bound on a long-dead sender's records)
+};
+const char* to_string(Handoff);
+// What a new leader does with a sending record. `log` is the record of its (sink, dedup_key);
+// `held`: our outbox holds a live entry for that sink, key and action within match_window. A
+// record of our own (by == self) that our outbox does not hold was settled before we crashed
+// (the outbox settles before the log is updated): Stale.
+Handoff decide_handoff(const SendingRecord& r, const LogRecord& log, bool held,
+                       const std::string& self, std::int64_t now_wall_ms, Duration max_age,
+                       Duration match_window);
 
 }  // namespace presence::ha

@@ -108,6 +108,20 @@ TEST_CASE("PagerDuty 202: delivered exactly once with the documented body") {
   CHECK_FALSE(pd.wait_for_count(2, 200ms));
 }
 
+TEST_CASE("submit_decided (HA hand-off): the page carries its original decided time") {
+  MockHttpServer pd;
+  pd.set_default({202, R"({"status":"success","message":"Event processed","dedup_key":"k"})"});
+  Harness h;
+  h.start(h.one(pd_sink(pd)));
+  const std::int64_t decided = 1'800'000'000'123;  // 2027-01-15T08:00:00.123Z
+  h.d->submit_decided(intent("dev-1"), decided);
+  REQUIRE(h.d->wait_idle(kWait));
+  REQUIRE(pd.count() == 1);
+  const json j = json::parse(pd.requests()[0].body);
+  CHECK(j["dedup_key"] == "dev-1");
+  CHECK(j["payload"]["timestamp"] == "2027-01-15T08:00:00.123Z");
+}
+
 TEST_CASE("PagerDuty 400: dead-lettered with the body logged, not retried; the next one goes") {
   MockHttpServer pd;
   pd.push(

@@ -56,6 +56,12 @@ class MockPagerDuty {
     for (int s : statuses) script_.push_back(s);
   }
 
+  // While down, every request gets 503 (a PagerDuty outage); scripted statuses wait.
+  void set_down(bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_ = down;
+  }
+
   // Accepted (2xx) events only, in arrival order.
   std::vector<PdEvent> events() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -95,7 +101,9 @@ class MockPagerDuty {
     int status = 202;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!script_.empty()) {
+      if (down_) {
+        status = 503;
+      } else if (!script_.empty()) {
         status = script_.front();
         script_.pop_front();
       }
@@ -162,6 +170,7 @@ class MockPagerDuty {
   test::MockHttpServer server_;
   mutable std::mutex mu_;
   std::deque<int> script_;
+  bool down_ = false;
   std::vector<PdEvent> accepted_;
   std::vector<std::string> errors_;
 };

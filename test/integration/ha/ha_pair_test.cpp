@@ -218,6 +218,9 @@ TEST_CASE("7: only the leader publishes the retained output; a new leader restat
 
   // The leader dies; its retained output is wiped (as a broker restart without persistence
   // would) before the follower can take over: only a restatement by the new leader brings it back.
+  // Each instance has its own birth/will (presence/service/<name>, docs/topics.md).
+  CHECK(retained(dir, broker.port(), "presence/service/a").find("\"online\"") != std::string::npos);
+  CHECK(retained(dir, broker.port(), "presence/service/b").find("\"online\"") != std::string::npos);
   leader->stop(SIGKILL);
   clear_retained(dir, broker.port(), "presence/devices/dev-000001");
   clear_retained(dir, broker.port(), "presence/fleet");
@@ -236,6 +239,13 @@ TEST_CASE("7: only the leader publishes the retained output; a new leader restat
   CHECK(follower->metric("presence_published_total") >= 21);
   CHECK(follower->log().find("output: publishing the retained output (HA leader); restating 20") !=
         std::string::npos);
+  // The dead one's will marks it, and only it, offline.
+  CHECK(wait_for([&] {
+    return retained(dir, broker.port(), "presence/service/" + leader->name())
+               .find("\"offline\"") != std::string::npos;
+  }, 10s, 200ms));
+  CHECK(retained(dir, broker.port(), "presence/service/" + follower->name())
+            .find("\"online\"") != std::string::npos);
 }
 
 }  // namespace presence::hatest

@@ -116,6 +116,27 @@ TEST_CASE_FIXTURE(Fixture, "take returns the head in seq order; release keeps en
   CHECK(box.take("nosuch", 5).empty());
 }
 
+TEST_CASE_FIXTURE(Fixture, "holds: a live entry of that sink, key and action within the window") {
+  Outbox box(config());
+  REQUIRE(box.open({"pd", "slack"}, nullptr));
+  std::vector<OutboxEntry> es{make("pd", "a", Action::Trigger, 10000)};
+  REQUIRE(box.append(es));
+  CHECK(box.holds("pd", "a", Action::Trigger, 10000, 2000));
+  CHECK(box.holds("pd", "a", Action::Trigger, 12000, 2000));         // T
+  CHECK_FALSE(box.holds("pd", "a", Action::Trigger, 12001, 2000));   // T+1
+  CHECK(box.holds("pd", "a", Action::Trigger, 8000, 2000));
+  CHECK_FALSE(box.holds("pd", "a", Action::Trigger, 7999, 2000));
+  CHECK_FALSE(box.holds("pd", "a", Action::Resolve, 10000, 2000));
+  CHECK_FALSE(box.holds("pd", "b", Action::Trigger, 10000, 2000));
+  CHECK_FALSE(box.holds("slack", "a", Action::Trigger, 10000, 2000));
+  CHECK_FALSE(box.holds("nosuch", "a", Action::Trigger, 10000, 2000));
+  // In flight still counts (it is ours to send); settled does not.
+  auto batch = box.take("pd", 1);
+  CHECK(box.holds("pd", "a", Action::Trigger, 10000, 2000));
+  REQUIRE(box.settle(seqs(batch), Disposition::Delivered));
+  CHECK_FALSE(box.holds("pd", "a", Action::Trigger, 10000, 2000));
+}
+
 TEST_CASE_FIXTURE(Fixture, "a corrupt record is skipped, logged once, and the file is rewritten") {
   {
     Outbox box(config());

@@ -467,6 +467,30 @@ TEST_CASE("token rules off loopback: reads need the token too, the dashboard doe
   CHECK(r->body.find("<title>presenced</title>") != std::string::npos);
 }
 
+TEST_CASE("extra reads (GET /v1/ha): off loopback, missing or wrong token 401, right one 200") {
+  ApiOptions o;
+  o.token = "s3cret";
+  o.require_token_for_reads = true;
+  o.extra_reads.emplace_back("/v1/ha", [] { return std::string(R"({"v":1,"role":"leader"})"); });
+  Fixture f(o);
+  auto r = f.client().Get("/v1/ha");
+  check_error(r, 401, "unauthorized");
+  CHECK(r->get_header_value("WWW-Authenticate").rfind("Bearer", 0) == 0);
+  check_error(f.client("nope").Get("/v1/ha"), 401, "unauthorized");
+  check_error(f.client("s3cre").Get("/v1/ha"), 401, "unauthorized");
+  r = f.client("s3cret").Get("/v1/ha");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(json::parse(r->body)["role"] == "leader");
+  // On loopback (no token needed for reads) it is open, like every /v1 read.
+  ApiOptions open;
+  open.extra_reads = o.extra_reads;
+  Fixture g(open);
+  r = g.client().Get("/v1/ha");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+}
+
 TEST_CASE("silences: create, list, delete, and every bad body is a 400") {
   ApiOptions o;
   o.token = "t";

@@ -1,6 +1,8 @@
 // presence/ha/role.*: the HA pair's decisions with a fake clock (issue 13, docs/ha.md).
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "presence/ha/role.h"
 
 namespace presence::ha {
@@ -122,6 +124,93 @@ TEST_CASE("covered: same action within the window, or superseded by a later noti
   r.sent.push_back({"resolve", 100500, "a"});
   CHECK(covered(r, "trigger", 100010, w));
   CHECK(covered(r, "resolve", 100400, w));
+}
+
+namespace {
+SendingRecord sending(const std::string& by, std::int64_t wall_ms,
+                      core::AlertIntent::Action a = core::AlertIntent::Action::Trigger) {
+  SendingRecord r;
+  r.sink = "pagerduty";
+  r.by = by;
+  r.wall_ms = wall_ms;
+  r.intent.action = a;
+  r.intent.type = core::AlertIntent::Type::FleetIncident;
+  r.intent.severity = core::Severity::Critical;
+  r.intent.dedup_key = "presence/device/dev-7";
+  r.intent.summary = "device dev-7 is offline";
+  r.intent.component = "dev-7";
+  r.intent.group = "site-a";
+  r.intent.cls = "device_offline";
+  r.intent.details = {{"site", "site-a"}, {"firmware", "3.7.2"}};
+  return r;
+}
+}  // namespace
+
+TEST_CASE("sending record: the whole page round-trips; anything else is rejected") {
+  const auto r = sending("a", 1'800'000'000'000);
+  const auto d = decode_sending(encode(r));
+  REQUIRE(d);
+  CHECK(d->sink == "pagerduty");
+  CHECK(d->by == "a");
+  CHECK(d->wall_ms == 1'800'000'000'000);
+  CHECK(d->intent.action == core::AlertIntent::Action::Trigger);
+  CHECK(d->intent.type == core::AlertIntent::Type::FleetIncident);
+  CHECK(d->intent.severity == core::Severity::Critical);
+  CHECK(d->intent.dedup_key == r.intent.dedup_key);
+  CHECK(d->intent.summary == r.intent.summary);
+  CHECK(d->intent.component == "dev-7");
+  CHECK(d->intent.group == "site-a");
+  CHECK(d->intent.cls == "device_offline");
+  CHECK(d->intent.details == r.intent.details);
+  for (auto a : {core::AlertIntent::Action::Resolve, core::AlertIntent::Action::Notify}) {
+    const auto x = decode_sending(encode(sending("b", 5, a)));
+    REQUIRE(x);
+    CHECK(x->intent.action == a);
+  }
+  auto with = [&](const std::string& field, const nlohmann::json& v) {
+    auto j = nlohmann::json::parse(encode(r));
+    j[field] = v;
+    return decode_sending(j.dump());
+  };
+  CHECK_FALSE(decode_sending(""));
+  CHECK_FALSE(decode_sending("{\"v\":2}"));
+  CHECK_FALSE(with("v", 2));
+  CHECK_FALSE(with("type", "no_such_type"));
+  CHECK_FALSE(with("severity", "unknown"));
+  CHECK_FALSE(with("a", "page"));
+  CHECK_FALSE(with("dedup_key", ""));
+  CHECK_FALSE(with("w", 0));
+  CHECK_FALSE(with("details", nlohmann::json::array({1})));
+}
+
+TEST_CASE("hand-off: a dead sender's page is sent unless delivered, held, ours or older than the bound") {
+  const std::int64_t t0 = 1'800'000'000'000;
+  const Duration max_age = 1h, window = 2s;
+  const std::int64_t age = 3'600'000;
+  const auto r = sending("a", t0);
+  LogRecord none;
+  SUBCASE("age: sent at T-1, expired at T and T+1") {
+    CHECK(decide_handoff(r, none, false, "b", t0 + age - 1, max_age, window) == Handoff::Send);
+    CHECK(decide_handoff(r, none, false, "b", t0 + age, max_age, window) == Handoff::Expired);
+    CHECK(decide_handoff(r, none, false, "b", t0 + age + 1, max_age, window) == Handoff::Expired);
+  }
+  SUBCASE("our outbox holds it: our own send replaces the record") {
+    CHECK(decide_handoff(r, none, true, "b", t0 + 10, max_age, window) == Handoff::Held);
+  }
+  SUBCASE("our own record our outbox does not hold: settled before we crashed") {
+    CHECK(decide_handoff(r, none, false, "a", t0 + 10, max_age, window) == Handoff::Stale);
+  }
+  SUBCASE("the log shows it sent (same action in the window, or a later notification)") {
+    LogRecord same;
+    same.sent.push_back({"trigger", t0 + 2000, "a"});
+    CHECK(decide_handoff(r, same, false, "b", t0 + 10, max_age, window) == Handoff::Stale);
+    LogRecord later;
+    later.sent.push_back({"resolve", t0 + 2001, "b"});
+    CHECK(decide_handoff(r, later, false, "b", t0 + 10, max_age, window) == Handoff::Stale);
+    LogRecord older;
+    older.sent.push_back({"trigger", t0 - 2001, "a"});  // an earlier outage of the same device
+    CHECK(decide_handoff(r, older, false, "b", t0 + 10, max_age, window) == Handoff::Send);
+  }
 }
 
 }  // namespace presence::ha
