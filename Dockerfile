@@ -13,6 +13,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto-dev \
       libssl-dev libyaml-cpp-dev libcurl4-openssl-dev libcpp-httplib-dev nlohmann-json3-dev \
+      libprotobuf-dev protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -29,6 +30,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libpaho-mqttpp3-1 libpaho-mqtt1.3 libyaml-cpp0.7 libcurl4 libssl3 libcpp-httplib0.11 \
+      libprotobuf-lite32 \
       mosquitto mosquitto-clients etcd-server \
  && rm -rf /var/lib/apt/lists/*
 # Non-root: presenced, the simulator and the sink run as "presenced"; mosquitto as the package's

@@ -10,6 +10,8 @@ PRESENCE_PACKAGES=(
   libssl-dev libyaml-cpp-dev doctest-dev libcurl4-openssl-dev
   libcpp-httplib-dev nlohmann-json3-dev
   etcd-server
+  # Sparkplug B payloads (issue 15, docs/sparkplug.md): protoc generates the lite C++ code.
+  libprotobuf-dev protobuf-compiler
   docker-compose
   # scripts/demo.sh's ALERT view and scripts/presencectl's readable output.
   jq

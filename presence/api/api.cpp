@@ -75,59 +75,9 @@ bool parse_int(std::string_view s, int& out) {
 
 }  // namespace
 
-// YYYY-MM-DDTHH:MM:SS[.fff...](Z|+HH:MM|-HH:MM)
-std::optional<WallTime> parse_iso8601(std::string_view s) {
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-      s[13] != ':' || s[16] != ':')
-    return std::nullopt;
-  int year = 0, mon = 0, day = 0, hh = 0, mm = 0, ss = 0;
-  if (!parse_int(s.substr(0, 4), year) || !parse_int(s.substr(5, 2), mon) ||
-      !parse_int(s.substr(8, 2), day) || !parse_int(s.substr(11, 2), hh) ||
-      !parse_int(s.substr(14, 2), mm) || !parse_int(s.substr(17, 2), ss))
-    return std::nullopt;
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
-    return std::nullopt;
-  std::size_t i = 19;
-  std::int64_t millis = 0;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int digits = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-      if (digits < 3) millis = millis * 10 + (s[i] - '0');
-      ++digits;
-      ++i;
-    }
-    if (digits == 0) return std::nullopt;
-    for (int d = digits; d < 3; ++d) millis *= 10;
-  }
-  std::int64_t offset_s = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-    int oh = 0, om = 0;
-    if (!parse_int(s.substr(i + 1, 2), oh) || !parse_int(s.substr(i + 4, 2), om) || oh > 23 ||
-        om > 59)
-      return std::nullopt;
-    offset_s = (oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hh;
-  tm.tm_min = mm;
-  tm.tm_sec = ss;
-  const std::time_t t = timegm(&tm);
-  // Issue 19 item 5: year 2300 overflowed the nanosecond clock (stored as 1715).
-  const auto secs = common::accept_wall_seconds(static_cast<std::int64_t>(t) - offset_s);
-  if (!secs) return std::nullopt;
-  if (*secs == common::kMaxWallSeconds) return common::max_wall_time();
-  return WallTime(std::chrono::seconds(*secs) + std::chrono::milliseconds(millis));
-}
+// The one parser of user-given times (presence/common/iso8601.h), shared with the config file's
+// alerts.silences: a silence that loads from the file is accepted here (issue 12).
+std::optional<WallTime> parse_iso8601(std::string_view s) { return common::parse_iso8601(s); }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   // "90s", "15m", "2h", "1d", "500ms"; one number, one unit.

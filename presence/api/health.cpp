@@ -66,6 +66,19 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_broker_restarts_total", m.broker_restarts_total);
   family(out, "presence_mqtt_connects_total", "counter", "Successful MQTT connects.");
   sample(out, "presence_mqtt_connects_total", m.connects_total);
+  family(out, "presence_sparkplug_messages_total", "counter", "Sparkplug B messages read (spBv1.0/#).");
+  sample(out, "presence_sparkplug_messages_total", m.sparkplug_messages_total);
+  family(out, "presence_sparkplug_stale_deaths_total", "counter",
+         "NDEATHs ignored: their bdSeq is not the current NBIRTH's (a late will of an earlier session).");
+  sample(out, "presence_sparkplug_stale_deaths_total", m.sparkplug_stale_deaths_total);
+  family(out, "presence_sparkplug_births_dead_on_arrival_total", "counter",
+         "NBIRTHs whose own NDEATH arrived first: the edge node stays down.");
+  sample(out, "presence_sparkplug_births_dead_on_arrival_total", m.sparkplug_births_dead_on_arrival_total);
+  family(out, "presence_sparkplug_rebirths_total", "counter", "NCMD Node Control/Rebirth requests published.");
+  sample(out, "presence_sparkplug_rebirths_total", m.sparkplug_rebirths_total);
+  family(out, "presence_sparkplug_rebirths_suppressed_total", "counter",
+         "Rebirth requests not sent: the node was asked less than sparkplug.rebirth_interval ago.");
+  sample(out, "presence_sparkplug_rebirths_suppressed_total", m.sparkplug_rebirths_suppressed_total);
   family(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
   sample(out, "presence_broker_connected", m.broker_connected ? 1 : 0);
   family(out, "presence_restart_grace_active", "gauge",

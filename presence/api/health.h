@@ -41,6 +41,12 @@ struct Metrics {
   std::uint64_t devices_cleared_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;
+  // Sparkplug B (issue 15, docs/sparkplug.md).
+  std::uint64_t sparkplug_messages_total = 0;
+  std::uint64_t sparkplug_stale_deaths_total = 0;
+  std::uint64_t sparkplug_births_dead_on_arrival_total = 0;
+  std::uint64_t sparkplug_rebirths_total = 0;
+  std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;

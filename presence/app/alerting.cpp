@@ -4,7 +4,6 @@
 #include "presence/alert/pagerduty_change.h"
 #include "presence/alert/payload.h"
 #include "presence/alert/teams.h"
-#include "presence/api/prometheus.h"
 #include "presence/core/words.h"
 #include "presence/ingest/payload.h"
 
@@ -44,6 +43,8 @@ core::PolicyConfig policy_config(const Config& c) {
   p.group_interval = a.group_interval;
   p.blind_alert_after = a.blind_alert_after;
   p.details_max_devices = a.details_max_devices;
+  p.parent_label = a.parent_label;
+  p.parent_return_grace = a.parent_return_grace;
   for (std::size_t i = 0; i < c.alerts.routes.size(); ++i) {
     const auto& r = c.alerts.routes[i];
     core::AlertRule rule;
@@ -199,93 +200,24 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, common::Lo
   return sinks;
 }
 
-// ---- naive ------------------------------------------------------------------------------------
-
-namespace {
-
-core::AlertIntent naive_intent(const std::string& id, core::MonoTime at) {
-  core::AlertIntent in;
-  in.type = core::AlertIntent::Type::DeviceOffline;
-  in.severity = core::Severity::Error;
-  in.dedup_key = "presence/device/" + id;
-  in.component = id;
-  in.cls = "device_offline";
-  in.at = at;
-  in.details = {{"mode", "naive"}, {"device", id}};
-  return in;
-}
-
-}  // namespace
-
-// Home Assistant semantics: an "offline" status (will or not, retained or not: HA takes a
-// retained availability payload as the current state) makes the entity unavailable at once, an
-// "online" one available. Heartbeats are not availability. A takeover is a reconnect.
-void NaiveAlerts::on_event(const core::Engine& engine, const core::Event& e,
-                           std::vector<core::AlertIntent>& out) {
-  if (e.device == core::kNoDevice) return;
-  const std::string id(engine.id_of(e.device));
-  if (e.kind == core::EventKind::Disconnected && e.reason != core::DisconnectReason::Takeover) {
-    if (!firing_.insert(id).second) return;  // already paged: PagerDuty would dedup anyway
-    auto in = naive_intent(id, e.at);
-    in.action = core::AlertIntent::Action::Trigger;
-    in.summary = "Device " + id + " offline (" + core::to_string(e.reason) + ")";
-    in.details.emplace_back("reason", core::to_string(e.reason));
-    out.push_back(std::move(in));
-  } else if (e.kind == core::EventKind::Connected) {
-    if (firing_.erase(id) == 0) return;
-    auto in = naive_intent(id, e.at);
-    in.action = core::AlertIntent::Action::Resolve;
-    in.summary = "Device " + id + " online";
-    out.push_back(std::move(in));
-  }
-}
-
-// Home Assistant marks every MQTT entity unavailable while its own broker connection is down:
-// a broker restart is a page per device (the contrast the scenario scorecard shows).
-void NaiveAlerts::on_blind(const core::Engine& engine, core::MonoTime at,
-                           std::vector<core::AlertIntent>& out) {
-  for (core::DeviceIndex d = 0; d < engine.size(); ++d) {
-    const std::string id(engine.id_of(d));
-    if (!firing_.insert(id).second) continue;
-    auto in = naive_intent(id, at);
-    in.action = core::AlertIntent::Action::Trigger;
-    in.summary = "Device " + id + " unavailable (broker connection lost)";
-    in.details.emplace_back("reason", "broker_connection_lost");
-    out.push_back(std::move(in));
-  }
-}
-
-void NaiveAlerts::replay_sent(const std::vector<core::AlertIntent>& sent) {
-  for (const auto& in : sent) {
-    if (in.component.empty()) continue;
-    if (in.action == core::AlertIntent::Action::Trigger) firing_.insert(in.component);
-    else firing_.erase(in.component);
-  }
-}
-
-std::string NaiveAlerts::serialize() const {
-  std::string out = "presence-naive 1\n";
-  for (const auto& id : firing_) out += core::snapshot_text::encode(id) + "\n";
-  return out;
-}
-
-bool NaiveAlerts::restore(std::string_view text) {
-  std::istringstream in{std::string(text)};
-  std::string line;
-  if (!std::getline(in, line) || line != "presence-naive 1") return false;
-  while (std::getline(in, line)) {
-    std::string id;
-    if (!line.empty() && core::snapshot_text::decode(line, id)) firing_.insert(id);
-  }
-  return true;
-}
-
 // ---- Alerting ---------------------------------------------------------------------------------
 
 Alerting::Alerting(Config config, common::LogFn log)
     : config_(std::move(config)),
       log_(common::or_stderr(std::move(log))),
-      snapshots_(snapshot_path(config_), log_) {}
+      snapshots_(snapshot_path(config_), log_),
+      saver_(snapshots_, store::SnapshotSaver::Hooks{
+                             [this](std::uint64_t submitted) -> std::uint64_t {
+                               // A failing outbox (full disk) is retried here, off the engine
+                               // thread, once per snapshot.
+                               if (!dispatcher_) return 0;
+                               if (dispatcher_->outbox_failing()) dispatcher_->outbox_recover();
+                               dispatcher_->wait_durable(std::chrono::seconds(5));
+                               return dispatcher_->outbox_seq_after(submitted);
+                             },
+                             [this](std::uint64_t outbox_seq) {
+                               if (dispatcher_) dispatcher_->snapshot_saved(outbox_seq);
+                             }}) {}
 
 Alerting::~Alerting() { stop(); }
 
@@ -328,55 +260,17 @@ bool Alerting::start(std::string* error) {
   watchdog_ = std::make_unique<alert::Watchdog>(
       wc, [this] { return healthy_.load(); }, log_);
   if (!watchdog_->start(error)) return false;
-  saver_ = std::thread([this] { run_saver(); });
+  saver_.start();
   return true;
 }
 
 void Alerting::stop() {
-  if (saver_.joinable()) {
-    {
-      std::unique_lock<std::mutex> lock(save_mu_);
-      // Bounded: a final snapshot handed over at SIGTERM is written before we go.
-      save_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return !pending_ && !saving_; });
-      save_stop_ = true;
-    }
-    save_cv_.notify_all();
-    saver_.join();
-  }
+  // Bounded: a final snapshot handed over at SIGTERM is written before we go.
+  saver_.stop(std::chrono::seconds(10));
   if (watchdog_) watchdog_->stop();
   if (dispatcher_) {
     dispatcher_->wait_durable(std::chrono::seconds(5));
     dispatcher_->stop();
-  }
-}
-
-void Alerting::run_saver() {
-  std::unique_lock<std::mutex> lock(save_mu_);
-  while (true) {
-    save_cv_.wait(lock, [&] { return pending_.has_value() || save_stop_; });
-    if (!pending_) return;
-    Pending p = std::move(*pending_);
-    pending_.reset();
-    saving_ = true;
-    lock.unlock();
-    // The outbox first, then the snapshot: a crash in between can make presenced decide a
-    // transition again after the restart (a duplicate, which dedup_key makes harmless), never
-    // forget one the snapshot says was sent. Waits here, on the saver thread, never on the engine.
-    // The snapshot records the outbox seq it reflects, so a crash before the next one replays
-    // the newer outbox entries over it (issue 19 item 7); once it is durable the outbox may
-    // forget the settled entries below that seq.
-    std::uint64_t outbox_seq = 0;
-    // A failing outbox (full disk) is retried here, off the engine thread, once per snapshot.
-    if (dispatcher_ && dispatcher_->outbox_failing()) dispatcher_->outbox_recover();
-    if (dispatcher_) {
-      dispatcher_->wait_durable(std::chrono::seconds(5));
-      outbox_seq = dispatcher_->outbox_seq_after(p.submitted);
-    }
-    if (snapshots_.save(p.devices, p.incidents, anchor_, outbox_seq) && dispatcher_)
-      dispatcher_->snapshot_saved(outbox_seq);
-    lock.lock();
-    saving_ = false;
-    save_cv_.notify_all();
   }
 }
 
@@ -587,7 +481,7 @@ void Alerting::submit(std::vector<core::AlertIntent>& intents) {
   if (intents.empty()) return;
   if (intent_observer_) intent_observer_(intents);
   // Alert state changed: snapshot at the end of this batch, so a crash forgets as little as
-  // possible of what was sent (see run_saver for the order).
+  // possible of what was sent (presence/store/saver.h for the order).
   snapshot_due_ = true;
   for (const auto& in : intents) {
     if (in.action == core::AlertIntent::Action::Notify) {  // context, not a page (issue 18)
@@ -738,11 +632,15 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     incidents_open_ = open;
     devices_held_ = held;
     log_incidents();
+    // A parent label that would close a cycle (or chain deeper than 16) is refused; said once.
+    for (const auto& e : policy_->drain_topology_errors()) log_("topology: " + e);
     alerts_pending_ = policy_->pending();
     const auto pc = policy_->counters();
-    const std::uint64_t v[6] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
-                                pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped};
-    for (int i = 0; i < 6; ++i) policy_counters_[i] = v[i];
+    const std::uint64_t v[8] = {pc.triggers,          pc.resolves,        pc.device_alerts_cancelled,
+                                pc.device_alerts_held, pc.alerts_silenced, pc.devices_grouped,
+                                pc.unreachable_held,   pc.parent_cycles_refused};
+    for (int i = 0; i < 8; ++i) policy_counters_[i] = v[i];
+    devices_unreachable_ = policy_->unreachable();
     // The open set, not triggers - resolves since this process started: alerts restored from the
     // snapshot are open too (issue 19: the gauge read 0 while a page was open after a restart).
     // Recounted only when alerts changed: the firing set moves with intents (and the restore).
@@ -776,18 +674,15 @@ void Alerting::save_snapshot(core::Engine& engine, core::MonoTime now) {
   // The copy is the engine-thread pause (measured: presence_snapshot_pause_seconds); the write and
   // fsync happen on the saver thread.
   const auto t0 = std::chrono::steady_clock::now();
-  Pending p;
-  p.submitted = dispatcher_ ? dispatcher_->submitted() : 0;
-  p.devices = engine.snapshot();
-  p.incidents = policy_ ? policy_->serialize() : naive_.serialize();
+  store::SnapshotSaver::Copy c;
+  c.token = dispatcher_ ? dispatcher_->submitted() : 0;
+  c.devices = engine.snapshot();
+  c.incidents = policy_ ? policy_->serialize() : naive_.serialize();
+  c.anchor = anchor_;
   snapshot_pause_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::steady_clock::now() - t0)
                            .count();
-  {
-    std::lock_guard<std::mutex> lock(save_mu_);
-    pending_ = std::move(p);
-  }
-  save_cv_.notify_all();
+  saver_.hand_over(std::move(c));
 }
 
 void Alerting::on_stop(core::Engine& engine, core::MonoTime now) {
@@ -796,112 +691,23 @@ void Alerting::on_stop(core::Engine& engine, core::MonoTime now) {
   save_snapshot(engine, now);
 }
 
-namespace {
-
-using api::prom::family;
-using api::prom::sample;
-
-}  // namespace
-
-std::string Alerting::metrics_text() const {
-  std::string out;
-  family(out, "presence_alert_intents_total", "counter",
-         "Alert intents decided (policy or naive mode) and handed to the dispatcher, by action.");
-  sample(out, "presence_alert_intents_total", static_cast<double>(triggers_.load()),
-         "action=\"trigger\"");
-  sample(out, "presence_alert_intents_total", static_cast<double>(resolves_.load()),
-         "action=\"resolve\"");
-  sample(out, "presence_alert_intents_total", static_cast<double>(notices_.load()),
-         "action=\"notify\"");
-  if (dispatcher_) {
-    const auto st = dispatcher_->stats();
-    family(out, "presence_alerts_total", "counter",
-           "Alert deliveries per sink and result (sent, dead_lettered, dropped, coalesced, skipped).");
-    for (const auto& s : st.sinks) {
-      const std::string l = "sink=\"" + s.name + "\",result=";
-      sample(out, "presence_alerts_total", static_cast<double>(s.sent), l + "\"sent\"");
-      sample(out, "presence_alerts_total", static_cast<double>(s.dead_lettered),
-             l + "\"dead_lettered\"");
-      sample(out, "presence_alerts_total", static_cast<double>(s.dropped), l + "\"dropped\"");
-      sample(out, "presence_alerts_total", static_cast<double>(s.coalesced), l + "\"coalesced\"");
-      sample(out, "presence_alerts_total", static_cast<double>(s.skipped), l + "\"skipped\"");
-    }
-    family(out, "presence_alert_requests_total", "counter",
-           "HTTP requests per sink and result (ok, failed, retried).");
-    for (const auto& s : st.sinks) {
-      const std::string l = "sink=\"" + s.name + "\",result=";
-      sample(out, "presence_alert_requests_total", static_cast<double>(s.requests - std::min(s.requests, s.failed)), l + "\"ok\"");
-      sample(out, "presence_alert_requests_total", static_cast<double>(s.failed), l + "\"failed\"");
-      sample(out, "presence_alert_requests_total", static_cast<double>(s.retried), l + "\"retried\"");
-    }
-    family(out, "presence_alert_sink_depth", "gauge", "Entries queued per sink (incl. in flight).");
-    for (const auto& s : st.sinks)
-      sample(out, "presence_alert_sink_depth", static_cast<double>(s.depth),
-             "sink=\"" + s.name + "\"");
-    family(out, "presence_alert_sink_failing", "gauge", "1 while the sink's last request failed.");
-    for (const auto& s : st.sinks)
-      sample(out, "presence_alert_sink_failing", s.failing ? 1 : 0, "sink=\"" + s.name + "\"");
-    family(out, "presence_outbox_depth", "gauge", "Live outbox entries, all sinks.");
-    sample(out, "presence_outbox_depth", static_cast<double>(st.outbox.depth));
-    family(out, "presence_outbox_oldest_age_seconds", "gauge", "Age of the oldest outbox entry.");
-    sample(out, "presence_outbox_oldest_age_seconds",
-           static_cast<double>(st.outbox_oldest_age_ms) / 1000.0);
-    family(out, "presence_outbox_write_failures_total", "counter", "Outbox appends/fsyncs that failed.");
-    sample(out, "presence_outbox_write_failures_total",
-           static_cast<double>(st.outbox.write_failures));
-    family(out, "presence_outbox_corrupt_records_total", "counter",
-           "Outbox records skipped at load (checksum, garbage).");
-    sample(out, "presence_outbox_corrupt_records_total",
-           static_cast<double>(st.outbox.corrupt_records));
-  }
-  family(out, "presence_incidents_open", "gauge", "Fleet incidents not closed.");
-  sample(out, "presence_incidents_open", static_cast<double>(incidents_open_.load()));
-  family(out, "presence_devices_held", "gauge", "Devices held by open incidents, still down.");
-  sample(out, "presence_devices_held", static_cast<double>(devices_held_.load()));
-  family(out, "presence_alerts_firing", "gauge", "Alerts triggered and not resolved.");
-  sample(out, "presence_alerts_firing", static_cast<double>(alerts_firing_.load()));
-  family(out, "presence_alerts_pending", "gauge",
-         "Device alerts waiting for alert_after, a group flush, a silence or sight.");
-  sample(out, "presence_alerts_pending", static_cast<double>(alerts_pending_.load()));
-  static const char* const kPolicy[6][2] = {
-      {"presence_policy_triggers_total", "Policy triggers."},
-      {"presence_policy_resolves_total", "Policy resolves."},
-      {"presence_device_alerts_cancelled_total", "Device alerts cancelled (back in time)."},
-      {"presence_device_alerts_held_total", "Device alerts held by a fleet incident."},
-      {"presence_alerts_silenced_total", "Alerts silenced."},
-      {"presence_devices_grouped_total", "Devices sent inside a group alert."}};
-  for (int i = 0; i < 6; ++i) {
-    family(out, kPolicy[i][0], "counter", kPolicy[i][1]);
-    sample(out, kPolicy[i][0], static_cast<double>(policy_counters_[i].load()));
-  }
-  const auto ss = snapshots_.stats();
-  family(out, "presence_snapshot_saves_total", "counter", "Snapshots written.");
-  sample(out, "presence_snapshot_saves_total", static_cast<double>(ss.saves));
-  family(out, "presence_snapshot_save_failures_total", "counter", "Snapshot writes that failed.");
-  sample(out, "presence_snapshot_save_failures_total", static_cast<double>(ss.save_failures));
-  family(out, "presence_snapshot_load_corrupt_total", "counter",
-         "Snapshots found corrupt at start (started empty).");
-  sample(out, "presence_snapshot_load_corrupt_total", static_cast<double>(ss.load_corrupt));
-  family(out, "presence_snapshot_load_repaired_total", "counter",
-         "Invalid devices, labels and times dropped or clamped when the snapshot was loaded.");
-  sample(out, "presence_snapshot_load_repaired_total", static_cast<double>(ss.load_repaired));
-  family(out, "presence_persistence_failing", "gauge",
-         "1 while the outbox or the snapshot cannot be written (paged as presence/self/persistence).");
-  sample(out, "presence_persistence_failing", persist_failing_.load() ? 1 : 0);
-  family(out, "presence_snapshot_pause_seconds", "gauge",
-         "Engine-thread pause of the last snapshot copy.");
-  sample(out, "presence_snapshot_pause_seconds",
-         static_cast<double>(snapshot_pause_us_.load()) / 1e6);
-  if (watchdog_) {
-    const auto w = watchdog_->stats();
-    family(out, "presence_watchdog_pings_total", "counter", "Watchdog pings by result.");
-    sample(out, "presence_watchdog_pings_total", static_cast<double>(w.pings), "result=\"ok\"");
-    sample(out, "presence_watchdog_pings_total", static_cast<double>(w.failures),
-           "result=\"failed\"");
-    sample(out, "presence_watchdog_pings_total", static_cast<double>(w.skipped),
-           "result=\"skipped\"");
-  }
-  return out;
+api::AlertMetrics Alerting::metrics() const {
+  api::AlertMetrics m;
+  m.triggers = triggers_.load();
+  m.resolves = resolves_.load();
+  m.notices = notices_.load();
+  if (dispatcher_) m.dispatcher = dispatcher_->stats();
+  m.incidents_open = incidents_open_.load();
+  m.devices_held = devices_held_.load();
+  m.alerts_firing = alerts_firing_.load();
+  m.alerts_pending = alerts_pending_.load();
+  for (int i = 0; i < 8; ++i) m.policy[static_cast<std::size_t>(i)] = policy_counters_[i].load();
+  m.devices_unreachable = devices_unreachable_.load();
+  m.snapshot = snapshots_.stats();
+  m.persistence_failing = persist_failing_.load();
+  m.snapshot_pause_us = snapshot_pause_us_.load();
+  if (watchdog_) m.watchdog = watchdog_->stats();
+  return m;
 }
 
 }  // namespace presence::app

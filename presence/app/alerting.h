@@ -7,7 +7,7 @@
 //       each batch: engine.drain_alerts -> Dispatcher::submit (copy only, never blocks)
 //       every store.snapshot_interval: copy state -> saver thread -> SnapshotStore
 //
-// mode: naive replaces the policy with NaiveAlerts: what Home-Assistant-style setups do.
+// mode: naive replaces the policy with core::NaiveAlerts (presence/core/naive.h).
 #pragma once
 
 #include <atomic>
@@ -26,10 +26,13 @@
 #include "presence/alert/dispatcher.h"
 #include "presence/alert/sink.h"
 #include "presence/alert/watchdog.h"
+#include "presence/api/alert_metrics.h"
 #include "presence/app/config.h"
+#include "presence/core/naive.h"
 #include "presence/core/policy.h"
 #include "presence/common/log.h"
 #include "presence/server/loop.h"
+#include "presence/store/saver.h"
 #include "presence/store/snapshot.h"
 
 namespace presence::app {
@@ -47,28 +50,6 @@ core::FleetConfig fleet_config(const Config& config);
 std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config, common::LogFn log = {});
 std::string outbox_path(const Config& config);    // <store.dir>/outbox.log
 std::string snapshot_path(const Config& config);  // <store.dir>/snapshot.bin
-
-// mode: naive. What Home-Assistant-style setups do: pages on every offline status of a device at
-// once (retained too), on every device when presenced loses the broker, resolves on every online
-// status; no grace, no incidents, no grouping. Same dedup_key scheme as the
-// policy (presence/device/<id>), so the scorecard compares like with like. Firing set survives a
-// restart through the snapshot, so a resolve after a restart still closes its page.
-class NaiveAlerts {
- public:
-  void on_event(const core::Engine& engine, const core::Event& event,
-                std::vector<core::AlertIntent>& out);
-  // presenced lost the broker: every known device not firing pages (Home Assistant marks all
-  // MQTT entities unavailable).
-  void on_blind(const core::Engine& engine, core::MonoTime at, std::vector<core::AlertIntent>& out);
-  std::string serialize() const;
-  bool restore(std::string_view text);
-  // Decisions the outbox holds that the snapshot did not (issue 19 item 7), in order.
-  void replay_sent(const std::vector<core::AlertIntent>& sent);
-  std::size_t firing() const { return firing_.size(); }
-
- private:
-  std::unordered_set<std::string> firing_;
-};
 
 struct AlertingCounters {
   std::uint64_t intents_total[2] = {0, 0};  // trigger, resolve (submitted to the dispatcher)
@@ -122,8 +103,8 @@ class Alerting final {
     intent_observer_ = std::move(observer);
   }
 
-  // Prometheus text for /metrics (any thread).
-  std::string metrics_text() const;
+  // The numbers /metrics shows (any thread; api::render_prometheus writes the text).
+  api::AlertMetrics metrics() const;
   // Empty, or why presenced is not fully ready: what it cannot persist (any thread; /readyz).
   std::string not_ready_reason() const;
 
@@ -153,7 +134,6 @@ class Alerting final {
   // Drops the silences from alerts.silences and adds these; the count now in force.
   std::size_t apply_config_silences(const std::vector<SilenceConfig>& silences,
                                     core::MonoTime now);
-  void run_saver();
   void submit(std::vector<core::AlertIntent>& intents);
   // Context that is not a page (issue 18): Notify intents for PagerDuty change events, Teams,
   // Alertmanager (info), Slack and webhooks.
@@ -166,7 +146,7 @@ class Alerting final {
   std::function<alert::DispatcherConfig::Gate(const std::vector<alert::OutboxEntry>&)> gate_;
   std::function<void(const std::vector<alert::OutboxEntry>&)> after_send_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
-  NaiveAlerts naive_;                          // mode: naive
+  core::NaiveAlerts naive_;                    // mode: naive
   bool naive_blind_ = false;
   bool firing_known_ = false;  // engine thread: alerts_firing_ counted since the restore
   std::unique_ptr<alert::Dispatcher> dispatcher_;
@@ -179,25 +159,14 @@ class Alerting final {
   std::vector<core::AlertIntent> intents_;
   std::function<void(const std::vector<core::AlertIntent>&)> intent_observer_;
 
-  // Saver thread: the engine thread copies the state (the pause, see docs/alerts.md), the saver
-  // writes it (fsync) so the engine never waits for the disk. Latest copy wins.
-  struct Pending {
-    std::uint64_t submitted = 0;  // Dispatcher::submitted() at the copy
-    std::vector<core::DeviceSnapshot> devices;
-    std::string incidents;
-  };
-  std::mutex save_mu_;
-  std::condition_variable save_cv_;
-  std::optional<Pending> pending_;
-  bool saving_ = false;
-  bool save_stop_ = false;
-  std::thread saver_;
+  // The engine thread copies the state, the saver (presence/store/saver.h) writes it.
+  store::SnapshotSaver saver_;
 
   // Read by /metrics and the watchdog from other threads.
   std::atomic<bool> healthy_{false};
   std::atomic<std::uint64_t> triggers_{0}, resolves_{0}, notices_{0};
   std::atomic<std::uint64_t> incidents_open_{0}, alerts_firing_{0}, alerts_pending_{0},
-      devices_held_{0}, policy_counters_[6] = {};
+      devices_held_{0}, policy_counters_[8] = {}, devices_unreachable_{0};
   std::atomic<std::int64_t> snapshot_pause_us_{0};
   std::atomic<bool> restored_{false};
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).

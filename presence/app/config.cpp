@@ -20,6 +20,7 @@
 #include <sstream>
 #include <yaml-cpp/yaml.h>
 
+#include "presence/common/iso8601.h"
 #include "presence/common/wall_time.h"
 #include "presence/core/words.h"
 #include "presence/ingest/presets.h"
@@ -98,64 +99,13 @@ std::string hostname() {
   return buf;
 }
 
-std::optional<WallTime> parse_iso8601_unchecked(std::string_view s);
-
-// ISO 8601: 2026-11-21, 2026-11-21T12:00Z, 2026-11-21T12:00:00Z, 2026-11-21T12:00:00.5+01:00.
-// A date-time must carry Z or an offset: a silence in "local time" means something else on every
-// machine.
+// One parser for every time a user gives us (presence/common/iso8601.h): a silence that loads from
+// this file is accepted by POST /v1/silences and the other way round (issue 12). The file keeps
+// whole seconds: a fraction is truncated.
 std::optional<WallTime> parse_iso8601(std::string_view s) {
-  // One accepted range for every time input (presence/common/wall_time.h; issue 19 item 5).
-  auto accept = [](WallTime t) -> std::optional<WallTime> {
-    const auto secs = common::accept_wall_seconds(t.time_since_epoch().count());
-    if (!secs) return std::nullopt;
-    return WallTime{std::chrono::seconds(*secs)};
-  };
-  const auto parsed = parse_iso8601_unchecked(s);
-  return parsed ? accept(*parsed) : std::nullopt;
-}
-
-std::optional<WallTime> parse_iso8601_unchecked(std::string_view s) {
-  auto num = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
-    if (pos + len > s.size()) return std::nullopt;
-    for (std::size_t i = pos; i < pos + len; ++i)
-      if (s[i] < '0' || s[i] > '9') return std::nullopt;
-    return parse_int<int>(s.substr(pos, len));
-  };
-  const auto y = num(0, 4), mo = num(5, 2), d = num(8, 2);
-  if (!y || !mo || !d || s.size() < 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year{*y},
-                                        std::chrono::month{static_cast<unsigned>(*mo)},
-                                        std::chrono::day{static_cast<unsigned>(*d)}};
-  if (!ymd.ok()) return std::nullopt;
-  WallTime t{std::chrono::sys_days{ymd}};
-  if (s.size() == 10) return t;
-  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return std::nullopt;
-  const auto h = num(11, 2), mi = num(14, 2);
-  if (!h || !mi || s.size() < 16 || s[13] != ':' || *h > 23 || *mi > 59) return std::nullopt;
-  t += std::chrono::hours(*h) + std::chrono::minutes(*mi);
-  std::size_t pos = 16;
-  if (pos < s.size() && s[pos] == ':') {
-    const auto sec = num(pos + 1, 2);
-    if (!sec || *sec > 60) return std::nullopt;
-    t += std::chrono::seconds(*sec);
-    pos += 3;
-    if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {  // fraction: truncated to seconds
-      ++pos;
-      const std::size_t start = pos;
-      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
-      if (pos == start) return std::nullopt;
-    }
-  }
-  if (pos >= s.size()) return std::nullopt;  // no zone
-  if ((s[pos] == 'Z' || s[pos] == 'z') && pos + 1 == s.size()) return t;
-  if (s[pos] != '+' && s[pos] != '-') return std::nullopt;
-  const int sign = s[pos] == '+' ? 1 : -1;
-  const auto oh = num(pos + 1, 2);
-  std::size_t mpos = pos + 3;
-  if (mpos < s.size() && s[mpos] == ':') ++mpos;
-  const auto om = num(mpos, 2);
-  if (!oh || !om || mpos + 2 != s.size() || *oh > 23 || *om > 59) return std::nullopt;
-  return t - sign * (std::chrono::hours(*oh) + std::chrono::minutes(*om));
+  const auto t = common::parse_iso8601(s);
+  if (!t) return std::nullopt;
+  return std::chrono::floor<std::chrono::seconds>(*t);
 }
 
 std::string format_iso8601(WallTime t) {
@@ -289,6 +239,12 @@ void describe(V& v, Config& c) {
   v.list("sources", c.sources, [&](SourceConfig& s) { describe_source(v, s); });
   v.list("device_classes", c.device_classes,
          [&](DeviceClassConfig& d) { describe_device_class(v, d); });
+  v.section("sparkplug", [&] {
+    v.field("enabled", c.sparkplug.enabled);
+    v.field("primary_host", c.sparkplug.primary_host);
+    v.field("rebirth", c.sparkplug.rebirth);
+    v.field("rebirth_interval", c.sparkplug.rebirth_interval);
+  });
   v.section("output", [&] {
     auto& o = c.output;
     v.field("device_prefix", o.device_prefix);
@@ -389,6 +345,8 @@ void describe(V& v, Config& c) {
       v.field("storm_flapping_floor", p.storm_flapping_floor);
       v.field("storm_flapping_fraction", p.storm_flapping_fraction);
       v.field("details_max_devices", p.details_max_devices);
+      v.field("parent_label", p.parent_label);
+      v.field("parent_return_grace", p.parent_return_grace);
     });
     v.list("routes", a.routes, [&](AlertRouteConfig& r) { describe_route(v, r); });
     v.list("silences", a.silences, [&](SilenceConfig& s) { describe_silence(v, s); });
@@ -567,6 +525,14 @@ class Reader {
     return 0;
   }
   bool failed(const std::string& path) const { return failed_.count(path) != 0; }
+  // A key under prefix failed to read or was reported.
+  bool failed_under(const std::string& prefix) const {
+    const auto it = failed_.lower_bound(prefix);
+    if (it != failed_.end() && it->rfind(prefix, 0) == 0) return true;
+    for (const auto& e : errors_)
+      if (e.key.rfind(prefix, 0) == 0) return true;
+    return false;
+  }
   bool present(const std::string& path) const { return lines_.count(path) != 0; }
 
  private:
@@ -703,7 +669,7 @@ class Reader {
       out = *v;
       return std::nullopt;
     }
-    if (parse_iso8601_unchecked(s)) return "bad time " + quoted(s) + " (before 1970)";
+    if (common::parse_iso8601_unchecked(s)) return "bad time " + quoted(s) + " (before 1970)";
     return "bad time " + quoted(s) + " (expected ISO 8601 with a zone, e.g. 2026-11-21T12:00:00Z)";
   }
   template <class E, class = std::enable_if_t<std::is_enum_v<E>>>
@@ -805,6 +771,8 @@ class Validator {
     store();
     alerts();
     ha();
+    core_rules();
+    ingest_topics();
   }
 
  private:
@@ -1016,6 +984,48 @@ class Validator {
           "presence.forget_after", "must not be negative");
   }
 
+  // The engine's own rule (core::config_error) has the last word: a file the core would refuse is
+  // refused here, at the key, instead of presenced starting with an engine that rejects it
+  // (issue 12: one config truth; e.g. a heartbeat_timeout_ceiling past 49 days). Asked only when
+  // the checks above found nothing in presence.* and device_classes, so nothing is said twice.
+  void core_rules() {
+    if (failed_under("presence") || failed_under("device_classes")) return;
+    // The classes the engine gets: the file's and those the sources' presets name (mqtt_link.h).
+    core::Config engine = c_.presence;
+    for (const auto& d : ingest::effective_device_classes(c_.sources, device_class_specs(c_)))
+      engine.device_classes.push_back(d.timeouts);
+    const std::string error = core::config_error(engine);
+    if (error.empty()) return;
+    // The core names its key first ("offline_grace must be > 0"); device class rules name the class.
+    const auto space = error.find(' ');
+    const std::string key = error.substr(0, space);
+    if (error.rfind("device class", 0) == 0 || error.rfind("at most", 0) == 0)
+      check(false, "device_classes", error);
+    else
+      check(false, "presence." + key, space == std::string::npos ? error : error.substr(space + 1));
+  }
+  bool failed_under(const std::string& prefix) const { return r_.failed_under(prefix); }
+
+  // The ingest compiler's own verdict on the whole set (topics.*, sources, device classes): what
+  // the per-pattern checks above cannot see (no topic pattern at all, a source's preset patterns).
+  // Its errors are "topics.<key>: reason" or "sources[i].<key>: reason".
+  void ingest_topics() {
+    if (failed_under("topics") || failed_under("sources") || failed_under("device_classes")) return;
+    ingest::TopicMatcher matcher;
+    ingest::SourceTable table;
+    std::vector<std::string> errors;
+    const auto specs = device_class_specs(c_);
+    if (ingest::compile_ingest(topic_options(c_), c_.sources,
+                               ingest::effective_device_classes(c_.sources, specs), matcher, table,
+                               errors))
+      return;
+    for (const auto& e : errors) {
+      const auto colon = e.find(": ");
+      if (colon == std::string::npos) check(false, "topics", e);
+      else check(false, e.substr(0, colon), e.substr(colon + 2));
+    }
+  }
+
   void http() {
     const auto& h = c_.http;
     check(h.token.empty() || h.token_file.empty(), "http.token_file",
@@ -1091,6 +1101,9 @@ class Validator {
                "(an empty entry)");
     positive(a.alertmanager.resend_interval, "alerts.alertmanager.resend_interval");
     positive(a.alertmanager.notify_for, "alerts.alertmanager.notify_for");
+    positive(c_.sparkplug.rebirth_interval, "sparkplug.rebirth_interval");
+    check(c_.sparkplug.primary_host.find_first_of("/+#") == std::string::npos, "sparkplug.primary_host",
+          "is a Sparkplug host_id: no '/', '+' or '#'");
     http_url(a.teams.webhook_url, "alerts.teams.webhook_url", a.teams.enabled,
              "when alerts.teams.enabled is true");
     check(a.teams.max_per_second > 0.0, "alerts.teams.max_per_second",
@@ -1101,6 +1114,7 @@ class Validator {
     const auto& p = a.policy;
     positive(p.group_interval, "alerts.policy.group_interval");
     positive(p.blind_alert_after, "alerts.policy.blind_alert_after");
+    positive(p.parent_return_grace, "alerts.policy.parent_return_grace");
     positive(p.incident_window, "alerts.policy.incident_window");
     check(p.incident_open_floor >= 1, "alerts.policy.incident_open_floor", "must be at least 1");
     check(p.incident_open_fraction > 0.0 && p.incident_open_fraction <= 1.0,
@@ -1234,6 +1248,7 @@ constexpr const char* kRestartKeys[] = {
     "mqtt",                  // the broker connection and session are built once
     "topics",                // subscriptions
     "sources",               // subscriptions and parsers
+    "sparkplug",             // the spBv1.0/# subscription and the edge-node tracker
     "device_classes",        // core::Engine takes its classes at construction
     "output.device_prefix",  // retained state would be left behind on the old topics
     "output.fleet_topic",
@@ -1460,18 +1475,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   if (it == units.end()) return std::nullopt;
   if (*n > std::numeric_limits<std::uint64_t>::max() / it->second) return std::nullopt;
   return *n * it->second;
-}
-
-std::optional<std::string> validate_topic_pattern(std::string_view pattern, bool require_id) {
-  // One rule (issue 14): the loader used to reject '+' and '#' that the ingest compiler accepts
-  // and docs/topics.md allows. Now the loader asks the compiler itself.
-  if (pattern.empty()) return "must not be empty";
-  std::string error;
-  const auto kind = require_id ? ingest::TopicKind::Status : ingest::TopicKind::Uptime;
-  if (ingest::TopicPattern::compile(kind, pattern, &error)) return std::nullopt;
-  const std::string prefix = "topic pattern '" + std::string(pattern) + "': ";
-  if (error.rfind(prefix, 0) == 0) error.erase(0, prefix.size());
-  return error;
 }
 
 Substituted substitute_env(std::string_view text, const EnvLookup& env) {

@@ -24,6 +24,9 @@
 #include "presence/core/config.h"
 #include "presence/core/fleet.h"
 #include "presence/core/policy.h"
+#include "presence/ingest/mqtt_config.h"
+#include "presence/ingest/source.h"
+#include "presence/ingest/topics.h"
 
 namespace presence::app {
 
@@ -31,40 +34,12 @@ using Duration = std::chrono::milliseconds;
 using WallTime = std::chrono::sys_time<std::chrono::seconds>;
 
 // ---------------------------------------------------------------------------------------------
-// mqtt: how presenced connects to the broker.
-struct MqttTlsConfig {
-  std::string ca_file;    // empty = system trust store
-  bool verify = true;     // verify the broker certificate and host name
-  std::string cert_file;  // client certificate (mutual TLS); empty = none
-  std::string key_file;   // client key; required when cert_file is set
-};
-
-struct MqttReconnectConfig {
-  // Exponential backoff with jitter after losing the broker. Jitter spreads reconnects of many
-  // presenced/clients so a broker restart is not met by a synchronized storm (post-mortem 000).
-  Duration min_backoff{std::chrono::seconds(1)};
-  Duration max_backoff{std::chrono::seconds(30)};
-  double jitter = 0.2;  // +/- share of the backoff, in [0, 1]
-};
-
-enum class MqttProtocol { v3_1_1, v5 };
-
-struct MqttConfig {
-  std::string uri = "tcp://127.0.0.1:1883";  // tcp://, mqtt://, ssl://, mqtts://, ws://, wss://
-  // Empty in the file means "presenced-<hostname>"; the loader fills it in, so after a successful
-  // load client_id is never empty.
-  std::string client_id;
-  MqttProtocol protocol = MqttProtocol::v3_1_1;
-  // false: the broker keeps presenced's subscriptions and queues QoS>=1 last-wills while
-  // presenced restarts, so no offline event is lost across a presenced restart (post-mortem 001).
-  bool clean_session = false;
-  Duration keepalive{std::chrono::seconds(30)};
-  std::string username;
-  std::string password;  // use ${VAR} substitution to keep it out of the file
-  MqttTlsConfig tls;
-  MqttReconnectConfig reconnect;
-  int qos = 1;  // subscription QoS, 0..2
-};
+// mqtt: how presenced connects to the broker. One struct, the config's own key names, from the
+// file to the Paho connection (presence/ingest/mqtt_config.h; issue 12).
+using MqttTlsConfig = ingest::MqttTlsConfig;
+using MqttReconnectConfig = ingest::MqttReconnectConfig;
+using MqttProtocol = ingest::MqttProtocol;
+using MqttConfig = ingest::MqttConfig;
 
 // ---------------------------------------------------------------------------------------------
 // topics: MQTT topic patterns presenced subscribes to. {id} = device/client id (exactly one,
@@ -87,22 +62,8 @@ struct TopicsConfig {
 // sources (issue 14): several inputs, each a preset or patterns + a payload map. topics.status and
 // topics.heartbeat stay the first source (set both to "" to use only `sources`). Empty keys take
 // the preset's value. docs/configuration.md "sources", docs/recipes.md.
-struct SourceConfig {
-  std::string name;    // for messages; defaults to the preset name
-  std::string preset;  // homeassistant | tasmota | esphome | zigbee2mqtt | homie | generic
-  std::vector<std::string> status;
-  std::vector<std::string> heartbeat;
-  std::vector<std::string> ignore;  // topics under the filters above that are not devices
-  std::string state_path;           // JSON path of the state word ("state"); empty = whole payload
-  std::vector<std::string> online;
-  std::vector<std::string> offline;   // unclean (the will)
-  std::vector<std::string> graceful;  // clean disconnect
-  std::vector<std::string> sleeping;  // up, silent by design: never offline for silence
-  std::vector<std::string> other;     // no presence meaning
-  std::map<std::string, std::string> labels;       // static labels
-  std::map<std::string, std::string> label_paths;  // label -> JSON path
-  std::string device_class;                        // a device_classes name
-};
+// The same struct the ingest compiler takes (presence/ingest/source.h), key for key.
+using SourceConfig = ingest::SourceSpec;
 
 // device_classes (issue 14): timeouts per class; 0 = the presence.* value.
 struct DeviceClassConfig {
@@ -252,6 +213,11 @@ struct AlertPolicyConfig {
   // Device ids listed in one group or straggler alert; the rest is counted (`count`), and the
   // API lists every one. PagerDuty caps an event at 512 KB.
   std::uint32_t details_max_devices = static_cast<std::uint32_t>(core::PolicyConfig{}.details_max_devices);
+  // Parents and children (issue 15, docs/core.md "Parents and children"): the label naming a
+  // device's parent ("" = none), and how long a returned parent's children have to come back
+  // before they are paged as its stragglers.
+  std::string parent_label = core::PolicyConfig{}.parent_label;
+  Duration parent_return_grace = core::PolicyConfig{}.parent_return_grace;
 };
 
 using LabelMatch = std::map<std::string, std::string>;  // label -> value; all must match
@@ -303,8 +269,17 @@ struct LogConfig {
 // on every birth: the baseline the scenario scorecard compares against).
 enum class Mode { presence, naive };
 
+// Sparkplug B 3.0 (issue 15, docs/sparkplug.md).
+struct SparkplugConfig {
+  bool enabled = false;      // subscribe to spBv1.0/# and read edge nodes, devices and STATE
+  std::string primary_host;  // host_id of the primary host application ("" = none)
+  bool rebirth = false;      // ask an edge node whose NBIRTH was missed for a rebirth (NCMD)
+  Duration rebirth_interval{std::chrono::seconds(60)};  // at most one request per node per interval
+};
+
 struct Config {
   MqttConfig mqtt;
+  SparkplugConfig sparkplug;
   TopicsConfig topics;
   std::vector<SourceConfig> sources;
   std::vector<DeviceClassConfig> device_classes;
@@ -396,6 +371,13 @@ std::string format_duration(Duration d);  // inverse: 90000ms -> "1m30s"
 
 // "512", "64KiB", "10MiB", "1GiB" (also KB/MB/GB = powers of 1000). Bytes.
 std::optional<std::uint64_t> parse_size(std::string_view text);
+
+// The file's topics (topics.*: one pattern per key, broker_ext as a prefix of six topics) and
+// device classes as the ingest compiler takes them (presence/ingest/topics.h). The loader compiles
+// them with the sources (errors at topics.<key> / sources[i].<key>), so a file that loads is one
+// presenced can subscribe with.
+ingest::TopicOptions topic_options(const Config& config);
+std::vector<ingest::DeviceClassSpec> device_class_specs(const Config& config);
 
 // Topic pattern check; returns the reason it is bad, or nullopt when fine. require_id: the
 // pattern must contain exactly one {id} (or {id+}) as a whole level; otherwise {id} must be

@@ -61,82 +61,17 @@ std::string service_topic_for(const std::string& fleet_topic) {
 
 presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
   presence::ingest::MqttLinkOptions o;
-  auto& m = o.mqtt;
-  m.uri = c.mqtt.uri;
-  m.client_id = c.mqtt.client_id;
-  m.version = c.mqtt.protocol == presence::app::MqttProtocol::v5 ? 5 : 4;
-  m.clean_session = c.mqtt.clean_session;
-  // A persistent MQTT 5 session must outlive a presenced restart to keep queued last-wills.
-  m.session_expiry_seconds = c.mqtt.clean_session ? 0 : 3600;
-  m.keepalive = std::chrono::duration_cast<std::chrono::seconds>(c.mqtt.keepalive);
-  m.username = c.mqtt.username;
-  m.password = c.mqtt.password;
-  m.tls_ca_file = c.mqtt.tls.ca_file;
-  m.tls_verify = c.mqtt.tls.verify;
-  m.tls_cert_file = c.mqtt.tls.cert_file;
-  m.tls_key_file = c.mqtt.tls.key_file;
-  m.qos = c.mqtt.qos;
-  m.reconnect_min = c.mqtt.reconnect.min_backoff;
-  m.reconnect_max = c.mqtt.reconnect.max_backoff;
-  m.reconnect_jitter = c.mqtt.reconnect.jitter;
+  o.mqtt = c.mqtt;  // one struct, the config's key names (ingest/mqtt_config.h)
 
-  // An empty pattern in the file means "do not subscribe".
-  auto one = [](const std::string& p) {
-    return p.empty() ? std::vector<std::string>{} : std::vector<std::string>{p};
-  };
-  auto& t = o.topics;
-  const auto& ct = c.topics;
-  t.status = one(ct.status);
-  t.heartbeat = one(ct.heartbeat);
-  t.emqx_connected = one(ct.emqx_connected);
-  t.emqx_disconnected = one(ct.emqx_disconnected);
-  if (ct.broker_ext.empty()) {
-    t.broker_ext_boot.clear();
-    t.broker_ext_heartbeat.clear();
-    t.broker_ext_connected.clear();
-    t.broker_ext_disconnected.clear();
-    t.broker_ext_alive.clear();
-    t.broker_ext_clients.clear();
-  } else {
-    t.broker_ext_boot = {ct.broker_ext + "/boot"};
-    t.broker_ext_heartbeat = {ct.broker_ext + "/heartbeat"};
-    t.broker_ext_connected = {ct.broker_ext + "/clients/{id}/connected"};
-    t.broker_ext_disconnected = {ct.broker_ext + "/clients/{id}/disconnected"};
-    t.broker_ext_alive = {ct.broker_ext + "/alive"};
-    t.broker_ext_clients = {ct.broker_ext + "/clients"};
-  }
-  o.ignore_ids = ct.ignore_ids;
-  // Sources and device classes (issue 14): the same fields under the ingest names.
-  for (const auto& cs : c.sources) {
-    presence::ingest::SourceSpec s;
-    s.name = cs.name;
-    s.preset = cs.preset;
-    s.status = cs.status;
-    s.heartbeat = cs.heartbeat;
-    s.ignore = cs.ignore;
-    s.state_path = cs.state_path;
-    s.online = cs.online;
-    s.offline = cs.offline;
-    s.graceful = cs.graceful;
-    s.sleeping = cs.sleeping;
-    s.other = cs.other;
-    s.labels = cs.labels;
-    s.label_paths = cs.label_paths;
-    s.device_class = cs.device_class;
-    o.sources.push_back(std::move(s));
-  }
-  for (const auto& cd : c.device_classes) {
-    presence::ingest::DeviceClassSpec d;
-    d.timeouts.name = cd.name;
-    d.timeouts.heartbeat_timeout_floor = cd.heartbeat_timeout_floor;
-    d.timeouts.heartbeat_timeout_ceiling = cd.heartbeat_timeout_ceiling;
-    d.timeouts.offline_grace = cd.offline_grace;
-    d.match = cd.match;
-    o.device_classes.push_back(std::move(d));
-  }
-  t.uptime.clear();
-  if (!ct.mosquitto_uptime.empty()) t.uptime.push_back(ct.mosquitto_uptime);
-  if (!ct.emqx_uptime.empty()) t.uptime.push_back(ct.emqx_uptime);
+  // The file's topics, sources and classes, as the loader compiled them (config.h).
+  o.topics = presence::app::topic_options(c);
+  o.ignore_ids = c.topics.ignore_ids;
+  o.sparkplug.enabled = c.sparkplug.enabled;
+  o.sparkplug.primary_host = c.sparkplug.primary_host;
+  o.sparkplug.rebirth = c.sparkplug.rebirth;
+  o.sparkplug.rebirth_interval = c.sparkplug.rebirth_interval;
+  o.sources = c.sources;  // the config's struct is the ingest compiler's
+  o.device_classes = presence::app::device_class_specs(c);
 
   auto& out = o.output;
   out.device_prefix = c.output.device_prefix;
@@ -209,6 +144,11 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   m.devices_cleared_total = q.devices_cleared_total;
   m.broker_restarts_total = q.broker_restarts_total;
   m.connects_total = q.connects_total;
+  m.sparkplug_messages_total = q.sparkplug_messages_total;
+  m.sparkplug_stale_deaths_total = q.sparkplug_stale_deaths_total;
+  m.sparkplug_births_dead_on_arrival_total = q.sparkplug_births_dead_on_arrival_total;
+  m.sparkplug_rebirths_total = q.sparkplug_rebirths_total;
+  m.sparkplug_rebirths_suppressed_total = q.sparkplug_rebirths_suppressed_total;
   m.broker_connected = q.broker_connected;
   m.restart_grace_active = s.restart_grace;
   // Blind: not subscribed, or the engine itself holds judgement (a broker restart).
@@ -216,27 +156,8 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   return m;
 }
 
-// The checks only the service can make: topic patterns and sources compile into a matcher.
-bool compile_all(const presence::ingest::MqttLinkOptions& o, std::vector<std::string>& errors) {
-  presence::ingest::TopicMatcher matcher;
-  presence::ingest::SourceTable table;
-  return presence::ingest::compile_ingest(
-      o.topics, o.sources, presence::ingest::effective_device_classes(o.sources, o.device_classes),
-      matcher, table, errors);
-}
-
-// Load + the checks only the service can make (topic patterns compile into a matcher).
-presence::app::LoadResult load(const std::string& path) {
-  auto r = presence::app::load_config_file(path);
-  if (r.ok()) {
-    std::vector<std::string> errors;
-    if (!compile_all(to_options(*r.config), errors)) {
-      for (const auto& e : errors) r.errors.push_back({path, 0, "", e});
-      r.config.reset();
-    }
-  }
-  return r;
-}
+// The loader compiles the topic patterns and sources itself (config.cpp, one config truth).
+presence::app::LoadResult load(const std::string& path) { return presence::app::load_config_file(path); }
 
 int check_config(const std::string& path) {
   const auto r = load(path);
@@ -254,11 +175,6 @@ void reload(const std::string& path, presence::app::Config& running,
             presence::server::Loop& loop, presence::ingest::MqttLink& mqtt,
             presence::app::Alerting& alerting) {
   auto r = presence::app::reload_config(running, path);
-  if (r.load.ok()) {
-    std::vector<std::string> errors;
-    if (!compile_all(to_options(*r.load.config), errors))
-      for (const auto& e : errors) r.load.errors.push_back({path, 0, "", e});
-  }
   if (!r.load.ok()) {
     for (const auto& e : r.load.errors)
       log(LogLevel::Error, "reload: " + presence::app::to_string(e));
@@ -385,7 +301,7 @@ int run(const std::string& path) {
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
   auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(loop.stats(), mqtt.stats());
-    m.extra = alerting.metrics_text();
+    m.extra = presence::api::render_prometheus(alerting.metrics());
     m.not_ready = alerting.not_ready_reason();
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);

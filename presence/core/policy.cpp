@@ -157,6 +157,170 @@ struct AlertPolicy::Impl {
 
   std::string id(DeviceIndex d) const { return id_of ? id_of(d) : std::to_string(d); }
 
+  // --- Parents and children (issue 15) --------------------------------------------------------
+  // A parent down makes its subtree unreachable: a child that drops then is not a failure of its
+  // own but part of the parent's one page (the parent's device page names how many devices are
+  // behind it). The fleet monitor learns the child's state without drop semantics (resync), so
+  // an edge node with its 20 devices is one drop, not 21 that open a fleet incident. When the
+  // parent returns, the children still down after parent_return_grace are paged once, as its
+  // stragglers (dedup key presence/parent-stragglers/<parent>/<n>), resolved when the last is
+  // back. A child that drops while every ancestor is up is paged as itself, as before.
+  Topology topo;
+  std::vector<std::string> topo_errors;
+  std::unordered_map<DeviceIndex, std::string> unreach;  // child -> topmost ancestor down when it dropped
+  struct ParentReturn {
+    std::string parent;
+    std::string key;
+    std::int64_t returned = 0;
+    std::int64_t due = kNeverDue;          // waiting: when the children still down are paged
+    bool firing = false;
+    std::vector<DeviceIndex> members;   // waiting: the unreachable children; firing: those paged
+    std::size_t remaining = 0;          // firing: paged and not back yet
+  };
+  std::map<std::uint64_t, ParentReturn> returns;
+  std::uint64_t next_return = 1;
+  std::unordered_map<DeviceIndex, std::uint64_t> straggling;  // child -> its firing return page
+
+  void set_parent_label(DeviceIndex d, std::string_view value) {
+    const std::string me = id(d);
+    // A source-wide parent label (every Zigbee2MQTT device's parent is the bridge) also reaches
+    // the parent itself: a device is never its own parent, so there it means "no parent".
+    if (value == me) value = {};
+    std::string err = topo.set_parent(me, d, value);
+    if (err.empty()) return;
+    ++counters.parent_cycles_refused;
+    if (topo_errors.size() < 64) topo_errors.push_back(std::move(err));
+  }
+
+  // Returns true when the transition was the drop of an unreachable device: handled here.
+  bool topology_step(const Transition& t, std::int64_t at) {
+    const std::string me = id(t.device);
+    const bool down_now = t.to == State::Suspect || t.to == State::Offline;
+    const bool problem = down_now || t.to == State::Flapping;
+    if (topo.down(me) != down_now && (!down_now || topo.has_children(me))) {
+      topo.set_down(me, down_now);
+      if (down_now) parent_down(me);
+      else parent_up(me, at);
+    }
+    if (problem) {
+      std::string cause = topo.down_ancestor(me);
+      auto u = unreach.find(t.device);
+      // Also held: a child that dropped behind its parent, whose parent is back, that is still
+      // on its way down (suspect -> offline): the parent's return grace decides about it.
+      if (cause.empty() && u == unreach.end() && straggling.count(t.device) == 0) return false;
+      fleet.resync(t.device, t.to);
+      pump_fleet();
+      auto it = devs.find(t.device);
+      if (it != devs.end() && it->second.phase != DeviceAlert::Firing) cancel(t.device, false);
+      if (u == unreach.end() && straggling.count(t.device) == 0) {
+        unreach.emplace(t.device, cause);
+        ++counters.unreachable_held;
+      }
+      return true;
+    }
+    if (t.to == State::Online || t.to == State::Unknown) child_back(t.device, at);
+    return false;
+  }
+
+  void parent_down(const std::string& parent) {
+    // Children that dropped a moment before their parent (a heartbeat timeout that fired first)
+    // are part of the same failure: their pages, not sent yet, are taken back.
+    for (DeviceIndex d : topo.descendants(parent)) {
+      auto it = devs.find(d);
+      if (it == devs.end() || it->second.phase == DeviceAlert::Firing) continue;
+      cancel(d, false);
+      if (unreach.emplace(d, parent).second) ++counters.unreachable_held;
+    }
+    // Down again before its return grace ended: the children wait for the next return.
+    std::erase_if(returns, [&](const auto& r) { return !r.second.firing && r.second.parent == parent; });
+  }
+
+  void parent_up(const std::string& parent, std::int64_t at) {
+    ParentReturn r;
+    r.parent = parent;
+    r.returned = at;
+    r.due = at + cfg.parent_return_grace.count();
+    for (DeviceIndex d : topo.descendants(parent))
+      if (unreach.count(d) != 0 && topo.down_ancestor(id(d)).empty()) r.members.push_back(d);
+    if (r.members.empty()) return;
+    const std::uint64_t n = next_return++;
+    r.key = make_key("presence/parent-stragglers/", parent + "/" + std::to_string(n));
+    returns.emplace(n, std::move(r));
+  }
+
+  void child_back(DeviceIndex d, std::int64_t at) {
+    unreach.erase(d);
+    auto s = straggling.find(d);
+    if (s == straggling.end()) return;
+    const std::uint64_t n = s->second;
+    straggling.erase(s);
+    auto r = returns.find(n);
+    if (r == returns.end() || --r->second.remaining > 0) return;
+    auto& a = push(AlertIntent::Action::Resolve, AlertIntent::Type::Stragglers, r->second.key, at);
+    a.component = r->second.parent;
+    a.summary = clip("all devices behind " + r->second.parent + " are back online", kMaxSummary);
+    returns.erase(r);
+  }
+
+  void fire_return(std::uint64_t n, std::int64_t at) {
+    auto r = returns.find(n);
+    if (r == returns.end()) return;
+    ParentReturn& ret = r->second;
+    std::vector<DeviceIndex> still;
+    for (DeviceIndex d : ret.members)
+      if (unreach.count(d) != 0 && topo.down_ancestor(id(d)).empty()) still.push_back(d);
+    ret.due = kNeverDue;
+    if (still.empty()) {
+      returns.erase(r);
+      return;
+    }
+    bool silenced = true;
+    for (DeviceIndex d : still) silenced = silenced && device_silenced(d, alert_class(AlertIntent::Type::Stragglers));
+    for (DeviceIndex d : still) unreach.erase(d);
+    if (silenced) {
+      ++counters.alerts_silenced;
+      returns.erase(r);
+      return;
+    }
+    ret.firing = true;
+    ret.members = still;
+    ret.remaining = still.size();
+    for (DeviceIndex d : still) straggling[d] = n;
+    auto& a = push(AlertIntent::Action::Trigger, AlertIntent::Type::Stragglers, ret.key, at);
+    a.severity = cfg.straggler_severity;
+    a.component = ret.parent;
+    const std::size_t rule = rule_of(still.front(), alert_class(AlertIntent::Type::Stragglers));
+    a.group = route_of(rule);
+    std::size_t listed = 0;
+    const std::string ids = id_list(still, listed);
+    const double secs = static_cast<double>(at - ret.returned) / 1000.0;
+    a.summary = clip(std::to_string(still.size()) + " of " + std::to_string(ret.members.size()) +
+                         " devices behind " + ret.parent + " did not come back within " + fixed(secs, 0) +
+                         " s after it returned: " + ids + (listed < still.size() ? ", ..." : ""),
+                     kMaxSummary);
+    a.details.emplace_back("parent", ret.parent);
+    a.details.emplace_back("count", std::to_string(still.size()));
+    a.details.emplace_back("devices", ids);
+  }
+
+  std::size_t behind_count(DeviceIndex d) const {
+    if (topo.empty()) return 0;
+    const std::string me = id(d);
+    return topo.has_children(me) ? topo.descendant_count(me) : 0;
+  }
+
+  // The parent's own page names what is behind it.
+  void describe_parent(AlertIntent& a, DeviceIndex d) const {
+    if (topo.empty()) return;
+    const std::string me = id(d);
+    if (!topo.has_children(me)) return;
+    const std::size_t behind = topo.descendant_count(me);
+    a.summary = clip(a.summary + "; " + std::to_string(behind) + " device" + (behind == 1 ? "" : "s") +
+                         " behind it unreachable",
+                     kMaxSummary);
+    a.details.emplace_back("unreachable_behind", std::to_string(behind));
+  }
+
   // --- Matching --------------------------------------------------------------------------------
 
   static bool matches(const std::vector<LabelMatch>& match,
@@ -501,6 +665,7 @@ struct AlertPolicy::Impl {
                      kMaxSummary);
     if (!why.empty()) i.details.emplace_back("after_incident", why);
     add_labels(i, d);
+    describe_parent(i, d);
   }
 
   void send_group(const std::string& route, const std::vector<DeviceIndex>& fresh, Severity sev, bool ruled,
@@ -566,13 +731,23 @@ struct AlertPolicy::Impl {
       std::size_t n = 0;
       for (DeviceIndex d : send) {
         if (n++ == cfg.details_max_devices) break;
-        named += (named.empty() ? "" : ", ") + id(d) + (devs[d].flapping ? " (flapping)" : " (offline)");
+        const std::size_t behind = behind_count(d);
+        named += (named.empty() ? "" : ", ") + id(d) + (devs[d].flapping ? " (flapping" : " (offline") +
+                 (behind == 0 ? std::string(")") : ", " + std::to_string(behind) + " behind it unreachable)");
       }
       i.component = route.empty() ? std::string("devices") : route;
       i.summary = clip(std::to_string(send.size()) + " unrelated devices " + how + ": " + named + more, kMaxSummary);
     }
     i.details.emplace_back("count", std::to_string(send.size()));
     i.details.emplace_back("devices", ids);
+    std::size_t behind = 0;
+    for (DeviceIndex d : send) behind += behind_count(d);
+    if (behind > 0) {
+      // Parents among the members (issue 15): what is unreachable behind them is part of the page.
+      if (cause || cohort != nullptr)
+        i.summary = clip(i.summary + "; " + std::to_string(behind) + " devices behind them unreachable", kMaxSummary);
+      i.details.emplace_back("unreachable_behind", std::to_string(behind));
+    }
   }
 
   // --- Fleet incidents -------------------------------------------------------------------------
@@ -745,19 +920,26 @@ struct AlertPolicy::Impl {
   // device dues, then group flushes), so a coarse tick decides exactly like a fine one.
   void run_until(std::int64_t t) {
     for (;;) {
-      std::int64_t t_sil = kNeverDue, t_inc = kNeverDue, t_due = kNeverDue, t_flush = kNeverDue;
+      std::int64_t t_sil = kNeverDue, t_inc = kNeverDue, t_due = kNeverDue, t_flush = kNeverDue, t_ret = kNeverDue;
       for (const auto& s : silences) t_sil = std::min(t_sil, to_ms(s.ends_at));
+      for (const auto& [n, r] : returns)
+        if (!r.firing) t_ret = std::min(t_ret, r.due);
       for (const auto& [id, ia] : incs)
         if (ia.incident == IncidentAlert::Waiting) t_inc = std::min(t_inc, ia.due);
       const bool wait = deferred(t);
       if (!wait && !due.empty()) t_due = std::max(due.begin()->first, resume_at);
       if (!wait)
         for (const auto& [route, b] : batches) t_flush = std::min(t_flush, std::max(b.flush_at, resume_at));
-      const std::int64_t next = std::min({t_sil, t_inc, t_due, t_flush});
+      const std::int64_t next = std::min({t_sil, t_inc, t_due, t_flush, t_ret});
       if (next > t || next == kNeverDue) break;
       now = std::max(now, next);
       if (next == t_sil) {
         expire_silences(next);
+      } else if (next == t_ret) {
+        std::vector<std::uint64_t> ready;
+        for (const auto& [n, r] : returns)
+          if (!r.firing && r.due == next) ready.push_back(n);
+        for (std::uint64_t n : ready) fire_return(n, next);
       } else if (next == t_inc) {
         for (auto& [id, ia] : incs) {
           if (ia.incident != IncidentAlert::Waiting || ia.due != next) continue;
@@ -879,12 +1061,14 @@ const PolicyConfig& AlertPolicy::config() const { return impl_->cfg; }
 
 void AlertPolicy::on_label(DeviceIndex device, std::string_view key, std::string_view value) {
   impl_->fleet.set_label(device, key, value);
+  if (!impl_->cfg.parent_label.empty() && key == impl_->cfg.parent_label) impl_->set_parent_label(device, value);
 }
 
 void AlertPolicy::on_transition(const Transition& t) {
   auto& m = *impl_;
   const std::int64_t at = std::max(m.now, to_ms(t.at));
   m.run_until(at);  // what was due before this transition happens first
+  if (t.device != kNoDevice && !m.topo.empty() && m.topology_step(t, at)) return;
   m.fleet.on_transition(t);
   m.pump_fleet();
   if (t.device == kNoDevice) return;
@@ -907,6 +1091,7 @@ void AlertPolicy::on_transition(const Transition& t) {
 bool AlertPolicy::may_forget(DeviceIndex device) const {
   const auto& m = *impl_;
   if (m.fleet.held_by(device) != 0) return false;
+  if (m.straggling.count(device) != 0) return false;
   auto it = m.devs.find(device);
   return it == m.devs.end() || it->second.phase != Impl::DeviceAlert::Firing;
 }
@@ -915,6 +1100,10 @@ void AlertPolicy::on_forget(DeviceIndex device) {
   auto& m = *impl_;
   m.cancel(device, /*held=*/false);
   m.fleet.forget(device);
+  if (!m.topo.empty()) {
+    m.unreach.erase(device);
+    m.topo.forget(m.id(device));
+  }
 }
 
 void AlertPolicy::on_connect(DeviceIndex device, MonoTime at) {
@@ -1048,8 +1237,37 @@ std::vector<DeviceIndex> AlertPolicy::stragglers(std::uint32_t incident) const {
 
 PolicyCounters AlertPolicy::counters() const { return impl_->counters; }
 
+const Topology& AlertPolicy::topology() const { return impl_->topo; }
+
+std::string AlertPolicy::unreachable_behind(DeviceIndex device) const {
+  if (impl_->topo.empty()) return {};
+  return impl_->topo.down_ancestor(impl_->id(device));
+}
+
+std::size_t AlertPolicy::unreachable() const { return impl_->unreach.size(); }
+
+std::vector<std::string> AlertPolicy::drain_topology_errors() {
+  std::vector<std::string> out;
+  out.swap(impl_->topo_errors);
+  return out;
+}
+
 void AlertPolicy::resync(const Engine& engine) {
   for (DeviceIndex d = 0; d < engine.size(); ++d) impl_->fleet.resync(d, engine.view(d).state);
+  // Parent links live in labels (PolicyConfig::parent_label): restored with the engine's labels,
+  // so no snapshot format change. Parents restored down are down (their subtree unreachable).
+  if (impl_->cfg.parent_label.empty()) return;
+  for (DeviceIndex d = 0; d < engine.size(); ++d) {
+    if (!engine.known(d)) continue;
+    for (const auto& [k, v] : engine.labels(d))
+      if (k == impl_->cfg.parent_label) impl_->set_parent_label(d, v);
+  }
+  for (DeviceIndex d = 0; d < engine.size(); ++d) {
+    if (!engine.known(d)) continue;
+    const State st = engine.view(d).state;
+    const std::string me = impl_->id(d);
+    if ((st == State::Suspect || st == State::Offline) && impl_->topo.has_children(me)) impl_->topo.set_down(me, true);
+  }
 }
 
 }  // namespace presence::core

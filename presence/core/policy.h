@@ -19,6 +19,7 @@
 #include "presence/core/engine.h"
 #include "presence/core/fleet.h"
 #include "presence/core/time.h"
+#include "presence/core/topology.h"
 
 namespace presence::core {
 
@@ -59,6 +60,14 @@ struct PolicyConfig {
   Severity incident_severity = Severity::Critical;  // fleet incident / storm / blind
   Severity straggler_severity = Severity::Error;
   std::vector<AlertRule> rules;
+  // Parents and children (issue 15, docs/core.md "Parents and children"). The label whose value
+  // names a device's parent (a gateway, bridge or edge node id); "" = no topology from labels.
+  // Sparkplug ingest and the presets set it; a config `topology.parents` map sets it too.
+  std::string parent_label = "parent";
+  // A parent back: its children that dropped while it was down and are still down this long after
+  // it returned are paged once, as that parent's stragglers. Sparkplug devices are reborn (DBIRTH)
+  // within seconds of their edge node's NBIRTH; 2 min is the device alert_after.
+  Duration parent_return_grace{std::chrono::minutes(2)};
 };
 
 // "" when usable, else the first problem (key named as in the YAML).
@@ -95,6 +104,8 @@ struct PolicyCounters {
   std::uint64_t devices_grouped = 0;          // devices sent inside a DeviceGroup
   std::uint64_t incidents_healed = 0;         // drop incidents healed before their page: notice only
   std::uint64_t notices = 0;                  // Notify intents (never pages)
+  std::uint64_t unreachable_held = 0;         // device drops held because a parent is down
+  std::uint64_t parent_cycles_refused = 0;    // parent labels refused: cycle or chain too deep
 };
 
 // Wiring: the policy is the engine's DecisionObserver (engine.h):
@@ -189,6 +200,16 @@ class AlertPolicy final : public DecisionObserver {
   std::vector<DeviceIndex> held(std::uint32_t incident) const;        // still held, not back
   std::vector<DeviceIndex> stragglers(std::uint32_t incident) const;  // reported stragglers
   PolicyCounters counters() const;
+
+  // Parents and children (issue 15). A device is unreachable while an ancestor is down: its drop
+  // is held under the ancestor's one page ("" = reachable, else the topmost ancestor down).
+  const Topology& topology() const;
+  std::string unreachable_behind(DeviceIndex device) const;
+  // Devices held unreachable right now (they dropped while a parent was down, not back yet).
+  std::size_t unreachable() const;
+  // Parent links refused since the last call ("parent cycle: a -> b -> a; ..."): the adapter logs
+  // each once. The link is not changed; the device keeps its previous parent (or none).
+  std::vector<std::string> drain_topology_errors();
 
   // After Engine::restore (which sets states without transitions): teach the fleet monitor every
   // device's state, so segment populations are right from the first drop after a restart.

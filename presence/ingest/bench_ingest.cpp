@@ -9,6 +9,7 @@
 #include "presence/ingest/output.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/source.h"
+#include "presence/ingest/sparkplug.h"
 
 namespace {
 
@@ -160,6 +161,44 @@ int main() {
            e.at = presence::core::mono_ms(now_ms);
            engine.on_event(e);
          }), "msg/s");
+
+  // Sparkplug B (issue 15): the protobuf decode of an NDATA (one Double metric) and the tracker
+  // on DDATA of known devices (decode + session lookup, no event: report by exception).
+  {
+    namespace sp = presence::ingest::sparkplug;
+    sp::PayloadSpec spec;
+    spec.timestamp = 1700000000000;
+    spec.seq = 7;
+    spec.values = {{"temperature", 21.5}};
+    const std::string data = sp::encode(spec);
+    sp::Payload pl;
+    std::string err;
+    report("ingest_sparkplug_decode_ndata", rate(kN, [&](int) {
+             sink = sink + (sp::decode(data, pl, err) ? pl.metrics : 0);
+           }), "msg/s");
+    sp::Tracker tracker;
+    std::vector<Parsed> events;
+    std::vector<sp::Command> commands;
+    constexpr int kNodes = 1000, kPerNode = 100;
+    spec.bd_seq = 0;
+    const std::string birth = sp::encode(spec);
+    std::vector<std::string> topics;
+    for (int n = 0; n < kNodes; ++n) {
+      const std::string edge = "edge-" + std::to_string(n);
+      tracker.on_message("spBv1.0/plant/NBIRTH/" + edge, birth, false, presence::core::mono_ms(0), 0, events, commands);
+      for (int d = 0; d < kPerNode; ++d) {
+        topics.push_back("spBv1.0/plant/DDATA/" + edge + "/dev-" + std::to_string(d));
+        tracker.on_message("spBv1.0/plant/DBIRTH/" + edge + "/dev-" + std::to_string(d), data, false,
+                           presence::core::mono_ms(0), 0, events, commands);
+      }
+    }
+    report("ingest_sparkplug_ddata_known_device", rate(kN, [&](int i) {
+             events.clear();
+             tracker.on_message(topics[static_cast<std::size_t>(i) % topics.size()], data, false,
+                                presence::core::mono_ms(1), 0, events, commands);
+             sink = sink + events.size();
+           }), "msg/s");
+  }
 
   PublishQueue q(0, std::chrono::seconds(1));
   std::vector<presence::core::DeviceIndex> out;

@@ -1,5 +1,7 @@
 #include "presence/ingest/mqtt_link.h"
 
+#include "presence/ingest/sparkplug.h"
+
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -65,6 +67,8 @@ class Listener : public mqtt::iaction_listener {
 
 // Final flush plus disconnect at stop, all waits together (issue 19 item 2: every exit <= 5 s).
 constexpr std::chrono::seconds kShutdownBudget{3};
+// A persistent MQTT 5 session must outlive a presenced restart to keep queued last-wills.
+constexpr int kSessionExpirySeconds = 3600;
 // Longer than Paho's own connect timeout (10 s) so Paho normally reports first.
 constexpr Duration kHandshakeTimeout{std::chrono::seconds(15)};
 // The device classes the engine needs: the configured ones and those the sources' presets name.
@@ -84,6 +88,9 @@ struct MqttLink::Impl {
   MqttLinkOptions opt;
   TopicMatcher matcher;
   SourceTable sources;
+  std::optional<sparkplug::Tracker> sparkplug_tracker;  // sparkplug.enabled
+  std::vector<Parsed> sparkplug_events;
+  std::vector<sparkplug::Command> sparkplug_commands;
   server::Loop& loop;
   core::Engine& engine;  // the loop's: used on the engine thread only
   std::function<std::uint32_t()> incidents_open;
@@ -133,9 +140,16 @@ struct MqttLink::Impl {
       for (const auto& e : errors) all += e + "; ";
       throw std::invalid_argument(all);
     }
+    if (opt.sparkplug.enabled) {
+      sparkplug::Options so;
+      so.primary_host = opt.sparkplug.primary_host;
+      so.rebirth = opt.sparkplug.rebirth;
+      so.rebirth_interval = opt.sparkplug.rebirth_interval;
+      sparkplug_tracker.emplace(so, opt.limits);
+    }
     anchor.mono = mono_now();
     anchor.wall = std::chrono::system_clock::now();
-    backoff = opt.mqtt.reconnect_min;
+    backoff = opt.mqtt.reconnect.min_backoff;
   }
 
   void push(Inbound in) {
@@ -178,7 +192,7 @@ struct MqttLink::Impl {
     const int buffered = static_cast<int>(std::clamp(
         opt.output.max_messages_per_second > 0 ? opt.output.max_messages_per_second * 4 : 100000.0,
         1000.0, 1000000.0));
-    mqtt::create_options create(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+    mqtt::create_options create(opt.mqtt.protocol == MqttProtocol::v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
                                 buffered);
     client = std::make_unique<mqtt::async_client>(server_uri(), opt.mqtt.client_id, create,
                                                   nullptr);
@@ -241,18 +255,17 @@ struct MqttLink::Impl {
 
   void build_connect_options() {
     mqtt::connect_options& b = conn_opts;
-    b.set_mqtt_version(opt.mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
-    if (opt.mqtt.version == 5) {
+    b.set_mqtt_version(opt.mqtt.protocol == MqttProtocol::v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    if (opt.mqtt.protocol == MqttProtocol::v5) {
       b.set_clean_start(opt.mqtt.clean_session);
-      if (!opt.mqtt.clean_session && opt.mqtt.session_expiry_seconds > 0) {
+      if (!opt.mqtt.clean_session) {
         b.set_properties(mqtt::properties{
-            {mqtt::property::SESSION_EXPIRY_INTERVAL,
-             static_cast<int>(opt.mqtt.session_expiry_seconds)}});
+            {mqtt::property::SESSION_EXPIRY_INTERVAL, kSessionExpirySeconds}});
       }
     } else {
       b.set_clean_session(opt.mqtt.clean_session);
     }
-    b.set_keep_alive_interval(opt.mqtt.keepalive);
+    b.set_keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(opt.mqtt.keepalive));
     b.set_connect_timeout(std::chrono::seconds(10));
     b.set_max_inflight(1000);
     if (!opt.mqtt.username.empty()) b.set_user_name(opt.mqtt.username);
@@ -262,11 +275,11 @@ struct MqttLink::Impl {
       // Paho keeps a raw pointer to the options object for it, and a failed handshake is
       // reported through the connect failure anyway.
       mqtt::ssl_options tls;
-      if (!opt.mqtt.tls_ca_file.empty()) tls.set_trust_store(opt.mqtt.tls_ca_file);
-      tls.set_enable_server_cert_auth(opt.mqtt.tls_verify);
-      tls.set_verify(opt.mqtt.tls_verify);
-      if (!opt.mqtt.tls_cert_file.empty()) tls.set_key_store(opt.mqtt.tls_cert_file);
-      if (!opt.mqtt.tls_key_file.empty()) tls.set_private_key(opt.mqtt.tls_key_file);
+      if (!opt.mqtt.tls.ca_file.empty()) tls.set_trust_store(opt.mqtt.tls.ca_file);
+      tls.set_enable_server_cert_auth(opt.mqtt.tls.verify);
+      tls.set_verify(opt.mqtt.tls.verify);
+      if (!opt.mqtt.tls.cert_file.empty()) tls.set_key_store(opt.mqtt.tls.cert_file);
+      if (!opt.mqtt.tls.key_file.empty()) tls.set_private_key(opt.mqtt.tls.key_file);
       b.set_ssl(std::move(tls));
     }
     // presenced's own presence: consumers of presence/devices/# can tell a stale view.
@@ -278,11 +291,11 @@ struct MqttLink::Impl {
 
   void schedule_reconnect(MonoTime now) {
     conn = Conn::Idle;
-    const double j = std::clamp(opt.mqtt.reconnect_jitter, 0.0, 1.0);
+    const double j = std::clamp(opt.mqtt.reconnect.jitter, 0.0, 1.0);
     std::uniform_real_distribution<double> factor(1.0 - j, 1.0 + j);
     next_connect = now + Duration(static_cast<std::int64_t>(
                              static_cast<double>(backoff.count()) * factor(rng)));
-    backoff = std::min(opt.mqtt.reconnect_max, backoff * 2);
+    backoff = std::min(opt.mqtt.reconnect.max_backoff, backoff * 2);
   }
 
   void maybe_connect(MonoTime now) {
@@ -327,7 +340,7 @@ struct MqttLink::Impl {
   void on_subscribed(server::Batch& b) {
     const MonoTime now = b.now;
     conn = Conn::Up;
-    backoff = opt.mqtt.reconnect_min;
+    backoff = opt.mqtt.reconnect.min_backoff;
     log(LogLevel::Info, "mqtt: connected to " + server_uri() + " and subscribed (" +
                             std::to_string(matcher.filters().size()) + " filters)");
     // We can see again. What happened while we were blind is unknown: the engine holds
@@ -365,6 +378,10 @@ struct MqttLink::Impl {
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(b);
     ++local.mqtt_messages_total;
+    if (sparkplug_tracker && in.topic.rfind("spBv1.0/", 0) == 0) {
+      handle_sparkplug(in, b);
+      return;
+    }
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
@@ -420,6 +437,48 @@ struct MqttLink::Impl {
       case Parsed::What::DeviceEvent:
         break;
     }
+    feed_device(p, b);
+  }
+
+  // Sparkplug B (issue 15): the tracker turns the message into device events, in order (an
+  // NDEATH's node before its devices, so the core knows the parent is down before the children
+  // drop), and maybe an NCMD Rebirth to publish.
+  void handle_sparkplug(const Inbound& in, server::Batch& b) {
+    sparkplug_events.clear();
+    sparkplug_commands.clear();
+    std::string detail;
+    const auto wall_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count());
+    const ParseError err = sparkplug_tracker->on_message(in.topic, in.payload, in.retained, b.now, wall_ms,
+                                                         sparkplug_events, sparkplug_commands, &detail);
+    if (err != ParseError::None) {
+      ++local.parse_errors_total[static_cast<std::size_t>(err)];
+      rlog.log(LogLevel::Warn, std::string("sparkplug:") + to_string(err),
+               std::string("sparkplug: ") + to_string(err) + " on '" + in.topic.substr(0, 200) + "' (" +
+                   std::to_string(in.payload.size()) + " bytes): " + detail + ", message dropped");
+    }
+    for (const auto& p : sparkplug_events) feed_device(p, b);
+    for (const auto& c : sparkplug_commands) {
+      // Rebirth requests only (presenced never publishes a STATE): QoS 0, not retained, best
+      // effort; a node that misses it is asked again after rebirth_interval.
+      if (!client || conn != Conn::Up) continue;
+      try {
+        client->publish(c.topic, c.payload.data(), c.payload.size(), 0, false);
+        ++local.sparkplug_rebirths_total;
+      } catch (const std::exception& e) {
+        rlog.log(LogLevel::Warn, "sparkplug:rebirth", std::string("sparkplug: rebirth request failed: ") + e.what());
+      }
+    }
+    const auto& c = sparkplug_tracker->counters();
+    local.sparkplug_messages_total = c.messages;
+    local.sparkplug_stale_deaths_total = c.stale_deaths;
+    local.sparkplug_births_dead_on_arrival_total = c.births_dead_on_arrival;
+    local.sparkplug_rebirths_suppressed_total = c.rebirths_suppressed;
+  }
+
+  void feed_device(const Parsed& p, server::Batch& b) {
+    const MonoTime now = b.now;
     if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
     const core::DeviceIndex dev = device_of(p.id);
     if (dev == core::kNoDevice) return;
@@ -457,7 +516,8 @@ struct MqttLink::Impl {
         state_since = now;
         log(LogLevel::Debug, std::string("mqtt: connected (session present: ") +
                                  (in.session_present ? "yes" : "no") + "), subscribing");
-        const auto filters = matcher.filters();
+        auto filters = matcher.filters();
+        if (sparkplug_tracker) filters.emplace_back(sparkplug::kFilter);
         auto coll = mqtt::string_collection::create(filters);
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
         try {
@@ -487,7 +547,7 @@ struct MqttLink::Impl {
                                 (in.detail.empty() ? std::string() : " (" + in.detail + ")") +
                                 ": blind until reconnected");
         feed(blind_spots.connection_lost(), b);
-        backoff = opt.mqtt.reconnect_min;
+        backoff = opt.mqtt.reconnect.min_backoff;
         schedule_reconnect(now);
         break;
       case Inbound::Type::ServerShutdown:

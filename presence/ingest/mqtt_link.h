@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "presence/core/config.h"
+#include "presence/ingest/mqtt_config.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/source.h"
 #include "presence/ingest/topic_pattern.h"
@@ -22,31 +23,6 @@
 #include "presence/server/loop.h"
 
 namespace presence::ingest {
-
-struct MqttOptions {
-  // tcp://host:port, ssl://host:port (mqtt:// and mqtts:// are accepted as aliases).
-  std::string uri = "tcp://127.0.0.1:1883";
-  std::string client_id = "presenced";
-  int version = 4;              // 4 = MQTT 3.1.1, 5 = MQTT 5
-  bool clean_session = true;    // false = persistent session (QoS 1 backlog kept while away)
-  std::uint32_t session_expiry_seconds = 0;  // MQTT 5 persistent session lifetime
-  std::chrono::seconds keepalive{30};
-  std::string username;
-  std::string password;
-  // TLS is on for ssl:// and mqtts:// URIs.
-  std::string tls_ca_file;    // empty = system trust store
-  bool tls_verify = true;       // verify the broker certificate and host name
-  std::string tls_cert_file;    // client certificate (mTLS), optional
-  std::string tls_key_file;
-  int qos = 1;                  // subscription QoS
-  // Reconnect: exponential backoff from reconnect_min to reconnect_max, each delay scaled by a
-  // random factor in [1 - reconnect_jitter, 1 + reconnect_jitter] so presenced replicas do not
-  // reconnect in lockstep with each other or the fleet (post-mortem 000: reconnect storms).
-  core::Duration reconnect_min{std::chrono::seconds(1)};
-  core::Duration reconnect_max{std::chrono::seconds(30)};
-  double reconnect_jitter = 0.2;
-  bool operator==(const MqttOptions&) const = default;
-};
 
 struct OutputOptions {
   std::string device_prefix = "presence/devices";  // <device_prefix>/<id>
@@ -62,7 +38,7 @@ struct OutputOptions {
 };
 
 struct MqttLinkOptions {
-  MqttOptions mqtt;
+  MqttConfig mqtt;  // the mqtt: section, as loaded (mqtt_config.h)
   TopicOptions topics;
   ParseLimits limits;
   OutputOptions output;
@@ -74,6 +50,15 @@ struct MqttLinkOptions {
   // source 0. The engine's classes are engine_device_classes() of these.
   std::vector<SourceSpec> sources;
   std::vector<DeviceClassSpec> device_classes;
+  // Sparkplug B (issue 15, docs/sparkplug.md): subscribe to spBv1.0/# and read it with
+  // sparkplug::Tracker (edge nodes, their devices, the primary host's STATE).
+  struct Sparkplug {
+    bool enabled = false;
+    std::string primary_host;
+    bool rebirth = false;
+    core::Duration rebirth_interval{std::chrono::seconds(60)};
+    bool operator==(const Sparkplug&) const = default;
+  } sparkplug;
 };
 
 // The device classes the engine needs (core::Config::device_classes): the configured ones and
@@ -93,6 +78,12 @@ struct MqttStats {
   std::uint64_t devices_cleared_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;
+  // Sparkplug B (issue 15): the tracker's counters (sparkplug.h), rebirth commands published.
+  std::uint64_t sparkplug_messages_total = 0;
+  std::uint64_t sparkplug_stale_deaths_total = 0;
+  std::uint64_t sparkplug_births_dead_on_arrival_total = 0;
+  std::uint64_t sparkplug_rebirths_total = 0;
+  std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;  // connected and subscribed
 };
 

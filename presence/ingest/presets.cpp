@@ -51,6 +51,10 @@ std::vector<std::pair<std::string_view, SourceSpec>> make_presets() {
   z2m.online = {"online"};
   z2m.offline = {"offline"};
   z2m.device_class = "zigbee2mqtt";
+  // Every device is reached through the bridge (issue 15): the bridge offline is one page naming
+  // it, its devices unreachable behind it. The bridge's own id is "zigbee2mqtt" (a device is
+  // never its own parent: the label means nothing on the bridge itself).
+  z2m.labels = {{"parent", "zigbee2mqtt"}};
   out.emplace_back("zigbee2mqtt", z2m);
 
   // Homie 3/4: homie/<device>/$state. "sleeping" is announced by the device and is not offline;

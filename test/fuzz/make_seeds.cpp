@@ -15,6 +15,9 @@
 #include "presence/core/policy.h"
 #include "presence/store/record.h"
 #include "presence/store/snapshot.h"
+#ifdef PRESENCE_SEEDS_SPARKPLUG
+#include "presence/ingest/sparkplug_codec.h"
+#endif
 
 namespace fs = std::filesystem;
 using namespace presence;
@@ -126,5 +129,38 @@ int main(int argc, char** argv) {
   write(corpus / "outbox" / "seed-file", file);
   write(corpus / "outbox" / "seed-records", payloads_of(file, 12));
   fs::remove_all(dir);
+#ifdef PRESENCE_SEEDS_SPARKPLUG
+  // Sparkplug B (test/fuzz/sparkplug_fuzz.cpp): raw payloads ('d') and a message sequence: node
+  // e0 born (bdSeq 255), a device born, a stale will, the wrap to 0, the will of 0, a STATE.
+  namespace sp = ingest::sparkplug;
+  auto payload = [](std::optional<std::uint64_t> bd, std::optional<std::uint64_t> seq, bool rebirth = false) {
+    sp::PayloadSpec s;
+    s.timestamp = 1700000000000;
+    s.bd_seq = bd;
+    s.seq = seq;
+    s.rebirth = rebirth;
+    if (!bd) s.values = {{"temperature", 21.5}};
+    return sp::encode(s);
+  };
+  write(corpus / "sparkplug" / "seed-birth", "d" + payload(255, 0));
+  write(corpus / "sparkplug" / "seed-rebirth", "d" + payload(std::nullopt, std::nullopt, true));
+  write(corpus / "sparkplug" / "seed-state", "d" + sp::encode_state({false, 1700000000000}));
+  // flags: bit 0 retained, bits 1-3 type (0 NBIRTH, 1 NDEATH, 2 DBIRTH, 3 DDEATH, 4 NDATA), bits 4-5
+  // node, bit 6 device, bit 7 STATE.
+  std::string seq = "s";
+  auto msg = [&seq](std::uint8_t flags, const std::string& p) {
+    seq += static_cast<char>(flags);
+    seq += static_cast<char>(p.size() > 255 ? 255 : p.size());
+    seq += p.substr(0, 255);
+  };
+  msg(0x00, payload(255, 0));                      // NBIRTH e0 bdSeq 255
+  msg(0x40 | (2 << 1), payload(std::nullopt, 1));  // DBIRTH e0/d0
+  msg(1 << 1, payload(254, std::nullopt));         // stale NDEATH 254
+  msg(0x00, payload(0, 0));                        // NBIRTH bdSeq 0 (wrap)
+  msg(1 << 1, payload(0, std::nullopt));           // NDEATH 0
+  msg(0x80, sp::encode_state({true, 1700000000000}));
+  msg(0x10 | (4 << 1), payload(std::nullopt, 3));  // NDATA e1: a node whose birth was missed
+  write(corpus / "sparkplug" / "seed-sequence", seq);
+#endif
   return 0;
 }

@@ -69,7 +69,8 @@ std::int64_t parse_ms(const std::string& s) {
 // Deep merge: maps merge key by key, anything else is replaced by `over`.
 YAML::Node merge(const YAML::Node& base, const YAML::Node& over) {
   if (!over.IsDefined() || over.IsNull()) return YAML::Clone(base);
-  if (!base.IsMap() || !over.IsMap()) return YAML::Clone(over);
+  // A key the base does not have (a whole new section such as `sparkplug:`) is taken as is.
+  if (!base.IsDefined() || !base.IsMap() || !over.IsMap()) return YAML::Clone(over);
   YAML::Node out = YAML::Clone(base);
   for (const auto& kv : over) {
     const auto key = kv.first.as<std::string>();

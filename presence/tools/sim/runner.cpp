@@ -26,6 +26,7 @@
 #include <fstream>
 #include <queue>
 
+#include "presence/ingest/sparkplug_codec.h"
 #include "presence/tools/sim/mqtt.h"
 
 extern char** environ;
@@ -119,6 +120,11 @@ struct Device {
   Millis ping_sent = -1;
   Millis next_heartbeat = 0;
   std::uint64_t heartbeat_seq = 0;
+  // Sparkplug edge-node mode: bdSeq of the current connection (0 on the first CONNECT, +1 on each
+  // next one, wrapping 255 -> 0) and the message seq (0 = NBIRTH, wrapping 255 -> 0).
+  std::uint8_t bd_seq = 0;
+  bool bd_used = false;
+  std::uint8_t sp_seq = 0;
   std::uint16_t packet_id = 0;
   std::uint32_t broker = 0;
   std::string out;
@@ -236,7 +242,7 @@ class Runner {
   }
   json device_event(const char* kind, const Device& d, const char* truth) {
     auto j = event(kind);
-    j["device"] = d.spec->id;
+    j["device"] = truth_id(d);
     j["truth"] = truth;
     return j;
   }
@@ -270,6 +276,24 @@ class Runner {
   void handle_packet(std::uint32_t i, mqtt::Packet& p);
   void tick(std::uint32_t i);
   void schedule_tick(std::uint32_t i);
+  // Sparkplug edge-node mode (SimOptions::sparkplug_group).
+  bool sparkplug() const { return !o_.sparkplug_group.empty(); }
+  // The id presenced gives the device: an edge node is {group}/{edge} (docs/sparkplug.md), so the
+  // truth the scenarios score names it the same way.
+  std::string truth_id(const Device& d) const {
+    return sparkplug() ? o_.sparkplug_group + "/" + d.spec->id : d.spec->id;
+  }
+  std::string sp_topic(const char* type, const Device& d, const std::string& device = {}) const {
+    return "spBv1.0/" + o_.sparkplug_group + "/" + type + "/" + d.spec->id + (device.empty() ? "" : "/" + device);
+  }
+  std::string sp_payload(Device& d, bool with_bd_seq, bool with_seq, bool value) const {
+    presence::ingest::sparkplug::PayloadSpec s;
+    s.timestamp = static_cast<std::uint64_t>(wall(now_));
+    if (with_bd_seq) s.bd_seq = d.bd_seq;
+    if (with_seq) s.seq = d.sp_seq++;
+    if (value) s.values = {{"uptime_s", static_cast<double>(now_) / 1000.0}};
+    return presence::ingest::sparkplug::encode(s);
+  }
   void publish(Device& d, const std::string& topic, const std::string& payload, int qos,
                bool retain);
   void schedule_reconnect(std::uint32_t i, bool session_lost, json* ev);
@@ -501,9 +525,18 @@ void Runner::go_online(std::uint32_t i) {
   d.failures = 0;
   d.attempts = 0;
   d.after_loss = false;
-  // Birth: retained, so presenced (and anyone) sees the current state on subscribe.
-  publish(d, d.status_topic, status_payload(*d.spec, true, o_.payload == "json"), o_.status_qos,
-          true);
+  if (sparkplug()) {
+    // Sparkplug 3.0: NBIRTH (seq 0, the bdSeq of this connection's will), then each device's
+    // DBIRTH; none retained, QoS 0.
+    d.sp_seq = 0;
+    publish(d, sp_topic("NBIRTH", d), sp_payload(d, true, true, false), 0, false);
+    for (int k = 0; k < o_.sparkplug_devices; ++k)
+      publish(d, sp_topic("DBIRTH", d, "dev-" + std::to_string(k)), sp_payload(d, false, true, true), 0, false);
+  } else {
+    // Birth: retained, so presenced (and anyone) sees the current state on subscribe.
+    publish(d, d.status_topic, status_payload(*d.spec, true, o_.payload == "json"), o_.status_qos,
+            true);
+  }
   d.next_heartbeat = o_.heartbeat > 0 ? now_ + heartbeat_delay(o_.heartbeat, o_.heartbeat_jitter, rng_)
                                       : -1;
   bool open = true;
@@ -528,8 +561,10 @@ void Runner::tick(std::uint32_t i) {
     return;
   }
   if (d.next_heartbeat >= 0 && now_ >= d.next_heartbeat) {
-    publish(d, d.heartbeat_topic, heartbeat_payload(++d.heartbeat_seq, o_.payload == "json"),
-            o_.heartbeat_qos, false);
+    if (sparkplug()) publish(d, sp_topic("NDATA", d), sp_payload(d, false, true, true), 0, false);
+    else
+      publish(d, d.heartbeat_topic, heartbeat_payload(++d.heartbeat_seq, o_.payload == "json"),
+              o_.heartbeat_qos, false);
     d.next_heartbeat = now_ + heartbeat_delay(o_.heartbeat, o_.heartbeat_jitter, rng_);
   } else if (o_.keepalive > 0 && d.ping_sent < 0 && now_ - d.last_send >= o_.keepalive * 3 / 4) {
     mqtt::encode_pingreq(d.out);
@@ -625,8 +660,16 @@ void Runner::handle_io(std::uint32_t i, std::uint32_t events) {
     c.client_id = d.spec->id;
     c.keepalive_s = static_cast<std::uint16_t>(std::clamp<Millis>(o_.keepalive / 1000, 0, 65535));
     c.clean_session = true;
-    c.will = mqtt::Will{d.status_topic, status_payload(*d.spec, false, o_.payload == "json"),
-                        static_cast<std::uint8_t>(o_.status_qos), true};
+    if (sparkplug()) {
+      // Sparkplug 3.0: the will is NDEATH carrying this connection's bdSeq (QoS 1, not retained);
+      // each new connection uses the next bdSeq.
+      if (d.bd_used) ++d.bd_seq;
+      d.bd_used = true;
+      c.will = mqtt::Will{sp_topic("NDEATH", d), sp_payload(d, true, false, false), 1, false};
+    } else {
+      c.will = mqtt::Will{d.status_topic, status_payload(*d.spec, false, o_.payload == "json"),
+                          static_cast<std::uint8_t>(o_.status_qos), true};
+    }
     mqtt::encode_connect(d.out, c);
     bool open = true;
     send(i, &open);
@@ -975,7 +1018,9 @@ void Runner::run_action(const Action& a) {
       for (auto idx : pick(c, split(a.select), choose)) {
         auto i = static_cast<std::uint32_t>(idx);
         auto& d = dev_[i];
-        if (a.announce)
+        if (a.announce && sparkplug())
+          publish(d, sp_topic("NDEATH", d), sp_payload(d, true, false, false), 1, false);  // no will on a clean close
+        else if (a.announce)
           publish(d, d.status_topic, status_payload(*d.spec, false, o_.payload == "json"),
                   o_.status_qos, true);
         mqtt::encode_disconnect(d.out);
@@ -1136,7 +1181,7 @@ int Runner::run() {
   if (o_.device_lines) {
     for (auto& d : dev_) {
       auto j = event("device");
-      j["device"] = d.spec->id;
+      j["device"] = truth_id(d);
       j["firmware"] = d.spec->firmware;
       j["site"] = d.spec->site;
       j["model"] = d.spec->model;

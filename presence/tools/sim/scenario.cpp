@@ -202,6 +202,14 @@ const std::vector<std::pair<std::string, Setter>>& setters() {
        }},
       {"status_topic", text(&SimOptions::status_topic)},
       {"heartbeat_topic", text(&SimOptions::heartbeat_topic)},
+      {"sparkplug_group",
+       [](SimOptions& o, std::string_view v) {
+         if (v.find_first_of("/+#") != std::string_view::npos) return std::string("must not contain / + #");
+         o.sparkplug_group = to_s(v);
+         return std::string{};
+       }},
+      {"sparkplug_devices",
+       [](SimOptions& o, std::string_view v) { return parse_int(v, o.sparkplug_devices, 0, 10000, ""); }},
       {"connect_timeout", duration(&SimOptions::connect_timeout)},
       {"failure_rate",
        [](SimOptions& o, std::string_view v) {
@@ -305,6 +313,7 @@ Simulates a fleet of MQTT devices as real connections to a real broker (docs/sim
   --keepalive 60s --heartbeat 30s --heartbeat-jitter 0.1 --heartbeat-qos 0 --status-qos 1
   --payload json|plain             birth/will payloads (json)
   --status-topic devices/{id}/status --heartbeat-topic devices/{id}/heartbeat
+  --sparkplug-group G --sparkplug-devices N   Sparkplug B edge nodes of group G with N devices each
   --failure-rate 2/min --failure-down 30s-5m --failure-never 0.1   background real failures
   --scenario FILE                  options and a timeline of actions (YAML)
   --duration 10m                   end of run (0: until the timeline ends it or SIGINT/SIGTERM)

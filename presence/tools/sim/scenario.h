@@ -46,6 +46,12 @@ struct SimOptions {
   std::string payload = "json";  // json | plain
   std::string status_topic = "devices/{id}/status";
   std::string heartbeat_topic = "devices/{id}/heartbeat";
+  // Sparkplug B edge-node mode (issue 15, docs/simulator.md "Sparkplug B"): every simulated
+  // client is an edge node of this group ("" = off) with sparkplug_devices devices behind it:
+  // will = NDEATH with the connection's bdSeq, NBIRTH + one DBIRTH per device when online, NDATA
+  // as the heartbeat, NDEATH before a clean disconnect. Status/heartbeat topics are then unused.
+  std::string sparkplug_group;
+  int sparkplug_devices = 0;
   Millis connect_timeout = 10'000;
   double failure_rate = 0;  // background real failures per second, fleet-wide
   DurationRange failure_down{30'000, 300'000};

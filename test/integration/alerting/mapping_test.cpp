@@ -119,18 +119,6 @@ TEST_CASE("store paths") {
   CHECK(snapshot_path(c) == "/x/snapshot.bin");
 }
 
-TEST_CASE("naive snapshot text round-trips and refuses garbage") {
-  NaiveAlerts a;
-  CHECK(a.restore("presence-naive 1\ndev%201\n"));
-  CHECK(a.firing() == 1);
-  NaiveAlerts b;
-  CHECK(b.restore(a.serialize()));
-  CHECK(b.firing() == 1);
-  NaiveAlerts c;
-  CHECK_FALSE(c.restore("presence-alert-policy 1\n"));
-  CHECK_FALSE(c.restore(""));
-}
-
 TEST_CASE("issue 18 sinks: names, endpoints, Notify only to change events, PagerDuty rate limit") {
   Config c;
   c.store.dir = "/nonexistent-presenced-test";  // the Alertmanager state file is only read

@@ -34,6 +34,14 @@ TEST_CASE("options by name: dashes or underscores, clear errors") {
   CHECK(set_option(o, "connect_rate", "0/s").find("connect_rate:") == 0);
   CHECK(set_option(o, "id_prefix", "a/b").find("id_prefix:") == 0);
   CHECK(set_option(o, "colour", "red") == "unknown option 'colour'");
+  // Sparkplug B edge-node mode (issue 15): the group is a topic level, devices bounded.
+  CHECK(set_option(o, "sparkplug_group", "plant").empty());
+  CHECK(o.sparkplug_group == "plant");
+  CHECK(set_option(o, "sparkplug_devices", "20").empty());
+  CHECK(o.sparkplug_devices == 20);
+  CHECK(set_option(o, "sparkplug_group", "a/b") == "sparkplug_group: must not contain / + #");
+  CHECK(set_option(o, "sparkplug_devices", "10001").find("sparkplug_devices:") == 0);
+  CHECK(usage().find("--sparkplug-group") != std::string::npos);
   CHECK(option_names().size() > 30);
   CHECK(usage().find("--scenario") != std::string::npos);
 }

@@ -1,0 +1,100 @@
+// Issue 12, one config truth. A silence time that loads from the config file (alerts.silences) is
+// accepted by POST /v1/silences (api::parse_iso8601), and one refused by either is refused by both:
+// they used to be two parsers (the file took 2026-11-21 and ...T12:00Z, the API required seconds).
+// And the engine's own rule (core::config_error) is the loader's: a file the core would refuse
+// does not load. (Topic patterns: config_sources_test, "one rule".)
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "presence/api/api.h"
+#include "presence/app/config.h"
+#include "presence/core/config.h"
+
+using namespace presence;
+
+namespace {
+
+// The silence's `ends` as the config loader reads it, or nullopt when the file is refused. (starts
+// is the epoch: every time the corpus has after it is a valid end.)
+std::optional<app::WallTime> from_file(const std::string& time) {
+  const auto r = app::load_config_string(
+      "alerts:\n  silences:\n    - match: {site: a}\n      starts: 1970-01-01T00:00:00Z\n"
+      "      ends: \"" + time + "\"\n",
+      "c.yaml", [](std::string_view) { return std::nullopt; });
+  if (!r.ok()) return std::nullopt;
+  return r.config->alerts.silences.at(0).ends;
+}
+
+}  // namespace
+
+TEST_CASE("config file and POST /v1/silences accept and refuse the same times, same instant") {
+  const char* corpus[] = {
+      // accepted
+      "2026-11-21", "2026-11-21T12:00Z", "2026-11-21T12:00:00Z", "2026-11-21t12:00:00z",
+      "2026-11-21T12:00:00.5Z", "2026-11-21T12:00:00,250Z", "2026-11-21T12:00:00.123456789Z",
+      "2026-11-21T13:00:00+01:00", "2026-11-21T13:00+0100", "2026-11-21T11:30:00-00:30",
+      "2026-11-21T23:59:60Z", "1970-01-01T00:00:01Z", "2300-01-01T00:00:00Z",
+      "2199-12-31T23:59:59.999Z",
+      // refused
+      "2026-11-21T12:00:00", "2026-11-21T12Z", "2026-11-21 12:00:00Z", "2026-02-30",
+      "2026-13-01T00:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T12:60:00Z",
+      "2026-11-21T12:00:00.Z", "2026-11-21T12:00:00Zjunk", "2026-11-21T12:00:00+1:00",
+      "1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00", "26-11-21", "", "now",
+      "2026-11-21T12:00:00+24:00"};
+  for (const std::string t : corpus) {
+    INFO(t);
+    const auto file = from_file(t);
+    const auto api = api::parse_iso8601(t);
+    CHECK(file.has_value() == api.has_value());
+    // The file keeps whole seconds (docs/configuration.md: fractions are truncated).
+    if (file && api) CHECK(*file == std::chrono::floor<std::chrono::seconds>(*api));
+  }
+}
+
+TEST_CASE("the forms the API used to refuse are accepted, at the instant they name") {
+  using namespace std::chrono;
+  const auto midnight = sys_days{year{2026} / 11 / 21};
+  CHECK(api::parse_iso8601("2026-11-21") == midnight);
+  CHECK(api::parse_iso8601("2026-11-21T12:00Z") == midnight + 12h);
+  CHECK(api::parse_iso8601("2026-11-21T13:00+0100") == midnight + 12h);
+  CHECK(from_file("2026-11-21T12:00Z") == midnight + 12h);
+}
+
+TEST_CASE("a file the core's config_error refuses does not load, and says which key") {
+  auto load = [](const std::string& text) {
+    return app::load_config_string(text, "c.yaml", [](std::string_view) { return std::nullopt; });
+  };
+  // 49 days is the core's bound on a heartbeat timeout (32-bit milliseconds in the timer wheel);
+  // the loader had no such rule and loaded it.
+  const auto r = load("presence:\n  heartbeat_timeout_ceiling: 50d\n");
+  REQUIRE_FALSE(r.ok());
+  REQUIRE(r.errors.size() == 1);
+  CHECK(app::to_string(r.errors[0]) ==
+        "c.yaml:2: presence.heartbeat_timeout_ceiling: must be < 49 days");
+  const auto cls = load(
+      "device_classes:\n  - name: slow\n    heartbeat_timeout_floor: 1h\n"
+      "    heartbeat_timeout_ceiling: 60d\n");
+  REQUIRE_FALSE(cls.ok());
+  CHECK(app::to_string(cls.errors.at(0)).find("device class 'slow'") != std::string::npos);
+  // What the core accepts still loads, and the loaded engine config passes the core's rule.
+  const auto ok = load("presence:\n  heartbeat_timeout_ceiling: 48d\n");
+  REQUIRE(ok.ok());
+  CHECK(core::config_error(ok.config->presence).empty());
+}
+
+TEST_CASE("the loader runs the ingest compiler over the whole set: a bad ignore pattern does not load") {
+  // sources[i].ignore is compiled by ingest (source.cpp) only; the loader used to accept it and
+  // only presenced's main refused it afterwards, without a line (tools loading the same file did
+  // not refuse it at all).
+  const auto r = app::load_config_string(
+      "sources:\n  - name: plant\n    status: [\"plant/{id}/state\"]\n"
+      "    ignore: [\"plant/{id/cmd\"]\n    online: [up]\n    offline: [down]\n",
+      "c.yaml", [](std::string_view) { return std::nullopt; });
+  REQUIRE_FALSE(r.ok());
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].key == "sources[0].ignore[0]");
+  CHECK(r.errors[0].line == 4);
+}
