@@ -8,33 +8,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "presence/core/words.h"
+
 namespace presence::ingest {
 
 using nlohmann::json;
 
-std::chrono::system_clock::time_point WallAnchor::to_wall(core::MonoTime t) const {
-  return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - mono);
-}
-
 std::string iso8601(std::chrono::system_clock::time_point t) { return common::iso8601_utc_ms(t); }
-
-const char* state_word(core::State state) {
-  switch (state) {
-    case core::State::Unknown: return "unknown";
-    case core::State::Online: return "online";
-    case core::State::Suspect: return "suspect";
-    case core::State::Offline: return "offline";
-    case core::State::Flapping: return "flapping";
-  }
-  return "unknown";
-}
 
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
                         const WallAnchor& anchor) {
   json j;
   j["v"] = 1;
   j["device"] = std::string(view.id);
-  j["state"] = state_word(view.state);
+  j["state"] = core::to_string(view.state);
   j["since"] = iso8601(anchor.to_wall(view.since));
   j["reason"] = core::to_string(view.cause);
   if (view.cause == core::Cause::Disconnected)
@@ -52,7 +39,7 @@ std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time
   j["devices"] = fleet.devices;
   json counts = json::object();
   for (std::size_t i = 0; i < fleet.counts.size(); ++i)
-    counts[state_word(static_cast<core::State>(i))] = fleet.counts[i];
+    counts[core::to_string(static_cast<core::State>(i))] = fleet.counts[i];
   j["counts"] = std::move(counts);
   j["broker_connected"] = fleet.broker_connected;
   j["blind"] = fleet.blind;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "presence/core/fleet.h"
+#include "presence/core/words.h"
 
 namespace presence::server {
 
@@ -19,45 +20,11 @@ using api::ApiError;
 using api::Result;
 using core::DeviceIndex;
 using core::MonoTime;
+using core::mono_now;
 
-using ingest::state_word;
 using ingest::WallAnchor;
 
 namespace {
-
-std::optional<core::State> parse_state(std::string_view word) {
-  for (std::uint8_t i = 0; i < 5; ++i) {
-    const auto s = static_cast<core::State>(i);
-    if (word == state_word(s)) return s;
-  }
-  return std::nullopt;
-}
-
-const char* kind_word(core::IncidentKind k) {
-  switch (k) {
-    case core::IncidentKind::Drop:
-      return "drop";
-    case core::IncidentKind::Storm:
-      return "storm";
-    case core::IncidentKind::Blind:
-      return "blind";
-  }
-  return "unknown";
-}
-
-const char* stage_word(core::IncidentStage s) {
-  switch (s) {
-    case core::IncidentStage::Open:
-      return "open";
-    case core::IncidentStage::Recovering:
-      return "recovering";
-    case core::IncidentStage::Stragglers:
-      return "stragglers";
-    case core::IncidentStage::Closed:
-      return "closed";
-  }
-  return "unknown";
-}
 
 ApiError no_policy() {
   return ApiError::unavailable("the alert policy is not running (alerts.mode is not presence?)");
@@ -157,7 +124,7 @@ struct ApiQueries::State {
       s.value = key.second;
       for (std::size_t i = 0; i < counts.size(); ++i) {
         s.devices += counts[i];
-        s.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+        s.by_state.emplace_back(core::to_string(static_cast<core::State>(i)), counts[i]);
       }
       segments.push_back(std::move(s));
     }
@@ -180,7 +147,7 @@ struct ApiQueries::State {
     const auto v = engine.view(d);
     api::DeviceSummary s;
     s.id = std::string(v.id);
-    s.state = state_word(v.state);
+    s.state = core::to_string(v.state);
     s.since = wall(v.since);
     s.reason = core::to_string(v.cause);
     if (v.cause == core::Cause::Disconnected)
@@ -192,8 +159,8 @@ struct ApiQueries::State {
   api::IncidentSummary incident_summary(const core::Incident& i) const {
     api::IncidentSummary s;
     s.id = i.id;
-    s.kind = kind_word(i.kind);
-    s.stage = stage_word(i.stage);
+    s.kind = core::to_string(i.kind);
+    s.stage = core::to_string(i.stage);
     s.scope_key = i.scope_key;
     s.scope_value = i.scope_value;
     s.opened_at = wall(i.opened_at);
@@ -296,7 +263,7 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
   page.total = engine.device_count();
   std::optional<core::State> state;
   if (!q.state.empty()) {
-    state = parse_state(q.state);
+    state = core::state_from_word(q.state);
     if (!state) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
   }
   const std::size_t n = engine.size();
@@ -352,8 +319,8 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     if (r.device != *d) continue;
     api::TransitionRecord t;
     t.at = s.wall(r.at);
-    t.from = state_word(r.from);
-    t.to = state_word(r.to);
+    t.from = core::to_string(r.from);
+    t.to = core::to_string(r.to);
     t.reason = core::to_string(r.cause);
     if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
     out.transitions.push_back(std::move(t));
@@ -382,7 +349,7 @@ Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime
   f.devices = engine.device_count();
   const auto counts = engine.counts();
   for (std::size_t i = 0; i < counts.size(); ++i)
-    f.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+    f.by_state.emplace_back(core::to_string(static_cast<core::State>(i)), counts[i]);
   f.broker_connected = broker_connected;
   f.blind = engine.blind() || !broker_connected;
   f.restart_grace = engine.in_restart_grace();
