@@ -1011,7 +1011,7 @@ HygieneReport MqttLink::hygiene_report(std::size_t limit) const {
     rules.heartbeat_patterns |= p.kind() == TopicKind::Heartbeat;
   }
   for (const auto& src : im.sources.sources) rules.source_names.push_back(src.name);
-  return im.hygiene.analyze(rules, server::mono_now(), limit);
+  return im.hygiene.analyze(rules, core::mono_now(), limit);
 }
 
 void MqttLink::set_incidents_open(std::function<std::uint32_t()> incidents_open) {
