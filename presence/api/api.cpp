@@ -131,6 +131,7 @@ json labels_json(const std::vector<LabelPair>& labels) {
 json to_json(const DeviceSummary& d) {
   json j = {{"id", d.id}, {"state", d.state}, {"since", iso8601(d.since)}, {"reason", d.reason}};
   if (!d.disconnect_reason.empty()) j["disconnect_reason"] = d.disconnect_reason;
+  if (!d.parent.empty()) j["parent"] = d.parent;
   j["labels"] = labels_json(d.labels);
   return j;
 }

@@ -29,12 +29,19 @@ const char* state_word(core::State state) {
   return "unknown";
 }
 
+const char* shown_state_word(core::State state, const std::string& down_ancestor) {
+  const bool down = state == core::State::Suspect || state == core::State::Offline;
+  return down && !down_ancestor.empty() ? kUnreachableWord : state_word(state);
+}
+
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
-                        const WallAnchor& anchor) {
+                        const WallAnchor& anchor, const std::string& down_ancestor) {
   json j;
   j["v"] = 1;
   j["device"] = std::string(view.id);
-  j["state"] = state_word(view.state);
+  j["state"] = shown_state_word(view.state, down_ancestor);
+  // Only with "unreachable": the device whose failure this is (the one page names it).
+  if (j["state"] == kUnreachableWord) j["parent"] = down_ancestor;
   j["since"] = iso8601(anchor.to_wall(view.since));
   j["reason"] = core::to_string(view.cause);
   if (view.cause == core::Cause::Disconnected)

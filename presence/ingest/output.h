@@ -28,10 +28,21 @@ std::string iso8601(std::chrono::system_clock::time_point t);
 // Same words as the engine (decision.h): "online", "offline", ...
 const char* state_word(core::State state);
 
+// What users see (issue 15): a device that is down (suspect or offline) while an ancestor is
+// down (core::AlertPolicy::unreachable_behind) reads "unreachable", with that ancestor as its
+// parent. It is the policy's judgement, not an engine state: the engine still counts it offline
+// (presence/fleet counts, presence_devices{state}); the API, the retained device topic and the
+// dashboard show it this way. An online device is reachable whatever its parent says.
+inline constexpr const char* kUnreachableWord = "unreachable";
+const char* shown_state_word(core::State state, const std::string& down_ancestor);
+
 // presence/devices/{id}:
-// {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]"labels":{}}
+// {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]
+//  ["parent":id,]"labels":{}}
+// down_ancestor: "" or the topmost ancestor down (state "unreachable" and "parent" when the
+// device itself is down; docs/topics.md).
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
-                        const WallAnchor& anchor);
+                        const WallAnchor& anchor, const std::string& down_ancestor = {});
 
 struct FleetStatus {
   std::array<std::size_t, 5> counts{};  // per core::State

@@ -176,11 +176,16 @@ struct ApiQueries::State {
   };
   std::map<std::string, Sent, std::less<>> sent;
 
-  api::DeviceSummary summary(const core::Engine& engine, DeviceIndex d) const {
+  // With a policy, a down device behind a down parent reads "unreachable" with that parent
+  // (issue 15; ingest::shown_state_word, the same words as the retained device topic).
+  api::DeviceSummary summary(const core::Engine& engine, const core::AlertPolicy* policy,
+                             DeviceIndex d) const {
     const auto v = engine.view(d);
     api::DeviceSummary s;
     s.id = std::string(v.id);
-    s.state = state_word(v.state);
+    const std::string behind = policy ? policy->unreachable_behind(d) : std::string();
+    s.state = ingest::shown_state_word(v.state, behind);
+    if (s.state == ingest::kUnreachableWord) s.parent = behind;
     s.since = wall(v.since);
     s.reason = core::to_string(v.cause);
     if (v.cause == core::Cause::Disconnected)
@@ -295,9 +300,14 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
   api::DevicePage page;
   page.total = engine.device_count();
   std::optional<core::State> state;
+  // ?state= matches the word shown: "unreachable" selects down devices behind a down parent,
+  // "offline"/"suspect" then leave them out.
+  const bool topo = policy != nullptr && !policy->topology().empty();
+  const bool want_unreachable = q.state == ingest::kUnreachableWord;
   if (!q.state.empty()) {
-    state = parse_state(q.state);
-    if (!state) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
+    state = want_unreachable ? std::optional<core::State>{} : parse_state(q.state);
+    if (!state && !want_unreachable)
+      return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
   }
   const std::size_t n = engine.size();
   std::size_t scanned = 0;
@@ -307,9 +317,14 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
     ++scanned;
     const auto d = static_cast<DeviceIndex>(i);
     if (!engine.known(d)) continue;  // forgotten (presence.forget_after): not shown
-    if (state || !q.id_prefix.empty()) {
+    if (state || want_unreachable || !q.id_prefix.empty()) {
       const auto v = engine.view(d);
       if (state && v.state != *state) continue;
+      if (state || want_unreachable) {
+        const std::string behind = topo ? policy->unreachable_behind(d) : std::string();
+        const bool unreachable = std::string_view(ingest::shown_state_word(v.state, behind)) == ingest::kUnreachableWord;
+        if (unreachable != want_unreachable) continue;
+      }
       if (!q.id_prefix.empty() && v.id.substr(0, q.id_prefix.size()) != q.id_prefix) continue;
     }
     bool match = true;
@@ -323,7 +338,7 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
           if (std::find(labels.begin(), labels.end(), m) == labels.end()) match = false;
       }
     }
-    if (match) page.devices.push_back(st_->summary(engine, d));
+    if (match) page.devices.push_back(st_->summary(engine, policy, d));
   }
   if (i < n) page.next = i;
   return {std::move(page), {}};
@@ -338,7 +353,7 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     return Result<api::DeviceDetail>::fail(
         ApiError::not_found("no device '" + std::string(id.substr(0, 200)) + "'"));
   api::DeviceDetail out;
-  out.device = s.summary(engine, *d);
+  out.device = s.summary(engine, policy, *d);
   const auto v = engine.view(*d);
   out.last_seen = s.wall(v.last_seen);
   out.heartbeat_mean_ms = v.heartbeat_mean.count();
