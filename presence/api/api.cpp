@@ -240,7 +240,8 @@ bool same_token(std::string_view a, std::string_view b) {
 
 namespace {
 
-const char* const kStates[] = {"unknown", "online", "suspect", "offline", "flapping"};
+// "unreachable" (issue 15): a down device behind a down parent, the word the API shows for it.
+const char* const kStates[] = {"unknown", "online", "suspect", "offline", "flapping", "unreachable"};
 
 bool valid_state(std::string_view s) {
   return std::find(std::begin(kStates), std::end(kStates), s) != std::end(kStates);
@@ -305,7 +306,7 @@ class Router {
       if (key == "state") {
         if (!valid_state(value))
           return send_error(res, 400, "bad_request",
-                            "state: expected unknown, online, suspect, offline or flapping");
+                            "state: expected unknown, online, suspect, offline, flapping or unreachable");
         q.state = value;
       } else if (key == "limit") {
         int n = 0;
