@@ -30,7 +30,8 @@ const char* state_word(core::State state) {
 }
 
 const char* shown_state_word(core::State state, const std::string& down_ancestor) {
-  const bool down = state == core::State::Suspect || state == core::State::Offline;
+  // The drops of docs/core.md "Down and unreachable": suspect, offline or flapping.
+  const bool down = state == core::State::Suspect || state == core::State::Offline || state == core::State::Flapping;
   return down && !down_ancestor.empty() ? kUnreachableWord : state_word(state);
 }
 

@@ -28,7 +28,7 @@ std::string iso8601(std::chrono::system_clock::time_point t);
 // Same words as the engine (decision.h): "online", "offline", ...
 const char* state_word(core::State state);
 
-// What users see (issue 15): a device that is down (suspect or offline) while an ancestor is
+// What users see (issue 15): a device that is down (suspect, offline, flapping) while an ancestor is
 // down (core::AlertPolicy::unreachable_behind) reads "unreachable", with that ancestor as its
 // parent. It is the policy's judgement, not an engine state: the engine still counts it offline
 // (presence/fleet counts, presence_devices{state}); the API, the retained device topic and the
