@@ -75,10 +75,11 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:sup
 # the packaging checks exercise Chromium, Docker compose files and systemd units, not our C++;
 # the benchmark smokes measure speed, which instrumentation distorts; and the tests that load
 # broker-ext into Debian's mosquitto (broker_ext_*, service_broker_ext_test, service_reconcile_test,
+# service_doctor_test,
 # the demo exit tests, scenario_bridge_*), because an ASan-built plugin cannot be dlopen'ed into an
 # uninstrumented broker (the ASan runtime must be loaded first). The plugin's code still runs
 # under ASan+UBSan in broker_ext_unit_test and the broker_ext fuzz target.
-asan_exclude='^(dashboard_browser_.*|packaging_.*|presence_bench_smoke|.*_bench.*|broker_ext_(events|auth|storm|alive)_test|service_broker_ext_test|service_reconcile_test|demo_exit_test|demo_ha_exit_test|scenario_bridge_.*)$'
+asan_exclude='^(dashboard_browser_.*|packaging_.*|presence_bench_smoke|.*_bench.*|broker_ext_(events|auth|storm|alive)_test|service_broker_ext_test|service_reconcile_test|service_doctor_test|demo_exit_test|demo_ha_exit_test|scenario_bridge_.*)$'
 build_asan() {
   cmake -S "$here" -B "$here/build-asan" "${san_flags[@]}" -DWITH_SANITIZERS=address,undefined >/dev/null
   cmake --build "$here/build-asan" -j "$jobs"

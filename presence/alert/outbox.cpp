@@ -17,7 +17,7 @@ constexpr std::size_t kHeaderSize = 12;
 enum class Kind : std::uint8_t { Enqueue = 1, Settle = 2, Meta = 3 };
 
 constexpr std::uint8_t kMaxAction = static_cast<std::uint8_t>(core::AlertIntent::Action::Notify);
-constexpr std::uint8_t kMaxType = static_cast<std::uint8_t>(core::AlertIntent::Type::DeviceCap);
+constexpr std::uint8_t kMaxType = static_cast<std::uint8_t>(core::AlertIntent::Type::Overloaded);
 constexpr std::uint8_t kMaxSeverity = static_cast<std::uint8_t>(core::Severity::Info);
 constexpr std::uint8_t kMaxDisposition = static_cast<std::uint8_t>(Disposition::Orphaned);
 

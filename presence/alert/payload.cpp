@@ -172,6 +172,8 @@ const char* wire_name(Type t) {
       return "persistence";
     case Type::DeviceCap:
       return "device_cap";
+    case Type::Overloaded:
+      return "overloaded";
   }
   return "unknown";
 }

@@ -36,6 +36,7 @@ std::string cause_of(const core::AlertIntent& i) {
     case Type::Blind: return "presenced lost the broker";
     case Type::Persistence: return "presenced cannot write its store";
     case Type::DeviceCap: return "presenced refuses new device ids";
+    case Type::Overloaded: return "presenced overloaded";
   }
   return wire_name(i.type);
 }

@@ -431,6 +431,39 @@ class Router {
     send_json(res, 200, {{"alerts", std::move(list)}});
   }
 
+  // The device-hygiene report (issue 14; docs/doctor.md): misconfigured devices, each with
+  // what is wrong and how to fix it.
+  void doctor(const httplib::Request& req, httplib::Response& res) {
+    std::size_t limit = opt_.default_limit;
+    for (const auto& [key, value] : req.params) {
+      if (key == "limit") {
+        int n = 0;
+        if (!parse_int(value, n) || n < 1 || static_cast<std::size_t>(n) > opt_.max_limit)
+          return send_error(res, 400, "bad_request",
+                            "limit: expected 1.." + std::to_string(opt_.max_limit));
+        limit = static_cast<std::size_t>(n);
+      } else {
+        return send_error(res, 400, "bad_request", "unknown parameter '" + key.substr(0, 50) +
+                                                       "' (expected limit)");
+      }
+    }
+    const auto r = backend_.doctor(limit);
+    if (!r.ok()) return send_error(res, r.error);
+    json counts = json::object();
+    for (const auto& [check, n] : r.value.counts) counts[check] = n;
+    json findings = json::array();
+    for (const auto& f : r.value.findings)
+      findings.push_back(
+          {{"id", f.id}, {"check", f.check}, {"problem", f.problem}, {"fix", f.fix}});
+    send_json(res, 200,
+              {{"v", 1},
+               {"devices_checked", r.value.devices_checked},
+               {"devices_not_tracked", r.value.devices_dropped},
+               {"counts", std::move(counts)},
+               {"findings", std::move(findings)},
+               {"truncated", r.value.truncated}});
+  }
+
   void silences(const httplib::Request&, httplib::Response& res) {
     const auto r = backend_.silences();
     if (!r.ok()) return send_error(res, r.error);
@@ -557,6 +590,7 @@ void register_api(httplib::Server& server, ApiBackend& backend, ApiOptions optio
   server.Get(R"(/v1/incidents/([^/]+))", bind(A::Read, &Router::incident));
   server.Get("/v1/alerts", bind(A::Read, &Router::alerts));
   server.Get("/v1/silences", bind(A::Read, &Router::silences));
+  server.Get("/v1/doctor", bind(A::Read, &Router::doctor));
   server.Post("/v1/silences", bind(A::Write, &Router::add_silence));
   server.Delete(R"(/v1/silences/([^/]+))", bind(A::Write, &Router::remove_silence));
   for (const auto& read : router->options().extra_reads) {

@@ -192,9 +192,29 @@ struct NewSilence {
 };
 
 // What the service implements. Calls come from HTTP worker threads, concurrently.
+// ---- device hygiene (issue 14, GET /v1/doctor; docs/doctor.md) ----
+
+struct DoctorFinding {
+  std::string id;
+  std::string check;    // stable word, e.g. "no_last_will"
+  std::string problem;  // what is wrong, with the evidence
+  std::string fix;      // the configuration line / firmware setting that fixes it
+};
+struct DoctorReport {
+  std::size_t devices_checked = 0;
+  std::size_t devices_dropped = 0;  // not tracked (bound reached)
+  std::vector<std::pair<std::string, std::size_t>> counts;  // every check, in report order
+  std::vector<DoctorFinding> findings;
+  bool truncated = false;  // more findings than ?limit=
+};
+
 class ApiBackend {
  public:
   virtual ~ApiBackend() = default;
+  // Not every backend observes devices' MQTT set-up: the default answers 503.
+  virtual Result<DoctorReport> doctor(std::size_t /*limit*/) {
+    return Result<DoctorReport>::fail(ApiError::unavailable("no device-hygiene data"));
+  }
   virtual Result<DevicePage> devices(const DeviceQuery& query) = 0;
   virtual Result<DeviceDetail> device(std::string_view id) = 0;
   virtual Result<FleetSummary> fleet() = 0;

@@ -30,6 +30,17 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_alive_heartbeats_total", "counter",
          "Device heartbeats received aggregated in broker-ext alive messages.");
   sample(out, "presence_alive_heartbeats_total", m.alive_heartbeats_total);
+  family(out, "presence_reconciled_total", "counter",
+         "Devices reported connected by start-up reconciliation, by way (broker_ext, emqx).");
+  for (const auto& [via, n] : m.reconciled_total)
+    sample(out, "presence_reconciled_total", n, "via=\"" + via + "\"");
+  family(out, "presence_reconcile_requests_total", "counter",
+         "Client-list requests sent to broker-ext (one per broker (re)connect).");
+  sample(out, "presence_reconcile_requests_total", m.reconcile_requests_total);
+  family(out, "presence_reconcile_fetches_total", "counter",
+         "EMQX clients API fetches (emqx_api), by result.");
+  for (const auto& [result, n] : m.reconcile_fetches_total)
+    sample(out, "presence_reconcile_fetches_total", n, "result=\"" + result + "\"");
   family(out, "presence_parse_errors_total", "counter",
          "Messages rejected or partly dropped, by kind.");
   for (const auto& [kind, n] : m.parse_errors_total)
@@ -86,6 +97,20 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
   family(out, "presence_blind", "gauge", "1 while presenced cannot see the broker.");
   sample(out, "presence_blind", m.blind ? 1 : 0);
+  family(out, "presence_overloaded", "gauge",
+         "1 while presenced is behind: no device is judged offline on silence.");
+  sample(out, "presence_overloaded", m.overloaded ? 1 : 0);
+  family(out, "presence_overloads_total", "counter", "Overload episodes since start.");
+  sample(out, "presence_overloads_total", m.overloads_total);
+  family(out, "presence_probes_lost_total", "counter",
+         "Own probe messages that did not come back through the broker in time.");
+  sample(out, "presence_probes_lost_total", m.probes_lost_total);
+  family(out, "presence_broker_dropped_messages", "gauge",
+         "The broker's own count of dropped messages ($SYS/broker/publish/messages/dropped).");
+  sample(out, "presence_broker_dropped_messages", m.broker_dropped);
+  family(out, "presence_ingest_lag_seconds", "gauge",
+         "Age of the oldest message of the last batch when the engine took it.");
+  sample(out, "presence_ingest_lag_seconds", m.ingest_lag_seconds);
   out += m.extra;
   return out;
 }

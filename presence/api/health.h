@@ -28,6 +28,11 @@ struct Metrics {
   std::uint64_t mqtt_messages_total = 0;
   std::uint64_t ignored_ids_total = 0;
   std::uint64_t alive_heartbeats_total = 0;
+  // Start-up reconciliation (issue 14): devices reported connected, by way ("broker_ext",
+  // "emqx"); client-list requests sent to broker-ext; EMQX API fetches by result word.
+  std::vector<std::pair<std::string, std::uint64_t>> reconciled_total;
+  std::uint64_t reconcile_requests_total = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> reconcile_fetches_total;
   // Parse error count per kind ("bad_json", "id_too_long", ...).
   std::vector<std::pair<std::string, std::uint64_t>> parse_errors_total;
   std::uint64_t published_total = 0;
@@ -50,6 +55,12 @@ struct Metrics {
   bool broker_connected = false;
   bool restart_grace_active = false;
   bool blind = true;
+  // Overload (issue 16): presenced is behind and judges no silence.
+  bool overloaded = false;
+  std::uint64_t overloads_total = 0;
+  std::uint64_t probes_lost_total = 0;
+  std::uint64_t broker_dropped = 0;
+  double ingest_lag_seconds = 0;
   // Non-empty: not ready for this reason although connected (e.g. cannot persist: issue 19).
   std::string not_ready;
   // Prometheus text from other rooms (alerts, outbox, policy: presence/app/alerting.h), appended

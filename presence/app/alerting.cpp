@@ -614,6 +614,40 @@ void Alerting::check_device_cap(const core::Engine& engine, core::MonoTime now) 
   intents_.push_back(std::move(in));
 }
 
+// Issue 16: while presenced is behind, the engine judges no silence (core/overload.h), so a
+// device that really died meanwhile is not paged. A short overload (a burst) only delays
+// verdicts; one that lasts overload.alert_after is paged once, as presenced's own problem, and
+// resolved when it catches up. Sent from memory like the pages above.
+void Alerting::check_overload(const core::Engine& engine, core::MonoTime now) {
+  const bool over = engine.overloaded();
+  if (over && !overload_seen_) overload_since_ = now;
+  overload_seen_ = over;
+  const bool page = over && now - overload_since_ >= config_.overload.alert_after;
+  if (page == overload_paged_) return;
+  overload_paged_ = page;
+  core::AlertIntent in;
+  in.type = core::AlertIntent::Type::Overloaded;
+  in.severity = core::Severity::Error;
+  in.dedup_key = "presence/self/overloaded";
+  in.component = "presenced";
+  in.cls = "overloaded";
+  in.at = now;
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - overload_since_).count();
+  if (page) {
+    log_("overload: presenced has been behind for " + std::to_string(secs) +
+         " s; devices are not judged offline on silence until it catches up: paging");
+    in.action = core::AlertIntent::Action::Trigger;
+    in.summary = "presenced overloaded: no device is judged offline on silence";
+    in.details = {{"overloaded_for_s", std::to_string(secs)},
+                  {"devices", std::to_string(engine.device_count())}};
+  } else {
+    log_("overload: presenced caught up; presence/self/overloaded page resolved");
+    in.action = core::AlertIntent::Action::Resolve;
+    in.summary = "presenced caught up";
+  }
+  intents_.push_back(std::move(in));
+}
+
 std::string Alerting::not_ready_reason() const {
   if (!persist_failing_.load()) return {};
   std::lock_guard lock(persist_mu_);
@@ -625,6 +659,7 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
   if (policy_) engine.drain_alerts(intents_);
   check_persistence(now);
   check_device_cap(engine, now);
+  check_overload(engine, now);
   const bool alerts_changed = !intents_.empty() || !firing_known_;
   submit(intents_);
   healthy_ = !engine.blind();

@@ -182,6 +182,12 @@ class Alerting final {
   // kDeviceCapQuiet without a refusal (issue 19 item 9).
   void check_device_cap(const core::Engine& engine, core::MonoTime now);
   bool cap_paged_ = false;
+  // presenced overloaded for overload.alert_after without a break: paged once
+  // (presence/self/overloaded), resolved when it catches up (issue 16).
+  void check_overload(const core::Engine& engine, core::MonoTime now);
+  bool overload_paged_ = false;
+  bool overload_seen_ = false;
+  core::MonoTime overload_since_{};
   std::uint64_t cap_refused_seen_ = 0;
   core::MonoTime cap_last_refusal_{};
   std::atomic<bool> persist_failing_{false};

@@ -363,9 +363,22 @@ void describe(V& v, Config& c) {
     v.field("fail_open_after", c.ha.fail_open_after);
     v.field("peer_down_after", c.ha.peer_down_after);
   });
+  v.section("emqx_api", [&] {
+    v.field("url", c.emqx_api.url);
+    v.field("api_key", c.emqx_api.api_key);
+    v.field("api_secret", c.emqx_api.api_secret, true);
+    v.field("page_size", c.emqx_api.page_size);
+    v.field("timeout", c.emqx_api.timeout);
+  });
   v.section("log", [&] {
     v.field("level", c.log.level);
     v.field("rate_limit", c.log.rate_limit);
+  });
+  v.section("overload", [&] {  // issue 16: when presenced is behind, silence is not judged
+    v.field("lag_limit", c.overload.lag_limit);
+    v.field("inbox_limit", c.overload.inbox_limit);
+    v.field("clear_after", c.overload.clear_after);
+    v.field("alert_after", c.overload.alert_after);
   });
   v.field("mode", c.mode);
 }
@@ -771,12 +784,14 @@ class Validator {
     sources();
     output();
     presence();
+    overload();
     http();
     store();
     alerts();
     ha();
     core_rules();
     ingest_topics();
+    emqx_api();
   }
 
  private:
@@ -1030,6 +1045,14 @@ class Validator {
     }
   }
 
+  void overload() {  // issue 16
+    const auto& o = c_.overload;
+    positive(o.lag_limit, "overload.lag_limit");
+    check(o.inbox_limit >= 1, "overload.inbox_limit", "must be at least 1");
+    positive(o.clear_after, "overload.clear_after");
+    positive(o.alert_after, "overload.alert_after");
+  }
+
   void http() {
     const auto& h = c_.http;
     check(h.token.empty() || h.token_file.empty(), "http.token_file",
@@ -1070,6 +1093,17 @@ class Validator {
     check(h.fail_open_after > h.lease_ttl, "ha.fail_open_after",
           "must be longer than ha.lease_ttl (else both instances send while etcd is merely slow)");
     positive(h.peer_down_after, "ha.peer_down_after");
+  }
+
+  void emqx_api() {
+    const auto& e = c_.emqx_api;
+    http_url(e.url, "emqx_api.url", false, "");
+    if (e.url.empty()) return;
+    check(!e.api_key.empty() && !e.api_secret.empty(), "emqx_api.api_key",
+          "api_key and api_secret are required with emqx_api.url (EMQX: System -> API Keys)");
+    check(e.page_size >= 1 && e.page_size <= 10000, "emqx_api.page_size",
+          "must be between 1 and 10000 (EMQX's limit), got " + std::to_string(e.page_size));
+    positive(e.timeout, "emqx_api.timeout");
   }
 
   void store() {
@@ -1255,6 +1289,7 @@ constexpr const char* kRestartKeys[] = {
     "sources",               // subscriptions and parsers
     "sparkplug",             // the spBv1.0/# subscription and the edge-node tracker
     "device_classes",        // core::Engine takes its classes at construction
+    "overload",              // the detector is built with the MQTT link (issue 16)
     "output.device_prefix",  // retained state would be left behind on the old topics
     "output.fleet_topic",
     "presence",              // core::Engine takes its Config at construction
@@ -1263,6 +1298,7 @@ constexpr const char* kRestartKeys[] = {
     "store.dir",             // open files and the snapshot lock
     "mode",                  // switching the decision model mid-run would mix semantics
     "ha",                    // the election and its lease are built once
+    "emqx_api",              // given to the service at start
 };
 
 }  // namespace

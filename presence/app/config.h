@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "presence/core/overload.h"
 #include "presence/core/config.h"
 #include "presence/core/fleet.h"
 #include "presence/core/policy.h"
@@ -115,6 +116,17 @@ struct HaConfig {
   Duration fail_open_after{std::chrono::seconds(20)};  // etcd unreachable this long: send anyway
   Duration peer_down_after{std::chrono::seconds(30)};  // peer gone this long: page
   bool enabled() const { return !endpoints.empty(); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// emqx_api: start-up reconciliation through EMQX's clients REST API (issue 14; docs/topics.md).
+// Empty url = off. An API key made in EMQX's dashboard (System -> API Keys) is the basic-auth pair.
+struct EmqxApiConfig {
+  std::string url;         // e.g. http://127.0.0.1:18083
+  std::string api_key;
+  std::string api_secret;
+  std::uint32_t page_size = 1000;
+  Duration timeout{std::chrono::seconds(5)};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +299,9 @@ struct Config {
   StoreConfig store;
   AlertsConfig alerts;
   LogConfig log;
+  core::OverloadConfig overload;  // overload: (issue 16)
   HaConfig ha;
+  EmqxApiConfig emqx_api;
   Mode mode = Mode::presence;
 };
 

@@ -81,6 +81,11 @@ presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
   o.sparkplug.rebirth_interval = c.sparkplug.rebirth_interval;
   o.sources = c.sources;  // the config's struct is the ingest compiler's
   o.device_classes = presence::app::device_class_specs(c);
+  o.emqx_api.url = c.emqx_api.url;
+  o.emqx_api.api_key = c.emqx_api.api_key;
+  o.emqx_api.api_secret = c.emqx_api.api_secret;
+  o.emqx_api.page_size = c.emqx_api.page_size;
+  o.emqx_api.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.emqx_api.timeout);
 
   auto& out = o.output;
   out.device_prefix = c.output.device_prefix;
@@ -95,6 +100,7 @@ presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
   out.max_messages_per_second = c.output.publish_rate;
   out.coalesce_interval = c.output.coalesce_interval;
 
+  o.overload = c.overload;
   o.log_rate_limit = c.log.rate_limit;
   return o;
 }
@@ -138,6 +144,13 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   m.mqtt_messages_total = q.mqtt_messages_total;
   m.ignored_ids_total = q.ignored_ids_total;
   m.alive_heartbeats_total = q.alive_heartbeats_total;
+  m.reconciled_total = {{"broker_ext", q.reconciled_total - q.reconciled_emqx_total},
+                        {"emqx", q.reconciled_emqx_total}};
+  m.reconcile_requests_total = q.reconcile_requests_total;
+  for (std::size_t i = 0; i < q.emqx_fetches_total.size(); ++i)
+    m.reconcile_fetches_total.emplace_back(
+        presence::ingest::to_string(static_cast<presence::ingest::EmqxFetchResult>(i)),
+        q.emqx_fetches_total[i]);
   for (std::size_t i = 1; i < q.parse_errors_total.size(); ++i)  // 0 = ParseError::None
     m.parse_errors_total.emplace_back(
         presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),
@@ -162,6 +175,12 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   m.restart_grace_active = s.restart_grace;
   // Blind: not subscribed, or the engine itself holds judgement (a broker restart).
   m.blind = !q.broker_connected || s.engine_blind;
+  m.overloaded = q.overloaded;
+  m.overloads_total = q.overloads_total;
+  m.probes_lost_total = q.probes_lost_total;
+  m.broker_dropped = q.broker_dropped;
+  m.ingest_lag_seconds = q.ingest_lag_seconds;
+  if (q.overloaded) m.not_ready = "overloaded: " + q.overloaded_why + "; silence is not judged";
   return m;
 }
 
@@ -321,7 +340,9 @@ int run(const std::string& path) {
   auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {
     auto m = to_metrics(loop.stats(), mqtt.stats());
     m.extra = presence::api::render_prometheus(alerting.metrics());
-    m.not_ready = alerting.not_ready_reason();
+    // Persistence first; an overload reason (to_metrics) after it.
+    if (auto why = alerting.not_ready_reason(); !why.empty())
+      m.not_ready = m.not_ready.empty() ? why : why + "; " + m.not_ready;
     m.extra += presence::api::render_prometheus(*api_counters);
     m.extra += presence::api::render_prometheus(*http_counters);
     if (ha) m.extra += ha->metrics_text();
@@ -366,6 +387,7 @@ int run(const std::string& path) {
   presence::server::LoopApiBackend api_backend(
       loop, [&alerting] { return alerting.policy(); },
       [&mqtt] { return mqtt.stats().broker_connected; });
+  api_backend.set_hygiene([&mqtt](std::size_t limit) { return mqtt.hygiene_report(limit); });
   alerting.set_intent_observer(
       [&api_backend](const std::vector<presence::core::AlertIntent>& intents) {
         api_backend.on_intents(intents);

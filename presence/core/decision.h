@@ -55,6 +55,7 @@ struct AlertIntent {
     Blind,            // presenced cannot see the broker
     Persistence,      // presenced cannot write its store (outbox, snapshot): issue 19 item 6
     DeviceCap,        // presence.max_devices reached: new device ids are refused (issue 19 item 9)
+    Overloaded,       // presenced has been behind for overload.alert_after (issue 16)
   };
   Action action = Action::Trigger;
   Type type = Type::DeviceOffline;

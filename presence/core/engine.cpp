@@ -16,6 +16,7 @@
 
 #include "presence/core/device_state.h"
 #include "presence/core/flap.h"
+#include "presence/core/huge_pages.h"
 #include "presence/core/id_table.h"
 #include "presence/core/timer_wheel.h"
 
@@ -201,7 +202,8 @@ struct Engine::Impl {
   }
   FlapDetector flap;
   IdTable ids;
-  std::vector<DeviceRecord> devices;
+  // Huge pages: a random record per event (presence/core/huge_pages.h).
+  std::vector<DeviceRecord, HugePageAllocator<DeviceRecord>> devices;
   TimerWheel wheel{0};
   LabelPool label_pool{config.max_label_keys, config.max_label_values};
   std::vector<Transition> out;
@@ -231,6 +233,14 @@ struct Engine::Impl {
   // are not evidence (mosquitto #1165).
   bool grace_broker_restarted = false;
   bool broker_restarted_while_blind = false;
+  // Overload (issue 16, Lifeguard's local health): while presenced is behind, heartbeats can be
+  // late or lost before they reach the engine, so silence is not evidence. While overloaded no
+  // silence is judged; when it ends, every silence clock restarts at overload_end (a device owes
+  // one full timeout, and a silent suspect one full offline_grace, of silence observed while
+  // healthy). Lifeguard stretches the timeouts by a multiplier instead; a multiplier still
+  // convicts when the overload outlasts (m - 1) x timeout, and the issue asks for zero.
+  bool overloaded = false;
+  std::int64_t overload_end = kNever;
 
   // Event pipeline (Engine::on_event): a few events in flight so their devices are prefetched.
   static constexpr std::size_t kPipeline = 8;
@@ -265,6 +275,10 @@ struct Engine::Impl {
   void process(const Event& event) {
     ++counters.events;
     const std::int64_t t = std::max(to_ms(event.at), now);
+    // An overload is noticed after it began (a stalled engine thread learns of its stall when it
+    // runs again): the time since the engine's last event was not observed either, so it is
+    // gated before time moves, not after (else the catch-up convicts: issue 16's stall test).
+    if (event.kind == EventKind::OverloadBegan) begin_overload(t);
     advance_to(t);
     switch (event.kind) {
       case EventKind::Connected:
@@ -300,7 +314,24 @@ struct Engine::Impl {
   }
   // Silence is only judged when it was observed: not while blind, and during restart grace only
   // for devices that showed fresh evidence (their silence since then was seen).
-  bool silence_gated(const DeviceRecord& d) const { return blind || (in_grace && !fresh(d)); }
+  bool silence_gated(const DeviceRecord& d) const {
+    return blind || overloaded || (in_grace && !fresh(d));
+  }
+  // Silence is counted from the last proof of life, or from the end of the last overload.
+  std::int64_t silence_deadline(const DeviceRecord& d) const {
+    return add_sat(std::max(d.last_seen, overload_end), timeout_of(d));
+  }
+  // Down for offline_grace: a device down on silence alone is not convicted while overloaded and
+  // owes a full offline_grace after it; a disconnect (a will, a broker session event) is
+  // evidence and is judged as usual.
+  bool offline_blocked(const DeviceRecord& d) const {
+    return offline_gated() || (overloaded && d.has(DeviceRecord::kSilent));
+  }
+  std::int64_t offline_deadline(const DeviceRecord& d) const {
+    const std::int64_t from =
+        d.has(DeviceRecord::kSilent) ? std::max(d.changed_at, overload_end) : d.changed_at;
+    return add_sat(from, cfg(d).offline_grace.count());
+  }
 
   std::int64_t timeout_of(const DeviceRecord& d) const {
     return heartbeat_timeout(cfg(d), d.heartbeat_mean_ms, d.heartbeat_samples).count();
@@ -343,8 +374,7 @@ struct Engine::Impl {
     DeviceRecord& d = devices[i];
     // Silence: an up, heartbeating device that said nothing for its adaptive timeout.
     if (d.has(DeviceRecord::kUp) && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
-      const std::int64_t deadline = d.last_seen + timeout_of(d);
-      if (t >= deadline) {
+      if (t >= silence_deadline(d)) {
         // The heartbeat chain survives silence: if the device comes back without reconnecting,
         // the gap is a (clamped) sample, so a device whose period grew adapts (docs/core.md).
         d.set(DeviceRecord::kUp, false);
@@ -365,7 +395,7 @@ struct Engine::Impl {
       case State::Suspect:
         if (up) {
           emit(i, d, State::Online, up_cause, t);
-        } else if (!offline_gated() && t >= d.changed_at + cfg(d).offline_grace.count()) {
+        } else if (!offline_blocked(d) && t >= offline_deadline(d)) {
           emit(i, d, State::Offline,
                d.has(DeviceRecord::kSilent) ? Cause::HeartbeatTimeout : Cause::OfflineGrace, t);
         }
@@ -383,7 +413,7 @@ struct Engine::Impl {
         // offline_grace.
         if (up && t >= d.changed_at + config.online_stable_for.count()) {
           emit(i, d, State::Online, Cause::FlapStop, t);
-        } else if (!up && !offline_gated() && t >= d.changed_at + cfg(d).offline_grace.count()) {
+        } else if (!up && !offline_blocked(d) && t >= offline_deadline(d)) {
           emit(i, d, State::Offline, Cause::FlapStop, t);
         }
         break;
@@ -400,11 +430,11 @@ struct Engine::Impl {
     std::int64_t dl = kInf;
     const bool up = d.has(DeviceRecord::kUp);
     if (up && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
-      dl = std::min(dl, d.last_seen + timeout_of(d));
+      dl = std::min(dl, silence_deadline(d));
     }
     switch (d.state) {
       case State::Suspect:
-        if (!offline_gated()) dl = std::min(dl, d.changed_at + cfg(d).offline_grace.count());
+        if (!offline_blocked(d)) dl = std::min(dl, offline_deadline(d));
         break;
       case State::Offline:
         if (up) dl = std::min(dl, d.changed_at + config.online_stable_for.count());
@@ -414,7 +444,7 @@ struct Engine::Impl {
         const std::int64_t stop_at = k == 0 ? t : d.flap_clock + k * flap.step().count();
         std::int64_t settle_at = kInf;
         if (up) settle_at = d.changed_at + config.online_stable_for.count();
-        else if (!offline_gated()) settle_at = d.changed_at + cfg(d).offline_grace.count();
+        else if (!offline_blocked(d)) settle_at = offline_deadline(d);
         if (settle_at != kInf) dl = std::min(dl, std::max(stop_at, settle_at));
         break;
       }
@@ -482,7 +512,8 @@ struct Engine::Impl {
   bool forgettable(const DeviceRecord& d) const {
     if (d.has(DeviceRecord::kUp) || d.has(DeviceRecord::kForgotten)) return false;
     if (d.state != State::Offline && d.state != State::Unknown) return false;
-    return forget_window(d) > 0 && !offline_gated();
+    // Not while overloaded either: forgetting is a judgement on silence too.
+    return forget_window(d) > 0 && !offline_gated() && !overloaded;
   }
   std::int64_t forget_window(const DeviceRecord& d) const {
     return (d.has(DeviceRecord::kConfirmed) ? config.forget_after : config.forget_unconfirmed_after)
@@ -638,6 +669,13 @@ struct Engine::Impl {
     d.evidence_epoch = grace_epoch | DeviceRecord::kRetainedEvidence;
   }
 
+  void begin_overload(std::int64_t t) {
+    if (overloaded) return;
+    overloaded = true;
+    ++counters.overloads;
+    if (observer != nullptr) observer->on_overload(true, mono_ms(t));
+  }
+
   void on_fleet(const Event& e, std::int64_t t) {
     switch (e.kind) {
       case EventKind::IngestLost:
@@ -665,6 +703,19 @@ struct Engine::Impl {
           start_grace(t);
         }
         grace_broker_restarted = true;
+        break;
+      case EventKind::OverloadBegan:
+        break;  // process(): begin_overload, before time moved
+      case EventKind::OverloadEnded:
+        if (!overloaded) break;
+        overloaded = false;
+        overload_end = t;
+        if (observer != nullptr) observer->on_overload(false, mono_ms(t));
+        // Timers of silence were dropped while overloaded (next_deadline left them out): arm
+        // every device again, its silence now counted from t. O(devices), once per overload.
+        for (DeviceIndex i = 0; i < devices.size(); ++i) {
+          if (!devices[i].has(DeviceRecord::kForgotten)) reschedule(i, t);
+        }
         break;
       default:
         break;
@@ -980,6 +1031,10 @@ bool Engine::blind() const {
 bool Engine::in_restart_grace() const {
   impl_->flush();
   return impl_->in_grace;
+}
+bool Engine::overloaded() const {
+  impl_->flush();
+  return impl_->overloaded;
 }
 MonoTime Engine::now() const {
   impl_->flush();

@@ -61,6 +61,7 @@ struct EngineCounters {
   // Expiry (Config::forget_after, forget_unconfirmed_after).
   std::uint64_t devices_forgotten = 0;
   std::uint64_t forget_deferred = 0;  // due, but an observer still needed the device
+  std::uint64_t overloads = 0;        // OverloadBegan accepted (issue 16)
 };
 
 // Restart grace progress (docs/core.md "Restart grace").
@@ -87,6 +88,8 @@ class DecisionObserver {
                         std::string_view /*value*/) {}
   virtual void on_blind(bool /*blind*/, MonoTime /*at*/) {}
   virtual void on_restart_grace(bool /*active*/, MonoTime /*at*/) {}
+  // OverloadBegan / OverloadEnded accepted (not repeated ones).
+  virtual void on_overload(bool /*overloaded*/, MonoTime /*at*/) {}
   // After the engine fired its own timers up to now (Engine::tick only, not per event).
   virtual void on_tick(MonoTime /*now*/) {}
   // Engine::drain_alerts forwards here.
@@ -169,6 +172,7 @@ class Engine {
   std::array<std::size_t, 5> counts() const;
   bool blind() const;             // broker connection lost (IngestLost without IngestRestored)
   bool in_restart_grace() const;  // after IngestRestored / BrokerRestarted, until it settles
+  bool overloaded() const;        // OverloadBegan without OverloadEnded: silence is not judged
   MonoTime now() const;           // latest time seen (events and ticks)
   RestartGraceStatus restart_grace() const;
   EngineCounters counters() const;

@@ -22,6 +22,11 @@ enum class EventKind : std::uint8_t {
   BrokerRestarted,  // boot id changed, $SYS uptime reset, or our connection saw the broker go away
   IngestLost,       // presenced lost its broker connection: from now on it is blind
   IngestRestored,   // presenced is connected and subscribed again: restart grace begins
+  // presenced itself is behind (ingest lag, inbox depth, broker-reported drops, lost probes:
+  // core/overload.h decides): heartbeats may be late or lost on the way to it, so silence proves
+  // nothing and no device is convicted on silence alone until OverloadEnded (issue 16).
+  OverloadBegan,
+  OverloadEnded,    // caught up: silence is observed again, counted from here
 };
 
 enum class DisconnectReason : std::uint8_t {

@@ -137,7 +137,7 @@ void IdTable::compact_arena() {
 }
 
 void IdTable::rehash(std::size_t slots) {
-  std::vector<Index> old;
+  decltype(slots_) old;
   old.swap(slots_);
   slots_.assign(slots, kNone);
   tombs_ = 0;

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "presence/core/huge_pages.h"
+
 namespace presence::core {
 
 class IdTable {
@@ -67,7 +69,8 @@ class IdTable {
   std::string arena_;
   std::vector<std::uint32_t> offsets_;  // id i is arena_[offsets_[i], offsets_[i] + lens_[i])
   std::vector<std::uint16_t> lens_;     // kFreeLen = no id (released)
-  std::vector<Index> slots_;            // tag | index, kNone = empty, kTomb = erased
+  std::vector<Index, HugePageAllocator<Index>> slots_;  // huge pages: a random slot per lookup
+             // tag | index, kNone = empty, kTomb = erased
   std::vector<Index> free_;             // released indices below size()
   std::size_t live_ = 0;
   std::size_t tombs_ = 0;

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "presence/core/huge_pages.h"
+
 namespace presence::core {
 
 class TimerWheel {
@@ -77,7 +79,7 @@ class TimerWheel {
 
   std::int64_t cur_;
   std::size_t armed_ = 0;
-  std::vector<Node> nodes_;
+  std::vector<Node, HugePageAllocator<Node>> nodes_;  // huge pages: a random node per event
   std::array<std::array<std::uint64_t, kSlots / 64>, kLevels> bits_{};
 };
 

@@ -12,6 +12,8 @@ const char* to_string(EventKind kind) {
     case EventKind::BrokerRestarted: return "broker_restarted";
     case EventKind::IngestLost: return "ingest_lost";
     case EventKind::IngestRestored: return "ingest_restored";
+    case EventKind::OverloadBegan: return "overload_began";
+    case EventKind::OverloadEnded: return "overload_ended";
   }
   return "unknown";
 }
@@ -87,6 +89,7 @@ const char* to_string(AlertIntent::Type type) {
     case AlertIntent::Type::Blind: return "blind";
     case AlertIntent::Type::Persistence: return "persistence";
     case AlertIntent::Type::DeviceCap: return "device_cap";
+    case AlertIntent::Type::Overloaded: return "overloaded";
   }
   return "unknown";
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -38,6 +39,7 @@ struct Inbound {
     Lost,
     ServerShutdown,
     SetRate,
+    EmqxClients,  // the EMQX clients API answered (emqx_fetch)
   };
   Type type = Type::Message;
   std::string topic;
@@ -47,6 +49,9 @@ struct Inbound {
   std::string detail;
   double rate = 0;
   Duration interval{0};
+  std::shared_ptr<const EmqxFetch> emqx_fetch;
+  // Message: when Paho handed it over (the ingest lag of its batch, issue 16).
+  std::chrono::steady_clock::time_point received{};
 };
 
 class Listener : public mqtt::iaction_listener {
@@ -92,6 +97,11 @@ struct MqttLink::Impl {
   PublishQueue queue;
   BlindSpots blind_spots;
   mutable RateLimitedLog rlog;
+  HygieneObserver hygiene;  // engine thread: what the device-hygiene report is made of
+  // EMQX reconciliation: one fetch at a time on its own thread (HTTP must not block the engine).
+  std::thread emqx_thread;
+  std::atomic<bool> emqx_busy{false};
+  std::atomic<bool> emqx_abort{false};
 
   std::unique_ptr<mqtt::async_client> client;
   Listener connect_listener;
@@ -116,6 +126,21 @@ struct MqttLink::Impl {
   std::deque<std::string> clears;  // retained topics of forgotten devices still to clear
   FleetStatus last_fleet{};
   bool fleet_known = false;
+  // Overload (issue 16): signals sampled per batch, core::OverloadDetector decides.
+  core::OverloadDetector overload{opt.overload};
+  MonoTime overload_since{};
+  MonoTime last_batch_now{};  // the previous batch's now: a stall in between
+  std::optional<std::uint64_t> broker_dropped;  // $SYS/broker/publish/messages/dropped
+  // Own probes: published every kProbeInterval through the broker to ourselves with a sequence
+  // number; one that does not come back within lag_limit, or a gap, means messages to presenced
+  // are lost or late, whatever the broker reports.
+  static constexpr Duration kProbeInterval{std::chrono::milliseconds(500)};
+  static constexpr const char* kDroppedTopic = "$SYS/broker/publish/messages/dropped";
+  std::string probe_topic;
+  std::uint64_t probe_seq = 0;
+  std::deque<std::pair<std::uint64_t, MonoTime>> probes_out;  // sent, not back yet
+  MonoTime next_probe{};
+  std::uint64_t probes_lost = 0;
   MonoTime last_fleet_publish{};
   MqttStats local;
 
@@ -145,6 +170,7 @@ struct MqttLink::Impl {
     anchor.mono = server::mono_now();
     anchor.wall = std::chrono::system_clock::now();
     backoff = opt.mqtt.reconnect.min_backoff;
+    probe_topic = opt.output.service_topic + "/probe/" + opt.mqtt.client_id;
   }
 
   void push(Inbound in) {
@@ -197,6 +223,7 @@ struct MqttLink::Impl {
       in.topic = m->get_topic();
       in.payload = m->get_payload_str();
       in.retained = m->is_retained();
+      in.received = std::chrono::steady_clock::now();
       push(std::move(in));
     });
     client->set_connection_lost_handler([this](const std::string& cause) {
@@ -344,6 +371,7 @@ struct MqttLink::Impl {
     feed(blind_spots.subscribed(), b);
     publish_service_online();
     request_client_list();
+    request_emqx_clients();
     // The broker may have lost our retained output (restart without persistence): resend, in
     // the background, so a real change after the reconnect is not queued behind the whole fleet.
     for (core::DeviceIndex d = 0; d < engine.size(); ++d) queue.mark(d, now, /*background=*/true);
@@ -372,12 +400,14 @@ struct MqttLink::Impl {
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
     if (conn == Conn::Subscribing) on_subscribed(b);
+    if (overload_signal(in)) return;
     ++local.mqtt_messages_total;
     if (sparkplug_tracker && in.topic.rfind("spBv1.0/", 0) == 0) {
       handle_sparkplug(in, b);
       return;
     }
     Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
+    hygiene.observe(p, in.topic, in.retained, now);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
       std::string topic = in.topic.substr(0, 200);
@@ -414,19 +444,7 @@ struct MqttLink::Impl {
         }
         return;
       case Parsed::What::ClientList:
-        if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
-        for (std::size_t i = 0; i < p.ids.size(); ++i) {
-          const core::DeviceIndex dev = device_of(p.ids[i]);
-          if (dev == core::kNoDevice) continue;
-          core::Event e;
-          e.kind = core::EventKind::Connected;
-          e.source = core::Source::BrokerExt;
-          e.device = dev;
-          e.session = blind_spots.session(p.node, p.sessions[i]);
-          e.at = now;
-          b.feed(e);
-          ++local.reconciled_total;
-        }
+        apply_client_list(p, b);
         return;
       case Parsed::What::DeviceResync:
       case Parsed::What::DeviceEvent:
@@ -498,6 +516,60 @@ struct MqttLink::Impl {
     b.feed(e);
   }
 
+  // Start-up reconciliation: each listed client is connected now. broker-ext's reply and EMQX's
+  // clients API both arrive here as a ClientList (one code path; emqx_clients.h).
+  void apply_client_list(const Parsed& p, server::Batch& b) {
+    const MonoTime now = b.now;
+    if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
+    for (std::size_t i = 0; i < p.ids.size(); ++i) {
+      const core::DeviceIndex dev = device_of(p.ids[i]);
+      if (dev == core::kNoDevice) continue;
+      core::Event e;
+      e.kind = core::EventKind::Connected;
+      e.source = p.source;
+      e.device = dev;
+      e.session = i < p.sessions.size() ? blind_spots.session(p.node, p.sessions[i]) : 0;
+      e.at = now;
+      b.feed(e);
+      ++local.reconciled_total;
+      if (p.source == core::Source::Emqx) ++local.reconciled_emqx_total;
+    }
+  }
+
+  void on_emqx_clients(const EmqxFetch& f, server::Batch& b) {
+    ++local.emqx_fetches_total[static_cast<std::size_t>(f.result)];
+    if (f.result == EmqxFetchResult::Ok) {
+      log(LogLevel::Info, "emqx api: " + std::to_string(f.ids.size()) + " connected client(s) in " +
+                              std::to_string(f.pages) + " page(s)" +
+                              (f.detail.empty() ? std::string() : " (" + f.detail + ")"));
+    } else if (f.result != EmqxFetchResult::Aborted) {
+      rlog.log(f.result == EmqxFetchResult::Unauthorized ? LogLevel::Error : LogLevel::Warn,
+               std::string("emqx:") + to_string(f.result),
+               std::string("emqx api: clients not listed (") + to_string(f.result) + ", " +
+                   f.detail + "); " + std::to_string(f.ids.size()) +
+                   " client(s) from earlier pages reconciled, the rest wait for their grace");
+    }
+    if (f.ids.empty()) return;
+    const Parsed p = emqx_client_list(f);
+    hygiene.observe(p, {}, false, b.now);
+    apply_client_list(p, b);
+  }
+
+  // On every (re)connect, like broker-ext's request: a worker asks EMQX; the answer comes back
+  // through the inbox. A fetch still running is not doubled.
+  void request_emqx_clients() {
+    if (!opt.emqx_api.enabled() || emqx_busy.exchange(true)) return;
+    if (emqx_thread.joinable()) emqx_thread.join();  // the previous one has finished
+    emqx_thread = std::thread([this] {
+      auto f = std::make_shared<EmqxFetch>(fetch_emqx_clients(opt.emqx_api, opt.limits, &emqx_abort));
+      Inbound in;
+      in.type = Inbound::Type::EmqxClients;
+      in.emqx_fetch = std::move(f);
+      push(std::move(in));
+      emqx_busy = false;
+    });
+  }
+
   void handle(const Inbound& in, server::Batch& b) {
     const MonoTime now = b.now;
     switch (in.type) {
@@ -517,6 +589,10 @@ struct MqttLink::Impl {
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
         try {
           client->subscribe(coll, qos, nullptr, subscribe_listener);
+          // Overload signals (issue 16), separately and without a listener: a broker that refuses
+          // them (no $SYS, an ACL) costs the signal, not the connection.
+          client->subscribe(probe_topic, 0);
+          client->subscribe(kDroppedTopic, 0);
         } catch (const mqtt::exception& e) {
           log(LogLevel::Error, std::string("mqtt: subscribe failed: ") + e.what());
           disconnect_quietly();
@@ -547,6 +623,9 @@ struct MqttLink::Impl {
         break;
       case Inbound::Type::ServerShutdown:
         blind_spots.server_shutting_down();
+        break;
+      case Inbound::Type::EmqxClients:
+        if (in.emqx_fetch) on_emqx_clients(*in.emqx_fetch, b);
         break;
       case Inbound::Type::SetRate:
         queue.set_rate(in.rate);
@@ -590,6 +669,7 @@ struct MqttLink::Impl {
   void request_client_list() {
     if (opt.topics.broker_ext_clients.empty()) return;
     try {
+      ++local.reconcile_requests_total;
       client->publish("$CONTROL/presence/v1/clients", std::string(R"({"v":1})"), 1, false);
     } catch (const mqtt::exception& e) {
       rlog.log(LogLevel::Warn, "publish", std::string("mqtt: client-list request failed: ") + e.what());
@@ -731,9 +811,98 @@ struct MqttLink::Impl {
       std::lock_guard<std::mutex> lock(in_mu);
       batch.swap(inbox);
     }
+    check_overload(b);  // before the batch's events: see check_overload
     for (const auto& in : batch) handle(in, b);
     batch.clear();
     maybe_connect(b.now);
+    send_probe(b.now);
+  }
+
+  // ---- overload (issue 16) ------------------------------------------------------------------
+
+  // Probe replies and the broker's drop counter: consumed here, never parsed as device traffic.
+  bool overload_signal(const Inbound& in) {
+    if (in.topic == probe_topic) {
+      std::uint64_t seq = 0;
+      for (char c : in.payload) {
+        if (c < '0' || c > '9') return true;
+        seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      // In order on one connection: earlier outstanding probes were lost on the way.
+      while (!probes_out.empty() && probes_out.front().first < seq) {
+        ++probes_lost;
+        probes_out.pop_front();
+      }
+      if (!probes_out.empty() && probes_out.front().first == seq) probes_out.pop_front();
+      return true;
+    }
+    if (in.topic == kDroppedTopic) {
+      try {
+        broker_dropped = std::stoull(in.payload);
+      } catch (const std::exception&) {
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void send_probe(MonoTime now) {
+    if (conn != Conn::Up || now < next_probe) return;
+    next_probe = now + kProbeInterval;
+    try {
+      client->publish(probe_topic, std::to_string(++probe_seq), 0, false);
+      probes_out.emplace_back(probe_seq, now);
+    } catch (const mqtt::exception&) {
+      // Not connected after all: the connection-lost path reports it.
+    }
+  }
+
+  // Sample the overload signals for this batch and tell the engine when presenced falls behind
+  // or catches up, before the batch's events and the tick: an OverloadBegan gates silence before
+  // the engine catches up the time it did not observe.
+  void check_overload(server::Batch& b) {
+    const MonoTime now = b.now;
+    core::OverloadSample s;
+    const auto steady = std::chrono::steady_clock::now();
+    for (const auto& in : batch) {
+      if (in.type != Inbound::Type::Message) continue;
+      s.lag = std::chrono::duration_cast<Duration>(steady - in.received);  // the oldest
+      break;
+    }
+    s.inbox_depth = batch.size();
+    if (last_batch_now != MonoTime{}) s.stall = now - last_batch_now;
+    last_batch_now = now;
+    s.broker_dropped = broker_dropped;
+    if (conn != Conn::Up) probes_out.clear();  // blind covers a lost connection
+    while (!probes_out.empty() && now - probes_out.front().second > opt.overload.lag_limit) {
+      ++probes_lost;
+      probes_out.pop_front();
+    }
+    s.probes_lost = probes_lost;
+    local.ingest_lag_seconds = static_cast<double>(s.lag.count()) / 1000.0;
+    local.probes_lost_total = probes_lost;
+    if (broker_dropped) local.broker_dropped = *broker_dropped;
+    const auto change = overload.observe(now, s);
+    local.overloaded = overload.overloaded();
+    local.overloaded_why = overload.overloaded() ? overload.why() : std::string();
+    local.overloads_total = overload.episodes();
+    if (!change) return;
+    core::Event e;
+    e.at = now;
+    if (*change) {
+      overload_since = now;
+      e.kind = core::EventKind::OverloadBegan;
+      log(LogLevel::Warn, "overload: presenced is behind (" + overload.why() +
+                              "); no device is judged offline on silence until it catches up");
+    } else {
+      e.kind = core::EventKind::OverloadEnded;
+      log(LogLevel::Warn,
+          "overload: caught up after " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - overload_since)
+                                 .count()) +
+              " s; silence is judged again, counted from now");
+    }
+    b.feed(e);
   }
 
   // "mqtt.out": the retained output of what changed.
@@ -743,7 +912,14 @@ struct MqttLink::Impl {
     update_stats();
   }
 
+  // An EMQX fetch in flight is cancelled (its abort flag is polled every ~20 ms) and joined.
+  void stop_emqx() {
+    emqx_abort = true;
+    if (emqx_thread.joinable()) emqx_thread.join();
+  }
+
   void shutdown() {
+    stop_emqx();
     // Every wait here is bounded and they share one budget (issue 19 item 2: SIGTERM to
     // presenced and its broker at the same moment left presenced in an unbounded
     // disconnect()->wait() for over a minute; Paho never completes a token whose connection died
@@ -799,7 +975,7 @@ struct MqttLink::Impl {
 MqttLink::MqttLink(MqttLinkOptions options, server::Loop& loop)
     : impl_(std::make_unique<Impl>(std::move(options), loop)) {}
 
-MqttLink::~MqttLink() = default;
+MqttLink::~MqttLink() { impl_->stop_emqx(); }
 
 server::Step MqttLink::input_step() {
   server::Step s;
@@ -824,6 +1000,19 @@ void MqttLink::start() {
 MqttStats MqttLink::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
   return impl_->shared;
+}
+
+HygieneReport MqttLink::hygiene_report(std::size_t limit) const {
+  const Impl& im = *impl_;
+  HygieneRules rules;
+  rules.core = im.engine.config();
+  rules.status_patterns = rules.heartbeat_patterns = false;
+  for (const auto& p : im.matcher.patterns()) {
+    rules.status_patterns |= p.kind() == TopicKind::Status;
+    rules.heartbeat_patterns |= p.kind() == TopicKind::Heartbeat;
+  }
+  for (const auto& src : im.sources.sources) rules.source_names.push_back(src.name);
+  return im.hygiene.analyze(rules, server::mono_now(), limit);
 }
 
 void MqttLink::set_incidents_open(std::function<std::uint32_t()> incidents_open) {

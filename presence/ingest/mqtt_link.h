@@ -14,7 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "presence/core/overload.h"
 #include "presence/core/config.h"
+#include "presence/ingest/emqx_clients.h"
+#include "presence/ingest/hygiene.h"
 #include "presence/ingest/mqtt_config.h"
 #include "presence/ingest/payload.h"
 #include "presence/ingest/source.h"
@@ -50,6 +53,8 @@ struct MqttLinkOptions {
   // source 0. The engine's classes are engine_device_classes() of these.
   std::vector<SourceSpec> sources;
   std::vector<DeviceClassSpec> device_classes;
+  // EMQX's clients REST API (emqx_clients.h): asked on every (re)connect, like broker-ext.
+  EmqxApiOptions emqx_api;
   // Sparkplug B (issue 15, docs/sparkplug.md): subscribe to spBv1.0/# and read it with
   // sparkplug::Tracker (edge nodes, their devices, the primary host's STATE).
   struct Sparkplug {
@@ -59,6 +64,8 @@ struct MqttLinkOptions {
     core::Duration rebirth_interval{std::chrono::seconds(60)};
     bool operator==(const Sparkplug&) const = default;
   } sparkplug;
+  // When presenced is behind, silence is not judged (issue 16, core/overload.h).
+  core::OverloadConfig overload;
 };
 
 // The device classes the engine needs (core::Config::device_classes): the configured ones and
@@ -70,6 +77,9 @@ struct MqttStats {
   std::uint64_t ignored_ids_total = 0;  // messages about an id in ignore_ids
   std::uint64_t alive_heartbeats_total = 0;  // heartbeats received in broker-ext alive batches
   std::uint64_t reconciled_total = 0;  // devices reported connected by a client-list reply
+  std::uint64_t reconciled_emqx_total = 0;  // ... of which by EMQX's clients API
+  std::uint64_t reconcile_requests_total = 0;  // client-list requests sent to broker-ext
+  std::array<std::uint64_t, kEmqxFetchResults> emqx_fetches_total{};  // per EmqxFetchResult
   std::array<std::uint64_t, kParseErrorKinds> parse_errors_total{};  // per ParseError
   std::uint64_t published_total = 0;
   std::size_t publish_pending = 0;
@@ -85,6 +95,13 @@ struct MqttStats {
   std::uint64_t sparkplug_rebirths_total = 0;
   std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;  // connected and subscribed
+  // Overload (issue 16): presenced is behind, no device is judged on silence (core/overload.h).
+  bool overloaded = false;
+  std::string overloaded_why;           // the signal that fired last
+  std::uint64_t overloads_total = 0;    // episodes
+  std::uint64_t probes_lost_total = 0;  // own probe messages lost or late
+  std::uint64_t broker_dropped = 0;     // $SYS/broker/publish/messages/dropped, last value
+  double ingest_lag_seconds = 0;        // oldest message of the last batch, at engine time
 };
 
 class MqttLink {
@@ -108,6 +125,10 @@ class MqttLink {
   void start();
 
   MqttStats stats() const;
+
+  // The device-hygiene report (issue 14, hygiene.h) of what this link observed. ENGINE THREAD
+  // ONLY: call it from a task given to Loop::post (the /v1/doctor backend does).
+  HygieneReport hygiene_report(std::size_t limit) const;
 
   // Before start(): fleet incidents not closed, for the retained presence/fleet message (any
   // thread).

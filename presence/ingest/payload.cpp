@@ -257,6 +257,11 @@ Parsed parse_broker_ext_client(bool connected, std::string_view payload,
   p.session = json_u64(j, "session");
   if (p.session == 0 && connected) p.session = json_u64(j, "seq");
   p.boot = json_id_text(j, "boot");
+  // The device-hygiene report compares it with the heartbeat clock (hygiene.h).
+  if (auto k = j.find("keepalive"); connected && k != j.end() && k->is_number_integer()) {
+    const auto v = k->get<std::int64_t>();
+    if (v >= 0 && v <= 65535) p.keepalive = static_cast<std::int32_t>(v);
+  }
   if (!connected) {
     // Mosquitto 2.0 gives no disconnect reason (STYLE.md habit 5); broker-ext marks a
     // connection replaced by a newer one with the same client id as superseded.
@@ -379,8 +384,9 @@ Parsed parse_uptime(std::string_view payload) {
 Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
                      std::string_view payload, bool retained, const ParseLimits& limits,
                      const SourceTable* sources) {
-  const auto m = matcher.match(topic);
-  if (!m) return reject(ParseError::UnknownTopic);
+  TopicMatch match;
+  if (!matcher.match(topic, match)) return reject(ParseError::UnknownTopic);
+  const TopicMatch* m = &match;
   if (needs_device_id(m->kind)) {
     if (m->id.empty()) return reject(ParseError::EmptyId);
     // broker-ext may put a hashed stand-in for a long id in the topic; the JSON id is checked
@@ -413,6 +419,7 @@ Parsed parse_message(const TopicMatcher& matcher, std::string_view topic,
     case TopicKind::Uptime: p = parse_uptime(payload); break;
   }
   p.topic_kind = m->kind;
+  p.source_index = m->source;
   p.node = std::string(m->node);
   // An alive batch is live evidence only; a retained copy (never published so) would be stale.
   if ((p.what == Parsed::What::AliveBatch || p.what == Parsed::What::ClientList) && retained)

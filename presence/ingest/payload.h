@@ -71,6 +71,8 @@ struct Parsed {
   std::vector<std::uint64_t> sessions;  // ClientList: one per id
   bool asleep = false;              // Connected from a `sleeping` word (source.h)
   std::uint8_t device_class = 0;    // 0 = no opinion; else the class to judge the device by
+  std::uint16_t source_index = 0;   // the matching pattern's source (source.h); 0 = topics.*
+  std::int32_t keepalive = -1;      // broker-ext connected: the client's keepalive (s); -1 unknown
 
   std::string node;
   std::string boot;  // broker-ext boot id (also filled by broker-ext client events when present)

@@ -73,6 +73,9 @@ class TopicPattern {
   const std::string& filter() const { return filter_; }
   // Views in the result point into topic.
   std::optional<TopicMatch> match(std::string_view topic) const;
+  // The hot path: fills m (kind, source, id, node, label_count; labels[0..label_count)) and
+  // returns true on a match. m's label array is not cleared: only label_count entries are valid.
+  bool match_into(std::string_view topic, TopicMatch& m) const;
 
  private:
   enum class Seg : unsigned char { Literal, Id, IdMulti, Node, Label, Plus, Hash };
@@ -87,6 +90,9 @@ class TopicPattern {
   std::string pattern_;
   std::string filter_;
   std::vector<Level> levels_;
+  // The first level when it is a literal: a topic that does not start with "<first>/" (or equal
+  // it) is rejected with one compare, before any level walk (most patterns start with one).
+  std::string first_literal_;
 };
 
 // All configured patterns; the first pattern that matches a topic wins (configuration order,
@@ -96,6 +102,8 @@ class TopicMatcher {
   TopicMatcher() = default;
   explicit TopicMatcher(std::vector<TopicPattern> patterns);
   std::optional<TopicMatch> match(std::string_view topic) const;
+  // The hot path: one TopicMatch filled in place; false when no pattern claims the topic.
+  bool match(std::string_view topic, TopicMatch& out) const;
   // Deduplicated subscription filters (Ignore patterns are not subscribed).
   std::vector<std::string> filters() const;
   const std::vector<TopicPattern>& patterns() const { return patterns_; }

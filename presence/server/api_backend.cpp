@@ -474,6 +474,8 @@ const char* alert_kind(core::AlertIntent::Type t) {
       return "persistence";
     case T::DeviceCap:
       return "device_cap";
+    case T::Overloaded:
+      return "overloaded";
   }
   return "unknown";
 }
@@ -616,6 +618,7 @@ struct LoopApiBackend::Impl {
   PolicyFn policy_fn;
   std::function<bool()> broker_connected;
   ApiQueries queries;
+  HygieneFn hygiene;  // engine thread only
 
   Impl(Loop& l, PolicyFn p, std::function<bool()> connected, ApiBackendOptions o)
       : loop(l), policy_fn(std::move(p)), broker_connected(std::move(connected)), queries(std::move(o), [] {
@@ -731,6 +734,22 @@ Result<std::vector<api::SilenceView>> LoopApiBackend::silences() {
 Result<std::vector<api::FiringAlertView>> LoopApiBackend::alerts() {
   return on_engine<std::vector<api::FiringAlertView>>(impl_, [](Impl& self, core::Engine& e) {
     return self.queries.alerts(e, self.policy());
+  });
+}
+
+void LoopApiBackend::set_hygiene(HygieneFn report) { impl_->hygiene = std::move(report); }
+
+Result<api::DoctorReport> LoopApiBackend::doctor(std::size_t limit) {
+  if (!impl_->hygiene) return Result<api::DoctorReport>::fail(ApiError::unavailable("no device-hygiene data"));
+  return on_engine<api::DoctorReport>(impl_, [limit](Impl& self, core::Engine&) {
+    const ingest::HygieneReport h = self.hygiene(limit);  // engine thread, as it must be
+    api::DoctorReport r;
+    r.devices_checked = h.devices_checked;
+    r.devices_dropped = h.devices_dropped;
+    r.counts = h.counts;
+    r.truncated = h.truncated;
+    for (const auto& f : h.findings) r.findings.push_back({f.id, f.check, f.problem, f.fix});
+    return Result<api::DoctorReport>{std::move(r), {}};
   });
 }
 

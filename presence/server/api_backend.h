@@ -16,6 +16,7 @@
 
 #include "presence/api/api.h"
 #include "presence/core/policy.h"
+#include "presence/ingest/hygiene.h"
 #include "presence/ingest/output.h"
 #include "presence/server/loop.h"
 
@@ -110,6 +111,11 @@ class LoopApiBackend final : public api::ApiBackend {
   // Engine thread (the alerting glue's intent observer): see ApiQueries::on_intents.
   void on_intents(const std::vector<core::AlertIntent>& intents);
   api::Result<bool> remove_silence(std::uint64_t id) override;
+  // GET /v1/doctor (issue 14): the device-hygiene report, made on the engine thread by `report`
+  // (the MQTT link's, set by the wiring before Loop::start()). Unset: 503.
+  using HygieneFn = std::function<ingest::HygieneReport(std::size_t limit)>;
+  void set_hygiene(HygieneFn report);
+  api::Result<api::DoctorReport> doctor(std::size_t limit) override;
 
   struct Impl;  // engine-thread state; opaque (api_backend.cpp)
 

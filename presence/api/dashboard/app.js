@@ -444,6 +444,27 @@ function renderSilences(list) {
   }
 }
 
+// ---- Device hygiene (issue 14) ----------------------------------------------------------------
+// The report scans every tracked device on the engine thread: read it every DOCTOR_MS, not at the
+// 2 s poll.
+const DOCTOR_MS = 30000;
+
+function renderDoctor(r) {
+  const counts = Object.entries(r.counts).filter(([, n]) => n > 0)
+    .map(([k, n]) => k + ' ' + n).join(', ');
+  $('doctor-summary').textContent = r.devices_checked + ' device(s) checked, ' +
+    r.findings.length + ' finding(s)' + (r.truncated ? ' (first ' + r.findings.length + ')' : '') +
+    (counts ? ': ' + counts : '');
+  $('doctor-table').tBodies[0].replaceChildren(...r.findings.map((f) => el('tr', {},
+    el('td', {}, deviceLink(f.id)),
+    el('td', {}, el('code', {}, f.check)), el('td', {}, f.problem), el('td', {}, f.fix))));
+}
+
+function refreshDoctor() {
+  return api('/v1/doctor?limit=200').then(renderDoctor,
+    (e) => { $('doctor-summary').textContent = 'cannot read the report: ' + e.message; });
+}
+
 // ---- Devices (worst first) ------------------------------------------------------------------
 
 function queryString() {
@@ -562,6 +583,8 @@ window.addEventListener('resize', drawShare);
 loadHistory().then(refresh).then(() => showDetail(true));
 search(false);
 setInterval(refresh, POLL_MS);
+refreshDoctor();
+setInterval(refreshDoctor, DOCTOR_MS);
 // The device table follows the fleet too (the browser test waits for a drop to show here), unless
 // the user paged further with More.
 setInterval(() => { if (!pagedMore) search(false); }, POLL_MS);

@@ -167,6 +167,11 @@ async function main() {
   await page.goto(base + '/');
   await waitFor('every device in the table', async () =>
     (await page.locator('#device-table tbody tr.device').count()) === devices.length, 10000);
+  // The device-hygiene panel (issue 14, GET /v1/doctor): read at load, these status-only devices
+  // are set up well enough for every check this config can make.
+  await waitFor('the device-hygiene panel', async () =>
+    (await page.locator('#doctor-summary').textContent()) ===
+      `${devices.length} device(s) checked, 0 finding(s)`, 5000);
   const online = await page.locator('#count-online').textContent();
   if (online !== String(devices.length)) throw new Error(`online tile shows ${online}`);
   for (const d of devices) {

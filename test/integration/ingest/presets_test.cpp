@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "test/integration/service/harness.h"
+#include "test/support/mock_http.h"
 
 using namespace presence::itest;
 using presence::test::Mosquitto;
@@ -149,7 +150,13 @@ TEST_CASE("preset zigbee2mqtt: names with '/', JSON availability, bridge will, h
 TEST_CASE("preset homie: ready, lost by will; sleeping is never offline, never paged") {
   Mosquitto broker;
   broker.start();
-  Presenced presenced(broker.port(), with_sources("sources:\n  - preset: homie\n"));
+  // A webhook receiver: "never paged" is checked on the pages themselves, against a device of
+  // the same fleet that does get its page (so the check can fail).
+  presence::test::MockHttpServer sink;
+  PresencedOptions o = with_sources("sources:\n  - preset: homie\n");
+  o.extra += "alerts:\n  webhook:\n    enabled: true\n    url: " + sink.url("/hook") +
+             "\n  policy:\n    alert_after: 1s\n    group_wait: 500ms\n";
+  Presenced presenced(broker.port(), o);
   presenced.start();
   Observer obs(broker.uri());
   WillDevice thermo(broker.port(), "thermo-1", "homie/thermo-1/$state", "lost");
@@ -169,6 +176,13 @@ TEST_CASE("preset homie: ready, lost by will; sleeping is never offline, never p
   CHECK(obs.state("window-2") == "online");
   CHECK(never(obs, "window-2", "suspect"));
   CHECK(never(obs, "window-2", "offline"));
+  auto paged = [&](const std::string& id) {
+    for (const auto& r : sink.requests())
+      if (r.body.find(id) != std::string::npos) return true;
+    return false;
+  };
+  CHECK(wait_for([&] { return paged("thermo-1"); }, 15s));  // the will is paged
+  CHECK_FALSE(paged("window-2"));                            // sleeping is not
   mqtt_pub(broker.port(), "homie/window-2/$state", "ready", true);
   mqtt_pub(broker.port(), "homie/window-2/$state", "disconnected", true);
   REQUIRE(obs.wait_state("window-2", "offline", 15s));

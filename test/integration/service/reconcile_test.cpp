@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "test/integration/service/harness.h"
+#include "test/support/mock_http.h"
 
 using namespace presence::itest;
 using presence::test::Mosquitto;
@@ -27,9 +28,14 @@ std::string api_state(Presenced& p, const std::string& id) {
 TEST_CASE("reconciliation: restarted presenced keeps connected devices online, no false offline") {
   Mosquitto broker(plugin_conf());
   broker.start();
+  // The pages themselves are checked: a webhook receiver gets rc-gone's page (it left while
+  // presenced was down) and nothing about the devices that stayed.
+  presence::test::MockHttpServer sink;
   PresencedOptions o;
   o.restart_grace_min = "2s";
   o.restart_grace_max = "4s";
+  o.extra = "alerts:\n  webhook:\n    enabled: true\n    url: " + sink.url("/hook") +
+            "\n  policy:\n    alert_after: 1s\n    group_wait: 500ms\n";
   Presenced presenced(broker.port(), o);
   presenced.start();
   Observer obs(broker.uri());
@@ -65,4 +71,20 @@ TEST_CASE("reconciliation: restarted presenced keeps connected devices online, n
     for (std::size_t i = before[id]; i < h.size(); ++i) CHECK(h[i] == "online");
   }
   CHECK(presenced.log().find("device rc-1: online -> suspect") == std::string::npos);
+  // Counted in /metrics (docs/metrics.md): the restarted presenced asked once and was told of
+  // the three devices (presenced's own client id and the observer are not devices... the
+  // observer is: it is a client like any other, hence >=).
+  auto paged = [&](const std::string& id) {
+    for (const auto& r : sink.requests())
+      if (r.body.find("\"" + id + "\"") != std::string::npos) return true;
+    return false;
+  };
+  CHECK(wait_for([&] { return paged("rc-gone"); }, 15s));
+  for (const auto& id : ids) {
+    INFO(id);
+    CHECK_FALSE(paged(id));
+  }
+  CHECK(presenced.metric("presence_reconcile_requests_total") >= 1);
+  CHECK(presenced.metric("presence_reconciled_total{via=\"broker_ext\"}") >= 3);
+  CHECK(presenced.metric("presence_reconciled_total{via=\"emqx\"}") == 0);
 }

@@ -926,3 +926,17 @@ TEST_CASE("ha: absent = single instance; set = validated (issue 13, docs/ha.md)"
   CHECK(error("ha:\n  endpoints: [http://e:2379]\n  name: a\n  key_prefix: presenced\n").find(
             "ha.key_prefix: must start and end with '/'") != std::string::npos);
 }
+
+TEST_CASE("emqx_api: off by default; url needs the key pair; page_size within EMQX's limit") {
+  CHECK(ok("").emqx_api.url.empty());
+  const auto c = ok("emqx_api:\n  url: http://127.0.0.1:18083\n  api_key: k\n  api_secret: s\n"
+                    "  page_size: 500\n  timeout: 2s\n");
+  CHECK(c.emqx_api.page_size == 500);
+  CHECK(c.emqx_api.timeout == std::chrono::seconds(2));
+  CHECK(error("emqx_api:\n  url: http://127.0.0.1:18083\n").find(
+            "emqx_api.api_key: api_key and api_secret are required") != std::string::npos);
+  CHECK(error("emqx_api:\n  url: ftp://x\n  api_key: k\n  api_secret: s\n")
+            .find("emqx_api.url: must start with https:// or http://") != std::string::npos);
+  CHECK(error("emqx_api:\n  url: http://x\n  api_key: k\n  api_secret: s\n  page_size: 10001\n")
+            .find("emqx_api.page_size: must be between 1 and 10000") != std::string::npos);
+}

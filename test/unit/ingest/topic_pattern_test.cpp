@@ -183,3 +183,37 @@ TEST_CASE("ignore patterns are matched but never subscribed") {
   REQUIRE(r);
   CHECK(r->kind == TopicKind::Heartbeat);
 }
+
+TEST_CASE("matcher: one TopicMatch filled in place carries nothing over from a failed pattern") {
+  // The hot path reuses one TopicMatch for every pattern (ingest_unknown_topic regression): a
+  // pattern that captured a label and a node and then failed must not leak them into the next.
+  std::vector<TopicPattern> ps;
+  ps.push_back(compile_ok(TopicKind::Status, "plant/{site}/{node}/{id}/status"));
+  ps.push_back(compile_ok(TopicKind::Heartbeat, "plant/{id}/{x}/hb"));
+  ps.push_back(compile_ok(TopicKind::Heartbeat, "plant/{id}/+/+/heartbeat"));
+  const TopicMatcher matcher(std::move(ps));
+  presence::ingest::TopicMatch m;
+  REQUIRE(matcher.match("plant/berlin/n1/press-1/heartbeat", m));
+  CHECK(m.kind == TopicKind::Heartbeat);
+  CHECK(m.id == "berlin");
+  CHECK(m.node.empty());
+  CHECK(m.label_count == 0);
+  CHECK(m.source == 0);
+  // The same object again, now for a topic no pattern claims.
+  CHECK_FALSE(matcher.match("plant/berlin/n1/press-1/other", m));
+  CHECK_FALSE(matcher.match("other/topic/1", m));
+}
+
+TEST_CASE("first-level literal: a whole level, not a prefix") {
+  const auto p = compile_ok(TopicKind::Status, "devices/{id}/status");
+  CHECK_FALSE(p.match("devicesX/a/status"));
+  CHECK_FALSE(p.match("device/a/status"));
+  CHECK_FALSE(p.match("devices"));
+  CHECK(p.match("devices/a/status"));
+  const auto h = compile_ok(TopicKind::Heartbeat, "devices/{id}/#");
+  CHECK(h.match("devices/a"));
+  CHECK_FALSE(h.match("devicesa"));
+  const auto sys = compile_ok(TopicKind::Uptime, "$SYS/broker/uptime");
+  CHECK(sys.match("$SYS/broker/uptime"));
+  CHECK_FALSE(sys.match("$SYSX/broker/uptime"));
+}
