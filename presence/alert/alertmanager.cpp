@@ -81,7 +81,7 @@ bool decode_state(const std::string& text, std::map<std::string, AmAlert>& out, 
 class AlertmanagerSink final : public Sink {
  public:
   explicit AlertmanagerSink(AlertmanagerConfig c)
-      : c_(std::move(c)), log_(store::or_stderr(c_.log)) {
+      : c_(std::move(c)), log_(common::or_stderr(c_.log)) {
     load();
     refresher_ = std::thread([this] { run_refresher(); });
   }
@@ -192,11 +192,11 @@ class AlertmanagerSink final : public Sink {
   }
 
   AlertmanagerConfig c_;
-  store::LogFn log_;
+  common::LogFn log_;
   mutable std::mutex mu_;
   mutable std::map<std::string, AmAlert> active_;  // by dedup_key; guarded by mu_
-  mutable store::LogLimiter save_log_;
-  store::LogLimiter resend_log_;
+  mutable common::LogLimiter save_log_;
+  common::LogLimiter resend_log_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   std::atomic<bool> stopping_{false};

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "presence/alert/sink.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::alert {
 
@@ -38,7 +38,7 @@ struct AlertmanagerConfig {
   Duration resend_interval{std::chrono::minutes(1)};
   Duration notify_for{std::chrono::minutes(5)};
   std::string state_path;  // firing alerts across restarts; "" = memory only
-  store::LogFn log;
+  common::LogFn log;
 };
 
 // "<base>/api/v2/alerts" unless base already ends in it.

@@ -33,13 +33,13 @@ struct Dispatcher::SinkState {
   std::atomic<std::uint64_t> sent{0}, requests{0}, failed{0}, retried{0}, dead_lettered{0},
       summaries{0}, skipped{0};
   std::atomic<bool> failing{false};
-  store::LogLimiter failure_log;
-  store::LogLimiter dead_letter_log;
+  common::LogLimiter failure_log;
+  common::LogLimiter dead_letter_log;
   std::uint64_t failure_streak = 0;
 };
 
 Dispatcher::Dispatcher(DispatcherConfig config, std::vector<std::unique_ptr<Sink>> sinks)
-    : config_(std::move(config)), log_(store::or_stderr(config_.log)), outbox_([&] {
+    : config_(std::move(config)), log_(common::or_stderr(config_.log)), outbox_([&] {
         OutboxConfig c = config_.outbox;
         if (!c.log) c.log = log_;
         return c;

@@ -24,7 +24,7 @@
 #include "presence/alert/outbox.h"
 #include "presence/alert/sink.h"
 #include "presence/core/decision.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 #include "presence/store/snapshot.h"
 
 namespace presence::alert {
@@ -35,7 +35,7 @@ struct DispatcherConfig {
   // takes one assuming MonoTime counts std::chrono::steady_clock milliseconds since its epoch.
   // An intent whose at is 0 is stamped with the wall time it is written to the outbox.
   store::WallAnchor anchor;
-  store::LogFn log;
+  common::LogFn log;
   // HA pair (issue 13, presence/ha/node.h): asked before every request. Send; Skip (the
   // notification log says it was sent already: settled as delivered, not sent); Hold (this
   // instance may not send now: asked again shortly, the entry stays queued). Unset = Send.
@@ -122,7 +122,7 @@ class Dispatcher {
   void run_sink(SinkState& s);
 
   DispatcherConfig config_;
-  store::LogFn log_;
+  common::LogFn log_;
   Outbox outbox_;
   std::vector<std::unique_ptr<SinkState>> sinks_;
 
@@ -137,7 +137,7 @@ class Dispatcher {
   std::deque<std::pair<std::uint64_t, std::uint64_t>> written_;
   std::uint64_t written_intents_ = 0;  // writer thread
   std::atomic<std::uint64_t> clamped_{0};
-  store::LogLimiter clamp_log_;  // writer thread only
+  common::LogLimiter clamp_log_;  // writer thread only
 
   std::mutex work_mu_;  // guards nothing but the wait below; see run_sink
   std::condition_variable work_cv_;

@@ -106,7 +106,7 @@ const char* to_string(Disposition d) {
 }
 
 Outbox::Outbox(OutboxConfig config)
-    : config_(std::move(config)), log_(store::or_stderr(config_.log)) {}
+    : config_(std::move(config)), log_(common::or_stderr(config_.log)) {}
 
 Outbox::~Outbox() = default;
 

@@ -28,7 +28,7 @@
 
 #include "presence/alert/outbox_entry.h"
 #include "presence/store/file_io.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::alert {
 
@@ -42,7 +42,7 @@ struct OutboxConfig {
   // Settled entries are kept (through compactions) until keep_from() passes them, for a
   // snapshot that replays them after a crash (issue 19 item 7). Off: settled entries go at once.
   bool keep_settled_for_snapshot = false;
-  store::LogFn log;
+  common::LogFn log;
 };
 
 enum class Disposition : std::uint8_t {
@@ -150,7 +150,7 @@ class Outbox {
   std::size_t live_locked() const;
 
   OutboxConfig config_;
-  store::LogFn log_;
+  common::LogFn log_;
   mutable std::mutex mu_;
   store::AppendFile file_;
   std::map<std::string, Queue> queues_;
@@ -163,8 +163,8 @@ class Outbox {
   std::uint64_t keep_from_ = 0;          // see keep_from()
   std::map<std::uint64_t, OutboxEntry> recent_settled_;  // settled, seq >= keep_from_
   OutboxStats stats_;
-  store::LogLimiter drop_log_;   // a sink down for hours must not log every drop
-  store::LogLimiter write_log_;  // nor every failed write on a full disk
+  common::LogLimiter drop_log_;   // a sink down for hours must not log every drop
+  common::LogLimiter write_log_;  // nor every failed write on a full disk
 };
 
 }  // namespace presence::alert

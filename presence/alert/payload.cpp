@@ -1,5 +1,6 @@
 #include "presence/alert/payload.h"
 #include "presence/common/iso8601.h"
+#include "presence/core/words.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -129,54 +130,10 @@ std::string slack_headline(const core::AlertIntent& i) {
 
 }  // namespace
 
-const char* wire_name(core::Severity s) {
-  switch (s) {
-    case core::Severity::Critical:
-      return "critical";
-    case core::Severity::Error:
-      return "error";
-    case core::Severity::Warning:
-      return "warning";
-    case core::Severity::Info:
-      return "info";
-  }
-  return "error";
-}
-
-const char* wire_name(Action a) {
-  switch (a) {
-    case Action::Trigger: return "trigger";
-    case Action::Resolve: return "resolve";
-    case Action::Notify: return "notify";
-  }
-  return "trigger";
-}
-
-const char* wire_name(Type t) {
-  switch (t) {
-    case Type::DeviceOffline:
-      return "device_offline";
-    case Type::DeviceFlapping:
-      return "device_flapping";
-    case Type::DeviceGroup:
-      return "device_group";
-    case Type::FleetIncident:
-      return "fleet_incident";
-    case Type::ReconnectStorm:
-      return "reconnect_storm";
-    case Type::Stragglers:
-      return "stragglers";
-    case Type::Blind:
-      return "blind";
-    case Type::Persistence:
-      return "persistence";
-    case Type::DeviceCap:
-      return "device_cap";
-    case Type::Overloaded:
-      return "overloaded";
-  }
-  return "unknown";
-}
+// The words are the core's (core/words.h); PagerDuty's severities are the same four.
+const char* wire_name(core::Severity s) { return core::to_string(s); }
+const char* wire_name(Action a) { return core::to_string(a); }
+const char* wire_name(Type t) { return core::to_string(t); }
 
 std::string iso8601_utc(std::int64_t wall_ms) { return common::iso8601_utc_ms(wall_ms); }
 

@@ -2,10 +2,10 @@
 
 namespace presence::alert {
 
-Watchdog::Watchdog(WatchdogConfig config, std::function<bool()> healthy, store::LogFn log)
+Watchdog::Watchdog(WatchdogConfig config, std::function<bool()> healthy, common::LogFn log)
     : config_(std::move(config)),
       healthy_(std::move(healthy)),
-      log_(store::or_stderr(std::move(log))) {}
+      log_(common::or_stderr(std::move(log))) {}
 
 Watchdog::~Watchdog() { stop(); }
 
@@ -43,7 +43,7 @@ void Watchdog::run() {
   const HttpRequest request{config_.url,
                             R"({"v":1,"service":"presenced","status":"ok"})",
                             {"Content-Type: application/json"}};
-  store::LogLimiter fail_log;
+  common::LogLimiter fail_log;
   bool was_ok = true;
   auto next = std::chrono::steady_clock::now();
   for (;;) {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "presence/alert/http.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::alert {
 
@@ -33,7 +33,7 @@ class Watchdog {
  public:
   // healthy() is called on the watchdog thread before each ping (so it must be thread-safe, e.g.
   // read atomics): no ping while it returns false, which is the point.
-  Watchdog(WatchdogConfig config, std::function<bool()> healthy, store::LogFn log = {});
+  Watchdog(WatchdogConfig config, std::function<bool()> healthy, common::LogFn log = {});
   ~Watchdog();  // stop()
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -49,7 +49,7 @@ class Watchdog {
 
   WatchdogConfig config_;
   std::function<bool()> healthy_;
-  store::LogFn log_;
+  common::LogFn log_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stopping_{false};

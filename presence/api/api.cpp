@@ -1,6 +1,7 @@
 #include "presence/api/api.h"
 #include "presence/common/iso8601.h"
 #include "presence/common/wall_time.h"
+#include "presence/core/words.h"
 
 #include <httplib.h>
 
@@ -240,11 +241,10 @@ bool same_token(std::string_view a, std::string_view b) {
 
 namespace {
 
-// "unreachable" (issue 15): a down device behind a down parent, the word the API shows for it.
-const char* const kStates[] = {"unknown", "online", "suspect", "offline", "flapping", "unreachable"};
-
+// The state words are the core's (core/words.h): the API takes and gives the same words, plus
+// "unreachable" (issue 15), the word shown for a down device behind a down parent.
 bool valid_state(std::string_view s) {
-  return std::find(std::begin(kStates), std::end(kStates), s) != std::end(kStates);
+  return core::state_from_word(s).has_value() || s == core::kUnreachableWord;
 }
 
 constexpr std::size_t kMaxIdBytes = 4096;
@@ -394,7 +394,7 @@ class Router {
     json samples = json::array();
     for (const auto& p : r.value) {
       json c = json::object();
-      for (std::size_t i = 0; i < p.counts.size(); ++i) c[kStates[i]] = p.counts[i];
+      for (std::size_t i = 0; i < p.counts.size(); ++i) c[core::kStateWords[i]] = p.counts[i];
       samples.push_back({{"at", iso8601(p.at)}, {"counts", std::move(c)}});
     }
     send_json(res, 200, {{"samples", std::move(samples)}});

@@ -4,6 +4,7 @@
 #include "presence/alert/pagerduty_change.h"
 #include "presence/alert/payload.h"
 #include "presence/alert/teams.h"
+#include "presence/core/words.h"
 #include "presence/ingest/payload.h"
 
 #include <unistd.h>
@@ -20,13 +21,6 @@
 namespace presence::app {
 
 namespace {
-
-core::Severity severity_of(const std::string& word) {
-  if (word == "critical") return core::Severity::Critical;
-  if (word == "warning") return core::Severity::Warning;
-  if (word == "info") return core::Severity::Info;
-  return core::Severity::Error;
-}
 
 std::string route_name(std::size_t i) { return "route" + std::to_string(i); }
 
@@ -55,7 +49,7 @@ core::PolicyConfig policy_config(const Config& c) {
     const auto& r = c.alerts.routes[i];
     core::AlertRule rule;
     for (const auto& [k, v] : r.match) rule.match.emplace_back(k, v);
-    rule.severity = severity_of(r.severity);
+    rule.severity = core::severity_from_word(r.severity).value_or(core::Severity::Error);
     rule.route = route_name(i);
     p.rules.push_back(std::move(rule));
   }
@@ -110,7 +104,7 @@ static bool is_notice(const core::AlertIntent& in) {
   return in.action == core::AlertIntent::Action::Notify;
 }
 
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::LogFn log) {
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, common::LogFn log) {
   std::vector<std::unique_ptr<alert::Sink>> sinks;
   const auto& a = c.alerts;
   if (!a.enabled) return sinks;
@@ -208,9 +202,9 @@ std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& c, store::Log
 
 // ---- Alerting ---------------------------------------------------------------------------------
 
-Alerting::Alerting(Config config, store::LogFn log)
+Alerting::Alerting(Config config, common::LogFn log)
     : config_(std::move(config)),
-      log_(store::or_stderr(std::move(log))),
+      log_(common::or_stderr(std::move(log))),
       snapshots_(snapshot_path(config_), log_),
       saver_(snapshots_, store::SnapshotSaver::Hooks{
                              [this](std::uint64_t submitted) -> std::uint64_t {

@@ -30,8 +30,8 @@
 #include "presence/app/config.h"
 #include "presence/core/naive.h"
 #include "presence/core/policy.h"
+#include "presence/common/log.h"
 #include "presence/server/loop.h"
-#include "presence/store/log.h"
 #include "presence/store/saver.h"
 #include "presence/store/snapshot.h"
 
@@ -47,7 +47,7 @@ core::FleetConfig fleet_config(const Config& config);
 // "pagerduty-change" (Notify intents only), "alertmanager", "alertmanager-2"... (one per URL),
 // "teams". Empty when nothing is enabled or alerts.enabled is false. log: the sinks' own
 // threads (Alertmanager re-sends).
-std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config, store::LogFn log = {});
+std::vector<std::unique_ptr<alert::Sink>> make_sinks(const Config& config, common::LogFn log = {});
 std::string outbox_path(const Config& config);    // <store.dir>/outbox.log
 std::string snapshot_path(const Config& config);  // <store.dir>/snapshot.bin
 
@@ -58,7 +58,7 @@ struct AlertingCounters {
 
 class Alerting final {
  public:
-  Alerting(Config config, store::LogFn log = {});
+  Alerting(Config config, common::LogFn log = {});
   ~Alerting();
   Alerting(const Alerting&) = delete;
   Alerting& operator=(const Alerting&) = delete;
@@ -142,7 +142,7 @@ class Alerting final {
   void note_silences(core::MonoTime now);
 
   Config config_;
-  store::LogFn log_;
+  common::LogFn log_;
   std::function<alert::DispatcherConfig::Gate(const std::vector<alert::OutboxEntry>&)> gate_;
   std::function<void(const std::vector<alert::OutboxEntry>&)> after_send_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence

@@ -22,6 +22,7 @@
 
 #include "presence/common/iso8601.h"
 #include "presence/common/wall_time.h"
+#include "presence/core/words.h"
 #include "presence/ingest/presets.h"
 #include "presence/ingest/topic_pattern.h"
 
@@ -129,10 +130,7 @@ struct EnumNames<MqttProtocol> {
 };
 template <>
 struct EnumNames<LogLevel> {
-  static constexpr std::pair<LogLevel, const char*> values[] = {{LogLevel::debug, "debug"},
-                                                                {LogLevel::info, "info"},
-                                                                {LogLevel::warn, "warn"},
-                                                                {LogLevel::error, "error"}};
+  static constexpr const auto& values = common::kLogLevelWords;
 };
 template <>
 struct EnumNames<Mode> {
@@ -156,8 +154,6 @@ std::string enum_choices() {
   }
   return out;
 }
-
-constexpr const char* kSeverities[] = {"critical", "error", "warning", "info"};
 
 // ---------------------------------------------------------------------------------------------
 // Schema: the one description of every key. V is a visitor with section(), field() and list().
@@ -1178,8 +1174,7 @@ class Validator {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";
       if (r_.failed(path)) continue;
-      check(std::find(std::begin(kSeverities), std::end(kSeverities), route.severity) !=
-                std::end(kSeverities),
+      check(core::severity_from_word(route.severity).has_value(),
             path + ".severity",
             "expected one of critical, error, warning, info, got " + quoted(route.severity));
       if (!route.slack_webhook_url.empty())
@@ -1571,7 +1566,6 @@ Substituted substitute_env(std::string_view text, const EnvLookup& env) {
 }
 
 const char* to_string(MqttProtocol v) { return enum_name(v); }
-const char* to_string(LogLevel v) { return enum_name(v); }
 const char* to_string(Mode v) { return enum_name(v); }
 
 }  // namespace presence::app

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "presence/common/log.h"
 #include "presence/core/overload.h"
 #include "presence/core/config.h"
 #include "presence/core/fleet.h"
@@ -265,10 +266,11 @@ struct AlertsConfig {
 
 // ---------------------------------------------------------------------------------------------
 // log
-enum class LogLevel { debug, info, warn, error };
+// The one LogLevel and its words: presence/common/log.h.
+using LogLevel = common::LogLevel;
 
 struct LogConfig {
-  LogLevel level = LogLevel::info;
+  LogLevel level = LogLevel::Info;
   // At most one line per log key (e.g. "malformed payload from <id>") per rate_limit; the rest
   // is counted. Keeps a misbehaving fleet from filling the disk.
   Duration rate_limit{std::chrono::seconds(10)};
@@ -405,7 +407,6 @@ struct Substituted {
 Substituted substitute_env(std::string_view text, const EnvLookup& env);
 
 const char* to_string(MqttProtocol);
-const char* to_string(LogLevel);
 const char* to_string(Mode);
 
 }  // namespace presence::app

@@ -27,8 +27,9 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/core/words.h"
 #include "presence/ha/node.h"
-#include "presence/ingest/log.h"
+#include "presence/common/log.h"
 #include "presence/ingest/mqtt_link.h"
 #include "presence/ingest/output.h"
 #include "presence/server/api_backend.h"
@@ -36,8 +37,8 @@
 
 namespace {
 
-using presence::ingest::LogLevel;
-using presence::ingest::log;
+using presence::common::LogLevel;
+using presence::common::log;
 
 constexpr int kExitConfig = 2;
 // Longer than every bounded wait of a stop together (MQTT 3 s, snapshot and outbox 10 s + 5 s in
@@ -48,16 +49,6 @@ void usage() {
   std::fprintf(stderr,
                "usage: presenced --config FILE\n"
                "       presenced --check-config FILE\n");
-}
-
-LogLevel to_log_level(presence::app::LogLevel level) {
-  switch (level) {
-    case presence::app::LogLevel::debug: return LogLevel::Debug;
-    case presence::app::LogLevel::info: return LogLevel::Info;
-    case presence::app::LogLevel::warn: return LogLevel::Warn;
-    case presence::app::LogLevel::error: return LogLevel::Error;
-  }
-  return LogLevel::Info;
 }
 
 // "presence/fleet" -> "presence/service": presenced's own retained birth/last-will sits next to
@@ -135,11 +126,11 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   presence::api::Metrics m;
   for (std::size_t i = 0; i < s.devices_by_state.size(); ++i)
     m.devices_by_state.emplace_back(
-        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        presence::core::to_string(static_cast<presence::core::State>(i)),
         s.devices_by_state[i]);
   for (std::size_t i = 0; i < s.transitions_total.size(); ++i)
     m.transitions_total.emplace_back(
-        presence::ingest::state_word(static_cast<presence::core::State>(i)),
+        presence::core::to_string(static_cast<presence::core::State>(i)),
         s.transitions_total[i]);
   m.mqtt_messages_total = q.mqtt_messages_total;
   m.ignored_ids_total = q.ignored_ids_total;
@@ -226,8 +217,8 @@ void reload(const std::string& path, presence::app::Config& running,
     } else if (key.rfind("alerts.silences", 0) == 0) {
       silences = true;  // docs/runbook.md "Silencing" relies on this (issue 19 item 11)
     } else if (key == "log.level") {
-      presence::ingest::set_log_level(to_log_level(next.log.level));
-      log(LogLevel::Info, std::string("reload: log.level = ") + presence::app::to_string(next.log.level));
+      presence::common::set_log_level(next.log.level);
+      log(LogLevel::Info, std::string("reload: log.level = ") + presence::common::to_string(next.log.level));
     } else {
       log(LogLevel::Warn, "reload: " + key + " changed: not used live by this presenced, restart to apply");
     }
@@ -254,7 +245,7 @@ int run(const std::string& path) {
     return kExitConfig;
   }
   presence::app::Config running = *r.config;
-  presence::ingest::set_log_level(to_log_level(running.log.level));
+  presence::common::set_log_level(running.log.level);
 
   std::string http_host;
   int http_port = 0;
@@ -374,7 +365,7 @@ int run(const std::string& path) {
   api_options.token = running.http.token;
   api_options.require_token_for_reads = !presence::api::is_loopback_host(http_host);
   api_options.counters = api_counters;
-  presence::ingest::RateLimitedLog api_log(running.log.rate_limit);
+  presence::common::RateLimitedLog api_log(running.log.rate_limit);
   api_options.log = [&api_log](std::string_view code, std::string_view line) {
     api_log.log(LogLevel::Warn, "api:" + std::string(code), line);
   };

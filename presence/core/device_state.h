@@ -14,8 +14,6 @@
 
 namespace presence::core {
 
-inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
-
 // One cache line, no pointers, no heap: a million devices are one 64 MB array (issue 2: <= 100 B
 // per device beyond the id bytes, together with the 16-byte timer node and the id table). Aligned
 // so that the hot path (a random device per event) touches exactly one line.

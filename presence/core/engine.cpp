@@ -24,8 +24,6 @@ namespace presence::core {
 
 namespace {
 
-constexpr std::int64_t kInf = std::numeric_limits<std::int64_t>::max();
-
 // Label keys/values interned to small ids; a device points at one interned label set, so a million
 // devices with a handful of distinct (site, firmware, model) combinations cost 4 bytes each.
 //
@@ -425,9 +423,9 @@ struct Engine::Impl {
     return d.has(DeviceRecord::kSilent) ? Cause::HeartbeatTimeout : Cause::Disconnected;
   }
 
-  // Next time device i needs attention (kInf = none), given the state after evaluate(t).
+  // Next time device i needs attention (kNeverDue = none), given the state after evaluate(t).
   std::int64_t next_deadline(const DeviceRecord& d, std::int64_t t) const {
-    std::int64_t dl = kInf;
+    std::int64_t dl = kNeverDue;
     const bool up = d.has(DeviceRecord::kUp);
     if (up && d.has(DeviceRecord::kHeartbeats) && !silence_gated(d)) {
       dl = std::min(dl, silence_deadline(d));
@@ -442,23 +440,23 @@ struct Engine::Impl {
       case State::Flapping: {
         const std::int64_t k = flap.quiet_shifts_to_stop(d.flap_bits);
         const std::int64_t stop_at = k == 0 ? t : d.flap_clock + k * flap.step().count();
-        std::int64_t settle_at = kInf;
+        std::int64_t settle_at = kNeverDue;
         if (up) settle_at = d.changed_at + config.online_stable_for.count();
         else if (!offline_blocked(d)) settle_at = offline_deadline(d);
-        if (settle_at != kInf) dl = std::min(dl, std::max(stop_at, settle_at));
+        if (settle_at != kNeverDue) dl = std::min(dl, std::max(stop_at, settle_at));
         break;
       }
       default:
         break;
     }
     if (forgettable(d)) dl = std::min(dl, forget_deadline(d));
-    if (dl != kInf && dl <= t) dl = t + 1;  // never re-arm into the past (would loop)
+    if (dl != kNeverDue && dl <= t) dl = t + 1;  // never re-arm into the past (would loop)
     return dl;
   }
 
   void reschedule(DeviceIndex i, std::int64_t t) {
     const std::int64_t dl = next_deadline(devices[i], t);
-    if (dl == kInf) {
+    if (dl == kNeverDue) {
       wheel.cancel(i);
       return;
     }
@@ -523,9 +521,9 @@ struct Engine::Impl {
   std::int64_t forget_deadline(const DeviceRecord& d) const {
     const std::int64_t last = std::max({d.last_seen, d.changed_at, d.since});
     const std::int64_t w = forget_window(d);
-    // w >= 0; last may be any restored time (a crafted snapshot: far in the past), so compare
-    // against kInf - w, which cannot overflow (found by the snapshot fuzz target).
-    return last > kInf - w ? kInf : last + w;
+    // w >= 0; last may be any restored time (a crafted snapshot: far in the past or future), so
+    // the sum saturates at kNeverDue instead of overflowing (found by the snapshot fuzz target).
+    return add_sat(last, w);
   }
 
   void start_expiry_clocks(std::int64_t t) {

@@ -8,36 +8,9 @@
 #include <map>
 #include <unordered_map>
 
+#include "presence/core/words.h"
+
 namespace presence::core {
-
-const char* to_string(IncidentKind k) {
-  switch (k) {
-    case IncidentKind::Drop: return "drop";
-    case IncidentKind::Storm: return "storm";
-    case IncidentKind::Blind: return "blind";
-  }
-  return "?";
-}
-
-const char* to_string(IncidentStage s) {
-  switch (s) {
-    case IncidentStage::Open: return "open";
-    case IncidentStage::Recovering: return "recovering";
-    case IncidentStage::Stragglers: return "stragglers";
-    case IncidentStage::Closed: return "closed";
-  }
-  return "?";
-}
-
-const char* to_string(IncidentEvent::Kind k) {
-  switch (k) {
-    case IncidentEvent::Kind::Opened: return "opened";
-    case IncidentEvent::Kind::Resolved: return "resolved";
-    case IncidentEvent::Kind::Stragglers: return "stragglers";
-    case IncidentEvent::Kind::Closed: return "closed";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -80,7 +53,6 @@ std::string validate(const FleetConfig& c) {
 
 namespace {
 
-constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
 constexpr std::uint32_t kGlobalSegment = 0;
 
 // Device classes as the fleet sees them.
@@ -176,84 +148,7 @@ struct KeyTable {
   std::vector<std::uint32_t> column;  // per device: value id
 };
 
-// Percent-encoding for the snapshot text: keeps every token free of whitespace.
-std::string enc(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  if (s.empty()) return "%";
-  for (unsigned char c : s) {
-    if (c <= 0x20 || c >= 0x7f || c == '%') {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-bool dec(std::string_view s, std::string& out) {
-  out.clear();
-  if (s == "%") return true;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return false;
-    auto hv = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      return -1;
-    };
-    int a = hv(s[i + 1]), b = hv(s[i + 2]);
-    if (a < 0 || b < 0) return false;
-    out += static_cast<char>(a * 16 + b);
-    i += 2;
-  }
-  return true;
-}
-
-std::vector<std::string_view> split(std::string_view line) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && line[i] == ' ') ++i;
-    std::size_t j = i;
-    while (j < line.size() && line[j] != ' ') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-template <typename T>
-bool num(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool real(std::string_view s, double& out) {
-  if (!num(s, out)) return false;
-  return std::isfinite(out);
-}
-
-std::string fmt_double(double v) {
-  char buf[64];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  if (ec != std::errc()) return "0";
-  return std::string(buf, p);
-}
-
 }  // namespace
-
-namespace snapshot_text {
-std::string encode(std::string_view s) { return enc(s); }
-bool decode(std::string_view token, std::string& out) { return dec(token, out); }
-std::vector<std::string_view> split(std::string_view line) { return presence::core::split(line); }
-}  // namespace snapshot_text
 
 struct FleetMonitor::Impl {
   FleetConfig cfg;
@@ -1192,134 +1087,32 @@ std::size_t FleetMonitor::memory_bytes() const {
   return b;
 }
 
-// --- Snapshot ----------------------------------------------------------------------------------
-// Format (v1), one record per line, tokens separated by single spaces, strings percent-encoded:
-//   presence-fleet-incidents 1
-//   saved_at <ms>
-//   next_id <n>
-//   incident <id> <kind> <stage> <scope_key> <scope_value> <opened_at> <resolved_at> <grace_from>
-//            <back_since|-> <population> <count> <share> <peak_down>
-//   held <id>...   down <id>...   stragglers <id>...
-//   hint <key> <value> <support> <share_in_incident> <share_in_scope> <lift>
-//   end
-// Closed incidents are not saved (they page nothing any more).
-
-std::string FleetMonitor::serialize(const std::function<std::string(DeviceIndex)>& id_of) const {
+// The text format is fleet_snapshot.cpp's; here only what the monitor knows goes into the record.
+IncidentSnapshot FleetMonitor::snapshot(const std::function<std::string(DeviceIndex)>& id_of) const {
   const auto& m = *impl_;
-  std::string out = "presence-fleet-incidents 1\n";
-  out += "saved_at " + std::to_string(m.now == kNever ? 0 : m.now) + "\n";
-  out += "next_id " + std::to_string(m.next_id) + "\n";
-  auto ids = [&](const char* tag, const std::vector<DeviceIndex>& list, auto&& keep) {
-    out += tag;
-    for (DeviceIndex d : list)
-      if (keep(d)) out += " " + enc(id_of(d));
-    out += "\n";
-  };
+  IncidentSnapshot snap;
+  snap.saved_at_ms = m.now == kNever ? 0 : m.now;
+  snap.next_id = m.next_id;
   for (const auto& [id, inc] : m.incidents) {
-    if (inc.stage == IncidentStage::Closed) continue;
-    out += "incident " + std::to_string(inc.id) + " " + to_string(inc.kind) + " " + to_string(inc.stage) +
-           " " + enc(inc.scope_key) + " " + enc(inc.scope_value) + " " + std::to_string(to_ms(inc.opened_at)) +
-           " " + std::to_string(to_ms(inc.resolved_at)) + " " + std::to_string(to_ms(inc.grace_from)) + " " +
-           (inc.back_since ? std::to_string(to_ms(*inc.back_since)) : std::string("-")) + " " +
-           std::to_string(inc.population) + " " + std::to_string(inc.count) + " " + fmt_double(inc.share) + " " +
-           std::to_string(inc.peak_down) + "\n";
-    ids("held", inc.held, [](DeviceIndex) { return true; });
+    if (inc.stage == IncidentStage::Closed) continue;  // pages nothing any more: not saved
+    IncidentSnapshot::Record rec;
+    rec.incident = inc;
+    rec.incident.held.clear();
+    rec.incident.stragglers.clear();
     // A named copy: clang before 16 cannot capture a structured binding (the fuzz build is clang).
     const auto incident_id = inc.id;
-    ids("down", inc.held, [&](DeviceIndex d) { return d < m.devices.size() && m.devices[d].held_by == incident_id; });
-    ids("stragglers", inc.stragglers, [](DeviceIndex) { return true; });
-    for (const auto& h : inc.hint)
-      out += "hint " + enc(h.key) + " " + enc(h.value) + " " + std::to_string(h.support) + " " +
-             fmt_double(h.share_in_incident) + " " + fmt_double(h.share_in_scope) + " " + fmt_double(h.lift) + "\n";
-    out += "end\n";
+    for (DeviceIndex d : inc.held) {
+      rec.held_ids.push_back(id_of(d));
+      if (d < m.devices.size() && m.devices[d].held_by == incident_id) rec.down_ids.push_back(id_of(d));
+    }
+    for (DeviceIndex d : inc.stragglers) rec.straggler_ids.push_back(id_of(d));
+    snap.incidents.push_back(std::move(rec));
   }
-  return out;
+  return snap;
 }
 
-bool FleetMonitor::deserialize(std::string_view text, IncidentSnapshot& out, std::string& error) {
-  out = IncidentSnapshot{};
-  std::size_t line_no = 0;
-  IncidentSnapshot::Record* cur = nullptr;
-  bool header = false;
-  auto fail = [&](const std::string& what) {
-    error = "fleet snapshot line " + std::to_string(line_no) + ": " + what;
-    out = IncidentSnapshot{};
-    return false;
-  };
-  while (!text.empty()) {
-    std::size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    ++line_no;
-    auto tok = split(line);
-    if (tok.empty()) continue;
-    if (!header) {
-      if (tok.size() != 2 || tok[0] != "presence-fleet-incidents") return fail("not a fleet incident snapshot");
-      if (tok[1] != "1") return fail("unsupported version " + std::string(tok[1]));
-      header = true;
-      continue;
-    }
-    const std::string_view tag = tok[0];
-    if (tag == "saved_at") {
-      if (tok.size() != 2 || !num(tok[1], out.saved_at_ms)) return fail("bad saved_at");
-    } else if (tag == "next_id") {
-      if (tok.size() != 2 || !num(tok[1], out.next_id) || out.next_id == 0) return fail("bad next_id");
-    } else if (tag == "incident") {
-      if (cur != nullptr) return fail("incident without end");
-      if (tok.size() != 14) return fail("incident needs 13 fields");
-      if (out.incidents.size() >= 100000) return fail("too many incidents");
-      out.incidents.emplace_back();
-      cur = &out.incidents.back();
-      Incident& inc = cur->incident;
-      std::int64_t opened = 0, resolved = 0, grace = 0;
-      if (!num(tok[1], inc.id) || inc.id == 0) return fail("bad incident id");
-      if (tok[2] == "drop") inc.kind = IncidentKind::Drop;
-      else if (tok[2] == "storm") inc.kind = IncidentKind::Storm;
-      else if (tok[2] == "blind") inc.kind = IncidentKind::Blind;
-      else return fail("bad incident kind");
-      if (tok[3] == "open") inc.stage = IncidentStage::Open;
-      else if (tok[3] == "recovering") inc.stage = IncidentStage::Recovering;
-      else if (tok[3] == "stragglers") inc.stage = IncidentStage::Stragglers;
-      else return fail("bad incident stage");
-      if (!dec(tok[4], inc.scope_key) || !dec(tok[5], inc.scope_value)) return fail("bad scope");
-      if (!num(tok[6], opened) || !num(tok[7], resolved) || !num(tok[8], grace)) return fail("bad time");
-      inc.opened_at = mono_ms(opened);
-      inc.resolved_at = mono_ms(resolved);
-      inc.grace_from = mono_ms(grace);
-      if (tok[9] != "-") {
-        std::int64_t b = 0;
-        if (!num(tok[9], b)) return fail("bad back_since");
-        inc.back_since = mono_ms(b);
-      }
-      if (!num(tok[10], inc.population) || !num(tok[11], inc.count) || !real(tok[12], inc.share) ||
-          !num(tok[13], inc.peak_down))
-        return fail("bad counters");
-    } else if (tag == "held" || tag == "down" || tag == "stragglers") {
-      if (cur == nullptr) return fail(std::string(tag) + " outside an incident");
-      auto& list = tag == "held" ? cur->held_ids : tag == "down" ? cur->down_ids : cur->straggler_ids;
-      std::string id;
-      for (std::size_t i = 1; i < tok.size(); ++i) {
-        if (!dec(tok[i], id) || id.empty()) return fail("bad device id");
-        list.push_back(id);
-      }
-    } else if (tag == "hint") {
-      if (cur == nullptr) return fail("hint outside an incident");
-      if (tok.size() != 7) return fail("hint needs 6 fields");
-      CohortHint h;
-      if (!dec(tok[1], h.key) || !dec(tok[2], h.value) || !num(tok[3], h.support) ||
-          !real(tok[4], h.share_in_incident) || !real(tok[5], h.share_in_scope) || !real(tok[6], h.lift))
-        return fail("bad hint");
-      cur->incident.hint.push_back(std::move(h));
-    } else if (tag == "end") {
-      if (cur == nullptr) return fail("end without incident");
-      cur = nullptr;
-    } else {
-      return fail("unknown record '" + std::string(tag.substr(0, 32)) + "'");
-    }
-  }
-  if (!header) return fail("empty snapshot");
-  if (cur != nullptr) return fail("truncated: incident without end");
-  return true;
+std::string FleetMonitor::serialize(const std::function<std::string(DeviceIndex)>& id_of) const {
+  return to_text(snapshot(id_of));
 }
 
 std::size_t FleetMonitor::restore(const IncidentSnapshot& snap, MonoTime now_time,

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <charconv>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -175,6 +176,9 @@ struct IncidentSnapshot {
   std::vector<Record> incidents;
 };
 
+// The snapshot's versioned text (fleet_snapshot.cpp).
+std::string to_text(const IncidentSnapshot& snapshot);
+
 const char* to_string(IncidentKind);
 const char* to_string(IncidentStage);
 const char* to_string(IncidentEvent::Kind);
@@ -185,6 +189,12 @@ namespace snapshot_text {
 std::string encode(std::string_view s);
 bool decode(std::string_view token, std::string& out);
 std::vector<std::string_view> split(std::string_view line);
+// The whole token as a number, or false.
+template <typename T>
+bool number(std::string_view token, T& out) {
+  auto [p, ec] = std::from_chars(token.data(), token.data() + token.size(), out);
+  return ec == std::errc() && p == token.data() + token.size();
+}
 }  // namespace snapshot_text
 
 class FleetMonitor {
@@ -241,7 +251,10 @@ class FleetMonitor {
 
   std::size_t memory_bytes() const;  // approximate, for the benchmark
 
-  // Snapshots of non-closed incidents: versioned text, robust to garbage.
+  // Snapshots of non-closed incidents: versioned text, robust to garbage. snapshot() and restore()
+  // live in fleet.cpp; the text (serialize = to_text(snapshot()), deserialize) in
+  // fleet_snapshot.cpp.
+  IncidentSnapshot snapshot(const std::function<std::string(DeviceIndex)>& id_of) const;
   std::string serialize(const std::function<std::string(DeviceIndex)>& id_of) const;
   static bool deserialize(std::string_view text, IncidentSnapshot& out, std::string& error);
   // Before any transition of the restored engine. Returns the number of incidents restored.

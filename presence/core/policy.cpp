@@ -12,7 +12,6 @@ namespace presence::core {
 
 namespace {
 
-constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr std::size_t kMaxKey = 255;
 constexpr std::size_t kMaxSummary = 1024;
 
@@ -124,7 +123,7 @@ struct AlertPolicy::Impl {
 
   struct Batch {
     std::vector<DeviceIndex> members;
-    std::int64_t flush_at = kNever;
+    std::int64_t flush_at = kNeverDue;
     std::int64_t last_flush = std::numeric_limits<std::int64_t>::min();
     std::size_t rule = 0;
   };
@@ -144,7 +143,7 @@ struct AlertPolicy::Impl {
   struct IncidentAlert {
     enum Phase : std::uint8_t { Waiting, Silenced, Firing, Done };
     Phase incident = Waiting;
-    std::int64_t due = kNever;  // Waiting (Blind): when to page
+    std::int64_t due = kNeverDue;  // Waiting (Blind): when to page
     Phase stragglers = Done;
     std::int64_t incident_since = 0, stragglers_since = 0;
   };
@@ -173,7 +172,7 @@ struct AlertPolicy::Impl {
     std::string parent;
     std::string key;
     std::int64_t returned = 0;
-    std::int64_t due = kNever;          // waiting: when the children still down are paged
+    std::int64_t due = kNeverDue;          // waiting: when the children still down are paged
     bool firing = false;
     std::vector<DeviceIndex> members;   // waiting: the unreachable children; firing: those paged
     std::size_t remaining = 0;          // firing: paged and not back yet
@@ -270,7 +269,7 @@ struct AlertPolicy::Impl {
     std::vector<DeviceIndex> still;
     for (DeviceIndex d : ret.members)
       if (unreach.count(d) != 0 && topo.down_ancestor(id(d)).empty()) still.push_back(d);
-    ret.due = kNever;
+    ret.due = kNeverDue;
     if (still.empty()) {
       returns.erase(r);
       return;
@@ -435,7 +434,7 @@ struct AlertPolicy::Impl {
         auto m = std::find(b.members.begin(), b.members.end(), d);
         if (m != b.members.end()) {
           b.members.erase(m);
-          if (b.members.empty()) b.flush_at = kNever;
+          if (b.members.empty()) b.flush_at = kNeverDue;
           break;
         }
       }
@@ -551,7 +550,7 @@ struct AlertPolicy::Impl {
       send.push_back(d);
     }
     b.members.clear();
-    b.flush_at = kNever;
+    b.flush_at = kNeverDue;
     if (send.empty()) return;
     b.last_flush = at;
     const Severity sev = b.rule < cfg.rules.size() ? cfg.rules[b.rule].severity : cfg.device_severity;
@@ -882,7 +881,7 @@ struct AlertPolicy::Impl {
           fill_incident(a, *inc);
         }
         ia.incident = IncidentAlert::Done;
-        ia.due = kNever;
+        ia.due = kNeverDue;
         break;
       case IncidentEvent::Kind::Stragglers:
         if (ia.incident == IncidentAlert::Firing) {  // defensive: never leave the incident firing
@@ -921,7 +920,7 @@ struct AlertPolicy::Impl {
   // device dues, then group flushes), so a coarse tick decides exactly like a fine one.
   void run_until(std::int64_t t) {
     for (;;) {
-      std::int64_t t_sil = kNever, t_inc = kNever, t_due = kNever, t_flush = kNever, t_ret = kNever;
+      std::int64_t t_sil = kNeverDue, t_inc = kNeverDue, t_due = kNeverDue, t_flush = kNeverDue, t_ret = kNeverDue;
       for (const auto& s : silences) t_sil = std::min(t_sil, to_ms(s.ends_at));
       for (const auto& [n, r] : returns)
         if (!r.firing) t_ret = std::min(t_ret, r.due);
@@ -932,7 +931,7 @@ struct AlertPolicy::Impl {
       if (!wait)
         for (const auto& [route, b] : batches) t_flush = std::min(t_flush, std::max(b.flush_at, resume_at));
       const std::int64_t next = std::min({t_sil, t_inc, t_due, t_flush, t_ret});
-      if (next > t || next == kNever) break;
+      if (next > t || next == kNeverDue) break;
       now = std::max(now, next);
       if (next == t_sil) {
         expire_silences(next);
@@ -944,7 +943,7 @@ struct AlertPolicy::Impl {
       } else if (next == t_inc) {
         for (auto& [id, ia] : incs) {
           if (ia.incident != IncidentAlert::Waiting || ia.due != next) continue;
-          ia.due = kNever;
+          ia.due = kNeverDue;
           const Incident* inc = fleet.incident(id);
           if (inc != nullptr && inc->stage == IncidentStage::Open && fleet.healed(id)) healed_ids.push_back(id);
           else if (inc != nullptr && inc->stage == IncidentStage::Open) fire_incident(*inc, ia, next);
@@ -959,7 +958,7 @@ struct AlertPolicy::Impl {
         process_due(d, std::max(when, resume_at));
       } else {
         for (auto& [route, b] : batches)
-          if (std::max(b.flush_at, resume_at) == next && b.flush_at != kNever) flush(route, b, next);
+          if (std::max(b.flush_at, resume_at) == next && b.flush_at != kNeverDue) flush(route, b, next);
       }
     }
     now = std::max(now, t);
@@ -1273,179 +1272,36 @@ void AlertPolicy::resync(const Engine& engine) {
 
 }  // namespace presence::core
 
-// --- Snapshot ----------------------------------------------------------------------------------
-// Format (v1), one record per line, tokens percent-encoded (snapshot_text):
-//   presence-alert-policy 1
-//   saved_at <ms>            next_group <n>          next_silence <n>
-//   silence <id> <starts_at> <ends_at> <comment> [<key> <value>]...
-//   device <id> <phase 0..3> <flapping 0|1> <due|-> <group>
-//   group <gid> <dedup_key> <route> <since> <member id>...
-//   page <incident> <incident phase 0..3> <stragglers phase 0..3> <due|-> <incident_since> <stragglers_since>
-//   held <id> <since> <flapping 0|1>      (issue 11: a held device problem's start)
-//   fleet
-//   <FleetMonitor::serialize text>
-
 namespace presence::core {
 
-namespace {
+std::string AlertPolicy::serialize() const { return to_text(snapshot()); }
 
-template <typename T>
-bool parse_num(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool parse_due(std::string_view s, std::int64_t& out) {
-  if (s == "-") {
-    out = kNever;
-    return true;
-  }
-  return parse_num(s, out);
-}
-
-std::string due_text(std::int64_t v) { return v == kNever ? std::string("-") : std::to_string(v); }
-
-}  // namespace
-
-std::string AlertPolicy::serialize() const {
+// What is saved; the text format is policy_snapshot.cpp's.
+PolicySnapshot AlertPolicy::snapshot() const {
   const auto& m = *impl_;
-  using snapshot_text::encode;
-  const std::int64_t saved = std::max<std::int64_t>(m.now, to_ms(m.fleet.now()));
-  std::string out = "presence-alert-policy 1\n";
-  out += "saved_at " + std::to_string(saved) + "\n";
-  out += "next_group " + std::to_string(m.next_group) + "\n";
-  out += "next_silence " + std::to_string(m.next_silence) + "\n";
-  for (const auto& s : m.silences) {
-    out += "silence " + std::to_string(s.id) + " " + std::to_string(to_ms(s.starts_at)) + " " +
-           std::to_string(to_ms(s.ends_at)) + " " + encode(s.comment);
-    for (const auto& [k, v] : s.match) out += " " + encode(k) + " " + encode(v);
-    out += "\n";
-  }
+  PolicySnapshot snap;
+  snap.saved_at_ms = std::max<std::int64_t>(m.now, to_ms(m.fleet.now()));
+  snap.next_group = m.next_group;
+  snap.next_silence = m.next_silence;
+  snap.silences = m.silences;
   for (const auto& [d, a] : m.devs)
-    out += "device " + encode(m.id(d)) + " " + std::to_string(static_cast<int>(a.phase)) + " " +
-           (a.flapping ? "1" : "0") + " " + due_text(a.due) + " " + std::to_string(a.group) + "\n";
+    snap.devices.push_back({m.id(d), static_cast<std::uint8_t>(a.phase), a.flapping, a.due, a.group});
   for (const auto& [g, grp] : m.groups) {
-    out += "group " + std::to_string(g) + " " + encode(grp.key) + " " + encode(grp.route) + " " +
-           std::to_string(grp.since);
+    PolicySnapshot::Group out{g, grp.key, grp.route, grp.since, {}};
     for (DeviceIndex d : grp.members) {
       auto it = m.devs.find(d);
       if (it != m.devs.end() && it->second.phase == Impl::DeviceAlert::Firing && it->second.group == g)
-        out += " " + encode(m.id(d));
+        out.members.push_back(m.id(d));
     }
-    out += "\n";
+    snap.groups.push_back(std::move(out));
   }
   for (const auto& [id, ia] : m.incs)
-    out += "page " + std::to_string(id) + " " + std::to_string(static_cast<int>(ia.incident)) + " " +
-           std::to_string(static_cast<int>(ia.stragglers)) + " " + due_text(ia.due) + " " +
-           std::to_string(ia.incident_since) + " " + std::to_string(ia.stragglers_since) + "\n";
-  for (const auto& [d, h] : m.held_problems)
-    out += "held " + encode(m.id(d)) + " " + std::to_string(h.since) + " " + (h.flapping ? "1" : "0") + "\n";
-  out += "fleet\n";
-  out += m.fleet.serialize([&m](DeviceIndex d) { return m.id(d); });
-  return out;
-}
-
-bool AlertPolicy::deserialize(std::string_view text, PolicySnapshot& out, std::string& error) {
-  out = PolicySnapshot{};
-  std::size_t line_no = 0;
-  bool header = false;
-  auto fail = [&](const std::string& what) {
-    error = "policy snapshot line " + std::to_string(line_no) + ": " + what;
-    out = PolicySnapshot{};
-    return false;
-  };
-  auto phase = [](std::string_view s, std::uint8_t& p) {
-    int v = 0;
-    if (!parse_num(s, v) || v < 0 || v > 3) return false;
-    p = static_cast<std::uint8_t>(v);
-    return true;
-  };
-  while (!text.empty()) {
-    std::size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    ++line_no;
-    auto tok = snapshot_text::split(line);
-    if (tok.empty()) continue;
-    if (!header) {
-      if (tok.size() != 2 || tok[0] != "presence-alert-policy") return fail("not an alert policy snapshot");
-      if (tok[1] != "1") return fail("unsupported version " + std::string(tok[1].substr(0, 16)));
-      header = true;
-      continue;
-    }
-    const std::string_view tag = tok[0];
-    if (tag == "saved_at") {
-      if (tok.size() != 2 || !parse_num(tok[1], out.saved_at_ms)) return fail("bad saved_at");
-    } else if (tag == "next_group") {
-      if (tok.size() != 2 || !parse_num(tok[1], out.next_group)) return fail("bad next_group");
-    } else if (tag == "next_silence") {
-      if (tok.size() != 2 || !parse_num(tok[1], out.next_silence)) return fail("bad next_silence");
-    } else if (tag == "silence") {
-      if (tok.size() < 5 || (tok.size() - 5) % 2 != 0) return fail("bad silence");
-      Silence s;
-      std::int64_t a = 0, b = 0;
-      if (!parse_num(tok[1], s.id) || !parse_num(tok[2], a) || !parse_num(tok[3], b) ||
-          !snapshot_text::decode(tok[4], s.comment))
-        return fail("bad silence");
-      s.starts_at = mono_ms(a);
-      s.ends_at = mono_ms(b);
-      for (std::size_t i = 5; i + 1 < tok.size(); i += 2) {
-        LabelMatch lm;
-        if (!snapshot_text::decode(tok[i], lm.first) || !snapshot_text::decode(tok[i + 1], lm.second))
-          return fail("bad silence matcher");
-        s.match.push_back(std::move(lm));
-      }
-      out.silences.push_back(std::move(s));
-    } else if (tag == "device") {
-      if (tok.size() != 6) return fail("device needs 5 fields");
-      PolicySnapshot::Device d;
-      if (!snapshot_text::decode(tok[1], d.id) || d.id.empty() || !phase(tok[2], d.phase) ||
-          (tok[3] != "0" && tok[3] != "1") || !parse_due(tok[4], d.due_ms) || !parse_num(tok[5], d.group))
-        return fail("bad device");
-      d.flapping = tok[3] == "1";
-      out.devices.push_back(std::move(d));
-    } else if (tag == "group") {
-      if (tok.size() < 5) return fail("bad group");
-      PolicySnapshot::Group g;
-      if (!parse_num(tok[1], g.id) || !snapshot_text::decode(tok[2], g.key) ||
-          !snapshot_text::decode(tok[3], g.route) || !parse_num(tok[4], g.since_ms))
-        return fail("bad group");
-      std::string id;
-      for (std::size_t i = 5; i < tok.size(); ++i) {
-        if (!snapshot_text::decode(tok[i], id) || id.empty()) return fail("bad group member");
-        g.members.push_back(id);
-      }
-      out.groups.push_back(std::move(g));
-    } else if (tag == "page") {
-      if (tok.size() != 7) return fail("page needs 6 fields");
-      PolicySnapshot::IncidentPage p;
-      if (!parse_num(tok[1], p.incident) || !phase(tok[2], p.incident_phase) || !phase(tok[3], p.stragglers_phase) ||
-          !parse_due(tok[4], p.due_ms) || !parse_num(tok[5], p.incident_since_ms) ||
-          !parse_num(tok[6], p.stragglers_since_ms))
-        return fail("bad page");
-      out.incident_pages.push_back(p);
-    } else if (tag == "held") {
-      PolicySnapshot::Held h;
-      if (tok.size() != 4 || !snapshot_text::decode(tok[1], h.id) || h.id.empty() || !parse_num(tok[2], h.since_ms) ||
-          (tok[3] != "0" && tok[3] != "1"))
-        return fail("bad held");
-      h.flapping = tok[3] == "1";
-      out.held.push_back(std::move(h));
-    } else if (tag == "fleet") {
-      std::string fleet_error;
-      if (!FleetMonitor::deserialize(text, out.fleet, fleet_error)) {
-        PolicySnapshot keep_nothing;
-        out = keep_nothing;
-        error = fleet_error;
-        return false;
-      }
-      return true;
-    } else {
-      return fail("unknown record '" + std::string(tag.substr(0, 32)) + "'");
-    }
-  }
-  if (!header) return fail("empty snapshot");
-  return fail("truncated: no fleet section");
+    snap.incident_pages.push_back({id, static_cast<std::uint8_t>(ia.incident),
+                                   static_cast<std::uint8_t>(ia.stragglers), ia.due, ia.incident_since,
+                                   ia.stragglers_since});
+  for (const auto& [d, h] : m.held_problems) snap.held.push_back({m.id(d), h.since, h.flapping});
+  snap.fleet = m.fleet.snapshot([&m](DeviceIndex d) { return m.id(d); });
+  return snap;
 }
 
 std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, PolicySnapshot& policy,
@@ -1466,7 +1322,7 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
   // The number after a "<prefix><n>" key, or false.
   auto key_number = [](const std::string& key, std::string_view prefix, std::uint32_t& n) {
     if (key.rfind(prefix, 0) != 0) return false;
-    return parse_num(std::string_view(key).substr(prefix.size()), n);
+    return snapshot_text::number(std::string_view(key).substr(prefix.size()), n);
   };
   // Pages opened after the snapshot that it has no record of, by key (resolved now unless a later
   // resolve in `sent` closed them).
@@ -1493,7 +1349,7 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
           d.id = id;
           d.phase = 3;  // firing, alone
           d.flapping = flapping;
-          d.due_ms = kNever;
+          d.due_ms = kNeverDue;
           policy.devices.push_back(std::move(d));
         }
         set_state(id, !trigger, flapping);
@@ -1533,7 +1389,7 @@ std::size_t AlertPolicy::replay_sent(const std::vector<AlertIntent>& sent, Polic
             PolicySnapshot::Device d;
             d.id = id;
             d.phase = 3;
-            d.due_ms = kNever;
+            d.due_ms = kNeverDue;
             d.group = n;
             policy.devices.push_back(std::move(d));
             set_state(id, false, false);
@@ -1601,7 +1457,7 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
   auto& m = *impl_;
   const std::int64_t now = std::max(m.now, to_ms(now_time));
   const std::int64_t shift = sub_sat(now, snap.saved_at_ms);
-  auto rebase = [shift](std::int64_t t) { return t == kNever ? kNever : add_sat(t, shift); };
+  auto rebase = [shift](std::int64_t t) { return t == kNeverDue ? kNeverDue : add_sat(t, shift); };
   m.fleet.restore(snap.fleet, now_time, intern);
   for (const auto& s : snap.silences) {
     Silence c = s;
@@ -1637,13 +1493,13 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
       a.phase = Impl::DeviceAlert::Firing;
       a.group = sd.group;
       if (a.group != 0 && m.groups.count(a.group) == 0) a.group = 0;  // its group is gone: resolve alone
-      a.due = kNever;
+      a.due = kNeverDue;
       m.devs.emplace(d, a);
       continue;
     }
     // Not yet sent: decided again (silences and holds may have changed), never lost.
     a.phase = Impl::DeviceAlert::Pending;
-    a.due = std::max(rebase(sd.due_ms == kNever ? now : sd.due_ms), now);
+    a.due = std::max(rebase(sd.due_ms == kNeverDue ? now : sd.due_ms), now);
     m.devs.emplace(d, a);
     m.due.insert({a.due, d});
   }
@@ -1672,8 +1528,8 @@ void AlertPolicy::restore(const PolicySnapshot& snap, MonoTime now_time,
     Impl::IncidentAlert ia;
     ia.incident = static_cast<Impl::IncidentAlert::Phase>(p.incident_phase);
     ia.stragglers = static_cast<Impl::IncidentAlert::Phase>(p.stragglers_phase);
-    ia.due = ia.incident == Impl::IncidentAlert::Waiting ? std::max(rebase(p.due_ms == kNever ? now : p.due_ms), now)
-                                                         : kNever;
+    ia.due = ia.incident == Impl::IncidentAlert::Waiting ? std::max(rebase(p.due_ms == kNeverDue ? now : p.due_ms), now)
+                                                         : kNeverDue;
     ia.incident_since = rebase(p.incident_since_ms);
     ia.stragglers_since = rebase(p.stragglers_since_ms);
     m.incs.emplace(p.incident, ia);

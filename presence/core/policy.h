@@ -155,6 +155,9 @@ struct PolicySnapshot {
   IncidentSnapshot fleet;
 };
 
+// The snapshot's versioned text (policy_snapshot.cpp).
+std::string to_text(const PolicySnapshot& snapshot);
+
 class AlertPolicy final : public DecisionObserver {
  public:
   using IdOf = std::function<std::string(DeviceIndex)>;
@@ -215,6 +218,9 @@ class AlertPolicy final : public DecisionObserver {
   // Snapshots (presence/store persists the text): versioned, robust to garbage (deserialize
   // returns false with a message, never throws or crashes). restore() after Engine::restore and
   // before the first event.
+  // snapshot() and restore() live in policy.cpp; the text (serialize = to_text(snapshot()),
+  // deserialize) in policy_snapshot.cpp.
+  PolicySnapshot snapshot() const;
   std::string serialize() const;
   static bool deserialize(std::string_view text, PolicySnapshot& out, std::string& error);
   void restore(const PolicySnapshot& snapshot, MonoTime now,

@@ -28,7 +28,7 @@ core::Duration request_timeout(const Timing& t) {
 
 Node::Node(NodeConfig config, NodeHooks hooks)
     : config_(std::move(config)),
-      log_(store::or_stderr(config_.log)),
+      log_(common::or_stderr(config_.log)),
       hooks_(std::move(hooks)),
       etcd_(config_.endpoints, request_timeout(config_.timing)),
       leader_key_(config_.key_prefix + "leader"),

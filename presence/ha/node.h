@@ -26,7 +26,7 @@
 #include "presence/alert/outbox_entry.h"
 #include "presence/ha/etcd.h"
 #include "presence/ha/role.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::ha {
 
@@ -40,7 +40,7 @@ struct NodeConfig {
   // A sending record older than this is deleted at a takeover, not sent: its sender has been dead
   // that long, and both instances have judged the fleet afresh since (docs/ha.md "Hand-off").
   Duration handoff_max_age{std::chrono::hours(1)};
-  store::LogFn log;
+  common::LogFn log;
 };
 
 // The alert dispatcher, as the node sees it (any thread).
@@ -91,7 +91,7 @@ class Node {
   core::MonoTime now() const;
 
   NodeConfig config_;
-  store::LogFn log_;
+  common::LogFn log_;
   NodeHooks hooks_;
   Etcd etcd_;
   std::string leader_key_, members_prefix_, sending_prefix_;
@@ -113,7 +113,7 @@ class Node {
   std::uint64_t elections_won_ = 0, fence_failures_ = 0, fenced_writes_ = 0, skipped_ = 0,
                 fail_open_sends_ = 0, etcd_errors_ = 0, bad_records_ = 0,
                 handed_off_ = 0, handoff_cleared_ = 0, handoff_expired_ = 0;
-  store::LogLimiter etcd_log_;
+  common::LogLimiter etcd_log_;
 
   std::mutex wake_mu_;
   std::condition_variable wake_;

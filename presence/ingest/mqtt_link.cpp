@@ -18,13 +18,19 @@
 
 #include "presence/core/engine.h"
 #include "presence/ingest/blind_spots.h"
-#include "presence/ingest/log.h"
+#include "presence/common/log.h"
 #include "presence/ingest/output.h"
 
 namespace presence::ingest {
 
 using core::Duration;
 using core::MonoTime;
+using core::mono_now;
+using common::LineBudget;
+using common::log_level;
+using common::log;
+using common::LogLevel;
+using common::RateLimitedLog;
 
 namespace {
 
@@ -167,7 +173,7 @@ struct MqttLink::Impl {
       so.rebirth_interval = opt.sparkplug.rebirth_interval;
       sparkplug_tracker.emplace(so, opt.limits);
     }
-    anchor.mono = server::mono_now();
+    anchor.mono = mono_now();
     anchor.wall = std::chrono::system_clock::now();
     backoff = opt.mqtt.reconnect.min_backoff;
     probe_topic = opt.output.service_topic + "/probe/" + opt.mqtt.client_id;
@@ -1012,7 +1018,7 @@ HygieneReport MqttLink::hygiene_report(std::size_t limit) const {
     rules.heartbeat_patterns |= p.kind() == TopicKind::Heartbeat;
   }
   for (const auto& src : im.sources.sources) rules.source_names.push_back(src.name);
-  return im.hygiene.analyze(rules, server::mono_now(), limit);
+  return im.hygiene.analyze(rules, mono_now(), limit);
 }
 
 void MqttLink::set_incidents_open(std::function<std::uint32_t()> incidents_open) {

@@ -8,41 +8,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "presence/core/words.h"
+
 namespace presence::ingest {
 
 using nlohmann::json;
 
-std::chrono::system_clock::time_point WallAnchor::to_wall(core::MonoTime t) const {
-  return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - mono);
-}
-
 std::string iso8601(std::chrono::system_clock::time_point t) { return common::iso8601_utc_ms(t); }
-
-const char* state_word(core::State state) {
-  switch (state) {
-    case core::State::Unknown: return "unknown";
-    case core::State::Online: return "online";
-    case core::State::Suspect: return "suspect";
-    case core::State::Offline: return "offline";
-    case core::State::Flapping: return "flapping";
-  }
-  return "unknown";
-}
-
-const char* shown_state_word(core::State state, const std::string& down_ancestor) {
-  // The drops of docs/core.md "Down and unreachable": suspect, offline or flapping.
-  const bool down = state == core::State::Suspect || state == core::State::Offline || state == core::State::Flapping;
-  return down && !down_ancestor.empty() ? kUnreachableWord : state_word(state);
-}
 
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
                         const WallAnchor& anchor, const std::string& down_ancestor) {
   json j;
   j["v"] = 1;
   j["device"] = std::string(view.id);
-  j["state"] = shown_state_word(view.state, down_ancestor);
+  const char* shown = core::shown_state_word(view.state, down_ancestor);
+  j["state"] = shown;
   // Only with "unreachable": the device whose failure this is (the one page names it).
-  if (j["state"] == kUnreachableWord) j["parent"] = down_ancestor;
+  if (std::string_view(shown) == core::kUnreachableWord) j["parent"] = down_ancestor;
   j["since"] = iso8601(anchor.to_wall(view.since));
   j["reason"] = core::to_string(view.cause);
   if (view.cause == core::Cause::Disconnected)
@@ -60,7 +42,7 @@ std::string fleet_json(const FleetStatus& fleet, std::chrono::system_clock::time
   j["devices"] = fleet.devices;
   json counts = json::object();
   for (std::size_t i = 0; i < fleet.counts.size(); ++i)
-    counts[state_word(static_cast<core::State>(i))] = fleet.counts[i];
+    counts[core::to_string(static_cast<core::State>(i))] = fleet.counts[i];
   j["counts"] = std::move(counts);
   j["broker_connected"] = fleet.broker_connected;
   j["blind"] = fleet.blind;

@@ -14,27 +14,11 @@
 
 namespace presence::ingest {
 
-// Converts engine MonoTime to wall clock for payloads. Taken once at start: steady time drives
-// every window (STYLE.md habit 1); wall time only labels them for humans.
-struct WallAnchor {
-  core::MonoTime mono{};
-  std::chrono::system_clock::time_point wall{};
-  std::chrono::system_clock::time_point to_wall(core::MonoTime t) const;
-};
+// Converts engine MonoTime to wall clock for payloads (one definition: core/time.h).
+using WallAnchor = core::WallAnchor;
 
 // "2026-11-21T12:00:00.123Z"
 std::string iso8601(std::chrono::system_clock::time_point t);
-
-// Same words as the engine (decision.h): "online", "offline", ...
-const char* state_word(core::State state);
-
-// What users see (issue 15): a device that is down (suspect, offline, flapping) while an ancestor is
-// down (core::AlertPolicy::unreachable_behind) reads "unreachable", with that ancestor as its
-// parent. It is the policy's judgement, not an engine state: the engine still counts it offline
-// (presence/fleet counts, presence_devices{state}); the API, the retained device topic and the
-// dashboard show it this way. An online device is reachable whatever its parent says.
-inline constexpr const char* kUnreachableWord = "unreachable";
-const char* shown_state_word(core::State state, const std::string& down_ancestor);
 
 // presence/devices/{id}:
 // {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]

@@ -63,37 +63,14 @@ Parsed reject(ParseError error) {
   return p;
 }
 
-// A scalar as label text; false for objects/arrays/null.
-bool scalar_text(const json& v, std::string& out) {
-  if (v.is_string()) {
-    out = v.get<std::string>();
-    return true;
-  }
-  if (v.is_boolean()) {
-    out = v.get<bool>() ? "true" : "false";
-    return true;
-  }
-  if (v.is_number()) {
-    out = v.dump();
-    return true;
-  }
-  return false;
-}
-
 void add_label(Parsed& p, const std::string& key, const json& value, const ParseLimits& limits) {
   std::string text;
-  if (key.empty() || key.size() > limits.max_label_key_bytes || !scalar_text(value, text) ||
-      text.size() > limits.max_label_value_bytes || p.labels.size() >= limits.max_labels) {
+  // Full label sets refuse even a key already present (unlike the sources' labels): kept as it was.
+  if (!detail::scalar_text(value, text) || p.labels.size() >= limits.max_labels) {
     p.error = ParseError::BadLabel;
     return;
   }
-  for (auto& l : p.labels) {
-    if (l.first == key) {
-      l.second = std::move(text);
-      return;
-    }
-  }
-  p.labels.emplace_back(key, std::move(text));
+  detail::put_label(p, key, std::move(text), limits);
 }
 
 void extract_labels(Parsed& p, const json& j, const ParseLimits& limits) {
@@ -451,5 +428,44 @@ bool BrokerWatch::on_uptime(std::string_view node, std::uint64_t seconds) {
   it->second = seconds;
   return restarted;
 }
+
+namespace detail {
+
+bool scalar_text(const json& v, std::string& out) {
+  if (v.is_string()) {
+    out = v.get<std::string>();
+    return true;
+  }
+  if (v.is_boolean()) {
+    out = v.get<bool>() ? "true" : "false";
+    return true;
+  }
+  if (v.is_number()) {
+    out = v.dump();
+    return true;
+  }
+  return false;
+}
+
+void put_label(Parsed& p, std::string_view key, std::string value, const ParseLimits& limits) {
+  if (key.empty() || key.size() > limits.max_label_key_bytes ||
+      value.size() > limits.max_label_value_bytes) {
+    p.error = ParseError::BadLabel;
+    return;
+  }
+  for (auto& l : p.labels) {
+    if (l.first == key) {
+      l.second = std::move(value);
+      return;
+    }
+  }
+  if (p.labels.size() >= limits.max_labels) {
+    p.error = ParseError::BadLabel;
+    return;
+  }
+  p.labels.emplace_back(std::string(key), std::move(value));
+}
+
+}  // namespace detail
 
 }  // namespace presence::ingest

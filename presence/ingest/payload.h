@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "presence/core/event.h"
 #include "presence/ingest/topic_pattern.h"
 
@@ -118,5 +120,15 @@ class BrokerWatch {
   std::unordered_map<std::string, std::string> boots_;
   std::unordered_map<std::string, std::uint64_t> uptimes_;
 };
+
+// Shared by the payload parsers here and the configurable sources (source.cpp): one copy of how
+// a JSON value becomes label text and how a label is bounded (issue 12 step 3).
+namespace detail {
+// A JSON scalar as label text; false for objects, arrays and null.
+bool scalar_text(const nlohmann::json& v, std::string& out);
+// Adds or replaces label key=value within limits; a label that breaks them sets
+// ParseError::BadLabel and is dropped, the message is kept.
+void put_label(Parsed& p, std::string_view key, std::string value, const ParseLimits& limits);
+}  // namespace detail
 
 }  // namespace presence::ingest

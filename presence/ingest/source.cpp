@@ -63,54 +63,17 @@ bool looks_like_json(std::string_view s) {
   return !s.empty() && (s.front() == '{' || s.front() == '[');
 }
 
-bool scalar_text(const json& v, std::string& out) {
-  if (v.is_string()) {
-    out = v.get<std::string>();
-    return true;
-  }
-  if (v.is_boolean()) {
-    out = v.get<bool>() ? "true" : "false";
-    return true;
-  }
-  if (v.is_number()) {
-    out = v.dump();
-    return true;
-  }
-  return false;
-}
-
-// Same bounds as the JSON labels of payload.cpp (ParseLimits): a label that breaks them is
-// dropped and counted, the message is kept.
-void put_label(Parsed& p, std::string_view key, std::string value, const ParseLimits& limits) {
-  if (key.empty() || key.size() > limits.max_label_key_bytes ||
-      value.size() > limits.max_label_value_bytes) {
-    p.error = ParseError::BadLabel;
-    return;
-  }
-  for (auto& l : p.labels) {
-    if (l.first == key) {
-      l.second = std::move(value);
-      return;
-    }
-  }
-  if (p.labels.size() >= limits.max_labels) {
-    p.error = ParseError::BadLabel;
-    return;
-  }
-  p.labels.emplace_back(std::string(key), std::move(value));
-}
-
 void path_labels(const CompiledSource& source, const json& j, Parsed& p,
                  const ParseLimits& limits) {
   for (const auto& [label, path] : source.label_paths) {
     const json* v = at_path(j, path);
     if (v == nullptr) continue;  // absent: not every message carries every label
     std::string text;
-    if (!scalar_text(*v, text)) {
+    if (!detail::scalar_text(*v, text)) {
       p.error = ParseError::BadLabel;
       continue;
     }
-    put_label(p, label, std::move(text), limits);
+    detail::put_label(p, label, std::move(text), limits);
   }
 }
 
@@ -354,10 +317,10 @@ Parsed parse_source_heartbeat(const CompiledSource& source, std::string_view pay
 void apply_source(const SourceTable& table, const TopicMatch& match, Parsed& p,
                   const ParseLimits& limits) {
   for (std::uint8_t i = 0; i < match.label_count; ++i)
-    put_label(p, match.labels[i].key, std::string(match.labels[i].value), limits);
+    detail::put_label(p, match.labels[i].key, std::string(match.labels[i].value), limits);
   const CompiledSource* source = table.find(match.source);
   if (source == nullptr) return;
-  for (const auto& [k, v] : source->labels) put_label(p, k, v, limits);
+  for (const auto& [k, v] : source->labels) detail::put_label(p, k, v, limits);
   if (source->device_class != 0) {
     p.device_class = source->device_class;
     return;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "presence/core/fleet.h"
+#include "presence/core/words.h"
 
 namespace presence::server {
 
@@ -19,45 +20,11 @@ using api::ApiError;
 using api::Result;
 using core::DeviceIndex;
 using core::MonoTime;
+using core::mono_now;
 
-using ingest::state_word;
 using ingest::WallAnchor;
 
 namespace {
-
-std::optional<core::State> parse_state(std::string_view word) {
-  for (std::uint8_t i = 0; i < 5; ++i) {
-    const auto s = static_cast<core::State>(i);
-    if (word == state_word(s)) return s;
-  }
-  return std::nullopt;
-}
-
-const char* kind_word(core::IncidentKind k) {
-  switch (k) {
-    case core::IncidentKind::Drop:
-      return "drop";
-    case core::IncidentKind::Storm:
-      return "storm";
-    case core::IncidentKind::Blind:
-      return "blind";
-  }
-  return "unknown";
-}
-
-const char* stage_word(core::IncidentStage s) {
-  switch (s) {
-    case core::IncidentStage::Open:
-      return "open";
-    case core::IncidentStage::Recovering:
-      return "recovering";
-    case core::IncidentStage::Stragglers:
-      return "stragglers";
-    case core::IncidentStage::Closed:
-      return "closed";
-  }
-  return "unknown";
-}
 
 ApiError no_policy() {
   return ApiError::unavailable("the alert policy is not running (alerts.mode is not presence?)");
@@ -157,7 +124,7 @@ struct ApiQueries::State {
       s.value = key.second;
       for (std::size_t i = 0; i < counts.size(); ++i) {
         s.devices += counts[i];
-        s.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+        s.by_state.emplace_back(core::to_string(static_cast<core::State>(i)), counts[i]);
       }
       segments.push_back(std::move(s));
     }
@@ -177,15 +144,15 @@ struct ApiQueries::State {
   std::map<std::string, Sent, std::less<>> sent;
 
   // With a policy, a down device behind a down parent reads "unreachable" with that parent
-  // (issue 15; ingest::shown_state_word, the same words as the retained device topic).
+  // (issue 15; core::shown_state_word, the same words as the retained device topic).
   api::DeviceSummary summary(const core::Engine& engine, const core::AlertPolicy* policy,
                              DeviceIndex d) const {
     const auto v = engine.view(d);
     api::DeviceSummary s;
     s.id = std::string(v.id);
     const std::string behind = policy ? policy->unreachable_behind(d) : std::string();
-    s.state = ingest::shown_state_word(v.state, behind);
-    if (s.state == ingest::kUnreachableWord) s.parent = behind;
+    s.state = core::shown_state_word(v.state, behind);
+    if (s.state == core::kUnreachableWord) s.parent = behind;
     s.since = wall(v.since);
     s.reason = core::to_string(v.cause);
     if (v.cause == core::Cause::Disconnected)
@@ -197,8 +164,8 @@ struct ApiQueries::State {
   api::IncidentSummary incident_summary(const core::Incident& i) const {
     api::IncidentSummary s;
     s.id = i.id;
-    s.kind = kind_word(i.kind);
-    s.stage = stage_word(i.stage);
+    s.kind = core::to_string(i.kind);
+    s.stage = core::to_string(i.stage);
     s.scope_key = i.scope_key;
     s.scope_value = i.scope_value;
     s.opened_at = wall(i.opened_at);
@@ -299,15 +266,16 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
                                             const api::DeviceQuery& q) const {
   api::DevicePage page;
   page.total = engine.device_count();
-  std::optional<core::State> state;
   // ?state= matches the word shown: "unreachable" selects down devices behind a down parent,
   // "offline"/"suspect" then leave them out.
   const bool topo = policy != nullptr && !policy->topology().empty();
-  const bool want_unreachable = q.state == ingest::kUnreachableWord;
-  if (!q.state.empty()) {
-    state = want_unreachable ? std::optional<core::State>{} : parse_state(q.state);
-    if (!state && !want_unreachable)
-      return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
+  const bool want_unreachable = q.state == core::kUnreachableWord;
+  const bool by_state = !q.state.empty() && !want_unreachable;
+  core::State state = core::State::Unknown;
+  if (by_state) {
+    const auto parsed = core::state_from_word(q.state);
+    if (!parsed) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
+    state = *parsed;
   }
   const std::size_t n = engine.size();
   std::size_t scanned = 0;
@@ -317,12 +285,12 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
     ++scanned;
     const auto d = static_cast<DeviceIndex>(i);
     if (!engine.known(d)) continue;  // forgotten (presence.forget_after): not shown
-    if (state || want_unreachable || !q.id_prefix.empty()) {
+    if (by_state || want_unreachable || !q.id_prefix.empty()) {
       const auto v = engine.view(d);
-      if (state && v.state != *state) continue;
-      if (state || want_unreachable) {
+      if (by_state && v.state != state) continue;
+      if (by_state || want_unreachable) {
         const std::string behind = topo ? policy->unreachable_behind(d) : std::string();
-        const bool unreachable = std::string_view(ingest::shown_state_word(v.state, behind)) == ingest::kUnreachableWord;
+        const bool unreachable = std::string_view(core::shown_state_word(v.state, behind)) == core::kUnreachableWord;
         if (unreachable != want_unreachable) continue;
       }
       if (!q.id_prefix.empty() && v.id.substr(0, q.id_prefix.size()) != q.id_prefix) continue;
@@ -367,8 +335,8 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     if (r.device != *d) continue;
     api::TransitionRecord t;
     t.at = s.wall(r.at);
-    t.from = state_word(r.from);
-    t.to = state_word(r.to);
+    t.from = core::to_string(r.from);
+    t.to = core::to_string(r.to);
     t.reason = core::to_string(r.cause);
     if (r.cause == core::Cause::Disconnected) t.disconnect_reason = core::to_string(r.reason);
     out.transitions.push_back(std::move(t));
@@ -397,7 +365,7 @@ Result<api::FleetSummary> ApiQueries::fleet(const core::Engine& engine, MonoTime
   f.devices = engine.device_count();
   const auto counts = engine.counts();
   for (std::size_t i = 0; i < counts.size(); ++i)
-    f.by_state.emplace_back(state_word(static_cast<core::State>(i)), counts[i]);
+    f.by_state.emplace_back(core::to_string(static_cast<core::State>(i)), counts[i]);
   f.broker_connected = broker_connected;
   f.blind = engine.blind() || !broker_connected;
   f.restart_grace = engine.in_restart_grace();

@@ -5,20 +5,17 @@
 #include <thread>
 #include <utility>
 
-#include "presence/ingest/log.h"
+#include "presence/common/log.h"
+#include "presence/core/words.h"
 #include "presence/ingest/output.h"
 
 namespace presence::server {
 
 using core::Duration;
 using core::MonoTime;
-using ingest::log;
-using ingest::LogLevel;
-
-MonoTime mono_now() {
-  return MonoTime(std::chrono::duration_cast<Duration>(
-      std::chrono::steady_clock::now().time_since_epoch()));
-}
+using core::mono_now;
+using common::log;
+using common::LogLevel;
 
 namespace {
 
@@ -37,7 +34,7 @@ struct Loop::Impl {
   LoopOptions opt;
   core::Engine engine;
   std::vector<Step> steps;
-  mutable ingest::RateLimitedLog rlog;
+  mutable common::RateLimitedLog rlog;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -50,7 +47,7 @@ struct Loop::Impl {
 
   // Engine-thread state.
   std::vector<Task> running_tasks;
-  ingest::LineBudget transition_lines{kTransitionLinesPerSecond, kTransitionLinesBurst};
+  common::LineBudget transition_lines{kTransitionLinesPerSecond, kTransitionLinesBurst};
   std::chrono::steady_clock::time_point last_transition_summary{};
   LoopStats local;
 
@@ -67,12 +64,12 @@ struct Loop::Impl {
     b.forgotten.clear();
     engine.drain_forgotten(b.forgotten);
     const auto wall = std::chrono::steady_clock::now();
-    const bool debug = ingest::log_level() == LogLevel::Debug;  // the operator asked for every line
+    const bool debug = common::log_level() == LogLevel::Debug;  // the operator asked for every line
     for (const auto& t : b.transitions) {
       ++local.transitions_total[static_cast<std::size_t>(t.to)];
       if (!debug && !transition_lines.take(wall)) continue;
       std::string line = "device " + std::string(engine.id_of(t.device)) + ": " +
-                         ingest::state_word(t.from) + " -> " + ingest::state_word(t.to) + " (" +
+                         core::to_string(t.from) + " -> " + core::to_string(t.to) + " (" +
                          core::to_string(t.cause);
       if (t.cause == core::Cause::Disconnected)
         line += std::string(", ") + core::to_string(t.disconnect_reason);

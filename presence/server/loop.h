@@ -107,7 +107,4 @@ class Loop {
   std::unique_ptr<Impl> impl_;
 };
 
-// The steady clock as the engine's MonoTime: read once per batch by the loop.
-core::MonoTime mono_now();
-
 }  // namespace presence::server

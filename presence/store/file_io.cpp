@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::store {
 namespace {
@@ -40,13 +40,6 @@ std::string parent_dir(const std::string& path) {
 }
 
 }  // namespace
-
-void log_stderr(std::string_view line) {
-  std::string out = "presenced: ";
-  out.append(line);
-  out.push_back('\n');
-  std::fwrite(out.data(), 1, out.size(), stderr);
-}
 
 ReadStatus read_file(const std::string& path, std::string& out, std::string* error) {
   out.clear();

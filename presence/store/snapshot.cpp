@@ -24,18 +24,6 @@ LoadResult corrupt(std::string why) {
 
 }  // namespace
 
-std::int64_t WallAnchor::to_wall_ms(core::MonoTime t) const {
-  const auto wall_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
-  return wall_ms + (core::to_ms(t) - core::to_ms(mono));
-}
-
-core::MonoTime WallAnchor::to_mono(std::int64_t wall_ms) const {
-  const auto anchor_wall_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
-  return mono + core::Duration{wall_ms - anchor_wall_ms};
-}
-
 const char* to_string(LoadStatus s) {
   switch (s) {
     case LoadStatus::Ok:
@@ -164,8 +152,8 @@ LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
   return r;
 }
 
-SnapshotStore::SnapshotStore(std::string path, LogFn log)
-    : path_(std::move(path)), log_(or_stderr(std::move(log))) {}
+SnapshotStore::SnapshotStore(std::string path, common::LogFn log)
+    : path_(std::move(path)), log_(common::or_stderr(std::move(log))) {}
 
 bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
                          std::string_view incidents, const WallAnchor& anchor,

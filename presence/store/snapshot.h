@@ -17,7 +17,7 @@
 
 #include "presence/core/engine.h"
 #include "presence/core/time.h"
-#include "presence/store/log.h"
+#include "presence/common/log.h"
 
 namespace presence::store {
 
@@ -41,15 +41,9 @@ struct LoadRepairs {
   bool any() const { return devices_dropped + labels_dropped + times_clamped > 0; }
 };
 
-// Steady time does not survive a restart, so snapshots hold wall-clock milliseconds. An anchor
-// pairs one reading of both clocks (taken together, once) to convert between them.
-struct WallAnchor {
-  std::chrono::system_clock::time_point wall;
-  core::MonoTime mono;
-
-  std::int64_t to_wall_ms(core::MonoTime t) const;
-  core::MonoTime to_mono(std::int64_t wall_ms) const;
-};
+// Steady time does not survive a restart, so snapshots hold wall-clock milliseconds, converted
+// with an anchor (one definition: core/time.h).
+using WallAnchor = core::WallAnchor;
 
 struct Snapshot {
   std::vector<core::DeviceSnapshot> devices;  // times converted back with the load anchor
@@ -91,7 +85,7 @@ struct SnapshotStats {
 // Thread-safe for save() from one thread while stats() is read from another.
 class SnapshotStore {
  public:
-  explicit SnapshotStore(std::string path, LogFn log = {});
+  explicit SnapshotStore(std::string path, common::LogFn log = {});
 
   // Failures are counted; the first of a run is logged, then at most one line per minute, and
   // the first success after a failure says so (issue 19 item 6: a full disk logged every second).
@@ -106,13 +100,13 @@ class SnapshotStore {
 
  private:
   std::string path_;
-  LogFn log_;
+  common::LogFn log_;
   std::atomic<std::uint64_t> saves_{0}, save_failures_{0}, loads_{0}, load_missing_{0},
       load_corrupt_{0}, last_bytes_{0}, load_repaired_{0};
   std::atomic<bool> failing_{false};
   mutable std::mutex error_mu_;
   std::string last_error_;
-  LogLimiter fail_log_;  // save() is called from one thread
+  common::LogLimiter fail_log_;  // save() is called from one thread
 };
 
 }  // namespace presence::store

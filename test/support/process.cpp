@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,40 @@
 extern char** environ;
 
 namespace presence::test {
+
+namespace {
+
+// Children alive, for the signal handler of kill_all_on_signals(). Lock-free: the handler reads it.
+constexpr int kMaxTracked = 16;
+std::atomic<pid_t> g_children[kMaxTracked];
+
+void remember(pid_t pid) {
+  for (auto& slot : g_children) {
+    pid_t expected = 0;
+    if (slot.compare_exchange_strong(expected, pid)) return;
+  }
+}
+void forget(pid_t pid) {
+  for (auto& slot : g_children) {
+    pid_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+extern "C" void on_fatal_signal(int sig) {
+  for (auto& slot : g_children) {
+    const pid_t pid = slot.load();
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+  ::_exit(128 + sig);
+}
+
+}  // namespace
+
+void Process::kill_all_on_signals() {
+  ::signal(SIGINT, on_fatal_signal);
+  ::signal(SIGTERM, on_fatal_signal);
+}
 
 int free_tcp_port() { return common::free_loopback_port(); }
 
@@ -49,6 +84,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  if (keep_) return;
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -111,6 +147,7 @@ Process::Process(std::vector<std::string> argv, std::string log_path,
     pid_ = -1;
     throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
   }
+  remember(pid_);
 }
 
 Process::~Process() {
@@ -137,6 +174,7 @@ bool Process::running() {
   pid_t r = ::waitpid(pid_, &st, WNOHANG);
   if (r == pid_) {
     status_ = st;
+    forget(pid_);
     pid_ = -1;
     return false;
   }

@@ -1,6 +1,7 @@
-// Test support for integration tests: free loopback ports, temp dirs, child processes and a real
-// mosquitto on a free port. Integration tests start their own broker and clean up after
-// themselves (STYLE.md habit 9, like Mosquitto's test/broker/).
+// Test support for integration tests and benchmarks: free loopback ports, temp dirs, child
+// processes and a real mosquitto on a free port. Integration tests start their own broker and clean
+// up after themselves (STYLE.md habit 9, like Mosquitto's test/broker/). The one process helper:
+// presence-e2e-bench uses it too (issue 12 step 3; it had a copy in tools/e2e-bench/proc.*).
 #pragma once
 
 #include <sys/types.h>
@@ -25,7 +26,8 @@ bool tcp_port_open(int port);
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
               std::chrono::milliseconds every = 20ms);
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction unless
+// keep() was called (a benchmark keeps its logs when asked).
 class TempDir {
  public:
   TempDir();
@@ -36,9 +38,11 @@ class TempDir {
   std::string file(const std::string& name) const { return path_ + "/" + name; }
   // Writes text to file(name) and returns its path.
   std::string write(const std::string& name, const std::string& text) const;
+  void keep() { keep_ = true; }
 
  private:
   std::string path_;
+  bool keep_ = false;
 };
 
 std::string read_file(const std::string& path);
@@ -65,6 +69,11 @@ class Process {
   // Waits up to timeout for the process to exit by itself; returns exit code, or -1 on timeout,
   // or 128+signal if killed by a signal.
   int wait_exit(std::chrono::milliseconds timeout);
+
+  // From now on SIGINT/SIGTERM SIGKILL every live Process and exit 128+signal: a benchmark killed
+  // by `timeout` or Ctrl-C must not leave a broker and a presenced running (tests do not need it:
+  // CTest kills the whole process group).
+  static void kill_all_on_signals();
 
  private:
   pid_t pid_ = -1;

@@ -561,9 +561,9 @@ struct Bench {
   TempDir dir;
   int broker_port = 0;
   int http_port = 0;
-  Child mosquitto;
-  Child presenced;
-  Child perf;
+  Process mosquitto;
+  Process presenced;
+  Process perf;
   std::optional<SysWatch> sys;
   std::optional<Scraper> scraper;
   std::optional<RawSubscriber> raw;
@@ -605,7 +605,7 @@ struct Bench {
       if (opt.aggregated) conf << "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n";
     }
     const std::string path = dir.write("mosquitto.conf", conf.str());
-    mosquitto = Child({bin, "-c", path}, dir.path() + "/mosquitto.log");
+    mosquitto = Process({bin, "-c", path}, dir.path() + "/mosquitto.log");
     wait_port(broker_port, mosquitto, "mosquitto", dir.path() + "/mosquitto.log");
   }
 
@@ -622,13 +622,13 @@ struct Bench {
     // Aggregated: the broker lists the heartbeats; subscribing to them too would count each twice.
     if (opt.aggregated) y << "topics:\n  heartbeat: \"\"\n";
     const std::string path = dir.write("presenced.yaml", y.str());
-    presenced = Child({opt.presenced, "--config", path}, dir.path() + "/presenced.log");
+    presenced = Process({opt.presenced, "--config", path}, dir.path() + "/presenced.log");
     wait_port(http_port, presenced, "presenced", dir.path() + "/presenced.log");
     scraper.emplace(http_port);
     wait_until([&] { return scraper->scrape().connected >= 1; }, 30, "presenced connected");
   }
 
-  void wait_port(int port, Child& child, const char* what, const std::string& log) {
+  void wait_port(int port, Process& child, const char* what, const std::string& log) {
     const double deadline = now_s() + 30;
     while (!tcp_port_open(port)) {
       if (!child.running())
@@ -715,7 +715,7 @@ struct Bench {
     if (!opt.perf_out.empty()) {
       // Software clock sampling: this VM exposes no hardware counters (perf stat -e
       // instructions says <not supported>). DWARF unwinding: RelWithDebInfo omits frame pointers.
-      perf = Child({"perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384",
+      perf = Process({"perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384",
                     "-p", std::to_string(presenced.pid()), "-o", opt.perf_out},
                    dir.path() + "/perf.log");
       sleep_s(0.5);
@@ -871,7 +871,7 @@ struct Bench {
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
-  presence::e2e::kill_children_on_signals();
+  presence::test::Process::kill_all_on_signals();
   try {
     presence::e2e::Bench bench(presence::e2e::parse_args(argc, argv));
     bench.run();

@@ -39,12 +39,13 @@ std::uint16_t get_u16(std::string_view s, std::size_t at) {
 void encode_connect(std::string& out, const ConnectOptions& o) {
   std::uint8_t flags = 0;
   if (o.clean_session) flags |= 0x02;
-  std::size_t len = 10 + 2 + o.client_id.size();
+  const bool v5 = o.protocol_level == 5;
+  std::size_t len = 10 + 2 + o.client_id.size() + (v5 ? 1 : 0);
   if (o.will) {
     flags |= 0x04;
     flags |= static_cast<std::uint8_t>((o.will->qos & 0x03) << 3);
     if (o.will->retain) flags |= 0x20;
-    len += 2 + o.will->topic.size() + 2 + o.will->payload.size();
+    len += 2 + o.will->topic.size() + 2 + o.will->payload.size() + (v5 ? 1 : 0);
   }
   if (o.username) {
     flags |= 0x80;
@@ -56,11 +57,13 @@ void encode_connect(std::string& out, const ConnectOptions& o) {
   }
   put_header(out, PacketType::Connect, 0, len);
   put_str(out, "MQTT");
-  out.push_back(4);  // protocol level 3.1.1
+  out.push_back(v5 ? 5 : 4);  // protocol level
   out.push_back(static_cast<char>(flags));
   put_u16(out, o.keepalive_s);
+  if (v5) out.push_back(0);  // CONNECT properties: none
   put_str(out, o.client_id);
   if (o.will) {
+    if (v5) out.push_back(0);  // will properties: none
     put_str(out, o.will->topic);
     put_str(out, o.will->payload);
   }

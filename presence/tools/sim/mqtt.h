@@ -1,6 +1,8 @@
 // A minimal MQTT 3.1.1 client codec for presence-sim: just the packets a simulated device needs
 // (CONNECT with will, CONNACK, PUBLISH QoS 0/1, PUBACK, SUBSCRIBE/SUBACK for test observers,
-// PINGREQ/PINGRESP, DISCONNECT), and an incremental decoder that copes with partial reads.
+// PINGREQ/PINGRESP, DISCONNECT), and an incremental decoder that copes with partial reads. The
+// one hand-written MQTT codec: presence-e2e-bench and the raw test client of broker-ext's
+// integration tests (test/integration/broker-ext/mqtt_raw.*) use it too (issue 12 step 3).
 //
 // Why not Paho: Paho C waits on its clients' sockets with select() (~1024 per process) and its
 // maintainers advise ~500 connections per process (paho.mqtt.c#1078); it also cannot close a
@@ -48,6 +50,9 @@ struct ConnectOptions {
   std::optional<Will> will;
   std::optional<std::string> username;
   std::optional<std::string> password;
+  // 4 = MQTT 3.1.1; 5 = an MQTT 5 CONNECT with no properties (tests of how a broker treats a v5
+  // client; nothing else here speaks v5).
+  std::uint8_t protocol_level = 4;
 };
 
 // Encoders append one packet to out (so a caller can batch packets into one write).

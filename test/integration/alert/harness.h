@@ -14,7 +14,7 @@ namespace presence::test {
 // Log lines from several delivery threads.
 class SafeLogs {
  public:
-  store::LogFn fn() {
+  common::LogFn fn() {
     return [this](std::string_view l) {
       std::lock_guard lock(mu_);
       lines_.emplace_back(l);

@@ -12,51 +12,33 @@
 
 namespace presence::test::mqtt {
 
+namespace codec = presence::sim::mqtt;
+
 namespace {
 
-void put_u16(std::string& s, std::uint16_t v) {
-  s.push_back(static_cast<char>(v >> 8));
-  s.push_back(static_cast<char>(v & 0xFF));
-}
-void put_str(std::string& s, const std::string& v) {
-  put_u16(s, static_cast<std::uint16_t>(v.size()));
-  s += v;
-}
-std::string packet(std::uint8_t header, const std::string& body) {
-  std::string p;
-  p.push_back(static_cast<char>(header));
-  std::size_t len = body.size();
-  do {
-    std::uint8_t b = len % 128;
-    len /= 128;
-    if (len > 0) b |= 0x80;
-    p.push_back(static_cast<char>(b));
-  } while (len > 0);
-  return p + body;
+codec::ConnectOptions to_codec(const ConnectOptions& o) {
+  codec::ConnectOptions c;
+  c.client_id = o.client_id;
+  c.keepalive_s = o.keepalive;
+  c.clean_session = o.clean;
+  c.username = o.username;
+  c.password = o.password;
+  c.protocol_level = static_cast<std::uint8_t>(o.protocol);
+  return c;
 }
 
 }  // namespace
 
 std::string connect_packet(const ConnectOptions& o) {
-  std::string v;
-  put_str(v, "MQTT");
-  v.push_back(static_cast<char>(o.protocol));
-  std::uint8_t flags = o.clean ? 0x02 : 0x00;
-  if (o.username) flags |= 0x80;
-  if (o.password) flags |= 0x40;
-  v.push_back(static_cast<char>(flags));
-  put_u16(v, o.keepalive);
-  if (o.protocol == 5) v.push_back(0);  // CONNECT properties: none
-  put_str(v, o.client_id);
-  if (o.username) put_str(v, *o.username);
-  if (o.password) put_str(v, *o.password);
-  return packet(0x10, v);
+  std::string out;
+  codec::encode_connect(out, to_codec(o));
+  return out;
 }
 
 std::string publish_packet(const std::string& topic, const std::string& payload) {
-  std::string v;
-  put_str(v, topic);
-  return packet(0x30, v + payload);
+  std::string out;
+  codec::encode_publish(out, topic, payload, 0, false, 0);
+  return out;
 }
 
 RawClient::~RawClient() { close(); }
@@ -75,7 +57,7 @@ bool RawClient::open(int port) {
     close();
     return false;
   }
-  buf_.clear();
+  decoder_.reset();
   closed_by_peer_ = false;
   return true;
 }
@@ -92,7 +74,7 @@ bool RawClient::open_async(int port) {
     close();
     return false;
   }
-  buf_.clear();
+  decoder_.reset();
   closed_by_peer_ = false;
   return true;
 }
@@ -107,10 +89,10 @@ bool RawClient::finish_open() {
 
 int RawClient::connect(int port, const ConnectOptions& o, std::chrono::milliseconds timeout) {
   if (!open(port) || !send_raw(connect_packet(o))) return -1;
-  std::string body;
-  auto h = read_packet(body, timeout);
-  if (!h || (*h & 0xF0) != 0x20 || body.size() < 2) return -1;
-  return static_cast<unsigned char>(body[1]);
+  codec::Packet p;
+  // Byte 2 of a CONNACK is the return code (3.1.1) or reason code (5, then properties follow).
+  if (!read_packet(p, timeout) || p.type != codec::PacketType::Connack || p.body.size() < 2) return -1;
+  return static_cast<unsigned char>(p.body[1]);
 }
 
 bool RawClient::send_raw(const std::string& bytes) {
@@ -127,21 +109,25 @@ bool RawClient::send_raw(const std::string& bytes) {
 }
 
 bool RawClient::subscribe(const std::string& filter, std::uint16_t mid) {
-  std::string v;
-  put_u16(v, mid);
-  put_str(v, filter);
-  v.push_back(0);  // QoS 0
-  return send_raw(packet(0x82, v));
+  std::string out;
+  codec::encode_subscribe(out, mid, filter, 0);
+  return send_raw(out);
 }
 
 bool RawClient::publish(const std::string& topic, const std::string& payload) {
   return send_raw(publish_packet(topic, payload));
 }
 
-bool RawClient::ping() { return send_raw(std::string("\xC0\x00", 2)); }
+bool RawClient::ping() {
+  std::string out;
+  codec::encode_pingreq(out);
+  return send_raw(out);
+}
 
 void RawClient::disconnect() {
-  if (fd_ >= 0) send_raw(std::string("\xE0\x00", 2));
+  std::string out;
+  codec::encode_disconnect(out);
+  if (fd_ >= 0) send_raw(out);
   close();
 }
 
@@ -150,8 +136,14 @@ void RawClient::close() {
   fd_ = -1;
 }
 
-bool RawClient::fill(std::size_t n, std::chrono::steady_clock::time_point deadline) {
-  while (buf_.size() < n) {
+bool RawClient::read_packet(codec::Packet& out, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    switch (decoder_.next(out)) {
+      case codec::Decoder::Status::Packet: return true;
+      case codec::Decoder::Status::Error: return false;  // a broken stream: nothing more to read
+      case codec::Decoder::Status::NeedMore: break;
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || fd_ < 0) return false;
@@ -172,30 +164,8 @@ bool RawClient::fill(std::size_t n, std::chrono::steady_clock::time_point deadli
       closed_by_peer_ = true;
       return false;
     }
-    buf_.append(tmp, static_cast<std::size_t>(got));
+    decoder_.feed(std::string_view(tmp, static_cast<std::size_t>(got)));
   }
-  return true;
-}
-
-std::optional<std::uint8_t> RawClient::read_packet(std::string& body,
-                                                   std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (!fill(2, deadline)) return std::nullopt;
-  std::size_t len = 0, mult = 1, pos = 1;
-  for (;;) {
-    if (!fill(pos + 1, deadline)) return std::nullopt;
-    const auto b = static_cast<unsigned char>(buf_[pos]);
-    len += (b & 0x7F) * mult;
-    mult *= 128;
-    ++pos;
-    if ((b & 0x80) == 0) break;
-    if (pos > 4) return std::nullopt;
-  }
-  if (!fill(pos + len, deadline)) return std::nullopt;
-  const auto header = static_cast<std::uint8_t>(buf_[0]);
-  body = buf_.substr(pos, len);
-  buf_.erase(0, pos + len);
-  return header;
 }
 
 std::optional<Publish> RawClient::read_publish(std::chrono::milliseconds timeout) {
@@ -204,26 +174,22 @@ std::optional<Publish> RawClient::read_publish(std::chrono::milliseconds timeout
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
-    std::string body;
-    auto h = read_packet(body, left);
-    if (!h) return std::nullopt;
-    if ((*h & 0xF0) != 0x30 || body.size() < 2) continue;
-    const std::size_t tlen = (static_cast<unsigned char>(body[0]) << 8) |
-                             static_cast<unsigned char>(body[1]);
-    std::size_t off = 2 + tlen;
-    if ((*h & 0x06) != 0) off += 2;  // packet id (QoS > 0)
-    if (off > body.size()) continue;
-    return Publish{body.substr(2, tlen), body.substr(off), (*h & 0x01) != 0};
+    codec::Packet p;
+    if (!read_packet(p, left)) return std::nullopt;
+    if (p.type != codec::PacketType::Publish) continue;
+    auto pub = codec::parse_publish(p);
+    if (!pub) continue;
+    return Publish{std::move(pub->topic), std::move(pub->payload), pub->retain};
   }
 }
 
 bool RawClient::wait_closed(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    std::string body;
-    auto h = read_packet(body, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   deadline - std::chrono::steady_clock::now()));
-    if (!h && closed_by_peer_) return true;
+    codec::Packet p;
+    const bool got = read_packet(p, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        deadline - std::chrono::steady_clock::now()));
+    if (!got && closed_by_peer_) return true;
   }
   return closed_by_peer_;
 }

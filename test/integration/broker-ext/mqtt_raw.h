@@ -1,7 +1,8 @@
 // A minimal MQTT 3.1.1 client over a raw loopback socket, for broker-ext's integration tests.
 // Raw on purpose: the tests need what a library hides (a socket that never sends CONNECT, a
 // client that stops sending PINGREQ, 2,000 connections without 2,000 threads, the exact CONNACK
-// return code). Local to test/integration/broker-ext; test/support provides the broker.
+// return code). The bytes are presence-sim's codec (presence/tools/sim/mqtt.h, the one MQTT codec);
+// this file adds only the blocking socket. test/support provides the broker.
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "presence/tools/sim/mqtt.h"
 
 namespace presence::test::mqtt {
 
@@ -68,11 +71,11 @@ class RawClient {
   int fd() const { return fd_; }
 
  private:
-  // Reads one whole packet: returns the first byte and fills body; nullopt on timeout/close.
-  std::optional<std::uint8_t> read_packet(std::string& body, std::chrono::milliseconds timeout);
-  bool fill(std::size_t n, std::chrono::steady_clock::time_point deadline);
+  // Reads one whole packet; false on timeout, close or a malformed stream.
+  bool read_packet(presence::sim::mqtt::Packet& out, std::chrono::milliseconds timeout);
   int fd_ = -1;
-  std::string buf_;
+  // Large enough for any retained payload a test reads (the broker's own limit is higher still).
+  presence::sim::mqtt::Decoder decoder_{16 * 1024 * 1024};
   bool closed_by_peer_ = false;
 };
 

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "test/integration/ingest/will_device.h"
 #include "test/integration/service/harness.h"
 
 using namespace presence::itest;
@@ -20,31 +21,6 @@ using presence::test::Mosquitto;
 using presence::test::Process;
 
 namespace {
-
-class WillDevice {
- public:
-  WillDevice(int port, const std::string& client_id, const std::string& topic,
-             const std::string& payload)
-      : out_(dir_.file("out.txt")) {
-    const std::string probe = "mixed-test/" + client_id + "/cmd";
-    proc_ = Process({presence::test::find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p",
-                     std::to_string(port), "-i", client_id, "-k", "5", "-t", probe,
-                     "--will-topic", topic, "--will-payload", payload, "--will-retain",
-                     "--will-qos", "1"},
-                    out_);
-    mqtt_pub(port, probe, "connected", true);
-    if (!wait_for([&] { return presence::test::read_file(out_).find("connected") !=
-                               std::string::npos; },
-                  15s))
-      throw std::runtime_error("will device " + client_id + " did not connect");
-  }
-  void crash() { proc_.stop(9, 5000ms); }
-
- private:
-  presence::test::TempDir dir_;
-  std::string out_;
-  Process proc_;
-};
 
 // Publishes every device's heartbeat every 300 ms until stopped; `silenced` ones no longer.
 class Heartbeats {

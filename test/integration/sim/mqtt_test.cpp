@@ -53,6 +53,22 @@ TEST_CASE("CONNECT without will, with user name and password") {
   CHECK(out == want);
 }
 
+// broker-ext's tests send a v5 CONNECT through this codec (issue 12: one codec for sim and tests).
+TEST_CASE("CONNECT at protocol level 5 carries empty CONNECT and will properties") {
+  ConnectOptions c;
+  c.client_id = "d";
+  c.keepalive_s = 10;
+  c.protocol_level = 5;
+  std::string out;
+  encode_connect(out, c);
+  CHECK(out == bytes({0x10, 10 + 1 + 3, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 10, 0, 0, 1, 'd'}));
+  c.will = Will{"w", "x", 0, false};
+  out.clear();
+  encode_connect(out, c);
+  CHECK(out == bytes({0x10, 10 + 1 + 3 + 1 + 3 + 3, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x06, 0, 10, 0,
+                      0, 1, 'd', 0, 0, 1, 'w', 0, 1, 'x'}));
+}
+
 TEST_CASE("PUBLISH QoS 0 and QoS 1 encode and decode back") {
   std::string out;
   encode_publish(out, "a/b", "hi", 0, true, 0);

@@ -18,7 +18,7 @@ namespace {
 
 struct Logs {
   std::vector<std::string> lines;
-  store::LogFn fn() {
+  common::LogFn fn() {
     return [this](std::string_view l) { lines.emplace_back(l); };
   }
   bool any(const std::string& needle) const {

@@ -94,7 +94,7 @@ TEST_CASE("empty file gives every default") {
     CHECK(c.alerts.pagerduty.url == "https://events.pagerduty.com/v2/enqueue");
     CHECK(c.alerts.routes.empty());
     CHECK(c.alerts.silences.empty());
-    CHECK(c.log.level == LogLevel::info);
+    CHECK(c.log.level == LogLevel::Info);
     CHECK(c.log.rate_limit == 10s);
     CHECK(c.mode == Mode::presence);
   }
@@ -188,7 +188,7 @@ mode: naive
   CHECK(s.starts.time_since_epoch().count() == 1795262400);  // 2026-11-21T12:00:00Z
   CHECK(s.ends - s.starts == 90min);                          // 14:30+01:00 = 13:30Z
   CHECK(s.comment == "rollout");
-  CHECK(c.log.level == LogLevel::debug);
+  CHECK(c.log.level == LogLevel::Debug);
   CHECK(c.log.rate_limit == 1min);
   CHECK(c.mode == Mode::naive);
 }
@@ -759,7 +759,7 @@ mode: naive
   }
   const ReloadResult r = reload_config(ok(""), path, fake_env({}));
   REQUIRE(r.to_apply);
-  CHECK(r.to_apply->log.level == LogLevel::warn);
+  CHECK(r.to_apply->log.level == LogLevel::Warn);
   CHECK(r.to_apply->presence.offline_grace == running.presence.offline_grace);
   CHECK(r.diff.restart_required == std::vector<std::string>{"presence.offline_grace"});
   std::remove(path.c_str());
@@ -828,7 +828,7 @@ TEST_CASE("every presence::core::Config member is a key of the presence section"
 TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {
   CHECK(error("log:\n  level: info\n---\nlog:\n  level: debug\n") ==
         "c.yaml:3: only one YAML document is allowed (found a second '---')");
-  CHECK(ok("--- # presenced\nlog:\n  level: debug\n...\n").log.level == LogLevel::debug);
+  CHECK(ok("--- # presenced\nlog:\n  level: debug\n...\n").log.level == LogLevel::Debug);
   CHECK(ok("%YAML 1.2\n---\n~\n").mode == Mode::presence);
   // yaml-cpp 0.7 reads a leading ',' as an empty document, and its LoadAll() never returns on it
   // (jbeder/yaml-cpp #1318, #1319). The whole file must not silently become all defaults.

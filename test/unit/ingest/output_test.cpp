@@ -69,14 +69,14 @@ TEST_CASE("device_json: a down device behind a down parent reads unreachable and
     CHECK(j["v"] == 1);
     // No parent down: its own word, no parent field (the payload without parents is unchanged).
     const auto k = nlohmann::json::parse(device_json(v, {}, a));
-    CHECK(k["state"] == state_word(s));
+    CHECK(k["state"] == presence::core::to_string(s));
     CHECK_FALSE(k.contains("parent"));
   }
   // Online (or not yet known) behind a down parent: it is evidently reachable; its own word.
   for (State s : {State::Online, State::Unknown}) {
     v.state = s;
     const auto j = nlohmann::json::parse(device_json(v, {}, a, "plant/edge-7"));
-    CHECK(j["state"] == state_word(s));
+    CHECK(j["state"] == presence::core::to_string(s));
     CHECK_FALSE(j.contains("parent"));
   }
 }

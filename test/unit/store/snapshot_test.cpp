@@ -38,7 +38,7 @@ std::vector<core::DeviceSnapshot> sample() {
 
 struct Logs {
   std::vector<std::string> lines;
-  LogFn fn() {
+  presence::common::LogFn fn() {
     return [this](std::string_view l) { lines.emplace_back(l); };
   }
 };

@@ -2,6 +2,10 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "test/support/process.h"
 
@@ -20,6 +24,44 @@ TEST_CASE("Process reports exit codes and kills on stop") {
   CHECK(sleeper.running());
   sleeper.stop(SIGTERM, 2000ms);
   CHECK_FALSE(sleeper.running());
+}
+
+TEST_CASE("TempDir is removed unless kept") {
+  std::string gone, kept;
+  {
+    TempDir a;
+    gone = a.write("x", "1");
+    TempDir b;
+    kept = b.write("x", "1");
+    b.keep();
+  }
+  CHECK_FALSE(std::filesystem::exists(gone));
+  CHECK(std::filesystem::exists(kept));
+  std::filesystem::remove_all(std::filesystem::path(kept).parent_path());
+}
+
+// What presence-e2e-bench relies on when `timeout` or Ctrl-C stops it: its children die with it.
+TEST_CASE("kill_all_on_signals: SIGTERM kills the live children and exits 128+15") {
+  TempDir dir;
+  const std::string pid_file = dir.file("child.pid");
+  const pid_t bench = ::fork();
+  REQUIRE(bench >= 0);
+  if (bench == 0) {
+    Process::kill_all_on_signals();
+    Process child({"sh", "-c", "echo $$ > " + pid_file + ".tmp && mv " + pid_file + ".tmp " + pid_file +
+                                   " && exec sleep 60"});
+    ::pause();
+    ::_exit(0);
+  }
+  REQUIRE(wait_for([&] { return !read_file(pid_file).empty(); }, 10000ms));
+  const pid_t child = static_cast<pid_t>(std::stol(read_file(pid_file)));
+  ::kill(bench, SIGTERM);
+  int st = 0;
+  REQUIRE(::waitpid(bench, &st, 0) == bench);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 128 + SIGTERM);
+  // The child was SIGKILLed (reaped by init now that its parent is gone): it disappears.
+  CHECK(wait_for([&] { return ::kill(child, 0) != 0; }, 5000ms));
 }
 
 TEST_CASE("Mosquitto starts on a free port and restarts on the same port") {

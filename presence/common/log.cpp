@@ -1,33 +1,39 @@
-#include "presence/ingest/log.h"
+#include "presence/common/log.h"
 
 #include <cstdio>
 
-#include "presence/ingest/output.h"
+#include "presence/common/iso8601.h"
 
-namespace presence::ingest {
+namespace presence::common {
 
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::Info)};
 std::mutex g_out;
 
-const char* level_word(LogLevel level) {
-  switch (level) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
-  }
-  return "?";
-}
 }  // namespace
 
+const char* to_string(LogLevel level) {
+  for (const auto& [l, word] : kLogLevelWords)
+    if (l == level) return word;
+  return "?";
+}
+
 bool parse_log_level(std::string_view text, LogLevel& out) {
-  if (text == "debug") out = LogLevel::Debug;
-  else if (text == "info") out = LogLevel::Info;
-  else if (text == "warn" || text == "warning") out = LogLevel::Warn;
-  else if (text == "error") out = LogLevel::Error;
-  else return false;
-  return true;
+  if (text == "warning") text = "warn";
+  for (const auto& [l, word] : kLogLevelWords) {
+    if (text == word) {
+      out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void log_stderr(std::string_view line) {
+  std::string out = "presenced: ";
+  out.append(line);
+  out.push_back('\n');
+  std::fwrite(out.data(), 1, out.size(), stderr);
 }
 
 void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
@@ -36,9 +42,9 @@ LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
 void log(LogLevel level, std::string_view message) {
   if (static_cast<int>(level) < g_level.load()) return;
   // Wall clock only to label the line for humans (STYLE.md habit 1).
-  const std::string ts = iso8601(std::chrono::system_clock::now());
+  const std::string ts = iso8601_utc_ms(std::chrono::system_clock::now());
   std::lock_guard<std::mutex> lock(g_out);
-  std::fprintf(stderr, "%s %-5s %.*s\n", ts.c_str(), level_word(level),
+  std::fprintf(stderr, "%s %-5s %.*s\n", ts.c_str(), to_string(level),
                static_cast<int>(message.size()), message.data());
   std::fflush(stderr);
 }
@@ -58,11 +64,11 @@ void RateLimitedLog::log(LogLevel level, const std::string& key, std::string_vie
     it->second.last = now;
   }
   if (suppressed == 0) {
-    ingest::log(level, message);
+    common::log(level, message);
   } else {
-    ingest::log(level, std::string(message) + " (" + std::to_string(suppressed) +
+    common::log(level, std::string(message) + " (" + std::to_string(suppressed) +
                            " similar suppressed)");
   }
 }
 
-}  // namespace presence::ingest
+}  // namespace presence::common

@@ -1,6 +1,6 @@
-// Names of enums: the same words appear in retained payloads ("reason"), metrics and docs.
-#include "presence/core/decision.h"
-#include "presence/core/event.h"
+// Names of enums: the same words appear in retained payloads ("reason"), metrics, snapshots, alert
+// payloads and docs. The one table of each (words.h says why).
+#include "presence/core/words.h"
 
 namespace presence::core {
 
@@ -42,14 +42,8 @@ const char* to_string(Source source) {
 }
 
 const char* to_string(State state) {
-  switch (state) {
-    case State::Unknown: return "unknown";
-    case State::Online: return "online";
-    case State::Suspect: return "suspect";
-    case State::Offline: return "offline";
-    case State::Flapping: return "flapping";
-  }
-  return "unknown";
+  const auto i = static_cast<std::size_t>(state);
+  return i < kStateWords.size() ? kStateWords[i] : "unknown";
 }
 
 const char* to_string(Cause cause) {
@@ -69,13 +63,8 @@ const char* to_string(Cause cause) {
 }
 
 const char* to_string(Severity severity) {
-  switch (severity) {
-    case Severity::Critical: return "critical";
-    case Severity::Error: return "error";
-    case Severity::Warning: return "warning";
-    case Severity::Info: return "info";
-  }
-  return "unknown";
+  const auto i = static_cast<std::size_t>(severity);
+  return i < kSeverityWords.size() ? kSeverityWords[i] : "unknown";
 }
 
 const char* to_string(AlertIntent::Type type) {
@@ -92,6 +81,75 @@ const char* to_string(AlertIntent::Type type) {
     case AlertIntent::Type::Overloaded: return "overloaded";
   }
   return "unknown";
+}
+
+const char* to_string(AlertIntent::Action action) {
+  switch (action) {
+    case AlertIntent::Action::Trigger: return "trigger";
+    case AlertIntent::Action::Resolve: return "resolve";
+    case AlertIntent::Action::Notify: return "notify";
+  }
+  return "unknown";
+}
+
+const char* to_string(IncidentKind k) {
+  switch (k) {
+    case IncidentKind::Drop: return "drop";
+    case IncidentKind::Storm: return "storm";
+    case IncidentKind::Blind: return "blind";
+  }
+  return "?";
+}
+
+const char* to_string(IncidentStage s) {
+  switch (s) {
+    case IncidentStage::Open: return "open";
+    case IncidentStage::Recovering: return "recovering";
+    case IncidentStage::Stragglers: return "stragglers";
+    case IncidentStage::Closed: return "closed";
+  }
+  return "?";
+}
+
+const char* to_string(IncidentEvent::Kind k) {
+  switch (k) {
+    case IncidentEvent::Kind::Opened: return "opened";
+    case IncidentEvent::Kind::Resolved: return "resolved";
+    case IncidentEvent::Kind::Stragglers: return "stragglers";
+    case IncidentEvent::Kind::Closed: return "closed";
+  }
+  return "?";
+}
+
+namespace {
+// The reverse of to_string over an enum's values [0, count).
+template <class E>
+std::optional<E> from_word(std::string_view word, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto e = static_cast<E>(i);
+    if (word == to_string(e)) return e;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+const char* shown_state_word(State state, std::string_view down_ancestor) {
+  // The drops of docs/core.md "Down and unreachable": suspect, offline or flapping.
+  const bool down = state == State::Suspect || state == State::Offline || state == State::Flapping;
+  return down && !down_ancestor.empty() ? kUnreachableWord.data() : to_string(state);
+}
+
+std::optional<State> state_from_word(std::string_view word) {
+  return from_word<State>(word, kStateWords.size());
+}
+std::optional<Severity> severity_from_word(std::string_view word) {
+  return from_word<Severity>(word, kSeverityWords.size());
+}
+std::optional<IncidentKind> incident_kind_from_word(std::string_view word) {
+  return from_word<IncidentKind>(word, 3);
+}
+std::optional<IncidentStage> incident_stage_from_word(std::string_view word) {
+  return from_word<IncidentStage>(word, 4);
 }
 
 }  // namespace presence::core
