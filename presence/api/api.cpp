@@ -132,6 +132,7 @@ json labels_json(const std::vector<LabelPair>& labels) {
 json to_json(const DeviceSummary& d) {
   json j = {{"id", d.id}, {"state", d.state}, {"since", iso8601(d.since)}, {"reason", d.reason}};
   if (!d.disconnect_reason.empty()) j["disconnect_reason"] = d.disconnect_reason;
+  if (!d.parent.empty()) j["parent"] = d.parent;
   j["labels"] = labels_json(d.labels);
   return j;
 }
@@ -240,8 +241,11 @@ bool same_token(std::string_view a, std::string_view b) {
 
 namespace {
 
-// The state words are the core's (core/words.h): the API takes and gives the same words.
-bool valid_state(std::string_view s) { return core::state_from_word(s).has_value(); }
+// The state words are the core's (core/words.h): the API takes and gives the same words, plus
+// "unreachable" (issue 15), the word shown for a down device behind a down parent.
+bool valid_state(std::string_view s) {
+  return core::state_from_word(s).has_value() || s == core::kUnreachableWord;
+}
 
 constexpr std::size_t kMaxIdBytes = 4096;
 constexpr std::size_t kMaxBodyBytes = 64 * 1024;
@@ -302,7 +306,7 @@ class Router {
       if (key == "state") {
         if (!valid_state(value))
           return send_error(res, 400, "bad_request",
-                            "state: expected unknown, online, suspect, offline or flapping");
+                            "state: expected unknown, online, suspect, offline, flapping or unreachable");
         q.state = value;
       } else if (key == "limit") {
         int n = 0;

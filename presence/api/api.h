@@ -73,6 +73,7 @@ struct DeviceSummary {
   WallTime since{};
   std::string reason;             // cause word ("connected", "offline_grace", ...)
   std::string disconnect_reason;  // "" unless the reason is a disconnect
+  std::string parent;             // "" unless state is "unreachable": the ancestor down (issue 15)
   std::vector<LabelPair> labels;
 };
 

@@ -314,6 +314,16 @@ int run(const std::string& path) {
     return 1;
   }
   mqtt.set_incidents_open([&alerting] { return alerting.incidents_open(); });
+  // Parents and children (issue 15): the policy's judgement, shown in the retained output.
+  mqtt.set_parents({[&alerting](presence::core::DeviceIndex d) {
+                      const auto* policy = alerting.policy();
+                      return policy ? policy->unreachable_behind(d) : std::string();
+                    },
+                    [&alerting](std::string_view id) {
+                      const auto* policy = alerting.policy();
+                      return policy ? policy->topology().descendants(id)
+                                    : std::vector<presence::core::DeviceIndex>{};
+                    }});
   // Only the pair's leader (or an instance failing open) publishes the retained output.
   if (ha) mqtt.set_publish_gate([node = ha.get()] { return node->may_publish(); });
   auto api_counters = std::make_shared<presence::api::ApiCounters>();

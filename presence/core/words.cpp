@@ -133,6 +133,12 @@ std::optional<E> from_word(std::string_view word, std::size_t count) {
 }
 }  // namespace
 
+const char* shown_state_word(State state, std::string_view down_ancestor) {
+  // The drops of docs/core.md "Down and unreachable": suspect, offline or flapping.
+  const bool down = state == State::Suspect || state == State::Offline || state == State::Flapping;
+  return down && !down_ancestor.empty() ? kUnreachableWord.data() : to_string(state);
+}
+
 std::optional<State> state_from_word(std::string_view word) {
   return from_word<State>(word, kStateWords.size());
 }

@@ -22,6 +22,14 @@ inline constexpr std::array<const char*, 5> kStateWords = {"unknown", "online", 
 inline constexpr std::array<const char*, 4> kSeverityWords = {"critical", "error", "warning",
                                                               "info"};
 
+// What users see (issue 15): a device that is down (suspect, offline, flapping) while an ancestor
+// is down (AlertPolicy::unreachable_behind) reads "unreachable", with that ancestor as its parent.
+// It is the policy's judgement, not an engine state: the engine still counts it by its own state
+// (presence/fleet counts, presence_devices{state}); the API, the retained device topic and the
+// dashboard show this word. An online device is reachable whatever its parent says.
+inline constexpr std::string_view kUnreachableWord = "unreachable";
+const char* shown_state_word(State state, std::string_view down_ancestor);
+
 // Word -> enum; nullopt for anything that is not exactly one of the words above.
 std::optional<State> state_from_word(std::string_view word);
 std::optional<Severity> severity_from_word(std::string_view word);

@@ -119,6 +119,7 @@ struct MqttLink::Impl {
   // HA (issue 13): only the pair's leader publishes the retained output. Unset = always.
   std::function<bool()> publish_gate;
   bool publishing = true;
+  MqttLink::Parents parents;  // issue 15: unset = no topology
 
   // Engine-thread state.
   enum class Conn : std::uint8_t { Idle, Connecting, Subscribing, Up };
@@ -703,7 +704,8 @@ struct MqttLink::Impl {
   mqtt::delivery_token_ptr send_device(core::DeviceIndex d) {
     const core::DeviceView view = engine.view(d);
     if (view.id.empty()) return {};  // forgotten since it was queued: its topic is cleared below
-    std::string payload = device_json(view, engine.labels(d), anchor);
+    std::string payload = device_json(view, engine.labels(d), anchor,
+                                      parents.down_ancestor ? parents.down_ancestor(d) : std::string());
     std::string topic = opt.output.device_prefix + "/" + std::string(view.id);
     ++local.published_total;
     return client->publish(topic, payload.data(), payload.size(), opt.output.qos,
@@ -791,9 +793,14 @@ struct MqttLink::Impl {
   void mark(const server::Batch& b) {
     if (opt.output.retain)
       for (const auto& id : b.forgotten) clears.push_back(id);
-    for (const auto& t : b.transitions)
+    for (const auto& t : b.transitions) {
       // A device's first state waits behind real changes of known devices (issue 19 item 9).
       queue.mark(t.device, b.now, /*background=*/t.from == core::State::Unknown);
+      // A parent that goes down or comes back changes what its down children read
+      // ("unreachable" <-> "offline") without a transition of their own.
+      if (parents.descendants && t.from != core::State::Unknown)
+        for (core::DeviceIndex c : parents.descendants(engine.view(t.device).id)) queue.mark(c, b.now);
+    }
   }
 
   void update_stats() {
@@ -1017,6 +1024,8 @@ HygieneReport MqttLink::hygiene_report(std::size_t limit) const {
 void MqttLink::set_incidents_open(std::function<std::uint32_t()> incidents_open) {
   impl_->incidents_open = std::move(incidents_open);
 }
+
+void MqttLink::set_parents(Parents parents) { impl_->parents = std::move(parents); }
 
 void MqttLink::set_publish_gate(std::function<bool()> may_publish) {
   impl_->publish_gate = std::move(may_publish);

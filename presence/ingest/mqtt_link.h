@@ -137,6 +137,16 @@ class MqttLink {
   // batch, must not block. While false the retained device and fleet output is not published
   // (the service topic still is); when it turns true every device and the fleet are restated.
   void set_publish_gate(std::function<bool()> may_publish);
+  // Before start(), optional (issue 15): parents and children, both asked on the engine thread.
+  // down_ancestor(d): "" or the topmost ancestor down (core::AlertPolicy::unreachable_behind);
+  // a down device behind one is published as "unreachable" with that parent (output.h).
+  // descendants(id): devices below id; when a parent changes state they are republished, so a
+  // child left offline reads "offline" (not "unreachable") once its parent is back.
+  struct Parents {
+    std::function<std::string(core::DeviceIndex)> down_ancestor;
+    std::function<std::vector<core::DeviceIndex>(std::string_view)> descendants;
+  };
+  void set_parents(Parents parents);
   // What SIGHUP can change without a restart (any thread; applied in the next batch).
   void set_publish_limits(double max_messages_per_second, core::Duration coalesce_interval);
 

@@ -17,11 +17,14 @@ using nlohmann::json;
 std::string iso8601(std::chrono::system_clock::time_point t) { return common::iso8601_utc_ms(t); }
 
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
-                        const WallAnchor& anchor) {
+                        const WallAnchor& anchor, const std::string& down_ancestor) {
   json j;
   j["v"] = 1;
   j["device"] = std::string(view.id);
-  j["state"] = core::to_string(view.state);
+  const char* shown = core::shown_state_word(view.state, down_ancestor);
+  j["state"] = shown;
+  // Only with "unreachable": the device whose failure this is (the one page names it).
+  if (std::string_view(shown) == core::kUnreachableWord) j["parent"] = down_ancestor;
   j["since"] = iso8601(anchor.to_wall(view.since));
   j["reason"] = core::to_string(view.cause);
   if (view.cause == core::Cause::Disconnected)

@@ -21,9 +21,12 @@ using WallAnchor = core::WallAnchor;
 std::string iso8601(std::chrono::system_clock::time_point t);
 
 // presence/devices/{id}:
-// {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]"labels":{}}
+// {"v":1,"device":id,"state":...,"since":ISO8601,"reason":...,["disconnect_reason":...,]
+//  ["parent":id,]"labels":{}}
+// down_ancestor: "" or the topmost ancestor down (state "unreachable" and "parent" when the
+// device itself is down; docs/topics.md).
 std::string device_json(const core::DeviceView& view, const std::vector<core::Label>& labels,
-                        const WallAnchor& anchor);
+                        const WallAnchor& anchor, const std::string& down_ancestor = {});
 
 struct FleetStatus {
   std::array<std::size_t, 5> counts{};  // per core::State

@@ -176,8 +176,10 @@ ParseError Tracker::on_message(std::string_view topic, std::string_view payload,
       if (!node.alive) {
         node.alive = true;
         node_up();
-        maybe_rebirth();
       }
+      // Each sign of life of an unborn node may ask (again, once the interval is over: a node
+      // that missed or ignored the request is not left unborn for ever).
+      maybe_rebirth();
       return ParseError::None;
     case MessageType::DBIRTH:
     case MessageType::DDATA: {
@@ -185,8 +187,8 @@ ParseError Tracker::on_message(std::string_view topic, std::string_view payload,
         if (node.born && node.dead_ahead) return ParseError::None;  // late data of a dead session
         node.alive = true;
         node_up();
-        maybe_rebirth();
       }
+      maybe_rebirth();
       if (t->type == MessageType::DDATA && node.devices.count(device_id) != 0) return ParseError::None;
       node.devices.insert(device_id);
       Parsed p = event(device_id, core::EventKind::Connected, core::DisconnectReason::Unknown, retained);

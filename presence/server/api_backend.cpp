@@ -143,11 +143,16 @@ struct ApiQueries::State {
   };
   std::map<std::string, Sent, std::less<>> sent;
 
-  api::DeviceSummary summary(const core::Engine& engine, DeviceIndex d) const {
+  // With a policy, a down device behind a down parent reads "unreachable" with that parent
+  // (issue 15; core::shown_state_word, the same words as the retained device topic).
+  api::DeviceSummary summary(const core::Engine& engine, const core::AlertPolicy* policy,
+                             DeviceIndex d) const {
     const auto v = engine.view(d);
     api::DeviceSummary s;
     s.id = std::string(v.id);
-    s.state = core::to_string(v.state);
+    const std::string behind = policy ? policy->unreachable_behind(d) : std::string();
+    s.state = core::shown_state_word(v.state, behind);
+    if (s.state == core::kUnreachableWord) s.parent = behind;
     s.since = wall(v.since);
     s.reason = core::to_string(v.cause);
     if (v.cause == core::Cause::Disconnected)
@@ -261,10 +266,16 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
                                             const api::DeviceQuery& q) const {
   api::DevicePage page;
   page.total = engine.device_count();
-  std::optional<core::State> state;
-  if (!q.state.empty()) {
-    state = core::state_from_word(q.state);
-    if (!state) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
+  // ?state= matches the word shown: "unreachable" selects down devices behind a down parent,
+  // "offline"/"suspect" then leave them out.
+  const bool topo = policy != nullptr && !policy->topology().empty();
+  const bool want_unreachable = q.state == core::kUnreachableWord;
+  const bool by_state = !q.state.empty() && !want_unreachable;
+  core::State state = core::State::Unknown;
+  if (by_state) {
+    const auto parsed = core::state_from_word(q.state);
+    if (!parsed) return Result<api::DevicePage>::fail(ApiError::bad_request("state: unknown"));
+    state = *parsed;
   }
   const std::size_t n = engine.size();
   std::size_t scanned = 0;
@@ -274,9 +285,14 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
     ++scanned;
     const auto d = static_cast<DeviceIndex>(i);
     if (!engine.known(d)) continue;  // forgotten (presence.forget_after): not shown
-    if (state || !q.id_prefix.empty()) {
+    if (by_state || want_unreachable || !q.id_prefix.empty()) {
       const auto v = engine.view(d);
-      if (state && v.state != *state) continue;
+      if (by_state && v.state != state) continue;
+      if (by_state || want_unreachable) {
+        const std::string behind = topo ? policy->unreachable_behind(d) : std::string();
+        const bool unreachable = std::string_view(core::shown_state_word(v.state, behind)) == core::kUnreachableWord;
+        if (unreachable != want_unreachable) continue;
+      }
       if (!q.id_prefix.empty() && v.id.substr(0, q.id_prefix.size()) != q.id_prefix) continue;
     }
     bool match = true;
@@ -290,7 +306,7 @@ Result<api::DevicePage> ApiQueries::devices(const core::Engine& engine,
           if (std::find(labels.begin(), labels.end(), m) == labels.end()) match = false;
       }
     }
-    if (match) page.devices.push_back(st_->summary(engine, d));
+    if (match) page.devices.push_back(st_->summary(engine, policy, d));
   }
   if (i < n) page.next = i;
   return {std::move(page), {}};
@@ -305,7 +321,7 @@ Result<api::DeviceDetail> ApiQueries::device(const core::Engine& engine,
     return Result<api::DeviceDetail>::fail(
         ApiError::not_found("no device '" + std::string(id.substr(0, 200)) + "'"));
   api::DeviceDetail out;
-  out.device = s.summary(engine, *d);
+  out.device = s.summary(engine, policy, *d);
   const auto v = engine.view(*d);
   out.last_seen = s.wall(v.last_seen);
   out.heartbeat_mean_ms = v.heartbeat_mean.count();

@@ -10,7 +10,9 @@ const POLL_MS = 2000;
 const SHARE_SAMPLES = 2000;
 const STATES = ['online', 'suspect', 'offline', 'flapping', 'unknown'];
 // Device list order when no state is chosen: what needs a look first.
-const WORST_FIRST = ['offline', 'flapping', 'suspect', 'unknown', 'online'];
+// "unreachable" (issue 15) is a word of the API, not an engine state (the fleet counts hold it
+// as offline): a down device behind a down parent, listed after the parents that need the look.
+const WORST_FIRST = ['offline', 'flapping', 'suspect', 'unreachable', 'unknown', 'online'];
 const DEVICE_ROWS = 200;          // rows per search (More continues)
 const DEGRADED_SHARE = 0.2;       // a segment with this share offline or flapping stands out
 const $ = (id) => document.getElementById(id);
@@ -374,7 +376,8 @@ async function deviceView(id) {
       el('td', {}, t.reason + (t.disconnect_reason ? ' (' + t.disconnect_reason + ')' : ''))));
   return [
     el('h2', { class: 'detail-title' }, 'Device ', el('span', { class: 'id' }, d.id), ' ',
-       el('span', { class: 'badge ' + d.state }, d.state)),
+       el('span', { class: 'badge ' + d.state }, d.state),
+       d.parent ? el('span', { class: 'muted' }, ' behind ', deviceLink(d.parent)) : ''),
     el('dl', { class: 'facts' },
        el('dt', {}, 'since'), el('dd', {}, when(d.since), ' — ', d.reason +
           (d.disconnect_reason ? ' (' + d.disconnect_reason + ')' : '')),
@@ -504,7 +507,8 @@ async function search(more) {
   for (const d of rows) {
     const tr = el('tr', { class: 'device ' + d.state, 'data-id': d.id },
         el('td', { class: 'nowrap' }, deviceLink(d.id)),
-        el('td', { class: 'state ' + d.state }, d.state),
+        el('td', { class: 'state ' + d.state }, d.state,
+           d.parent ? el('span', { class: 'muted' }, ' behind ', deviceLink(d.parent)) : ''),
         el('td', { class: 'nowrap' }, when(d.since)),
         el('td', {}, d.reason + (d.disconnect_reason ? ' (' + d.disconnect_reason + ')' : '')),
         el('td', { class: 'labels' }, labelText(d.labels)));

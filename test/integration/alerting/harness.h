@@ -254,6 +254,13 @@ class Presenced {
     auto res = cli.Get(path.c_str());
     return res ? res->status : -1;
   }
+  std::string body(const std::string& path) {
+    httplib::Client cli("127.0.0.1", http_port_);
+    cli.set_connection_timeout(1s);
+    cli.set_read_timeout(2s);
+    auto res = cli.Get(path.c_str());
+    return res ? res->body : std::string();
+  }
   std::string metrics() {
     httplib::Client cli("127.0.0.1", http_port_);
     cli.set_connection_timeout(1s);

@@ -5,6 +5,8 @@
 
 #include <mqtt/client.h>
 
+#include <optional>
+
 #include "presence/ingest/sparkplug_codec.h"
 #include "test/integration/alerting/harness.h"
 
@@ -69,6 +71,26 @@ class Publisher {
 
 std::string triggers(const MockPagerDuty& pd) { return dump(pd.events()); }
 
+// The retained message of a topic (presenced's output): "" when none arrives within 3 s.
+std::string retained(int port, const std::string& topic) {
+  mqtt::client c("tcp://127.0.0.1:" + std::to_string(port), "sparkplug-retained-" + std::to_string(::getpid()));
+  mqtt::connect_options o;
+  o.set_clean_session(true);
+  c.connect(o);
+  c.start_consuming();
+  c.subscribe(topic, 1);
+  std::string out;
+  mqtt::const_message_ptr m;
+  if (c.try_consume_message_for(&m, 3s) && m) out = m->to_string();
+  try {
+    c.disconnect();
+  } catch (...) {
+  }
+  return out;
+}
+
+nlohmann::json parse(const std::string& s) { return nlohmann::json::parse(s, nullptr, false); }
+
 }  // namespace
 
 TEST_CASE("an edge node with 20 devices dies: exactly one page naming the node, resolved when it returns") {
@@ -97,6 +119,164 @@ TEST_CASE("an edge node with 20 devices dies: exactly one page naming the node, 
   CHECK(p.metric("presence_unreachable_held_total") >= 20);
   CHECK(p.metric("presence_devices_unreachable") == 0);  // all back
   CHECK(p.metric("presence_sparkplug_messages_total") > 63);
+}
+
+// Issue 15 "must show": users see a child of a dead edge node as "unreachable" naming its parent
+// (not "offline") in the API and in the retained output, and "online" again when it returns.
+TEST_CASE("a device of a dead edge node reads unreachable with its parent: API, retained topic; then online") {
+  test::Mosquitto broker;
+  broker.start();
+  MockPagerDuty pd;
+  PresencedOptions o;
+  o.extra = "sparkplug:\n  enabled: true\n";
+  Presenced p(broker.port(), pd.url(), o);
+  p.start();
+  std::optional<EdgeNodes> sim;
+  sim.emplace(broker.port(), 2, 3);
+  REQUIRE_MESSAGE(wait_for([&] { return p.online() == 8; }, 20s), p.log() << sim->log());
+  const std::string node = "plant/dev-000001", child = "plant/dev-000001/dev-0";
+  const std::string api = "/v1/devices?id_prefix=" + child;
+  const std::string topic = "presence/devices/" + child;
+  auto api_child = [&] {
+    const auto j = parse(p.body(api));
+    return j.is_object() && j.contains("devices") && j["devices"].size() == 1 ? j["devices"][0] : nlohmann::json();
+  };
+  CHECK(api_child().value("state", "") == "online");
+  CHECK_FALSE(api_child().contains("parent"));
+  sim->kill();  // every edge node's NDEATH: the nodes offline, their devices unreachable behind them
+  REQUIRE_MESSAGE(wait_for([&] { return api_child().value("state", "") == "unreachable"; }, 30s),
+                  p.body(api) << p.log());
+  CHECK(api_child().value("parent", "") == node);
+  const auto detail = parse(p.body("/v1/devices/" + child));
+  REQUIRE(detail.is_object());
+  CHECK(detail.value("state", "") == "unreachable");
+  CHECK(detail.value("parent", "") == node);
+  // The node itself is offline (it is the failure), and filters use the words shown.
+  // (suspect until presence.offline_grace is over, then offline).
+  const std::string node_state = parse(p.body("/v1/devices/" + node)).value("state", "");
+  CHECK((node_state == "suspect" || node_state == "offline"));
+  CHECK(parse(p.body("/v1/devices?state=unreachable"))["devices"].size() == 6);
+  CHECK(parse(p.body("/v1/devices?state=" + node_state))["devices"].size() == 2);
+  // The retained device topic says the same (coalesced publish: wait for it).
+  nlohmann::json r;
+  REQUIRE_MESSAGE(wait_for([&] {
+                    r = parse(retained(broker.port(), topic));
+                    return r.is_object() && r.value("state", "") == "unreachable";
+                  }, 20s),
+                  r.dump());
+  CHECK(r.value("parent", "") == node);
+  CHECK(r.value("v", 0) == 1);
+  const std::string node_retained = parse(retained(broker.port(), "presence/devices/" + node)).value("state", "");
+  CHECK((node_retained == "suspect" || node_retained == "offline"));
+  // The nodes come back (a new session): the child is online, no parent field.
+  sim.emplace(broker.port(), 2, 3);
+  REQUIRE_MESSAGE(wait_for([&] { return api_child().value("state", "") == "online"; }, 30s), p.body(api) << p.log());
+  CHECK_FALSE(api_child().contains("parent"));
+  REQUIRE_MESSAGE(wait_for([&] {
+                    r = parse(retained(broker.port(), topic));
+                    return r.is_object() && r.value("state", "") == "online";
+                  }, 20s),
+                  r.dump());
+  CHECK_FALSE(r.contains("parent"));
+}
+
+// With sparkplug.rebirth, an edge node alive (NDATA) whose NBIRTH presenced never saw is asked
+// for a rebirth: NCMD Node Control/Rebirth, at most once per rebirth_interval. Off: nothing.
+namespace {
+struct NcmdWatch {
+  explicit NcmdWatch(int port)
+      : c("tcp://127.0.0.1:" + std::to_string(port), "sparkplug-ncmd-" + std::to_string(::getpid())) {
+    mqtt::connect_options o;
+    o.set_clean_session(true);
+    c.connect(o);
+    c.start_consuming();
+    c.subscribe("spBv1.0/+/NCMD/#", 1);
+  }
+  ~NcmdWatch() {
+    try {
+      c.disconnect();
+    } catch (...) {
+    }
+  }
+  // The messages that arrive: the first within `wait`, each next within 300 ms of the one before
+  // (decoded; a payload that does not decode fails the test).
+  std::vector<std::pair<std::string, sp::Payload>> take(std::chrono::milliseconds wait) {
+    std::vector<std::pair<std::string, sp::Payload>> out;
+    mqtt::const_message_ptr m;
+    while (c.try_consume_message_for(&m, out.empty() ? wait : std::chrono::milliseconds(300)) && m) {
+      sp::Payload pl;
+      std::string err;
+      CHECK_MESSAGE(sp::decode(m->to_string(), pl, err), err);
+      out.emplace_back(m->get_topic(), pl);
+    }
+    return out;
+  }
+  mqtt::client c;
+};
+}  // namespace
+
+TEST_CASE("sparkplug.rebirth: an edge node alive without its NBIRTH is sent one NCMD Rebirth per interval") {
+  test::Mosquitto broker;
+  broker.start();
+  MockPagerDuty pd;
+  PresencedOptions o;
+  o.extra = "sparkplug:\n  enabled: true\n  rebirth: true\n  rebirth_interval: 3s\n";
+  Presenced p(broker.port(), pd.url(), o);
+  p.start();
+  NcmdWatch watch(broker.port());
+  Publisher pub(broker.port());
+  sp::PayloadSpec s;
+  s.timestamp = wall_ms();
+  s.seq = 1;
+  s.values = {{"temperature", 21.5}};
+  pub.pub("spBv1.0/plant/NDATA/edge-9", sp::encode(s));
+  auto got = watch.take(5s);
+  REQUIRE_MESSAGE(got.size() == 1, p.log());
+  CHECK(got[0].first == "spBv1.0/plant/NCMD/edge-9");
+  CHECK(got[0].second.rebirth);
+  const auto first = std::chrono::steady_clock::now();
+  // More signs of life inside the interval: asked already, not again.
+  for (int i = 0; i < 3; ++i) pub.pub("spBv1.0/plant/NDATA/edge-9", sp::encode(s));
+  REQUIRE_MESSAGE(wait_for([&] { return p.metric("presence_sparkplug_rebirths_suppressed_total") >= 3; }, 10s),
+                  p.metrics() << p.log());
+  if (std::chrono::steady_clock::now() - first < 2500ms) CHECK(watch.take(200ms).empty());
+  CHECK(p.metric("presence_sparkplug_rebirths_total") == 1);
+  // The interval over, the node (still unborn) is asked again.
+  std::this_thread::sleep_until(first + 3200ms);
+  pub.pub("spBv1.0/plant/NDATA/edge-9", sp::encode(s));
+  got = watch.take(5s);
+  REQUIRE_MESSAGE(got.size() == 1, p.log());
+  CHECK(got[0].second.rebirth);
+  CHECK(p.metric("presence_sparkplug_rebirths_total") == 2);
+  // Born: no more requests, however much data.
+  sp::PayloadSpec b;
+  b.timestamp = wall_ms();
+  b.seq = 0;
+  b.bd_seq = 0;
+  pub.pub("spBv1.0/plant/NBIRTH/edge-9", sp::encode(b));
+  std::this_thread::sleep_until(first + 6500ms);
+  pub.pub("spBv1.0/plant/NDATA/edge-9", sp::encode(s));
+  CHECK(watch.take(1500ms).empty());
+  CHECK(p.metric("presence_sparkplug_rebirths_total") == 2);
+}
+
+TEST_CASE("sparkplug.rebirth off (the default): presenced publishes no NCMD") {
+  test::Mosquitto broker;
+  broker.start();
+  MockPagerDuty pd;
+  PresencedOptions o;
+  o.extra = "sparkplug:\n  enabled: true\n";
+  Presenced p(broker.port(), pd.url(), o);
+  p.start();
+  NcmdWatch watch(broker.port());
+  Publisher pub(broker.port());
+  sp::PayloadSpec s;
+  s.timestamp = wall_ms();
+  s.seq = 1;
+  for (int i = 0; i < 3; ++i) pub.pub("spBv1.0/plant/NDATA/edge-9", sp::encode(s));
+  REQUIRE(wait_for([&] { return p.metric("presence_sparkplug_messages_total") >= 3; }, 10s));
+  CHECK(watch.take(1500ms).empty());
+  CHECK(p.metric("presence_sparkplug_rebirths_total") == 0);
 }
 
 TEST_CASE("a DDEATH is one device page; its DBIRTH resolves it") {

@@ -54,6 +54,33 @@ TEST_CASE("device_json is versioned and carries state, since, reason, labels") {
   CHECK(k["labels"].is_object());
 }
 
+TEST_CASE("device_json: a down device behind a down parent reads unreachable and names the parent") {
+  using presence::core::State;
+  WallAnchor a;
+  a.mono = mono_ms(0);
+  presence::core::DeviceView v;
+  v.id = "plant/edge-7/pump-3";
+  v.cause = presence::core::Cause::Disconnected;
+  for (State s : {State::Suspect, State::Offline, State::Flapping}) {
+    v.state = s;
+    const auto j = nlohmann::json::parse(device_json(v, {}, a, "plant/edge-7"));
+    CHECK(j["state"] == "unreachable");
+    CHECK(j["parent"] == "plant/edge-7");
+    CHECK(j["v"] == 1);
+    // No parent down: its own word, no parent field (the payload without parents is unchanged).
+    const auto k = nlohmann::json::parse(device_json(v, {}, a));
+    CHECK(k["state"] == presence::core::to_string(s));
+    CHECK_FALSE(k.contains("parent"));
+  }
+  // Online (or not yet known) behind a down parent: it is evidently reachable; its own word.
+  for (State s : {State::Online, State::Unknown}) {
+    v.state = s;
+    const auto j = nlohmann::json::parse(device_json(v, {}, a, "plant/edge-7"));
+    CHECK(j["state"] == presence::core::to_string(s));
+    CHECK_FALSE(j.contains("parent"));
+  }
+}
+
 TEST_CASE("fleet_json counts every state") {
   FleetStatus f;
   f.counts = {1, 2, 3, 4, 5};

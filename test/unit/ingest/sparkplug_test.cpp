@@ -269,13 +269,14 @@ TEST_CASE("Rebirth: only when configured, for a node whose NBIRTH was missed, at
   std::string err;
   REQUIRE(decode(f.commands[0].payload, p, err));
   CHECK(p.rebirth);
-  // The node is known alive now: its data asks nothing more. Its death and data again do.
+  // Asked already: its data within the interval asks nothing more (suppressed). Its death and
+  // data again do, after the interval.
   REQUIRE(f.send("spBv1.0/g/NDATA/e", data(), 2000) == ParseError::None);
   CHECK(f.commands.empty());
   REQUIRE(f.send("spBv1.0/g/NDEATH/e", death(9), 3000) == ParseError::None);
   REQUIRE(f.send("spBv1.0/g/NDATA/e", data(), 1000 + 60000 - 1) == ParseError::None);
   CHECK(f.commands.empty());
-  CHECK(f.tracker.counters().rebirths_suppressed == 1);
+  CHECK(f.tracker.counters().rebirths_suppressed == 2);
   REQUIRE(f.send("spBv1.0/g/NDEATH/e", death(9), 1000 + 60000 - 1) == ParseError::None);
   REQUIRE(f.send("spBv1.0/g/NDATA/e", data(), 1000 + 60000) == ParseError::None);
   CHECK(f.commands.size() == 1);
@@ -285,4 +286,17 @@ TEST_CASE("Rebirth: only when configured, for a node whose NBIRTH was missed, at
   REQUIRE(f.send("spBv1.0/g/NDEATH/e", death(10), 200001) == ParseError::None);
   REQUIRE(f.send("spBv1.0/g/NDATA/e", data(), 400000) == ParseError::None);
   CHECK(f.commands.empty());
+  // A node alive all along that ignores the request is asked again once the interval is over
+  // (T-1: not yet; T: again), never more often.
+  Feed g(o);
+  REQUIRE(g.send("spBv1.0/g/NDATA/e", data(), 1000) == ParseError::None);
+  CHECK(g.commands.size() == 1);
+  REQUIRE(g.send("spBv1.0/g/NDATA/e", data(), 1000 + 60000 - 1) == ParseError::None);
+  CHECK(g.commands.empty());
+  REQUIRE(g.send("spBv1.0/g/DDATA/e/d", data(), 1000 + 60000) == ParseError::None);
+  CHECK(g.commands.size() == 1);
+  REQUIRE(g.send("spBv1.0/g/NDATA/e", data(), 1000 + 60000 + 1) == ParseError::None);
+  CHECK(g.commands.empty());
+  CHECK(g.tracker.counters().rebirths_requested == 2);
+  CHECK(g.tracker.counters().rebirths_suppressed == 2);
 }

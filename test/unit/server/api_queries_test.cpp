@@ -125,6 +125,43 @@ TEST_CASE("devices: limit stops right after the limit-th match") {
   CHECK_FALSE(p.next);
 }
 
+TEST_CASE("devices: a down device behind a down parent reads unreachable with the parent, and filters by it") {
+  World w;
+  const auto edge = w.add("edge");
+  const auto d1 = w.add("edge/d1", {{"parent", "edge"}});
+  const auto d2 = w.add("edge/d2", {{"parent", "edge"}});
+  w.add("other");
+  auto states = [&](const std::string& state) {
+    api::DeviceQuery q;
+    q.state = state;
+    return ids(w.page(q));
+  };
+  CHECK(states("unreachable").empty());
+  w.event(edge, core::EventKind::Disconnected);  // the parent first, then its devices
+  w.event(d1, core::EventKind::Disconnected);
+  w.event(d2, core::EventKind::Disconnected);
+  CHECK(states("unreachable") == std::vector<std::string>{"edge/d1", "edge/d2"});
+  CHECK(states("suspect") == std::vector<std::string>{"edge"});  // the parent: its own word
+  auto d = w.q.device(w.engine, &w.policy, "edge/d1");
+  REQUIRE(d.ok());
+  CHECK(d.value.device.state == "unreachable");
+  CHECK(d.value.device.parent == "edge");
+  // Without the policy (alerts.mode naive) there are no parents: the engine's word.
+  api::DeviceQuery all;
+  all.id_prefix = "edge/d1";
+  CHECK(w.page(all, false).devices.at(0).state == "suspect");
+  CHECK(w.page(all, false).devices.at(0).parent.empty());
+  // The parent back, d2 back; d1 still down reads its own word again.
+  w.event(edge, core::EventKind::Connected);
+  w.event(d2, core::EventKind::Connected);
+  CHECK(states("unreachable").empty());
+  d = w.q.device(w.engine, &w.policy, "edge/d1");
+  REQUIRE(d.ok());
+  CHECK(d.value.device.state == "suspect");
+  CHECK(d.value.device.parent.empty());
+  CHECK(states("online") == std::vector<std::string>{"edge", "edge/d2", "other"});
+}
+
 TEST_CASE("devices: label and prefix filters, with and without the policy's interned labels") {
   World w;
   w.add("a-1", {{"site", "x"}, {"fw", "1"}});
