@@ -325,7 +325,10 @@ int run(const std::string& path) {
                                     : std::vector<presence::core::DeviceIndex>{};
                     }});
   // Only the pair's leader (or an instance failing open) publishes the retained output.
-  if (ha) mqtt.set_publish_gate([node = ha.get()] { return node->may_publish(); });
+  if (ha) {
+    mqtt.set_publish_gate([node = ha.get()] { return node->may_publish(); });
+    mqtt.set_role([node = ha.get()] { return presence::ha::to_string(node->role()); });
+  }
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
   auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {

@@ -451,9 +451,11 @@ bool Node::leader() const {
   return role_.leader(now());
 }
 
-bool Node::may_publish() const {
+bool Node::may_publish() const { return role() != RoleName::Follower; }
+
+RoleName Node::role() const {
   std::lock_guard lock(mu_);
-  return role_.role(now()) != RoleName::Follower;
+  return role_.role(now());
 }
 
 std::string Node::metrics_text() const {

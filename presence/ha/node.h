@@ -76,6 +76,7 @@ class Node {
   bool leader() const;
   // The retained MQTT output is ours to publish: leader, or failing open (etcd gone).
   bool may_publish() const;
+  RoleName role() const;  // now: leader, follower or fail_open
   std::string metrics_text() const;  // Prometheus text
   std::string status_json() const;   // GET /v1/ha
 

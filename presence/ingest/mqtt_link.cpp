@@ -119,6 +119,8 @@ struct MqttLink::Impl {
   // HA (issue 13): only the pair's leader publishes the retained output. Unset = always.
   std::function<bool()> publish_gate;
   bool publishing = true;
+  std::function<const char*()> role;  // HA: in the service message; unset = no role field
+  std::string role_published;         // the role the last service message carried
   MqttLink::Parents parents;  // issue 15: unset = no topology
 
   // Engine-thread state.
@@ -209,6 +211,7 @@ struct MqttLink::Impl {
     j["v"] = 1;
     j["state"] = state;
     j["ts"] = iso8601(std::chrono::system_clock::now());
+    if (role && std::string_view(state) == "online") j["role"] = role();
     return j.dump();
   }
 
@@ -684,6 +687,7 @@ struct MqttLink::Impl {
 
   void publish_service_online() {
     try {
+      if (role) role_published = role();
       client->publish(opt.output.service_topic, service_payload("online"), opt.output.qos, true);
     } catch (const mqtt::exception& e) {
       rlog.log(LogLevel::Warn, "publish", std::string("mqtt: publish failed: ") + e.what());
@@ -750,6 +754,7 @@ struct MqttLink::Impl {
       last_fleet_publish = now;
     }
     if (conn != Conn::Up) return;
+    if (role && role() != role_published) publish_service_online();  // HA: role changed
     bool fleet = false;
     std::vector<core::DeviceIndex> devices;
     if (!may_publish(now)) {
@@ -1026,6 +1031,8 @@ void MqttLink::set_incidents_open(std::function<std::uint32_t()> incidents_open)
 }
 
 void MqttLink::set_parents(Parents parents) { impl_->parents = std::move(parents); }
+
+void MqttLink::set_role(std::function<const char*()> role) { impl_->role = std::move(role); }
 
 void MqttLink::set_publish_gate(std::function<bool()> may_publish) {
   impl_->publish_gate = std::move(may_publish);

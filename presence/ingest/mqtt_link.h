@@ -137,6 +137,10 @@ class MqttLink {
   // batch, must not block. While false the retained device and fleet output is not published
   // (the service topic still is); when it turns true every device and the fleet are restated.
   void set_publish_gate(std::function<bool()> may_publish);
+  // Before start(), optional (HA): the instance's role word ("leader", "follower", "fail_open"),
+  // asked on the engine thread, must not block. It is put in the retained service message
+  // (presence/service/<name>), which is published again when the role changes.
+  void set_role(std::function<const char*()> role);
   // Before start(), optional (issue 15): parents and children, both asked on the engine thread.
   // down_ancestor(d): "" or the topmost ancestor down (core::AlertPolicy::unreachable_behind);
   // a down device behind one is published as "unreachable" with that parent (output.h).

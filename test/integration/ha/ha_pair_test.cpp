@@ -221,6 +221,14 @@ TEST_CASE("7: only the leader publishes the retained output; a new leader restat
   // Each instance has its own birth/will (presence/service/<name>, docs/topics.md).
   CHECK(retained(dir, broker.port(), "presence/service/a").find("\"online\"") != std::string::npos);
   CHECK(retained(dir, broker.port(), "presence/service/b").find("\"online\"") != std::string::npos);
+  // ... and says its role (issue 13: peer health readable by anyone on the broker).
+  const auto role_of = [&](const HaPresenced& p) {
+    const auto j = nlohmann::json::parse(retained(dir, broker.port(), "presence/service/" + p.name()),
+                                         nullptr, false);
+    return j.is_object() ? j.value("role", std::string()) : std::string();
+  };
+  CHECK(role_of(*leader) == "leader");
+  CHECK(role_of(*follower) == "follower");
   leader->stop(SIGKILL);
   clear_retained(dir, broker.port(), "presence/devices/dev-000001");
   clear_retained(dir, broker.port(), "presence/fleet");
@@ -246,6 +254,8 @@ TEST_CASE("7: only the leader publishes the retained output; a new leader restat
   }, 10s, 200ms));
   CHECK(retained(dir, broker.port(), "presence/service/" + follower->name())
             .find("\"online\"") != std::string::npos);
+  // The new leader restated its role.
+  CHECK(wait_for([&] { return role_of(*follower) == "leader"; }, 10s, 200ms));
 }
 
 }  // namespace presence::hatest
