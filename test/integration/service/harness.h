@@ -49,11 +49,16 @@ class Observer {
                     .finalize();
     client_.connect(opts)->wait();
   }
+  // Paho delivers on its own thread, and presence/# is never quiet (presenced's probes every
+  // 500 ms): stop the callbacks and let one in flight finish before the members it uses are gone
+  // (a delivery during teardown crashed service_reconcile_test once).
   ~Observer() {
     try {
       client_.disconnect()->wait_for(2s);
     } catch (...) {
     }
+    client_.disable_callbacks();
+    wait_for([&] { return in_flight_.load() == 0; }, 2s, 5ms);
   }
 
   std::string state(const std::string& id) {
@@ -99,6 +104,11 @@ class Observer {
 
  private:
   void on_message(const mqtt::message& m) {
+    ++in_flight_;
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { --n; }
+    } done{in_flight_};
     const std::string& topic = m.get_topic();
     auto j = nlohmann::json::parse(m.get_payload_str(), nullptr, false);
     if (j.is_discarded()) return;
@@ -116,6 +126,7 @@ class Observer {
   }
 
   mqtt::async_client client_;
+  std::atomic<int> in_flight_{0};  // on_message calls running
   std::mutex mu_;
   std::map<std::string, nlohmann::json> latest_;
   std::map<std::string, std::vector<std::string>> history_;
