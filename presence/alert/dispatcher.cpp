@@ -239,8 +239,8 @@ void Dispatcher::run_sink(SinkState& s) {
         outbox_.release(seqs);  // shutdown: stays queued, sent after the next start
         return;
       }
-      const Verdict verdict = sink.classify(response);
-      if (verdict == Verdict::Delivered) {
+      const DeliveryOutcome outcome = sink.classify(response);
+      if (outcome == DeliveryOutcome::Delivered) {
         // Counters first: once the queue reads empty (wait_idle), the counters are final.
         s.sent += batch.size();
         if (batch.size() > 1) ++s.summaries;
@@ -255,7 +255,7 @@ void Dispatcher::run_sink(SinkState& s) {
         break;
       }
       ++s.failed;
-      if (verdict == Verdict::DeadLetter) {
+      if (outcome == DeliveryOutcome::DeadLetter) {
         // PagerDuty 400 / Slack invalid_payload: retrying cannot help. Logged with the body so
         // the operator can see what the endpoint objected to.
         s.dead_lettered += batch.size();
