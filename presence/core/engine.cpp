@@ -460,9 +460,10 @@ struct Engine::Impl {
       wheel.cancel(i);
       return;
     }
-    // Lazy re-arm: a heartbeat pushes the deadline later; keeping the earlier timer costs one
-    // early, harmless evaluate() instead of an unlink/link per heartbeat (hot path).
-    if (wheel.armed(i) && wheel.expiry(i) <= dl && wheel.expiry(i) > t) return;
+    // Re-armed at the exact deadline with every heartbeat: a re-arm no longer unlinks (it
+    // writes the expiry, and appends the id when the deadline moved to another slot), so the
+    // earlier "lazy re-arm" (keep the earlier timer, let it fire early and re-arm then) stopped
+    // paying: measured in docs/benchmarks.md "Issue 16: the core".
     wheel.schedule(i, dl);
   }
 
