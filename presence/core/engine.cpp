@@ -742,6 +742,7 @@ struct Engine::Impl {
     }
     const DeviceIndex i = e.device;
     DeviceRecord& d = devices[i];
+    if (e.kind == EventKind::Heartbeat && heartbeat_fast(i, d, e, t)) return;
     if (e.retained) {
       on_retained(i, d, e, t);
       return;
@@ -835,6 +836,41 @@ struct Engine::Impl {
     if (e.kind != EventKind::Heartbeat || !was_up) observe(i, d, was_seen && up != was_up, t);
     evaluate(i, t, up_cause);
     reschedule(i, t);
+  }
+
+  // Heartbeat fast path (issue 16 item 4): a live heartbeat of an online device in its current
+  // session (95 % of all events at a million devices) changes only the interval mean, last_seen
+  // and the silence timer. Exactly what on_device() does for it, without the session verdict,
+  // the flap observation, the state switch and next_deadline(): judge() accepts it, nothing
+  // emits, and the only deadline of an online device is its silence (not forgettable: up).
+  // Anything else (restart grace, blind, overload, a timeout that would already be due) takes
+  // the general path. Returns false when it did nothing.
+  bool heartbeat_fast(DeviceIndex i, DeviceRecord& d, const Event& e, std::int64_t t) {
+    constexpr std::uint8_t kNeed = DeviceRecord::kUp | DeviceRecord::kSeen;
+    constexpr std::uint8_t kMask = kNeed | DeviceRecord::kSessionEnded | DeviceRecord::kForgotten;
+    if (e.retained || d.state != State::Online || (d.flags & kMask) != kNeed) return false;
+    if (e.session != 0 && (d.session_epoch != session_epoch || e.session != d.session)) return false;
+    if (in_grace || blind || overloaded) return false;
+    const Config& c = cfg(d);
+    if (d.has(DeviceRecord::kChain) && d.last_seen != kNever) {
+      // As in on_device: a gap longer than twice the current timeout is clamped.
+      const std::int64_t gap =
+          std::min(t - d.last_seen, 2 * heartbeat_timeout(c, d.heartbeat_mean_ms, d.heartbeat_samples).count());
+      d.heartbeat_mean_ms = heartbeat_mean_update(c, d.heartbeat_mean_ms, d.heartbeat_samples, gap);
+      if (d.heartbeat_samples < 255) ++d.heartbeat_samples;
+    }
+    d.flags |= DeviceRecord::kChain | DeviceRecord::kHeartbeats | DeviceRecord::kConfirmed;
+    d.last_seen = t;
+    d.reason = DisconnectReason::Unknown;
+    const std::int64_t dl = silence_deadline(d);
+    if (dl <= t) {
+      // A zero timeout (an unvalidated config): let evaluate() judge the silence.
+      evaluate(i, t, Cause::Heartbeat);
+      reschedule(i, t);
+      return true;
+    }
+    wheel.schedule(i, dl);
+    return true;
   }
 
   void on_retained(DeviceIndex i, DeviceRecord& d, const Event& e, std::int64_t t) {
