@@ -86,6 +86,14 @@ class ChunkedArray {
     (*this)[size_++] = value;
   }
 
+  void pop_back() { resize(size_ - 1); }
+
+  // The first `count` elements from index `at` are contiguous when they do not cross a chunk
+  // boundary (callers that need a contiguous run start it on the next chunk).
+  static bool crosses(std::size_t at, std::size_t count) {
+    return count != 0 && (at & kMask) + count > kChunk;
+  }
+
   // Grows with copies of value; shrinking gives whole chunks beyond the new size back.
   void resize(std::size_t n, const T& value = T{}) {
     if (n > size_) {

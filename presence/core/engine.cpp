@@ -14,9 +14,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "presence/core/chunked.h"
 #include "presence/core/device_state.h"
 #include "presence/core/flap.h"
-#include "presence/core/huge_pages.h"
 #include "presence/core/id_table.h"
 #include "presence/core/timer_wheel.h"
 
@@ -200,8 +200,9 @@ struct Engine::Impl {
   }
   FlapDetector flap;
   IdTable ids;
-  // Huge pages: a random record per event (presence/core/huge_pages.h).
-  std::vector<DeviceRecord, HugePageAllocator<DeviceRecord>> devices;
+  // In 2 MiB chunks of huge pages: a random record per event (presence/core/huge_pages.h), no
+  // 2x growth slack and no copy when the fleet grows (presence/core/chunked.h, issue 16).
+  ChunkedArray<DeviceRecord, 15> devices;
   TimerWheel wheel{0};
   LabelPool label_pool{config.max_label_keys, config.max_label_values};
   std::vector<Transition> out;
@@ -493,7 +494,7 @@ struct Engine::Impl {
     if (index < devices.size()) {
       devices[index] = DeviceRecord{};  // a forgotten index reused
     } else {
-      devices.emplace_back();
+      devices.push_back(DeviceRecord{});
       wheel.reserve_ids(devices.size());
     }
     ++counts[static_cast<std::size_t>(State::Unknown)];
@@ -577,9 +578,8 @@ struct Engine::Impl {
     forgotten.clear();
     if (forgotten.capacity() > 4096) std::vector<DeviceIndex>().swap(forgotten);
     if (ids.size() < devices.size()) {
-      devices.resize(ids.size());
+      devices.resize(ids.size());  // gives whole chunks back
       wheel.shrink_ids(devices.size());
-      if (devices.capacity() > 1024 && devices.size() * 4 < devices.capacity()) devices.shrink_to_fit();
     }
   }
 
@@ -1093,7 +1093,7 @@ RestartGraceStatus Engine::restart_grace() const {
 }
 
 std::size_t Engine::memory_bytes() const {
-  return impl_->ids.bytes() + impl_->devices.capacity() * sizeof(DeviceRecord) +
+  return impl_->ids.bytes() + impl_->devices.bytes() +
          impl_->wheel.bytes() + impl_->label_pool.bytes();
 }
 
