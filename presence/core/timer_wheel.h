@@ -14,8 +14,9 @@
 // touched (with linked lists, unlinking the neighbours' next/prev was two cache misses per
 // heartbeat at a million devices, the core's largest cost). A re-arm that maps to the slot the
 // timer is already in only writes the expiry. Tombstones are skipped when a slot is swept; a slot
-// whose live entries all left is freed at once; and the pool holds at most 2x the armed timers
-// (plus kCompactSlack): past that, every slot with more garbage than live entries is compacted.
+// whose live entries all left is freed at once; and the pool holds at most 1.5x the armed timers
+// (plus kCompactSlack / 2): past that, every slot with more tombstones than half its live entries
+// is compacted.
 #pragma once
 
 #include <array>
@@ -38,8 +39,8 @@ class TimerWheel {
   // Entries per pool block (1 KiB).
   static constexpr int kBlockBits = 8;
   static constexpr std::uint32_t kBlock = 1u << kBlockBits;
-  // Garbage allowed beyond 2 x armed before a compaction pass (amortizes the pass's scan of the
-  // slot headers over at least this many appends).
+  // Garbage allowed beyond 1.5 x armed (counted twice: 2 x entries <= 3 x armed + kCompactSlack)
+  // before a compaction pass; amortizes the pass's scan of the slot headers.
   static constexpr std::size_t kCompactSlack = 4096;
 
   explicit TimerWheel(std::int64_t start_ms = 0);
@@ -61,8 +62,8 @@ class TimerWheel {
   // always_inline: see Engine::Impl::prefetch (GCC drops out-of-line prefetch-only calls).
   [[gnu::always_inline]] void prefetch(Id id) const { nodes_.prefetch(id); }
   std::size_t bytes() const;
-  // Slot entries held, live and tombstones: armed_count() <= entries() <= 2 x armed_count() +
-  // kCompactSlack outside advance() (tests check the bound).
+  // Slot entries held, live and tombstones: armed_count() <= entries() and
+  // 2 x entries() <= 3 x armed_count() + kCompactSlack outside advance() (tests check the bound).
   std::size_t entries() const { return entries_total_; }
 
   // Fire every timer with expiry <= now, in expiry order (ties in unspecified order), calling
