@@ -1,5 +1,6 @@
 #include "presence/server/loop.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -160,6 +161,11 @@ struct Loop::Impl {
       Batch batch{engine, mono_now(), {}, {}, {}};
       for (auto& s : steps)
         if (s.run) s.run(batch);
+      const auto took = std::chrono::steady_clock::now() - last_batch;
+      if (took > kSlowBatch) ++local.batches_slow_total;
+      local.batch_max_us = std::max<std::int64_t>(
+          local.batch_max_us,
+          std::chrono::duration_cast<std::chrono::microseconds>(took).count());
       update_stats();
     }
     const MonoTime now = mono_now();

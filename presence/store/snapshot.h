@@ -79,6 +79,7 @@ struct SnapshotStats {
   std::uint64_t load_missing = 0;
   std::uint64_t load_corrupt = 0;  // includes unsupported versions and read errors
   std::uint64_t last_bytes = 0;
+  std::int64_t last_write_us = 0;   // the last successful save: encode, write, fsync, rename
   std::uint64_t load_repaired = 0;  // devices/labels dropped or times clamped at load
 };
 
@@ -103,6 +104,7 @@ class SnapshotStore {
   common::LogFn log_;
   std::atomic<std::uint64_t> saves_{0}, save_failures_{0}, loads_{0}, load_missing_{0},
       load_corrupt_{0}, last_bytes_{0}, load_repaired_{0};
+  std::atomic<std::int64_t> last_write_us_{0};
   std::atomic<bool> failing_{false};
   mutable std::mutex error_mu_;
   std::string last_error_;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace presence;
@@ -190,4 +191,19 @@ TEST_CASE("post: false before start and after stop; a task never run is dropped,
   REQUIRE(f.wait_for(kWait) == std::future_status::ready);
   CHECK_THROWS_AS(f.get(), std::future_error);
   CHECK_FALSE(loop.post([](core::Engine&) {}));
+}
+
+TEST_CASE("issue 16: a batch over 10 ms is counted slow and sets the longest batch") {
+  server::LoopOptions o;
+  o.tick_interval = std::chrono::hours(1);
+  server::Loop loop(o);
+  loop.add_step(loop.tasks_step());
+  loop.start();
+  // A task that holds the engine thread for 25 ms (what a big snapshot copy or a full scan does).
+  on_loop(loop, [](core::Engine&) { std::this_thread::sleep_for(std::chrono::milliseconds(25)); });
+  on_loop(loop, [](core::Engine&) {});  // the next batch: the stats of the slow one are out
+  const auto s = loop.stats();
+  CHECK(s.batches_slow_total >= 1);
+  CHECK(s.batch_max_us >= 25'000);
+  loop.stop();
 }
