@@ -38,8 +38,10 @@ struct ScanStats {
 };
 
 // Calls on_record(payload) for every valid record of data, in order. Never throws on bad input:
-// bad checksums, torn lengths and garbage are skipped and counted.
+// bad checksums, torn lengths and garbage are skipped and counted. A length over max_payload is
+// a bad record (the snapshot, one record for the whole fleet, passes its own larger bound).
 ScanStats scan_records(std::string_view data,
-                       const std::function<void(std::string_view payload)>& on_record);
+                       const std::function<void(std::string_view payload)>& on_record,
+                       std::uint32_t max_payload = kMaxRecordPayload);
 
 }  // namespace presence::store

@@ -123,10 +123,13 @@ LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
   }
   std::string_view payload;
   std::size_t found = 0;
-  const ScanStats scan = scan_records(file.substr(kHeaderSize), [&](std::string_view p) {
-    payload = p;
-    ++found;
-  });
+  const ScanStats scan = scan_records(
+      file.substr(kHeaderSize),
+      [&](std::string_view p) {
+        payload = p;
+        ++found;
+      },
+      kMaxSnapshotPayload);
   if (found != 1 || !scan.clean()) {
     return corrupt(scan.truncated_tail ? "truncated snapshot" : "snapshot checksum mismatch");
   }
@@ -190,7 +193,11 @@ bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
   const auto t0 = std::chrono::steady_clock::now();
   const std::string file = encode_snapshot(devices, incidents, anchor, outbox_seq);
   std::string error;
-  if (!write_file_atomic(path_, file, &error)) {
+  const bool too_big = file.size() > kHeaderSize + kRecordHeaderSize + kMaxSnapshotPayload;
+  if (too_big)
+    error = "snapshot of " + std::to_string(file.size()) + " bytes is over the " +
+            std::to_string(kMaxSnapshotPayload >> 20) + " MiB a snapshot may hold (labels)";
+  if (too_big || !write_file_atomic(path_, file, &error)) {
     ++save_failures_;
     {
       std::lock_guard lock(error_mu_);

@@ -295,3 +295,24 @@ TEST_CASE("issue 16: a save records its size and how long encode, write and fsyn
   CHECK(store.stats().last_write_us > 0);
   CHECK(store.stats().last_bytes == std::filesystem::file_size(dir.file("snapshot.bin")));
 }
+
+TEST_CASE("issue 16: a snapshot over the outbox's 64 MiB record bound is read back") {
+  // 1 M devices with ~60 B of labels each make a snapshot over 64 MiB; it used to be written and
+  // then read back as corrupt (started empty). 7,000 devices with 32 long labels: ~68 MiB.
+  const auto a = anchor(1'700'000'060'000, 1'000);
+  std::vector<core::DeviceSnapshot> devices(7000);
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    devices[i].id = "dev-" + std::to_string(i);
+    devices[i].state = core::State::Online;
+    devices[i].since = core::MonoTime{std::chrono::milliseconds(500)};
+    for (int k = 0; k < 32; ++k)
+      devices[i].labels.emplace_back("label-key-" + std::to_string(k) + std::string(40, 'k'),
+                                     std::string(256, 'v'));
+  }
+  const std::string file = encode_snapshot(devices, "", a);
+  REQUIRE(file.size() > kMaxRecordPayload);
+  const auto r = decode_snapshot(file, a);
+  CHECK(r.status == LoadStatus::Ok);
+  CHECK(r.snapshot.devices.size() == devices.size());
+  CHECK(r.repairs.labels_dropped == 0);
+}
