@@ -46,6 +46,23 @@ void append_record(std::string& out, std::string_view payload) {
   out.append(payload);
 }
 
+std::size_t reserve_record(std::string& out) {
+  const std::size_t at = out.size();
+  out.append(kRecordHeaderSize, '\0');
+  return at;
+}
+
+void seal_record(std::string& out, std::size_t header_at) {
+  const std::size_t start = header_at + kRecordHeaderSize;
+  const auto length = static_cast<std::uint32_t>(out.size() - start);
+  std::string header;
+  put_u32(header, kRecordMagic);
+  put_u32(header, length);
+  const std::string_view payload(out.data() + start, length);
+  put_u32(header, crc32c(payload, crc32c(std::string_view(header.data() + 4, 4))));
+  out.replace(header_at, kRecordHeaderSize, header);
+}
+
 ScanStats scan_records(std::string_view data,
                        const std::function<void(std::string_view payload)>& on_record,
                        std::uint32_t max_payload) {

@@ -1030,6 +1030,10 @@ struct Bench {
     emit("fleet_restart_restore_seconds", rs.snapshot_restore, "s");
     emit("fleet_restart_rss_mb", mib(rss_bytes(presenced.pid())), "MiB");
     emit("fleet_restart_not_online", rs.devices - rs.online, "devices");
+    // Once the start-up's transients (the decoded snapshot, the file) are gone.
+    sleep_s(std::min(5.0, opt.fleet_steady_seconds));
+    emit("fleet_restart_rss_later_mb", mib(rss_bytes(presenced.pid())), "MiB");
+    emit("fleet_restart_peak_rss_mb", mib(peak_rss_bytes(presenced.pid())), "MiB");
 
     beating = false;
     beat.join();
