@@ -23,7 +23,7 @@ namespace presence::store {
 
 // 2 adds outbox_seq; version 1 files are still read (outbox_seq 0: nothing to replay).
 inline constexpr std::uint32_t kSnapshotVersion = 2;
-// The whole fleet is one record. The outbox's 64 MiB bound (kMaxRecordPayload) is ~60 B of labels
+// The whole fleet is one record. The outbox's 64 MiB bound (kMaxRecordPayload) is ~40 B of labels
 // per device at 1 M devices: a labelled 1 M fleet wrote snapshots it could not read back and
 // restarted empty (issue 16 item 3). 1 GiB holds 1 M devices with ~1 KB of labels each; a
 // bigger snapshot is refused at save (counted, logged, presence/self/persistence), never written.

@@ -297,7 +297,7 @@ TEST_CASE("issue 16: a save records its size and how long encode, write and fsyn
 }
 
 TEST_CASE("issue 16: a snapshot over the outbox's 64 MiB record bound is read back") {
-  // 1 M devices with ~60 B of labels each make a snapshot over 64 MiB; it used to be written and
+  // 1 M devices with ~40 B of labels each make a snapshot over 64 MiB; it used to be written and
   // then read back as corrupt (started empty). 7,000 devices with 32 long labels: ~68 MiB.
   const auto a = anchor(1'700'000'060'000, 1'000);
   std::vector<core::DeviceSnapshot> devices(7000);
