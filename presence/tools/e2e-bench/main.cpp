@@ -966,6 +966,7 @@ struct Bench {
     std::optional<ApiLoad> api(std::in_place, http_port, opt.devices);
     api->start();
     const double w0 = now_s();
+    const CpuSnap cpu0 = snap();
     Scrape last = before;
     while (now_s() - w0 < opt.fleet_steady_seconds) {
       sleep_s(std::min(1.0, opt.fleet_steady_seconds / 4));
@@ -979,6 +980,8 @@ struct Bench {
       last = sc;
     }
     api->stop();
+    const CpuSnap cpu1 = snap();
+    const double window = now_s() - w0;
     const Scrape after = scraper->scrape();
     std::sort(rss.begin(), rss.end());
     emit("fleet_rss_mb", rss.empty() ? 0 : rss[rss.size() / 2], "MiB");
@@ -986,6 +989,11 @@ struct Bench {
     emit("fleet_rss_bytes_per_device", (rss.empty() ? 0 : rss[rss.size() / 2]) * 1048576.0 / n,
          "B");
     emit("fleet_peak_rss_mb", mib(peak_rss_bytes(presenced.pid())), "MiB");
+    // CPU in the window: heartbeats (devices / period per second, listed by the plugin), the
+    // background first states at publish_rate, snapshots and the API load all included.
+    emit("fleet_heartbeats_per_s", n / opt.fleet_period, "msg/s");
+    emit("fleet_presenced_cores", (cpu1.presenced - cpu0.presenced) / window, "cores");
+    emit("fleet_mosquitto_cores", (cpu1.mosquitto - cpu0.mosquitto) / window, "cores");
     emit("fleet_online", after.online, "devices");
     emit("fleet_not_online", after.devices - after.online, "devices");
     emit("fleet_snapshot_saves", after.snapshot_saves - before.snapshot_saves, "snapshots");
