@@ -613,12 +613,10 @@ void Alerting::check_device_cap(const core::Engine& engine, core::MonoTime now) 
 // verdicts; one that lasts overload.alert_after is paged once, as presenced's own problem, and
 // resolved when it catches up. Sent from memory like the pages above.
 void Alerting::check_overload(const core::Engine& engine, core::MonoTime now) {
-  const bool over = engine.overloaded();
-  if (over && !overload_seen_) overload_since_ = now;
-  overload_seen_ = over;
-  const bool page = over && now - overload_since_ >= config_.overload.alert_after;
-  if (page == overload_paged_) return;
-  overload_paged_ = page;
+  // The decision is the core's (core::OverloadPager, unit tested); this turns it into the page.
+  const auto change = overload_pager_.observe(now, engine.overloaded());
+  if (!change) return;
+  const bool page = *change == core::OverloadPager::Page::Trigger;
   core::AlertIntent in;
   in.type = core::AlertIntent::Type::Overloaded;
   in.severity = core::Severity::Error;
@@ -626,7 +624,8 @@ void Alerting::check_overload(const core::Engine& engine, core::MonoTime now) {
   in.component = "presenced";
   in.cls = "overloaded";
   in.at = now;
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - overload_since_).count();
+  const auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(overload_pager_.overloaded_for(now)).count();
   if (page) {
     log_("overload: presenced has been behind for " + std::to_string(secs) +
          " s; devices are not judged offline on silence until it catches up: paging");

@@ -185,9 +185,7 @@ class Alerting final {
   // presenced overloaded for overload.alert_after without a break: paged once
   // (presence/self/overloaded), resolved when it catches up (issue 16).
   void check_overload(const core::Engine& engine, core::MonoTime now);
-  bool overload_paged_ = false;
-  bool overload_seen_ = false;
-  core::MonoTime overload_since_{};
+  core::OverloadPager overload_pager_{config_.overload.alert_after};
   std::uint64_t cap_refused_seen_ = 0;
   core::MonoTime cap_last_refusal_{};
   std::atomic<bool> persist_failing_{false};
