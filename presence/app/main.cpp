@@ -175,7 +175,7 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   return m;
 }
 
-// The loader compiles the topic patterns and sources itself (config.cpp, one config truth).
+// The loader compiles the topic patterns and sources itself (config_check.cpp, one config truth).
 presence::app::LoadResult load(const std::string& path) { return presence::app::load_config_file(path); }
 
 int check_config(const std::string& path) {
