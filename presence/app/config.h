@@ -381,7 +381,7 @@ int check_config(const std::string& path, std::ostream& out, std::ostream& err,
 
 // "250ms", "30s", "5m", "1h", "1d", combinations "1m30s", "1h30m"; "0" or "0s" = zero.
 std::optional<Duration> parse_duration(std::string_view text);
-std::string format_duration(Duration d);  // inverse: 90000ms -> "1m30s"
+using core::format_duration;  // inverse: 90000ms -> "1m30s" (presence/core/time.h)
 
 // "512", "64KiB", "10MiB", "1GiB" (also KB/MB/GB = powers of 1000). Bytes.
 std::optional<std::uint64_t> parse_size(std::string_view text);

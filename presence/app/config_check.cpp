@@ -29,9 +29,7 @@ class Validator {
   void run() {
     mqtt();
     topics();
-    sources();
     output();
-    presence();
     overload();
     http();
     store();
@@ -129,53 +127,6 @@ class Validator {
             "must not be empty (a glob such as 'backend-*')");
   }
 
-  void sources() {
-    for (std::size_t i = 0; i < c_.sources.size(); ++i) {
-      const auto& s = c_.sources[i];
-      const std::string at = "sources[" + std::to_string(i) + "]";
-      if (!s.preset.empty() && ingest::find_preset(s.preset) == nullptr) {
-        std::string names;
-        for (auto n : ingest::preset_names()) names += (names.empty() ? "" : ", ") + std::string(n);
-        check(false, at + ".preset", "unknown preset " + quoted(s.preset) + " (known: " + names + ")");
-      }
-      check(!s.preset.empty() || !s.status.empty() || !s.heartbeat.empty(), at,
-            "needs a preset or at least one status or heartbeat pattern");
-      auto patterns = [&](const std::vector<std::string>& list, const char* key, bool id) {
-        for (std::size_t k = 0; k < list.size(); ++k)
-          if (auto reason = validate_topic_pattern(list[k], id))
-            check(false, at + "." + key + "[" + std::to_string(k) + "]", *reason);
-      };
-      patterns(s.status, "status", true);
-      patterns(s.heartbeat, "heartbeat", true);
-      if (!s.device_class.empty()) {
-        const bool user = std::any_of(c_.device_classes.begin(), c_.device_classes.end(),
-                                      [&](const auto& d) { return d.name == s.device_class; });
-        const bool builtin = std::any_of(
-            ingest::preset_device_classes().begin(), ingest::preset_device_classes().end(),
-            [&](const auto& d) { return d.timeouts.name == s.device_class; });
-        check(user || builtin, at + ".device_class",
-              "no device class named " + quoted(s.device_class) + " (define it under device_classes)");
-      }
-    }
-    for (std::size_t i = 0; i < c_.device_classes.size(); ++i) {
-      const auto& d = c_.device_classes[i];
-      const std::string at = "device_classes[" + std::to_string(i) + "]";
-      check(!d.name.empty(), at + ".name", "is required");
-      for (std::size_t j = 0; j < i; ++j)
-        check(c_.device_classes[j].name != d.name || d.name.empty(), at + ".name",
-              "class " + quoted(d.name) + " is defined twice");
-      const Duration floor = d.heartbeat_timeout_floor.count() > 0 ? d.heartbeat_timeout_floor
-                                                                   : c_.presence.heartbeat_timeout_floor;
-      const Duration ceiling = d.heartbeat_timeout_ceiling.count() > 0
-                                   ? d.heartbeat_timeout_ceiling
-                                   : c_.presence.heartbeat_timeout_ceiling;
-      check(floor <= ceiling, at + ".heartbeat_timeout_ceiling",
-            "must be at least the class's heartbeat_timeout_floor (" + format_duration(floor) + ")");
-    }
-    check(c_.device_classes.size() <= core::kMaxDeviceClasses, "device_classes",
-          "at most 255 classes");
-  }
-
   void plain_topic(const std::string& topic, const std::string& path) {
     if (topic.empty()) return check(false, path, "must not be empty");
     check(topic.find_first_of("+#") == std::string::npos, path,
@@ -193,91 +144,44 @@ class Validator {
           "must be 0 (unlimited) or more, got " + format_double(o.publish_rate));
   }
 
-  void presence() {
-    const auto& p = c_.presence;
-    positive(p.offline_grace, "presence.offline_grace");
-    positive(p.online_stable_for, "presence.online_stable_for");
-    // A timeout shorter than the device's own interval would declare every device dead between
-    // two heartbeats.
-    check(p.heartbeat_timeout_factor >= 1.0, "presence.heartbeat_timeout_factor",
-          "must be at least 1, got " + format_double(p.heartbeat_timeout_factor));
-    positive(p.heartbeat_timeout_floor, "presence.heartbeat_timeout_floor");
-    positive(p.heartbeat_timeout_ceiling, "presence.heartbeat_timeout_ceiling");
-    check(p.heartbeat_timeout_floor <= p.heartbeat_timeout_ceiling,
-          "presence.heartbeat_timeout_ceiling",
-          "must be at least presence.heartbeat_timeout_floor (" +
-              format_duration(p.heartbeat_timeout_floor) + ")",
-          {"presence.heartbeat_timeout_floor"});
-    positive(p.heartbeat_default_interval, "presence.heartbeat_default_interval");
-    check(p.heartbeat_min_samples >= 1, "presence.heartbeat_min_samples", "must be at least 1");
-    check(p.flap_history >= 2 && p.flap_history <= 32, "presence.flap_history",
-          "must be between 2 and 32 (one 32-bit history word per device), got " +
-              std::to_string(p.flap_history));
-    positive(p.flap_window, "presence.flap_window");
-    check(p.flap_high > 0.0 && p.flap_high <= 1.0, "presence.flap_high",
-          "must be in (0, 1], got " + format_double(p.flap_high));
-    check(p.flap_low >= 0.0 && p.flap_low < 1.0, "presence.flap_low",
-          "must be in [0, 1), got " + format_double(p.flap_low));
-    // Hysteresis: equal thresholds would let a device flip in and out of flapping on every event.
-    check(p.flap_low < p.flap_high, "presence.flap_low",
-          "must be less than presence.flap_high (" + format_double(p.flap_high) + ")",
-          {"presence.flap_high"});
-    positive(p.restart_grace_min, "presence.restart_grace_min");
-    positive(p.restart_grace_settle, "presence.restart_grace_settle");
-    check(p.restart_grace_min <= p.restart_grace_max, "presence.restart_grace_max",
-          "must be at least presence.restart_grace_min (" +
-              format_duration(p.restart_grace_min) + ")",
-          {"presence.restart_grace_min"});
-    check(p.max_label_keys >= 1 && p.max_label_keys <= 4096, "presence.max_label_keys",
-          "must be between 1 and 4096, got " + std::to_string(p.max_label_keys));
-    check(p.max_label_values >= 1 && p.max_label_values <= 10000000, "presence.max_label_values",
-          "must be between 1 and 10000000, got " + std::to_string(p.max_label_values));
-    // Expiry (issue 19 item 9). 0 = never; a window shorter than offline_grace would forget a
-    // one-off id before it could even be judged offline, which no one means.
-    check(p.forget_unconfirmed_after.count() == 0 ||
-              p.forget_unconfirmed_after >= p.offline_grace,
-          "presence.forget_unconfirmed_after",
-          "must be 0 (never) or at least presence.offline_grace (" +
-              format_duration(p.offline_grace) + ")",
-          {"presence.offline_grace"});
-    check(p.forget_after.count() == 0 || p.forget_after >= p.forget_unconfirmed_after,
-          "presence.forget_after",
-          "must be 0 (never) or at least presence.forget_unconfirmed_after (" +
-              format_duration(p.forget_unconfirmed_after) + ")",
-          {"presence.forget_unconfirmed_after"});
-    check(p.forget_after.count() <= 3650LL * 24 * 3600 * 1000, "presence.forget_after",
-          "must be at most 3650d");
-    check(p.forget_unconfirmed_after.count() >= 0 && p.forget_after.count() >= 0,
-          "presence.forget_after", "must not be negative");
-  }
-
-  // The engine's own rule (core::config_error) has the last word: a file the core would refuse is
-  // refused here, at the key, instead of presenced starting with an engine that rejects it
-  // (issue 12: one config truth; e.g. a heartbeat_timeout_ceiling past 49 days). Asked only when
-  // the checks above found nothing in presence.* and device_classes, so nothing is said twice.
+  // presence.* and device_classes: the engine's own rules (core::config_problems), asked, not
+  // copied (issue 12: one config truth), so a file that loads is one the engine accepts (e.g. a
+  // heartbeat_timeout_ceiling past 49 days). Each problem at its key and line; a problem under a
+  // key that failed to read, or a relation whose other key did, is left unsaid.
   void core_rules() {
-    if (failed_under("presence") || failed_under("device_classes")) return;
-    // The classes the engine gets: the file's and those the sources' presets name (mqtt_link.h).
+    // The classes the engine gets: the file's, then those the sources' presets name (mqtt_link.h).
     core::Config engine = c_.presence;
     for (const auto& d : ingest::effective_device_classes(c_.sources, device_class_specs(c_)))
       engine.device_classes.push_back(d.timeouts);
-    const std::string error = core::config_error(engine);
-    if (error.empty()) return;
-    // The core names its key first ("offline_grace must be > 0"); device class rules name the class.
-    const auto space = error.find(' ');
-    const std::string key = error.substr(0, space);
-    if (error.rfind("device class", 0) == 0 || error.rfind("at most", 0) == 0)
-      check(false, "device_classes", error);
-    else
-      check(false, "presence." + key, space == std::string::npos ? error : error.substr(space + 1));
+    for (const auto& problem : core::config_problems(engine, "presence.")) {
+      const bool top = problem.key.rfind("device_classes", 0) == 0;  // its own YAML section
+      const std::string key = top ? problem.key : "presence." + problem.key;
+      if (failed_at_or_above(key)) continue;
+      if (problem.other.empty()) check(false, key, problem.reason);
+      else check(false, key, problem.reason, {"presence." + problem.other});
+    }
+  }
+  // This key, or the section or list entry it is in, failed to read.
+  bool failed_at_or_above(std::string path) const {
+    while (!path.empty()) {
+      if (r_.failed(path)) return true;
+      const auto cut = path.find_last_of(".[");
+      if (cut == std::string::npos) break;
+      path.resize(cut);
+    }
+    return false;
   }
   bool failed_under(const std::string& prefix) const { return r_.failed_under(prefix); }
 
-  // The ingest compiler's own verdict on the whole set (topics.*, sources, device classes): what
-  // the per-pattern checks above cannot see (no topic pattern at all, a source's preset patterns).
-  // Its errors are "topics.<key>: reason" or "sources[i].<key>: reason".
+  // sources, and what the per-pattern checks of topics() cannot see (no topic pattern at all, a
+  // source's preset patterns): the ingest compiler's own verdict on the whole set (issue 12: one
+  // config truth; the loader kept a copy of its preset, pattern and device_class checks). Its
+  // errors are "topics.<key>: reason" or "sources[i]<.key>: reason". Left unsaid: topics.* once
+  // topics() said something there (broker_ext compiles as six patterns of other names), anything
+  // at or under a key already reported, or in an entry that failed to read, and everything while
+  // a device class failed to read (a class without its name would be "no device class named").
   void ingest_topics() {
-    if (failed_under("topics") || failed_under("sources") || failed_under("device_classes")) return;
+    if (failed_under("device_classes")) return;
     ingest::TopicMatcher matcher;
     ingest::SourceTable table;
     std::vector<std::string> errors;
@@ -286,10 +190,17 @@ class Validator {
                                ingest::effective_device_classes(c_.sources, specs), matcher, table,
                                errors))
       return;
+    const bool topics_said = failed_under("topics");
     for (const auto& e : errors) {
       const auto colon = e.find(": ");
-      if (colon == std::string::npos) check(false, "topics", e);
-      else check(false, e.substr(0, colon), e.substr(colon + 2));
+      const std::string key = colon == std::string::npos ? "topics" : e.substr(0, colon);
+      std::string reason = colon == std::string::npos ? e : e.substr(colon + 2);
+      // "topic pattern 'a/{id': why": the key already says which pattern (validate_topic_pattern).
+      if (reason.rfind("topic pattern '", 0) == 0)
+        if (const auto end = reason.find("': "); end != std::string::npos) reason.erase(0, end + 3);
+      if (key.rfind("topics", 0) == 0 && topics_said) continue;
+      if (failed_under(key) || failed_at_or_above(key)) continue;
+      check(false, key, reason);
     }
   }
 

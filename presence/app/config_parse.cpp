@@ -123,25 +123,6 @@ std::optional<Duration> parse_duration(std::string_view text) {
   return Duration{total};
 }
 
-std::string format_duration(Duration d) {
-  std::int64_t ms = d.count();
-  if (ms == 0) return "0s";
-  std::string out;
-  if (ms < 0) {
-    out = "-";
-    ms = -ms;
-  }
-  static constexpr std::pair<const char*, std::int64_t> units[] = {
-      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
-  for (const auto& [name, size] : units) {
-    if (ms >= size) {
-      out += std::to_string(ms / size) + name;
-      ms %= size;
-    }
-  }
-  return out;
-}
-
 std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::size_t pos = 0;
   while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
