@@ -2,8 +2,6 @@
 // reading, on the keys that read cleanly. What another room owns is asked there, not copied:
 // core::config_problems for presence.* and the device classes, ingest::compile_ingest for the
 // topics, sources and presets (docs/architecture.md, "Errors"; issue 12, one config truth).
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -224,7 +222,7 @@ class Validator {
     }
     // The API shows every device id and can silence alerts: off the loopback interface it must
     // not be open to anyone who can reach the port.
-    if (!listen->second && h.token.empty() && h.token_file.empty()) {
+    if (!listen->loopback && h.token.empty() && h.token_file.empty()) {
       check(false, r_.present("http.token") ? "http.token" : "http.listen",
             "http.token or http.token_file is required when http.listen is not a loopback "
             "address");
@@ -356,34 +354,6 @@ class Validator {
     }
   }
 
-  // host:port or [v6]:port -> (host, is_loopback)
-  static std::optional<std::pair<std::string, bool>> parse_listen(const std::string& listen) {
-    std::string host;
-    std::string port;
-    if (!listen.empty() && listen.front() == '[') {
-      const auto close = listen.find(']');
-      if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':')
-        return std::nullopt;
-      host = listen.substr(1, close - 1);
-      port = listen.substr(close + 2);
-    } else {
-      const auto colon = listen.rfind(':');
-      if (colon == std::string::npos || listen.find(':') != colon) return std::nullopt;
-      host = listen.substr(0, colon);
-      port = listen.substr(colon + 1);
-    }
-    const auto p = parse_int<int>(port);
-    if (host.empty() || !p || *p < 0 || *p > 65535) return std::nullopt;  // 0 = any free port
-    bool loopback = host == "localhost";
-    in_addr v4{};
-    in6_addr v6{};
-    if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-      loopback = (ntohl(v4.s_addr) >> 24) == 127;
-    } else if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-      loopback = IN6_IS_ADDR_LOOPBACK(&v6);
-    }
-    return std::make_pair(host, loopback);
-  }
 
   Diagnostics& r_;
   const Config& c_;

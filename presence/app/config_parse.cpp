@@ -1,5 +1,7 @@
 // The config room's scalars (issue 12: config.cpp split by concern): durations, sizes, numbers,
 // ISO 8601 times, ${VAR} substitution, the enum words, and ConfigError's text.
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -189,6 +191,35 @@ Substituted substitute_env(std::string_view text, const EnvLookup& env) {
     pos = close + 1;
   }
   return out;
+}
+
+std::optional<Listen> parse_listen(std::string_view text) {
+  const std::string listen(text);
+  std::string host;
+  std::string port;
+  if (!listen.empty() && listen.front() == '[') {
+    const auto close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':')
+      return std::nullopt;
+    host = listen.substr(1, close - 1);
+    port = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos || listen.find(':') != colon) return std::nullopt;
+    host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+  }
+  const auto p = parse_int<int>(port);
+  if (host.empty() || !p || *p < 0 || *p > 65535) return std::nullopt;  // 0 = any free port
+  bool loopback = host == "localhost";
+  in_addr v4{};
+  in6_addr v6{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    loopback = (ntohl(v4.s_addr) >> 24) == 127;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    loopback = IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  return Listen{host, *p, loopback};
 }
 
 const char* to_string(MqttProtocol v) { return enum_name(v); }
