@@ -64,8 +64,8 @@ class Alerting final {
   Alerting& operator=(const Alerting&) = delete;
 
   // Starts the dispatcher (opens the outbox: what a crash left is resent), the watchdog and the
-  // snapshot saver. False with a message when the outbox or a sink is unusable.
-  bool start(std::string* error);
+  // snapshot saver. Fails (with why) when the outbox or a sink is unusable.
+  common::Result<void> start();
   // After Loop::stop (which ran on_stop: final snapshot handed to the saver): waits
   // (bounded) for the snapshot and the outbox to be on disk, then stops the threads.
   void stop();

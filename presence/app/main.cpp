@@ -174,9 +174,8 @@ int run(const std::string& path) {
           node->after_send(b);
         });
   }
-  std::string error;
-  if (!alerting.start(&error)) {
-    log(LogLevel::Error, "alerts: " + error);
+  if (const auto started = alerting.start(); !started.ok()) {
+    log(LogLevel::Error, "alerts: " + started.error);
     return 1;
   }
   mqtt.set_incidents_open([&alerting] { return alerting.incidents_open(); });
@@ -241,13 +240,15 @@ int run(const std::string& path) {
   if (ha) api_options.extra_reads.emplace_back("/v1/ha", [&ha] { return ha->status_json(); });
   presence::api::register_api(http.server(), api_backend, api_options);
   if (ha) ha->start();
-  if (!http.start(&error)) {
-    log(LogLevel::Error, "http: " + error);
+  if (const auto started = http.start(); !started.ok()) {
+    log(LogLevel::Error, "http: " + started.error);
     return 1;
   }
-  if (health_http && !health_http->start(&error)) {
-    log(LogLevel::Error, "http.health_listen: " + error);
-    return 1;
+  if (health_http) {
+    if (const auto started = health_http->start(); !started.ok()) {
+      log(LogLevel::Error, "http.health_listen: " + started.error);
+      return 1;
+    }
   }
   log(LogLevel::Info, "presenced: http on " + listen.host + ":" + std::to_string(http.port()) +
                           " (/healthz /readyz /metrics /v1, dashboard at /), broker " +
