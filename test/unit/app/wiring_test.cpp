@@ -83,6 +83,10 @@ TEST_CASE("metrics: blind when not subscribed or the engine holds judgement; ove
   CHECK(app::metrics(s, q).not_ready ==
         "overloaded: ingest lag 3.0 s > 2.0 s; silence is not judged");
   CHECK(app::metrics(s, q).devices_by_state.at(0).first == "unknown");
+  s.batch_max_us = 1234;
+  s.batches_slow_total = 3;
+  CHECK(app::metrics(s, q).engine_batch_max_us == 1234);
+  CHECK(app::metrics(s, q).engine_batches_slow_total == 3);
 }
 
 TEST_CASE("parse_listen: host, port, loopback (one rule for the loader and the listeners)") {
