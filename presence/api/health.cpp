@@ -276,7 +276,7 @@ HealthServer::HealthServer(std::string host, int port, MetricsFn metrics, HttpLi
 
 HealthServer::~HealthServer() { stop(); }
 
-bool HealthServer::start(std::string* error) {
+common::Result<void> HealthServer::start() {
   auto& s = impl_->server;
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
@@ -306,16 +306,15 @@ bool HealthServer::start(std::string* error) {
   if (impl_->port == 0) {
     const int p = s.bind_to_any_port(impl_->host);
     if (p <= 0) {
-      if (error) *error = "cannot bind " + impl_->host + ":0";
-      return false;
+      return common::Result<void>::fail("cannot bind " + impl_->host + ":0");
     }
     impl_->port = p;
   } else if (!s.bind_to_port(impl_->host, impl_->port)) {
-    if (error) *error = "cannot bind " + impl_->host + ":" + std::to_string(impl_->port);
-    return false;
+    return common::Result<void>::fail("cannot bind " + impl_->host + ":" +
+                                      std::to_string(impl_->port));
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  return true;
+  return {};
 }
 
 void HealthServer::stop() {

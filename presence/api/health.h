@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "presence/common/result.h"
+
 namespace httplib {
 class Server;
 }
@@ -106,8 +108,8 @@ class HealthServer {
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
 
-  // Binds and serves on a background thread. False (and *error) if the port cannot be bound.
-  bool start(std::string* error);
+  // Binds and serves on a background thread. Fails (with why) if the port cannot be bound.
+  common::Result<void> start();
   void stop();
   int port() const;  // the bound port (useful with port 0)
   // The underlying server, for more routes before start() (the /v1 API: presence/api/api.h).

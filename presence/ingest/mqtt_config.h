@@ -44,4 +44,13 @@ struct MqttConfig {
   int qos = 1;  // subscription QoS, 0..2
 };
 
+// The sparkplug: section (issue 15, docs/sparkplug.md), as the MQTT link takes it.
+struct SparkplugConfig {
+  bool enabled = false;      // subscribe to spBv1.0/# and read edge nodes, devices and STATE
+  std::string primary_host;  // host_id of the primary host application ("" = none)
+  bool rebirth = false;      // ask an edge node whose NBIRTH was missed for a rebirth (NCMD)
+  core::Duration rebirth_interval{std::chrono::seconds(60)};  // at most one request per node per interval
+  bool operator==(const SparkplugConfig&) const = default;
+};
+
 }  // namespace presence::ingest

@@ -57,13 +57,7 @@ struct MqttLinkOptions {
   EmqxApiOptions emqx_api;
   // Sparkplug B (issue 15, docs/sparkplug.md): subscribe to spBv1.0/# and read it with
   // sparkplug::Tracker (edge nodes, their devices, the primary host's STATE).
-  struct Sparkplug {
-    bool enabled = false;
-    std::string primary_host;
-    bool rebirth = false;
-    core::Duration rebirth_interval{std::chrono::seconds(60)};
-    bool operator==(const Sparkplug&) const = default;
-  } sparkplug;
+  SparkplugConfig sparkplug;  // mqtt_config.h
   // When presenced is behind, silence is not judged (issue 16, core/overload.h).
   core::OverloadConfig overload;
 };

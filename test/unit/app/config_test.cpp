@@ -812,7 +812,7 @@ TEST_CASE("docs/configuration.md documents every key") {
 
 TEST_CASE("every presence::core::Config member is a key of the presence section") {
   // core::Config belongs to the core room. If a member is added there, this fails until the key
-  // is added to describe() in presence/app/config.cpp, config/presenced.yaml and
+  // is added to describe() in presence/app/config_parse.h, config/presenced.yaml and
   // docs/configuration.md (STYLE.md habit 10: same name in config, C++, metrics and docs).
   // 19 members: 11 durations, 3 doubles, 5 uint32 (+4 bytes of tail padding); plus
   // device_classes, which is the top-level `device_classes` list (issue 14), not a presence.* key.
