@@ -162,6 +162,8 @@ void Dispatcher::run_writer() {
     }
     const std::uint64_t first_seq = outbox_.next_seq();  // this thread is the only appender
     outbox_.append(entries);
+    // Before the sink threads wake: a page the HA leader queued is in etcd before its turn comes.
+    if (config_.queued && !entries.empty()) config_.queued(entries);
     {
       std::lock_guard lock(written_mu_);
       for (std::size_t k = 0; k < ends.size(); ++k)
@@ -258,6 +260,7 @@ void Dispatcher::run_sink(SinkState& s) {
         // the operator can see what the endpoint objected to.
         s.dead_lettered += batch.size();
         outbox_.settle(seqs, Disposition::DeadLettered);
+        if (config_.dropped) config_.dropped(batch);
         if (s.dead_letter_log.allow()) {
           const auto held = s.dead_letter_log.take_suppressed();
           log_("alerts: sink '" + cfg.name + "' rejected " + std::to_string(batch.size()) +

@@ -539,6 +539,14 @@ bool Outbox::holds(const std::string& sink, const std::string& dedup_key,
   return false;
 }
 
+std::vector<OutboxEntry> Outbox::unsent() const {
+  std::lock_guard lock(mu_);
+  std::vector<OutboxEntry> out;
+  for (const auto& [sink, q] : queues_)
+    for (const auto& [seq, e] : q.entries) out.push_back(e);
+  return out;
+}
+
 SinkQueueStats Outbox::queue_stats(const std::string& sink) const {
   std::lock_guard lock(mu_);
   SinkQueueStats s;

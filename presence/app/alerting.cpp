@@ -246,6 +246,8 @@ common::Result<void> Alerting::start() {
     dc.log = log_;
     dc.gate = gate_;
     dc.after_send = after_send_;
+    dc.queued = queued_;
+    dc.dropped = dropped_;
     dispatcher_ = std::make_unique<alert::Dispatcher>(std::move(dc), std::move(sinks));
     if (auto started = dispatcher_->start(); !started.ok()) {
       dispatcher_.reset();
