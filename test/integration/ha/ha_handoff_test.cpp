@@ -3,6 +3,7 @@
 // leader even though the standby was cold (it never decided that page itself).
 #include <doctest/doctest.h>
 
+#include "presence/ha/etcd.h"
 #include "test/integration/ha/harness.h"
 
 namespace presence::hatest {
@@ -70,6 +71,13 @@ TEST_CASE_FIXTURE(Pair, "9: leader killed with a resolve queued behind its trigg
                   }, 30s),
                   a.log());
   CHECK(b.metric("presence_alert_sink_depth{sink=\"pagerduty\"}") == 0);  // b holds nothing
+  // Both pages are in etcd: the one in flight and the one queued behind it.
+  presence::ha::Etcd client({etcd.url()}, 2000ms);
+  const auto sending = [&] {
+    const auto kvs = client.range("/presenced/sending/", true);
+    return kvs ? kvs->size() : std::size_t{999};
+  };
+  CHECK(sending() == 2);
   a.stop(SIGKILL);
   REQUIRE_MESSAGE(wait_for([&] { return b.leader(); }, 10s), b.log());
   pd.set_down(false);
@@ -84,6 +92,7 @@ TEST_CASE_FIXTURE(Pair, "9: leader killed with a resolve queued behind its trigg
   CHECK(events.back().action == "resolve");  // PagerDuty ends in the last state
   CHECK(pd.errors().empty());
   CHECK(b.metric("presence_ha_handed_off_total") >= 2);
+  CHECK(sending() == 0);  // each record deleted once its page was delivered
 }
 
 }  // namespace presence::hatest
