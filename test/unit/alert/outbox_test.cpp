@@ -137,6 +137,19 @@ TEST_CASE_FIXTURE(Fixture, "holds: a live entry of that sink, key and action wit
   CHECK_FALSE(box.holds("pd", "a", Action::Trigger, 10000, 2000));
 }
 
+TEST_CASE_FIXTURE(Fixture, "unsent: every live entry of every sink, in flight included, settled not") {
+  Outbox box(config());
+  REQUIRE(box.open({"pd", "slack"}, nullptr));
+  std::vector<OutboxEntry> es{make("pd", "a"), make("pd", "a", Action::Resolve, 2000),
+                              make("slack", "b")};
+  REQUIRE(box.append(es));
+  CHECK(keys(box.unsent()) == std::vector<std::string>{"a+", "a-", "b+"});
+  auto batch = box.take("pd", 1);  // in flight: still unsent
+  CHECK(box.unsent().size() == 3);
+  REQUIRE(box.settle(seqs(batch), Disposition::Delivered));
+  CHECK(keys(box.unsent()) == std::vector<std::string>{"a-", "b+"});
+}
+
 TEST_CASE_FIXTURE(Fixture, "a corrupt record is skipped, logged once, and the file is rewritten") {
   {
     Outbox box(config());
