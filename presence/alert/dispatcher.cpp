@@ -162,8 +162,6 @@ void Dispatcher::run_writer() {
     }
     const std::uint64_t first_seq = outbox_.next_seq();  // this thread is the only appender
     outbox_.append(entries);
-    // Before the sink threads wake: a page the HA leader queued is in etcd before its turn comes.
-    if (config_.queued && !entries.empty()) config_.queued(entries);
     {
       std::lock_guard lock(written_mu_);
       for (std::size_t k = 0; k < ends.size(); ++k)
@@ -176,6 +174,11 @@ void Dispatcher::run_writer() {
       writing_ = false;
     }
     inbox_cv_.notify_all();
+    // HA: the leader records each page in etcd before the sink threads are woken for it (after
+    // wait_durable's signal: a snapshot does not wait for etcd). A sink thread already awake may
+    // take it sooner: its gate writes the same record before the request, and a record written
+    // after the page was delivered is one the log covers (the next takeover deletes it).
+    if (config_.queued && !entries.empty()) config_.queued(entries);
     // Wake the sink threads. Taking work_mu_ orders this after any predicate check in progress.
     { std::lock_guard lock(work_mu_); }
     work_cv_.notify_all();
