@@ -301,7 +301,10 @@ bool Node::handoff() {
     switch (decide_handoff(*rec, log_rec, held, config_.name, now_wall,
                            config_.handoff_max_age, config_.match_window)) {
       case Handoff::Send: to_send.emplace_back(kv.key, std::move(*rec)); break;
-      case Handoff::Held: break;  // our own send replaces the record
+      case Handoff::Held:
+        // Our own copy of the page (recorded above, under its own decided time) replaces it.
+        if (hooks_.unsent && rec->by != config_.name) to_delete.push_back(kv.key);
+        break;
       case Handoff::Stale:
         ++cleared;
         to_delete.push_back(kv.key);
