@@ -18,6 +18,7 @@
 #include "presence/core/flap.h"
 #include "presence/core/huge_pages.h"
 #include "presence/core/id_table.h"
+#include "presence/core/snapshot_slicer.h"
 #include "presence/core/timer_wheel.h"
 
 namespace presence::core {
@@ -1075,6 +1076,61 @@ std::vector<DeviceSnapshot> Engine::snapshot() const {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+namespace {
+
+// One copy_devices call: the label pool does not change during it, so a set handle maps to one
+// entry of out.label_sets (a handle may name another set in a later call: not cached across).
+template <typename Ids, typename Records, typename Pool, typename Next>
+void copy_into(const Ids& ids, const Records& devices, const Pool& pool, std::size_t count, Next next,
+               DeviceCopy& out) {
+  std::unordered_map<std::uint32_t, std::uint32_t> sets;
+  std::uint32_t last_handle = 0, last_set = 0;
+  for (std::size_t n = 0; n < count; ++n) {
+    const DeviceIndex i = next(n);
+    if (out.entries.size() <= i) out.entries.resize(static_cast<std::size_t>(i) + 1);
+    DeviceCopy::Entry& e = out.entries[i];
+    if (i >= devices.size() || devices[i].has(DeviceRecord::kForgotten)) {
+      e = DeviceCopy::Entry{};
+      continue;
+    }
+    const DeviceRecord& d = devices[i];
+    const std::string_view id = ids.id_of(i);
+    e.id_offset = out.ids.size();
+    e.id_size = static_cast<std::uint32_t>(id.size());
+    out.ids.append(id);
+    e.state = d.state;
+    e.since = mono_ms(d.since);
+    if (d.labels == 0) {
+      e.labels = 0;
+    } else if (d.labels == last_handle && last_set != 0) {
+      e.labels = last_set;
+    } else {
+      auto [it, fresh] = sets.try_emplace(d.labels, 0);
+      if (fresh) {
+        it->second = static_cast<std::uint32_t>(out.label_sets.size());
+        out.label_sets.push_back(pool.labels(d.labels));
+      }
+      last_handle = d.labels;
+      last_set = e.labels = it->second;
+    }
+  }
+}
+
+}  // namespace
+
+void Engine::copy_devices(DeviceIndex first, DeviceIndex last, DeviceCopy& out) const {
+  impl_->flush();
+  if (last <= first) return;
+  copy_into(impl_->ids, impl_->devices, impl_->label_pool, last - first,
+            [first](std::size_t n) { return static_cast<DeviceIndex>(first + n); }, out);
+}
+
+void Engine::copy_devices(const DeviceIndex* devices, std::size_t count, DeviceCopy& out) const {
+  impl_->flush();
+  copy_into(impl_->ids, impl_->devices, impl_->label_pool, count,
+            [devices](std::size_t n) { return devices[n]; }, out);
 }
 
 void Engine::restore(const std::vector<DeviceSnapshot>& devices, MonoTime now) {

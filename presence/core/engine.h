@@ -102,6 +102,8 @@ class DecisionObserver {
   virtual void on_forget(DeviceIndex /*device*/) {}
 };
 
+struct DeviceCopy;  // presence/core/snapshot_slicer.h
+
 class Engine {
  public:
   explicit Engine(const Config& config = {});
@@ -184,6 +186,10 @@ class Engine {
   // needs fresh evidence: restore enters restart grace).
   std::vector<DeviceSnapshot> snapshot() const;
   void restore(const std::vector<DeviceSnapshot>& devices, MonoTime now);
+  // Sliced snapshots (core/snapshot_slicer.h, issue 16 item 3): copies the devices with these
+  // indices into out.entries (a hole for a forgotten index or one at or past size()).
+  void copy_devices(DeviceIndex first, DeviceIndex last, DeviceCopy& out) const;
+  void copy_devices(const DeviceIndex* devices, std::size_t count, DeviceCopy& out) const;
 
  private:
   struct Impl;

@@ -19,6 +19,7 @@ class Writer {
     u32(static_cast<std::uint32_t>(s.size()));
     out_.append(s);
   }
+  void reserve(std::size_t bytes) { out_.reserve(bytes); }
   const std::string& data() const { return out_; }
   std::string take() { return std::move(out_); }
 

@@ -1,6 +1,7 @@
 // The snapshot saver thread (issue 12 step 2, moved out of presence/app/alerting): the engine
-// thread copies the state (the pause, presence_snapshot_pause_seconds) and hands the copy over;
-// this thread writes it (fsync) so the engine never waits for the disk. The latest copy wins.
+// thread copies the state (in slices, core/snapshot_slicer.h; its longest pause is
+// presence_snapshot_pause_seconds) and hands the finished copy over; this thread encodes and
+// writes it (fsync) so the engine never waits for the disk. The latest copy wins.
 //
 // Order with the outbox (issue 19 item 7): before each write, before_write (on this thread) waits
 // for the outbox to be durable and names the outbox seq the copy reflects; after a successful
@@ -26,7 +27,7 @@ class SnapshotSaver {
  public:
   struct Copy {
     std::uint64_t token = 0;  // handed back to before_write (the dispatcher's submitted count)
-    std::vector<core::DeviceSnapshot> devices;
+    core::DeviceCopy devices;
     std::string incidents;
     WallAnchor anchor;
   };

@@ -40,23 +40,28 @@ const char* to_string(LoadStatus s) {
   return "unknown";
 }
 
-std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
-                            std::string_view incidents, const WallAnchor& anchor,
-                            std::uint64_t outbox_seq) {
+namespace {
+
+// The one writer of the format, for both shapes of copy (the file is the same byte for byte).
+template <typename ForEach>
+std::string encode(std::size_t count, ForEach for_each, std::string_view incidents,
+                   const WallAnchor& anchor, std::uint64_t outbox_seq) {
   Writer w;
+  w.reserve(64 + count * 40 + incidents.size());
   w.i64(std::chrono::duration_cast<std::chrono::milliseconds>(anchor.wall.time_since_epoch())
             .count());
-  w.u32(static_cast<std::uint32_t>(devices.size()));
-  for (const auto& d : devices) {
-    w.str(d.id);
-    w.u8(static_cast<std::uint8_t>(d.state));
-    w.i64(anchor.to_wall_ms(d.since));
-    w.u32(static_cast<std::uint32_t>(d.labels.size()));
-    for (const auto& [k, v] : d.labels) {
+  w.u32(static_cast<std::uint32_t>(count));
+  for_each([&](std::string_view id, core::State state, core::MonoTime since,
+               const std::vector<core::Label>& labels) {
+    w.str(id);
+    w.u8(static_cast<std::uint8_t>(state));
+    w.i64(anchor.to_wall_ms(since));
+    w.u32(static_cast<std::uint32_t>(labels.size()));
+    for (const auto& [k, v] : labels) {
       w.str(k);
       w.str(v);
     }
-  }
+  });
   w.str(incidents);
   w.u64(outbox_seq);
 
@@ -66,6 +71,32 @@ std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
   file += version.data();
   append_record(file, w.data());
   return file;
+}
+
+}  // namespace
+
+std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
+                            std::string_view incidents, const WallAnchor& anchor,
+                            std::uint64_t outbox_seq) {
+  return encode(
+      devices.size(),
+      [&](const auto& put) {
+        for (const auto& d : devices) put(d.id, d.state, d.since, d.labels);
+      },
+      incidents, anchor, outbox_seq);
+}
+
+std::string encode_snapshot(const core::DeviceCopy& devices, std::string_view incidents,
+                            const WallAnchor& anchor, std::uint64_t outbox_seq) {
+  std::size_t count = 0;
+  for (const auto& e : devices.entries) count += e.id_size != 0;
+  return encode(
+      count,
+      [&](const auto& put) {
+        for (const auto& e : devices.entries)
+          if (e.id_size != 0) put(devices.id(e), e.state, e.since, devices.label_sets[e.labels]);
+      },
+      incidents, anchor, outbox_seq);
 }
 
 LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
@@ -158,7 +189,15 @@ SnapshotStore::SnapshotStore(std::string path, common::LogFn log)
 bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
                          std::string_view incidents, const WallAnchor& anchor,
                          std::uint64_t outbox_seq) {
-  const std::string file = encode_snapshot(devices, incidents, anchor, outbox_seq);
+  return write(encode_snapshot(devices, incidents, anchor, outbox_seq));
+}
+
+bool SnapshotStore::save(const core::DeviceCopy& devices, std::string_view incidents,
+                         const WallAnchor& anchor, std::uint64_t outbox_seq) {
+  return write(encode_snapshot(devices, incidents, anchor, outbox_seq));
+}
+
+bool SnapshotStore::write(const std::string& file) {
   std::string error;
   if (!write_file_atomic(path_, file, &error)) {
     ++save_failures_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "presence/core/engine.h"
+#include "presence/core/snapshot_slicer.h"
 #include "presence/core/time.h"
 #include "presence/common/log.h"
 
@@ -68,6 +69,9 @@ struct LoadResult {
 std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
                             std::string_view incidents, const WallAnchor& anchor,
                             std::uint64_t outbox_seq = 0);
+// The same file from a sliced copy (core/snapshot_slicer.h): holes are left out.
+std::string encode_snapshot(const core::DeviceCopy& devices, std::string_view incidents,
+                            const WallAnchor& anchor, std::uint64_t outbox_seq = 0);
 // Validates as ingest does: devices over the limits are dropped, times clamped (LoadRepairs).
 LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
                            const DeviceLimits& limits = {});
@@ -91,6 +95,8 @@ class SnapshotStore {
   // the first success after a failure says so (issue 19 item 6: a full disk logged every second).
   bool save(const std::vector<core::DeviceSnapshot>& devices, std::string_view incidents,
             const WallAnchor& anchor, std::uint64_t outbox_seq = 0);
+  bool save(const core::DeviceCopy& devices, std::string_view incidents, const WallAnchor& anchor,
+            std::uint64_t outbox_seq = 0);
   LoadResult load(const WallAnchor& anchor, const DeviceLimits& limits = {});
   // True while the last save failed (for /readyz and the self-page).
   bool failing() const { return failing_.load(); }
@@ -99,6 +105,8 @@ class SnapshotStore {
   const std::string& path() const { return path_; }
 
  private:
+  bool write(const std::string& file);
+
   std::string path_;
   common::LogFn log_;
   std::atomic<std::uint64_t> saves_{0}, save_failures_{0}, loads_{0}, load_missing_{0},
