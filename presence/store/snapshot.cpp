@@ -86,7 +86,7 @@ std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
       incidents, anchor, outbox_seq);
 }
 
-std::string encode_snapshot(const core::DeviceCopy& devices, std::string_view incidents,
+std::string encode_copy(const core::DeviceCopy& devices, std::string_view incidents,
                             const WallAnchor& anchor, std::uint64_t outbox_seq) {
   std::size_t count = 0;
   for (const auto& e : devices.entries) count += e.id_size != 0;
@@ -192,9 +192,9 @@ bool SnapshotStore::save(const std::vector<core::DeviceSnapshot>& devices,
   return write(encode_snapshot(devices, incidents, anchor, outbox_seq));
 }
 
-bool SnapshotStore::save(const core::DeviceCopy& devices, std::string_view incidents,
+bool SnapshotStore::save_copy(const core::DeviceCopy& devices, std::string_view incidents,
                          const WallAnchor& anchor, std::uint64_t outbox_seq) {
-  return write(encode_snapshot(devices, incidents, anchor, outbox_seq));
+  return write(encode_copy(devices, incidents, anchor, outbox_seq));
 }
 
 bool SnapshotStore::write(const std::string& file) {

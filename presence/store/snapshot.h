@@ -70,7 +70,7 @@ std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
                             std::string_view incidents, const WallAnchor& anchor,
                             std::uint64_t outbox_seq = 0);
 // The same file from a sliced copy (core/snapshot_slicer.h): holes are left out.
-std::string encode_snapshot(const core::DeviceCopy& devices, std::string_view incidents,
+std::string encode_copy(const core::DeviceCopy& devices, std::string_view incidents,
                             const WallAnchor& anchor, std::uint64_t outbox_seq = 0);
 // Validates as ingest does: devices over the limits are dropped, times clamped (LoadRepairs).
 LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
@@ -95,7 +95,7 @@ class SnapshotStore {
   // the first success after a failure says so (issue 19 item 6: a full disk logged every second).
   bool save(const std::vector<core::DeviceSnapshot>& devices, std::string_view incidents,
             const WallAnchor& anchor, std::uint64_t outbox_seq = 0);
-  bool save(const core::DeviceCopy& devices, std::string_view incidents, const WallAnchor& anchor,
+  bool save_copy(const core::DeviceCopy& devices, std::string_view incidents, const WallAnchor& anchor,
             std::uint64_t outbox_seq = 0);
   LoadResult load(const WallAnchor& anchor, const DeviceLimits& limits = {});
   // True while the last save failed (for /readyz and the self-page).
