@@ -737,7 +737,7 @@ void Alerting::snapshot_slice(core::Engine& engine, bool at_once) {
   // Slice size follows the measured copy rate so that a slice takes about kSliceBudget.
   const std::size_t n = slicer_.copied() - before;
   const auto took = copied_at - t0;
-  if (!at_once && n == slice_devices_ && took.count() > 0) {
+  if (!at_once && slice_fixed_ == 0 && n == slice_devices_ && took.count() > 0) {
     const double per_device = std::chrono::duration<double>(took).count() / static_cast<double>(n);
     const double fit = std::chrono::duration<double>(kSliceBudget).count() / per_device;
     slice_devices_ = static_cast<std::size_t>(
