@@ -1096,10 +1096,7 @@ void copy_into(const Ids& ids, const Records& devices, const Pool& pool, std::si
       continue;
     }
     const DeviceRecord& d = devices[i];
-    const std::string_view id = ids.id_of(i);
-    e.id_offset = out.ids.size();
-    e.id_size = static_cast<std::uint32_t>(id.size());
-    out.ids.append(id);
+    out.set_id(e, ids.id_of(i));
     e.state = d.state;
     e.since = mono_ms(d.since);
     if (d.labels == 0) {

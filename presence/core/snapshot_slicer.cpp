@@ -50,7 +50,8 @@ bool SnapshotSlicer::step(Engine& engine, std::size_t max_devices) {
   const std::size_t size = engine.size();
   if (cursor_ < size) {
     const std::size_t n = std::min(budget, size - cursor_);
-    if (copy_.entries.capacity() < size) copy_.entries.reserve(size);
+    // Room for the fleet and some growth: a reallocation would copy every entry in one slice.
+    if (copy_.entries.capacity() < size) copy_.entries.reserve(size + size / 8);
     engine.copy_devices(cursor_, static_cast<DeviceIndex>(cursor_ + n), copy_);
     cursor_ = static_cast<DeviceIndex>(cursor_ + n);
     budget -= n;

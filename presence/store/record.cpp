@@ -47,7 +47,8 @@ void append_record(std::string& out, std::string_view payload) {
 }
 
 ScanStats scan_records(std::string_view data,
-                       const std::function<void(std::string_view payload)>& on_record) {
+                       const std::function<void(std::string_view payload)>& on_record,
+                       std::size_t max_payload) {
   ScanStats stats;
   std::size_t pos = 0;
   // A bad region runs from the first byte that did not start a valid record to the next one that
@@ -76,7 +77,7 @@ ScanStats scan_records(std::string_view data,
       continue;
     }
     const std::uint32_t length = get_u32(p + 4);
-    if (length > kMaxRecordPayload) {
+    if (length > max_payload) {
       bad_byte(false);
       continue;
     }

@@ -39,7 +39,11 @@ struct ScanStats {
 
 // Calls on_record(payload) for every valid record of data, in order. Never throws on bad input:
 // bad checksums, torn lengths and garbage are skipped and counted.
+// max_payload: the longest record believed (the snapshot, one record for the whole fleet, passes
+// its file size: 1 M devices are ~70 MB, over kMaxRecordPayload -- issue 16 item 3 found a 1 M
+// snapshot read back as corrupt).
 ScanStats scan_records(std::string_view data,
-                       const std::function<void(std::string_view payload)>& on_record);
+                       const std::function<void(std::string_view payload)>& on_record,
+                       std::size_t max_payload = kMaxRecordPayload);
 
 }  // namespace presence::store

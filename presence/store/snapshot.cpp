@@ -1,5 +1,6 @@
 #include "presence/store/snapshot.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unordered_set>
@@ -115,10 +116,15 @@ LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
   }
   std::string_view payload;
   std::size_t found = 0;
-  const ScanStats scan = scan_records(file.substr(kHeaderSize), [&](std::string_view p) {
-    payload = p;
-    ++found;
-  });
+  // One record holds the whole fleet: as long as the file, not bounded by the outbox's limit.
+  const std::string_view body = file.substr(kHeaderSize);
+  const ScanStats scan = scan_records(
+      body,
+      [&](std::string_view p) {
+        payload = p;
+        ++found;
+      },
+      std::max<std::size_t>(body.size(), kMaxRecordPayload));
   if (found != 1 || !scan.clean()) {
     return corrupt(scan.truncated_tail ? "truncated snapshot" : "snapshot checksum mismatch");
   }

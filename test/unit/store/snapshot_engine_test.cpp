@@ -114,10 +114,13 @@ TEST_CASE("issue 16/3: a sliced copy encodes to the same file, byte for byte, an
 
 TEST_CASE("issue 16/3: holes (forgotten devices) are left out of the file") {
   core::DeviceCopy copy;
-  copy.ids = "ab";
   copy.entries.resize(3);
-  copy.entries[0] = {0, 1, 0, core::mono_ms(1'000), core::State::Online};
-  copy.entries[2] = {1, 1, 0, core::mono_ms(1'000), core::State::Offline};
+  copy.set_id(copy.entries[0], "a");
+  copy.entries[0].state = core::State::Online;
+  copy.entries[0].since = core::mono_ms(1'000);
+  copy.set_id(copy.entries[2], "b");
+  copy.entries[2].state = core::State::Offline;
+  copy.entries[2].since = core::mono_ms(1'000);
   const WallAnchor anchor{
       std::chrono::system_clock::time_point{std::chrono::milliseconds{1'700'000'000'000}},
       core::mono_ms(2'000)};

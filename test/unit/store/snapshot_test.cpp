@@ -248,3 +248,14 @@ TEST_CASE("issue 19/6: save failures are logged once (not per save), recovery is
   REQUIRE(logs.lines.size() == 2);
   CHECK(logs.lines[1].find("saving again") != std::string::npos);
 }
+
+TEST_CASE("issue 16/3: a snapshot over the outbox's 64 MiB record limit loads (1 M devices is ~70 MB)") {
+  const WallAnchor a = anchor(1'700'000'000'000, 50'000);
+  const std::string big(kMaxRecordPayload + 1, 'x');
+  const std::string file = encode_snapshot(sample(), big, a);
+  REQUIRE(file.size() > kMaxRecordPayload);
+  const auto r = decode_snapshot(file, a);
+  REQUIRE(r.status == LoadStatus::Ok);
+  CHECK(r.snapshot.devices.size() == sample().size());
+  CHECK(r.snapshot.incidents.size() == big.size());
+}
