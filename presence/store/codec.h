@@ -48,6 +48,17 @@ class Reader {
     pos_ += n;
     return s;
   }
+  // As str(), without the copy: a view into the data (valid while the data is).
+  std::string_view view() {
+    const std::uint32_t n = u32();
+    if (!ok_ || n > data_.size() - pos_) {
+      ok_ = false;
+      return {};
+    }
+    const std::string_view s = data_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
   // A count of following items, each at least min_item_bytes long: rejects counts the remaining
   // bytes cannot hold, so a corrupt count never turns into a huge allocation.
   std::uint32_t count(std::size_t min_item_bytes) {

@@ -13,6 +13,7 @@
 //   - restart: read, decode, Engine::reserve + restore (what happens before presenced is ready;
 //     the alert policy's restore is not included: its text is empty here).
 // Output: JSON lines {"name":..,"value":..,"unit":..}; nothing here asserts speed.
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,14 @@ using Clock = std::chrono::steady_clock;
 void metric(const char* name, double value, const char* unit) {
   std::printf("{\"name\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}\n", name, value, unit);
   std::fflush(stdout);
+}
+
+// This thread's CPU time: on a loaded machine a slice's wall time includes time the scheduler gave
+// to others; the CPU time is what the slice itself costs.
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 double ms_since(Clock::time_point t0) {
@@ -122,13 +131,16 @@ int main(int argc, char** argv) {
   // Before: the whole copy in one go on the engine thread.
   {
     const auto t0 = Clock::now();
+    const double c0 = thread_cpu_ms();
     const auto whole = engine.snapshot();
     metric("snapshot_whole_copy_pause", ms_since(t0), "ms");
+    metric("snapshot_whole_copy_cpu", thread_cpu_ms() - c0, "ms");
   }
 
   // After: slices, as app::Alerting takes them (slice size from the measured rate).
   std::size_t slice = 16384, slices = 0;
-  double longest = 0, total = 0;
+  double longest = 0, total = 0, longest_cpu = 0;
+  std::vector<double> pauses;
   std::uint64_t changed = 0;
   std::uint64_t next_change = 1;
   core::DeviceCopy copy;
@@ -149,9 +161,12 @@ int main(int argc, char** argv) {
     drained.clear();
     const std::size_t before = slicer.copied();
     const auto t0 = Clock::now();
+    const double c0 = thread_cpu_ms();
     done = slicer.step(engine, slice);
     if (done) copy = slicer.take();
     const double took = ms_since(t0);
+    longest_cpu = std::max(longest_cpu, thread_cpu_ms() - c0);
+    pauses.push_back(took);
     ++slices;
     longest = std::max(longest, took);
     total += took;
@@ -162,6 +177,9 @@ int main(int argc, char** argv) {
           1u << 20);
   }
   metric("snapshot_slice_pause_max", longest, "ms");
+  std::sort(pauses.begin(), pauses.end());
+  metric("snapshot_slice_pause_median", pauses[pauses.size() / 2], "ms");
+  metric("snapshot_slice_cpu_max", longest_cpu, "ms");
   metric("snapshot_slice_copy_total", total, "ms");
   metric("snapshot_slices", static_cast<double>(slices), "slices");
   metric("snapshot_slice_recopied", static_cast<double>(slicer.recopied()), "devices");
@@ -194,6 +212,7 @@ int main(int argc, char** argv) {
   // Restart: read, decode, reserve + restore.
   const store::WallAnchor restarted{std::chrono::system_clock::now(), core::mono_ms(1000)};
   const auto r0 = Clock::now();
+  const double rc0 = thread_cpu_ms();
   std::string bytes;
   std::string error;
   if (store::read_file(path, bytes, &error) != store::ReadStatus::Ok) {
@@ -216,6 +235,7 @@ int main(int argc, char** argv) {
   after.restore(loaded.snapshot.devices, core::mono_ms(1000));
   metric("restore_engine", ms_since(t1), "ms");
   metric("restore_total", ms_since(r0), "ms");
+  metric("restore_total_cpu", thread_cpu_ms() - rc0, "ms");
   if (after.device_count() != n) {
     std::fprintf(stderr, "presence-snapshot-bench: restored %zu of %" PRIu64 " devices\n",
                  after.device_count(), n);

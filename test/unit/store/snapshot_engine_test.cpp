@@ -131,3 +131,31 @@ TEST_CASE("issue 16/3: holes (forgotten devices) are left out of the file") {
   CHECK(loaded.snapshot.devices[1].id == "b");
   CHECK(loaded.repairs.devices_dropped == 0);
 }
+
+TEST_CASE("issue 16/3: restore shares one label set among devices; changing one leaves the others") {
+  std::vector<core::DeviceSnapshot> devices;
+  for (int i = 0; i < 6; ++i) {
+    core::DeviceSnapshot d;
+    d.id = "d" + std::to_string(i);
+    d.state = core::State::Online;
+    d.since = core::mono_ms(1'000);
+    d.labels = {{"fw", "1.2"}, {"site", i % 2 ? "north" : "south"}};
+    devices.push_back(d);
+  }
+  // The same id twice with other labels (not from decode, which drops it): the set cached for
+  // d0's labels must survive d0 moving to another one.
+  devices.push_back(devices[0]);
+  devices.back().labels = {{"site", "east"}};
+  devices.push_back(devices[2]);
+  core::Engine engine;
+  engine.restore(devices, core::mono_ms(2'000));
+  CHECK(engine.device_count() == 6);
+  const auto labels = [&](const char* id) { return engine.labels(*engine.find(id)); };
+  CHECK(labels("d0") == std::vector<core::Label>{{"fw", "1.2"}, {"site", "east"}});
+  CHECK(labels("d2") == std::vector<core::Label>{{"fw", "1.2"}, {"site", "south"}});
+  CHECK(labels("d4") == std::vector<core::Label>{{"fw", "1.2"}, {"site", "south"}});
+  CHECK(labels("d5") == std::vector<core::Label>{{"fw", "1.2"}, {"site", "north"}});
+  engine.set_label(*engine.find("d2"), "fw", "2.0");
+  CHECK(labels("d2") == std::vector<core::Label>{{"fw", "2.0"}, {"site", "south"}});
+  CHECK(labels("d4") == std::vector<core::Label>{{"fw", "1.2"}, {"site", "south"}});
+}
