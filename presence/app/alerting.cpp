@@ -727,7 +727,13 @@ void Alerting::snapshot_slice(core::Engine& engine, bool at_once) {
     // policy's text and the outbox count its decisions reached (presence/store/saver.h).
     store::SnapshotSaver::Copy c;
     c.token = dispatcher_ ? dispatcher_->submitted() : 0;
-    c.incidents = policy_ ? policy_->serialize() : naive_.serialize();
+    if (policy_) {
+      // The copy here, the text on the saver thread (presence/store/saver.h).
+      auto snap = std::make_shared<const core::PolicySnapshot>(policy_->snapshot());
+      c.render_incidents = [snap] { return core::to_text(*snap); };
+    } else {
+      c.incidents = naive_.serialize();
+    }
     c.devices = slicer_.take();
     c.anchor = anchor_;
     saver_.hand_over(std::move(c));

@@ -9,9 +9,10 @@
 //   - the sliced copy as app::Alerting takes it: a slice per batch, each sized from the measured
 //     rate to --budget-us, with K devices changing state between batches (--churn), until the
 //     copy is complete and current; the longest slice is presence_snapshot_pause_seconds;
-//   - encode + write (the saver thread), the file size;
-//   - restart: read, decode, Engine::reserve + restore (what happens before presenced is ready;
-//     the alert policy's restore is not included: its text is empty here).
+//   - the policy's text, encode + write (the saver thread), the file size;
+//   - restart: read, decode, Engine::reserve + restore with the alert policy as observer, then
+//     the policy's resync (what happens before presenced is ready; the policy's own text is
+//     empty here: no alerts open).
 // Output: JSON lines {"name":..,"value":..,"unit":..}; nothing here asserts speed.
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "presence/core/engine.h"
+#include "presence/core/policy.h"
 #include "presence/core/snapshot_slicer.h"
 #include "presence/store/file_io.h"
 #include "presence/store/snapshot.h"
@@ -100,7 +102,10 @@ int main(int argc, char** argv) {
   metric("snapshot_devices", static_cast<double>(n), "devices");
 
   core::Engine engine;
-  core::SnapshotSlicer slicer;
+  // Wired as presenced wires it: the slicer in front of the alert policy.
+  core::AlertPolicy live_policy(core::PolicyConfig{}, core::FleetConfig{},
+                                [&engine](core::DeviceIndex d) { return std::string(engine.id_of(d)); });
+  core::SnapshotSlicer slicer(&live_policy);
   engine.set_observer(&slicer);
   engine.reserve(n, n * 22);
   std::int64_t t = 1000;
@@ -144,6 +149,8 @@ int main(int argc, char** argv) {
   std::uint64_t changed = 0;
   std::uint64_t next_change = 1;
   core::DeviceCopy copy;
+  core::PolicySnapshot policy_copy;
+  double policy_copy_ms = 0;
   slicer.begin();
   std::vector<core::Transition> drained;
   for (bool done = false; !done;) {
@@ -163,7 +170,12 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     const double c0 = thread_cpu_ms();
     done = slicer.step(engine, slice);
-    if (done) copy = slicer.take();
+    if (done) {
+      copy = slicer.take();
+      const auto p0 = Clock::now();
+      policy_copy = live_policy.snapshot();  // the last slice copies the policy (app/alerting.cpp)
+      policy_copy_ms = ms_since(p0);
+    }
     const double took = ms_since(t0);
     longest_cpu = std::max(longest_cpu, thread_cpu_ms() - c0);
     pauses.push_back(took);
@@ -182,6 +194,8 @@ int main(int argc, char** argv) {
   metric("snapshot_slice_cpu_max", longest_cpu, "ms");
   metric("snapshot_slice_copy_total", total, "ms");
   metric("snapshot_slices", static_cast<double>(slices), "slices");
+  metric("snapshot_policy_copy", policy_copy_ms, "ms");
+  metric("snapshot_policy_held", static_cast<double>(policy_copy.held.size()), "devices");
   metric("snapshot_slice_recopied", static_cast<double>(slicer.recopied()), "devices");
   metric("snapshot_churn_changes", static_cast<double>(changed), "changes");
   metric("snapshot_copy_rss", static_cast<double>(rss_bytes()) / 1e6, "MB");
@@ -191,7 +205,10 @@ int main(int argc, char** argv) {
   std::string file;
   {
     const auto t0 = Clock::now();
-    file = store::encode_copy(copy, "", saved, 0);
+    const std::string incidents = core::to_text(policy_copy);
+    metric("snapshot_policy_text", ms_since(t0), "ms");
+    metric("snapshot_policy_text_bytes", static_cast<double>(incidents.size()), "bytes");
+    file = store::encode_copy(copy, incidents, saved, 0);
     metric("snapshot_encode", ms_since(t0), "ms");
   }
   metric("snapshot_file_bytes", static_cast<double>(file.size()), "bytes");
@@ -230,10 +247,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   core::Engine after;
+  // As presenced wires it (app/alerting.cpp): the alert policy behind the slicer hears the
+  // restore's labels, then resyncs with the restored states.
+  core::AlertPolicy policy(core::PolicyConfig{}, core::FleetConfig{},
+                           [&after](core::DeviceIndex d) { return std::string(after.id_of(d)); });
+  core::SnapshotSlicer observer(&policy);
+  after.set_observer(&observer);
   t1 = Clock::now();
   after.reserve(loaded.snapshot.devices.size());
   after.restore(loaded.snapshot.devices, core::mono_ms(1000));
   metric("restore_engine", ms_since(t1), "ms");
+  t1 = Clock::now();
+  policy.resync(after);
+  metric("restore_policy_resync", ms_since(t1), "ms");
   metric("restore_total", ms_since(r0), "ms");
   metric("restore_total_cpu", thread_cpu_ms() - rc0, "ms");
   if (after.device_count() != n) {
