@@ -728,9 +728,14 @@ void Alerting::snapshot_slice(core::Engine& engine, bool at_once) {
     store::SnapshotSaver::Copy c;
     c.token = dispatcher_ ? dispatcher_->submitted() : 0;
     if (policy_) {
-      // The copy here, the text on the saver thread (presence/store/saver.h).
-      auto snap = std::make_shared<const core::PolicySnapshot>(policy_->snapshot());
-      c.render_incidents = [snap] { return core::to_text(*snap); };
+      // The copy here, with ids as index tokens; the ids and the text on the saver thread, from
+      // the device copy of the same moment (presence/store/saver.h).
+      auto snap = std::make_shared<core::PolicySnapshot>(
+          policy_->snapshot(&core::DeviceCopy::index_token));
+      c.render_incidents = [snap](const core::DeviceCopy& devices) {
+        core::for_each_id(*snap, [&devices](std::string& id) { devices.resolve(id); });
+        return core::to_text(*snap);
+      };
     } else {
       c.incidents = naive_.serialize();
     }

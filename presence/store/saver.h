@@ -29,9 +29,10 @@ class SnapshotSaver {
     std::uint64_t token = 0;  // handed back to before_write (the dispatcher's submitted count)
     core::DeviceCopy devices;
     std::string incidents;
-    // When set, called on the saver thread for `incidents` (the alert policy's text: 25 ms for
-    // 100 k devices with alert state, too long for the engine thread; its copy is taken there).
-    std::function<std::string()> render_incidents;
+    // When set, called on the saver thread for `incidents`, with `devices` (the alert policy's
+    // text: 25 ms for 100 k held devices, too long for the engine thread; its copy is taken
+    // there, with ids as DeviceCopy::index_token, resolved here from the devices).
+    std::function<std::string(const core::DeviceCopy& devices)> render_incidents;
     WallAnchor anchor;
   };
   // Both optional; both run on the saver thread.

@@ -173,7 +173,8 @@ int main(int argc, char** argv) {
     if (done) {
       copy = slicer.take();
       const auto p0 = Clock::now();
-      policy_copy = live_policy.snapshot();  // the last slice copies the policy (app/alerting.cpp)
+      // The last slice copies the policy, ids as index tokens (app/alerting.cpp).
+      policy_copy = live_policy.snapshot(&core::DeviceCopy::index_token);
       policy_copy_ms = ms_since(p0);
     }
     const double took = ms_since(t0);
@@ -205,6 +206,7 @@ int main(int argc, char** argv) {
   std::string file;
   {
     const auto t0 = Clock::now();
+    core::for_each_id(policy_copy, [&copy](std::string& id) { copy.resolve(id); });
     const std::string incidents = core::to_text(policy_copy);
     metric("snapshot_policy_text", ms_since(t0), "ms");
     metric("snapshot_policy_text_bytes", static_cast<double>(incidents.size()), "bytes");

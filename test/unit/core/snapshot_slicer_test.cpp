@@ -1,6 +1,7 @@
 // core::SnapshotSlicer (issue 16 item 3): a snapshot copied a slice per batch is still the engine
 // at one moment -- the moment the last step returned true. Simulated clock, no threads.
 #include "presence/core/snapshot_slicer.h"
+#include "presence/core/policy.h"
 
 #include <doctest/doctest.h>
 
@@ -248,4 +249,38 @@ TEST_CASE("begin() drops an unfinished copy; abandon() leaves the slicer idle") 
   f.slicer.abandon();
   CHECK_FALSE(f.slicer.active());
   CHECK_FALSE(f.slicer.step(f.engine, 10));
+}
+
+TEST_CASE("the policy's copy with index tokens, resolved from the device copy, is its text") {
+  Engine engine;
+  AlertPolicy policy(PolicyConfig{}, FleetConfig{},
+                     [&engine](DeviceIndex d) { return std::string(engine.id_of(d)); });
+  SnapshotSlicer slicer(&policy);
+  engine.set_observer(&slicer);
+  for (int i = 0; i < 8; ++i)
+    engine.on_event(ev(EventKind::Connected, engine.intern("device-with-a-long-id-" + std::to_string(i)), 1000));
+  engine.tick(mono_ms(1000));
+  engine.on_event(ev(EventKind::Disconnected, 3, 2000));
+  engine.on_event(ev(EventKind::Disconnected, 5, 2000));
+  // Past offline_grace and alert_after: two device alerts firing.
+  for (std::int64_t t = 2000; t <= 600'000; t += 1000) engine.tick(mono_ms(t));
+  std::vector<AlertIntent> intents;
+  engine.drain_alerts(intents);
+  const std::string expected = to_text(policy.snapshot());
+  REQUIRE(expected.find("device-with-a-long-id-3") != std::string::npos);
+
+  slicer.begin();
+  REQUIRE(slicer.step(engine, 100));
+  PolicySnapshot tokens = policy.snapshot(&DeviceCopy::index_token);
+  const DeviceCopy copy = slicer.take();
+  CHECK(to_text(tokens).find("device-with-a-long-id-3") == std::string::npos);
+  for_each_id(tokens, [&copy](std::string& id) { copy.resolve(id); });
+  CHECK(to_text(tokens) == expected);
+  // Not a token: kept. A token for an index without a device: empty.
+  std::string plain = "dev-1";
+  copy.resolve(plain);
+  CHECK(plain == "dev-1");
+  std::string missing = DeviceCopy::index_token(999);
+  copy.resolve(missing);
+  CHECK(missing.empty());
 }
