@@ -199,7 +199,11 @@ int main(int argc, char** argv) {
   metric("snapshot_policy_held", static_cast<double>(policy_copy.held.size()), "devices");
   metric("snapshot_slice_recopied", static_cast<double>(slicer.recopied()), "devices");
   metric("snapshot_churn_changes", static_cast<double>(changed), "changes");
-  metric("snapshot_copy_rss", static_cast<double>(rss_bytes()) / 1e6, "MB");
+  // What the copy holds while the saver writes it (entries + id chunks; label sets are few).
+  metric("snapshot_copy_bytes",
+         static_cast<double>(copy.entries.capacity() * sizeof(core::DeviceCopy::Entry) +
+                             copy.ids.size() * core::DeviceCopy::kIdChunk),
+         "bytes");
 
   // The saver thread: encode and write.
   const store::WallAnchor saved{std::chrono::system_clock::now(), core::mono_ms(t)};

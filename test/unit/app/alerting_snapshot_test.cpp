@@ -102,6 +102,7 @@ TEST_CASE("a snapshot is copied one slice per batch and written when the last sl
   const std::string text = api::render_prometheus(m);
   CHECK(text.find("presence_snapshot_pause_seconds ") != std::string::npos);
   CHECK(text.find("presence_snapshot_pause_max_seconds ") != std::string::npos);
+  CHECK(text.find("presence_snapshot_copy_seconds ") != std::string::npos);
   CHECK(text.find("presence_snapshot_slices 5") != std::string::npos);
   s.alerting->stop();
 }
