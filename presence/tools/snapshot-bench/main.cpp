@@ -11,8 +11,8 @@
 //     copy is complete and current; the longest slice is presence_snapshot_pause_seconds;
 //   - the policy's text, encode + write (the saver thread), the file size;
 //   - restart: read, decode, Engine::reserve + restore with the alert policy as observer, then
-//     the policy's resync (what happens before presenced is ready; the policy's own text is
-//     empty here: no alerts open).
+//     the policy's resync and the policy's own state from its text (what happens before
+//     presenced is ready).
 // Output: JSON lines {"name":..,"value":..,"unit":..}; nothing here asserts speed.
 #include <time.h>
 #include <unistd.h>
@@ -266,6 +266,17 @@ int main(int argc, char** argv) {
   t1 = Clock::now();
   policy.resync(after);
   metric("restore_policy_resync", ms_since(t1), "ms");
+  // The policy's own state (the held devices, the incident), as app::Alerting::on_start does.
+  t1 = Clock::now();
+  core::PolicySnapshot policy_state;
+  std::string policy_error;
+  if (!core::AlertPolicy::deserialize(loaded.snapshot.incidents, policy_state, policy_error)) {
+    std::fprintf(stderr, "presence-snapshot-bench: policy text: %s\n", policy_error.c_str());
+    return 1;
+  }
+  policy.restore(policy_state, core::mono_ms(1000),
+                 [&after](std::string_view id) { return after.intern(id); });
+  metric("restore_policy_state", ms_since(t1), "ms");
   metric("restore_total", ms_since(r0), "ms");
   metric("restore_total_cpu", thread_cpu_ms() - rc0, "ms");
   if (after.device_count() != n) {
