@@ -724,7 +724,7 @@ void Alerting::snapshot_slice(core::Engine& engine, bool at_once) {
   const auto copied_at = std::chrono::steady_clock::now();
   if (done) {
     // The state that goes with the devices, from the same moment (nothing ran in between): the
-    // policy's text and the outbox count its decisions reached (presence/store/saver.h).
+    // alert policy's copy and the outbox count its decisions reached (presence/store/saver.h).
     store::SnapshotSaver::Copy c;
     c.token = dispatcher_ ? dispatcher_->submitted() : 0;
     if (policy_) {
