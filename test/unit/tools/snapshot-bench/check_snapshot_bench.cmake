@@ -1,6 +1,6 @@
-# presence_snapshot_bench_smoke: 20 000 devices, slices of a tiny budget (many slices, devices
+# presence_snapshot_bench_smoke: 50 000 devices, slices of a tiny budget (many slices, devices
 # changing between them); checks the headline JSON lines are there with numbers.
-execute_process(COMMAND ${BENCH} --devices 20000 --budget-us 50 --churn 50 --dir ${DIR}
+execute_process(COMMAND ${BENCH} --devices 50000 --budget-us 50 --churn 50 --dir ${DIR}
                 OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 message("${out}")
 if(NOT rc EQUAL 0)
