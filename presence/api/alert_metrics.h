@@ -28,6 +28,7 @@ struct AlertMetrics {
   // slice since start (core/snapshot_slicer.h).
   std::int64_t snapshot_pause_us = 0, snapshot_copy_us = 0, snapshot_pause_max_us = 0;
   std::uint64_t snapshot_slices = 0;
+  std::int64_t snapshot_restore_us = 0;    // start-up: read, decode and restore the snapshot
   std::optional<alert::WatchdogStats> watchdog;
 };
 

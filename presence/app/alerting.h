@@ -190,6 +190,7 @@ class Alerting final {
   // slice since start (the SIGTERM copy is not counted: nothing waits for the engine then).
   std::atomic<std::int64_t> snapshot_pause_us_{0}, snapshot_copy_us_{0}, snapshot_pause_max_us_{0};
   std::atomic<std::uint64_t> snapshot_slices_{0};
+  std::atomic<std::int64_t> snapshot_restore_us_{0};
   std::atomic<bool> restored_{false};
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).
   std::map<std::uint32_t, std::pair<core::IncidentStage, std::string>> logged_stage_;

@@ -19,8 +19,11 @@ class Writer {
     u32(static_cast<std::uint32_t>(s.size()));
     out_.append(s);
   }
+  void raw(std::string_view s) { out_.append(s); }
   void reserve(std::size_t bytes) { out_.reserve(bytes); }
+  std::size_t size() const { return out_.size(); }
   const std::string& data() const { return out_; }
+  std::string& buffer() { return out_; }
   std::string take() { return std::move(out_); }
 
  private:
@@ -45,17 +48,6 @@ class Reader {
       return {};
     }
     std::string s(data_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  // As str(), without the copy: a view into the data (valid while the data is).
-  std::string_view view() {
-    const std::uint32_t n = u32();
-    if (!ok_ || n > data_.size() - pos_) {
-      ok_ = false;
-      return {};
-    }
-    const std::string_view s = data_.substr(pos_, n);
     pos_ += n;
     return s;
   }

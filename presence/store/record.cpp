@@ -46,9 +46,26 @@ void append_record(std::string& out, std::string_view payload) {
   out.append(payload);
 }
 
+std::size_t reserve_record(std::string& out) {
+  const std::size_t at = out.size();
+  out.append(kRecordHeaderSize, '\0');
+  return at;
+}
+
+void seal_record(std::string& out, std::size_t header_at) {
+  const std::size_t start = header_at + kRecordHeaderSize;
+  const auto length = static_cast<std::uint32_t>(out.size() - start);
+  std::string header;
+  put_u32(header, kRecordMagic);
+  put_u32(header, length);
+  const std::string_view payload(out.data() + start, length);
+  put_u32(header, crc32c(payload, crc32c(std::string_view(header.data() + 4, 4))));
+  out.replace(header_at, kRecordHeaderSize, header);
+}
+
 ScanStats scan_records(std::string_view data,
                        const std::function<void(std::string_view payload)>& on_record,
-                       std::size_t max_payload) {
+                       std::uint32_t max_payload) {
   ScanStats stats;
   std::size_t pos = 0;
   // A bad region runs from the first byte that did not start a valid record to the next one that
