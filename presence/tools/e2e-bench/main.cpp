@@ -41,13 +41,13 @@
 #include <httplib.h>
 
 #include "presence/tools/e2e-bench/proc.h"
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
 namespace presence::e2e {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-namespace mqtt = presence::sim::mqtt;
+namespace mqtt = presence::mqtt;
 
 const Clock::time_point kEpoch = Clock::now();
 double since_epoch(Clock::time_point t) {

@@ -27,7 +27,7 @@
 #include <queue>
 
 #include "presence/ingest/sparkplug_codec.h"
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
 extern char** environ;
 

@@ -1,13 +1,13 @@
-// Unit tests for presence/tools/sim/mqtt.*: exact bytes against MQTT 3.1.1, and the decoder under
+// Unit tests for presence/common/mqtt_codec.* (the one MQTT codec): exact bytes against MQTT 3.1.1, and the decoder under
 // partial reads and malformed input.
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-using namespace presence::sim::mqtt;
+using namespace presence::mqtt;
 
 namespace {
 
