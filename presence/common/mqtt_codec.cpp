@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace presence::mqtt {
+namespace presence::mqtt_codec {
 
 namespace {
 
@@ -276,4 +276,4 @@ const char* connack_reason(std::uint8_t code) {
   return "unknown return code";
 }
 
-}  // namespace presence::mqtt
+}  // namespace presence::mqtt_codec

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-namespace presence::mqtt {
+namespace presence::mqtt_codec {
 
 enum class PacketType : std::uint8_t {
   Connect = 1,
@@ -155,4 +155,4 @@ const char* to_string(PacketType t);
 // CONNACK return code in words, for logs and the summary.
 const char* connack_reason(std::uint8_t code);
 
-}  // namespace presence::mqtt
+}  // namespace presence::mqtt_codec

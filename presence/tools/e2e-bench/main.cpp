@@ -47,7 +47,7 @@ namespace presence::e2e {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-namespace mqtt = presence::mqtt;
+namespace mqtt = presence::mqtt_codec;
 
 const Clock::time_point kEpoch = Clock::now();
 double since_epoch(Clock::time_point t) {

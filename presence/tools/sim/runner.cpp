@@ -33,6 +33,8 @@ extern char** environ;
 
 namespace presence::sim {
 
+namespace mqtt = presence::mqtt_codec;
+
 namespace {
 
 using json = nlohmann::json;

@@ -12,7 +12,7 @@
 
 namespace presence::test::mqtt {
 
-namespace codec = presence::mqtt;
+namespace codec = presence::mqtt_codec;
 
 namespace {
 

@@ -72,10 +72,10 @@ class RawClient {
 
  private:
   // Reads one whole packet; false on timeout, close or a malformed stream.
-  bool read_packet(presence::mqtt::Packet& out, std::chrono::milliseconds timeout);
+  bool read_packet(presence::mqtt_codec::Packet& out, std::chrono::milliseconds timeout);
   int fd_ = -1;
   // Large enough for any retained payload a test reads (the broker's own limit is higher still).
-  presence::mqtt::Decoder decoder_{16 * 1024 * 1024};
+  presence::mqtt_codec::Decoder decoder_{16 * 1024 * 1024};
   bool closed_by_peer_ = false;
 };
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-using namespace presence::mqtt;
+using namespace presence::mqtt_codec;
 
 namespace {
 
