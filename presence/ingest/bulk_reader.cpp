@@ -232,6 +232,10 @@ int BulkReader::connect_socket(std::string& why) {
 // One recv() into the stream's buffer and everything decoded from it. False: the connection is
 // over (why says so). A receive timeout is true with nothing read.
 bool BulkReader::read_some(BulkChunk& chunk, std::string& replies, std::string& why) {
+  if (coalesce_next_ && opt_.read_coalesce.count() > 0) {
+    coalesce_next_ = false;
+    std::this_thread::sleep_for(opt_.read_coalesce);
+  }
   const ssize_t n = ::recv(fd_, stream_.prepare(opt_.read_size), opt_.read_size, 0);
   if (n < 0) {
     stream_.commit(0);
@@ -246,6 +250,7 @@ bool BulkReader::read_some(BulkChunk& chunk, std::string& replies, std::string& 
   }
   stream_.commit(static_cast<std::size_t>(n));
   reads_.fetch_add(1, std::memory_order_relaxed);
+  coalesce_next_ = static_cast<std::size_t>(n) < opt_.read_size / 2;
   chunk.received = Steady::now();
   if (!stream_.drain(chunk, replies)) {
     errors_.fetch_add(1, std::memory_order_relaxed);
@@ -303,7 +308,9 @@ bool BulkReader::session(std::string& why) {
         if (stopping_) return;
       }
       const std::uint64_t reads_before = reads_.load(std::memory_order_relaxed);
-      if (!read_some(chunk, replies, why)) return;
+      // On failure what was decoded before it still counts (the handshake, PUBLISHes before a
+      // malformed packet): handled below, then the session ends.
+      const bool ok = read_some(chunk, replies, why);
       const auto now = Steady::now();
       if (reads_.load(std::memory_order_relaxed) != reads_before) last_heard = now;
       if (!was_up) {
@@ -327,12 +334,13 @@ bool BulkReader::session(std::string& why) {
           up.kind = BulkChunk::Kind::Up;
           up.received = now;
           sink_(std::move(up));
-        } else if (now >= handshake_end) {
+        } else if (ok && now >= handshake_end) {
           why = stream_.connack() ? "SUBACK not received in time" : "CONNACK not received in time";
           return;
         }
       }
       if (was_up) hand_over(chunk);
+      if (!ok) return;
       if (now - last_sent >= keepalive && keepalive.count() > 0) {
         std::string ping;
         mqtt_codec::encode_pingreq(ping);
