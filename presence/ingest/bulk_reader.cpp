@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -367,6 +368,8 @@ bool BulkReader::session(std::string& why) {
 }
 
 void BulkReader::run() {
+  // Named, so top -H, perf and presence-e2e-bench's busiest-thread line can tell it apart.
+  ::pthread_setname_np(::pthread_self(), "hb_bulk_reader");
   common::RateLimitedLog rlog(opt_.log_rate_limit);
   std::mt19937_64 rng{std::random_device{}()};
   core::Duration backoff = opt_.reconnect.min_backoff;
