@@ -103,7 +103,7 @@ if [ "${1:-}" = "--replay" ]; then
   story="$here/config/replay/demo.replay"
   echo "== presenced core demo: replaying $story"
   echo "   (time in simulated seconds; '.' lines are input events, heartbeats hidden)"
-  exec "$build/presence/tools/presence-replay" --show-events --final \
+  exec "$build/presence/tools/replay/presence-replay" --show-events --final \
     --speed "${PRESENCE_DEMO_SPEED:-45}" "$@" "$story"
 fi
 

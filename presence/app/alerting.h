@@ -37,7 +37,7 @@
 
 namespace presence::app {
 
-// Config mapping, pure (tested in test/integration/alerting/mapping_test.cpp).
+// Config mapping, pure (tested in test/unit/app/alerting_mapping_test.cpp).
 // Routes: alerts.routes[i] becomes core AlertRule{match, severity, route "route<i>"}; alerts no
 // route matches have route "" and go to the sinks' own destination.
 core::PolicyConfig policy_config(const Config& config);

@@ -1,4 +1,4 @@
-// Fuzz target: the replay format (presence/tools/replay_format.*, docs/replay.md). A recorded log
+// Fuzz target: the replay format (presence/tools/replay/replay_format.*, docs/replay.md). A recorded log
 // can hold anything a broker delivered; every bad line must be a clear error, never a crash or an
 // unbounded allocation.
 //
@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "presence/tools/replay_format.h"
+#include "presence/tools/replay/replay_format.h"
 #include "test/fuzz/fuzz.h"
 
 using namespace presence::tools;

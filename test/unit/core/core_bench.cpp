@@ -1,4 +1,4 @@
-// Rough numbers for the core alone (not a test; presence-bench in presence/tools is the real
+// Rough numbers for the core alone (not a test; presence-bench in presence/tools/bench is the real
 // benchmark). Prints JSON lines {"name":..,"value":..,"unit":..} (HELPERS.md: performance is
 // measured in benchmark programs, never asserted in tests).
 #include <algorithm>

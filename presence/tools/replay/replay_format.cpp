@@ -1,4 +1,4 @@
-#include "presence/tools/replay_format.h"
+#include "presence/tools/replay/replay_format.h"
 
 #include <array>
 #include <charconv>

@@ -1,6 +1,6 @@
 // The replay format (docs/replay.md): one event per line, `<time> <kind> [device] [key=value ...]`.
 // Parsing is separate from running so that every kind of bad line is unit tested
-// (test/unit/tools/replay_format_test.cpp) without an engine.
+// (test/unit/tools/replay/replay_format_test.cpp) without an engine.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // End to end for presence-replay: run_replay (the function its main calls) on small logs through
 // a real core::Engine, decisions checked at the grace boundary T-1 / T / T+1 (STYLE.md habit 2).
-#include "presence/tools/replay.h"
+#include "presence/tools/replay/replay.h"
 
 #include <doctest/doctest.h>
 
@@ -14,7 +14,7 @@
 #endif
 
 #include "presence/core/decision.h"
-#include "presence/tools/replay_format.h"
+#include "presence/tools/replay/replay_format.h"
 
 using namespace presence;
 using namespace presence::tools;

@@ -1,6 +1,6 @@
-// Tests presence/tools/replay_format.*: every kind of good line, every kind of bad line (each one
+// Tests presence/tools/replay/replay_format.*: every kind of good line, every kind of bad line (each one
 // a defined error, never a crash), and the --set parameter overrides.
-#include "presence/tools/replay_format.h"
+#include "presence/tools/replay/replay_format.h"
 
 #include <doctest/doctest.h>
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "presence/tools/replay.h"
-#include "presence/tools/replay_format.h"
+#include "presence/tools/replay/replay.h"
+#include "presence/tools/replay/replay_format.h"
 
 namespace {
 

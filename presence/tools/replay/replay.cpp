@@ -1,4 +1,4 @@
-#include "presence/tools/replay.h"
+#include "presence/tools/replay/replay.h"
 
 #include <cstdio>
 #include <chrono>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "presence/core/engine.h"
-#include "presence/tools/replay_format.h"
+#include "presence/tools/replay/replay_format.h"
 
 namespace presence::tools {
 
