@@ -192,6 +192,7 @@ void Decoder::reset() {
   buf_.reset();
   cap_ = pos_ = end_ = 0;
   error_.clear();
+  skip_ = 0;
 }
 
 Decoder::Status Decoder::next(Packet& out) {
@@ -207,6 +208,12 @@ Decoder::Status Decoder::next(Packet& out) {
 
 Decoder::Status Decoder::next(PacketView& out) {
   if (!error_.empty()) return Status::Error;
+  if (skip_ > 0) {
+    const std::size_t n = std::min(skip_, end_ - pos_);
+    pos_ += n;
+    skip_ -= n;
+    if (skip_ > 0) return Status::NeedMore;
+  }
   const std::size_t avail = end_ - pos_;
   if (avail < 2) return Status::NeedMore;
   const char* at = buf_.get() + pos_;
@@ -230,6 +237,12 @@ Decoder::Status Decoder::next(PacketView& out) {
     multiplier *= 128;
     ++i;
     if ((byte & 0x80) == 0) break;
+  }
+  if (remaining > max_packet_ && skip_oversized_) {
+    ++skipped_;
+    last_skipped_size_ = remaining;
+    skip_ = i + remaining;
+    return next(out);
   }
   if (remaining > max_packet_) {
     error_ = "packet of " + std::to_string(remaining) + " bytes over the limit of " +

@@ -125,6 +125,12 @@ class Decoder {
   enum class Status { Packet, NeedMore, Error };
 
   explicit Decoder(std::size_t max_packet = 256 * 1024) : max_packet_(max_packet) {}
+  // A subscriber's choice: a well-formed packet over max_packet is read past and dropped
+  // (counted in skipped()) instead of being an Error, so one device publishing a huge message
+  // does not cost the connection. Its bytes are discarded as they arrive: memory stays bounded.
+  void skip_oversized(bool on) { skip_oversized_ = on; }
+  std::uint64_t skipped() const { return skipped_; }
+  std::size_t last_skipped_size() const { return last_skipped_size_; }
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
   Decoder(Decoder&&) = default;
@@ -139,6 +145,7 @@ class Decoder {
   Status next(PacketView& out);   // points into the buffer (see PacketView)
   const std::string& error() const { return error_; }
   std::size_t buffered() const { return end_ - pos_; }
+  std::size_t max_packet() const { return max_packet_; }
   void reset();
 
  private:
@@ -149,6 +156,10 @@ class Decoder {
   std::size_t end_ = 0;  // one past the last byte fed
   std::size_t max_packet_;
   std::string error_;
+  bool skip_oversized_ = false;
+  std::size_t skip_ = 0;  // bytes of an oversized packet still to discard
+  std::uint64_t skipped_ = 0;
+  std::size_t last_skipped_size_ = 0;
 };
 
 const char* to_string(PacketType t);

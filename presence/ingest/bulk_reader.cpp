@@ -50,7 +50,9 @@ std::optional<TcpEndpoint> plain_tcp_endpoint(std::string_view uri) {
 // ---- BulkStream (pure) ------------------------------------------------------------------------
 
 void BulkStream::reset() {
-  decoder_.reset();
+  oversized_before_ += decoder_.skipped();
+  decoder_ = mqtt_codec::Decoder(decoder_.max_packet());
+  decoder_.skip_oversized(true);
   error_.clear();
   connack_.reset();
   subacks_.clear();
@@ -149,6 +151,7 @@ BulkReaderStats BulkReader::stats() const {
   s.reads_total = reads_;
   s.messages_total = messages_;
   s.protocol_errors_total = errors_;
+  s.oversized_total = oversized_;
   return s;
 }
 
@@ -253,15 +256,23 @@ bool BulkReader::read_some(BulkChunk& chunk, std::string& replies, std::string& 
   reads_.fetch_add(1, std::memory_order_relaxed);
   coalesce_next_ = static_cast<std::size_t>(n) < opt_.read_size / 2;
   chunk.received = Steady::now();
-  if (!stream_.drain(chunk, replies)) {
+  const bool ok = stream_.drain(chunk, replies);
+  if (const auto o = stream_.oversized(); o != oversized_) {
+    oversized_ = o;
+    oversized_log_.log(LogLevel::Warn, "bulk:oversized",
+                       "mqtt: heartbeat connection: a message of " + std::to_string(stream_.last_oversized_size()) +
+                           " bytes over the limit of " + std::to_string(opt_.max_packet) +
+                           " dropped (counted in presence_parse_errors_total{error=\"payload_too_large\"})");
+  }
+  if (!ok) {
     errors_.fetch_add(1, std::memory_order_relaxed);
     why = "protocol error: " + stream_.error();
     return false;
   }
   if (!replies.empty()) {
-    const bool ok = send_all(replies);
+    const bool sent = send_all(replies);
     replies.clear();
-    if (!ok) {
+    if (!sent) {
       why = "send failed";
       return false;
     }

@@ -15,10 +15,12 @@
 // proof of life *now*: one the broker kept while we were away proves nothing), the same
 // username / password, keepalive and reconnect backoff as the mqtt: section, PINGREQ when nothing
 // was sent for a keepalive, dead after 1.5 keepalives without a byte. A malformed stream (a
-// remaining length over 4 bytes or over max_packet, a reserved packet type, a packet a broker
+// remaining length over 4 bytes, a reserved packet type, a malformed PUBLISH, a packet a broker
 // never sends to a subscriber) is a protocol error: logged (rate limited), counted, connection
-// dropped and reopened with backoff; nothing crashes and the buffer never grows past max_packet
-// plus one read. stop() is bounded: shutdown() of the socket wakes the blocked recv().
+// dropped and reopened with backoff. A well-formed PUBLISH over max_packet (one device's huge
+// "heartbeat") is read past, dropped and counted, the connection kept. Nothing crashes and the
+// buffer never grows past max_packet plus one read. stop() is bounded: shutdown() of the socket
+// wakes the blocked recv().
 //
 // BulkStream is the pure part (bytes in, chunks out), unit-tested in
 // test/unit/ingest/bulk_reader_test.cpp; BulkReader adds the socket and its thread, tested
@@ -38,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "presence/common/log.h"
 #include "presence/common/mqtt_codec.h"
 #include "presence/core/time.h"
 #include "presence/ingest/mqtt_config.h"
@@ -84,7 +87,9 @@ struct BulkChunk {
 // The bytes of one connection in, PUBLISHes out. Pure (no socket, no clock).
 class BulkStream {
  public:
-  explicit BulkStream(std::size_t max_packet) : decoder_(max_packet) {}
+  // A PUBLISH over max_packet is dropped and counted (oversized()), not a protocol error: one
+  // device publishing a huge "heartbeat" must not cost everyone's heartbeats a reconnect.
+  explicit BulkStream(std::size_t max_packet) : decoder_(max_packet) { decoder_.skip_oversized(true); }
 
   // Bytes read from the socket: recv() into prepare(n), then commit(k); or feed().
   char* prepare(std::size_t n) { return decoder_.prepare(n); }
@@ -101,11 +106,14 @@ class BulkStream {
   // SUBACK return codes by packet id (ids 1..n for the n SUBSCRIBEs of a handshake).
   const std::vector<std::pair<std::uint16_t, std::uint8_t>>& subacks() const { return subacks_; }
   std::size_t buffered() const { return decoder_.buffered(); }
+  std::uint64_t oversized() const { return decoder_.skipped() + oversized_before_; }
+  std::size_t last_oversized_size() const { return decoder_.last_skipped_size(); }
   void reset();
 
  private:
   bool fail(std::string why);
   mqtt_codec::Decoder decoder_;
+  std::uint64_t oversized_before_ = 0;  // skipped by decoders before the last reset()
   std::string error_;
   std::optional<mqtt_codec::Connack> connack_;
   std::vector<std::pair<std::uint16_t, std::uint8_t>> subacks_;
@@ -119,7 +127,8 @@ struct BulkReaderOptions {
   core::Duration keepalive{std::chrono::seconds(30)};
   MqttReconnectConfig reconnect;
   std::vector<std::string> filters;  // subscribed at QoS 0
-  // Bigger packets are a protocol error (a remaining length of 268 MB must not allocate 268 MB).
+  // Bigger PUBLISHes are dropped as their bytes arrive (a remaining length of 268 MB must not
+  // allocate 268 MB), counted in oversized_total.
   std::size_t max_packet = 1 << 20;
   std::size_t read_size = 64 * 1024;
   // After a read that did not fill half the buffer, wait this long before the next one so that
@@ -139,6 +148,7 @@ struct BulkReaderStats {
   std::uint64_t reads_total = 0;        // recv() calls that returned bytes
   std::uint64_t messages_total = 0;     // PUBLISHes handed over
   std::uint64_t protocol_errors_total = 0;  // malformed streams (connection dropped)
+  std::uint64_t oversized_total = 0;  // PUBLISHes over max_packet, dropped (connection kept)
 };
 
 class BulkReader {
@@ -174,7 +184,8 @@ class BulkReader {
   bool stopping_ = false;
   bool coalesce_next_ = false;  // reader thread: the last read was short
   std::atomic<bool> up_{false};
-  std::atomic<std::uint64_t> connects_{0}, reads_{0}, messages_{0}, errors_{0};
+  std::atomic<std::uint64_t> connects_{0}, reads_{0}, messages_{0}, errors_{0}, oversized_{0};
+  common::RateLimitedLog oversized_log_;
 };
 
 }  // namespace presence::ingest

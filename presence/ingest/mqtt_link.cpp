@@ -159,6 +159,7 @@ struct MqttLink::Impl {
   std::vector<std::string> paho_filters;  // what Paho subscribes: the matcher's minus the bulk ones
   std::string bulk_client_id;             // <client_id>-heartbeats: never a device
   bool bulk_up = false;                   // engine thread: the reader reported Up, not Lost since
+  std::uint64_t bulk_oversized_seen = 0;  // engine thread: the reader's oversized_total counted
   std::unique_ptr<BulkReader> bulk;
 
   mutable std::mutex stats_mu;
@@ -923,6 +924,11 @@ struct MqttLink::Impl {
       local.heartbeat_reader_reads_total = r.reads_total;
       local.heartbeat_reader_messages_total = r.messages_total;
       local.heartbeat_reader_protocol_errors_total = r.protocol_errors_total;
+      // A heartbeat over the packet limit is dropped by the reader: the same counter as a
+      // payload too large on Paho's side.
+      local.parse_errors_total[static_cast<std::size_t>(ParseError::PayloadTooLarge)] +=
+          r.oversized_total - bulk_oversized_seen;
+      bulk_oversized_seen = r.oversized_total;
     }
     std::lock_guard<std::mutex> lock(stats_mu);
     shared = local;

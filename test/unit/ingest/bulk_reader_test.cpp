@@ -74,27 +74,35 @@ TEST_CASE("packets split across reads at every byte boundary: each PUBLISH exact
   }
 }
 
-TEST_CASE("a remaining length over the packet limit is a clear error before any allocation") {
-  BulkStream s(64 * 1024);
-  // A PUBLISH announcing 268,435,455 bytes (the 4-byte maximum).
-  s.feed(std::string("\x30\xff\xff\xff\x7f", 5));
+TEST_CASE("a PUBLISH over the packet limit is dropped and counted, its bytes discarded as they come") {
+  BulkStream s(1024);
   BulkChunk chunk;
   std::string replies;
-  CHECK_FALSE(s.drain(chunk, replies));
-  CHECK(s.error().find("268435455 bytes over the limit of 65536") != std::string::npos);
-  CHECK(s.buffered() == 5);  // nothing was reserved for the announced size
-  // It stays an error: the connection must be dropped, not resynchronised.
-  s.feed(heartbeat(1));
-  CHECK_FALSE(s.drain(chunk, replies));
-  CHECK(chunk.messages.empty());
-  // reset() is the fresh connection.
-  s.reset();
-  s.feed(heartbeat(1));
-  CHECK(s.drain(chunk, replies));
-  CHECK(chunk.messages.size() == 1);
+  // One device's 5,000-byte "heartbeat" between two good ones, fed in 100-byte reads.
+  const std::string wire = heartbeat(1) + heartbeat(2, std::string(5000, 'x')) + heartbeat(3);
+  for (std::size_t at = 0; at < wire.size(); at += 100) {
+    s.feed(std::string_view(wire).substr(at, 100));
+    REQUIRE(s.drain(chunk, replies));
+    CHECK(s.buffered() < 1024);  // never the whole big packet
+  }
+  CHECK(topics_of(chunk) == std::vector<std::string>{"devices/d1/heartbeat", "devices/d3/heartbeat"});
+  CHECK(s.oversized() == 1);
+  CHECK(s.last_oversized_size() == 5000 + 2 + std::string("devices/d2/heartbeat").size());
+
+  // A PUBLISH announcing 268,435,455 bytes (the 4-byte maximum): nothing is reserved for it.
+  BulkStream big(64 * 1024);
+  big.feed(std::string("\x30\xff\xff\xff\x7f", 5) + std::string(1000, 'y'));
+  BulkChunk c2;
+  CHECK(big.drain(c2, replies));
+  CHECK(big.buffered() == 0);
+  CHECK(big.oversized() == 1);
+  CHECK(c2.messages.empty());
+  // Counted across a reconnect's reset().
+  big.reset();
+  CHECK(big.oversized() == 1);
 }
 
-TEST_CASE("a remaining length of more than 4 bytes, a reserved type, a malformed PUBLISH: errors") {
+TEST_CASE("a remaining length of more than 4 bytes, a reserved type, a malformed PUBLISH: errors, and stay errors") {
   struct Case {
     std::string wire;
     const char* error;
@@ -121,6 +129,14 @@ TEST_CASE("a remaining length of more than 4 bytes, a reserved type, a malformed
     CHECK_FALSE(s.drain(chunk, replies));
     CHECK(s.error() == c.error);
     CHECK(topics_of(chunk) == std::vector<std::string>{"devices/d1/heartbeat"});
+    // It stays an error: the connection must be dropped, not resynchronised; reset() is the
+    // fresh connection.
+    s.feed(heartbeat(3));
+    CHECK_FALSE(s.drain(chunk, replies));
+    s.reset();
+    s.feed(heartbeat(3));
+    CHECK(s.drain(chunk, replies));
+    CHECK(chunk.messages.size() == 2);
   }
 }
 
