@@ -103,6 +103,19 @@ std::string render_prometheus(const AlertMetrics& m) {
          "Engine-thread pause of the last snapshot copy.");
   sample(out, "presence_snapshot_pause_seconds",
          static_cast<double>(m.snapshot_pause_us) / 1e6);
+  family(out, "presence_snapshot_pause_max_seconds", "gauge",
+         "Longest engine-thread pause of a snapshot copy since start.");
+  sample(out, "presence_snapshot_pause_max_seconds",
+         static_cast<double>(m.snapshot_pause_max_us) / 1e6);
+  family(out, "presence_snapshot_write_seconds", "gauge",
+         "Saver thread: encode, write and fsync of the last snapshot written.");
+  sample(out, "presence_snapshot_write_seconds", static_cast<double>(ss.last_write_us) / 1e6);
+  family(out, "presence_snapshot_bytes", "gauge", "Size of the last snapshot written.");
+  sample(out, "presence_snapshot_bytes", static_cast<double>(ss.last_bytes));
+  family(out, "presence_snapshot_restore_seconds", "gauge",
+         "Start-up: reading, decoding and restoring the snapshot (0 without one).");
+  sample(out, "presence_snapshot_restore_seconds",
+         static_cast<double>(m.snapshot_restore_us) / 1e6);
   if (m.watchdog) {
     const auto& w = *m.watchdog;
     family(out, "presence_watchdog_pings_total", "counter", "Watchdog pings by result.");

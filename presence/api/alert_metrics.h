@@ -25,6 +25,8 @@ struct AlertMetrics {
   store::SnapshotStats snapshot;
   bool persistence_failing = false;
   std::int64_t snapshot_pause_us = 0;
+  std::int64_t snapshot_pause_max_us = 0;  // longest copy since start
+  std::int64_t snapshot_restore_us = 0;    // start-up: read, decode and restore the snapshot
   std::optional<alert::WatchdogStats> watchdog;
 };
 

@@ -54,6 +54,13 @@ std::string render_prometheus(const Metrics& m) {
          "Of presence_publish_pending: first states of new devices, sent after every change of a "
          "known device.");
   sample(out, "presence_publish_pending_background", m.publish_pending_background);
+  family(out, "presence_engine_batch_max_seconds", "gauge",
+         "Longest engine-thread batch since start (ingest, tick, alerts, snapshot copy, API reads).");
+  sample(out, "presence_engine_batch_max_seconds",
+         static_cast<double>(m.engine_batch_max_us) / 1e6);
+  family(out, "presence_engine_batches_slow_total", "counter",
+         "Engine-thread batches longer than 10 ms.");
+  sample(out, "presence_engine_batches_slow_total", m.engine_batches_slow_total);
   family(out, "presence_transition_log_lines_suppressed_total", "counter",
          "Device transition log lines left out by the log rate limit (20/s).");
   sample(out, "presence_transition_log_lines_suppressed_total",

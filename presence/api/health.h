@@ -39,6 +39,8 @@ struct Metrics {
   std::size_t publish_pending = 0;
   std::size_t publish_pending_background = 0;
   std::uint64_t transition_log_lines_suppressed_total = 0;
+  std::int64_t engine_batch_max_us = 0;          // longest engine batch since start
+  std::uint64_t engine_batches_slow_total = 0;   // batches over 10 ms
   std::uint64_t label_keys_refused_total = 0;
   std::uint64_t label_values_refused_total = 0;
   std::uint64_t devices_refused_total = 0;

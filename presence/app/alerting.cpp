@@ -306,6 +306,7 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
   // Snapshot: devices back with their state (the engine enters restart grace: restarting
   // presenced pages no one, a device that died meanwhile is declared offline when the grace
   // ends and pages after alert_after), then incidents and alerts so firing pages still resolve.
+  const auto restore_t0 = std::chrono::steady_clock::now();
   const ingest::ParseLimits ingest_limits;  // a restored device is bounded like a live one
   store::DeviceLimits limits;
   limits.max_id_bytes = ingest_limits.max_id_bytes;
@@ -370,6 +371,10 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
          "): starting empty");
   }
 
+  if (loaded.status == store::LoadStatus::Ok)
+    snapshot_restore_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now() - restore_t0)
+                               .count();
   apply_config_silences(config_.alerts.silences, now);
   next_snapshot_ = now + config_.store.snapshot_interval;
 
@@ -717,6 +722,8 @@ void Alerting::save_snapshot(core::Engine& engine, core::MonoTime now) {
   snapshot_pause_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::steady_clock::now() - t0)
                            .count();
+  if (snapshot_pause_us_.load() > snapshot_pause_max_us_.load())
+    snapshot_pause_max_us_ = snapshot_pause_us_.load();
   saver_.hand_over(std::move(c));
 }
 
@@ -741,6 +748,8 @@ api::AlertMetrics Alerting::metrics() const {
   m.snapshot = snapshots_.stats();
   m.persistence_failing = persist_failing_.load();
   m.snapshot_pause_us = snapshot_pause_us_.load();
+  m.snapshot_pause_max_us = snapshot_pause_max_us_.load();
+  m.snapshot_restore_us = snapshot_restore_us_.load();
   if (watchdog_) m.watchdog = watchdog_->stats();
   return m;
 }

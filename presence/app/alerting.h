@@ -168,6 +168,8 @@ class Alerting final {
   std::atomic<std::uint64_t> incidents_open_{0}, alerts_firing_{0}, alerts_pending_{0},
       devices_held_{0}, policy_counters_[8] = {}, devices_unreachable_{0};
   std::atomic<std::int64_t> snapshot_pause_us_{0};
+  std::atomic<std::int64_t> snapshot_pause_max_us_{0};  // engine thread writes
+  std::atomic<std::int64_t> snapshot_restore_us_{0};
   std::atomic<bool> restored_{false};
   // Engine thread only: the stage and scope each incident was last logged with (one line per change).
   std::map<std::uint32_t, std::pair<core::IncidentStage, std::string>> logged_stage_;

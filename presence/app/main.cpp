@@ -150,6 +150,8 @@ presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
   m.publish_pending = q.publish_pending;
   m.publish_pending_background = q.publish_pending_background;
   m.transition_log_lines_suppressed_total = s.transition_lines_suppressed_total;
+  m.engine_batch_max_us = s.batch_max_us;
+  m.engine_batches_slow_total = s.batches_slow_total;
   m.label_keys_refused_total = s.label_keys_refused_total;
   m.label_values_refused_total = s.label_values_refused_total;
   m.devices_refused_total = s.devices_refused_total;

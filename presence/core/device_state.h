@@ -15,7 +15,7 @@
 namespace presence::core {
 
 // One cache line, no pointers, no heap: a million devices are one 64 MB array (issue 2: <= 100 B
-// per device beyond the id bytes, together with the 16-byte timer node and the id table). Aligned
+// per device beyond the id bytes, together with the 12-byte timer node and the id table). Aligned
 // so that the hot path (a random device per event) touches exactly one line.
 struct alignas(64) DeviceRecord {
   std::int64_t since = 0;          // current State began (ms)

@@ -1,6 +1,7 @@
 #include "presence/core/id_table.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <limits>
 
@@ -10,7 +11,8 @@ IdTable::IdTable() : slots_(1024, kNone) {}
 
 std::string_view IdTable::id_of(Index index) const {
   if (index >= size() || lens_[index] == kFreeLen) return {};
-  return std::string_view(arena_).substr(offsets_[index], lens_[index]);
+  if (lens_[index] == 0) return {};
+  return std::string_view(&arena_[offsets_[index]], lens_[index]);
 }
 
 std::size_t IdTable::slot_of(std::string_view id, std::size_t hash, bool& found) const {
@@ -46,7 +48,8 @@ IdTable::Index IdTable::intern(std::string_view id) {
   bool found = false;
   const std::size_t s = slot_of(id, hash, found);
   if (found) return slots_[s] & kIndexMask;
-  if (id.size() >= kFreeLen || arena_.size() + id.size() > std::numeric_limits<std::uint32_t>::max() ||
+  if (id.size() >= kFreeLen ||
+      arena_.size() + id.size() + Arena::kChunk > std::numeric_limits<std::uint32_t>::max() ||
       (free_.empty() && size() >= kMaxDevices)) {
     return kNone;
   }
@@ -59,9 +62,8 @@ IdTable::Index IdTable::intern(std::string_view id) {
     offsets_.push_back(0);
     lens_.push_back(kFreeLen);
   }
-  offsets_[index] = static_cast<std::uint32_t>(arena_.size());
+  append_id(id, arena_, offsets_[index]);
   lens_[index] = static_cast<std::uint16_t>(id.size());
-  arena_.append(id);
   if (slots_[s] == kTomb) --tombs_;
   slots_[s] = tag_of(hash) | index;
   ++live_;
@@ -112,25 +114,28 @@ void IdTable::trim() {
   }
   const auto n = static_cast<Index>(size());
   free_.erase(std::remove_if(free_.begin(), free_.end(), [n](Index i) { return i >= n; }), free_.end());
-  if (offsets_.capacity() > 1024 && offsets_.size() * 4 < offsets_.capacity()) {
-    offsets_.shrink_to_fit();
-    lens_.shrink_to_fit();
-    free_.shrink_to_fit();
-  }
+  // offsets_ and lens_ gave their chunks back in pop_back().
+  if (free_.capacity() > 1024 && free_.size() * 4 < free_.capacity()) free_.shrink_to_fit();
   // The table shrinks with the live count (tombstones go with the rehash).
   std::size_t want = 1024;
   while ((live_ + 1) * 8 > want * 3) want *= 2;  // load <= 3/8 after a shrink
   if (want * 4 <= slots_.size()) rehash(want);
 }
 
+void IdTable::append_id(std::string_view id, Arena& arena, std::uint32_t& offset) {
+  std::size_t at = arena.size();
+  if (Arena::crosses(at, id.size())) at = (at | Arena::kMask) + 1;  // start the next chunk
+  arena.resize(at + id.size());
+  if (!id.empty()) std::memcpy(&arena[at], id.data(), id.size());
+  offset = static_cast<std::uint32_t>(at);
+}
+
 void IdTable::compact_arena() {
-  std::string fresh;
+  Arena fresh;
   fresh.reserve(arena_.size() - garbage_);
   for (Index i = 0; i < size(); ++i) {
     if (lens_[i] == kFreeLen) continue;
-    const auto at = static_cast<std::uint32_t>(fresh.size());
-    fresh.append(arena_, offsets_[i], lens_[i]);
-    offsets_[i] = at;
+    append_id(id_of(i), fresh, offsets_[i]);
   }
   arena_.swap(fresh);
   garbage_ = 0;
@@ -161,8 +166,7 @@ void IdTable::reserve(std::size_t devices, std::size_t id_bytes) {
 }
 
 std::size_t IdTable::bytes() const {
-  return arena_.capacity() + offsets_.capacity() * sizeof(std::uint32_t) +
-         lens_.capacity() * sizeof(std::uint16_t) + free_.capacity() * sizeof(Index) +
+  return arena_.bytes() + offsets_.bytes() + lens_.bytes() + free_.capacity() * sizeof(Index) +
          slots_.capacity() * sizeof(Index);
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "presence/core/chunked.h"
 #include "presence/core/huge_pages.h"
 
 namespace presence::core {
@@ -66,9 +67,14 @@ class IdTable {
   void compact_arena();
   void trim();
 
-  std::string arena_;
-  std::vector<std::uint32_t> offsets_;  // id i is arena_[offsets_[i], offsets_[i] + lens_[i])
-  std::vector<std::uint16_t> lens_;     // kFreeLen = no id (released)
+  // Chunked (presence/core/chunked.h, issue 16): no 2x growth slack, no copy on growth. An id
+  // never crosses a 1 MiB arena chunk (ids are < 64 KiB): it starts on the next chunk instead,
+  // so id_of() is one string_view.
+  using Arena = ChunkedArray<char, 20>;
+  void append_id(std::string_view id, Arena& arena, std::uint32_t& offset);
+  Arena arena_;
+  ChunkedArray<std::uint32_t, 19> offsets_;  // id i is arena_[offsets_[i], + lens_[i])
+  ChunkedArray<std::uint16_t, 20> lens_;     // kFreeLen = no id (released)
   std::vector<Index, HugePageAllocator<Index>> slots_;  // huge pages: a random slot per lookup
              // tag | index, kNone = empty, kTomb = erased
   std::vector<Index> free_;             // released indices below size()

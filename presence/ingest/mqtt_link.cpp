@@ -1082,7 +1082,7 @@ struct MqttLink::Impl {
     if (conn == Conn::Up) {
       bool fleet = false;
       std::vector<core::DeviceIndex> devices;
-      queue.take_all(fleet, devices);
+      queue.take_all(fleet, devices, /*background=*/false);
       if (publish_gate && !publishing) {  // an HA follower's flush is its service topic only
         fleet = false;
         devices.clear();
@@ -1101,7 +1101,12 @@ struct MqttLink::Impl {
         log(LogLevel::Warn, std::string("mqtt: final flush incomplete: ") + e.what());
       }
       log(LogLevel::Info, "output: final flush of " + std::to_string(devices.size()) +
-                              " device(s) done");
+                              " device(s) done" +
+                              (queue.pending_background() > 0
+                                   ? "; " + std::to_string(queue.pending_background()) +
+                                         " first state(s)/restatement(s) left to the next "
+                                         "start, which restates every device"
+                                   : std::string()));
     }
     try {
       if (client && client->is_connected()) {

@@ -157,7 +157,8 @@ void PublishQueue::put_back(bool fleet, const std::vector<core::DeviceIndex>& de
   }
 }
 
-void PublishQueue::take_all(bool& fleet, std::vector<core::DeviceIndex>& devices) {
+void PublishQueue::take_all(bool& fleet, std::vector<core::DeviceIndex>& devices,
+                            bool background) {
   fleet = fleet_dirty_;
   fleet_dirty_ = false;
   for (const auto d : ready_) {
@@ -172,6 +173,10 @@ void PublishQueue::take_all(bool& fleet, std::vector<core::DeviceIndex>& devices
     devices.push_back(h.device);
   }
   held_.clear();
+  if (!background) {
+    pending_ = background_pending_;
+    return;
+  }
   for (const auto d : background_) {
     if (queued_[d] != kBackground) continue;
     queued_[d] = kNone;

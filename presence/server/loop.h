@@ -53,6 +53,10 @@ struct LoopOptions {
   core::Duration log_rate_limit{std::chrono::seconds(10)};  // repeated warnings: one line per key
 };
 
+// A batch longer than this holds every message and API read behind it (issue 16: no engine
+// pause over 10 ms at 1 M devices); counted in presence_engine_batches_slow_total.
+inline constexpr std::chrono::milliseconds kSlowBatch{10};
+
 struct LoopStats {
   std::array<std::size_t, 5> devices_by_state{};     // per core::State
   std::size_t devices = 0;
@@ -63,6 +67,10 @@ struct LoopStats {
   std::uint64_t label_values_refused_total = 0;
   std::uint64_t devices_refused_total = 0;
   std::uint64_t devices_forgotten_total = 0;  // presence.forget_after, forget_unconfirmed_after
+  // Engine-thread pauses (issue 16 item 3): the longest batch since start (every step of it:
+  // ingest, tick, alerts and the snapshot copy, API tasks) and the batches over kSlowBatch.
+  std::int64_t batch_max_us = 0;
+  std::uint64_t batches_slow_total = 0;
   bool engine_blind = true;  // the engine's own view (broker restarts, our connection's loss)
   bool restart_grace = false;
   bool running = false;

@@ -19,7 +19,11 @@ class Writer {
     u32(static_cast<std::uint32_t>(s.size()));
     out_.append(s);
   }
+  void raw(std::string_view s) { out_.append(s); }
+  void reserve(std::size_t bytes) { out_.reserve(bytes); }
+  std::size_t size() const { return out_.size(); }
   const std::string& data() const { return out_; }
+  std::string& buffer() { return out_; }
   std::string take() { return std::move(out_); }
 
  private:

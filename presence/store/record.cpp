@@ -46,8 +46,26 @@ void append_record(std::string& out, std::string_view payload) {
   out.append(payload);
 }
 
+std::size_t reserve_record(std::string& out) {
+  const std::size_t at = out.size();
+  out.append(kRecordHeaderSize, '\0');
+  return at;
+}
+
+void seal_record(std::string& out, std::size_t header_at) {
+  const std::size_t start = header_at + kRecordHeaderSize;
+  const auto length = static_cast<std::uint32_t>(out.size() - start);
+  std::string header;
+  put_u32(header, kRecordMagic);
+  put_u32(header, length);
+  const std::string_view payload(out.data() + start, length);
+  put_u32(header, crc32c(payload, crc32c(std::string_view(header.data() + 4, 4))));
+  out.replace(header_at, kRecordHeaderSize, header);
+}
+
 ScanStats scan_records(std::string_view data,
-                       const std::function<void(std::string_view payload)>& on_record) {
+                       const std::function<void(std::string_view payload)>& on_record,
+                       std::uint32_t max_payload) {
   ScanStats stats;
   std::size_t pos = 0;
   // A bad region runs from the first byte that did not start a valid record to the next one that
@@ -76,7 +94,7 @@ ScanStats scan_records(std::string_view data,
       continue;
     }
     const std::uint32_t length = get_u32(p + 4);
-    if (length > kMaxRecordPayload) {
+    if (length > max_payload) {
       bad_byte(false);
       continue;
     }

@@ -27,6 +27,11 @@ std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
 
 // Appends one framed record holding payload to out.
 void append_record(std::string& out, std::string_view payload);
+// The same framing written in place, for a payload too big to copy (the 1 M-device snapshot):
+// reserve_record appends a header to fill in and returns where it starts; the caller appends the
+// payload; seal_record fills in the header over everything after it. Same bytes as append_record.
+std::size_t reserve_record(std::string& out);
+void seal_record(std::string& out, std::size_t header_at);
 
 struct ScanStats {
   std::size_t records = 0;          // records whose checksum verified
@@ -38,8 +43,10 @@ struct ScanStats {
 };
 
 // Calls on_record(payload) for every valid record of data, in order. Never throws on bad input:
-// bad checksums, torn lengths and garbage are skipped and counted.
+// bad checksums, torn lengths and garbage are skipped and counted. A length over max_payload is
+// a bad record (the snapshot, one record for the whole fleet, passes its own larger bound).
 ScanStats scan_records(std::string_view data,
-                       const std::function<void(std::string_view payload)>& on_record);
+                       const std::function<void(std::string_view payload)>& on_record,
+                       std::uint32_t max_payload = kMaxRecordPayload);
 
 }  // namespace presence::store

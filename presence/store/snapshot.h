@@ -23,6 +23,11 @@ namespace presence::store {
 
 // 2 adds outbox_seq; version 1 files are still read (outbox_seq 0: nothing to replay).
 inline constexpr std::uint32_t kSnapshotVersion = 2;
+// The whole fleet is one record. The outbox's 64 MiB bound (kMaxRecordPayload) is ~40 B of labels
+// per device at 1 M devices: a labelled 1 M fleet wrote snapshots it could not read back and
+// restarted empty (issue 16 item 3). 1 GiB holds 1 M devices with ~1 KB of labels each; a
+// bigger snapshot is refused at save (counted, logged, presence/self/persistence), never written.
+inline constexpr std::uint32_t kMaxSnapshotPayload = 1u << 30;
 
 // What a restored device may hold: the same bounds as a live message (issue 19 item 10: a
 // crafted snapshot restored a 1 MiB id). The app passes ingest::ParseLimits' values.
@@ -79,6 +84,7 @@ struct SnapshotStats {
   std::uint64_t load_missing = 0;
   std::uint64_t load_corrupt = 0;  // includes unsupported versions and read errors
   std::uint64_t last_bytes = 0;
+  std::int64_t last_write_us = 0;   // the last successful save: encode, write, fsync, rename
   std::uint64_t load_repaired = 0;  // devices/labels dropped or times clamped at load
 };
 
@@ -103,6 +109,7 @@ class SnapshotStore {
   common::LogFn log_;
   std::atomic<std::uint64_t> saves_{0}, save_failures_{0}, loads_{0}, load_missing_{0},
       load_corrupt_{0}, last_bytes_{0}, load_repaired_{0};
+  std::atomic<std::int64_t> last_write_us_{0};
   std::atomic<bool> failing_{false};
   mutable std::mutex error_mu_;
   std::string last_error_;

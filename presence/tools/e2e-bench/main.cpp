@@ -32,6 +32,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -83,6 +84,19 @@ struct Options {
   double settle_seconds = 150;
   bool keep = false;
   std::string perf_out;
+  // --fleet: the big-fleet run (issue 16 item 3) instead of the rate steps: every device
+  // heartbeats once per fleet_period through broker-ext aggregation; steady RSS, snapshot pause
+  // and write time, API latency under load, then SIGTERM and restart-to-ready from the snapshot.
+  // Lines are named fleet_*; docs/benchmarks.md "A million devices".
+  bool fleet = false;
+  double fleet_period = 30;        // s between two heartbeats of one device
+  double fleet_intro_rate = 100000;  // msg/s of the first round (the fleet appearing)
+  double fleet_steady_seconds = 90;  // measured window
+  // output.publish_rate, the default: 1 M first states (and the restatement after the restart)
+  // trickle out in the background for ~17 min, as in production. 50000/s kept presenced's engine
+  // thread overloaded while publishing (measured: "overload: presenced is behind" for 53 s).
+  double fleet_publish_rate = 1000;
+  std::string fleet_snapshot_interval = "30s";  // store.snapshot_interval (the default)
   std::string presenced = PRESENCE_E2E_PRESENCED;
   std::string plugin = PRESENCE_E2E_PLUGIN;
 };
@@ -102,7 +116,11 @@ std::string step_name(double rate) {
                "         [--broker-ext on|off] [--heartbeats direct|aggregated] [--bulk-heartbeats on|off]\n"
                "         [--poll-ms N] [--birth-rate R] [--settle-seconds S]\n"
                "         [--broker-nodelay] [--raw-subscriber] [--perf FILE] [--keep] [--quick]\n"
-               "         [--presenced PATH] [--plugin PATH]\n",
+               "         [--presenced PATH] [--plugin PATH]\n"
+               "       presence-e2e-bench --fleet|--fleet-quick [--devices D] [--connections K]\n"
+               "         [--fleet-period S] [--fleet-intro-rate R] [--fleet-steady-seconds S]\n"
+               "         [--fleet-publish-rate R] [--fleet-snapshot-interval 30s]\n"
+               "         [--settle-seconds S] [--keep] [--presenced PATH] [--plugin PATH]\n",
                why.c_str());
   std::exit(2);
 }
@@ -126,6 +144,27 @@ Options parse_args(int argc, char** argv) {
       else if (a == "--presenced") o.presenced = value(i);
       else if (a == "--plugin") o.plugin = value(i);
       else if (a == "--keep") o.keep = true;
+      else if (a == "--fleet") {
+        o.fleet = true;
+        o.aggregated = true;
+        o.devices = 1000000;
+        o.connections = 8;
+        o.settle_seconds = 5;
+      } else if (a == "--fleet-quick") {
+        // The CTest smoke run (presence_e2e_bench_fleet_smoke): 20 k devices, seconds.
+        o.fleet = true;
+        o.aggregated = true;
+        o.devices = 20000;
+        o.connections = 2;
+        o.fleet_period = 5;
+        o.fleet_steady_seconds = 4;
+        o.fleet_snapshot_interval = "1s";
+        o.settle_seconds = 2;
+      } else if (a == "--fleet-period") o.fleet_period = std::stod(value(i));
+      else if (a == "--fleet-intro-rate") o.fleet_intro_rate = std::stod(value(i));
+      else if (a == "--fleet-steady-seconds") o.fleet_steady_seconds = std::stod(value(i));
+      else if (a == "--fleet-publish-rate") o.fleet_publish_rate = std::stod(value(i));
+      else if (a == "--fleet-snapshot-interval") o.fleet_snapshot_interval = value(i);
       else if (a == "--broker-nodelay") o.broker_nodelay = true;
       else if (a == "--raw-subscriber") o.raw_subscriber = true;
       else if (a == "--payload") {
@@ -166,6 +205,9 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (o.aggregated && !o.broker_ext) usage("--heartbeats aggregated needs --broker-ext on");
+  if (o.fleet && (o.fleet_period <= 0 || o.fleet_intro_rate <= 0 || o.fleet_steady_seconds <= 0 ||
+                  o.fleet_publish_rate < 0))
+    usage("--fleet-period, --fleet-intro-rate and --fleet-steady-seconds must be positive");
   if (o.broker_ext && o.plugin.empty())
     usage("built without broker-ext (WITH_BROKER_EXT off): pass --plugin PATH or --broker-ext off");
   if (o.devices == 0 || o.connections <= 0 || o.seconds <= 0 || o.poll_ms <= 0)
@@ -247,9 +289,11 @@ class Publishers {
     std::uint64_t sent;  // messages handed to the kernel in this stream so far
   };
 
-  Publishers(int port, int k, std::size_t devices, bool json) : devices_(devices) {
+  // with_births false (--fleet): heartbeats only, so 1 M devices do not hold 1 M births too.
+  Publishers(int port, int k, std::size_t devices, bool json, bool with_births = true)
+      : devices_(devices) {
     for (int c = 0; c < k; ++c) fds_.push_back(mqtt_connect(port, "e2e-pub-" + std::to_string(c)));
-    births_.reserve(devices);
+    if (with_births) births_.reserve(devices);
     beats_.reserve(devices);
     for (std::size_t i = 0; i < devices; ++i) {
       const std::string id = device_id(i);
@@ -264,7 +308,7 @@ class Publishers {
                            json ? R"({"uptime":86400,"firmware":"3.8.0","site":")" + site + "\"}"
                                 : std::string("1"),
                            0, false, 0);
-      births_.push_back(std::move(b));
+      if (with_births) births_.push_back(std::move(b));
       beats_.push_back(std::move(h));
     }
   }
@@ -283,6 +327,8 @@ class Publishers {
   std::vector<Sample> heartbeats(double rate, double seconds) {
     return stream(beats_, next_beat_, rate, seconds, 0);
   }
+  // One heartbeat of every device, at `rate` msg/s.
+  void heartbeat_round(double rate) { stream(beats_, next_beat_, rate, 0, devices_); }
 
  private:
   // Paced by wall time: every millisecond sends what is due (rate x elapsed - sent). Flat out
@@ -446,6 +492,16 @@ struct Scrape {
   double connected = 0;  // presence_broker_connected
   double pending = 0;    // presence_publish_pending
   double published = 0;  // presence_published_total
+  // --fleet (0 when this presenced does not export the metric):
+  double online = 0;               // presence_devices{state="online"}
+  double snapshot_saves = 0;       // presence_snapshot_saves_total
+  double snapshot_pause = 0;       // presence_snapshot_pause_seconds (the last copy)
+  double snapshot_pause_max = 0;   // presence_snapshot_pause_max_seconds
+  double snapshot_write = 0;       // presence_snapshot_write_seconds (the last write)
+  double snapshot_bytes = 0;       // presence_snapshot_bytes
+  double snapshot_restore = 0;     // presence_snapshot_restore_seconds
+  double batch_max = 0;            // presence_engine_batch_max_seconds
+  double batches_slow = 0;         // presence_engine_batches_slow_total
 };
 
 double metric_after(const std::string& body, std::size_t pos) {
@@ -474,6 +530,24 @@ Scrape parse_metrics(const std::string& body) {
         s.pending = metric_after(body, pos);
       else if (line.starts_with("presence_published_total "))
         s.published = metric_after(body, pos);
+      else if (line.starts_with("presence_snapshot_saves_total "))
+        s.snapshot_saves = metric_after(body, pos);
+      else if (line.starts_with("presence_snapshot_pause_seconds "))
+        s.snapshot_pause = metric_after(body, pos);
+      else if (line.starts_with("presence_snapshot_pause_max_seconds "))
+        s.snapshot_pause_max = metric_after(body, pos);
+      else if (line.starts_with("presence_snapshot_write_seconds "))
+        s.snapshot_write = metric_after(body, pos);
+      else if (line.starts_with("presence_snapshot_bytes "))
+        s.snapshot_bytes = metric_after(body, pos);
+      else if (line.starts_with("presence_snapshot_restore_seconds "))
+        s.snapshot_restore = metric_after(body, pos);
+      else if (line.starts_with("presence_engine_batch_max_seconds "))
+        s.batch_max = metric_after(body, pos);
+      else if (line.starts_with("presence_engine_batches_slow_total "))
+        s.batches_slow = metric_after(body, pos);
+      if (line.starts_with("presence_devices{state=\"online\"}"))
+        s.online = std::strtod(body.c_str() + pos + line.rfind(' ') + 1, nullptr);
     }
     pos = end + 1;
   }
@@ -552,6 +626,96 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
 }
 
+// --fleet: what an operator does at 1 M devices while the fleet heartbeats, one request at a time
+// on one keep-alive connection, 20 ms apart: the first page of /v1/devices, the next page of a
+// walk over the whole fleet (limit 1000), one device's detail, the fleet summary, /metrics.
+// Each answer is timed from request to full body (every API read runs on the engine thread).
+class ApiLoad {
+ public:
+  ApiLoad(int port, std::size_t devices) : client_("127.0.0.1", port), devices_(devices) {
+    client_.set_keep_alive(true);
+    client_.set_connection_timeout(std::chrono::seconds(2));
+    client_.set_read_timeout(std::chrono::seconds(10));
+  }
+  ~ApiLoad() { stop(); }
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void report() const {
+    for (const auto& [name, v] : ms_) {
+      emit("fleet_api_" + name + "_p50_ms", percentile(v, 0.50), "ms");
+      emit("fleet_api_" + name + "_p99_ms", percentile(v, 0.99), "ms");
+      emit("fleet_api_" + name + "_max_ms", v.empty() ? 0 : *std::max_element(v.begin(), v.end()),
+           "ms");
+    }
+    emit("fleet_api_requests", static_cast<double>(requests_), "requests");
+    emit("fleet_api_errors", static_cast<double>(errors_), "requests");
+    emit("fleet_api_walk_devices", static_cast<double>(walked_), "devices");
+  }
+
+ private:
+  void timed(const std::string& name, const std::string& path, std::string* body = nullptr) {
+    const auto t0 = Clock::now();
+    auto res = client_.Get(path);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    ++requests_;
+    if (!res || res->status != 200) {
+      ++errors_;
+      return;
+    }
+    ms_[name].push_back(ms);
+    if (body) *body = std::move(res->body);
+  }
+  void run() {
+    std::uint64_t i = 0;
+    std::string cursor;
+    while (!stop_) {
+      switch (i++ % 5) {
+        case 0:
+          timed("devices_page", "/v1/devices?limit=100");
+          break;
+        case 1: {
+          std::string body;
+          timed("devices_walk", "/v1/devices?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor),
+                &body);
+          for (auto at = body.find("\"id\":"); at != std::string::npos;
+               at = body.find("\"id\":", at + 5))
+            ++walked_;
+          // "next_cursor":"c1_..." or null: the walk starts over at the end.
+          const auto at = body.find("\"next_cursor\":\"");
+          cursor.clear();
+          if (at != std::string::npos) {
+            const auto b = at + 15;
+            cursor = body.substr(b, body.find('"', b) - b);
+          }
+          break;
+        }
+        case 2:
+          timed("device", "/v1/devices/" + device_id(rng_() % devices_));
+          break;
+        case 3:
+          timed("fleet", "/v1/fleet");
+          break;
+        default:
+          timed("metrics", "/metrics");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  httplib::Client client_;
+  std::size_t devices_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::map<std::string, std::vector<double>> ms_;
+  std::uint64_t requests_ = 0, errors_ = 0, walked_ = 0;
+  std::mt19937_64 rng_{42};
+};
+
 struct CpuSnap {
   double mosquitto = 0;
   double presenced = 0;
@@ -613,6 +777,8 @@ struct Bench {
     wait_port(broker_port, mosquitto, "mosquitto", dir.path() + "/mosquitto.log");
   }
 
+  std::string presenced_config;  // written once; the restart of --fleet reuses it
+
   void start_presenced() {
     http_port = free_tcp_port();
     std::ostringstream y;
@@ -622,15 +788,26 @@ struct Bench {
     y << "mqtt:\n  uri: tcp://127.0.0.1:" << broker_port << "\n  client_id: presenced-e2e\n";
     // --bulk-heartbeats: A/B of the bulk heartbeat reader with one binary (issue 16 item 2);
     // unset = presenced's default (and a binary older than the key still starts).
-    if (!opt.bulk_heartbeats.empty()) y << "  bulk_heartbeats: " << (opt.bulk_heartbeats == "on" ? "true" : "false") << "\n";
+    if (!opt.bulk_heartbeats.empty())
+      y << "  bulk_heartbeats: " << (opt.bulk_heartbeats == "on" ? "true" : "false") << "\n";
     y << "http:\n  listen: 127.0.0.1:" << http_port << "\n"
-      << "store:\n  dir: " << dir.path() << "/store\n"
-      << "alerts:\n  enabled: false\n";
+      << "store:\n  dir: " << dir.path() << "/store\n";
+    // --fleet: a big fleet's first states (and every restatement after a restart) go out at
+    // --fleet-publish-rate instead of 1000/s (docs/scaling.md: raise it for big fleets).
+    if (opt.fleet)
+      y << "  snapshot_interval: " << opt.fleet_snapshot_interval << "\n"
+        << "output:\n  publish_rate: " << opt.fleet_publish_rate << "\n";
+    y << "alerts:\n  enabled: false\n";
     // Aggregated: the broker lists the heartbeats; subscribing to them too would count each twice.
     if (opt.aggregated) y << "topics:\n  heartbeat: \"\"\n";
-    const std::string path = dir.write("presenced.yaml", y.str());
-    presenced = Process({opt.presenced, "--config", path}, dir.path() + "/presenced.log");
-    wait_port(http_port, presenced, "presenced", dir.path() + "/presenced.log");
+    presenced_config = dir.write("presenced.yaml", y.str());
+    spawn_presenced("presenced.log");
+  }
+
+  // (Re)starts presenced on presenced_config and http_port, until it answers HTTP and is connected.
+  void spawn_presenced(const std::string& log) {
+    presenced = Process({opt.presenced, "--config", presenced_config}, dir.path() + "/" + log);
+    wait_port(http_port, presenced, "presenced", dir.path() + "/" + log);
     scraper.emplace(http_port);
     wait_until([&] { return scraper->scrape().connected >= 1; }, 30, "presenced connected");
   }
@@ -744,6 +921,150 @@ struct Bench {
       note("kept " + dir.path());
     }
   }
+
+  // --fleet (issue 16 item 3): the real presenced with a big fleet. Heartbeats go through
+  // broker-ext aggregation (the real plugin lists the ids in $SYS/presence/bench/alive), so one
+  // Mosquitto carries 1 M devices on K publisher connections. Phases: the fleet appears (one
+  // round at --fleet-intro-rate), its first states are published, then a steady window with
+  // every device heartbeating once per --fleet-period while an operator uses the API; then
+  // SIGTERM (final snapshot) and a restart from the snapshot while the heartbeats go on.
+  void run_fleet() {
+    start_mosquitto();
+    start_presenced();
+    note("fleet: mosquitto pid " + std::to_string(mosquitto.pid()) + " port " +
+         std::to_string(broker_port) + ", presenced pid " + std::to_string(presenced.pid()) +
+         " http " + std::to_string(http_port) + ", dir " + dir.path());
+    const double n = static_cast<double>(opt.devices);
+    emit("fleet_devices", n, "devices");
+    emit("fleet_presenced_idle_rss_mb", mib(rss_bytes(presenced.pid())), "MiB");
+    Publishers pubs(broker_port, opt.connections, opt.devices, false, false);
+
+    // The heartbeat thread: one fast round (the fleet appears), then every device once per
+    // period until the end of the run, restart included (devices do not stop for it).
+    std::atomic<bool> beating{true};
+    std::atomic<std::uint64_t> rounds{0};
+    std::thread beat([&] {
+      pubs.heartbeat_round(opt.fleet_intro_rate);
+      ++rounds;
+      while (beating) {
+        pubs.heartbeats(n / opt.fleet_period, 0.25);
+      }
+    });
+    struct Joiner {
+      std::atomic<bool>& flag;
+      std::thread& t;
+      ~Joiner() {
+        flag = false;
+        if (t.joinable()) t.join();
+      }
+    } joiner{beating, beat};
+
+    const double t0 = now_s();
+    wait_until([&] { return scraper->scrape().devices >= n; }, 600, "presenced knows the fleet");
+    emit("fleet_known_seconds", now_s() - t0, "s");
+    const double s0 = now_s();
+    while (now_s() - s0 < opt.settle_seconds && scraper->scrape().pending > 0) sleep_s(0.5);
+    emit("fleet_output_settle_seconds", now_s() - s0, "s");
+    emit("fleet_output_pending_at_start", scraper->scrape().pending, "msg");
+
+    // Steady window: RSS and the snapshot metrics once a second, the API exercised meanwhile.
+    const Scrape before = scraper->scrape();
+    std::vector<double> rss;
+    double pause_max = 0, write_max = 0;
+    std::optional<ApiLoad> api(std::in_place, http_port, opt.devices);
+    api->start();
+    const double w0 = now_s();
+    const CpuSnap cpu0 = snap();
+    Scrape last = before;
+    while (now_s() - w0 < opt.fleet_steady_seconds) {
+      sleep_s(std::min(1.0, opt.fleet_steady_seconds / 4));
+      rss.push_back(mib(rss_bytes(presenced.pid())));
+      const Scrape sc = scraper->scrape();
+      if (!sc.ok) continue;
+      if (sc.snapshot_saves > last.snapshot_saves || sc.snapshot_saves > before.snapshot_saves) {
+        pause_max = std::max(pause_max, sc.snapshot_pause);
+        write_max = std::max(write_max, sc.snapshot_write);
+      }
+      last = sc;
+    }
+    api->stop();
+    const CpuSnap cpu1 = snap();
+    const double window = now_s() - w0;
+    const Scrape after = scraper->scrape();
+    std::sort(rss.begin(), rss.end());
+    emit("fleet_rss_mb", rss.empty() ? 0 : rss[rss.size() / 2], "MiB");
+    emit("fleet_rss_max_mb", rss.empty() ? 0 : rss.back(), "MiB");
+    emit("fleet_rss_bytes_per_device", (rss.empty() ? 0 : rss[rss.size() / 2]) * 1048576.0 / n,
+         "B");
+    emit("fleet_peak_rss_mb", mib(peak_rss_bytes(presenced.pid())), "MiB");
+    // CPU in the window: heartbeats (devices / period per second, listed by the plugin), the
+    // background first states at publish_rate, snapshots and the API load all included.
+    emit("fleet_heartbeats_per_s", n / opt.fleet_period, "msg/s");
+    emit("fleet_presenced_cores", (cpu1.presenced - cpu0.presenced) / window, "cores");
+    emit("fleet_mosquitto_cores", (cpu1.mosquitto - cpu0.mosquitto) / window, "cores");
+    emit("fleet_online", after.online, "devices");
+    emit("fleet_not_online", after.devices - after.online, "devices");
+    emit("fleet_snapshot_saves", after.snapshot_saves - before.snapshot_saves, "snapshots");
+    emit("fleet_snapshot_bytes", after.snapshot_bytes, "B");
+    emit("fleet_snapshot_pause_max_ms", std::max(pause_max, after.snapshot_pause_max) * 1000, "ms");
+    emit("fleet_snapshot_write_max_ms", write_max * 1000, "ms");
+    emit("fleet_engine_batch_max_ms", after.batch_max * 1000, "ms");
+    emit("fleet_engine_batches_slow", after.batches_slow - before.batches_slow, "batches");
+    api->report();
+    // Its kept-alive connection closed now: cpp-httplib's server holds SIGTERM up to its 5 s
+    // keep-alive timeout for an idle open connection, which is not presenced's stop time.
+    api.reset();
+
+    // Restart: SIGTERM (the final snapshot is written before exit), then a new presenced on the
+    // same store; ready = /readyz 200, restored = every device back.
+    const double k0 = now_s();
+    const int st = presenced.stop(SIGTERM, std::chrono::milliseconds(60000));
+    emit("fleet_stop_seconds", now_s() - k0, "s");
+    emit("fleet_presenced_clean_exit", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : 0, "bool");
+    const double r0 = now_s();
+    presenced = Process({opt.presenced, "--config", presenced_config},
+                        dir.path() + "/presenced-restart.log");
+    httplib::Client probe("127.0.0.1", http_port);
+    probe.set_connection_timeout(std::chrono::milliseconds(200));
+    probe.set_read_timeout(std::chrono::seconds(5));
+    double ready = -1, restored = -1;
+    scraper.emplace(http_port);
+    while (now_s() - r0 < 120 && (ready < 0 || restored < 0)) {
+      if (!presenced.running())
+        throw std::runtime_error("presenced exited after the restart; log:\n" +
+                                 read_file(dir.path() + "/presenced-restart.log"));
+      if (ready < 0) {
+        auto res = probe.Get("/readyz");
+        if (res && res->status == 200) ready = now_s() - r0;
+      }
+      if (restored < 0 && scraper->scrape().devices >= n) restored = now_s() - r0;
+      sleep_s(0.01);
+    }
+    emit("fleet_restart_ready_seconds", ready, "s");
+    emit("fleet_restart_restored_seconds", restored, "s");
+    const Scrape rs = scraper->scrape();
+    emit("fleet_restart_restore_seconds", rs.snapshot_restore, "s");
+    emit("fleet_restart_rss_mb", mib(rss_bytes(presenced.pid())), "MiB");
+    emit("fleet_restart_not_online", rs.devices - rs.online, "devices");
+    // Once the start-up's transients (the decoded snapshot, the file) are gone.
+    sleep_s(std::min(5.0, opt.fleet_steady_seconds));
+    emit("fleet_restart_rss_later_mb", mib(rss_bytes(presenced.pid())), "MiB");
+    emit("fleet_restart_peak_rss_mb", mib(peak_rss_bytes(presenced.pid())), "MiB");
+
+    beating = false;
+    beat.join();
+    const double k1 = now_s();
+    const int st2 = presenced.stop(SIGTERM, std::chrono::milliseconds(60000));
+    emit("fleet_restart_stop_seconds", now_s() - k1, "s");
+    emit("fleet_restart_clean_exit", WIFEXITED(st2) && WEXITSTATUS(st2) == 0 ? 1 : 0, "bool");
+    mosquitto.stop(SIGTERM, std::chrono::milliseconds(5000));
+    if (opt.keep) {
+      dir.keep();
+      note("kept " + dir.path());
+    }
+  }
+
+  static double mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
   void step(Publishers& pubs, double rate) {
     const std::string n = std::string(opt.aggregated ? "e2e_agg_" : "e2e_") + step_name(rate) + "_";
@@ -881,7 +1202,8 @@ int main(int argc, char** argv) {
   presence::test::Process::kill_all_on_signals();
   try {
     presence::e2e::Bench bench(presence::e2e::parse_args(argc, argv));
-    bench.run();
+    if (bench.opt.fleet) bench.run_fleet();
+    else bench.run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "presence-e2e-bench: %s\n", e.what());
     return 1;

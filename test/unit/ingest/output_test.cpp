@@ -271,3 +271,29 @@ TEST_CASE("PublishQueue: a device waiting in the background moves up when it rea
   CHECK(out == std::vector<DeviceIndex>{1, 2, 4});
   CHECK(q.pending() == 0);
 }
+
+TEST_CASE("PublishQueue: the final flush (take_all without background) leaves restatements") {
+  // Issue 16 item 3: after a restart with 1 M devices the restatement is 1 M messages; SIGTERM
+  // flushed them all, overran the shutdown budget and presenced was killed before its final
+  // snapshot. Real changes go out, first states and restatements wait for the next start.
+  PublishQueue q(1000.0);
+  std::vector<DeviceIndex> out;
+  bool fleet = false;
+  for (DeviceIndex d = 0; d < 5; ++d) q.mark(d, mono_ms(0), /*background=*/true);
+  q.mark(3, mono_ms(0));  // a real change
+  q.mark(7, mono_ms(0));
+  q.mark_fleet();
+  q.take_all(fleet, out, /*background=*/false);
+  CHECK(fleet);
+  CHECK(out == std::vector<DeviceIndex>{3, 7});
+  CHECK(q.pending() == 4);
+  CHECK(q.pending_background() == 4);
+  out.clear();
+  q.take_all(fleet, out, /*background=*/false);
+  CHECK(out.empty());
+  CHECK(q.pending() == 4);
+  q.take_all(fleet, out);
+  CHECK(out == std::vector<DeviceIndex>{0, 1, 2, 4});
+  CHECK(q.pending() == 0);
+  CHECK(q.pending_background() == 0);
+}

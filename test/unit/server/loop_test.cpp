@@ -4,11 +4,16 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace presence;
@@ -190,4 +195,37 @@ TEST_CASE("post: false before start and after stop; a task never run is dropped,
   REQUIRE(f.wait_for(kWait) == std::future_status::ready);
   CHECK_THROWS_AS(f.get(), std::future_error);
   CHECK_FALSE(loop.post([](core::Engine&) {}));
+}
+
+TEST_CASE("issue 16: a batch over 10 ms is counted slow, sets the longest batch, logs its step") {
+  // The log goes to stderr: read it back from a temp file for the duration.
+  std::fflush(stderr);
+  char path[] = "/tmp/presence-loop-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = ::dup(2);
+  ::dup2(fd, 2);
+  server::LoopOptions o;
+  o.tick_interval = std::chrono::hours(1);
+  server::Loop loop(o);
+  loop.add_step(loop.tasks_step());
+  loop.start();
+  // A task that holds the engine thread for 25 ms (what a big snapshot copy or a full scan does).
+  on_loop(loop, [](core::Engine&) { std::this_thread::sleep_for(std::chrono::milliseconds(25)); });
+  on_loop(loop, [](core::Engine&) {});  // the next batch: the stats of the slow one are out
+  const auto s = loop.stats();
+  loop.stop();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string logged;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) logged.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  ::unlink(path);
+  CHECK(s.batches_slow_total >= 1);
+  CHECK(s.batch_max_us >= 25'000);
+  CHECK(logged.find("engine: a batch held the engine thread") != std::string::npos);
+  CHECK(logged.find("(longest step: tasks, ") != std::string::npos);
 }

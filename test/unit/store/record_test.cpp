@@ -189,3 +189,16 @@ TEST_CASE("write_file_atomic replaces the file and leaves no temp behind") {
   REQUIRE(f.open(dir.file("log"), &error));
   CHECK(f.size() == 3);
 }
+
+TEST_CASE("issue 16: a record framed in place (reserve_record, seal_record) is byte for byte append_record") {
+  for (const std::string& payload : {std::string(), std::string("alpha"), std::string(5000, 'x')}) {
+    std::string want = "prefix";
+    append_record(want, payload);
+    std::string got = "prefix";
+    const std::size_t at = reserve_record(got);
+    CHECK(at == 6);
+    got += payload;
+    seal_record(got, at);
+    CHECK(got == want);
+  }
+}

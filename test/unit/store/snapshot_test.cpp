@@ -248,3 +248,71 @@ TEST_CASE("issue 19/6: save failures are logged once (not per save), recovery is
   REQUIRE(logs.lines.size() == 2);
   CHECK(logs.lines[1].find("saving again") != std::string::npos);
 }
+
+TEST_CASE("issue 16: duplicate ids anywhere in the file: the first of each is kept, file order kept") {
+  // decode_snapshot finds duplicates by sorting (hash, position) pairs (a set of 1 M strings was
+  // most of a 1 M-device restart): the first occurrence wins wherever the copies are.
+  const auto a = anchor(1'700'000'060'000, 1'000);
+  std::vector<core::DeviceSnapshot> in;
+  const char* ids[] = {"a", "b", "a", "c", "b", "b", "d", "a"};
+  for (std::size_t i = 0; i < std::size(ids); ++i) {
+    core::DeviceSnapshot d;
+    d.id = ids[i];
+    d.state = i == 0 ? core::State::Offline : core::State::Online;
+    d.since = core::MonoTime{std::chrono::milliseconds(500)};
+    d.labels = {{"n", std::to_string(i)}};
+    in.push_back(d);
+  }
+  const auto r = decode_snapshot(encode_snapshot(in, "", a), a);
+  REQUIRE(r.status == LoadStatus::Ok);
+  CHECK(r.repairs.devices_dropped == 4);
+  REQUIRE(r.snapshot.devices.size() == 4);
+  const std::vector<std::string> want_ids{"a", "b", "c", "d"};
+  const std::vector<std::string> want_n{"0", "1", "3", "6"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(r.snapshot.devices[i].id == want_ids[i]);
+    REQUIRE(r.snapshot.devices[i].labels.size() == 1);
+    CHECK(r.snapshot.devices[i].labels[0].second == want_n[i]);
+  }
+  CHECK(r.snapshot.devices[0].state == core::State::Offline);
+  // Many distinct ids, none dropped.
+  std::vector<core::DeviceSnapshot> many(5000);
+  for (std::size_t i = 0; i < many.size(); ++i) {
+    many[i].id = "dev-" + std::to_string(i);
+    many[i].since = core::MonoTime{std::chrono::milliseconds(500)};
+  }
+  const auto m = decode_snapshot(encode_snapshot(many, "", a), a);
+  CHECK(m.repairs.devices_dropped == 0);
+  REQUIRE(m.snapshot.devices.size() == many.size());
+  CHECK(m.snapshot.devices[4321].id == "dev-4321");
+}
+
+TEST_CASE("issue 16: a save records its size and how long encode, write and fsync took") {
+  presence::test::TempDir dir;
+  SnapshotStore store(dir.file("snapshot.bin"));
+  CHECK(store.stats().last_write_us == 0);
+  REQUIRE(store.save(sample(), "b", anchor(1'700'000'000'000, 0)));
+  CHECK(store.stats().last_write_us > 0);
+  CHECK(store.stats().last_bytes == std::filesystem::file_size(dir.file("snapshot.bin")));
+}
+
+TEST_CASE("issue 16: a snapshot over the outbox's 64 MiB record bound is read back") {
+  // 1 M devices with ~40 B of labels each make a snapshot over 64 MiB; it used to be written and
+  // then read back as corrupt (started empty). 7,000 devices with 32 long labels: ~68 MiB.
+  const auto a = anchor(1'700'000'060'000, 1'000);
+  std::vector<core::DeviceSnapshot> devices(7000);
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    devices[i].id = "dev-" + std::to_string(i);
+    devices[i].state = core::State::Online;
+    devices[i].since = core::MonoTime{std::chrono::milliseconds(500)};
+    for (int k = 0; k < 32; ++k)
+      devices[i].labels.emplace_back("label-key-" + std::to_string(k) + std::string(40, 'k'),
+                                     std::string(256, 'v'));
+  }
+  const std::string file = encode_snapshot(devices, "", a);
+  REQUIRE(file.size() > kMaxRecordPayload);
+  const auto r = decode_snapshot(file, a);
+  CHECK(r.status == LoadStatus::Ok);
+  CHECK(r.snapshot.devices.size() == devices.size());
+  CHECK(r.repairs.labels_dropped == 0);
+}
