@@ -8,13 +8,16 @@
 #include <string>
 #include <string_view>
 
+#include "presence/common/json_string.h"
+
 namespace presence::broker_ext {
 
-// Appends s as a JSON string literal (with quotes). Escapes '"', '\\' and every byte < 0x20
-// (RFC 8259); bytes that are not valid UTF-8 become U+FFFD, so the output is always valid JSON
-// even if a broker ever hands us a broken id.
-void append_json_string(std::string& out, std::string_view s);
-std::string json_string(std::string_view s);
+// JSON string literals: bytes that are not valid UTF-8 become U+FFFD, so the output is always
+// valid JSON even if a broker ever hands us a broken id (presence/common/json_string.h, shared with
+// presence-replay and presence-sim; header-only, so the plugin still links nothing else).
+using common::append_json_string;
+using common::json_string;
+using common::utf8_sequence_length;
 
 // Longest encoded client id we put into a topic level; longer ones use the hashed form.
 inline constexpr std::size_t kMaxTopicLevel = 256;
@@ -29,9 +32,5 @@ std::string encode_topic_level(std::string_view client_id);
 
 // FNV-1a 64-bit, exposed for the tests of the hashed form.
 std::uint64_t fnv1a64(std::string_view s);
-
-// Length in bytes of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i);
 
 }  // namespace presence::broker_ext

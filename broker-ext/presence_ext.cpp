@@ -120,12 +120,12 @@ AuthVerdict PresenceExt::on_basic_auth(const void* conn, const ClientInfo& info,
   // any session takeover: a refused client never disturbs the session it tried to replace.
   if (flap_) {
     switch (flap_->on_connect(info.client_id, now.mono_ms)) {
-      case FlapBan::Verdict::admit: break;
-      case FlapBan::Verdict::untracked: ++counters_.flap_untracked; break;
-      case FlapBan::Verdict::refuse_banned:
+      case FlapBan::Admission::admit: break;
+      case FlapBan::Admission::untracked: ++counters_.flap_untracked; break;
+      case FlapBan::Admission::refuse_banned:
         refusal(false, false, info.client_id, now, out);
         return AuthVerdict::refuse;
-      case FlapBan::Verdict::refuse_new_ban:
+      case FlapBan::Admission::refuse_new_ban:
         refusal(false, true, info.client_id, now, out);
         return AuthVerdict::refuse;
     }

@@ -32,26 +32,26 @@ FlapBan::FlapBan(std::int64_t max_count, std::int64_t window_ms, std::int64_t ba
                  std::size_t max_clients)
     : max_count_(max_count), window_ms_(window_ms), ban_ms_(ban_ms), max_clients_(max_clients) {}
 
-FlapBan::Verdict FlapBan::on_connect(std::string_view client_id, std::int64_t now_ms) {
+FlapBan::Admission FlapBan::on_connect(std::string_view client_id, std::int64_t now_ms) {
   auto it = clients_.find(std::string(client_id));
   if (it == clients_.end()) {
     if (clients_.size() >= max_clients_) {
       sweep(now_ms);
-      if (clients_.size() >= max_clients_) return Verdict::untracked;
+      if (clients_.size() >= max_clients_) return Admission::untracked;
     }
     it = clients_.emplace(std::string(client_id), Entry{}).first;
   }
   Entry& e = it->second;
-  if (now_ms < e.banned_until) return Verdict::refuse_banned;
+  if (now_ms < e.banned_until) return Admission::refuse_banned;
   // An attempt at time a is inside the window at `now` while now - a < window.
   while (!e.attempts.empty() && now_ms - e.attempts.front() >= window_ms_) e.attempts.pop_front();
   if (static_cast<std::int64_t>(e.attempts.size()) >= max_count_) {
     e.attempts.clear();
     e.banned_until = now_ms + ban_ms_;
-    return Verdict::refuse_new_ban;
+    return Admission::refuse_new_ban;
   }
   e.attempts.push_back(now_ms);
-  return Verdict::admit;
+  return Admission::admit;
 }
 
 std::size_t FlapBan::sweep(std::int64_t now_ms) {

@@ -38,9 +38,9 @@ class FlapBan {
   FlapBan(std::int64_t max_count, std::int64_t window_ms, std::int64_t ban_ms,
           std::size_t max_clients);
 
-  enum class Verdict { admit, refuse_banned, refuse_new_ban, untracked };
+  enum class Admission { admit, refuse_banned, refuse_new_ban, untracked };
   // untracked: the table is full (flap_max_clients) and this id is new; it is admitted uncounted.
-  Verdict on_connect(std::string_view client_id, std::int64_t now_ms);
+  Admission on_connect(std::string_view client_id, std::int64_t now_ms);
   // Drops entries whose ban and window are over and returns how many ids are still banned.
   // O(tracked); the plugin calls it once per heartbeat.
   std::size_t sweep(std::int64_t now_ms);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "presence/alert/dashboard_link.h"
+#include "presence/alert/json_text.h"
 #include "presence/alert/payload.h"
 #include "presence/store/file_io.h"
 
@@ -18,8 +19,6 @@ namespace {
 using json = nlohmann::json;
 using Action = core::AlertIntent::Action;
 using Type = core::AlertIntent::Type;
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 bool is_device(Type t) { return t == Type::DeviceOffline || t == Type::DeviceFlapping; }
 
@@ -48,7 +47,7 @@ std::string encode_state(const std::map<std::string, AmAlert>& active) {
     j["generatorURL"] = a.generator_url;
     alerts[key] = std::move(j);
   }
-  return dump(json{{"v", 1}, {"alerts", std::move(alerts)}});
+  return json_text(json{{"v", 1}, {"alerts", std::move(alerts)}});
 }
 
 bool decode_state(const std::string& text, std::map<std::string, AmAlert>& out, std::string& error) {
@@ -268,7 +267,7 @@ AmAlert alertmanager_alert(const OutboxEntry& entry, std::string_view dashboard_
 std::string alertmanager_body(const std::vector<AmAlert>& alerts) {
   json arr = json::array();
   for (const auto& a : alerts) arr.push_back(to_json(a));
-  return dump(arr);
+  return json_text(arr);
 }
 
 std::unique_ptr<Sink> make_alertmanager_sink(AlertmanagerConfig config) {

@@ -53,22 +53,20 @@ Dispatcher::Dispatcher(DispatcherConfig config, std::vector<std::unique_ptr<Sink
 
 Dispatcher::~Dispatcher() { stop(); }
 
-bool Dispatcher::start(std::string* error) {
-  if (started_) return true;
+common::Result<void> Dispatcher::start() {
+  using Started = common::Result<void>;
+  if (started_) return {};
   std::vector<std::string> names;
   std::set<std::string> seen;
   for (const auto& s : sinks_) {
     const auto& c = s->sink->config();
     if (c.name.empty() || !seen.insert(c.name).second) {
-      if (error != nullptr) *error = "alert sinks: empty or duplicate sink name '" + c.name + "'";
-      return false;
+      return Started::fail("alert sinks: empty or duplicate sink name '" + c.name + "'");
     }
     if (c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0) {
       // Caught here, at start, rather than as a retry loop that can never succeed.
-      if (error != nullptr) {
-        *error = "alert sink '" + c.name + "': url '" + c.url + "' is not an http(s) URL";
-      }
-      return false;
+      return Started::fail("alert sink '" + c.name + "': url '" + c.url +
+                           "' is not an http(s) URL");
     }
     names.push_back(c.name);
   }
@@ -79,7 +77,7 @@ bool Dispatcher::start(std::string* error) {
         std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch())
             .count());
   }
-  if (!outbox_.open(names, error)) return false;
+  if (std::string error; !outbox_.open(names, &error)) return Started::fail(std::move(error));
   {
     std::lock_guard lock(written_mu_);
     written_.clear();
@@ -98,7 +96,7 @@ bool Dispatcher::start(std::string* error) {
     SinkState* raw = s.get();
     s->thread = std::thread([this, raw] { run_sink(*raw); });
   }
-  return true;
+  return {};
 }
 
 void Dispatcher::submit(std::vector<core::AlertIntent> intents) {
@@ -239,8 +237,8 @@ void Dispatcher::run_sink(SinkState& s) {
         outbox_.release(seqs);  // shutdown: stays queued, sent after the next start
         return;
       }
-      const Verdict verdict = sink.classify(response);
-      if (verdict == Verdict::Delivered) {
+      const DeliveryOutcome outcome = sink.classify(response);
+      if (outcome == DeliveryOutcome::Delivered) {
         // Counters first: once the queue reads empty (wait_idle), the counters are final.
         s.sent += batch.size();
         if (batch.size() > 1) ++s.summaries;
@@ -255,7 +253,7 @@ void Dispatcher::run_sink(SinkState& s) {
         break;
       }
       ++s.failed;
-      if (verdict == Verdict::DeadLetter) {
+      if (outcome == DeliveryOutcome::DeadLetter) {
         // PagerDuty 400 / Slack invalid_payload: retrying cannot help. Logged with the body so
         // the operator can see what the endpoint objected to.
         s.dead_lettered += batch.size();

@@ -25,6 +25,7 @@
 #include "presence/alert/sink.h"
 #include "presence/core/decision.h"
 #include "presence/common/log.h"
+#include "presence/common/result.h"
 #include "presence/store/snapshot.h"
 
 namespace presence::alert {
@@ -77,10 +78,10 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Opens the outbox (resuming whatever it holds) and starts the threads. False on a bad sink
-  // list (empty or duplicate names, a URL that is not http:// or https://) or an outbox that
-  // cannot be written.
-  bool start(std::string* error);
+  // Opens the outbox (resuming whatever it holds) and starts the threads. Fails (with why) on a
+  // bad sink list (empty or duplicate names, a URL that is not http:// or https://) or an outbox
+  // that cannot be written.
+  common::Result<void> start();
   // Engine thread: queue intents for every sink. Never blocks on I/O.
   void submit(std::vector<core::AlertIntent> intents);
   // Any thread: one intent decided elsewhere at wall_ms (the HA hand-off of a dead leader's page,

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "presence/alert/dashboard_link.h"
+#include "presence/alert/json_text.h"
 #include "presence/alert/payload.h"
 
 namespace presence::alert {
@@ -38,7 +39,7 @@ std::string pagerduty_change_body(const PagerDutyChangeConfig& c, const OutboxEn
   json j{{"routing_key", c.routing_key}, {"payload", std::move(payload)}};
   const std::string link = dashboard_link(c.dashboard_url, i);
   if (!link.empty()) j["links"] = json::array({{{"href", link}, {"text", "presenced dashboard"}}});
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(j);
 }
 
 std::unique_ptr<Sink> make_pagerduty_change_sink(PagerDutyChangeConfig config) {

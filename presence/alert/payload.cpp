@@ -1,4 +1,6 @@
 #include "presence/alert/payload.h"
+
+#include "presence/alert/json_text.h"
 #include "presence/common/iso8601.h"
 #include "presence/core/words.h"
 
@@ -16,9 +18,6 @@ namespace {
 using json = nlohmann::json;
 using Action = core::AlertIntent::Action;
 using Type = core::AlertIntent::Type;
-
-// Never throw on bad UTF-8 from a device id or label: replace it (HELPERS.md "bad input").
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string to_hex(const unsigned char* p, std::size_t n) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -223,7 +222,7 @@ std::string pagerduty_body(const PagerDutyFields& fields, const OutboxEntry& ent
   j["routing_key"] = fields.routing_key;
   j["event_action"] = wire_name(i.action);
   j["dedup_key"] = pagerduty_dedup_key(i.dedup_key);
-  if (i.action == Action::Resolve) return dump(j);
+  if (i.action == Action::Resolve) return json_text(j);
 
   json p;
   p["summary"] = truncate_utf8(i.summary.empty() ? std::string(wire_name(i.type)) : i.summary,
@@ -240,7 +239,7 @@ std::string pagerduty_body(const PagerDutyFields& fields, const OutboxEntry& ent
   p["custom_details"] = std::move(details);
   j["payload"] = std::move(p);
   j["client"] = "presenced";
-  return dump(j);
+  return json_text(j);
 }
 
 std::string slack_body(const OutboxEntry& entry) {
@@ -278,7 +277,7 @@ std::string slack_body(const OutboxEntry& entry) {
                                 headline + (i.summary.empty() ? "" : ": " + i.summary),
                             3000);
   j["blocks"] = std::move(blocks);
-  return dump(j);
+  return json_text(j);
 }
 
 std::string slack_summary_body(const std::vector<OutboxEntry>& entries, std::size_t list_first) {
@@ -319,7 +318,7 @@ std::string slack_summary_body(const std::vector<OutboxEntry>& entries, std::siz
   json j;
   j["text"] = "presenced: " + headline + "; " + types;
   j["blocks"] = std::move(blocks);
-  return dump(j);
+  return json_text(j);
 }
 
 std::string webhook_body(const OutboxEntry& entry) {
@@ -337,7 +336,7 @@ std::string webhook_body(const OutboxEntry& entry) {
   j["class"] = i.cls;
   j["details"] = details_object(i);
   j["timestamp"] = iso8601_utc(entry.wall_ms);
-  return dump(j);
+  return json_text(j);
 }
 
 std::string webhook_signature(std::string_view secret, std::string_view body) {

@@ -64,11 +64,11 @@ class WebhookSink final : public Sink {
 
 }  // namespace
 
-Verdict classify_http(const HttpResponse& r) {
-  if (r.status >= 200 && r.status < 300) return Verdict::Delivered;
-  if (r.status == 408 || r.status == 429) return Verdict::Retry;
-  if (r.status >= 400 && r.status < 500) return Verdict::DeadLetter;
-  return Verdict::Retry;
+DeliveryOutcome classify_http(const HttpResponse& r) {
+  if (r.status >= 200 && r.status < 300) return DeliveryOutcome::Delivered;
+  if (r.status == 408 || r.status == 429) return DeliveryOutcome::Retry;
+  if (r.status >= 400 && r.status < 500) return DeliveryOutcome::DeadLetter;
+  return DeliveryOutcome::Retry;
 }
 
 std::unique_ptr<Sink> make_pagerduty_sink(PagerDutyConfig config) {

@@ -26,8 +26,9 @@ namespace presence::alert {
 //                            retry"); logged with the response body, counted, never retried
 //   408, 429, 5xx, no answer Retry with exponential backoff, honouring Retry-After
 //   anything else (3xx...)   Retry: a misconfigured URL must not lose alerts
-enum class Verdict { Delivered, DeadLetter, Retry };
-Verdict classify_http(const HttpResponse& response);
+// (Named for what it is, issue 12: "Verdict" meant four unrelated things across the tree.)
+enum class DeliveryOutcome { Delivered, DeadLetter, Retry };
+DeliveryOutcome classify_http(const HttpResponse& response);
 
 struct SinkConfig {
   std::string name;  // unique; the outbox queues by it (renaming a sink orphans its queue)
@@ -87,7 +88,9 @@ class Sink {
   // Least time between two requests to this sink.
   virtual Duration min_interval() const { return Duration{0}; }
   virtual HttpRequest build(const std::vector<OutboxEntry>& batch) const = 0;
-  virtual Verdict classify(const HttpResponse& response) const { return classify_http(response); }
+  virtual DeliveryOutcome classify(const HttpResponse& response) const {
+    return classify_http(response);
+  }
   // Whether this kind of sink can carry the intent at all (after config().accepts routing). Not
   // wanted = never queued, counted as `skipped`: PagerDuty takes no Notify (a notice is not a
   // page, and Events v2 has no such action; issue 11).

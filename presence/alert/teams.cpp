@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "presence/alert/dashboard_link.h"
+#include "presence/alert/json_text.h"
 #include "presence/alert/payload.h"
 
 namespace presence::alert {
@@ -11,8 +12,6 @@ namespace {
 using json = nlohmann::json;
 using Action = core::AlertIntent::Action;
 using Type = core::AlertIntent::Type;
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json fact(const std::string& title, const std::string& value) {
   return json{{"title", title}, {"value", value}};
@@ -102,7 +101,7 @@ std::string teams_body(const OutboxEntry& entry, std::string_view dashboard_url)
                {"attachments", json::array({{{"contentType", "application/vnd.microsoft.card.adaptive"},
                                              {"contentUrl", nullptr},
                                              {"content", std::move(card)}}})}};
-  return dump(message);
+  return json_text(message);
 }
 
 namespace {

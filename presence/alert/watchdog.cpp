@@ -9,21 +9,16 @@ Watchdog::Watchdog(WatchdogConfig config, std::function<bool()> healthy, common:
 
 Watchdog::~Watchdog() { stop(); }
 
-bool Watchdog::start(std::string* error) {
-  if (thread_.joinable()) return true;
-  if (config_.url.empty()) return true;
-  if (config_.url.rfind("http://", 0) != 0 && config_.url.rfind("https://", 0) != 0) {
-    if (error != nullptr)
-      *error = "alerts.watchdog.url '" + config_.url + "' is not an http(s) URL";
-    return false;
-  }
-  if (config_.interval.count() <= 0) {
-    if (error != nullptr) *error = "alerts.watchdog.interval must be > 0";
-    return false;
-  }
+common::Result<void> Watchdog::start() {
+  using Started = common::Result<void>;
+  if (thread_.joinable()) return {};
+  if (config_.url.empty()) return {};
+  if (config_.url.rfind("http://", 0) != 0 && config_.url.rfind("https://", 0) != 0)
+    return Started::fail("alerts.watchdog.url '" + config_.url + "' is not an http(s) URL");
+  if (config_.interval.count() <= 0) return Started::fail("alerts.watchdog.interval must be > 0");
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
-  return true;
+  return {};
 }
 
 void Watchdog::stop() {

@@ -13,6 +13,7 @@
 
 #include "presence/alert/http.h"
 #include "presence/common/log.h"
+#include "presence/common/result.h"
 
 namespace presence::alert {
 
@@ -38,9 +39,9 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Starts pinging (the first ping at once). False with a message for a non-http(s) URL or an
-  // interval <= 0; true without a thread when the URL is empty (watchdog off).
-  bool start(std::string* error);
+  // Starts pinging (the first ping at once). Fails (with why) for a non-http(s) URL or an
+  // interval <= 0; succeeds without a thread when the URL is empty (watchdog off).
+  common::Result<void> start();
   void stop();
   WatchdogStats stats() const;
 

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "presence/common/result.h"
+
 namespace httplib {
 class Server;
 }
@@ -43,18 +45,10 @@ struct ApiError {
   }
 };
 
-// Expected-style result across the room boundary (STYLE.md habit 7).
+// Expected-style result across the room boundary (STYLE.md habit 7): the common one
+// (presence/common/result.h), whose error here also carries the HTTP status.
 template <typename T>
-struct Result {
-  T value{};
-  ApiError error;
-  bool ok() const { return error.ok(); }
-  static Result fail(ApiError e) {
-    Result r;
-    r.error = std::move(e);
-    return r;
-  }
-};
+using Result = common::Result<T, ApiError>;
 
 // ---- devices ----
 

@@ -99,6 +99,17 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_sparkplug_rebirths_suppressed_total", m.sparkplug_rebirths_suppressed_total);
   family(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
   sample(out, "presence_broker_connected", m.broker_connected ? 1 : 0);
+  if (m.heartbeat_reader) {
+    family(out, "presence_heartbeat_reader_connected", "gauge",
+           "1 while the bulk heartbeat connection is connected and subscribed.");
+    sample(out, "presence_heartbeat_reader_connected", m.heartbeat_reader_connected ? 1 : 0);
+    family(out, "presence_heartbeat_reader_reads_total", "counter",
+           "Reads of the bulk heartbeat connection (each hands over every message it got).");
+    sample(out, "presence_heartbeat_reader_reads_total", m.heartbeat_reader_reads_total);
+    family(out, "presence_heartbeat_reader_protocol_errors_total", "counter",
+           "Malformed streams on the bulk heartbeat connection (connection dropped and reopened).");
+    sample(out, "presence_heartbeat_reader_protocol_errors_total", m.heartbeat_reader_protocol_errors_total);
+  }
   family(out, "presence_restart_grace_active", "gauge",
          "1 while restart grace holds offline judgement.");
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);
@@ -276,7 +287,7 @@ HealthServer::HealthServer(std::string host, int port, MetricsFn metrics, HttpLi
 
 HealthServer::~HealthServer() { stop(); }
 
-bool HealthServer::start(std::string* error) {
+common::Result<void> HealthServer::start() {
   auto& s = impl_->server;
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
@@ -306,16 +317,15 @@ bool HealthServer::start(std::string* error) {
   if (impl_->port == 0) {
     const int p = s.bind_to_any_port(impl_->host);
     if (p <= 0) {
-      if (error) *error = "cannot bind " + impl_->host + ":0";
-      return false;
+      return common::Result<void>::fail("cannot bind " + impl_->host + ":0");
     }
     impl_->port = p;
   } else if (!s.bind_to_port(impl_->host, impl_->port)) {
-    if (error) *error = "cannot bind " + impl_->host + ":" + std::to_string(impl_->port);
-    return false;
+    return common::Result<void>::fail("cannot bind " + impl_->host + ":" +
+                                      std::to_string(impl_->port));
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  return true;
+  return {};
 }
 
 void HealthServer::stop() {

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "presence/common/result.h"
+
 namespace httplib {
 class Server;
 }
@@ -55,6 +57,11 @@ struct Metrics {
   std::uint64_t sparkplug_rebirths_total = 0;
   std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;
+  // The bulk heartbeat reader (issue 16, mqtt.bulk_heartbeats); its lines only when in use.
+  bool heartbeat_reader = false;
+  bool heartbeat_reader_connected = false;
+  std::uint64_t heartbeat_reader_reads_total = 0;
+  std::uint64_t heartbeat_reader_protocol_errors_total = 0;
   bool restart_grace_active = false;
   bool blind = true;
   // Overload (issue 16): presenced is behind and judges no silence.
@@ -106,8 +113,8 @@ class HealthServer {
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
 
-  // Binds and serves on a background thread. False (and *error) if the port cannot be bound.
-  bool start(std::string* error);
+  // Binds and serves on a background thread. Fails (with why) if the port cannot be bound.
+  common::Result<void> start();
   void stop();
   int port() const;  // the bound port (useful with port 0)
   // The underlying server, for more routes before start() (the /v1 API: presence/api/api.h).

@@ -1,5 +1,5 @@
 // Prometheus text exposition helpers, shared by every room that contributes to /metrics
-// (presence/api/health.cpp, presence/app/alerting.cpp): one writer, one number format.
+// (presence/api/health.cpp, presence/api/alert_metrics.cpp): one writer, one number format.
 #pragma once
 
 #include <cstdio>

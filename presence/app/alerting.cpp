@@ -221,7 +221,8 @@ Alerting::Alerting(Config config, common::LogFn log)
 
 Alerting::~Alerting() { stop(); }
 
-bool Alerting::start(std::string* error) {
+common::Result<void> Alerting::start() {
+  using Started = common::Result<void>;
   auto sinks = make_sinks(config_, log_);
   std::error_code ec;
   std::filesystem::create_directories(config_.store.dir, ec);
@@ -229,8 +230,7 @@ bool Alerting::start(std::string* error) {
     // Without a durable outbox nothing may be sent (a crash would forget it); without sinks the
     // store only holds snapshots, and running without them is better than not running.
     if (!sinks.empty()) {
-      if (error) *error = "store.dir: cannot create " + config_.store.dir + ": " + ec.message();
-      return false;
+      return Started::fail("store.dir: cannot create " + config_.store.dir + ": " + ec.message());
     }
     log_("store.dir: cannot create " + config_.store.dir + " (" + ec.message() +
          "): snapshots will fail");
@@ -247,9 +247,9 @@ bool Alerting::start(std::string* error) {
     dc.gate = gate_;
     dc.after_send = after_send_;
     dispatcher_ = std::make_unique<alert::Dispatcher>(std::move(dc), std::move(sinks));
-    if (!dispatcher_->start(error)) {
+    if (auto started = dispatcher_->start(); !started.ok()) {
       dispatcher_.reset();
-      return false;
+      return started;
     }
   }
   alert::WatchdogConfig wc;
@@ -259,9 +259,9 @@ bool Alerting::start(std::string* error) {
   // presenced stops pinging and the outside monitor pages.
   watchdog_ = std::make_unique<alert::Watchdog>(
       wc, [this] { return healthy_.load(); }, log_);
-  if (!watchdog_->start(error)) return false;
+  if (auto started = watchdog_->start(); !started.ok()) return started;
   saver_.start();
-  return true;
+  return {};
 }
 
 void Alerting::stop() {
@@ -621,12 +621,10 @@ void Alerting::check_device_cap(const core::Engine& engine, core::MonoTime now) 
 // verdicts; one that lasts overload.alert_after is paged once, as presenced's own problem, and
 // resolved when it catches up. Sent from memory like the pages above.
 void Alerting::check_overload(const core::Engine& engine, core::MonoTime now) {
-  const bool over = engine.overloaded();
-  if (over && !overload_seen_) overload_since_ = now;
-  overload_seen_ = over;
-  const bool page = over && now - overload_since_ >= config_.overload.alert_after;
-  if (page == overload_paged_) return;
-  overload_paged_ = page;
+  // The decision is the core's (core::OverloadPager, unit tested); this turns it into the page.
+  const auto change = overload_pager_.observe(now, engine.overloaded());
+  if (!change) return;
+  const bool page = *change == core::OverloadPager::Page::Trigger;
   core::AlertIntent in;
   in.type = core::AlertIntent::Type::Overloaded;
   in.severity = core::Severity::Error;
@@ -634,7 +632,8 @@ void Alerting::check_overload(const core::Engine& engine, core::MonoTime now) {
   in.component = "presenced";
   in.cls = "overloaded";
   in.at = now;
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - overload_since_).count();
+  const auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(overload_pager_.overloaded_for(now)).count();
   if (page) {
     log_("overload: presenced has been behind for " + std::to_string(secs) +
          " s; devices are not judged offline on silence until it catches up: paging");

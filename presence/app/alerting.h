@@ -65,8 +65,8 @@ class Alerting final {
   Alerting& operator=(const Alerting&) = delete;
 
   // Starts the dispatcher (opens the outbox: what a crash left is resent), the watchdog and the
-  // snapshot saver. False with a message when the outbox or a sink is unusable.
-  bool start(std::string* error);
+  // snapshot saver. Fails (with why) when the outbox or a sink is unusable.
+  common::Result<void> start();
   // After Loop::stop (which ran on_stop: final snapshot handed to the saver): waits
   // (bounded) for the snapshot and the outbox to be on disk, then stops the threads.
   void stop();
@@ -208,9 +208,7 @@ class Alerting final {
   // presenced overloaded for overload.alert_after without a break: paged once
   // (presence/self/overloaded), resolved when it catches up (issue 16).
   void check_overload(const core::Engine& engine, core::MonoTime now);
-  bool overload_paged_ = false;
-  bool overload_seen_ = false;
-  core::MonoTime overload_since_{};
+  core::OverloadPager overload_pager_{config_.overload.alert_after};
   std::uint64_t cap_refused_seen_ = 0;
   core::MonoTime cap_last_refusal_{};
   std::atomic<bool> persist_failing_{false};

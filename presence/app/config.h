@@ -281,13 +281,8 @@ struct LogConfig {
 // on every birth: the baseline the scenario scorecard compares against).
 enum class Mode { presence, naive };
 
-// Sparkplug B 3.0 (issue 15, docs/sparkplug.md).
-struct SparkplugConfig {
-  bool enabled = false;      // subscribe to spBv1.0/# and read edge nodes, devices and STATE
-  std::string primary_host;  // host_id of the primary host application ("" = none)
-  bool rebirth = false;      // ask an edge node whose NBIRTH was missed for a rebirth (NCMD)
-  Duration rebirth_interval{std::chrono::seconds(60)};  // at most one request per node per interval
-};
+// Sparkplug B 3.0 (issue 15, docs/sparkplug.md): the struct the MQTT link takes, key for key.
+using SparkplugConfig = ingest::SparkplugConfig;
 
 struct Config {
   MqttConfig mqtt;
@@ -381,7 +376,17 @@ int check_config(const std::string& path, std::ostream& out, std::ostream& err,
 
 // "250ms", "30s", "5m", "1h", "1d", combinations "1m30s", "1h30m"; "0" or "0s" = zero.
 std::optional<Duration> parse_duration(std::string_view text);
-std::string format_duration(Duration d);  // inverse: 90000ms -> "1m30s"
+using core::format_duration;  // inverse: 90000ms -> "1m30s" (presence/core/time.h)
+
+// http.listen and http.health_listen: "host:port" or "[v6]:port" (port 0 = any free port), and
+// whether the host is a loopback address (127.0.0.0/8, ::1, localhost): off loopback the API
+// needs a token. One parser for the loader's check and presenced's listeners.
+struct Listen {
+  std::string host;  // without the brackets of a v6 address
+  int port = 0;
+  bool loopback = false;
+};
+std::optional<Listen> parse_listen(std::string_view text);
 
 // "512", "64KiB", "10MiB", "1GiB" (also KB/MB/GB = powers of 1000). Bytes.
 std::optional<std::uint64_t> parse_size(std::string_view text);

@@ -27,6 +27,7 @@
 #include "presence/api/health.h"
 #include "presence/app/alerting.h"
 #include "presence/app/config.h"
+#include "presence/app/wiring.h"
 #include "presence/core/words.h"
 #include "presence/ha/node.h"
 #include "presence/common/log.h"
@@ -51,133 +52,7 @@ void usage() {
                "       presenced --check-config FILE\n");
 }
 
-// "presence/fleet" -> "presence/service": presenced's own retained birth/last-will sits next to
-// its other output.
-std::string service_topic_for(const std::string& fleet_topic) {
-  const auto slash = fleet_topic.rfind('/');
-  if (slash == std::string::npos) return "presenced/service";
-  return fleet_topic.substr(0, slash) + "/service";
-}
-
-presence::ingest::MqttLinkOptions to_options(const presence::app::Config& c) {
-  presence::ingest::MqttLinkOptions o;
-  o.mqtt = c.mqtt;  // one struct, the config's key names (ingest/mqtt_config.h)
-
-  // The file's topics, sources and classes, as the loader compiled them (config.h).
-  o.topics = presence::app::topic_options(c);
-  o.ignore_ids = c.topics.ignore_ids;
-  o.sparkplug.enabled = c.sparkplug.enabled;
-  o.sparkplug.primary_host = c.sparkplug.primary_host;
-  o.sparkplug.rebirth = c.sparkplug.rebirth;
-  o.sparkplug.rebirth_interval = c.sparkplug.rebirth_interval;
-  o.sources = c.sources;  // the config's struct is the ingest compiler's
-  o.device_classes = presence::app::device_class_specs(c);
-  o.emqx_api.url = c.emqx_api.url;
-  o.emqx_api.api_key = c.emqx_api.api_key;
-  o.emqx_api.api_secret = c.emqx_api.api_secret;
-  o.emqx_api.page_size = c.emqx_api.page_size;
-  o.emqx_api.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.emqx_api.timeout);
-
-  auto& out = o.output;
-  out.device_prefix = c.output.device_prefix;
-  while (!out.device_prefix.empty() && out.device_prefix.back() == '/') out.device_prefix.pop_back();
-  out.fleet_topic = c.output.fleet_topic;
-  out.service_topic = service_topic_for(c.output.fleet_topic);
-  // HA pair: one birth/will per instance, or a dead instance's will would mark the live one
-  // offline (and the live one's birth would hide the dead one).
-  if (c.ha.enabled()) out.service_topic += "/" + c.ha.name;
-  out.retain = c.output.retain;
-  out.qos = c.output.qos;
-  out.max_messages_per_second = c.output.publish_rate;
-  out.coalesce_interval = c.output.coalesce_interval;
-
-  o.overload = c.overload;
-  o.log_rate_limit = c.log.rate_limit;
-  return o;
-}
-
-presence::server::LoopOptions loop_options(const presence::app::Config& c,
-                                           const presence::ingest::MqttLinkOptions& link) {
-  presence::server::LoopOptions o;
-  o.core = c.presence;
-  o.core.device_classes = presence::ingest::engine_device_classes(link);
-  o.log_rate_limit = c.log.rate_limit;
-  return o;
-}
-
-// "127.0.0.1:9188", "[::1]:9188", ":9188"
-bool split_listen(const std::string& listen, std::string& host, int& port) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return false;
-  host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "127.0.0.1";
-  try {
-    port = std::stoi(listen.substr(colon + 1));
-  } catch (...) {
-    return false;
-  }
-  return port >= 0 && port <= 65535;
-}
-
-presence::api::Metrics to_metrics(const presence::server::LoopStats& s,
-                                  const presence::ingest::MqttStats& q) {
-  presence::api::Metrics m;
-  for (std::size_t i = 0; i < s.devices_by_state.size(); ++i)
-    m.devices_by_state.emplace_back(
-        presence::core::to_string(static_cast<presence::core::State>(i)),
-        s.devices_by_state[i]);
-  for (std::size_t i = 0; i < s.transitions_total.size(); ++i)
-    m.transitions_total.emplace_back(
-        presence::core::to_string(static_cast<presence::core::State>(i)),
-        s.transitions_total[i]);
-  m.mqtt_messages_total = q.mqtt_messages_total;
-  m.ignored_ids_total = q.ignored_ids_total;
-  m.alive_heartbeats_total = q.alive_heartbeats_total;
-  m.reconciled_total = {{"broker_ext", q.reconciled_total - q.reconciled_emqx_total},
-                        {"emqx", q.reconciled_emqx_total}};
-  m.reconcile_requests_total = q.reconcile_requests_total;
-  for (std::size_t i = 0; i < q.emqx_fetches_total.size(); ++i)
-    m.reconcile_fetches_total.emplace_back(
-        presence::ingest::to_string(static_cast<presence::ingest::EmqxFetchResult>(i)),
-        q.emqx_fetches_total[i]);
-  for (std::size_t i = 1; i < q.parse_errors_total.size(); ++i)  // 0 = ParseError::None
-    m.parse_errors_total.emplace_back(
-        presence::ingest::to_string(static_cast<presence::ingest::ParseError>(i)),
-        q.parse_errors_total[i]);
-  m.published_total = q.published_total;
-  m.publish_pending = q.publish_pending;
-  m.publish_pending_background = q.publish_pending_background;
-  m.transition_log_lines_suppressed_total = s.transition_lines_suppressed_total;
-  m.engine_batch_max_us = s.batch_max_us;
-  m.engine_batches_slow_total = s.batches_slow_total;
-  m.label_keys_refused_total = s.label_keys_refused_total;
-  m.label_values_refused_total = s.label_values_refused_total;
-  m.devices_refused_total = s.devices_refused_total;
-  m.devices_forgotten_total = s.devices_forgotten_total;
-  m.devices_cleared_total = q.devices_cleared_total;
-  m.broker_restarts_total = q.broker_restarts_total;
-  m.connects_total = q.connects_total;
-  m.sparkplug_messages_total = q.sparkplug_messages_total;
-  m.sparkplug_stale_deaths_total = q.sparkplug_stale_deaths_total;
-  m.sparkplug_births_dead_on_arrival_total = q.sparkplug_births_dead_on_arrival_total;
-  m.sparkplug_rebirths_total = q.sparkplug_rebirths_total;
-  m.sparkplug_rebirths_suppressed_total = q.sparkplug_rebirths_suppressed_total;
-  m.broker_connected = q.broker_connected;
-  m.restart_grace_active = s.restart_grace;
-  // Blind: not subscribed, or the engine itself holds judgement (a broker restart).
-  m.blind = !q.broker_connected || s.engine_blind;
-  m.overloaded = q.overloaded;
-  m.overloads_total = q.overloads_total;
-  m.probes_lost_total = q.probes_lost_total;
-  m.broker_dropped = q.broker_dropped;
-  m.ingest_lag_seconds = q.ingest_lag_seconds;
-  if (q.overloaded) m.not_ready = "overloaded: " + q.overloaded_why + "; silence is not judged";
-  return m;
-}
-
-// The loader compiles the topic patterns and sources itself (config.cpp, one config truth).
+// The loader compiles the topic patterns and sources itself (config_check.cpp, one config truth).
 presence::app::LoadResult load(const std::string& path) { return presence::app::load_config_file(path); }
 
 int check_config(const std::string& path) {
@@ -249,13 +124,8 @@ int run(const std::string& path) {
   presence::app::Config running = *r.config;
   presence::common::set_log_level(running.log.level);
 
-  std::string http_host;
-  int http_port = 0;
-  if (!split_listen(running.http.listen, http_host, http_port)) {
-    std::fprintf(stderr, "%s: http.listen: cannot parse '%s'\n", path.c_str(),
-                 running.http.listen.c_str());
-    return kExitConfig;
-  }
+  // The loader checked http.listen (and a token off loopback): it parses.
+  const auto listen = presence::app::parse_listen(running.http.listen).value();
 
   // Signals are taken synchronously on this thread: block them before any thread starts so
   // every thread inherits the mask.
@@ -268,8 +138,8 @@ int run(const std::string& path) {
   signal(SIGPIPE, SIG_IGN);
 
   // The run loop (presence/server/loop.h) and the MQTT link that feeds it and publishes for it.
-  const auto link_options = to_options(running);
-  presence::server::Loop loop(loop_options(running, link_options));
+  const auto link_options = presence::app::link_options(running);
+  presence::server::Loop loop(presence::app::loop_options(running, link_options));
   presence::ingest::MqttLink mqtt(link_options, loop);
   // Alerts, fleet incidents, snapshots, watchdog (presence/app/alerting.h), on the engine thread.
   presence::app::Alerting alerting(running, [](std::string_view line) {
@@ -278,14 +148,8 @@ int run(const std::string& path) {
   // HA pair (issue 13, docs/ha.md): only when ha.endpoints is set; else single, as before.
   std::unique_ptr<presence::ha::Node> ha;
   if (running.ha.enabled()) {
-    presence::ha::NodeConfig hc;
-    hc.endpoints = running.ha.endpoints;
-    hc.name = running.ha.name;
-    hc.key_prefix = running.ha.key_prefix;
-    hc.timing.lease_ttl = running.ha.lease_ttl;
-    hc.timing.fail_open_after = running.ha.fail_open_after;
-    hc.timing.peer_down_after = running.ha.peer_down_after;
-    hc.log = [](std::string_view line) { log(LogLevel::Info, std::string(line)); };
+    auto hc = presence::app::ha_node_config(
+        running, [](std::string_view line) { log(LogLevel::Info, std::string(line)); });
     presence::ha::NodeHooks hooks;
     hooks.submit = [&alerting](presence::core::AlertIntent i, std::int64_t decided_wall_ms) {
       alerting.submit_external(std::move(i), decided_wall_ms);
@@ -310,9 +174,8 @@ int run(const std::string& path) {
           node->after_send(b);
         });
   }
-  std::string error;
-  if (!alerting.start(&error)) {
-    log(LogLevel::Error, "alerts: " + error);
+  if (const auto started = alerting.start(); !started.ok()) {
+    log(LogLevel::Error, "alerts: " + started.error);
     return 1;
   }
   mqtt.set_incidents_open([&alerting] { return alerting.incidents_open(); });
@@ -334,7 +197,7 @@ int run(const std::string& path) {
   auto api_counters = std::make_shared<presence::api::ApiCounters>();
   auto http_counters = std::make_shared<presence::api::HttpCounters>();
   auto metrics_fn = [&loop, &mqtt, &alerting, &ha, api_counters, http_counters] {
-    auto m = to_metrics(loop.stats(), mqtt.stats());
+    auto m = presence::app::metrics(loop.stats(), mqtt.stats());
     m.extra = presence::api::render_prometheus(alerting.metrics());
     // Persistence first; an overload reason (to_metrics) after it.
     if (auto why = alerting.not_ready_reason(); !why.empty())
@@ -344,41 +207,26 @@ int run(const std::string& path) {
     if (ha) m.extra += ha->metrics_text();
     return m;
   };
-  presence::api::HttpLimits http_limits;
-  http_limits.max_connections = running.http.max_connections;
-  http_limits.max_body_bytes = running.http.max_body_bytes;
-  http_limits.idle_timeout = std::max(
-      std::chrono::seconds(1),
-      std::chrono::ceil<std::chrono::seconds>(running.http.idle_timeout));
-  presence::api::HealthServer http(http_host, http_port, metrics_fn, http_limits, http_counters);
+  const auto http_limits = presence::app::http_limits(running);
+  presence::api::HealthServer http(listen.host, listen.port, metrics_fn, http_limits,
+                                   http_counters);
   // http.health_listen: probes get a listener and threads of their own (issue 19 item 4).
   std::unique_ptr<presence::api::HealthServer> health_http;
   if (!running.http.health_listen.empty()) {
-    std::string health_host;
-    int health_port = 0;
-    if (!split_listen(running.http.health_listen, health_host, health_port)) {
-      std::fprintf(stderr, "%s: http.health_listen: cannot parse '%s'\n", path.c_str(),
-                   running.http.health_listen.c_str());
-      return kExitConfig;
-    }
-    health_http = std::make_unique<presence::api::HealthServer>(health_host, health_port,
-                                                                metrics_fn, http_limits,
-                                                                http_counters);
+    const auto health = presence::app::parse_listen(running.http.health_listen).value();
+    health_http = std::make_unique<presence::api::HealthServer>(
+        health.host, health.port, metrics_fn, http_limits, http_counters);
   }
   // /v1 JSON API and dashboard (issue 7). Off loopback every endpoint needs the bearer token.
   presence::api::ApiOptions api_options;
   api_options.token = running.http.token;
-  api_options.require_token_for_reads = !presence::api::is_loopback_host(http_host);
+  // The loader's loopback rule (config.h parse_listen), which also required the token off it.
+  api_options.require_token_for_reads = !listen.loopback;
   api_options.counters = api_counters;
   presence::common::RateLimitedLog api_log(running.log.rate_limit);
   api_options.log = [&api_log](std::string_view code, std::string_view line) {
     api_log.log(LogLevel::Warn, "api:" + std::string(code), line);
   };
-  if (api_options.require_token_for_reads && api_options.token.empty()) {
-    std::fprintf(stderr, "%s: http.token: required when http.listen is not a loopback address\n",
-                 path.c_str());
-    return kExitConfig;
-  }
   // The policy is read on the engine thread only (LoopApiBackend posts every query there).
   presence::server::LoopApiBackend api_backend(
       loop, [&alerting] { return alerting.policy(); },
@@ -392,15 +240,17 @@ int run(const std::string& path) {
   if (ha) api_options.extra_reads.emplace_back("/v1/ha", [&ha] { return ha->status_json(); });
   presence::api::register_api(http.server(), api_backend, api_options);
   if (ha) ha->start();
-  if (!http.start(&error)) {
-    log(LogLevel::Error, "http: " + error);
+  if (const auto started = http.start(); !started.ok()) {
+    log(LogLevel::Error, "http: " + started.error);
     return 1;
   }
-  if (health_http && !health_http->start(&error)) {
-    log(LogLevel::Error, "http.health_listen: " + error);
-    return 1;
+  if (health_http) {
+    if (const auto started = health_http->start(); !started.ok()) {
+      log(LogLevel::Error, "http.health_listen: " + started.error);
+      return 1;
+    }
   }
-  log(LogLevel::Info, "presenced: http on " + http_host + ":" + std::to_string(http.port()) +
+  log(LogLevel::Info, "presenced: http on " + listen.host + ":" + std::to_string(http.port()) +
                           " (/healthz /readyz /metrics /v1, dashboard at /), broker " +
                           running.mqtt.uri);
   // One batch, in data-path order (docs/architecture.md): the snapshot restored before anything

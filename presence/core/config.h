@@ -1,10 +1,12 @@
 // Core parameters. Names are shared by the YAML key (config/presenced.yaml, section "presence"),
 // this struct, the metrics and docs/core.md (STYLE.md habit 10). Defaults and their reasons are in
-// docs/core.md; the YAML loader (presence/app) validates ranges before constructing an Engine.
+// docs/core.md; config_problems() below is the one set of rules, which the YAML loader
+// (presence/app/config_check.cpp) and presence-replay apply before constructing an Engine.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "presence/core/time.h"
@@ -79,11 +81,28 @@ struct Config {
 // The values that apply to a device of class `cls` (0 or out of range: config itself).
 Config class_config(const Config& config, std::size_t cls);
 
-// Empty if config is usable, else one message naming the offending key (the YAML loader adds
-// file:line). Ranges: durations > 0, heartbeat_timeout_floor <= heartbeat_timeout_ceiling,
-// heartbeat_timeout_factor >= 1, 2 <= flap_history <= 32, 0 <= flap_low < flap_high <= 1,
-// restart_grace_min <= restart_grace_max; device classes: unique non-empty names, at most
-// kMaxDeviceClasses, durations >= 0, effective floor <= ceiling.
+// One problem with a Config (issue 12: one config truth; the YAML loader asks this instead of
+// keeping its own copy of the rules). key: the member as named here ("offline_grace",
+// "device_classes[2].heartbeat_timeout_ceiling", "device_classes" for the count); other: the key
+// a relation also involves ("" = none), so a caller that could not read that one can leave the
+// relation unsaid; reason: why, without the key, for a user ("must be greater than 0").
+struct ConfigProblem {
+  std::string key;
+  std::string reason;
+  std::string other;
+};
+
+// Every problem, in member order. key_prefix is how the caller's user names the scalar keys
+// when a reason refers to another one ("presence." gives "must be less than presence.flap_high
+// (0.5)"). Ranges: durations > 0 (forget_* and class durations >= 0), heartbeat_timeout_floor <=
+// heartbeat_timeout_ceiling < 49 days (32-bit timer wheel), heartbeat_timeout_factor >= 1,
+// heartbeat_min_samples >= 1, 2 <= flap_history <= 32, 0 <= flap_low < flap_high <= 1,
+// restart_grace_min <= restart_grace_max, 1 <= max_label_keys <= 4096, 1 <= max_label_values <=
+// 10^7, forget_unconfirmed_after 0 or >= offline_grace, forget_after 0 or >= that and <= 3650d;
+// device classes: unique non-empty names, at most kMaxDeviceClasses, effective floor <= ceiling.
+std::vector<ConfigProblem> config_problems(const Config& config, std::string_view key_prefix = {});
+
+// Empty if config is usable, else the first problem as "key: reason".
 std::string config_error(const Config& config);
 
 }  // namespace presence::core

@@ -4,21 +4,21 @@
 
 namespace presence::core {
 
-Verdict judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool ended,
-              std::uint64_t s) {
+SessionCheck judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool ended,
+                   std::uint64_t s) {
   if (kind == EventKind::Disconnected && reason == DisconnectReason::Takeover) {
     // The broker closed the old connection because a newer one took its client id: the device is
     // connected (issue 2; STYLE.md habit 5: the old disconnect arrives after the new connect).
-    return Verdict::Takeover;
+    return SessionCheck::Takeover;
   }
-  if (s == 0 || cur == 0 || s > cur) return Verdict::Accept;  // by arrival, or a newer session
-  if (s < cur) return Verdict::Stale;
+  if (s == 0 || cur == 0 || s > cur) return SessionCheck::Accept;  // by arrival, or a newer session
+  if (s < cur) return SessionCheck::Stale;
   // Same session.
   switch (kind) {
-    case EventKind::Connected: return ended ? Verdict::Stale : Verdict::Duplicate;
-    case EventKind::Heartbeat: return ended ? Verdict::Stale : Verdict::Accept;
-    case EventKind::Disconnected: return ended ? Verdict::Duplicate : Verdict::Accept;
-    default: return Verdict::Accept;
+    case EventKind::Connected: return ended ? SessionCheck::Stale : SessionCheck::Duplicate;
+    case EventKind::Heartbeat: return ended ? SessionCheck::Stale : SessionCheck::Accept;
+    case EventKind::Disconnected: return ended ? SessionCheck::Duplicate : SessionCheck::Accept;
+    default: return SessionCheck::Accept;
   }
 }
 

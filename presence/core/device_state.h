@@ -59,8 +59,9 @@ struct alignas(64) DeviceRecord {
 
 static_assert(sizeof(DeviceRecord) == 64, "DeviceRecord must stay one cache line");
 
-// What to do with an event given the device's current session (Event::session comment).
-enum class Verdict : std::uint8_t {
+// What to do with an event given the device's current session (Event::session comment): the
+// outcome of checking the event's session against the one we know.
+enum class SessionCheck : std::uint8_t {
   Accept,     // apply it
   Duplicate,  // same session, same news: drop
   Stale,      // belongs to an older session than the one we know: drop
@@ -69,8 +70,8 @@ enum class Verdict : std::uint8_t {
 
 // cur = the device's session id in the current broker boot (0 = none known), ended = that
 // session has disconnected, s = the event's session (0 = unknown: order by arrival).
-Verdict judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool ended,
-              std::uint64_t s);
+SessionCheck judge(EventKind kind, DisconnectReason reason, std::uint64_t cur, bool ended,
+                   std::uint64_t s);
 
 // Adaptive heartbeat timeout (docs/core.md "Heartbeat timeout"): factor x observed mean interval,
 // clamped to [floor, ceiling]. With no interval seen yet the ceiling applies; until

@@ -750,16 +750,16 @@ struct Engine::Impl {
     }
     const std::uint64_t cur = d.session_epoch == session_epoch ? d.session : 0;
     bool ended = d.has(DeviceRecord::kSessionEnded);
-    const Verdict v = judge(e.kind, e.reason, cur, ended, e.session);
-    if (v == Verdict::Stale) {
+    const SessionCheck v = judge(e.kind, e.reason, cur, ended, e.session);
+    if (v == SessionCheck::Stale) {
       ++counters.stale_events;
       return;
     }
-    if (v == Verdict::Duplicate) {
+    if (v == SessionCheck::Duplicate) {
       ++counters.duplicate_events;
       return;
     }
-    if (v == Verdict::Takeover) {
+    if (v == SessionCheck::Takeover) {
       ++counters.takeover_events;
       return;
     }

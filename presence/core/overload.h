@@ -78,4 +78,37 @@ class OverloadDetector {
   std::string why_;
 };
 
+// The "presenced overloaded" page (issue 16): a short overload (a burst) only delays verdicts on
+// silence; one that lasts alert_after without a break is paged once, as presenced's own problem
+// (presence/self/overloaded), and resolved when it ends. Pure, fed once per batch with the
+// engine's overload state and the batch's now (presence/app/alerting.cpp turns the answer into
+// an AlertIntent); tested at T-1, T, T+1 in test/unit/core/overload_test.cpp.
+class OverloadPager {
+ public:
+  enum class Page { Trigger, Resolve };
+
+  explicit OverloadPager(Duration alert_after) : alert_after_(alert_after) {}
+
+  // Overloaded since `since` continuously for alert_after (now - since >= alert_after) pages;
+  // the first batch not overloaded resolves what was paged. A break restarts the clock.
+  std::optional<Page> observe(MonoTime now, bool overloaded) {
+    if (overloaded && !overloaded_) since_ = now;
+    overloaded_ = overloaded;
+    const bool page = overloaded && now - since_ >= alert_after_;
+    if (page == paged_) return std::nullopt;
+    paged_ = page;
+    return page ? Page::Trigger : Page::Resolve;
+  }
+
+  bool paged() const { return paged_; }
+  // How long the current (or last) overload has lasted at now.
+  Duration overloaded_for(MonoTime now) const { return now - since_; }
+
+ private:
+  Duration alert_after_;
+  bool overloaded_ = false;
+  bool paged_ = false;
+  MonoTime since_{};
+};
+
 }  // namespace presence::core

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <utility>
 
 namespace presence::core {
 
@@ -41,6 +43,27 @@ inline MonoTime to_mono(std::chrono::steady_clock::time_point t) {
   return MonoTime(std::chrono::duration_cast<Duration>(t.time_since_epoch()));
 }
 inline MonoTime mono_now() { return to_mono(std::chrono::steady_clock::now()); }
+
+// "90000ms" -> "1m30s", "0s" for zero: the one way a duration is written back to a user (config
+// errors, --check-config, the reload log), the inverse of the config's parse_duration.
+inline std::string format_duration(Duration d) {
+  std::int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;
+  }
+  static constexpr std::pair<const char*, std::int64_t> units[] = {
+      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+  for (const auto& [name, size] : units) {
+    if (ms >= size) {
+      out += std::to_string(ms / size) + name;
+      ms %= size;
+    }
+  }
+  return out;
+}
 
 // a + b and a - b clamped to the int64 range. Times restored from a snapshot are input we do not
 // control (issue 19 item 10: a crafted `since` of INT64_MIN/MAX overflowed when rebased).

@@ -42,6 +42,19 @@ struct MqttConfig {
   MqttTlsConfig tls;
   MqttReconnectConfig reconnect;
   int qos = 1;  // subscription QoS, 0..2
+  // Heartbeats on a second, subscribe-only plain-TCP connection read in bulk (bulk_reader.h,
+  // issue 16: Paho's per-message receive cost was most of presenced's CPU). Only with a tcp:// or
+  // mqtt:// uri; otherwise, or when false, heartbeats come through Paho with everything else.
+  bool bulk_heartbeats = true;
+};
+
+// The sparkplug: section (issue 15, docs/sparkplug.md), as the MQTT link takes it.
+struct SparkplugConfig {
+  bool enabled = false;      // subscribe to spBv1.0/# and read edge nodes, devices and STATE
+  std::string primary_host;  // host_id of the primary host application ("" = none)
+  bool rebirth = false;      // ask an edge node whose NBIRTH was missed for a rebirth (NCMD)
+  core::Duration rebirth_interval{std::chrono::seconds(60)};  // at most one request per node per interval
+  bool operator==(const SparkplugConfig&) const = default;
 };
 
 }  // namespace presence::ingest

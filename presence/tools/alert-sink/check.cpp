@@ -44,14 +44,14 @@ const std::string* string_member(const json& j, const char* key) {
   return m && m->is_string() ? m->get_ptr<const std::string*>() : nullptr;
 }
 
-Verdict refuse(Verdict v, int status, std::string reason) {
+RequestCheck refuse(RequestCheck v, int status, std::string reason) {
   v.ok = false;
   v.status = status;
   v.reason = std::move(reason);
   return v;
 }
 
-Verdict pd_refuse(Verdict v, std::string reason) {
+RequestCheck pd_refuse(RequestCheck v, std::string reason) {
   v.response_body = json{{"status", "invalid event"},
                          {"message", "Event object is invalid"},
                          {"errors", json::array({reason})}}
@@ -99,8 +99,8 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   return out;
 }
 
-Verdict check_pagerduty(std::string_view body, const std::string& fallback_dedup_key) {
-  Verdict v;
+RequestCheck check_pagerduty(std::string_view body, const std::string& fallback_dedup_key) {
+  RequestCheck v;
   v.kind = "pagerduty";
   v.body = json::parse(body.begin(), body.end(), nullptr, false);
   if (v.body.is_discarded()) {
@@ -162,8 +162,8 @@ Verdict check_pagerduty(std::string_view body, const std::string& fallback_dedup
   return v;
 }
 
-Verdict check_slack(std::string_view path, std::string_view body) {
-  Verdict v;
+RequestCheck check_slack(std::string_view path, std::string_view body) {
+  RequestCheck v;
   v.kind = "slack";
   v.content_type = "text/plain";
   v.body = json::parse(body.begin(), body.end(), nullptr, false);
@@ -186,9 +186,9 @@ Verdict check_slack(std::string_view path, std::string_view body) {
   return v;
 }
 
-Verdict check_webhook(std::string_view body, std::string_view signature_header,
-                      std::string_view secret) {
-  Verdict v;
+RequestCheck check_webhook(std::string_view body, std::string_view signature_header,
+                           std::string_view secret) {
+  RequestCheck v;
   v.kind = "webhook";
   v.body = json::parse(body.begin(), body.end(), nullptr, false);
   if (v.body.is_discarded()) v.body = nullptr;

@@ -24,7 +24,8 @@ namespace presence::alert_sink {
 inline constexpr std::size_t kPagerDutyDedupKeyMax = 255;   // characters
 inline constexpr std::size_t kPagerDutySummaryMax = 1024;   // characters
 
-struct Verdict {
+// What the sink makes of one request: accepted or refused (and why), and what to answer.
+struct RequestCheck {
   bool ok = false;
   int status = 400;                // HTTP status to answer
   std::string reason;              // why it was refused; empty when ok
@@ -43,10 +44,10 @@ std::size_t utf8_length(std::string_view s);
 std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 
 // fallback_dedup_key is used when a trigger carries none (PagerDuty then makes one up).
-Verdict check_pagerduty(std::string_view body, const std::string& fallback_dedup_key);
-Verdict check_slack(std::string_view path, std::string_view body);
+RequestCheck check_pagerduty(std::string_view body, const std::string& fallback_dedup_key);
+RequestCheck check_slack(std::string_view path, std::string_view body);
 // secret empty: signatures are not checked (a present header is still shown in the line).
-Verdict check_webhook(std::string_view body, std::string_view signature_header,
-                      std::string_view secret);
+RequestCheck check_webhook(std::string_view body, std::string_view signature_header,
+                           std::string_view secret);
 
 }  // namespace presence::alert_sink

@@ -32,7 +32,7 @@
 
 namespace {
 
-using presence::alert_sink::Verdict;
+using presence::alert_sink::RequestCheck;
 
 // Large enough for a Slack summary of 1000 alerts; bigger bodies get 413 from cpp-httplib.
 constexpr std::size_t kMaxBody = 4 * 1024 * 1024;
@@ -127,7 +127,7 @@ class Sink {
     }
   }
 
-  void report(const httplib::Request& req, const Verdict& v) {
+  void report(const httplib::Request& req, const RequestCheck& v) {
     const std::string t = now_iso();
     std::lock_guard lock(mu_);
     ++(v.ok ? accepted_ : refused_);
@@ -174,7 +174,7 @@ class Sink {
   unsigned long long accepted_ = 0, refused_ = 0, generated_ = 0;
 };
 
-void answer(httplib::Response& res, const Verdict& v) {
+void answer(httplib::Response& res, const RequestCheck& v) {
   res.status = v.status;
   res.set_content(v.response_body, v.content_type.c_str());
 }
@@ -207,17 +207,17 @@ int main(int argc, char** argv) {
   httplib::Server server;
   server.set_payload_max_length(kMaxBody);
   server.Post("/v2/enqueue", [&](const httplib::Request& req, httplib::Response& res) {
-    const Verdict v = presence::alert_sink::check_pagerduty(req.body, sink->fresh_dedup_key());
+    const RequestCheck v = presence::alert_sink::check_pagerduty(req.body, sink->fresh_dedup_key());
     sink->report(req, v);
     answer(res, v);
   });
   server.Post(R"(/slack/.+)", [&](const httplib::Request& req, httplib::Response& res) {
-    const Verdict v = presence::alert_sink::check_slack(req.path, req.body);
+    const RequestCheck v = presence::alert_sink::check_slack(req.path, req.body);
     sink->report(req, v);
     answer(res, v);
   });
   server.Post("/webhook", [&](const httplib::Request& req, httplib::Response& res) {
-    const Verdict v = presence::alert_sink::check_webhook(
+    const RequestCheck v = presence::alert_sink::check_webhook(
         req.body, req.get_header_value("X-Presence-Signature"), o.secret);
     sink->report(req, v);
     answer(res, v);
@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
   // Anything else is a misconfigured URL in presenced: say so loudly rather than answer 404 quietly.
   server.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
     if (res.status != 404 && res.status != 405) return;
-    Verdict v;
+    RequestCheck v;
     v.kind = "unknown";
     v.status = res.status;
     v.reason = "no such endpoint (POST /v2/enqueue, /slack/..., /webhook)";

@@ -7,32 +7,16 @@
 #include <thread>
 #include <vector>
 
+#include "presence/common/json_string.h"
 #include "presence/core/engine.h"
 #include "presence/tools/replay/replay_format.h"
 
 namespace presence::tools {
 
+// The inside of a JSON string literal (the callers write the quotes).
 std::string json_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
+  const std::string quoted = common::json_string(text);
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 namespace {

@@ -494,7 +494,6 @@ std::optional<std::string> check_config(const core::Config& c) {
   // The core's own validation is authoritative (the same one the service's loader applies).
   if (std::string e = core::config_error(c); !e.empty()) return e;
   // Beyond it: values the core accepts but that make a what-if run meaningless.
-  if (c.heartbeat_min_samples < 1) return "heartbeat_min_samples must be >= 1";
   if (c.heartbeat_timeout_factor > 100.0) return "heartbeat_timeout_factor must be <= 100";
   return std::nullopt;
 }

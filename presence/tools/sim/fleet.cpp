@@ -1,5 +1,7 @@
 #include "presence/tools/sim/fleet.h"
 
+#include "presence/common/json_string.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -281,43 +283,18 @@ std::string topic_for(std::string_view pattern, std::string_view id) {
   return out;
 }
 
-namespace {
-
-// Labels come from the command line or a scenario: escape them for JSON.
-void json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
-}  // namespace
-
+// Labels come from the command line or a scenario: common::append_json_string escapes them.
 std::string status_payload(const DeviceSpec& d, bool online, bool json) {
   const char* state = online ? "online" : "offline";
   if (!json) return state;
   std::string out = "{\"v\":1,\"state\":\"";
   out += state;
   out += "\",\"firmware\":";
-  json_string(out, d.firmware);
+  common::append_json_string(out, d.firmware);
   out += ",\"site\":";
-  json_string(out, d.site);
+  common::append_json_string(out, d.site);
   out += ",\"model\":";
-  json_string(out, d.model);
+  common::append_json_string(out, d.model);
   out += "}";
   return out;
 }

@@ -155,8 +155,8 @@ struct Sender {
     dc.anchor = presence::test::anchor_now();
     dc.log = logs.fn();
     d = std::make_unique<Dispatcher>(dc, std::move(sinks));
-    std::string error;
-    REQUIRE_MESSAGE(d->start(&error), error);
+    const auto started = d->start();
+    REQUIRE_MESSAGE(started.ok(), started.error);
   }
   void send(std::vector<core::AlertIntent> v) {
     d->submit(std::move(v));

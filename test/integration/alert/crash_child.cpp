@@ -37,9 +37,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(make_pagerduty_sink(pd));
   Dispatcher d(c, std::move(sinks));
-  std::string error;
-  if (!d.start(&error)) {
-    std::fprintf(stderr, "crash_child: %s\n", error.c_str());
+  if (const auto started = d.start(); !started.ok()) {
+    std::fprintf(stderr, "crash_child: %s\n", started.error.c_str());
     return 3;
   }
   std::vector<core::AlertIntent> intents;
@@ -53,7 +52,7 @@ int main(int argc, char** argv) {
   }
   d.submit(intents);
   if (!d.wait_durable(std::chrono::seconds(10))) return 4;
-  if (!store::write_file_atomic(outbox + ".durable", "1", &error)) return 5;
+  if (std::string error; !store::write_file_atomic(outbox + ".durable", "1", &error)) return 5;
   // Bounded: if the parent never kills us, leave anyway.
   std::this_thread::sleep_for(std::chrono::seconds(60));
   return 6;

@@ -45,8 +45,8 @@ std::unique_ptr<Dispatcher> restart(const std::string& outbox, const std::string
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(make_pagerduty_sink(pd));
   auto d = std::make_unique<Dispatcher>(c, std::move(sinks));
-  std::string error;
-  REQUIRE_MESSAGE(d->start(&error), error);
+  const auto started = d->start();
+  REQUIRE_MESSAGE(started.ok(), started.error);
   return d;
 }
 

@@ -37,8 +37,8 @@ struct Harness {
     c.anchor = presence::test::anchor_now();
     c.log = logs.fn();
     d = std::make_unique<Dispatcher>(c, std::move(sinks));
-    std::string error;
-    REQUIRE_MESSAGE(d->start(&error), error);
+    const auto started = d->start();
+    REQUIRE_MESSAGE(started.ok(), started.error);
   }
   std::vector<std::unique_ptr<Sink>> one(std::unique_ptr<Sink> s) {
     std::vector<std::unique_ptr<Sink>> v;
@@ -364,9 +364,8 @@ TEST_CASE("start() refuses a bad sink list with a clear error") {
     DispatcherConfig c;
     c.outbox.path = dir.file("outbox.log");
     Dispatcher d(c, std::move(sinks));
-    std::string error;
-    const bool ok = d.start(&error);
-    return ok ? std::string("started") : error;
+    const auto started = d.start();
+    return started.ok() ? std::string("started") : started.error;
   };
   {
     std::vector<std::unique_ptr<Sink>> sinks;
@@ -394,9 +393,9 @@ TEST_CASE("start() refuses a bad sink list with a clear error") {
     std::vector<std::unique_ptr<Sink>> sinks;
     sinks.push_back(make_pagerduty_sink(PagerDutyConfig{}));
     Dispatcher d(c, std::move(sinks));
-    std::string error;
-    CHECK_FALSE(d.start(&error));
-    CHECK(error.find("no/such/dir") != std::string::npos);
+    const auto started = d.start();
+    CHECK_FALSE(started.ok());
+    CHECK(started.error.find("no/such/dir") != std::string::npos);
   }
 }
 
@@ -455,7 +454,7 @@ TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after re
     std::vector<std::unique_ptr<Sink>> sinks;
     sinks.push_back(make_pagerduty_sink(c));
     Dispatcher d(dc, std::move(sinks));
-    REQUIRE(d.start(nullptr));
+    REQUIRE(d.start().ok());
     d.submit({intent("dev-1")});
     REQUIRE(pd.wait_for_count(1, kWait));
     const auto t0 = std::chrono::steady_clock::now();
@@ -467,7 +466,7 @@ TEST_CASE("stop() cancels a hanging request promptly; the alert is sent after re
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(make_pagerduty_sink(c));
   Dispatcher d(dc, std::move(sinks));
-  REQUIRE(d.start(nullptr));
+  REQUIRE(d.start().ok());
   REQUIRE(d.wait_idle(kWait));
   CHECK(pd.count() == 2);
   CHECK(logs.any("resuming 1 undelivered"));

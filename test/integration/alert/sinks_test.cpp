@@ -48,8 +48,8 @@ struct Harness {
     c.anchor = presence::test::anchor_now();
     c.log = logs.fn();
     d = std::make_unique<Dispatcher>(c, std::move(sinks));
-    std::string error;
-    REQUIRE_MESSAGE(d->start(&error), error);
+    const auto started = d->start();
+    REQUIRE_MESSAGE(started.ok(), started.error);
   }
   SinkStats sink() const { return d->stats().sinks.at(0); }
 };

@@ -21,9 +21,8 @@ TEST_CASE("watchdog pings while healthy, stops while not, and counts failures") 
   c.interval = 50ms;
   Watchdog w(
       c, [&] { return healthy.load(); }, [](std::string_view) {});
-  std::string error;
   const auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(w.start(&error));
+  REQUIRE(w.start().ok());
   REQUIRE(monitor.wait_for_count(3, 5s));
   const auto reqs = monitor.requests();
   CHECK(reqs[0].path == "/ping/abc");
@@ -44,17 +43,18 @@ TEST_CASE("watchdog pings while healthy, stops while not, and counts failures") 
 
 TEST_CASE("watchdog: empty URL is off, a bad URL or interval is refused") {
   Watchdog off(WatchdogConfig{}, nullptr);
-  CHECK(off.start(nullptr));
+  CHECK(off.start().ok());
   WatchdogConfig bad;
   bad.url = "ftp://x";
   Watchdog w(bad, nullptr);
-  std::string error;
-  CHECK_FALSE(w.start(&error));
-  CHECK(error.find("alerts.watchdog.url") != std::string::npos);
+  const auto bad_url = w.start();
+  CHECK_FALSE(bad_url.ok());
+  CHECK(bad_url.error.find("alerts.watchdog.url") != std::string::npos);
   WatchdogConfig zero;
   zero.url = "http://127.0.0.1:1/";
   zero.interval = 0ms;
   Watchdog z(zero, nullptr);
-  CHECK_FALSE(z.start(&error));
-  CHECK(error.find("interval") != std::string::npos);
+  const auto bad_interval = z.start();
+  CHECK_FALSE(bad_interval.ok());
+  CHECK(bad_interval.error.find("interval") != std::string::npos);
 }

@@ -1,6 +1,6 @@
 // End-to-end alerting harness (issue 5 must-show): a real mosquitto on a free port, a real
-// presenced process, presence-sim as the fleet, and a mock PagerDuty (test/support/mock_http) that
-// validates every field of every Events API v2 request it receives.
+// presenced process (test/support/presenced.h), presence-sim as the fleet, and a mock PagerDuty
+// (test/support/mock_http) that validates every field of every Events API v2 request it receives.
 #pragma once
 
 #include <signal.h>
@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test/support/mock_http.h"
+#include "test/support/presenced.h"
 #include "test/support/process.h"
 
 namespace presence::atest {
@@ -198,10 +199,11 @@ struct PresencedOptions {
   std::string extra;
 };
 
-class Presenced {
+// presenced with a PagerDuty sink pointed at the mock and short alerting windows; the process, its
+// HTTP helpers and its safe stop are test/support/presenced.h (one copy for every harness).
+class Presenced : public test::PresencedProcess {
  public:
-  Presenced(int broker_port, const std::string& pd_url, PresencedOptions o = {})
-      : http_port_(test::free_tcp_port()) {
+  Presenced(int broker_port, const std::string& pd_url, PresencedOptions o = {}) {
     std::string y;
     y += "mqtt:\n  uri: tcp://127.0.0.1:" + std::to_string(broker_port) + "\n";
     y += "  client_id: presenced-alerting-" + std::to_string(::getpid()) + "\n";
@@ -211,8 +213,8 @@ class Presenced {
     y += "  restart_grace_min: " + o.restart_grace_min + "\n";
     y += "  restart_grace_settle: " + o.restart_grace_settle + "\n";
     y += "  restart_grace_max: " + o.restart_grace_max + "\n";
-    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
-    y += "store:\n  dir: " + dir_.file("store") + "\n  snapshot_interval: " +
+    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port()) + "\n";
+    y += "store:\n  dir: " + store_dir() + "\n  snapshot_interval: " +
          o.snapshot_interval + "\n";
     y += "output:\n  coalesce_interval: 50ms\n  publish_rate: 10000\n";
     y += "alerts:\n  pagerduty:\n    enabled: true\n    url: " + pd_url +
@@ -227,62 +229,11 @@ class Presenced {
          "\n    straggler_grace: " + o.straggler_grace + "\n";
     y += o.extra;
     y += "mode: " + o.mode + "\n";
-    config_ = dir_.write("presenced.yaml", y);
-    log_ = dir_.file("presenced.log");
+    write_config(y);
   }
 
-  static std::string binary() {
-    return std::string(PRESENCE_BINARY_DIR) + "/presence/app/presenced";
-  }
-  std::string log() const { return test::read_file(log_); }
-  const std::string& config_path() const { return config_; }
-  std::string store_dir() const { return dir_.file("store"); }
-
-  // ready_path "/healthz": up, whatever /readyz says (a presenced that cannot persist is 503).
-  void start(const std::string& ready_path = "/readyz") {
-    proc_ = test::Process({binary(), "--config", config_}, log_);
-    if (!wait_for([&] { return status(ready_path) == 200 || !proc_.running(); }, 10s) ||
-        !proc_.running())
-      throw std::runtime_error("presenced did not become ready; log:\n" + log());
-  }
-  int stop(int sig = SIGTERM) { return proc_.stop(sig, 10000ms); }
-
-  int status(const std::string& path) {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get(path.c_str());
-    return res ? res->status : -1;
-  }
-  std::string body(const std::string& path) {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get(path.c_str());
-    return res ? res->body : std::string();
-  }
-  std::string metrics() {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get("/metrics");
-    return res ? res->body : std::string();
-  }
-  // Value of one sample line ("name" or "name{labels}"), -1 when absent.
-  double metric(const std::string& sample) {
-    const std::string m = metrics();
-    const std::string needle = "\n" + sample + " ";
-    const auto pos = m.find(needle);
-    if (pos == std::string::npos) return -1;
-    return std::stod(m.substr(pos + needle.size()));
-  }
+  std::string store_dir() const { return file("store"); }
   double online() { return metric("presence_devices{state=\"online\"}"); }
-
- private:
-  test::TempDir dir_;
-  int http_port_;
-  std::string config_, log_;
-  test::Process proc_;
 };
 
 // presence-sim as the fleet: N devices on the broker, heartbeats off (the tests are about

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "test/support/presenced.h"
 #include "test/support/process.h"
 
 namespace {
@@ -26,13 +27,13 @@ constexpr const char* kToken = "itest-token-0123456789";
 
 struct Stack {
   presence::test::Mosquitto broker;
-  presence::test::TempDir dir;
-  int http_port = presence::test::free_tcp_port();
-  presence::test::Process presenced;
+  presence::test::TempDir dir;  // the test's own files (presencectl output)
+  presence::test::PresencedProcess presenced;  // test/support: config, log, stop by pid
+  int http_port = presenced.http_port();
 
   Stack() {
     broker.start();
-    const std::string config = dir.write("presenced.yaml", R"(mqtt:
+    presenced.write_config(R"(mqtt:
   uri: )" + broker.uri() + R"(
   client_id: presenced-api-itest
 presence:
@@ -45,7 +46,7 @@ http:
   listen: 127.0.0.1:)" + std::to_string(http_port) + R"(
   token: )" + kToken + R"(
 store:
-  dir: )" + dir.file("store") + R"(
+  dir: )" + presenced.file("store") + R"(
 output:
   coalesce_interval: 50ms
 alerts:
@@ -54,9 +55,8 @@ alerts:
     incident_open_floor: 5
     incident_open_fraction: 0.2
 )");
-    presenced = presence::test::Process(
-        {std::string(PRESENCE_BINARY_DIR) + "/presence/app/presenced", "--config", config},
-        dir.file("presenced.log"));
+    presenced.launch();
+    // Ready for these tests: out of restart grace and connected, not only /readyz.
     const bool ready = wait_for(
         [&] {
           auto r = client().Get("/v1/fleet");
@@ -65,7 +65,7 @@ alerts:
         },
         10s, 50ms);
     if (!ready)
-      FAIL("presenced not ready:\n" << presence::test::read_file(dir.file("presenced.log")));
+      FAIL("presenced not ready:\n" << presenced.log());
   }
 
   httplib::Client client(bool token = false) const {
@@ -282,9 +282,8 @@ TEST_CASE("off loopback without a token presenced refuses to start (nothing is b
                                        "mqtt:\n  uri: tcp://127.0.0.1:1\nhttp:\n"
                                        "  listen: 0.0.0.0:1\nstore:\n  dir: " +
                                            dir.file("store") + "\n");
-  presence::test::Process p(
-      {std::string(PRESENCE_BINARY_DIR) + "/presence/app/presenced", "--config", config},
-      dir.file("log"));
+  presence::test::Process p({presence::test::PresencedProcess::binary(), "--config", config},
+                            dir.file("log"));
   CHECK(p.wait_exit(10s) == 2);
   CHECK(presence::test::read_file(dir.file("log")).find("http.token") != std::string::npos);
 }

@@ -19,16 +19,13 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--lease-ttl") == 0) lease = argv[i + 1];
   }
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
   HaOptions o;
   o.lease_ttl = lease;
   o.fail_open_after = "120s";
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url(), o);
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url(), o);
+  Pair pair(o);
+  HaPresenced& a = pair.a;
+  HaPresenced& b = pair.b;
+  MockPagerDuty& pd = pair.pd;
   a.start();
   b.start();
   // One device dies every 40 s (back 20 s later); rounds are aligned to the deaths below.
@@ -40,7 +37,7 @@ int main(int argc, char** argv) {
                 ", back_after: 20s}\n";
   }
   const auto t_sim = std::chrono::steady_clock::now();
-  Sim sim(broker.port(), 200, timeline, "3");
+  Sim sim(pair.broker.port(), 200, timeline, "3");
   std::vector<double> ms;
   for (int i = 0; i < rounds; ++i) {
     HaPresenced* leader = wait_leader(a, b, 60s);

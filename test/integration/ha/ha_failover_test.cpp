@@ -9,17 +9,8 @@
 
 namespace presence::hatest {
 
-TEST_CASE("2: kill -9 of the leader 10 times while devices die and return: 0 lost, dups <= 1 per failover") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
-  a.start();
-  b.start();
-  REQUIRE(wait_leader(a, b, 15s) != nullptr);
+TEST_CASE_FIXTURE(Pair, "2: kill -9 of the leader 10 times while devices die and return: 0 lost, dups <= 1 per failover") {
+  REQUIRE(start_both() != nullptr);
   // 12 devices die one after another, 3 s apart, each back 5 s later: a page in flight or
   // pending at most moments of the kills below.
   constexpr int kDying = 12;

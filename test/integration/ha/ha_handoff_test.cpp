@@ -11,14 +11,7 @@ namespace {
 const std::string kDev = "presence/device/";
 }
 
-TEST_CASE("8: leader killed with an undelivered page the cold standby never decided: sent once") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
+TEST_CASE_FIXTURE(Pair, "8: leader killed with an undelivered page the cold standby never decided: sent once") {
   a.start();
   REQUIRE_MESSAGE(wait_for([&] { return a.leader(); }, 15s), a.log());
   // PagerDuty is down: the leader decides the page, records it "sending" and keeps retrying.

@@ -10,17 +10,8 @@ namespace {
 const std::string kDev = "presence/device/";
 }
 
-TEST_CASE("1: a device dies: exactly 1 trigger and 1 resolve, sent by the leader only") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
-  a.start();
-  b.start();
-  HaPresenced* leader = wait_leader(a, b, 15s);
+TEST_CASE_FIXTURE(Pair, "1: a device dies: exactly 1 trigger and 1 resolve, sent by the leader only") {
+  HaPresenced* leader = start_both();
   REQUIRE_MESSAGE(leader != nullptr, a.log() << b.log());
   HaPresenced* follower = leader == &a ? &b : &a;
   Sim sim(broker.port(), 20, "  - at: 3s\n    die: {devices: dev-000007, back_after: 6s}\n");
@@ -36,23 +27,14 @@ TEST_CASE("1: a device dies: exactly 1 trigger and 1 resolve, sent by the leader
   CHECK(leader->metric("presence_ha_fenced_writes_total") == 2);
   CHECK(follower->metric("presence_ha_fenced_writes_total") == 0);
   CHECK(a.metric("presence_ha_peers") == 1);
-  const auto status = nlohmann::json::parse(follower->get("/v1/ha"));
+  const auto status = nlohmann::json::parse(follower->body("/v1/ha"));
   CHECK(status["role"] == "follower");
   CHECK(status["leader"] == leader->name());
   CHECK(status["members"].size() == 2);
 }
 
-TEST_CASE("3: leader SIGSTOPped past its lease, then SIGCONT: nothing sent twice, it steps down") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
-  a.start();
-  b.start();
-  HaPresenced* leader = wait_leader(a, b, 15s);
+TEST_CASE_FIXTURE(Pair, "3: leader SIGSTOPped past its lease, then SIGCONT: nothing sent twice, it steps down") {
+  HaPresenced* leader = start_both();
   REQUIRE(leader != nullptr);
   HaPresenced* other = leader == &a ? &b : &a;
   Sim sim(broker.port(), 20,
@@ -79,19 +61,18 @@ TEST_CASE("3: leader SIGSTOPped past its lease, then SIGCONT: nothing sent twice
   CHECK(leader->log().find("ha: lease expired") != std::string::npos);
 }
 
-TEST_CASE("4: standby killed: one 'peer not running' page after peer_down_after, resolved on return") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaOptions o;
-  o.peer_down_after = "4s";
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url(), o);
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url(), o);
-  a.start();
-  b.start();
-  HaPresenced* leader = wait_leader(a, b, 15s);
+// A standby is reported down after 4 s instead of 60.
+struct QuickPeerDown : Pair {
+  QuickPeerDown() : Pair(options()) {}
+  static HaOptions options() {
+    HaOptions o;
+    o.peer_down_after = "4s";
+    return o;
+  }
+};
+
+TEST_CASE_FIXTURE(QuickPeerDown, "4: standby killed: one 'peer not running' page after peer_down_after, resolved on return") {
+  HaPresenced* leader = start_both();
   REQUIRE(leader != nullptr);
   HaPresenced* standby = leader == &a ? &b : &a;
   REQUIRE(wait_for([&] { return leader->metric("presence_ha_peers") == 1; }, 10s));
@@ -112,17 +93,8 @@ TEST_CASE("4: standby killed: one 'peer not running' page after peer_down_after,
   CHECK(pd.errors().empty());
 }
 
-TEST_CASE("5: etcd killed: both fail open after fail_open_after; no page lost, duplicates bounded") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
-  a.start();
-  b.start();
-  REQUIRE(wait_leader(a, b, 15s) != nullptr);
+TEST_CASE_FIXTURE(Pair, "5: etcd killed: both fail open after fail_open_after; no page lost, duplicates bounded") {
+  REQUIRE(start_both() != nullptr);
   Sim sim(broker.port(), 20, "  - at: 4s\n    die: {devices: dev-000005, back_after: 10s}\n");
   REQUIRE(wait_for([&] { return a.online() == 20 && b.online() == 20; }, 15s));
   etcd.stop(SIGKILL);
@@ -144,17 +116,8 @@ TEST_CASE("5: etcd killed: both fail open after fail_open_after; no page lost, d
   CHECK(wait_leader(a, b, 20s) != nullptr);
 }
 
-TEST_CASE("6: rolling restart of both: no page") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
-  a.start();
-  b.start();
-  HaPresenced* leader = wait_leader(a, b, 15s);
+TEST_CASE_FIXTURE(Pair, "6: rolling restart of both: no page") {
+  HaPresenced* leader = start_both();
   REQUIRE(leader != nullptr);
   HaPresenced* standby = leader == &a ? &b : &a;
   Sim sim(broker.port(), 20, "");
@@ -192,18 +155,9 @@ void clear_retained(const test::TempDir& dir, int port, const std::string& topic
 }
 }  // namespace
 
-TEST_CASE("7: only the leader publishes the retained output; a new leader restates it") {
-  test::Mosquitto broker;
-  broker.start();
-  Etcd etcd;
-  etcd.start();
-  MockPagerDuty pd;
+TEST_CASE_FIXTURE(Pair, "7: only the leader publishes the retained output; a new leader restates it") {
   test::TempDir dir;
-  HaPresenced a("a", broker.port(), pd.url(), etcd.url());
-  HaPresenced b("b", broker.port(), pd.url(), etcd.url());
-  a.start();
-  b.start();
-  HaPresenced* leader = wait_leader(a, b, 15s);
+  HaPresenced* leader = start_both();
   REQUIRE(leader != nullptr);
   HaPresenced* follower = leader == &a ? &b : &a;
   Sim sim(broker.port(), 20, "");

@@ -1,6 +1,7 @@
 // HA pair harness (issue 13): a real etcd (Debian etcd-server) on free loopback ports with its own
 // temp data dir, two real presenced with an `ha:` section, a real mosquitto, presence-sim and the
-// validating mock PagerDuty of the alerting harness. Everything is stopped by pid.
+// validating mock PagerDuty of the alerting harness. Everything is stopped by pid; the presenced
+// process itself is test/support/presenced.h, like every integration test's.
 #pragma once
 
 #include <signal.h>
@@ -55,19 +56,21 @@ struct HaOptions {
   std::string peer_down_after = "60s";
 };
 
-class HaPresenced {
+// One instance of the pair: presenced with an `ha:` section and the mock PagerDuty; the process,
+// its HTTP helpers and its safe stop are test/support/presenced.h (one copy for every harness).
+class HaPresenced : public test::PresencedProcess {
  public:
   HaPresenced(const std::string& name, int broker_port, const std::string& pd_url,
               const std::string& etcd_url, HaOptions o = {})
-      : name_(name), http_port_(test::free_tcp_port()) {
+      : name_(name) {
     std::string y;
     y += "mqtt:\n  uri: tcp://127.0.0.1:" + std::to_string(broker_port) + "\n";
     y += "  client_id: presenced-ha-" + name + "-" + std::to_string(::getpid()) + "\n";
     y += "  keepalive: 5s\n  reconnect:\n    min_backoff: 100ms\n    max_backoff: 500ms\n";
     y += "presence:\n  offline_grace: 2s\n  online_stable_for: 1s\n";
     y += "  restart_grace_min: 1s\n  restart_grace_settle: 500ms\n  restart_grace_max: 3s\n";
-    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
-    y += "store:\n  dir: " + dir_.file("store") + "\n  snapshot_interval: 500ms\n";
+    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port()) + "\n";
+    y += "store:\n  dir: " + file("store") + "\n  snapshot_interval: 500ms\n";
     y += "output:\n  coalesce_interval: 50ms\n  publish_rate: 10000\n";
     y += "alerts:\n  pagerduty:\n    enabled: true\n    url: " + pd_url +
          "\n    routing_key: " + atest::kRoutingKey + "\n";
@@ -76,55 +79,19 @@ class HaPresenced {
     y += "ha:\n  endpoints: [" + etcd_url + "]\n  name: " + name + "\n  lease_ttl: " +
          o.lease_ttl + "\n  fail_open_after: " + o.fail_open_after +
          "\n  peer_down_after: " + o.peer_down_after + "\n";
-    config_ = dir_.write("presenced.yaml", y);
-    log_ = dir_.file("presenced.log");
+    write_config(y);
   }
 
   const std::string& name() const { return name_; }
-  std::string log() const { return test::read_file(log_); }
-  pid_t pid() const { return proc_.pid(); }
-  bool running() { return proc_.running(); }
+  // Ready within 15 s (an instance may wait for etcd's first answer).
+  void start() { test::PresencedProcess::start("/readyz", 15s, "presenced " + name_); }
 
-  void start() {
-    proc_ = test::Process({atest::Presenced::binary(), "--config", config_}, log_);
-    if (!wait_for([&] { return status("/readyz") == 200 || !proc_.running(); }, 15s) ||
-        !proc_.running())
-      throw std::runtime_error("presenced " + name_ + " did not become ready; log:\n" + log());
-  }
-  int stop(int sig = SIGTERM) { return proc_.stop(sig, 10000ms); }
-  void signal(int sig) { proc_.signal(sig); }
-
-  int status(const std::string& path) {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get(path.c_str());
-    return res ? res->status : -1;
-  }
-  std::string get(const std::string& path) {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get(path.c_str());
-    return res ? res->body : std::string();
-  }
-  double metric(const std::string& sample) {
-    const std::string m = get("/metrics");
-    const std::string needle = "\n" + sample + " ";
-    const auto pos = m.find(needle);
-    if (pos == std::string::npos) return -1;
-    return std::stod(m.substr(pos + needle.size()));
-  }
   bool leader() { return metric("presence_ha_role{role=\"leader\"}") == 1; }
   bool follower() { return metric("presence_ha_role{role=\"follower\"}") == 1; }
   double online() { return metric("presence_devices{state=\"online\"}"); }
 
  private:
   std::string name_;
-  test::TempDir dir_;
-  int http_port_;
-  std::string config_, log_;
-  test::Process proc_;
 };
 
 // Exactly one of the two leads (the other follows); returns it, or nullptr after the timeout.
@@ -141,5 +108,39 @@ inline HaPresenced* wait_leader(HaPresenced& a, HaPresenced& b, std::chrono::mil
       timeout, 100ms);
   return l;
 }
+
+// What every pair test starts from: a broker, etcd and the mock PagerDuty running, and the two
+// instances "a" and "b" configured against them but not started (a test may start one only).
+// A doctest fixture: TEST_CASE_FIXTURE(Pair, "...") { a.start(); b.start(); ... }.
+class Pair {
+ public:
+  explicit Pair(HaOptions o = {})
+      : a("a", started(broker), pd.url(), started(etcd), o),
+        b("b", broker.port(), pd.url(), etcd.url(), o) {}
+
+  // Starts both and waits up to 15 s for exactly one leader: the leader, or nullptr.
+  HaPresenced* start_both() {
+    a.start();
+    b.start();
+    return wait_leader(a, b, 15s);
+  }
+
+  // Members go in reverse order: the instances before the mock, etcd and the broker they use.
+  test::Mosquitto broker;
+  Etcd etcd;
+  MockPagerDuty pd;
+  HaPresenced a;
+  HaPresenced b;
+
+ private:
+  static int started(test::Mosquitto& m) {
+    m.start();
+    return m.port();
+  }
+  static std::string started(Etcd& e) {
+    e.start();
+    return e.url();
+  }
+};
 
 }  // namespace presence::hatest

@@ -12,15 +12,8 @@
 using namespace presence::itest;
 using presence::test::Mosquitto;
 
-namespace {
-std::string plugin_conf() {
-  return std::string("plugin ") + PRESENCE_BINARY_DIR +
-         "/broker-ext/mosquitto_presence.so\nplugin_opt_node it-node\nplugin_opt_basic_auth defer\n";
-}
-}  // namespace
-
 TEST_CASE("broker-ext: connect -> online, crash -> suspect -> offline, without any status topic") {
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf());
   broker.start();
   Presenced presenced(broker.port());
   presenced.start();
@@ -39,7 +32,7 @@ TEST_CASE("broker-ext: connect -> online, crash -> suspect -> offline, without a
 TEST_CASE("broker-ext: a clean disconnect without a last-will is seen as gone") {
   // Issue 4's must-show: Mosquitto publishes no will on a clean DISCONNECT, so without broker-ext
   // this device would stay "online" forever.
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf());
   broker.start();
   Presenced presenced(broker.port());
   presenced.start();
@@ -60,7 +53,7 @@ TEST_CASE("broker-ext: a clean disconnect without a last-will is seen as gone") 
 }
 
 TEST_CASE("broker-ext: a session takeover is not a departure") {
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf());
   broker.start();
   Presenced presenced(broker.port());
   presenced.start();
@@ -80,7 +73,7 @@ TEST_CASE("broker-ext: a session takeover is not a departure") {
 }
 
 TEST_CASE("broker-ext: a new boot id after a broker restart is detected") {
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf());
   broker.start();
   Presenced presenced(broker.port());
   presenced.start();
@@ -100,7 +93,7 @@ TEST_CASE("mosquitto #1165: after a broker restart a replayed retained online is
   // restarted, so restart grace does not take the replay as evidence.
   presence::test::TempDir store;
   std::filesystem::permissions(store.path(), std::filesystem::perms::all);  // mosquitto user
-  Mosquitto broker(plugin_conf() + "persistence true\npersistence_location " + store.path() +
+  Mosquitto broker(broker_ext_conf() + "persistence true\npersistence_location " + store.path() +
                    "/\nautosave_interval 1\n");
   broker.start();
   Presenced presenced(broker.port());
@@ -134,7 +127,7 @@ TEST_CASE("mosquitto #1165: after a broker restart a replayed retained online is
 TEST_CASE("broker-ext: a client in topics.ignore_ids is not a device") {
   // broker-ext reports every client; a backend service (or another presenced) must not become a
   // device that is paged when it disconnects (scenario 01 paged the other presenced instance).
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf());
   broker.start();
   PresencedOptions o;
   o.extra = "topics:\n  ignore_ids: [\"backend-*\"]\n";
@@ -194,7 +187,7 @@ TEST_CASE("broker-ext alive batches: each listed id is a heartbeat; an id no lon
 TEST_CASE("broker-ext heartbeat aggregation end to end: the plugin lists, presenced keeps the device online") {
   // plugin_opt_heartbeat_topic: the broker collects heartbeats and presenced, not subscribed to
   // the heartbeat topic, learns them from $SYS/presence/<node>/alive (docs/broker-ext.md).
-  Mosquitto broker(plugin_conf() + "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n"
+  Mosquitto broker(broker_ext_conf() + "plugin_opt_heartbeat_topic devices/{id}/heartbeat\n"
                                    "plugin_opt_alive_interval 200\n");
   broker.start();
   PresencedOptions o;

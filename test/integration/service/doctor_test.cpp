@@ -13,10 +13,6 @@ using presence::test::Mosquitto;
 using presence::test::Process;
 
 namespace {
-std::string plugin_conf() {
-  return std::string("plugin ") + PRESENCE_BINARY_DIR +
-         "/broker-ext/mosquitto_presence.so\nplugin_opt_node dr-node\nplugin_opt_basic_auth defer\n";
-}
 
 // mosquitto_sub as a device: client id, keepalive, optional will (retained, QoS 1).
 Process client(int port, const std::string& id, int keepalive, const std::string& will_topic) {
@@ -46,7 +42,7 @@ bool broker_lists(Presenced& p, const std::string& id) {
 }  // namespace
 
 TEST_CASE("doctor: each badly configured client is named with what is wrong and the fix") {
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf("dr-node"));
   broker.start();
   const int port = broker.port();
 

@@ -1,6 +1,7 @@
 // Integration harness for presenced (issue 3): a real presenced process against a real
 // mosquitto (test/support), real MQTT clients (Paho C++ devices and an observer of the retained
-// output, mosquitto_sub as a device with a last-will), and HTTP against /metrics.
+// output, mosquitto_sub as a device with a last-will), and HTTP against /metrics. The process and
+// the observer are test/support's (presenced.h, observer.h), shared with every integration test.
 #pragma once
 
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,8 @@
 #include <mqtt/async_client.h>
 #include <nlohmann/json.hpp>
 
+#include "test/support/observer.h"
+#include "test/support/presenced.h"
 #include "test/support/process.h"
 
 namespace presence::itest {
@@ -25,113 +29,8 @@ namespace presence::itest {
 using namespace std::chrono_literals;
 using presence::test::wait_for;
 
-inline std::string unique_suffix() {
-  static std::atomic<int> n{0};
-  return std::to_string(::getpid()) + "-" + std::to_string(++n);
-}
-
-// Subscribes to presence/# and records every state each device is published with.
-class Observer {
- public:
-  explicit Observer(const std::string& uri)
-      : client_(uri, "observer-" + unique_suffix()) {
-    client_.set_message_callback([this](mqtt::const_message_ptr m) { on_message(*m); });
-    client_.set_connected_handler([this](const std::string&) {
-      try {
-        client_.subscribe("presence/#", 1);
-      } catch (...) {
-      }
-    });
-    auto opts = mqtt::connect_options_builder()
-                    .clean_session(true)
-                    .automatic_reconnect(100ms, 500ms)
-                    .keep_alive_interval(5s)
-                    .finalize();
-    client_.connect(opts)->wait();
-  }
-  // Paho delivers on its own thread, and presence/# is never quiet (presenced's probes every
-  // 500 ms): stop the callbacks and let one in flight finish before the members it uses are gone
-  // (a delivery during teardown crashed service_reconcile_test once).
-  ~Observer() {
-    try {
-      client_.disconnect()->wait_for(2s);
-    } catch (...) {
-    }
-    client_.disable_callbacks();
-    wait_for([&] { return in_flight_.load() == 0; }, 2s, 5ms);
-  }
-
-  std::string state(const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = latest_.find(id);
-    return it == latest_.end() ? std::string() : it->second.value("state", "");
-  }
-  nlohmann::json latest(const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = latest_.find(id);
-    return it == latest_.end() ? nlohmann::json() : it->second;
-  }
-  std::vector<std::string> history(const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return history_[id];
-  }
-  // Devices that were ever published in `state`.
-  std::vector<std::string> ever(const std::string& state) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& [id, h] : history_)
-      for (const auto& s : h)
-        if (s == state) {
-          out.push_back(id);
-          break;
-        }
-    return out;
-  }
-  std::size_t count_in(const std::string& state) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::size_t n = 0;
-    for (const auto& [id, j] : latest_) n += j.value("state", "") == state ? 1 : 0;
-    return n;
-  }
-  nlohmann::json fleet() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return fleet_;
-  }
-  bool wait_state(const std::string& id, const std::string& state,
-                  std::chrono::milliseconds timeout = 10s) {
-    return wait_for([&] { return this->state(id) == state; }, timeout);
-  }
-
- private:
-  void on_message(const mqtt::message& m) {
-    ++in_flight_;
-    struct Done {
-      std::atomic<int>& n;
-      ~Done() { --n; }
-    } done{in_flight_};
-    const std::string& topic = m.get_topic();
-    auto j = nlohmann::json::parse(m.get_payload_str(), nullptr, false);
-    if (j.is_discarded()) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    static const std::string prefix = "presence/devices/";
-    if (topic.rfind(prefix, 0) == 0) {
-      const std::string id = topic.substr(prefix.size());
-      latest_[id] = j;
-      auto& h = history_[id];
-      const std::string s = j.value("state", "");
-      if (h.empty() || h.back() != s) h.push_back(s);
-    } else if (topic == "presence/fleet") {
-      fleet_ = j;
-    }
-  }
-
-  mqtt::async_client client_;
-  std::atomic<int> in_flight_{0};  // on_message calls running
-  std::mutex mu_;
-  std::map<std::string, nlohmann::json> latest_;
-  std::map<std::string, std::vector<std::string>> history_;
-  nlohmann::json fleet_;
-};
+using presence::test::Observer;  // test/support/observer.h
+using presence::test::unique_suffix;
 
 // A device as Paho sees it: retained last-will "offline", retained birth "online" on every
 // (re)connect, automatic reconnect with a per-device first retry (jitter across the fleet).
@@ -195,6 +94,13 @@ inline void mqtt_pub(int port, const std::string& topic, const std::string& payl
     throw std::runtime_error("mosquitto_pub to " + topic + " failed (" + std::to_string(rc) + ")");
 }
 
+// mosquitto.conf lines that load this build's broker-ext as node `node`, deferring basic auth
+// (the plugin only watches): for test::Mosquitto's extra_conf.
+inline std::string broker_ext_conf(const std::string& node = "it-node") {
+  return std::string("plugin ") + PRESENCE_BINARY_DIR + "/broker-ext/mosquitto_presence.so\n" +
+         "plugin_opt_node " + node + "\nplugin_opt_basic_auth defer\n";
+}
+
 struct PresencedOptions {
   std::string offline_grace = "1s";
   std::string restart_grace_min = "2s";
@@ -210,20 +116,17 @@ struct PresencedOptions {
   std::string presence_extra;  // more keys inside "presence:", each line indented by two spaces
 };
 
-class Presenced {
+// presenced with a config for these tests (short graces, debug log); the process, its HTTP
+// helpers and its safe stop are test/support/presenced.h, shared with the alerting and HA
+// harnesses.
+class Presenced : public test::PresencedProcess {
  public:
   Presenced(int broker_port, PresencedOptions o = {})
-      : broker_port_(broker_port), http_port_(test::free_tcp_port()), opts_(std::move(o)),
-        client_id_("presenced-" + unique_suffix()) {
+      : broker_port_(broker_port), opts_(std::move(o)), client_id_("presenced-" + unique_suffix()) {
     write_config();
   }
 
-  static std::string binary() { return std::string(PRESENCE_BINARY_DIR) + "/presence/app/presenced"; }
-  const std::string& config_path() const { return config_; }
-  const std::string& log_path() const { return log_; }
-  int http_port() const { return http_port_; }
-  std::string log() const { return test::read_file(log_); }
-
+  // `more` replaces the output: section (a restart with other output settings).
   void write_config(const std::string& more = {}) {
     std::string y;
     y += "mqtt:\n";
@@ -243,69 +146,19 @@ class Presenced {
     y += "  restart_grace_settle: " + opts_.restart_grace_settle + "\n";
     y += "  restart_grace_max: " + opts_.restart_grace_max + "\n";
     y += opts_.presence_extra;
-    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n";
+    y += "http:\n  listen: 127.0.0.1:" + std::to_string(http_port()) + "\n";
     y += opts_.http_extra;
-    y += "store:\n  dir: " + dir_.file("store") + "\n";
+    y += "store:\n  dir: " + file("store") + "\n";
     y += "log:\n  level: debug\n";
     y += more.empty() ? "output:\n  coalesce_interval: 50ms\n  publish_rate: 5000\n" : more;
     y += opts_.extra;
-    config_ = dir_.write("presenced.yaml", y);
-  }
-
-  // Starts without waiting for readiness.
-  void launch() { proc_ = test::Process({binary(), "--config", config_}, log_); }
-  // Starts and waits until /readyz says ready (connected, subscribed, not blind).
-  void start() {
-    launch();
-    if (!wait_for([&] { return status("/readyz") == 200 || !proc_.running(); }, 10s) ||
-        !proc_.running())
-      throw std::runtime_error("presenced did not become ready; log:\n" + log());
-  }
-  int stop(int sig = SIGTERM) { return proc_.stop(sig, 10000ms); }
-  bool running() { return proc_.running(); }
-  void signal(int sig) { proc_.signal(sig); }
-  int wait_exit(std::chrono::milliseconds timeout) { return proc_.wait_exit(timeout); }
-
-  int status(const std::string& path) {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get(path.c_str());
-    return res ? res->status : -1;
-  }
-  std::string body(const std::string& path) {
-    httplib::Client cli("127.0.0.1", http_port_);
-    cli.set_connection_timeout(1s);
-    cli.set_read_timeout(2s);
-    auto res = cli.Get(path.c_str());
-    return res ? res->body : std::string();
-  }
-  // Prometheus text -> {"name{labels}": value}; -1 when absent.
-  double metric(const std::string& series) {
-    const std::string text = body("/metrics");
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-      std::size_t end = text.find('\n', pos);
-      if (end == std::string::npos) end = text.size();
-      const std::string line = text.substr(pos, end - pos);
-      pos = end + 1;
-      if (line.empty() || line[0] == '#') continue;
-      const auto sp = line.rfind(' ');
-      if (sp != std::string::npos && line.substr(0, sp) == series)
-        return std::stod(line.substr(sp + 1));
-    }
-    return -1;
+    test::PresencedProcess::write_config(y);
   }
 
  private:
-  test::TempDir dir_;
   int broker_port_;
-  int http_port_;
   PresencedOptions opts_;
   std::string client_id_;
-  std::string config_;
-  std::string log_ = dir_.file("presenced.log");
-  test::Process proc_;
 };
 
 }  // namespace presence::itest

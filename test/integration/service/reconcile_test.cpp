@@ -14,10 +14,6 @@ using namespace presence::itest;
 using presence::test::Mosquitto;
 
 namespace {
-std::string plugin_conf() {
-  return std::string("plugin ") + PRESENCE_BINARY_DIR +
-         "/broker-ext/mosquitto_presence.so\nplugin_opt_node it-node\nplugin_opt_basic_auth defer\n";
-}
 
 std::string api_state(Presenced& p, const std::string& id) {
   auto j = nlohmann::json::parse(p.body("/v1/devices/" + id), nullptr, false);
@@ -26,7 +22,7 @@ std::string api_state(Presenced& p, const std::string& id) {
 }  // namespace
 
 TEST_CASE("reconciliation: restarted presenced keeps connected devices online, no false offline") {
-  Mosquitto broker(plugin_conf());
+  Mosquitto broker(broker_ext_conf());
   broker.start();
   // The pages themselves are checked: a webhook receiver gets rc-gone's page (it left while
   // presenced was down) and nothing about the devices that stayed.

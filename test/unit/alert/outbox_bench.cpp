@@ -114,7 +114,7 @@ int main() {
     std::vector<std::unique_ptr<Sink>> sinks;
     sinks.push_back(make_pagerduty_sink(pd));
     Dispatcher d(dc, std::move(sinks));
-    if (!d.start(nullptr)) return 1;
+    if (!d.start().ok()) return 1;
     const int n = 20'000;
     std::vector<double> ns;
     ns.reserve(n);

@@ -220,20 +220,20 @@ TEST_CASE("classify_http: 2xx delivered, 4xx dead-letter except 408/429, rest re
     r.status = status;
     return classify_http(r);
   };
-  CHECK(v(199) == Verdict::Retry);
-  CHECK(v(200) == Verdict::Delivered);
-  CHECK(v(202) == Verdict::Delivered);
-  CHECK(v(299) == Verdict::Delivered);
-  CHECK(v(300) == Verdict::Retry);
-  CHECK(v(399) == Verdict::Retry);
-  CHECK(v(400) == Verdict::DeadLetter);
-  CHECK(v(404) == Verdict::DeadLetter);
-  CHECK(v(408) == Verdict::Retry);
-  CHECK(v(429) == Verdict::Retry);
-  CHECK(v(499) == Verdict::DeadLetter);
-  CHECK(v(500) == Verdict::Retry);
-  CHECK(v(503) == Verdict::Retry);
-  CHECK(v(0) == Verdict::Retry);  // network error / timeout
+  CHECK(v(199) == DeliveryOutcome::Retry);
+  CHECK(v(200) == DeliveryOutcome::Delivered);
+  CHECK(v(202) == DeliveryOutcome::Delivered);
+  CHECK(v(299) == DeliveryOutcome::Delivered);
+  CHECK(v(300) == DeliveryOutcome::Retry);
+  CHECK(v(399) == DeliveryOutcome::Retry);
+  CHECK(v(400) == DeliveryOutcome::DeadLetter);
+  CHECK(v(404) == DeliveryOutcome::DeadLetter);
+  CHECK(v(408) == DeliveryOutcome::Retry);
+  CHECK(v(429) == DeliveryOutcome::Retry);
+  CHECK(v(499) == DeliveryOutcome::DeadLetter);
+  CHECK(v(500) == DeliveryOutcome::Retry);
+  CHECK(v(503) == DeliveryOutcome::Retry);
+  CHECK(v(0) == DeliveryOutcome::Retry);  // network error / timeout
 }
 
 TEST_CASE("Slack batches only above summary_threshold (T-1, T, T+1)") {

@@ -98,3 +98,41 @@ TEST_CASE("the loader runs the ingest compiler over the whole set: a bad ignore 
   CHECK(r.errors[0].key == "sources[0].ignore[0]");
   CHECK(r.errors[0].line == 4);
 }
+
+// One set of rules for presence.* (issue 12 item 2): the loader used to keep its own copy of the
+// core's checks, stricter in places (heartbeat_min_samples, restart_grace_min 0) and looser in
+// others (the 49-day ceiling). Now every presence.* error the loader reports is a core problem,
+// at the same key with the same reason, and a value the core accepts loads.
+TEST_CASE("presence.*: the loader's error is the core's problem, key for key") {
+  struct Case {
+    const char* yaml;  // one key under presence:
+    void (*apply)(core::Config&);
+  };
+  const Case cases[] = {
+      {"offline_grace: 0s", [](core::Config& c) { c.offline_grace = core::Duration{0}; }},
+      {"online_stable_for: 0s", [](core::Config& c) { c.online_stable_for = core::Duration{0}; }},
+      {"heartbeat_min_samples: 0", [](core::Config& c) { c.heartbeat_min_samples = 0; }},
+      {"heartbeat_timeout_factor: 0.5", [](core::Config& c) { c.heartbeat_timeout_factor = 0.5; }},
+      {"heartbeat_timeout_ceiling: 50d",
+       [](core::Config& c) { c.heartbeat_timeout_ceiling = std::chrono::hours(24 * 50); }},
+      {"flap_history: 33", [](core::Config& c) { c.flap_history = 33; }},
+      {"flap_low: 0.5", [](core::Config& c) { c.flap_low = 0.5; }},
+      {"restart_grace_min: 0s", [](core::Config& c) { c.restart_grace_min = core::Duration{0}; }},
+      {"max_label_values: 10000001", [](core::Config& c) { c.max_label_values = 10000001; }},
+      {"forget_after: 3651d",
+       [](core::Config& c) { c.forget_after = std::chrono::hours(24 * 3651); }},
+  };
+  for (const auto& k : cases) {
+    CAPTURE(k.yaml);
+    core::Config engine;
+    k.apply(engine);
+    const auto problems = core::config_problems(engine, "presence.");
+    REQUIRE(problems.size() == 1);
+    const auto r = app::load_config_string(std::string("presence:\n  ") + k.yaml + "\n", "c.yaml",
+                                           [](std::string_view) { return std::nullopt; });
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].key == "presence." + problems[0].key);
+    CHECK(r.errors[0].reason == problems[0].reason);
+    CHECK(r.errors[0].line == 2);
+  }
+}

@@ -58,14 +58,15 @@ TEST_CASE("class_config: zero keeps the default, set values override, out of ran
 TEST_CASE("config_error names the bad device class") {
   Config c = with_battery();
   c.device_classes.push_back(c.device_classes[0]);
-  CHECK(config_error(c) == "device class 'battery': defined twice");
+  CHECK(config_error(c) == "device_classes[1].name: class 'battery' is defined twice");
   c = with_battery();
   c.device_classes[0].heartbeat_timeout_ceiling = 10min;  // below its own 1 h floor
   CHECK(config_error(c) ==
-        "device class 'battery': heartbeat_timeout_ceiling must be >= heartbeat_timeout_floor");
+        "device_classes[0].heartbeat_timeout_ceiling: must be at least the class's "
+        "heartbeat_timeout_floor (1h)");
   c = with_battery();
   c.device_classes[0].name.clear();
-  CHECK(config_error(c) == "device class 0: name must not be empty");
+  CHECK(config_error(c) == "device_classes[0].name: is required");
 }
 
 TEST_CASE("a battery device is judged by its class's clock, a mains device by the default") {

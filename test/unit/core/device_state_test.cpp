@@ -16,27 +16,28 @@ TEST_CASE("judge: session ordering") {
   using K = EventKind;
   using R = DisconnectReason;
   // No session known, or none on the event: by arrival.
-  CHECK(judge(K::Connected, R::Unknown, 0, false, 5) == Verdict::Accept);
-  CHECK(judge(K::Disconnected, R::LastWill, 7, false, 0) == Verdict::Accept);
+  CHECK(judge(K::Connected, R::Unknown, 0, false, 5) == SessionCheck::Accept);
+  CHECK(judge(K::Disconnected, R::LastWill, 7, false, 0) == SessionCheck::Accept);
   // Newer session: accept.
-  CHECK(judge(K::Connected, R::Unknown, 7, false, 8) == Verdict::Accept);
-  CHECK(judge(K::Disconnected, R::LastWill, 7, false, 8) == Verdict::Accept);
-  CHECK(judge(K::Heartbeat, R::Unknown, 7, true, 8) == Verdict::Accept);
+  CHECK(judge(K::Connected, R::Unknown, 7, false, 8) == SessionCheck::Accept);
+  CHECK(judge(K::Disconnected, R::LastWill, 7, false, 8) == SessionCheck::Accept);
+  CHECK(judge(K::Heartbeat, R::Unknown, 7, true, 8) == SessionCheck::Accept);
   // Older session: stale, whatever the kind.
-  CHECK(judge(K::Connected, R::Unknown, 7, false, 6) == Verdict::Stale);
-  CHECK(judge(K::Disconnected, R::KeepaliveTimeout, 7, false, 6) == Verdict::Stale);
-  CHECK(judge(K::Heartbeat, R::Unknown, 7, false, 6) == Verdict::Stale);
+  CHECK(judge(K::Connected, R::Unknown, 7, false, 6) == SessionCheck::Stale);
+  CHECK(judge(K::Disconnected, R::KeepaliveTimeout, 7, false, 6) == SessionCheck::Stale);
+  CHECK(judge(K::Heartbeat, R::Unknown, 7, false, 6) == SessionCheck::Stale);
   // Same session.
-  CHECK(judge(K::Connected, R::Unknown, 7, false, 7) == Verdict::Duplicate);
-  CHECK(judge(K::Connected, R::Unknown, 7, true, 7) == Verdict::Stale);  // connect after its disconnect
-  CHECK(judge(K::Disconnected, R::Graceful, 7, false, 7) == Verdict::Accept);
-  CHECK(judge(K::Disconnected, R::Graceful, 7, true, 7) == Verdict::Duplicate);
-  CHECK(judge(K::Heartbeat, R::Unknown, 7, false, 7) == Verdict::Accept);
-  CHECK(judge(K::Heartbeat, R::Unknown, 7, true, 7) == Verdict::Stale);
+  CHECK(judge(K::Connected, R::Unknown, 7, false, 7) == SessionCheck::Duplicate);
+  // A connect after its own disconnect.
+  CHECK(judge(K::Connected, R::Unknown, 7, true, 7) == SessionCheck::Stale);
+  CHECK(judge(K::Disconnected, R::Graceful, 7, false, 7) == SessionCheck::Accept);
+  CHECK(judge(K::Disconnected, R::Graceful, 7, true, 7) == SessionCheck::Duplicate);
+  CHECK(judge(K::Heartbeat, R::Unknown, 7, false, 7) == SessionCheck::Accept);
+  CHECK(judge(K::Heartbeat, R::Unknown, 7, true, 7) == SessionCheck::Stale);
   // Takeover never departs, whatever the sessions say.
-  CHECK(judge(K::Disconnected, R::Takeover, 7, false, 7) == Verdict::Takeover);
-  CHECK(judge(K::Disconnected, R::Takeover, 0, false, 0) == Verdict::Takeover);
-  CHECK(judge(K::Disconnected, R::Takeover, 7, false, 9) == Verdict::Takeover);
+  CHECK(judge(K::Disconnected, R::Takeover, 7, false, 7) == SessionCheck::Takeover);
+  CHECK(judge(K::Disconnected, R::Takeover, 0, false, 0) == SessionCheck::Takeover);
+  CHECK(judge(K::Disconnected, R::Takeover, 7, false, 9) == SessionCheck::Takeover);
 }
 
 TEST_CASE("heartbeat_timeout: factor x mean, floor, ceiling, young devices") {

@@ -737,6 +737,65 @@ TEST_CASE("config_error names the offending key") {
   CHECK(config_error(c).find("flap_history") != std::string::npos);
 }
 
+// The one set of rules (issue 12: the YAML loader asks config_problems instead of keeping a copy):
+// every problem at once, each at its key, a relation naming the other key it involves, and the
+// caller's prefix in a reason that names another key.
+TEST_CASE("config_problems: every problem, each at its key, relations name the other key") {
+  CHECK(config_problems(Config{}).empty());
+  Config c;
+  c.offline_grace = Duration{0};
+  c.flap_low = 0.5;  // == flap_high
+  c.heartbeat_min_samples = 0;
+  const auto problems = config_problems(c, "presence.");
+  REQUIRE(problems.size() == 3);
+  CHECK(problems[0].key == "offline_grace");
+  CHECK(problems[0].reason == "must be greater than 0");
+  CHECK(problems[0].other.empty());
+  CHECK(problems[1].key == "heartbeat_min_samples");
+  CHECK(problems[1].reason == "must be at least 1");
+  CHECK(problems[2].key == "flap_low");
+  CHECK(problems[2].reason == "must be less than presence.flap_high (0.5)");
+  CHECK(problems[2].other == "flap_high");
+  CHECK(config_error(c) == "offline_grace: must be greater than 0");
+}
+
+TEST_CASE("config_problems: the bounds at both ends (T-1, T, T+1)") {
+  auto keys = [](const Config& c) {
+    std::vector<std::string> out;
+    for (const auto& p : config_problems(c)) out.push_back(p.key);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  Config c;
+  c.heartbeat_timeout_ceiling = Duration{0xFFFFFFFFLL};  // the timer wheel's 32 bits
+  CHECK(keys(c).empty());
+  c.heartbeat_timeout_ceiling = Duration{0xFFFFFFFFLL + 1};
+  CHECK(keys(c) == V{"heartbeat_timeout_ceiling"});
+  c = Config{};
+  c.max_label_keys = 4096;
+  CHECK(keys(c).empty());
+  c.max_label_keys = 4097;
+  CHECK(keys(c) == V{"max_label_keys"});
+  c = Config{};
+  c.forget_unconfirmed_after = c.offline_grace - Duration{1};
+  CHECK(keys(c) == V{"forget_unconfirmed_after"});
+  c.forget_unconfirmed_after = c.offline_grace;
+  CHECK(keys(c).empty());
+  c.forget_unconfirmed_after = Duration{0};  // never
+  CHECK(keys(c).empty());
+  c = Config{};
+  c.forget_after = std::chrono::hours(24 * 3650);
+  CHECK(keys(c).empty());
+  c.forget_after += Duration{1};
+  CHECK(keys(c) == V{"forget_after"});
+  // Zero restart grace or zero online_stable_for is refused (the loader always refused it;
+  // presence-replay now does too).
+  c = Config{};
+  c.online_stable_for = Duration{0};
+  c.restart_grace_min = Duration{0};
+  CHECK(keys(c) == V{"online_stable_for", "restart_grace_min"});
+}
+
 namespace {
 struct Recorder : DecisionObserver {
   std::vector<std::string> log;

@@ -88,3 +88,48 @@ TEST_CASE("lost probes: any new loss is overload; an unknown counter (no sample)
   CHECK_FALSE(o.observe(mono_ms(5000), s).has_value());  // same count: quiet, but < clear_after
   CHECK(o.observe(mono_ms(5001), s) == std::optional<bool>(false));
 }
+
+// OverloadPager (issue 16, the "presenced overloaded" page of presence/app/alerting.cpp): one page
+// when overload lasts alert_after without a break (T-1 no, T yes), none for a burst, resolved by
+// the first batch that is caught up, and a break restarts the clock.
+TEST_CASE("overload page: T-1 nothing, T one trigger, no repeat, resolved when it ends") {
+  using Page = OverloadPager::Page;
+  OverloadPager p(120'000ms);  // overload.alert_after default 2m
+  CHECK_FALSE(p.observe(mono_ms(1'000), false).has_value());
+  CHECK_FALSE(p.observe(mono_ms(10'000), true).has_value());  // overloaded since 10 s
+  CHECK_FALSE(p.observe(mono_ms(129'999), true).has_value());  // T-1
+  CHECK_FALSE(p.paged());
+  CHECK(p.observe(mono_ms(130'000), true) == std::optional<Page>(Page::Trigger));  // T
+  CHECK(p.paged());
+  CHECK(p.overloaded_for(mono_ms(130'000)) == 120'000ms);
+  CHECK_FALSE(p.observe(mono_ms(130'001), true).has_value());  // T+1: once only
+  CHECK_FALSE(p.observe(mono_ms(600'000), true).has_value());
+  CHECK(p.observe(mono_ms(600'001), false) == std::optional<Page>(Page::Resolve));
+  CHECK_FALSE(p.paged());
+  CHECK_FALSE(p.observe(mono_ms(600'002), false).has_value());  // resolved once
+}
+
+TEST_CASE("overload page: a burst shorter than alert_after pages nothing, resolves nothing") {
+  OverloadPager p(120'000ms);
+  CHECK_FALSE(p.observe(mono_ms(0), true).has_value());
+  CHECK_FALSE(p.observe(mono_ms(119'999), true).has_value());
+  CHECK_FALSE(p.observe(mono_ms(120'000), false).has_value());  // caught up at T: no page
+  CHECK_FALSE(p.paged());
+}
+
+TEST_CASE("overload page: a break restarts the clock") {
+  using Page = OverloadPager::Page;
+  OverloadPager p(120'000ms);
+  CHECK_FALSE(p.observe(mono_ms(0), true).has_value());
+  CHECK_FALSE(p.observe(mono_ms(100'000), false).has_value());  // caught up after 100 s
+  CHECK_FALSE(p.observe(mono_ms(110'000), true).has_value());   // behind again from 110 s
+  CHECK_FALSE(p.observe(mono_ms(229'999), true).has_value());  // 0 + 120 s passed, but not 110 + 120
+  CHECK(p.observe(mono_ms(230'000), true) == std::optional<Page>(Page::Trigger));
+}
+
+TEST_CASE("overload page: alert_after 0 pages with the first overloaded batch") {
+  using Page = OverloadPager::Page;
+  OverloadPager p(0ms);
+  CHECK(p.observe(mono_ms(5), true) == std::optional<Page>(Page::Trigger));
+  CHECK(p.observe(mono_ms(6), false) == std::optional<Page>(Page::Resolve));
+}

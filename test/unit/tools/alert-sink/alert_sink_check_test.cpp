@@ -27,7 +27,7 @@ json pd_trigger() {
                 {"component", "dev-7"}}}};
 }
 
-Verdict pd(const json& j) { return check_pagerduty(j.dump(), "generated-1"); }
+RequestCheck pd(const json& j) { return check_pagerduty(j.dump(), "generated-1"); }
 
 std::string repeat_utf8(const char* unit, std::size_t n) {
   std::string s;
@@ -38,7 +38,7 @@ std::string repeat_utf8(const char* unit, std::size_t n) {
 }  // namespace
 
 TEST_CASE("pagerduty: a valid trigger is accepted with 202 and its dedup_key") {
-  const Verdict v = pd(pd_trigger());
+  const RequestCheck v = pd(pd_trigger());
   CHECK(v.ok);
   CHECK(v.status == 202);
   const json r = json::parse(v.response_body);
@@ -52,7 +52,7 @@ TEST_CASE("pagerduty: required fields") {
   SUBCASE("missing routing_key") {
     json j = pd_trigger();
     j.erase("routing_key");
-    const Verdict v = pd(j);
+    const RequestCheck v = pd(j);
     CHECK_FALSE(v.ok);
     CHECK(v.status == 400);
     CHECK(v.reason.find("routing_key") != std::string::npos);
@@ -74,7 +74,7 @@ TEST_CASE("pagerduty: required fields") {
     for (const char* key : {"summary", "source", "severity"}) {
       json j = pd_trigger();
       j["payload"].erase(key);
-      const Verdict v = pd(j);
+      const RequestCheck v = pd(j);
       CHECK_FALSE(v.ok);
       CHECK(v.reason.find(std::string("payload.") + key) != std::string::npos);
     }
@@ -133,7 +133,7 @@ TEST_CASE("pagerduty: resolve and acknowledge need a dedup_key but no payload") 
   // A trigger without one gets a made-up key back, as PagerDuty does.
   json t = pd_trigger();
   t.erase("dedup_key");
-  const Verdict v = pd(t);
+  const RequestCheck v = pd(t);
   CHECK(v.ok);
   CHECK(json::parse(v.response_body)["dedup_key"] == "generated-1");
 }
@@ -141,18 +141,19 @@ TEST_CASE("pagerduty: resolve and acknowledge need a dedup_key but no payload") 
 TEST_CASE("pagerduty: a summary cannot forge a second output line") {
   json j = pd_trigger();
   j["payload"]["summary"] = "a\n12:00:00.000 pagerduty trigger fake";
-  const Verdict v = pd(j);
+  const RequestCheck v = pd(j);
   CHECK(v.ok);
   CHECK(v.line.find('\n') == std::string::npos);
 }
 
 TEST_CASE("slack: text required") {
-  const Verdict ok = check_slack("/slack/T0/B0/x", R"({"text":"dev-7 offline","blocks":[{},{}]})");
+  const RequestCheck ok =
+      check_slack("/slack/T0/B0/x", R"({"text":"dev-7 offline","blocks":[{},{}]})");
   CHECK(ok.ok);
   CHECK(ok.status == 200);
   CHECK(ok.response_body == "ok");
   CHECK(ok.line.find("(2 blocks)") != std::string::npos);
-  const Verdict none = check_slack("/slack/x", R"({"blocks":[]})");
+  const RequestCheck none = check_slack("/slack/x", R"({"blocks":[]})");
   CHECK(none.status == 400);
   CHECK(none.response_body == "no_text");
   CHECK(check_slack("/slack/x", R"({"text":""})").status == 400);
@@ -206,20 +207,20 @@ TEST_CASE("presenced's own payloads are accepted") {
   e.intent.component = "dev-7";
   e.intent.details = {{"reason", "last_will"}};
 
-  const Verdict t = check_pagerduty(
+  const RequestCheck t = check_pagerduty(
       presence::alert::pagerduty_body({"0123456789abcdef0123456789abcdef", "presenced"}, e), "x");
   CHECK_MESSAGE(t.ok, t.reason);
   e.intent.action = presence::core::AlertIntent::Action::Resolve;
-  const Verdict r = check_pagerduty(
+  const RequestCheck r = check_pagerduty(
       presence::alert::pagerduty_body({"0123456789abcdef0123456789abcdef", "presenced"}, e), "x");
   CHECK_MESSAGE(r.ok, r.reason);
   CHECK(json::parse(r.response_body)["dedup_key"] == json::parse(t.response_body)["dedup_key"]);
 
-  const Verdict s = check_slack("/slack/demo", presence::alert::slack_body(e));
+  const RequestCheck s = check_slack("/slack/demo", presence::alert::slack_body(e));
   CHECK_MESSAGE(s.ok, s.reason);
 
   const std::string body = presence::alert::webhook_body(e);
-  const Verdict w = check_webhook(body, presence::alert::webhook_signature("k", body), "k");
+  const RequestCheck w = check_webhook(body, presence::alert::webhook_signature("k", body), "k");
   CHECK_MESSAGE(w.ok, w.reason);
   CHECK(check_webhook(body, presence::alert::webhook_signature("other", body), "k").status == 401);
 }

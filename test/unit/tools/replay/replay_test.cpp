@@ -323,6 +323,25 @@ TEST_CASE("JSON output escapes ids: quotes, backslashes") {
 #endif
 }
 
+TEST_CASE("JSON output of an id with bytes that are not UTF-8 is still valid JSON (U+FFFD)") {
+  ReplayOptions o = json();
+  o.show_events = true;
+  // A recorded client id is bytes; a broken one must not make the whole output unreadable.
+  Run r = replay("0 connect dev-\xff\xfe\n1 disconnect dev-\xff\xfe reason=last_will\n", o);
+  CHECK(r.err.empty());
+  CHECK(has(r.out, "\"device\":\"dev-\\uFFFD\\uFFFD\""));
+  CHECK_FALSE(has(r.out, "\xff"));
+#ifdef PRESENCE_HAVE_NLOHMANN_JSON
+  std::istringstream s(r.out);
+  int lines = 0;
+  for (std::string l; std::getline(s, l); ++lines) {
+    const auto j = nlohmann::json::parse(l);  // throws (fails the test) on invalid UTF-8
+    if (j.contains("device")) CHECK(j["device"] == "dev-\xef\xbf\xbd\xef\xbf\xbd");
+  }
+  CHECK(lines >= 2);
+#endif
+}
+
 namespace {
 
 double at_of(const std::string& line) {
