@@ -45,8 +45,7 @@ struct Service {
     config.store.snapshot_interval = 30s;
     alerting = std::make_unique<app::Alerting>(config, [](std::string_view) {});
     alerting->set_snapshot_slice_devices(kSlice);
-    std::string error;
-    REQUIRE(alerting->start(&error));
+    REQUIRE(alerting->start().ok());
     alerting->on_start(engine, now);
     for (int i = 0; i < kDevices; ++i)
       engine.on_event(ev(core::EventKind::Connected, engine.intern("d" + std::to_string(i)), now));
