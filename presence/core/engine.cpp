@@ -910,6 +910,7 @@ Engine::~Engine() = default;
 DeviceIndex Engine::intern(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdBytes) return kNoDevice;
   if (auto known = impl_->ids.find(id)) return *known;  // hot path: no flush
+  if (id.find('\0') != std::string_view::npos) return kNoDevice;  // never known: checked once
   impl_->flush();
   return impl_->intern_new(id);
 }

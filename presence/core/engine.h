@@ -112,7 +112,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Interning: ids become dense indices once; hot-path events carry the index.
-  // An empty id or one longer than kMaxIdBytes is refused with kNoDevice.
+  // An empty id, one longer than kMaxIdBytes or one holding a NUL byte is refused with kNoDevice
+  // (MQTT forbids U+0000 in topics; the snapshot's index tokens rely on no id starting with one).
   // Expiry (Config::forget_after) can forget a device at any tick: intern per message and feed
   // the event before the second drain() from now (a forgotten id's index is reused after two
   // drains; an event for it before that revives the id under a new index).

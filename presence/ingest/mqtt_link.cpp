@@ -474,6 +474,10 @@ struct MqttLink::Impl {
   core::DeviceIndex device_of(const std::string& id) {
     if (id == opt.mqtt.client_id || (!bulk_client_id.empty() && id == bulk_client_id))
       return core::kNoDevice;
+    if (id.find('\0') != std::string::npos) {  // from a JSON payload ("\u0000"): not an id
+      ++local.parse_errors_total[static_cast<std::size_t>(ParseError::BadPayload)];
+      return core::kNoDevice;
+    }
     for (const auto& glob : opt.ignore_ids) {
       if (::fnmatch(glob.c_str(), id.c_str(), 0) == 0) {
         ++local.ignored_ids_total;
