@@ -91,11 +91,12 @@ test_asan() {
 
 # The threaded rooms: ingest/engine hand-off and API tasks live in presenced (driven by the service
 # and API integration tests), the dispatcher in the alert integration tests, the router's HTTP
-# threads in api_router_test. Only what these tests need is built.
-tsan_tests='^(api_router_test|alert_delivery_test|alert_crash_test|alert_watchdog_test|service_test|service_restart_test|api_integration_test|alerting_device_test)$'
+# threads in api_router_test, the bulk heartbeat reader's thread and stop in
+# ingest_bulk_reader_e2e_test. Only what these tests need is built.
+tsan_tests='^(api_router_test|alert_delivery_test|alert_crash_test|alert_watchdog_test|service_test|service_restart_test|api_integration_test|alerting_device_test|ingest_bulk_reader_e2e_test)$'
 tsan_targets=(presenced api_router_test alert_delivery_test alert_crash_test
   alert_crash_child alert_watchdog_test service_test service_restart_test api_integration_test
-  alerting_device_test)
+  alerting_device_test ingest_bulk_reader_e2e_test)
 build_tsan() {
   cmake -S "$here" -B "$here/build-tsan" "${san_flags[@]}" -DWITH_SANITIZERS=thread >/dev/null
   # Read the target list once, whole: `grep -q` on the live pipe closes it early, make dies of

@@ -100,13 +100,18 @@ std::string render_prometheus(const AlertMetrics& m) {
          "1 while the outbox or the snapshot cannot be written (paged as presence/self/persistence).");
   sample(out, "presence_persistence_failing", m.persistence_failing ? 1 : 0);
   family(out, "presence_snapshot_pause_seconds", "gauge",
-         "Engine-thread pause of the last snapshot copy.");
+         "Longest engine-thread pause (one slice) of the last snapshot copy.");
   sample(out, "presence_snapshot_pause_seconds",
          static_cast<double>(m.snapshot_pause_us) / 1e6);
   family(out, "presence_snapshot_pause_max_seconds", "gauge",
-         "Longest engine-thread pause of a snapshot copy since start.");
+         "Longest engine-thread pause (one slice) of any snapshot copy since start.");
   sample(out, "presence_snapshot_pause_max_seconds",
          static_cast<double>(m.snapshot_pause_max_us) / 1e6);
+  family(out, "presence_snapshot_copy_seconds", "gauge",
+         "Engine-thread time of the last snapshot copy, all its slices together.");
+  sample(out, "presence_snapshot_copy_seconds", static_cast<double>(m.snapshot_copy_us) / 1e6);
+  family(out, "presence_snapshot_slices", "gauge", "Slices (batches) the last snapshot copy took.");
+  sample(out, "presence_snapshot_slices", static_cast<double>(m.snapshot_slices));
   family(out, "presence_snapshot_write_seconds", "gauge",
          "Saver thread: encode, write and fsync of the last snapshot written.");
   sample(out, "presence_snapshot_write_seconds", static_cast<double>(ss.last_write_us) / 1e6);

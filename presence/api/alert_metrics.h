@@ -24,8 +24,10 @@ struct AlertMetrics {
   std::uint64_t devices_unreachable = 0;  // issue 15: held behind a parent that is down
   store::SnapshotStats snapshot;
   bool persistence_failing = false;
-  std::int64_t snapshot_pause_us = 0;
-  std::int64_t snapshot_pause_max_us = 0;  // longest copy since start
+  // The last snapshot's longest engine-thread slice, its slices' sum and count; the longest
+  // slice since start (core/snapshot_slicer.h).
+  std::int64_t snapshot_pause_us = 0, snapshot_copy_us = 0, snapshot_pause_max_us = 0;
+  std::uint64_t snapshot_slices = 0;
   std::int64_t snapshot_restore_us = 0;    // start-up: read, decode and restore the snapshot
   std::optional<alert::WatchdogStats> watchdog;
 };

@@ -99,6 +99,17 @@ std::string render_prometheus(const Metrics& m) {
   sample(out, "presence_sparkplug_rebirths_suppressed_total", m.sparkplug_rebirths_suppressed_total);
   family(out, "presence_broker_connected", "gauge", "1 if connected and subscribed.");
   sample(out, "presence_broker_connected", m.broker_connected ? 1 : 0);
+  if (m.heartbeat_reader) {
+    family(out, "presence_heartbeat_reader_connected", "gauge",
+           "1 while the bulk heartbeat connection is connected and subscribed.");
+    sample(out, "presence_heartbeat_reader_connected", m.heartbeat_reader_connected ? 1 : 0);
+    family(out, "presence_heartbeat_reader_reads_total", "counter",
+           "Reads of the bulk heartbeat connection (each hands over every message it got).");
+    sample(out, "presence_heartbeat_reader_reads_total", m.heartbeat_reader_reads_total);
+    family(out, "presence_heartbeat_reader_protocol_errors_total", "counter",
+           "Malformed streams on the bulk heartbeat connection (connection dropped and reopened).");
+    sample(out, "presence_heartbeat_reader_protocol_errors_total", m.heartbeat_reader_protocol_errors_total);
+  }
   family(out, "presence_restart_grace_active", "gauge",
          "1 while restart grace holds offline judgement.");
   sample(out, "presence_restart_grace_active", m.restart_grace_active ? 1 : 0);

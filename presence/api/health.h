@@ -57,6 +57,11 @@ struct Metrics {
   std::uint64_t sparkplug_rebirths_total = 0;
   std::uint64_t sparkplug_rebirths_suppressed_total = 0;
   bool broker_connected = false;
+  // The bulk heartbeat reader (issue 16, mqtt.bulk_heartbeats); its lines only when in use.
+  bool heartbeat_reader = false;
+  bool heartbeat_reader_connected = false;
+  std::uint64_t heartbeat_reader_reads_total = 0;
+  std::uint64_t heartbeat_reader_protocol_errors_total = 0;
   bool restart_grace_active = false;
   bool blind = true;
   // Overload (issue 16): presenced is behind and judges no silence.

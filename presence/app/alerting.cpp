@@ -302,8 +302,11 @@ void Alerting::on_start(core::Engine& engine, core::MonoTime now) {
     policy_ = std::make_unique<core::AlertPolicy>(
         policy_config(config_), fleet_config(config_),
         [&engine](core::DeviceIndex d) { return std::string(engine.id_of(d)); });
-    engine.set_observer(policy_.get());
   }
+  // The slicer hears every change the engine makes (to keep a sliced copy point-in-time) and
+  // forwards all of it to the policy (core/snapshot_slicer.h).
+  slicer_.set_inner(policy_.get());
+  engine.set_observer(&slicer_);
 
   // Snapshot: devices back with their state (the engine enters restart grace: restarting
   // presenced pages no one, a device that died meanwhile is declared offline when the grace
@@ -696,42 +699,88 @@ void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
     submit(intents_);
     alerts_firing_ = naive_.firing();
   }
-  // After alerts changed, snapshot soon, but keep the copy under ~5 % of the engine thread: at
-  // most once per second and per 20 x the last copy's pause (measured 2.1 ms for 5,000 devices,
-  // so ~0.4 s at 1M: then at most every 8 s). A crash inside that window only repeats decisions.
-  const auto pause = std::chrono::microseconds(snapshot_pause_us_.load());
+  // A snapshot is copied in slices, one per batch (core/snapshot_slicer.h): each slice at most
+  // kSliceBudget of the engine thread. After alerts changed, snapshot soon, but keep the copy
+  // under ~5 % of the engine thread: at most once per second and per 20 x the engine time the
+  // last copy took in all its slices (a crash inside that window only repeats decisions).
+  if (slicer_.active()) {
+    snapshot_slice(engine);
+    return;
+  }
+  const auto copy = std::chrono::microseconds(snapshot_copy_us_.load());
   const auto min_gap = std::max<core::Duration>(
-      std::chrono::seconds(1), std::chrono::duration_cast<core::Duration>(pause * 20));
+      std::chrono::seconds(1), std::chrono::duration_cast<core::Duration>(copy * 20));
   if (now >= next_snapshot_ || (snapshot_due_ && now - last_snapshot_ >= min_gap)) {
-    snapshot_due_ = false;
     last_snapshot_ = now;
-    save_snapshot(engine, now);
     next_snapshot_ = now + config_.store.snapshot_interval;
+    slicer_.begin();
+    slice_pause_max_ = std::chrono::nanoseconds(0);
+    slice_total_ = std::chrono::nanoseconds(0);
+    snapshot_slice(engine);
   }
 }
 
-void Alerting::save_snapshot(core::Engine& engine, core::MonoTime now) {
-  (void)now;
-  // The copy is the engine-thread pause (measured: presence_snapshot_pause_seconds); the write and
-  // fsync happen on the saver thread.
+void Alerting::snapshot_slice(core::Engine& engine, bool at_once) {
+  // Each slice is an engine-thread pause; the longest of a snapshot is
+  // presence_snapshot_pause_seconds. The write and fsync happen on the saver thread.
   const auto t0 = std::chrono::steady_clock::now();
-  store::SnapshotSaver::Copy c;
-  c.token = dispatcher_ ? dispatcher_->submitted() : 0;
-  c.devices = engine.snapshot();
-  c.incidents = policy_ ? policy_->serialize() : naive_.serialize();
-  c.anchor = anchor_;
-  snapshot_pause_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::steady_clock::now() - t0)
-                           .count();
-  if (snapshot_pause_us_.load() > snapshot_pause_max_us_.load())
-    snapshot_pause_max_us_ = snapshot_pause_us_.load();
-  saver_.hand_over(std::move(c));
+  const std::size_t before = slicer_.copied();
+  const std::size_t want = at_once ? std::numeric_limits<std::size_t>::max() : slice_devices_;
+  const bool done = slicer_.step(engine, want);
+  const auto copied_at = std::chrono::steady_clock::now();
+  if (done) {
+    // The state that goes with the devices, from the same moment (nothing ran in between): the
+    // alert policy's copy and the outbox count its decisions reached (presence/store/saver.h).
+    store::SnapshotSaver::Copy c;
+    c.token = dispatcher_ ? dispatcher_->submitted() : 0;
+    if (policy_) {
+      // The copy here, with ids as index tokens; the ids and the text on the saver thread, from
+      // the device copy of the same moment (presence/store/saver.h).
+      auto snap = std::make_shared<core::PolicySnapshot>(
+          policy_->snapshot(&core::DeviceCopy::index_token));
+      c.render_incidents = [snap](const core::DeviceCopy& devices) {
+        core::for_each_id(*snap, [&devices](std::string& id) { devices.resolve(id); });
+        return core::to_text(*snap);
+      };
+    } else {
+      c.incidents = naive_.serialize();
+    }
+    c.devices = slicer_.take();
+    c.anchor = anchor_;
+    saver_.hand_over(std::move(c));
+    snapshot_due_ = false;  // the copy holds every alert decided so far
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  // Slice size follows the measured copy rate so that a slice takes about kSliceBudget.
+  const std::size_t n = slicer_.copied() - before;
+  const auto took = copied_at - t0;
+  if (!at_once && slice_fixed_ == 0 && n == slice_devices_ && took.count() > 0) {
+    const double per_device = std::chrono::duration<double>(took).count() / static_cast<double>(n);
+    const double fit = std::chrono::duration<double>(kSliceBudget).count() / per_device;
+    slice_devices_ = static_cast<std::size_t>(
+        std::clamp(fit, static_cast<double>(kMinSliceDevices), static_cast<double>(kMaxSliceDevices)));
+  }
+  const auto pause = t1 - t0;
+  slice_pause_max_ = std::max<std::chrono::nanoseconds>(slice_pause_max_, pause);
+  slice_total_ += pause;
+  if (done && !at_once) {
+    const auto us = [](std::chrono::nanoseconds d) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    };
+    snapshot_pause_us_ = us(slice_pause_max_);
+    snapshot_copy_us_ = us(slice_total_);
+    snapshot_slices_ = slicer_.steps();
+    if (us(slice_pause_max_) > snapshot_pause_max_us_.load()) snapshot_pause_max_us_ = us(slice_pause_max_);
+  }
 }
 
 void Alerting::on_stop(core::Engine& engine, core::MonoTime now) {
-  // SIGTERM: the last batch's alerts, then a final snapshot (Alerting::stop waits for it).
+  // SIGTERM: the last batch's alerts, then a final snapshot, whole and current (Alerting::stop
+  // waits for it). A copy under way is finished (its slices are kept current by the slicer),
+  // else one is taken; either way at once: nothing waits for the engine any more.
   after_batch(engine, now);
-  save_snapshot(engine, now);
+  if (!slicer_.active()) slicer_.begin();
+  while (slicer_.active()) snapshot_slice(engine, /*at_once=*/true);
 }
 
 api::AlertMetrics Alerting::metrics() const {
@@ -750,6 +799,8 @@ api::AlertMetrics Alerting::metrics() const {
   m.persistence_failing = persist_failing_.load();
   m.snapshot_pause_us = snapshot_pause_us_.load();
   m.snapshot_pause_max_us = snapshot_pause_max_us_.load();
+  m.snapshot_copy_us = snapshot_copy_us_.load();
+  m.snapshot_slices = snapshot_slices_.load();
   m.snapshot_restore_us = snapshot_restore_us_.load();
   if (watchdog_) m.watchdog = watchdog_->stats();
   return m;

@@ -150,6 +150,7 @@ void describe(V& v, Config& c) {
       v.field("jitter", m.reconnect.jitter);
     });
     v.field("qos", m.qos);
+    v.field("bulk_heartbeats", m.bulk_heartbeats);
   });
   v.section("topics", [&] {
     auto& t = c.topics;

@@ -113,6 +113,10 @@ api::Metrics metrics(const server::LoopStats& s, const ingest::MqttStats& q) {
   m.sparkplug_rebirths_total = q.sparkplug_rebirths_total;
   m.sparkplug_rebirths_suppressed_total = q.sparkplug_rebirths_suppressed_total;
   m.broker_connected = q.broker_connected;
+  m.heartbeat_reader = q.heartbeat_reader;
+  m.heartbeat_reader_connected = q.heartbeat_reader_connected;
+  m.heartbeat_reader_reads_total = q.heartbeat_reader_reads_total;
+  m.heartbeat_reader_protocol_errors_total = q.heartbeat_reader_protocol_errors_total;
   m.restart_grace_active = s.restart_grace;
   // Blind: not subscribed, or the engine itself holds judgement (a broker restart).
   m.blind = !q.broker_connected || s.engine_blind;

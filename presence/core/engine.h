@@ -102,6 +102,8 @@ class DecisionObserver {
   virtual void on_forget(DeviceIndex /*device*/) {}
 };
 
+struct DeviceCopy;  // presence/core/snapshot_slicer.h
+
 class Engine {
  public:
   explicit Engine(const Config& config = {});
@@ -110,7 +112,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Interning: ids become dense indices once; hot-path events carry the index.
-  // An empty id or one longer than kMaxIdBytes is refused with kNoDevice.
+  // An empty id, one longer than kMaxIdBytes or one holding a NUL byte is refused with kNoDevice
+  // (MQTT forbids U+0000 in topics; the snapshot's index tokens rely on no id starting with one).
   // Expiry (Config::forget_after) can forget a device at any tick: intern per message and feed
   // the event before the second drain() from now (a forgotten id's index is reused after two
   // drains; an event for it before that revives the id under a new index).
@@ -184,6 +187,10 @@ class Engine {
   // needs fresh evidence: restore enters restart grace).
   std::vector<DeviceSnapshot> snapshot() const;
   void restore(const std::vector<DeviceSnapshot>& devices, MonoTime now);
+  // Sliced snapshots (core/snapshot_slicer.h, issue 16 item 3): copies the devices with these
+  // indices into out.entries (a hole for a forgotten index or one at or past size()).
+  void copy_devices(DeviceIndex first, DeviceIndex last, DeviceCopy& out) const;
+  void copy_devices(const DeviceIndex* devices, std::size_t count, DeviceCopy& out) const;
 
  private:
   struct Impl;

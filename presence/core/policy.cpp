@@ -1278,6 +1278,10 @@ std::string AlertPolicy::serialize() const { return to_text(snapshot()); }
 
 // What is saved; the text format is policy_snapshot.cpp's.
 PolicySnapshot AlertPolicy::snapshot() const {
+  return snapshot([this](DeviceIndex d) { return impl_->id(d); });
+}
+
+PolicySnapshot AlertPolicy::snapshot(const IdOf& id_of) const {
   const auto& m = *impl_;
   PolicySnapshot snap;
   snap.saved_at_ms = std::max<std::int64_t>(m.now, to_ms(m.fleet.now()));
@@ -1285,13 +1289,13 @@ PolicySnapshot AlertPolicy::snapshot() const {
   snap.next_silence = m.next_silence;
   snap.silences = m.silences;
   for (const auto& [d, a] : m.devs)
-    snap.devices.push_back({m.id(d), static_cast<std::uint8_t>(a.phase), a.flapping, a.due, a.group});
+    snap.devices.push_back({id_of(d), static_cast<std::uint8_t>(a.phase), a.flapping, a.due, a.group});
   for (const auto& [g, grp] : m.groups) {
     PolicySnapshot::Group out{g, grp.key, grp.route, grp.since, {}};
     for (DeviceIndex d : grp.members) {
       auto it = m.devs.find(d);
       if (it != m.devs.end() && it->second.phase == Impl::DeviceAlert::Firing && it->second.group == g)
-        out.members.push_back(m.id(d));
+        out.members.push_back(id_of(d));
     }
     snap.groups.push_back(std::move(out));
   }
@@ -1299,8 +1303,8 @@ PolicySnapshot AlertPolicy::snapshot() const {
     snap.incident_pages.push_back({id, static_cast<std::uint8_t>(ia.incident),
                                    static_cast<std::uint8_t>(ia.stragglers), ia.due, ia.incident_since,
                                    ia.stragglers_since});
-  for (const auto& [d, h] : m.held_problems) snap.held.push_back({m.id(d), h.since, h.flapping});
-  snap.fleet = m.fleet.snapshot([&m](DeviceIndex d) { return m.id(d); });
+  for (const auto& [d, h] : m.held_problems) snap.held.push_back({id_of(d), h.since, h.flapping});
+  snap.fleet = m.fleet.snapshot(id_of);
   return snap;
 }
 

@@ -157,6 +157,8 @@ struct PolicySnapshot {
 
 // The snapshot's versioned text (policy_snapshot.cpp).
 std::string to_text(const PolicySnapshot& snapshot);
+// Every device id a policy snapshot holds (its fleet incidents' too), for rewriting in place.
+void for_each_id(PolicySnapshot& snapshot, const std::function<void(std::string&)>& fn);
 
 class AlertPolicy final : public DecisionObserver {
  public:
@@ -221,6 +223,9 @@ class AlertPolicy final : public DecisionObserver {
   // snapshot() and restore() live in policy.cpp; the text (serialize = to_text(snapshot()),
   // deserialize) in policy_snapshot.cpp.
   PolicySnapshot snapshot() const;
+  // The same, with device ids from id_of (issue 16 item 3: the engine thread takes it with
+  // DeviceCopy::index_token and the saver thread puts the real ids in, DeviceCopy::resolve).
+  PolicySnapshot snapshot(const IdOf& id_of) const;
   std::string serialize() const;
   static bool deserialize(std::string_view text, PolicySnapshot& out, std::string& error);
   void restore(const PolicySnapshot& snapshot, MonoTime now,

@@ -33,6 +33,18 @@ std::string due_text(std::int64_t v) { return v == kNeverDue ? std::string("-") 
 
 }  // namespace
 
+void for_each_id(PolicySnapshot& snap, const std::function<void(std::string&)>& fn) {
+  for (auto& d : snap.devices) fn(d.id);
+  for (auto& g : snap.groups)
+    for (auto& id : g.members) fn(id);
+  for (auto& h : snap.held) fn(h.id);
+  for (auto& rec : snap.fleet.incidents) {
+    for (auto& id : rec.held_ids) fn(id);
+    for (auto& id : rec.down_ids) fn(id);
+    for (auto& id : rec.straggler_ids) fn(id);
+  }
+}
+
 std::string to_text(const PolicySnapshot& snap) {
   using snapshot_text::encode;
   std::string out = "presence-alert-policy 1\n";

@@ -42,6 +42,10 @@ struct MqttConfig {
   MqttTlsConfig tls;
   MqttReconnectConfig reconnect;
   int qos = 1;  // subscription QoS, 0..2
+  // Heartbeats on a second, subscribe-only plain-TCP connection read in bulk (bulk_reader.h,
+  // issue 16: Paho's per-message receive cost was most of presenced's CPU). Only with a tcp:// or
+  // mqtt:// uri; otherwise, or when false, heartbeats come through Paho with everything else.
+  bool bulk_heartbeats = true;
 };
 
 // The sparkplug: section (issue 15, docs/sparkplug.md), as the MQTT link takes it.

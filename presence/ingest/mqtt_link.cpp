@@ -18,6 +18,7 @@
 
 #include "presence/core/engine.h"
 #include "presence/ingest/blind_spots.h"
+#include "presence/ingest/bulk_reader.h"
 #include "presence/common/log.h"
 #include "presence/ingest/output.h"
 
@@ -116,6 +117,8 @@ struct MqttLink::Impl {
   std::mutex in_mu;
   std::vector<Inbound> inbox;  // under in_mu: what Paho's threads handed over
   std::vector<Inbound> batch;  // engine thread: the inbox taken by this batch
+  std::vector<BulkChunk> bulk_inbox;  // under in_mu: what the bulk heartbeat reader handed over
+  std::vector<BulkChunk> bulk_batch;  // engine thread: taken by this batch
   // HA (issue 13): only the pair's leader publishes the retained output. Unset = always.
   std::function<bool()> publish_gate;
   bool publishing = true;
@@ -151,6 +154,13 @@ struct MqttLink::Impl {
   std::uint64_t probes_lost = 0;
   MonoTime last_fleet_publish{};
   MqttStats local;
+  // The bulk heartbeat reader (bulk_reader.h, issue 16): heartbeats on a connection of their own.
+  // Declared after the inboxes it pushes into, so it stops (destructor) before they go.
+  std::vector<std::string> paho_filters;  // what Paho subscribes: the matcher's minus the bulk ones
+  std::string bulk_client_id;             // <client_id>-heartbeats: never a device
+  bool bulk_up = false;                   // engine thread: the reader reported Up, not Lost since
+  std::uint64_t bulk_oversized_seen = 0;  // engine thread: the reader's oversized_total counted
+  std::unique_ptr<BulkReader> bulk;
 
   mutable std::mutex stats_mu;
   MqttStats shared;
@@ -183,9 +193,11 @@ struct MqttLink::Impl {
 
   void push(Inbound in) {
     bool was_empty = false;
+    // Every entry is stamped: the engine thread merges this inbox with the bulk reader's by it.
+    if (in.received == std::chrono::steady_clock::time_point{}) in.received = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> lock(in_mu);
-      was_empty = inbox.empty();
+      was_empty = inbox.empty() && bulk_inbox.empty();
       inbox.push_back(std::move(in));
     }
     // Only the push that makes the inbox non-empty wakes the engine thread: it takes the whole
@@ -193,6 +205,72 @@ struct MqttLink::Impl {
     // A futex wake per message was the largest single cost of ingest (docs/benchmarks.md,
     // "End to end": ~30 % of presenced's CPU at 30k msg/s).
     if (was_empty) loop.wake();
+  }
+
+  // The bulk reader's thread: one chunk per read (many heartbeats, one lock, at most one wake).
+  void push_bulk(BulkChunk&& chunk) {
+    bool was_empty = false;
+    {
+      std::lock_guard<std::mutex> lock(in_mu);
+      was_empty = inbox.empty() && bulk_inbox.empty();
+      bulk_inbox.push_back(std::move(chunk));
+    }
+    if (was_empty) loop.wake();
+  }
+
+  // Connected, subscribed, and (with the bulk reader) the heartbeat connection up too: only then
+  // does presenced see everything it judges by.
+  bool ingest_up() const { return conn == Conn::Up && (!bulk || bulk_up); }
+
+  // Decided once at start (mqtt: is restart-only): which heartbeat filters the bulk reader takes.
+  // Logged once either way, with the reason when heartbeats stay on Paho.
+  void plan_bulk_reader() {
+    std::vector<std::string> others{kDroppedTopic};
+    if (sparkplug_tracker) others.emplace_back(sparkplug::kFilter);
+    FilterSplit split = split_heartbeat_filters(matcher, others);
+    paho_filters = matcher.filters();
+    bool any_heartbeat = false;
+    for (const auto& p : matcher.patterns()) any_heartbeat |= p.kind() == TopicKind::Heartbeat;
+    if (!any_heartbeat) return;
+    const auto endpoint = plain_tcp_endpoint(opt.mqtt.uri);
+    std::string why;
+    if (!opt.mqtt.bulk_heartbeats) why = "mqtt.bulk_heartbeats is false";
+    else if (!endpoint) why = "the bulk reader needs a plain tcp:// or mqtt:// mqtt.uri";
+    else if (split.bulk.empty()) why = "every heartbeat filter shares topics with another subscription";
+    if (!why.empty()) {
+      log(LogLevel::Info, "mqtt: heartbeats through Paho with the other subscriptions (" + why + ")");
+      return;
+    }
+    paho_filters = std::move(split.paho);
+    bulk_client_id = opt.mqtt.client_id + "-heartbeats";
+    BulkReaderOptions bo;
+    bo.broker = *endpoint;
+    bo.client_id = bulk_client_id;
+    bo.username = opt.mqtt.username;
+    bo.password = opt.mqtt.password;
+    bo.keepalive = opt.mqtt.keepalive;
+    bo.reconnect = opt.mqtt.reconnect;
+    bo.filters = split.bulk;
+    // Own probes travel with the heartbeats: a probe lost or late on this connection is what
+    // tells presenced the heartbeats are (issue 16 item 1).
+    bo.filters.push_back(probe_topic);
+    // A heartbeat bigger than a payload we would parse is junk anyway; the codec's bound keeps a
+    // broken remaining length from allocating.
+    bo.max_packet = std::max<std::size_t>(64 * 1024, opt.limits.max_payload_bytes + 64 * 1024);
+    bo.log_rate_limit = opt.log_rate_limit;
+    std::string list;
+    for (const auto& f : split.bulk) list += (list.empty() ? "" : ", ") + f;
+    std::string kept;
+    for (const auto& p : matcher.patterns())
+      if (p.kind() == TopicKind::Heartbeat &&
+          std::find(split.bulk.begin(), split.bulk.end(), p.filter()) == split.bulk.end() &&
+          kept.find(p.filter()) == std::string::npos)
+        kept += (kept.empty() ? "" : ", ") + p.filter();
+    log(LogLevel::Info, "mqtt: heartbeats (" + list + ") on a second connection '" + bulk_client_id +
+                            "' read in bulk (mqtt.bulk_heartbeats)" +
+                            (kept.empty() ? std::string()
+                                          : "; " + kept + " stay on Paho (shared with other subscriptions)"));
+    bulk = std::make_unique<BulkReader>(std::move(bo), [this](BulkChunk&& c) { push_bulk(std::move(c)); });
   }
 
   std::string server_uri() const {
@@ -377,7 +455,8 @@ struct MqttLink::Impl {
     // We can see again. What happened while we were blind is unknown: the engine holds
     // judgement for restart grace (incident 002: a presence-service restart must not turn
     // into a wave of false offlines).
-    feed(blind_spots.subscribed(), b);
+    if (ingest_up()) feed(blind_spots.subscribed(), b);
+    else log(LogLevel::Info, "mqtt: waiting for the heartbeat connection before judging again");
     publish_service_online();
     request_client_list();
     request_emqx_clients();
@@ -393,7 +472,12 @@ struct MqttLink::Impl {
   // presenced instance as a straggler before that). Globs are matched whole (fnmatch without
   // flags: '*' spans '/' too).
   core::DeviceIndex device_of(const std::string& id) {
-    if (id == opt.mqtt.client_id) return core::kNoDevice;
+    if (id == opt.mqtt.client_id || (!bulk_client_id.empty() && id == bulk_client_id))
+      return core::kNoDevice;
+    if (id.find('\0') != std::string::npos) {  // from a JSON payload ("\u0000"): not an id
+      ++local.parse_errors_total[static_cast<std::size_t>(ParseError::BadPayload)];
+      return core::kNoDevice;
+    }
     for (const auto& glob : opt.ignore_ids) {
       if (::fnmatch(glob.c_str(), id.c_str(), 0) == 0) {
         ++local.ignored_ids_total;
@@ -403,26 +487,28 @@ struct MqttLink::Impl {
     return engine.intern(id);  // ids are bounded by ParseLimits first; kNoDevice is belt and braces
   }
 
-  void handle_message(const Inbound& in, server::Batch& b) {
+  // One message, from Paho (via_paho) or from the bulk heartbeat reader: one code path.
+  void handle_message(std::string_view topic_in, std::string_view payload, bool retained,
+                      server::Batch& b, bool via_paho) {
     const MonoTime now = b.now;
     // Paho may hand us the first messages (retained replays right after the SUBACK, or a
     // persistent session's backlog) before the subscribe's success callback. We are receiving,
     // so we are subscribed: restore first, so the engine judges replays inside restart grace.
-    if (conn == Conn::Subscribing) on_subscribed(b);
-    if (overload_signal(in)) return;
+    if (via_paho && conn == Conn::Subscribing) on_subscribed(b);
+    if (overload_signal(topic_in, payload)) return;
     ++local.mqtt_messages_total;
-    if (sparkplug_tracker && in.topic.rfind("spBv1.0/", 0) == 0) {
-      handle_sparkplug(in, b);
+    if (sparkplug_tracker && topic_in.starts_with("spBv1.0/")) {
+      handle_sparkplug(topic_in, payload, retained, b);
       return;
     }
-    Parsed p = parse_message(matcher, in.topic, in.payload, in.retained, opt.limits, &sources);
-    hygiene.observe(p, in.topic, in.retained, now);
+    Parsed p = parse_message(matcher, topic_in, payload, retained, opt.limits, &sources);
+    hygiene.observe(p, topic_in, retained, now);
     if (p.error != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(p.error)];
-      std::string topic = in.topic.substr(0, 200);
+      std::string topic(topic_in.substr(0, 200));
       rlog.log(LogLevel::Warn, std::string("parse:") + to_string(p.error),
                std::string("ingest: ") + to_string(p.error) + " on '" + topic + "' (" +
-                   std::to_string(in.payload.size()) + " bytes)" +
+                   std::to_string(payload.size()) + " bytes)" +
                    (p.what == Parsed::What::Reject ? ", message dropped" : ", message kept"));
     }
     switch (p.what) {
@@ -465,20 +551,21 @@ struct MqttLink::Impl {
   // Sparkplug B (issue 15): the tracker turns the message into device events, in order (an
   // NDEATH's node before its devices, so the core knows the parent is down before the children
   // drop), and maybe an NCMD Rebirth to publish.
-  void handle_sparkplug(const Inbound& in, server::Batch& b) {
+  void handle_sparkplug(std::string_view topic, std::string_view payload, bool retained,
+                        server::Batch& b) {
     sparkplug_events.clear();
     sparkplug_commands.clear();
     std::string detail;
     const auto wall_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                         std::chrono::system_clock::now().time_since_epoch())
                                                         .count());
-    const ParseError err = sparkplug_tracker->on_message(in.topic, in.payload, in.retained, b.now, wall_ms,
+    const ParseError err = sparkplug_tracker->on_message(topic, payload, retained, b.now, wall_ms,
                                                          sparkplug_events, sparkplug_commands, &detail);
     if (err != ParseError::None) {
       ++local.parse_errors_total[static_cast<std::size_t>(err)];
       rlog.log(LogLevel::Warn, std::string("sparkplug:") + to_string(err),
-               std::string("sparkplug: ") + to_string(err) + " on '" + in.topic.substr(0, 200) + "' (" +
-                   std::to_string(in.payload.size()) + " bytes): " + detail + ", message dropped");
+               std::string("sparkplug: ") + to_string(err) + " on '" + std::string(topic.substr(0, 200)) + "' (" +
+                   std::to_string(payload.size()) + " bytes): " + detail + ", message dropped");
     }
     for (const auto& p : sparkplug_events) feed_device(p, b);
     for (const auto& c : sparkplug_commands) {
@@ -579,11 +666,33 @@ struct MqttLink::Impl {
     });
   }
 
+  void handle_bulk(const BulkChunk& c, server::Batch& b) {
+    switch (c.kind) {
+      case BulkChunk::Kind::Messages:
+        for (const auto& m : c.messages) handle_message(c.topic(m), c.payload(m), m.retained, b, false);
+        break;
+      case BulkChunk::Kind::Up:
+        bulk_up = true;
+        log(LogLevel::Info, "mqtt: heartbeat connection '" + bulk_client_id + "' connected and subscribed");
+        // Seeing again only when Paho's side is up too (on_subscribed checks the other way round).
+        if (conn == Conn::Up) feed(blind_spots.subscribed(), b);
+        break;
+      case BulkChunk::Kind::Lost:
+        if (!bulk_up) break;
+        bulk_up = false;
+        // Without heartbeats every heartbeating device would look silent: blind, as when Paho's
+        // connection is lost (no judgement on silence; restart grace when both are back).
+        log(LogLevel::Warn, "mqtt: heartbeat connection lost (" + c.detail + "): blind until reconnected");
+        feed(blind_spots.connection_lost(), b);
+        break;
+    }
+  }
+
   void handle(const Inbound& in, server::Batch& b) {
     const MonoTime now = b.now;
     switch (in.type) {
       case Inbound::Type::Message:
-        handle_message(in, b);
+        handle_message(in.topic, in.payload, in.retained, b, /*via_paho=*/true);
         break;
       case Inbound::Type::ConnectOk: {
         ++local.connects_total;
@@ -592,7 +701,7 @@ struct MqttLink::Impl {
         state_since = now;
         log(LogLevel::Debug, std::string("mqtt: connected (session present: ") +
                                  (in.session_present ? "yes" : "no") + "), subscribing");
-        auto filters = matcher.filters();
+        auto filters = paho_filters;  // without the bulk reader's heartbeat filters
         if (sparkplug_tracker) filters.emplace_back(sparkplug::kFilter);
         auto coll = mqtt::string_collection::create(filters);
         mqtt::iasync_client::qos_collection qos(filters.size(), opt.mqtt.qos);
@@ -600,7 +709,7 @@ struct MqttLink::Impl {
           client->subscribe(coll, qos, nullptr, subscribe_listener);
           // Overload signals (issue 16), separately and without a listener: a broker that refuses
           // them (no $SYS, an ACL) costs the signal, not the connection.
-          client->subscribe(probe_topic, 0);
+          if (!bulk) client->subscribe(probe_topic, 0);  // else on the heartbeat connection
           client->subscribe(kDroppedTopic, 0);
         } catch (const mqtt::exception& e) {
           log(LogLevel::Error, std::string("mqtt: subscribe failed: ") + e.what());
@@ -698,7 +807,7 @@ struct MqttLink::Impl {
     FleetStatus f;
     f.counts = engine.counts();
     f.devices = engine.device_count();
-    f.broker_connected = conn == Conn::Up;
+    f.broker_connected = ingest_up();
     f.blind = engine.blind();
     f.restart_grace = engine.in_restart_grace();
     if (incidents_open) f.incidents_open = incidents_open();
@@ -811,7 +920,20 @@ struct MqttLink::Impl {
   void update_stats() {
     local.publish_pending = queue.pending();
     local.publish_pending_background = queue.pending_background();
-    local.broker_connected = conn == Conn::Up;
+    local.broker_connected = ingest_up();
+    if (bulk) {
+      const BulkReaderStats r = bulk->stats();
+      local.heartbeat_reader = true;
+      local.heartbeat_reader_connected = r.connected;
+      local.heartbeat_reader_reads_total = r.reads_total;
+      local.heartbeat_reader_messages_total = r.messages_total;
+      local.heartbeat_reader_protocol_errors_total = r.protocol_errors_total;
+      // A heartbeat over the packet limit is dropped by the reader: the same counter as a
+      // payload too large on Paho's side.
+      local.parse_errors_total[static_cast<std::size_t>(ParseError::PayloadTooLarge)] +=
+          r.oversized_total - bulk_oversized_seen;
+      bulk_oversized_seen = r.oversized_total;
+    }
     std::lock_guard<std::mutex> lock(stats_mu);
     shared = local;
   }
@@ -821,10 +943,20 @@ struct MqttLink::Impl {
     {
       std::lock_guard<std::mutex> lock(in_mu);
       batch.swap(inbox);
+      bulk_batch.swap(bulk_inbox);
     }
     check_overload(b);  // before the batch's events: see check_overload
-    for (const auto& in : batch) handle(in, b);
+    // Two connections, one order: merged by when each was received, so a heartbeat and a status
+    // of one device received in this order are handled in this order (what the broker sent on
+    // the two connections in between is as close as presenced can tell).
+    std::size_t j = 0;
+    for (const auto& in : batch) {
+      for (; j < bulk_batch.size() && bulk_batch[j].received < in.received; ++j) handle_bulk(bulk_batch[j], b);
+      handle(in, b);
+    }
+    for (; j < bulk_batch.size(); ++j) handle_bulk(bulk_batch[j], b);
     batch.clear();
+    bulk_batch.clear();
     maybe_connect(b.now);
     send_probe(b.now);
   }
@@ -832,10 +964,10 @@ struct MqttLink::Impl {
   // ---- overload (issue 16) ------------------------------------------------------------------
 
   // Probe replies and the broker's drop counter: consumed here, never parsed as device traffic.
-  bool overload_signal(const Inbound& in) {
-    if (in.topic == probe_topic) {
+  bool overload_signal(std::string_view topic, std::string_view payload) {
+    if (topic == probe_topic) {
       std::uint64_t seq = 0;
-      for (char c : in.payload) {
+      for (char c : payload) {
         if (c < '0' || c > '9') return true;
         seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
       }
@@ -847,9 +979,9 @@ struct MqttLink::Impl {
       if (!probes_out.empty() && probes_out.front().first == seq) probes_out.pop_front();
       return true;
     }
-    if (in.topic == kDroppedTopic) {
+    if (topic == kDroppedTopic) {
       try {
-        broker_dropped = std::stoull(in.payload);
+        broker_dropped = std::stoull(std::string(payload));
       } catch (const std::exception&) {
       }
       return true;
@@ -858,7 +990,7 @@ struct MqttLink::Impl {
   }
 
   void send_probe(MonoTime now) {
-    if (conn != Conn::Up || now < next_probe) return;
+    if (!ingest_up() || now < next_probe) return;
     next_probe = now + kProbeInterval;
     try {
       client->publish(probe_topic, std::to_string(++probe_seq), 0, false);
@@ -875,16 +1007,23 @@ struct MqttLink::Impl {
     const MonoTime now = b.now;
     core::OverloadSample s;
     const auto steady = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> oldest;
     for (const auto& in : batch) {
       if (in.type != Inbound::Type::Message) continue;
-      s.lag = std::chrono::duration_cast<Duration>(steady - in.received);  // the oldest
+      oldest = in.received;
       break;
     }
-    s.inbox_depth = batch.size();
+    std::size_t depth = batch.size();
+    for (const auto& c : bulk_batch) {
+      depth += c.messages.size();
+      if (c.kind == BulkChunk::Kind::Messages && (!oldest || c.received < *oldest)) oldest = c.received;
+    }
+    if (oldest) s.lag = std::chrono::duration_cast<Duration>(steady - *oldest);  // the oldest
+    s.inbox_depth = depth;
     if (last_batch_now != MonoTime{}) s.stall = now - last_batch_now;
     last_batch_now = now;
     s.broker_dropped = broker_dropped;
-    if (conn != Conn::Up) probes_out.clear();  // blind covers a lost connection
+    if (!ingest_up()) probes_out.clear();  // blind covers a lost connection
     while (!probes_out.empty() && now - probes_out.front().second > opt.overload.lag_limit) {
       ++probes_lost;
       probes_out.pop_front();
@@ -931,6 +1070,7 @@ struct MqttLink::Impl {
 
   void shutdown() {
     stop_emqx();
+    if (bulk) bulk->stop();  // bounded: shutdown() of its socket wakes its recv()
     // Every wait here is bounded and they share one budget (issue 19 item 2: SIGTERM to
     // presenced and its broker at the same moment left presenced in an unbounded
     // disconnect()->wait() for over a minute; Paho never completes a token whose connection died
@@ -991,7 +1131,10 @@ struct MqttLink::Impl {
 MqttLink::MqttLink(MqttLinkOptions options, server::Loop& loop)
     : impl_(std::make_unique<Impl>(std::move(options), loop)) {}
 
-MqttLink::~MqttLink() { impl_->stop_emqx(); }
+MqttLink::~MqttLink() {
+  impl_->stop_emqx();
+  if (impl_->bulk) impl_->bulk->stop();
+}
 
 server::Step MqttLink::input_step() {
   server::Step s;
@@ -1010,7 +1153,10 @@ server::Step MqttLink::output_step() {
 }
 
 void MqttLink::start() {
-  if (!impl_->client) impl_->make_client();
+  if (impl_->client) return;
+  impl_->plan_bulk_reader();
+  impl_->make_client();
+  if (impl_->bulk) impl_->bulk->start();
 }
 
 MqttStats MqttLink::stats() const {

@@ -88,7 +88,13 @@ struct MqttStats {
   std::uint64_t sparkplug_births_dead_on_arrival_total = 0;
   std::uint64_t sparkplug_rebirths_total = 0;
   std::uint64_t sparkplug_rebirths_suppressed_total = 0;
-  bool broker_connected = false;  // connected and subscribed
+  bool broker_connected = false;  // connected and subscribed (both connections, with the bulk reader)
+  // The bulk heartbeat reader (bulk_reader.h, mqtt.bulk_heartbeats): in use, and its counters.
+  bool heartbeat_reader = false;
+  bool heartbeat_reader_connected = false;
+  std::uint64_t heartbeat_reader_reads_total = 0;
+  std::uint64_t heartbeat_reader_messages_total = 0;
+  std::uint64_t heartbeat_reader_protocol_errors_total = 0;
   // Overload (issue 16): presenced is behind, no device is judged on silence (core/overload.h).
   bool overloaded = false;
   std::string overloaded_why;           // the signal that fired last

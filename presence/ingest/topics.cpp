@@ -63,4 +63,50 @@ bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& s
   return true;
 }
 
+namespace {
+
+std::string_view next_level(std::string_view& rest, bool& more) {
+  const auto slash = rest.find('/');
+  std::string_view level = rest.substr(0, slash);
+  more = slash != std::string_view::npos;
+  rest = more ? rest.substr(slash + 1) : std::string_view();
+  return level;
+}
+
+}  // namespace
+
+bool filters_overlap(std::string_view a, std::string_view b) {
+  if (a.empty() || b.empty()) return false;
+  // MQTT 3.1.1 section 4.7.2: '#' or '+' first never matches a topic starting with '$'.
+  const bool a_wild = a.front() == '#' || a.front() == '+';
+  const bool b_wild = b.front() == '#' || b.front() == '+';
+  if ((a_wild && b.front() == '$') || (b_wild && a.front() == '$')) return false;
+  bool a_more = true, b_more = true;
+  while (a_more && b_more) {
+    const std::string_view la = next_level(a, a_more);
+    const std::string_view lb = next_level(b, b_more);
+    if (la == "#" || lb == "#") return true;
+    if (la != "+" && lb != "+" && la != lb) return false;
+  }
+  // One ran out of levels: "x/#" also matches "x" itself; anything else longer does not.
+  if (a_more) return a == "#";
+  if (b_more) return b == "#";
+  return true;
+}
+
+FilterSplit split_heartbeat_filters(const TopicMatcher& matcher, const std::vector<std::string>& others) {
+  std::vector<std::string> other = others;
+  for (const auto& p : matcher.patterns())
+    if (p.kind() != TopicKind::Heartbeat && p.kind() != TopicKind::Ignore) other.push_back(p.filter());
+  FilterSplit out;
+  for (const auto& f : matcher.filters()) {
+    bool heartbeat = false;
+    for (const auto& p : matcher.patterns()) heartbeat |= p.kind() == TopicKind::Heartbeat && p.filter() == f;
+    const bool shared = std::any_of(other.begin(), other.end(),
+                                    [&](const std::string& o) { return filters_overlap(f, o); });
+    (heartbeat && !shared ? out.bulk : out.paho).push_back(f);
+  }
+  return out;
+}
+
 }  // namespace presence::ingest

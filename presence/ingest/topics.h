@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "presence/ingest/source.h"
@@ -37,5 +38,21 @@ bool compile_topics(const TopicOptions& topics, TopicMatcher& out, std::vector<s
 bool compile_ingest(const TopicOptions& topics, const std::vector<SourceSpec>& sources,
                     const std::vector<DeviceClassSpec>& classes, TopicMatcher& out,
                     SourceTable& table, std::vector<std::string>& errors);
+
+// True when MQTT subscription filters a and b can both match one topic (levels compared one by
+// one: '+' matches any level, '#' the rest including none; a filter starting with a wildcard
+// matches no topic starting with '$').
+bool filters_overlap(std::string_view a, std::string_view b);
+
+// Which subscriptions the bulk heartbeat reader takes (bulk_reader.h, issue 16): the heartbeat
+// patterns' filters that share no topic with any other subscription (a topic on both connections
+// would arrive twice, and a status or a will on the bulk connection would lose QoS 1 and the
+// persistent session: post-mortem 001). `others` are the subscriptions made outside the matcher
+// (Sparkplug's, $SYS). Everything not in `bulk` stays on Paho, in the matcher's order.
+struct FilterSplit {
+  std::vector<std::string> bulk;
+  std::vector<std::string> paho;
+};
+FilterSplit split_heartbeat_filters(const TopicMatcher& matcher, const std::vector<std::string>& others);
 
 }  // namespace presence::ingest

@@ -53,8 +53,9 @@ void SnapshotSaver::run() {
     lock.unlock();
     // The outbox first, then the snapshot (see the header): the snapshot records the outbox seq
     // it reflects, so a crash before the next one replays the newer outbox entries over it.
+    if (c.render_incidents) c.incidents = c.render_incidents(c.devices);
     const std::uint64_t outbox_seq = hooks_.before_write ? hooks_.before_write(c.token) : 0;
-    if (store_.save(c.devices, c.incidents, c.anchor, outbox_seq) && hooks_.after_write)
+    if (store_.save_copy(c.devices, c.incidents, c.anchor, outbox_seq) && hooks_.after_write)
       hooks_.after_write(outbox_seq);
     lock.lock();
     saving_ = false;

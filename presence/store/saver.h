@@ -1,6 +1,7 @@
 // The snapshot saver thread (issue 12 step 2, moved out of presence/app/alerting): the engine
-// thread copies the state (the pause, presence_snapshot_pause_seconds) and hands the copy over;
-// this thread writes it (fsync) so the engine never waits for the disk. The latest copy wins.
+// thread copies the state (in slices, core/snapshot_slicer.h; its longest pause is
+// presence_snapshot_pause_seconds) and hands the finished copy over; this thread encodes and
+// writes it (fsync) so the engine never waits for the disk. The latest copy wins.
 //
 // Order with the outbox (issue 19 item 7): before each write, before_write (on this thread) waits
 // for the outbox to be durable and names the outbox seq the copy reflects; after a successful
@@ -26,8 +27,12 @@ class SnapshotSaver {
  public:
   struct Copy {
     std::uint64_t token = 0;  // handed back to before_write (the dispatcher's submitted count)
-    std::vector<core::DeviceSnapshot> devices;
+    core::DeviceCopy devices;
     std::string incidents;
+    // When set, called on the saver thread for `incidents`, with `devices` (the alert policy's
+    // text: 25 ms for 100 k held devices, too long for the engine thread; its copy is taken
+    // there, with ids as DeviceCopy::index_token, resolved here from the devices).
+    std::function<std::string(const core::DeviceCopy& devices)> render_incidents;
     WallAnchor anchor;
   };
   // Both optional; both run on the saver thread.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "presence/core/engine.h"
+#include "presence/core/snapshot_slicer.h"
 #include "presence/core/time.h"
 #include "presence/common/log.h"
 
@@ -73,6 +74,9 @@ struct LoadResult {
 std::string encode_snapshot(const std::vector<core::DeviceSnapshot>& devices,
                             std::string_view incidents, const WallAnchor& anchor,
                             std::uint64_t outbox_seq = 0);
+// The same file from a sliced copy (core/snapshot_slicer.h): holes are left out.
+std::string encode_copy(const core::DeviceCopy& devices, std::string_view incidents,
+                            const WallAnchor& anchor, std::uint64_t outbox_seq = 0);
 // Validates as ingest does: devices over the limits are dropped, times clamped (LoadRepairs).
 LoadResult decode_snapshot(std::string_view file, const WallAnchor& anchor,
                            const DeviceLimits& limits = {});
@@ -97,6 +101,8 @@ class SnapshotStore {
   // the first success after a failure says so (issue 19 item 6: a full disk logged every second).
   bool save(const std::vector<core::DeviceSnapshot>& devices, std::string_view incidents,
             const WallAnchor& anchor, std::uint64_t outbox_seq = 0);
+  bool save_copy(const core::DeviceCopy& devices, std::string_view incidents, const WallAnchor& anchor,
+            std::uint64_t outbox_seq = 0);
   LoadResult load(const WallAnchor& anchor, const DeviceLimits& limits = {});
   // True while the last save failed (for /readyz and the self-page).
   bool failing() const { return failing_.load(); }
@@ -105,6 +111,9 @@ class SnapshotStore {
   const std::string& path() const { return path_; }
 
  private:
+  // Writes an encoded file; t0: when its encoding began (the save's time, last_write_us).
+  bool write(const std::string& file, std::chrono::steady_clock::time_point t0);
+
   std::string path_;
   common::LogFn log_;
   std::atomic<std::uint64_t> saves_{0}, save_failures_{0}, loads_{0}, load_missing_{0},

@@ -27,11 +27,13 @@
 #include <queue>
 
 #include "presence/ingest/sparkplug_codec.h"
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
 extern char** environ;
 
 namespace presence::sim {
+
+namespace mqtt = presence::mqtt_codec;
 
 namespace {
 

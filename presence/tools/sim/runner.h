@@ -1,5 +1,5 @@
 // The I/O side of presence-sim: one epoll loop holding every device's connection (non-blocking
-// sockets, the codec in mqtt.h), the timeline, background failures, and the JSON-lines report.
+// sockets, the codec in presence/common/mqtt_codec.h), the timeline, background failures, and the JSON-lines report.
 #pragma once
 
 #include <vector>

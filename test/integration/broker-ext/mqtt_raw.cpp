@@ -12,7 +12,7 @@
 
 namespace presence::test::mqtt {
 
-namespace codec = presence::sim::mqtt;
+namespace codec = presence::mqtt_codec;
 
 namespace {
 

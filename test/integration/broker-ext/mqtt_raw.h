@@ -1,7 +1,7 @@
 // A minimal MQTT 3.1.1 client over a raw loopback socket, for broker-ext's integration tests.
 // Raw on purpose: the tests need what a library hides (a socket that never sends CONNECT, a
 // client that stops sending PINGREQ, 2,000 connections without 2,000 threads, the exact CONNACK
-// return code). The bytes are presence-sim's codec (presence/tools/sim/mqtt.h, the one MQTT codec);
+// return code). The bytes are presence-sim's codec (presence/common/mqtt_codec.h, the one MQTT codec);
 // this file adds only the blocking socket. test/support provides the broker.
 #pragma once
 
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
 namespace presence::test::mqtt {
 
@@ -72,10 +72,10 @@ class RawClient {
 
  private:
   // Reads one whole packet; false on timeout, close or a malformed stream.
-  bool read_packet(presence::sim::mqtt::Packet& out, std::chrono::milliseconds timeout);
+  bool read_packet(presence::mqtt_codec::Packet& out, std::chrono::milliseconds timeout);
   int fd_ = -1;
   // Large enough for any retained payload a test reads (the broker's own limit is higher still).
-  presence::sim::mqtt::Decoder decoder_{16 * 1024 * 1024};
+  presence::mqtt_codec::Decoder decoder_{16 * 1024 * 1024};
   bool closed_by_peer_ = false;
 };
 

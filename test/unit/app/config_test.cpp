@@ -70,6 +70,7 @@ TEST_CASE("empty file gives every default") {
     CHECK(c.mqtt.reconnect.max_backoff == 30s);
     CHECK(c.mqtt.reconnect.jitter == doctest::Approx(0.2));
     CHECK(c.mqtt.qos == 1);
+    CHECK(c.mqtt.bulk_heartbeats);
     CHECK(c.topics.status == "devices/{id}/status");
     CHECK(c.topics.heartbeat == "devices/{id}/heartbeat");
     CHECK(c.topics.emqx_connected == "$SYS/brokers/{node}/clients/{id}/connected");
@@ -113,6 +114,7 @@ mqtt:
   tls: {verify: false}
   reconnect: {min_backoff: 250ms, max_backoff: 1m30s, jitter: 0}
   qos: 2
+  bulk_heartbeats: false
 topics:
   heartbeat: ""
   ignore_ids: [presenced-*, "backend-[0-9]*"]
@@ -156,6 +158,7 @@ mode: naive
   CHECK(c.mqtt.reconnect.max_backoff == 90s);
   CHECK(c.mqtt.reconnect.jitter == 0.0);
   CHECK(c.mqtt.qos == 2);
+  CHECK_FALSE(c.mqtt.bulk_heartbeats);
   CHECK(c.topics.heartbeat.empty());
   CHECK(c.topics.ignore_ids == std::vector<std::string>{"presenced-*", "backend-[0-9]*"});
   CHECK_FALSE(c.output.retain);

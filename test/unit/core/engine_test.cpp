@@ -57,6 +57,17 @@ const std::int64_t kStable = kDefaults.online_stable_for.count();  // 60 s
 
 }  // namespace
 
+TEST_CASE("intern refuses an empty id, one over kMaxIdBytes and one holding a NUL byte") {
+  Engine engine;
+  CHECK(engine.intern("") == kNoDevice);
+  CHECK(engine.intern(std::string(Engine::kMaxIdBytes + 1, 'x')) == kNoDevice);
+  CHECK(engine.intern(std::string(Engine::kMaxIdBytes, 'x')) != kNoDevice);
+  // The snapshot's index tokens are 5 bytes starting with NUL (core/snapshot_slicer.h).
+  CHECK(engine.intern(std::string("\0\0\0\0\1", 5)) == kNoDevice);
+  CHECK(engine.intern(std::string("a\0b", 3)) == kNoDevice);
+  CHECK(engine.device_count() == 1);
+}
+
 TEST_CASE("connect -> online; disconnect -> suspect; offline exactly at offline_grace") {
   Engine engine;
   const DeviceIndex d = engine.intern("dev-1");

@@ -1,13 +1,13 @@
-// Unit tests for presence/tools/sim/mqtt.*: exact bytes against MQTT 3.1.1, and the decoder under
+// Unit tests for presence/common/mqtt_codec.* (the one MQTT codec): exact bytes against MQTT 3.1.1, and the decoder under
 // partial reads and malformed input.
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-using namespace presence::sim::mqtt;
+using namespace presence::mqtt_codec;
 
 namespace {
 
@@ -211,4 +211,40 @@ TEST_CASE("body parsers reject malformed packets") {
   puback.type = PacketType::Puback;
   puback.body = bytes({0, 1, 2});
   CHECK_FALSE(parse_packet_id(puback));
+}
+
+TEST_CASE("zero-copy: PacketView and PublishView point into the decoder's buffer; prepare/commit") {
+  std::string wire;
+  encode_publish(wire, "devices/a/heartbeat", "1", 0, false, 0);
+  encode_publish(wire, "devices/b/status", "online", 1, true, 7);
+  Decoder d;
+  // recv() straight into the buffer, in two pieces cut inside the second packet.
+  const std::size_t cut = wire.size() - 3;
+  char* at = d.prepare(4096);
+  wire.copy(at, cut, 0);
+  d.commit(cut);
+  PacketView v;
+  REQUIRE(d.next(v) == Decoder::Status::Packet);
+  auto p = parse_publish(v);
+  REQUIRE(p);
+  CHECK(p->topic == "devices/a/heartbeat");
+  CHECK(p->payload == "1");
+  CHECK(d.next(v) == Decoder::Status::NeedMore);
+  at = d.prepare(3);
+  wire.copy(at, 3, cut);
+  d.commit(3);
+  REQUIRE(d.next(v) == Decoder::Status::Packet);
+  p = parse_publish(v);
+  REQUIRE(p);
+  CHECK(p->topic == "devices/b/status");
+  CHECK(p->payload == "online");
+  CHECK(p->qos == 1);
+  CHECK(p->retain);
+  CHECK(p->packet_id == 7);
+  CHECK(d.buffered() == 0);
+  // The owning parser agrees with the view parser on the same bytes.
+  const auto owned = parse_publish(Packet{PacketType::Publish, v.flags, std::string(v.body)});
+  REQUIRE(owned);
+  CHECK(owned->topic == "devices/b/status");
+  CHECK(owned->packet_id == 7);
 }

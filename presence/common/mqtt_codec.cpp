@@ -1,6 +1,9 @@
-#include "presence/tools/sim/mqtt.h"
+#include "presence/common/mqtt_codec.h"
 
-namespace presence::sim::mqtt {
+#include <algorithm>
+#include <cstring>
+
+namespace presence::mqtt_codec {
 
 namespace {
 
@@ -107,9 +110,9 @@ std::optional<Connack> parse_connack(const Packet& p) {
   return Connack{(ack_flags & 0x01) != 0, static_cast<std::uint8_t>(p.body[1])};
 }
 
-std::optional<Publish> parse_publish(const Packet& p) {
+std::optional<PublishView> parse_publish(const PacketView& p) {
   if (p.type != PacketType::Publish) return std::nullopt;
-  Publish pub;
+  PublishView pub;
   pub.qos = static_cast<std::uint8_t>((p.flags >> 1) & 0x03);
   pub.retain = (p.flags & 0x01) != 0;
   pub.dup = (p.flags & 0x08) != 0;
@@ -129,6 +132,13 @@ std::optional<Publish> parse_publish(const Packet& p) {
   return pub;
 }
 
+std::optional<Publish> parse_publish(const Packet& p) {
+  const auto v = parse_publish(PacketView{p.type, p.flags, p.body});
+  if (!v) return std::nullopt;
+  return Publish{std::string(v->topic), std::string(v->payload), v->qos, v->retain, v->dup,
+                 v->packet_id};
+}
+
 std::optional<std::uint16_t> parse_packet_id(const Packet& p) {
   if (p.type != PacketType::Puback && p.type != PacketType::Suback &&
       p.type != PacketType::Unsuback && p.type != PacketType::Pubrec &&
@@ -144,27 +154,70 @@ std::optional<std::uint8_t> parse_suback_code(const Packet& p) {
   return static_cast<std::uint8_t>(p.body[2]);
 }
 
-void Decoder::feed(std::string_view bytes) {
-  // Compact once the consumed prefix dominates, so a long-lived connection's buffer stays small.
-  if (pos_ > 0 && pos_ >= buf_.size() / 2) {
-    buf_.erase(0, pos_);
-    pos_ = 0;
+// Room for n more bytes at end_. Decoded bytes before pos_ are dropped first (they were views of
+// packets the caller has finished with: PacketView is valid until the next feed/prepare), so
+// the buffer stays about one read plus one partial packet long.
+void Decoder::make_room(std::size_t n) {
+  if (pos_ == end_) pos_ = end_ = 0;
+  if (cap_ - end_ >= n) return;
+  const std::size_t live = end_ - pos_;
+  if (pos_ > 0 && cap_ - live >= n) {
+    std::memmove(buf_.get(), buf_.get() + pos_, live);
+  } else {
+    const std::size_t cap = std::max(cap_ * 2, live + n);
+    auto bigger = std::make_unique_for_overwrite<char[]>(cap);
+    if (live > 0) std::memcpy(bigger.get(), buf_.get() + pos_, live);
+    buf_ = std::move(bigger);
+    cap_ = cap;
   }
-  buf_.append(bytes);
+  pos_ = 0;
+  end_ = live;
 }
 
+void Decoder::feed(std::string_view bytes) {
+  if (bytes.empty()) return;
+  make_room(bytes.size());
+  std::memcpy(buf_.get() + end_, bytes.data(), bytes.size());
+  end_ += bytes.size();
+}
+
+char* Decoder::prepare(std::size_t n) {
+  make_room(n);
+  return buf_.get() + end_;
+}
+
+void Decoder::commit(std::size_t k) { end_ = std::min(cap_, end_ + k); }
+
 void Decoder::reset() {
-  buf_.clear();
-  buf_.shrink_to_fit();
-  pos_ = 0;
+  buf_.reset();
+  cap_ = pos_ = end_ = 0;
   error_.clear();
+  skip_ = 0;
 }
 
 Decoder::Status Decoder::next(Packet& out) {
+  PacketView v;
+  const Status s = next(v);
+  if (s == Status::Packet) {
+    out.type = v.type;
+    out.flags = v.flags;
+    out.body.assign(v.body);
+  }
+  return s;
+}
+
+Decoder::Status Decoder::next(PacketView& out) {
   if (!error_.empty()) return Status::Error;
-  std::size_t avail = buf_.size() - pos_;
+  if (skip_ > 0) {
+    const std::size_t n = std::min(skip_, end_ - pos_);
+    pos_ += n;
+    skip_ -= n;
+    if (skip_ > 0) return Status::NeedMore;
+  }
+  const std::size_t avail = end_ - pos_;
   if (avail < 2) return Status::NeedMore;
-  auto first = static_cast<std::uint8_t>(buf_[pos_]);
+  const char* at = buf_.get() + pos_;
+  auto first = static_cast<std::uint8_t>(at[0]);
   auto type = static_cast<std::uint8_t>(first >> 4);
   if (type == 0 || type == 15) {
     error_ = "reserved packet type " + std::to_string(type);
@@ -179,11 +232,17 @@ Decoder::Status Decoder::next(Packet& out) {
       return Status::Error;
     }
     if (i >= avail) return Status::NeedMore;
-    auto byte = static_cast<std::uint8_t>(buf_[pos_ + i]);
+    auto byte = static_cast<std::uint8_t>(at[i]);
     remaining += (byte & 0x7F) * multiplier;
     multiplier *= 128;
     ++i;
     if ((byte & 0x80) == 0) break;
+  }
+  if (remaining > max_packet_ && skip_oversized_) {
+    ++skipped_;
+    last_skipped_size_ = remaining;
+    skip_ = i + remaining;
+    return next(out);
   }
   if (remaining > max_packet_) {
     error_ = "packet of " + std::to_string(remaining) + " bytes over the limit of " +
@@ -193,12 +252,8 @@ Decoder::Status Decoder::next(Packet& out) {
   if (avail < i + remaining) return Status::NeedMore;
   out.type = static_cast<PacketType>(type);
   out.flags = static_cast<std::uint8_t>(first & 0x0F);
-  out.body.assign(buf_, pos_ + i, remaining);
+  out.body = std::string_view(at + i, remaining);
   pos_ += i + remaining;
-  if (pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  }
   return Status::Packet;
 }
 
@@ -234,4 +289,4 @@ const char* connack_reason(std::uint8_t code) {
   return "unknown return code";
 }
 
-}  // namespace presence::sim::mqtt
+}  // namespace presence::mqtt_codec
