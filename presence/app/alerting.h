@@ -38,11 +38,8 @@
 
 namespace presence::app {
 
-// Config mapping, pure (tested in test/unit/app/alerting_mapping_test.cpp).
-// Routes: alerts.routes[i] becomes core AlertRule{match, severity, route "route<i>"}; alerts no
-// route matches have route "" and go to the sinks' own destination.
-core::PolicyConfig policy_config(const Config& config);
-core::FleetConfig fleet_config(const Config& config);
+// Config mapping: policy_config / fleet_config / route_name are in config.h (the loader checks
+// the mapped configs against the core's rules).
 // One sink per destination: "pagerduty" / "slack" / "webhook" for route "" (and routes without
 // their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own;
 // "pagerduty-change" (Notify intents only), "alertmanager", "alertmanager-2"... (one per URL),
