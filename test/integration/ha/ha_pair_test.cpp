@@ -165,8 +165,13 @@ TEST_CASE_FIXTURE(Pair, "7: only the leader publishes the retained output; a new
   REQUIRE(wait_for([&] { return a.online() == 20 && b.online() == 20; }, 15s));
   REQUIRE_MESSAGE(wait_for([&] { return leader->metric("presence_published_total") >= 21; }, 10s),
                   leader->log());
-  CHECK(retained(dir, broker.port(), "presence/devices/dev-000001").find("\"online\"") !=
-        std::string::npos);
+  // Retried: each read is a mosquitto_sub with a 2 s limit, which a loaded machine can miss.
+  const auto retained_online = [&](const std::string& topic) {
+    return wait_for([&] {
+      return retained(dir, broker.port(), topic).find("\"online\"") != std::string::npos;
+    }, 10s, 200ms);
+  };
+  CHECK(retained_online("presence/devices/dev-000001"));
   // The follower judged the same 20 devices and published none of them.
   CHECK(follower->metric("presence_published_total") == 0);
   CHECK(follower->log().find("output: publishing the retained output") == std::string::npos);
@@ -174,8 +179,8 @@ TEST_CASE_FIXTURE(Pair, "7: only the leader publishes the retained output; a new
   // The leader dies; its retained output is wiped (as a broker restart without persistence
   // would) before the follower can take over: only a restatement by the new leader brings it back.
   // Each instance has its own birth/will (presence/service/<name>, docs/topics.md).
-  CHECK(retained(dir, broker.port(), "presence/service/a").find("\"online\"") != std::string::npos);
-  CHECK(retained(dir, broker.port(), "presence/service/b").find("\"online\"") != std::string::npos);
+  CHECK(retained_online("presence/service/a"));
+  CHECK(retained_online("presence/service/b"));
   // ... and says its role (issue 13: peer health readable by anyone on the broker).
   const auto role_of = [&](const HaPresenced& p) {
     const auto j = nlohmann::json::parse(retained(dir, broker.port(), "presence/service/" + p.name()),
