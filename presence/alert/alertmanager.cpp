@@ -134,10 +134,10 @@ class AlertmanagerSink final : public Sink {
  private:
   void load() {
     if (c_.state_path.empty()) return;
-    std::string text, error;
-    const auto st = store::read_file(c_.state_path, text, &error);
-    if (st == store::ReadStatus::Missing) return;
-    if (st != store::ReadStatus::Ok || !decode_state(text, active_, error)) {
+    auto read = store::read_file(c_.state_path);
+    if (read.ok() && !read.value) return;  // no state file yet
+    std::string error = read.error;
+    if (!read.ok() || !decode_state(*read.value, active_, error)) {
       // A damaged state file must not stop alerting: start with nothing firing, say so once.
       log_("alerts: sink '" + c_.sink.name + "': state " + c_.state_path +
            " unreadable (" + error + "); firing alerts are re-sent from the next trigger on");
@@ -151,10 +151,10 @@ class AlertmanagerSink final : public Sink {
 
   void save_locked() const {
     if (c_.state_path.empty()) return;
-    std::string error;
-    if (!store::write_file_atomic(c_.state_path, encode_state(active_), &error) &&
-        save_log_.allow())
-      log_("alerts: sink '" + c_.sink.name + "': cannot write " + c_.state_path + ": " + error);
+    if (auto written = store::write_file_atomic(c_.state_path, encode_state(active_));
+        !written.ok() && save_log_.allow())
+      log_("alerts: sink '" + c_.sink.name + "': cannot write " + c_.state_path + ": " +
+           written.error);
   }
 
   // Re-sends every firing alert now (at start, so a restart does not let them lapse) and then

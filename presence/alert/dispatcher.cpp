@@ -174,6 +174,11 @@ void Dispatcher::run_writer() {
       writing_ = false;
     }
     inbox_cv_.notify_all();
+    // HA: the leader records each page in etcd before the sink threads are woken for it (after
+    // wait_durable's signal: a snapshot does not wait for etcd). A sink thread already awake may
+    // take it sooner: its gate writes the same record before the request, and a record written
+    // after the page was delivered is one the log covers (the next takeover deletes it).
+    if (config_.queued && !entries.empty()) config_.queued(entries);
     // Wake the sink threads. Taking work_mu_ orders this after any predicate check in progress.
     { std::lock_guard lock(work_mu_); }
     work_cv_.notify_all();
@@ -258,6 +263,7 @@ void Dispatcher::run_sink(SinkState& s) {
         // the operator can see what the endpoint objected to.
         s.dead_lettered += batch.size();
         outbox_.settle(seqs, Disposition::DeadLettered);
+        if (config_.dropped) config_.dropped(batch);
         if (s.dead_letter_log.allow()) {
           const auto held = s.dead_letter_log.take_suppressed();
           log_("alerts: sink '" + cfg.name + "' rejected " + std::to_string(batch.size()) +

@@ -43,6 +43,11 @@ struct DispatcherConfig {
   enum class Gate { Send, Skip, Hold };
   std::function<Gate(const std::vector<OutboxEntry>&)> gate;
   std::function<void(const std::vector<OutboxEntry>&)> after_send;  // after a delivered request
+  // HA: entries just made durable, before any sink thread can take them (the leader records each
+  // page in etcd at queue time, so a page queued behind the request in flight survives its
+  // death); and entries settled without a delivery (dead-lettered), so that record goes too.
+  std::function<void(const std::vector<OutboxEntry>&)> queued;
+  std::function<void(const std::vector<OutboxEntry>&)> dropped;
 };
 
 // Counters for /metrics (the API room exports them; names match docs/alerts.md).
@@ -92,6 +97,8 @@ class Dispatcher {
              core::AlertIntent::Action action, std::int64_t wall_ms, std::int64_t window_ms) const {
     return outbox_.holds(sink, dedup_key, action, wall_ms, window_ms);
   }
+  // Outbox::unsent.
+  std::vector<OutboxEntry> unsent() const { return outbox_.unsent(); }
   // Stops the threads. Intents already submitted are written to the outbox first; a request in
   // flight is cancelled (it stays queued and is sent after the next start).
   void stop();

@@ -120,14 +120,13 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
   recent_settled_.clear();
   for (const auto& s : sinks) queues_[s];
 
-  std::string data;
-  std::string read_error;
-  const auto rs = store::read_file(config_.path, data, &read_error);
-  if (rs == store::ReadStatus::Error) {
-    if (error != nullptr) *error = read_error;
+  auto read = store::read_file(config_.path);
+  if (!read.ok()) {
+    if (error != nullptr) *error = read.error;
     return false;
   }
-  bool rewrite = rs == store::ReadStatus::Missing || data.empty();
+  bool rewrite = !read.value || read.value->empty();
+  std::string data = std::move(read.value).value_or(std::string());
 
   std::string_view body(data);
   if (data.size() >= kHeaderSize && body.substr(0, kMagic.size()) == kMagic) {
@@ -244,8 +243,8 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
            "crash now could lose the ones not yet delivered");
     }
   } else {
-    if (!file_.open(config_.path, &open_error)) {
-      if (error != nullptr) *error = open_error;
+    if (auto opened = file_.open(config_.path); !opened.ok()) {
+      if (error != nullptr) *error = opened.error;
       return false;
     }
     maybe_compact_locked();
@@ -255,8 +254,10 @@ bool Outbox::open(const std::vector<std::string>& sinks, std::string* error) {
 }
 
 bool Outbox::write_locked(const std::string& bytes, std::string* error) {
-  std::string why;
-  const bool ok = file_.append(bytes, &why) && (!config_.fsync || file_.sync(&why));
+  store::Done done = file_.append(bytes);
+  if (done.ok() && config_.fsync) done = file_.sync();
+  const bool ok = done.ok();
+  std::string why = std::move(done.error);
   if (!ok && !file_.is_open() && why.empty()) why = "outbox file not open";
   write_failing_ = !ok;
   if (!ok) last_write_error_ = why;
@@ -501,11 +502,12 @@ bool Outbox::compact_locked(std::string* error) {
     store::append_record(bytes, w.data());
   }
   file_.close();
-  const bool written = store::write_file_atomic(config_.path, bytes, error);
+  const store::Done write = store::write_file_atomic(config_.path, bytes);
+  const bool written = write.ok();
+  if (!written && error != nullptr) *error = write.error;
   // Reopen whatever is there now (the new file, or the old one if the rewrite failed).
-  std::string open_error;
-  if (!file_.open(config_.path, &open_error)) {
-    if (error != nullptr && written) *error = open_error;
+  if (auto opened = file_.open(config_.path); !opened.ok()) {
+    if (error != nullptr && written) *error = opened.error;
     return false;
   }
   if (!written) {
@@ -537,6 +539,14 @@ bool Outbox::holds(const std::string& sink, const std::string& dedup_key,
       return true;
   }
   return false;
+}
+
+std::vector<OutboxEntry> Outbox::unsent() const {
+  std::lock_guard lock(mu_);
+  std::vector<OutboxEntry> out;
+  for (const auto& [sink, q] : queues_)
+    for (const auto& [seq, e] : q.entries) out.push_back(e);
+  return out;
 }
 
 SinkQueueStats Outbox::queue_stats(const std::string& sink) const {

@@ -111,6 +111,9 @@ class Outbox {
   bool holds(const std::string& sink, const std::string& dedup_key,
              core::AlertIntent::Action action, std::int64_t wall_ms,
              std::int64_t window_ms) const;
+  // Every live (unsettled) entry, all sinks, oldest first per sink (HA: a follower that becomes
+  // the leader records what it holds, presence/ha/node.h).
+  std::vector<OutboxEntry> unsent() const;
   SinkQueueStats queue_stats(const std::string& sink) const;
   OutboxStats stats() const;
 

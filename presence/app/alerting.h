@@ -38,11 +38,8 @@
 
 namespace presence::app {
 
-// Config mapping, pure (tested in test/unit/app/alerting_mapping_test.cpp).
-// Routes: alerts.routes[i] becomes core AlertRule{match, severity, route "route<i>"}; alerts no
-// route matches have route "" and go to the sinks' own destination.
-core::PolicyConfig policy_config(const Config& config);
-core::FleetConfig fleet_config(const Config& config);
+// Config mapping: policy_config / fleet_config / route_name are in config.h (the loader checks
+// the mapped configs against the core's rules).
 // One sink per destination: "pagerduty" / "slack" / "webhook" for route "" (and routes without
 // their own key/URL), "pagerduty-route<i>" / "slack-route<i>" for a route with its own;
 // "pagerduty-change" (Notify intents only), "alertmanager", "alertmanager-2"... (one per URL),
@@ -123,6 +120,16 @@ class Alerting final {
     gate_ = std::move(gate);
     after_send_ = std::move(after_send);
   }
+  // HA: DispatcherConfig::queued / dropped (the leader's per-page records, docs/ha.md).
+  void set_queue_hooks(std::function<void(const std::vector<alert::OutboxEntry>&)> queued,
+                       std::function<void(const std::vector<alert::OutboxEntry>&)> dropped) {
+    queued_ = std::move(queued);
+    dropped_ = std::move(dropped);
+  }
+  // Any thread: every unsent outbox entry (alert::Outbox::unsent).
+  std::vector<alert::OutboxEntry> outbox_unsent() const {
+    return dispatcher_ ? dispatcher_->unsent() : std::vector<alert::OutboxEntry>{};
+  }
   // Any thread: a page decided outside the engine (the HA peer-health page; decided_wall_ms 0 =
   // now), or a dead HA leader's page handed off with its original decided time.
   void submit_external(core::AlertIntent intent, std::int64_t decided_wall_ms = 0) {
@@ -155,6 +162,7 @@ class Alerting final {
   common::LogFn log_;
   std::function<alert::DispatcherConfig::Gate(const std::vector<alert::OutboxEntry>&)> gate_;
   std::function<void(const std::vector<alert::OutboxEntry>&)> after_send_;
+  std::function<void(const std::vector<alert::OutboxEntry>&)> queued_, dropped_;
   std::unique_ptr<core::AlertPolicy> policy_;  // mode: presence
   core::NaiveAlerts naive_;                    // mode: naive
   bool naive_blind_ = false;

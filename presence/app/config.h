@@ -414,4 +414,13 @@ Substituted substitute_env(std::string_view text, const EnvLookup& env);
 const char* to_string(MqttProtocol);
 const char* to_string(Mode);
 
+// alerts.policy / alerts.routes -> the core's configs, pure (config_policy.cpp; tested in
+// test/unit/app/alerting_mapping_test.cpp). The loader checks what these give against
+// core::policy_problems / core::fleet_problems (issue 12: one config truth), so a file that loads
+// is one the core accepts. Routes: alerts.routes[i] becomes core AlertRule{match, severity, route
+// route_name(i)}; alerts no route matches have route "" and go to the sinks' own destination.
+core::PolicyConfig policy_config(const Config& config);
+core::FleetConfig fleet_config(const Config& config);
+std::string route_name(std::size_t i);  // "route<i>"
+
 }  // namespace presence::app

@@ -1,11 +1,13 @@
 // Ranges and relations between keys (issue 3; issue 12: config.cpp split by concern). Runs after
 // reading, on the keys that read cleanly. What another room owns is asked there, not copied:
-// core::config_problems for presence.* and the device classes, ingest::compile_ingest for the
-// topics, sources and presets (docs/architecture.md, "Errors"; issue 12, one config truth).
+// core::config_problems for presence.* and the device classes, core::policy_problems and
+// core::fleet_problems for alerts.policy.*, ingest::compile_ingest for the topics, sources and
+// presets (docs/architecture.md, "Errors"; issue 12, one config truth).
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "presence/app/config_parse.h"
@@ -34,6 +36,7 @@ class Validator {
     alerts();
     ha();
     core_rules();
+    policy_rules();
     ingest_topics();
     emqx_api();
   }
@@ -158,6 +161,34 @@ class Validator {
       if (problem.other.empty()) check(false, key, problem.reason);
       else check(false, key, problem.reason, {"presence." + problem.other});
     }
+  }
+  // alerts.policy.* (and alerts.routes[i].match): the alert policy's and the fleet monitor's own
+  // rules (core::policy_problems, core::fleet_problems), asked of the configs the service builds
+  // from this file (policy_config, fleet_config), not copied (issue 12: one config truth). Each at
+  // the YAML key it comes from; what the mapping derives is said at the key it derives from
+  // (window_resolution and storm_baseline_tau from incident_window, incident_close_fraction from
+  // incident_open_fraction, incident_merge_within from group_wait), so a derived problem whose
+  // source was already reported is not said twice.
+  void policy_rules() {
+    static const std::map<std::string, std::string> derived = {
+        {"window_resolution", "incident_window"},
+        {"storm_baseline_tau", "incident_window"},
+        {"incident_close_fraction", "incident_open_fraction"},
+        {"incident_merge_within", "group_wait"}};
+    std::set<std::string> said;  // one problem per YAML key
+    auto report = [&](const core::ConfigProblem& problem) {
+      std::string key;
+      if (problem.key.rfind("rules[", 0) == 0) {
+        key = "alerts.routes" + problem.key.substr(5);  // rules[i] is alerts.routes[i]
+      } else {
+        const auto d = derived.find(problem.key);
+        key = "alerts.policy." + (d == derived.end() ? problem.key : d->second);
+      }
+      if (failed_at_or_above(key) || !said.insert(key).second) return;
+      check(false, key, problem.reason);
+    };
+    for (const auto& problem : core::policy_problems(policy_config(c_))) report(problem);
+    for (const auto& problem : core::fleet_problems(fleet_config(c_))) report(problem);
   }
   // This key, or the section or list entry it is in, failed to read.
   bool failed_at_or_above(std::string path) const {
@@ -306,31 +337,6 @@ class Validator {
     http_url(a.dashboard_url, "alerts.dashboard_url", false, "");
     http_url(a.watchdog.url, "alerts.watchdog.url", false, "");
     positive(a.watchdog.interval, "alerts.watchdog.interval");
-    const auto& p = a.policy;
-    positive(p.group_interval, "alerts.policy.group_interval");
-    positive(p.blind_alert_after, "alerts.policy.blind_alert_after");
-    positive(p.parent_return_grace, "alerts.policy.parent_return_grace");
-    positive(p.incident_window, "alerts.policy.incident_window");
-    check(p.incident_open_floor >= 1, "alerts.policy.incident_open_floor", "must be at least 1");
-    check(p.incident_open_fraction > 0.0 && p.incident_open_fraction <= 1.0,
-          "alerts.policy.incident_open_fraction",
-          "must be in (0, 1], got " + format_double(p.incident_open_fraction));
-    positive(p.incident_stable_for, "alerts.policy.incident_stable_for");
-    positive(p.straggler_grace, "alerts.policy.straggler_grace");
-    auto share = [&](double v, const char* key) {
-      check(v > 0.0 && v <= 1.0, key, "must be in (0, 1], got " + format_double(v));
-    };
-    share(p.incident_recovered_share, "alerts.policy.incident_recovered_share");
-    share(p.storm_open_fraction, "alerts.policy.storm_open_fraction");
-    share(p.storm_flapping_fraction, "alerts.policy.storm_flapping_fraction");
-    check(p.storm_open_floor >= 1, "alerts.policy.storm_open_floor", "must be at least 1");
-    check(p.storm_flapping_floor >= 1, "alerts.policy.storm_flapping_floor", "must be at least 1");
-    check(p.storm_open_factor >= 1.0, "alerts.policy.storm_open_factor",
-          "must be at least 1, got " + format_double(p.storm_open_factor));
-    check(p.details_max_devices >= 1 && p.details_max_devices <= 10000,
-          "alerts.policy.details_max_devices",
-          "must be in 1..10000 (PagerDuty caps an event at 512 KB), got " +
-              std::to_string(p.details_max_devices));
     for (std::size_t i = 0; i < a.routes.size(); ++i) {
       const auto& route = a.routes[i];
       const std::string path = "alerts.routes[" + std::to_string(i) + "]";

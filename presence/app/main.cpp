@@ -159,6 +159,7 @@ int run(const std::string& path) {
                               std::int64_t window_ms) {
       return alerting.outbox_holds(sink, key, action, wall_ms, window_ms);
     };
+    hooks.unsent = [&alerting] { return alerting.outbox_unsent(); };
     ha = std::make_unique<presence::ha::Node>(hc, std::move(hooks));
     using Gate = presence::alert::DispatcherConfig::Gate;
     alerting.set_send_gate(
@@ -172,6 +173,11 @@ int run(const std::string& path) {
         },
         [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
           node->after_send(b);
+        });
+    alerting.set_queue_hooks(
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) { node->queued(b); },
+        [node = ha.get()](const std::vector<presence::alert::OutboxEntry>& b) {
+          node->dropped(b);
         });
   }
   if (const auto started = alerting.start(); !started.ok()) {

@@ -14,41 +14,68 @@ namespace presence::core {
 
 namespace {
 
-std::string validate_thresholds(const FleetThresholds& t, const std::string& where) {
-  auto fraction = [](double v) { return v > 0 && v <= 1; };
-  if (t.incident_open_floor == 0) return where + "incident_open_floor must be >= 1";
-  if (!fraction(t.incident_open_fraction)) return where + "incident_open_fraction must be in (0, 1]";
-  if (!fraction(t.incident_close_fraction) || t.incident_close_fraction > t.incident_open_fraction)
-    return where + "incident_close_fraction must be in (0, incident_open_fraction]";
-  if (!fraction(t.incident_recovered_share))
-    return where + "incident_recovered_share must be in (0, 1]";
-  if (t.storm_open_floor == 0) return where + "storm_open_floor must be >= 1";
-  if (!fraction(t.storm_open_fraction)) return where + "storm_open_fraction must be in (0, 1]";
-  if (!(t.storm_open_factor >= 1)) return where + "storm_open_factor must be >= 1";
-  if (t.storm_flapping_floor == 0) return where + "storm_flapping_floor must be >= 1";
-  if (!fraction(t.storm_flapping_fraction)) return where + "storm_flapping_fraction must be in (0, 1]";
-  return {};
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+void threshold_problems(const FleetThresholds& t, const std::string& at,
+                        std::vector<ConfigProblem>& out) {
+  auto problem = [&](bool ok, const char* key, std::string reason) {
+    if (!ok) out.push_back({at + key, std::move(reason), {}});
+  };
+  auto share = [&](double v, const char* key) {
+    problem(v > 0 && v <= 1, key, "must be in (0, 1], got " + number(v));
+  };
+  problem(t.incident_open_floor >= 1, "incident_open_floor", "must be at least 1");
+  share(t.incident_open_fraction, "incident_open_fraction");
+  problem(t.incident_close_fraction > 0 && t.incident_close_fraction <= t.incident_open_fraction,
+          "incident_close_fraction", "must be in (0, " + at + "incident_open_fraction]");
+  share(t.incident_recovered_share, "incident_recovered_share");
+  problem(t.storm_open_floor >= 1, "storm_open_floor", "must be at least 1");
+  share(t.storm_open_fraction, "storm_open_fraction");
+  problem(t.storm_open_factor >= 1, "storm_open_factor",
+          "must be at least 1, got " + number(t.storm_open_factor));
+  problem(t.storm_flapping_floor >= 1, "storm_flapping_floor", "must be at least 1");
+  share(t.storm_flapping_fraction, "storm_flapping_fraction");
 }
 
 }  // namespace
 
-std::string validate(const FleetConfig& c) {
-  if (c.incident_window.count() <= 0) return "incident_window must be > 0";
-  if (c.window_resolution.count() <= 0 || c.window_resolution > c.incident_window)
-    return "window_resolution must be in (0, incident_window]";
-  if (c.incident_stable_for.count() < 0) return "incident_stable_for must be >= 0";
-  if (c.straggler_grace.count() < 0) return "straggler_grace must be >= 0";
-  if (c.storm_baseline_tau < c.incident_window) return "storm_baseline_tau must be >= incident_window";
-  if (!(c.incident_scope_lift >= 1)) return "incident_scope_lift must be >= 1";
-  if (c.incident_merge_within.count() < 0) return "incident_merge_within must be >= 0";
-  if (!(c.incident_scope_explain > 0 && c.incident_scope_explain <= 1))
-    return "incident_scope_explain must be in (0, 1]";
-  if (c.cohort_min_support == 0) return "cohort_min_support must be >= 1";
-  if (!(c.cohort_min_lift > 1)) return "cohort_min_lift must be > 1";
-  if (auto e = validate_thresholds(c.defaults, ""); !e.empty()) return e;
+std::vector<ConfigProblem> fleet_problems(const FleetConfig& c) {
+  std::vector<ConfigProblem> out;
+  auto problem = [&](bool ok, const char* key, std::string reason) {
+    if (!ok) out.push_back({key, std::move(reason), {}});
+  };
+  auto positive = [&](Duration d, const char* key) {
+    problem(d.count() > 0, key, "must be greater than 0");
+  };
+  positive(c.incident_window, "incident_window");
+  problem(c.window_resolution.count() > 0 && c.window_resolution <= c.incident_window,
+          "window_resolution", "must be in (0, incident_window]");
+  positive(c.incident_stable_for, "incident_stable_for");
+  positive(c.straggler_grace, "straggler_grace");
+  problem(c.storm_baseline_tau >= c.incident_window, "storm_baseline_tau",
+          "must be at least incident_window");
+  problem(c.incident_scope_lift >= 1, "incident_scope_lift",
+          "must be at least 1, got " + number(c.incident_scope_lift));
+  problem(c.incident_merge_within.count() >= 0, "incident_merge_within", "must not be negative");
+  problem(c.incident_scope_explain > 0 && c.incident_scope_explain <= 1, "incident_scope_explain",
+          "must be in (0, 1], got " + number(c.incident_scope_explain));
+  problem(c.cohort_min_support >= 1, "cohort_min_support", "must be at least 1");
+  problem(c.cohort_min_lift > 1, "cohort_min_lift",
+          "must be greater than 1, got " + number(c.cohort_min_lift));
+  threshold_problems(c.defaults, "", out);
   for (const auto& r : c.overrides)
-    if (auto e = validate_thresholds(r.thresholds, "overrides[" + r.key + "=" + r.value + "]."); !e.empty()) return e;
-  return {};
+    threshold_problems(r.thresholds, "overrides[" + r.key + "=" + r.value + "].", out);
+  return out;
+}
+
+std::string validate(const FleetConfig& c) {
+  const auto problems = fleet_problems(c);
+  if (problems.empty()) return {};
+  return problems.front().key + ": " + problems.front().reason;
 }
 
 namespace {

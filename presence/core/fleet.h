@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "presence/core/config.h"
 #include "presence/core/decision.h"
 #include "presence/core/event.h"
 #include "presence/core/time.h"
@@ -97,8 +98,16 @@ struct FleetConfig {
   std::vector<FleetThresholdRule> overrides;  // first match wins: exact value, then key "*"
 };
 
-// "" when usable, else the first problem, naming the key as in the YAML (the loader adds
-// file:line). The core never throws on config; the app refuses to start.
+// Every problem, in member order, each at its member's name ("incident_window",
+// "incident_open_fraction" for defaults, "overrides[site=a].storm_open_floor"); the one set of
+// rules (issue 12: one config truth), which the YAML loader asks and reports at alerts.policy.*.
+// Durations > 0 (incident_merge_within >= 0), window_resolution in (0, incident_window],
+// storm_baseline_tau >= incident_window, fractions and shares in (0, 1], incident_close_fraction
+// <= incident_open_fraction, floors >= 1, storm_open_factor and incident_scope_lift >= 1,
+// cohort_min_support >= 1, cohort_min_lift > 1.
+std::vector<ConfigProblem> fleet_problems(const FleetConfig& config);
+
+// "" when usable, else the first problem as "key: reason". The core never throws on config.
 std::string validate(const FleetConfig& config);
 
 enum class IncidentKind : std::uint8_t { Drop, Storm, Blind };

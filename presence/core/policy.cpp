@@ -74,19 +74,40 @@ std::string hint_text(const std::vector<CohortHint>& hint, const std::string& sc
 
 }  // namespace
 
-std::string validate(const PolicyConfig& c) {
-  if (c.alert_after.count() < 0) return "alert_after must be >= 0";
-  if (c.group_wait.count() < 0) return "group_wait must be >= 0";
-  if (c.group_interval.count() <= 0) return "group_interval must be > 0";
-  if (c.blind_alert_after.count() < 0) return "blind_alert_after must be >= 0";
-  if (c.details_max_devices == 0) return "details_max_devices must be >= 1";
-  if (c.group_cohort_min < 2) return "group_cohort_min must be >= 2";
-  if (!(c.silence_incident_cover > 0 && c.silence_incident_cover <= 1))
-    return "silence_incident_cover must be in (0, 1]";
+std::vector<ConfigProblem> policy_problems(const PolicyConfig& c) {
+  std::vector<ConfigProblem> out;
+  auto number = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  auto problem = [&](bool ok, std::string key, std::string reason) {
+    if (!ok) out.push_back({std::move(key), std::move(reason), {}});
+  };
+  auto positive = [&](Duration d, const char* key) {
+    problem(d.count() > 0, key, "must be greater than 0");
+  };
+  problem(c.alert_after.count() >= 0, "alert_after", "must not be negative");
+  problem(c.group_wait.count() >= 0, "group_wait", "must not be negative");
+  positive(c.group_interval, "group_interval");
+  positive(c.blind_alert_after, "blind_alert_after");
+  problem(c.details_max_devices >= 1 && c.details_max_devices <= 10000, "details_max_devices",
+          "must be in 1..10000 (PagerDuty caps an event at 512 KB), got " +
+              std::to_string(c.details_max_devices));
+  problem(c.group_cohort_min >= 2, "group_cohort_min", "must be at least 2");
+  problem(c.silence_incident_cover > 0 && c.silence_incident_cover <= 1, "silence_incident_cover",
+          "must be in (0, 1], got " + number(c.silence_incident_cover));
+  positive(c.parent_return_grace, "parent_return_grace");
   for (std::size_t i = 0; i < c.rules.size(); ++i)
     for (const auto& [k, v] : c.rules[i].match)
-      if (k.empty()) return "rules[" + std::to_string(i) + "].match: empty label key";
-  return {};
+      problem(!k.empty(), "rules[" + std::to_string(i) + "].match", "empty label key");
+  return out;
+}
+
+std::string validate(const PolicyConfig& c) {
+  const auto problems = policy_problems(c);
+  if (problems.empty()) return {};
+  return problems.front().key + ": " + problems.front().reason;
 }
 
 struct AlertPolicy::Impl {

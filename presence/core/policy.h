@@ -70,7 +70,14 @@ struct PolicyConfig {
   Duration parent_return_grace{std::chrono::minutes(2)};
 };
 
-// "" when usable, else the first problem (key named as in the YAML).
+// Every problem, in member order, each at its member's name ("group_interval", "rules[2].match");
+// the one set of rules (issue 12: one config truth), which the YAML loader asks and reports at
+// alerts.policy.* (rules[i] at alerts.routes[i]). alert_after and group_wait >= 0, the other
+// durations > 0, details_max_devices in 1..10000, group_cohort_min >= 2,
+// silence_incident_cover in (0, 1], no empty label key in a rule's match.
+std::vector<ConfigProblem> policy_problems(const PolicyConfig& config);
+
+// "" when usable, else the first problem as "key: reason".
 std::string validate(const PolicyConfig& config);
 
 // Maintenance window / silence. Matchers are exact label matches (device labels, an incident's

@@ -244,6 +244,20 @@ bool Node::handoff() {
   // answer nears the client's 4 MiB cap (a record is at most a few KiB).
   constexpr std::int64_t kPage = 200;
   constexpr std::size_t kMaxScan = 10000;
+  {
+    // First, what we hold ourselves (decided while following, never recorded): if we die before
+    // delivering it, the next leader finds it here. The scan below then sees it as ours, held.
+    std::int64_t fence = 0;
+    {
+      std::lock_guard lock(mu_);
+      fence = role_.fence();
+    }
+    if (fence == 0) return true;
+    if (hooks_.unsent) {
+      const auto mine = hooks_.unsent();
+      if (!mine.empty() && !record_pages(mine, fence)) return false;
+    }
+  }
   std::optional<std::vector<KeyValue>> kvs = std::vector<KeyValue>{};
   for (std::string from = sending_prefix_; kvs->size() < kMaxScan;) {
     const auto page = etcd_.range_from(sending_prefix_, from, kPage);
@@ -287,7 +301,10 @@ bool Node::handoff() {
     switch (decide_handoff(*rec, log_rec, held, config_.name, now_wall,
                            config_.handoff_max_age, config_.match_window)) {
       case Handoff::Send: to_send.emplace_back(kv.key, std::move(*rec)); break;
-      case Handoff::Held: break;  // our own send replaces the record
+      case Handoff::Held:
+        // Our own copy of the page (recorded above, under its own decided time) replaces it.
+        if (hooks_.unsent && rec->by != config_.name) to_delete.push_back(kv.key);
+        break;
       case Handoff::Stale:
         ++cleared;
         to_delete.push_back(kv.key);
@@ -348,8 +365,64 @@ std::string Node::log_key(const std::string& sink, const std::string& dedup_key)
   return config_.key_prefix + "log/" + sink + "/" + dedup_key;
 }
 
-std::string Node::sending_key(const std::string& sink, const std::string& dedup_key) const {
-  return sending_prefix_ + sink + "/" + dedup_key;
+std::string Node::sending_key(const alert::OutboxEntry& e) const {
+  return sending_prefix_ + e.sink + "/" + e.intent.dedup_key + "/" + action_word(e.intent.action) +
+         "@" + std::to_string(e.wall_ms);
+}
+
+bool Node::record_pages(const std::vector<alert::OutboxEntry>& batch, std::int64_t fence) {
+  // etcd refuses a transaction of more than --max-txn-ops (default 128) operations.
+  constexpr std::size_t kOpsPerTxn = 64;
+  for (std::size_t i = 0; i < batch.size(); i += kOpsPerTxn) {
+    std::vector<Etcd::Op> ops;
+    for (std::size_t k = i; k < std::min(batch.size(), i + kOpsPerTxn); ++k) {
+      const auto& e = batch[k];
+      ops.push_back({sending_key(e), encode(SendingRecord{e.sink, config_.name, e.wall_ms, e.intent}),
+                     false});
+    }
+    const auto ok = etcd_.txn(ops, leader_key_, fence);
+    std::lock_guard lock(mu_);
+    if (!ok) {
+      role_.etcd_result(now(), false);
+      return false;
+    }
+    if (!*ok) {
+      ++fence_failures_;
+      return false;  // deposed: before_send steps down on its own fenced write
+    }
+    ++fenced_writes_;
+  }
+  return true;
+}
+
+void Node::delete_records(const std::vector<alert::OutboxEntry>& batch) {
+  constexpr std::size_t kOpsPerTxn = 64;
+  for (std::size_t i = 0; i < batch.size(); i += kOpsPerTxn) {
+    std::vector<Etcd::Op> ops;
+    for (std::size_t k = i; k < std::min(batch.size(), i + kOpsPerTxn); ++k)
+      ops.push_back({sending_key(batch[k]), "", true});
+    // Not fenced: the page is settled. A lost delete leaves a record the next takeover finds
+    // covered by the log (deleted) or sends once more (the one duplicate a failover may cost).
+    if (!etcd_.txn(ops)) return;
+  }
+}
+
+void Node::queued(const std::vector<alert::OutboxEntry>& batch) {
+  std::int64_t fence = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (role_.role(now()) != RoleName::Leader) return;  // a follower holds; fail-open has no log
+    fence = role_.fence();
+  }
+  if (fence != 0) record_pages(batch, fence);
+}
+
+void Node::dropped(const std::vector<alert::OutboxEntry>& batch) {
+  {
+    std::lock_guard lock(mu_);
+    if (role_.role(now()) != RoleName::Leader) return;
+  }
+  delete_records(batch);
 }
 
 Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
@@ -393,8 +466,12 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
     records.emplace_back(key, std::move(rec));
   }
   if (all_covered) {
-    std::lock_guard lock(mu_);
-    skipped_ += batch.size();
+    {
+      std::lock_guard lock(mu_);
+      skipped_ += batch.size();
+    }
+    // Settled as sent by the peer (or superseded): a leader's record of it goes too.
+    if (r == RoleName::Leader) delete_records(batch);
     return Gate::Skip;
   }
   if (r != RoleName::Leader) return Gate::Hold;
@@ -406,7 +483,7 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
     auto& [key, rec] = records[i];
     const auto& e = batch[i];
     rec.sending = LogItem{action_word(e.intent.action), e.wall_ms, config_.name};
-    const std::string skey = sending_key(e.sink, e.intent.dedup_key);
+    const std::string skey = sending_key(e);
     const auto ok = etcd_.txn(
         {{key, encode(rec), false},
          {skey, encode(SendingRecord{e.sink, config_.name, e.wall_ms, e.intent}), false}},

@@ -8,9 +8,12 @@
 //   members/<name>    each instance's status (role, health), on its own lease
 //   log/<sink>/<dedup_key>   the notification log: the last sent notifications and the one being
 //                     sent; written by the leader fenced on the election key before each request
-//   sending/<sink>/<dedup_key>   the page being sent, whole (SendingRecord, role.h): written in the
-//                     same fenced transaction, deleted after a 2xx; a new leader hands off what a
-//                     dead one left here (docs/ha.md "Hand-off")
+//   sending/<sink>/<dedup_key>/<action>@<decided wall ms>   one per page the leader has queued and
+//                     not settled, whole (SendingRecord, role.h): written fenced when the page is
+//                     queued (and again with the log's "sending"), deleted when the sink settles it
+//                     (2xx, skipped, dead-lettered); a new leader hands off what a dead one left
+//                     here (docs/ha.md "Hand-off"). Action and time in the key keep a trigger and
+//                     the resolve queued behind it apart.
 #pragma once
 
 #include <atomic>
@@ -52,6 +55,9 @@ struct NodeHooks {
                      core::AlertIntent::Action action, std::int64_t wall_ms,
                      std::int64_t window_ms)>
       holds;
+  // Every unsent page our outbox holds (alert::Outbox::unsent): recorded in etcd when we become
+  // the leader, so our own death cannot lose the pages we decided while following. Unset = none.
+  std::function<std::vector<alert::OutboxEntry>()> unsent;
 };
 
 enum class Gate { Send, Skip, Hold };
@@ -72,6 +78,11 @@ class Node {
   Gate before_send(const std::vector<alert::OutboxEntry>& batch);
   // After a delivered request: the log records it as sent.
   void after_send(const std::vector<alert::OutboxEntry>& batch);
+  // Dispatcher writer thread, as pages are queued: the leader records each one (fenced) so a new
+  // leader can hand off whatever we queued and did not deliver, not only the request in flight.
+  void queued(const std::vector<alert::OutboxEntry>& batch);
+  // Pages settled without a delivery (dead-lettered): their records go.
+  void dropped(const std::vector<alert::OutboxEntry>& batch);
 
   bool leader() const;
   // The retained MQTT output is ours to publish: leader, or failing open (etcd gone).
@@ -88,7 +99,11 @@ class Node {
   bool handoff();
   std::string log_key(const alert::OutboxEntry& e) const;
   std::string log_key(const std::string& sink, const std::string& dedup_key) const;
-  std::string sending_key(const std::string& sink, const std::string& dedup_key) const;
+  std::string sending_key(const alert::OutboxEntry& e) const;
+  // Writes a sending record per entry, fenced, in transactions of a bounded size. False when etcd
+  // did not answer or the fence failed (the page is still recorded again before its request).
+  bool record_pages(const std::vector<alert::OutboxEntry>& batch, std::int64_t fence);
+  void delete_records(const std::vector<alert::OutboxEntry>& batch);
   core::MonoTime now() const;
 
   NodeConfig config_;

@@ -119,11 +119,11 @@ void mark_sent(LogRecord& r);
 bool covered(const LogRecord& r, const std::string& action, std::int64_t wall_ms,
              Duration match_window);
 
-// The hand-off (docs/ha.md "Hand-off of a dead leader's pages"). Before each request the leader
-// also writes, in the same fenced transaction as the log record, a "sending" record holding the
-// whole page (everything a sink needs), at <prefix>sending/<sink>/<dedup_key>; after a 2xx it
-// deletes it. A record left there is a request whose sender died (or was deposed) before it
-// succeeded. A new leader hands every such record of another instance to its own dispatcher, with
+// The hand-off (docs/ha.md "Hand-off of a dead leader's pages"). When the leader queues a page it
+// writes (fenced) a "sending" record holding the whole page (everything a sink needs), at
+// <prefix>sending/<sink>/<dedup_key>/<action>@<decided wall ms>, and again with the log record
+// before each request; when the sink settles the page (2xx, skipped, dead-lettered) it deletes
+// it. A record left there is a page whose sender died (or was deposed) before delivering it. A new leader hands every such record of another instance to its own dispatcher, with
 // the original decided time, unless its own outbox already holds that page: so a page decided only
 // by a dead leader (its standby was cold: down, or in restart grace) is not lost.
 struct SendingRecord {

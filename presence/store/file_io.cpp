@@ -13,11 +13,9 @@
 namespace presence::store {
 namespace {
 
-bool fail(std::string* error, std::string_view what, const std::string& path) {
-  if (error != nullptr) {
-    *error = std::string(what) + " " + path + ": " + std::strerror(errno);
-  }
-  return false;
+// The failure of `what` on path, with errno's text.
+Done fail(std::string_view what, const std::string& path) {
+  return Done::fail(std::string(what) + " " + path + ": " + std::strerror(errno));
 }
 
 bool write_all(int fd, std::string_view data) {
@@ -41,79 +39,79 @@ std::string parent_dir(const std::string& path) {
 
 }  // namespace
 
-ReadStatus read_file(const std::string& path, std::string& out, std::string* error) {
-  out.clear();
+common::Result<std::optional<std::string>> read_file(const std::string& path) {
+  using Read = common::Result<std::optional<std::string>>;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return ReadStatus::Missing;
-    fail(error, "open", path);
-    return ReadStatus::Error;
+    if (errno == ENOENT) return Read::success(std::nullopt);
+    return Read::fail(fail("open", path).error);
   }
+  std::string out;
   char buf[65536];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      fail(error, "read", path);
+      Read r = Read::fail(fail("read", path).error);
       ::close(fd);
-      return ReadStatus::Error;
+      return r;
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
-  return ReadStatus::Ok;
+  return Read::success(std::move(out));
 }
 
-bool fsync_parent_dir(const std::string& path, std::string* error) {
+Done fsync_parent_dir(const std::string& path) {
   const std::string dir = parent_dir(path);
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail(error, "open dir", dir);
-  const bool ok = ::fsync(fd) == 0;
-  if (!ok) fail(error, "fsync dir", dir);
+  if (fd < 0) return fail("open dir", dir);
+  Done r;
+  if (::fsync(fd) != 0) r = fail("fsync dir", dir);
   ::close(fd);
-  return ok;
+  return r;
 }
 
-bool write_file_atomic(const std::string& path, std::string_view data, std::string* error) {
+Done write_file_atomic(const std::string& path, std::string_view data) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return fail(error, "create", tmp);
+  if (fd < 0) return fail("create", tmp);
   if (!write_all(fd, data)) {
-    fail(error, "write", tmp);
+    Done r = fail("write", tmp);
     ::close(fd);
     ::unlink(tmp.c_str());
-    return false;
+    return r;
   }
   if (::fsync(fd) != 0) {
-    fail(error, "fsync", tmp);
+    Done r = fail("fsync", tmp);
     ::close(fd);
     ::unlink(tmp.c_str());
-    return false;
+    return r;
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    fail(error, "rename", tmp);
+    Done r = fail("rename", tmp);
     ::unlink(tmp.c_str());
-    return false;
+    return r;
   }
-  return fsync_parent_dir(path, error);
+  return fsync_parent_dir(path);
 }
 
 AppendFile::~AppendFile() { close(); }
 
-bool AppendFile::open(const std::string& path, std::string* error) {
+Done AppendFile::open(const std::string& path) {
   close();
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) return fail(error, "open", path);
+  if (fd_ < 0) return fail("open", path);
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
-    fail(error, "stat", path);
+    Done r = fail("stat", path);
     close();
-    return false;
+    return r;
   }
   size_ = static_cast<std::uint64_t>(st.st_size);
-  return true;
+  return {};
 }
 
 void AppendFile::close() {
@@ -122,20 +120,17 @@ void AppendFile::close() {
   size_ = 0;
 }
 
-bool AppendFile::append(std::string_view data, std::string* error) {
-  if (fd_ < 0) {
-    if (error != nullptr) *error = "append: file not open";
-    return false;
-  }
-  if (!write_all(fd_, data)) return fail(error, "append", "outbox");
+Done AppendFile::append(std::string_view data) {
+  if (fd_ < 0) return Done::fail("append: file not open");
+  if (!write_all(fd_, data)) return fail("append", "outbox");
   size_ += data.size();
-  return true;
+  return {};
 }
 
-bool AppendFile::sync(std::string* error) {
-  if (fd_ < 0) return true;
-  if (::fdatasync(fd_) != 0) return fail(error, "fdatasync", "outbox");
-  return true;
+Done AppendFile::sync() {
+  if (fd_ < 0) return {};
+  if (::fdatasync(fd_) != 0) return fail("fdatasync", "outbox");
+  return {};
 }
 
 }  // namespace presence::store

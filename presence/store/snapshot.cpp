@@ -245,7 +245,13 @@ bool SnapshotStore::write(const std::string& file, std::chrono::steady_clock::ti
   if (too_big)
     error = "snapshot of " + std::to_string(file.size()) + " bytes is over the " +
             std::to_string(kMaxSnapshotPayload >> 20) + " MiB a snapshot may hold (labels)";
-  if (too_big || !write_file_atomic(path_, file, &error)) {
+  bool failed = too_big;
+  if (!too_big) {
+    auto written = write_file_atomic(path_, file);
+    failed = !written.ok();
+    if (failed) error = std::move(written.error);
+  }
+  if (failed) {
     ++save_failures_;
     {
       std::lock_guard lock(error_mu_);
@@ -281,25 +287,23 @@ std::string SnapshotStore::last_error() const {
 
 LoadResult SnapshotStore::load(const WallAnchor& anchor, const DeviceLimits& limits) {
   ++loads_;
-  std::string file;
-  std::string error;
-  const ReadStatus rs = read_file(path_, file, &error);
-  if (rs == ReadStatus::Missing) {
+  auto read = read_file(path_);
+  if (read.ok() && !read.value) {
     ++load_missing_;
     log_("snapshot: " + path_ + " missing, starting empty");
     LoadResult r;
     r.status = LoadStatus::Missing;
     return r;
   }
-  if (rs == ReadStatus::Error) {
+  if (!read.ok()) {
     ++load_corrupt_;
-    log_("snapshot: cannot read, starting empty: " + error);
+    log_("snapshot: cannot read, starting empty: " + read.error);
     LoadResult r;
     r.status = LoadStatus::IoError;
-    r.error = error;
+    r.error = read.error;
     return r;
   }
-  LoadResult r = decode_snapshot(file, anchor, limits);
+  LoadResult r = decode_snapshot(*read.value, anchor, limits);
   if (r.status == LoadStatus::Ok && r.repairs.any()) {
     load_repaired_ += r.repairs.devices_dropped + r.repairs.labels_dropped + r.repairs.times_clamped;
     log_("snapshot: " + path_ + " held invalid data, repaired: " +

@@ -15,19 +15,12 @@ message("${err}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "presence-e2e-bench exited ${rc}")
 endif()
-set(num "-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?")
-foreach(pair "${pre}5k_published_per_s|msg/s" "${pre}max_published_per_s|msg/s"
+include(${CMAKE_CURRENT_LIST_DIR}/../../../test/support/json_lines.cmake)
+require_json_lines("${out}" "${pre}5k_published_per_s|msg/s" "${pre}max_published_per_s|msg/s"
              "${pre}max_processed_per_s|msg/s" "${pre}max_presenced_cpu_us_per_msg|us/msg"
              "${pre}max_mosquitto_cpu_us_per_msg|us/msg" "${pre}max_cpu_ratio|ratio"
              "${pre}max_lag_p99_ms|ms" "${pre}max_lost|msg" "${pre}max_presenced_rss_mb|MiB"
              "${pre}max_bottleneck_is_presenced|bool")
-  string(REPLACE "|" ";" p "${pair}")
-  list(GET p 0 name)
-  list(GET p 1 unit)
-  if(NOT out MATCHES "(^|\n)\\{\"name\":\"${name}\",\"value\":${num},\"unit\":\"${unit}\"\\}(\n|$)")
-    message(FATAL_ERROR "missing or malformed line for ${name} (unit ${unit})")
-  endif()
-endforeach()
 foreach(step 5k max)
   if(NOT out MATCHES "\"name\":\"${pre}${step}_received\",\"value\":[1-9]")
     message(FATAL_ERROR "presenced received no messages in step ${step}")

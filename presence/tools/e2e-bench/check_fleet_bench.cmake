@@ -10,20 +10,13 @@ message("${err}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "presence-e2e-bench --fleet-quick exited ${rc}")
 endif()
-set(num "-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?")
-foreach(pair "fleet_rss_mb|MiB" "fleet_peak_rss_mb|MiB" "fleet_snapshot_pause_max_ms|ms"
+include(${CMAKE_CURRENT_LIST_DIR}/../../../test/support/json_lines.cmake)
+require_json_lines("${out}" "fleet_rss_mb|MiB" "fleet_peak_rss_mb|MiB" "fleet_snapshot_pause_max_ms|ms"
              "fleet_snapshot_write_max_ms|ms" "fleet_engine_batch_max_ms|ms"
              "fleet_api_devices_page_p99_ms|ms" "fleet_api_devices_walk_p99_ms|ms"
              "fleet_api_device_p99_ms|ms" "fleet_api_fleet_p99_ms|ms"
              "fleet_restart_ready_seconds|s" "fleet_restart_restored_seconds|s"
              "fleet_restart_restore_seconds|s" "fleet_stop_seconds|s")
-  string(REPLACE "|" ";" p "${pair}")
-  list(GET p 0 name)
-  list(GET p 1 unit)
-  if(NOT out MATCHES "(^|\n)\\{\"name\":\"${name}\",\"value\":${num},\"unit\":\"${unit}\"\\}(\n|$)")
-    message(FATAL_ERROR "missing or malformed line for ${name} (unit ${unit})")
-  endif()
-endforeach()
 # Sanity: exact values where the run defines them, positive where a measurement must have happened.
 foreach(pair "fleet_online|20000" "fleet_not_online|0" "fleet_api_errors|0"
              "fleet_presenced_clean_exit|1" "fleet_restart_clean_exit|1"

@@ -221,9 +221,8 @@ int main(int argc, char** argv) {
   const std::string path = dir + "/presence-snapshot-bench." + std::to_string(getpid()) + ".bin";
   {
     const auto t0 = Clock::now();
-    std::string error;
-    if (!store::write_file_atomic(path, file, &error)) {
-      std::fprintf(stderr, "presence-snapshot-bench: %s\n", error.c_str());
+    if (auto written = store::write_file_atomic(path, file); !written.ok()) {
+      std::fprintf(stderr, "presence-snapshot-bench: %s\n", written.error.c_str());
       return 1;
     }
     metric("snapshot_write", ms_since(t0), "ms");
@@ -236,12 +235,13 @@ int main(int argc, char** argv) {
   const store::WallAnchor restarted{std::chrono::system_clock::now(), core::mono_ms(1000)};
   const auto r0 = Clock::now();
   const double rc0 = thread_cpu_ms();
-  std::string bytes;
-  std::string error;
-  if (store::read_file(path, bytes, &error) != store::ReadStatus::Ok) {
-    std::fprintf(stderr, "presence-snapshot-bench: %s\n", error.c_str());
+  auto read = store::read_file(path);
+  if (!read.ok() || !read.value) {
+    std::fprintf(stderr, "presence-snapshot-bench: %s\n",
+                 read.ok() ? (path + ": missing").c_str() : read.error.c_str());
     return 1;
   }
+  std::string bytes = std::move(*read.value);
   ::unlink(path.c_str());
   metric("restore_read", ms_since(r0), "ms");
   auto t1 = Clock::now();

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   }
   d.submit(intents);
   if (!d.wait_durable(std::chrono::seconds(10))) return 4;
-  if (std::string error; !store::write_file_atomic(outbox + ".durable", "1", &error)) return 5;
+  if (!store::write_file_atomic(outbox + ".durable", "1").ok()) return 5;
   // Bounded: if the parent never kills us, leave anyway.
   std::this_thread::sleep_for(std::chrono::seconds(60));
   return 6;

@@ -1,5 +1,8 @@
 // Every sink outcome over real HTTP on 127.0.0.1 (issue 5 "Sinks").
 #include <doctest/doctest.h>
+
+#include <functional>
+#include <mutex>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
@@ -30,12 +33,14 @@ struct Harness {
   presence::test::SafeLogs logs;
   std::unique_ptr<Dispatcher> d;
 
-  void start(std::vector<std::unique_ptr<Sink>> sinks, std::size_t max_entries = 10000) {
+  void start(std::vector<std::unique_ptr<Sink>> sinks, std::size_t max_entries = 10000,
+             const std::function<void(DispatcherConfig&)>& tweak = {}) {
     DispatcherConfig c;
     c.outbox.path = dir.file("outbox.log");
     c.outbox.max_entries_per_sink = max_entries;
     c.anchor = presence::test::anchor_now();
     c.log = logs.fn();
+    if (tweak) tweak(c);
     d = std::make_unique<Dispatcher>(c, std::move(sinks));
     const auto started = d->start();
     REQUIRE_MESSAGE(started.ok(), started.error);
@@ -141,6 +146,31 @@ TEST_CASE("PagerDuty 400: dead-lettered with the body logged, not retried; the n
   CHECK(st.retried == 0);
   CHECK(h.logs.any("Length of 'routing_key' is incorrect"));
   CHECK(h.logs.any("dead-lettered"));
+}
+
+TEST_CASE("HA hooks: each page is seen queued before its request; a dead letter is seen dropped") {
+  MockHttpServer pd;
+  pd.push({400, R"({"status":"invalid event","message":"Event object is invalid"})"});
+  pd.set_default({202, "{}"});
+  std::mutex mu;
+  std::vector<std::string> seen;  // "queued <key> <requests so far>" / "dropped <key>"
+  Harness h;
+  h.start(h.one(pd_sink(pd)), 10000, [&](DispatcherConfig& c) {
+    c.queued = [&](const std::vector<OutboxEntry>& b) {
+      std::lock_guard lock(mu);
+      for (const auto& e : b)
+        seen.push_back("queued " + e.intent.dedup_key + " " + std::to_string(pd.count()));
+    };
+    c.dropped = [&](const std::vector<OutboxEntry>& b) {
+      std::lock_guard lock(mu);
+      for (const auto& e : b) seen.push_back("dropped " + e.intent.dedup_key);
+    };
+  });
+  h.d->submit({intent("bad"), intent("good")});
+  REQUIRE(h.d->wait_idle(kWait));
+  REQUIRE(pd.count() == 2);
+  std::lock_guard lock(mu);
+  CHECK(seen == std::vector<std::string>{"queued bad 0", "queued good 0", "dropped bad"});
 }
 
 TEST_CASE("PagerDuty 429 then 500 then 202: retried with backoff, delivered once, order kept") {

@@ -52,7 +52,9 @@ TEST_CASE_FIXTURE(Pair, "2: kill -9 of the leader 10 times while devices die and
     for (const auto* p : {&a, &b}) {
       std::istringstream in(const_cast<HaPresenced*>(p)->log());
       for (std::string line; std::getline(in, line);)
-        if (line.find("ha:") != std::string::npos) m += p->name() + ": " + line + "\n";
+        if (line.find("ha:") != std::string::npos || line.find("alerts:") != std::string::npos ||
+            line.find("restart grace") != std::string::npos)
+          m += p->name() + ": " + line + "\n";
     }
     return m;
   };

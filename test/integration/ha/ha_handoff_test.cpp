@@ -3,6 +3,7 @@
 // leader even though the standby was cold (it never decided that page itself).
 #include <doctest/doctest.h>
 
+#include "presence/ha/etcd.h"
 #include "test/integration/ha/harness.h"
 
 namespace presence::hatest {
@@ -39,6 +40,59 @@ TEST_CASE_FIXTURE(Pair, "8: leader killed with an undelivered page the cold stan
   CHECK(b.metric("presence_ha_handed_off_total") >= 1);
   // The log shows it sent now: a later takeover does not hand it off again.
   CHECK(b.log().find("ha: handing off") != std::string::npos);
+}
+
+}  // namespace presence::hatest
+
+namespace presence::hatest {
+
+// The lost resolve (ha_failover_test flaked this way): the standby never decided a device's
+// death, the leader decided the trigger and then the resolve, queued *behind* the request in
+// flight, and was killed. The new leader's own view has the device online all along: the resolve
+// exists only in the dead leader's queue, so it must be in etcd from the moment it is queued.
+TEST_CASE_FIXTURE(Pair, "9: leader killed with a resolve queued behind its trigger: the new leader sends both") {
+  a.start();
+  REQUIRE_MESSAGE(wait_for([&] { return a.leader(); }, 15s), a.log());
+  // PagerDuty down: the trigger stays in flight (retried) and the resolve queues behind it.
+  pd.set_down(true);
+  Sim sim(broker.port(), 20, "  - at: 3s\n    die: {devices: dev-000008, back_after: 8s}\n");
+  REQUIRE_MESSAGE(wait_for([&] { return a.online() >= 19; }, 15s), a.log());
+  REQUIRE_MESSAGE(wait_for([&] { return pd.requests() >= 1; }, 20s), a.log());
+  // The standby starts while the device is dead: it never saw it alive, decides nothing for it.
+  b.start();
+  REQUIRE_MESSAGE(wait_for([&] {
+                    return b.follower() && b.metric("presence_restart_grace_active") == 0 &&
+                           b.metric("presence_ha_peers") == 1;
+                  }, 20s),
+                  b.log());
+  // The device returns: the leader decides the resolve, queued behind the trigger in flight.
+  REQUIRE_MESSAGE(wait_for([&] {
+                    return a.metric("presence_alert_sink_depth{sink=\"pagerduty\"}") >= 2;
+                  }, 30s),
+                  a.log());
+  CHECK(b.metric("presence_alert_sink_depth{sink=\"pagerduty\"}") == 0);  // b holds nothing
+  // Both pages are in etcd: the one in flight and the one queued behind it.
+  presence::ha::Etcd client({etcd.url()}, 2000ms);
+  const auto sending = [&] {
+    const auto kvs = client.range("/presenced/sending/", true);
+    return kvs ? kvs->size() : std::size_t{999};
+  };
+  CHECK(sending() == 2);
+  a.stop(SIGKILL);
+  REQUIRE_MESSAGE(wait_for([&] { return b.leader(); }, 10s), b.log());
+  pd.set_down(false);
+  REQUIRE_MESSAGE(pd.wait_events("resolve", kDev + "dev-000008", 1, 20s),
+                  dump(pd.events()) << b.log());
+  std::this_thread::sleep_for(2s);  // nothing more follows
+  MESSAGE("pages: " << dump(pd.events()));
+  CHECK(pd.count("trigger", kDev + "dev-000008") == 1);
+  CHECK(pd.count("resolve", kDev + "dev-000008") == 1);
+  const auto events = pd.events();
+  REQUIRE(!events.empty());
+  CHECK(events.back().action == "resolve");  // PagerDuty ends in the last state
+  CHECK(pd.errors().empty());
+  CHECK(b.metric("presence_ha_handed_off_total") >= 2);
+  CHECK(sending() == 0);  // each record deleted once its page was delivered
 }
 
 }  // namespace presence::hatest

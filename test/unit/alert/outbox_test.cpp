@@ -16,6 +16,14 @@ using Action = core::AlertIntent::Action;
 
 namespace {
 
+// The file's bytes (false when missing or unreadable).
+bool read_bytes(const std::string& path, std::string& bytes) {
+  auto read = store::read_file(path);
+  if (!read.ok() || !read.value) return false;
+  bytes = std::move(*read.value);
+  return true;
+}
+
 struct Logs {
   std::vector<std::string> lines;
   common::LogFn fn() {
@@ -137,6 +145,19 @@ TEST_CASE_FIXTURE(Fixture, "holds: a live entry of that sink, key and action wit
   CHECK_FALSE(box.holds("pd", "a", Action::Trigger, 10000, 2000));
 }
 
+TEST_CASE_FIXTURE(Fixture, "unsent: every live entry of every sink, in flight included, settled not") {
+  Outbox box(config());
+  REQUIRE(box.open({"pd", "slack"}, nullptr));
+  std::vector<OutboxEntry> es{make("pd", "a"), make("pd", "a", Action::Resolve, 2000),
+                              make("slack", "b")};
+  REQUIRE(box.append(es));
+  CHECK(keys(box.unsent()) == std::vector<std::string>{"a+", "a-", "b+"});
+  auto batch = box.take("pd", 1);  // in flight: still unsent
+  CHECK(box.unsent().size() == 3);
+  REQUIRE(box.settle(seqs(batch), Disposition::Delivered));
+  CHECK(keys(box.unsent()) == std::vector<std::string>{"a-", "b+"});
+}
+
 TEST_CASE_FIXTURE(Fixture, "a corrupt record is skipped, logged once, and the file is rewritten") {
   {
     Outbox box(config());
@@ -148,11 +169,11 @@ TEST_CASE_FIXTURE(Fixture, "a corrupt record is skipped, logged once, and the fi
   }
   // Flip one byte inside the second entry's record.
   std::string bytes;
-  REQUIRE(store::read_file(config().path, bytes, nullptr) == store::ReadStatus::Ok);
+  REQUIRE(read_bytes(config().path, bytes));
   const auto second = bytes.find("summary of key1");
   REQUIRE(second != std::string::npos);
   bytes[second] ^= 0x01;
-  REQUIRE(store::write_file_atomic(config().path, bytes, nullptr));
+  REQUIRE(store::write_file_atomic(config().path, bytes).ok());
 
   {
     Outbox box(config());
@@ -178,9 +199,9 @@ TEST_CASE_FIXTURE(Fixture, "a torn tail (crash mid-append) loses only the torn e
     REQUIRE(box.append(es));
   }
   std::string bytes;
-  REQUIRE(store::read_file(config().path, bytes, nullptr) == store::ReadStatus::Ok);
+  REQUIRE(read_bytes(config().path, bytes));
   bytes.resize(bytes.size() - 5);
-  REQUIRE(store::write_file_atomic(config().path, bytes, nullptr));
+  REQUIRE(store::write_file_atomic(config().path, bytes).ok());
   Outbox box(config());
   REQUIRE(box.open({"pd"}, nullptr));
   CHECK(box.stats().truncated_tails == 1);
@@ -195,7 +216,7 @@ TEST_CASE_FIXTURE(Fixture, "a torn tail (crash mid-append) loses only the torn e
 }
 
 TEST_CASE_FIXTURE(Fixture, "garbage file, damaged header and a newer version never stop start-up") {
-  REQUIRE(store::write_file_atomic(config().path, std::string(5000, '\x07'), nullptr));
+  REQUIRE(store::write_file_atomic(config().path, std::string(5000, '\x07')).ok());
   {
     Outbox box(config());
     REQUIRE(box.open({"pd"}, nullptr));
@@ -206,18 +227,18 @@ TEST_CASE_FIXTURE(Fixture, "garbage file, damaged header and a newer version nev
   }
   // Damage the header only: records are still found.
   std::string bytes;
-  REQUIRE(store::read_file(config().path, bytes, nullptr) == store::ReadStatus::Ok);
+  REQUIRE(read_bytes(config().path, bytes));
   bytes[0] = 'X';
-  REQUIRE(store::write_file_atomic(config().path, bytes, nullptr));
+  REQUIRE(store::write_file_atomic(config().path, bytes).ok());
   {
     Outbox box(config());
     REQUIRE(box.open({"pd"}, nullptr));
     CHECK(box.depth("pd") == 1);
   }
   // A version this build does not know is moved aside.
-  REQUIRE(store::read_file(config().path, bytes, nullptr) == store::ReadStatus::Ok);
+  REQUIRE(read_bytes(config().path, bytes));
   bytes[8] = 9;
-  REQUIRE(store::write_file_atomic(config().path, bytes, nullptr));
+  REQUIRE(store::write_file_atomic(config().path, bytes).ok());
   Outbox box(config());
   REQUIRE(box.open({"pd"}, nullptr));
   CHECK(box.depth("pd") == 0);
@@ -232,9 +253,9 @@ TEST_CASE_FIXTURE(Fixture, "a compaction temp file left by a crash is ignored an
     std::vector<OutboxEntry> es{make("pd", "a")};
     REQUIRE(box.append(es));
   }
-  REQUIRE(store::write_file_atomic(config().path + ".tmp.tmp", "x", nullptr));
+  REQUIRE(store::write_file_atomic(config().path + ".tmp.tmp", "x").ok());
   std::string half(100, '\x01');
-  REQUIRE(store::write_file_atomic(config().path + ".tmp", half, nullptr));
+  REQUIRE(store::write_file_atomic(config().path + ".tmp", half).ok());
   Outbox box(config());
   REQUIRE(box.open({"pd"}, nullptr));
   CHECK(box.depth("pd") == 1);

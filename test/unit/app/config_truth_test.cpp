@@ -12,6 +12,8 @@
 #include "presence/api/api.h"
 #include "presence/app/config.h"
 #include "presence/core/config.h"
+#include "presence/core/fleet.h"
+#include "presence/core/policy.h"
 
 using namespace presence;
 
@@ -135,4 +137,67 @@ TEST_CASE("presence.*: the loader's error is the core's problem, key for key") {
     CHECK(r.errors[0].reason == problems[0].reason);
     CHECK(r.errors[0].line == 2);
   }
+}
+
+// One set of rules for alerts.policy.* (issue 12): the loader kept its own copy of the alert
+// policy's and the fleet monitor's checks, stricter than the core's in places (blind_alert_after,
+// incident_stable_for and straggler_grace 0 refused by the file, accepted by the core; the
+// 10000 cap on details_max_devices and parent_return_grace only in the file). Now each
+// alerts.policy error the loader reports is the core's problem (core::policy_problems /
+// fleet_problems over policy_config / fleet_config), at the same key with the same reason.
+TEST_CASE("alerts.policy.*: the loader's error is the core's problem, key for key") {
+  struct Case {
+    const char* yaml;  // one key under alerts.policy:
+    void (*apply)(app::AlertPolicyConfig&);
+  };
+  using core::Duration;
+  const Case cases[] = {
+      {"group_interval: 0s", [](app::AlertPolicyConfig& p) { p.group_interval = Duration{0}; }},
+      {"blind_alert_after: 0s",
+       [](app::AlertPolicyConfig& p) { p.blind_alert_after = Duration{0}; }},
+      {"parent_return_grace: 0s",
+       [](app::AlertPolicyConfig& p) { p.parent_return_grace = Duration{0}; }},
+      {"incident_window: 0s", [](app::AlertPolicyConfig& p) { p.incident_window = Duration{0}; }},
+      {"incident_stable_for: 0s",
+       [](app::AlertPolicyConfig& p) { p.incident_stable_for = Duration{0}; }},
+      {"straggler_grace: 0s", [](app::AlertPolicyConfig& p) { p.straggler_grace = Duration{0}; }},
+      {"incident_open_floor: 0", [](app::AlertPolicyConfig& p) { p.incident_open_floor = 0; }},
+      {"incident_open_fraction: 0", [](app::AlertPolicyConfig& p) { p.incident_open_fraction = 0; }},
+      {"incident_open_fraction: 1.5",
+       [](app::AlertPolicyConfig& p) { p.incident_open_fraction = 1.5; }},
+      {"incident_recovered_share: 0",
+       [](app::AlertPolicyConfig& p) { p.incident_recovered_share = 0; }},
+      {"storm_open_floor: 0", [](app::AlertPolicyConfig& p) { p.storm_open_floor = 0; }},
+      {"storm_open_fraction: 2", [](app::AlertPolicyConfig& p) { p.storm_open_fraction = 2; }},
+      {"storm_open_factor: 0.5", [](app::AlertPolicyConfig& p) { p.storm_open_factor = 0.5; }},
+      {"storm_flapping_floor: 0", [](app::AlertPolicyConfig& p) { p.storm_flapping_floor = 0; }},
+      {"storm_flapping_fraction: 0",
+       [](app::AlertPolicyConfig& p) { p.storm_flapping_fraction = 0; }},
+      {"details_max_devices: 0", [](app::AlertPolicyConfig& p) { p.details_max_devices = 0; }},
+      {"details_max_devices: 10001",
+       [](app::AlertPolicyConfig& p) { p.details_max_devices = 10001; }},
+  };
+  for (const auto& k : cases) {
+    const std::string yaml = k.yaml;
+    CAPTURE(yaml);
+    app::Config config;
+    k.apply(config.alerts.policy);
+    auto problems = core::policy_problems(app::policy_config(config));
+    for (auto& p : core::fleet_problems(app::fleet_config(config))) problems.push_back(p);
+    // The first is the one at the key set; the rest are what the mapping derives from it
+    // (incident_window 0 gives window_resolution 0), said once at that key.
+    REQUIRE_FALSE(problems.empty());
+    const auto r = app::load_config_string(std::string("alerts:\n  policy:\n    ") + k.yaml + "\n",
+                                           "c.yaml", [](std::string_view) { return std::nullopt; });
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].key == "alerts.policy." + problems[0].key);
+    CHECK(r.errors[0].reason == problems[0].reason);
+    CHECK(r.errors[0].line == 3);
+  }
+  // The defaults load and the core accepts what they map to.
+  const auto ok = app::load_config_string("alerts:\n  policy:\n    incident_window: 1m\n", "c.yaml",
+                                          [](std::string_view) { return std::nullopt; });
+  REQUIRE(ok.ok());
+  CHECK(core::validate(app::policy_config(*ok.config)).empty());
+  CHECK(core::validate(app::fleet_config(*ok.config)).empty());
 }

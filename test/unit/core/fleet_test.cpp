@@ -724,5 +724,39 @@ TEST_CASE("validate(FleetConfig) names the bad key") {
   FleetThresholds bad;
   bad.incident_open_floor = 0;
   c.overrides.push_back({"site", "x", bad});
-  CHECK(validate(c) == "overrides[site=x].incident_open_floor must be >= 1");
+  CHECK(validate(c) == "overrides[site=x].incident_open_floor: must be at least 1");
+}
+
+// Issue 12, one config truth: every problem at its key (the YAML loader reports each at
+// alerts.policy.<key>), and the bounds exactly where they are.
+TEST_CASE("fleet_problems lists every problem at its key; bounds at the boundary") {
+  CHECK(fleet_problems(FleetConfig{}).empty());
+  FleetConfig c;
+  c.incident_stable_for = 0ms;
+  c.straggler_grace = 0ms;
+  c.defaults.storm_open_factor = 0.5;
+  c.overrides.push_back({"site", "x", FleetThresholds{}});
+  c.overrides.back().thresholds.storm_flapping_fraction = 0;
+  const auto problems = fleet_problems(c);
+  REQUIRE(problems.size() == 4);
+  CHECK(problems[0].key == "incident_stable_for");
+  CHECK(problems[0].reason == "must be greater than 0");
+  CHECK(problems[1].key == "straggler_grace");
+  CHECK(problems[2].key == "storm_open_factor");
+  CHECK(problems[2].reason == "must be at least 1, got 0.5");
+  CHECK(problems[3].key == "overrides[site=x].storm_flapping_fraction");
+  CHECK(problems[3].reason == "must be in (0, 1], got 0");
+  auto one = [](auto set) {
+    FleetConfig f;
+    set(f);
+    return fleet_problems(f).size();
+  };
+  CHECK(one([](FleetConfig& f) { f.straggler_grace = 1ms; }) == 0);  // T+1 of > 0
+  CHECK(one([](FleetConfig& f) { f.defaults.incident_open_fraction = 1.0; }) == 0);
+  CHECK(one([](FleetConfig& f) { f.defaults.incident_open_fraction = 1.0000001; }) == 1);
+  CHECK(one([](FleetConfig& f) { f.defaults.storm_open_factor = 1.0; }) == 0);
+  CHECK(one([](FleetConfig& f) { f.defaults.storm_open_floor = 1; }) == 0);
+  CHECK(one([](FleetConfig& f) { f.defaults.storm_open_floor = 0; }) == 1);
+  CHECK(one([](FleetConfig& f) { f.window_resolution = f.incident_window; }) == 0);
+  CHECK(one([](FleetConfig& f) { f.window_resolution = f.incident_window + 1ms; }) == 1);
 }

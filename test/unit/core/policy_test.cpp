@@ -938,6 +938,39 @@ TEST_CASE("validate(PolicyConfig) names the bad key") {
   CHECK(validate(c) == "rules[0].match: empty label key");
 }
 
+// Issue 12, one config truth: every problem at its key (the YAML loader reports each at
+// alerts.policy.<key>, rules[i] at alerts.routes[i]), and the bounds exactly where they are.
+TEST_CASE("policy_problems lists every problem at its key; bounds at the boundary") {
+  CHECK(policy_problems(PolicyConfig{}).empty());
+  PolicyConfig c;
+  c.blind_alert_after = 0ms;
+  c.details_max_devices = 10001;
+  c.parent_return_grace = 0ms;
+  c.rules.push_back({{{"", "x"}}, Severity::Critical, "r"});
+  const auto problems = policy_problems(c);
+  REQUIRE(problems.size() == 4);
+  CHECK(problems[0].key == "blind_alert_after");
+  CHECK(problems[0].reason == "must be greater than 0");
+  CHECK(problems[1].key == "details_max_devices");
+  CHECK(problems[1].reason ==
+        "must be in 1..10000 (PagerDuty caps an event at 512 KB), got 10001");
+  CHECK(problems[2].key == "parent_return_grace");
+  CHECK(problems[3].key == "rules[0].match");
+  auto count = [](auto set) {
+    PolicyConfig p;
+    set(p);
+    return policy_problems(p).size();
+  };
+  CHECK(count([](PolicyConfig& p) { p.details_max_devices = 10000; }) == 0);
+  CHECK(count([](PolicyConfig& p) { p.details_max_devices = 1; }) == 0);
+  CHECK(count([](PolicyConfig& p) { p.details_max_devices = 0; }) == 1);
+  CHECK(count([](PolicyConfig& p) { p.blind_alert_after = 1ms; }) == 0);
+  CHECK(count([](PolicyConfig& p) { p.alert_after = 0ms; }) == 0);  // >= 0: page at once
+  CHECK(count([](PolicyConfig& p) { p.alert_after = -1ms; }) == 1);
+  CHECK(count([](PolicyConfig& p) { p.group_cohort_min = 2; }) == 0);
+  CHECK(count([](PolicyConfig& p) { p.group_cohort_min = 1; }) == 1);
+}
+
 // Issue 19 item 7: what the outbox sent after the snapshot was copied is replayed over it.
 TEST_CASE("replay_sent: a trigger makes the alert firing and its device down; a resolve closes it and brings the device up") {
   PolicySnapshot snap;

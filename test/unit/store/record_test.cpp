@@ -169,24 +169,32 @@ TEST_CASE("codec reader is bounds-checked") {
 TEST_CASE("write_file_atomic replaces the file and leaves no temp behind") {
   presence::test::TempDir dir;
   const std::string path = dir.file("f");
-  std::string error;
-  REQUIRE(write_file_atomic(path, "one", &error));
-  REQUIRE(write_file_atomic(path, "two", &error));
-  std::string got;
-  REQUIRE(read_file(path, got, &error) == ReadStatus::Ok);
-  CHECK(got == "two");
+  REQUIRE(write_file_atomic(path, "one").ok());
+  REQUIRE(write_file_atomic(path, "two").ok());
+  const auto got = read_file(path);
+  REQUIRE(got.ok());
+  REQUIRE(got.value.has_value());
+  CHECK(*got.value == "two");
   CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
-  CHECK(read_file(dir.file("missing"), got, &error) == ReadStatus::Missing);
-  CHECK_FALSE(write_file_atomic(dir.file("no/such/dir/f"), "x", &error));
-  CHECK_FALSE(error.empty());
+  const auto missing = read_file(dir.file("missing"));
+  CHECK(missing.ok());  // missing is not an error: a first start
+  CHECK_FALSE(missing.value.has_value());
+  const auto refused = write_file_atomic(dir.file("no/such/dir/f"), "x");
+  CHECK_FALSE(refused.ok());
+  CHECK(refused.error.find("create " + dir.file("no/such/dir/f") + ".tmp: ") == 0);
+  // A directory where a file is expected: it exists but cannot be read as one.
+  const auto unreadable = read_file(dir.path());
+  CHECK_FALSE(unreadable.ok());
+  CHECK(unreadable.error.find("read " + dir.path() + ": ") == 0);
 
   AppendFile f;
-  REQUIRE(f.open(dir.file("log"), &error));
-  REQUIRE(f.append("abc", &error));
-  REQUIRE(f.sync(&error));
+  CHECK_FALSE(f.append("x").ok());  // not open
+  REQUIRE(f.open(dir.file("log")).ok());
+  REQUIRE(f.append("abc").ok());
+  REQUIRE(f.sync().ok());
   CHECK(f.size() == 3);
   f.close();
-  REQUIRE(f.open(dir.file("log"), &error));
+  REQUIRE(f.open(dir.file("log")).ok());
   CHECK(f.size() == 3);
 }
 

@@ -122,11 +122,12 @@ TEST_CASE("SnapshotStore: save, load, missing and corrupt files are logged and c
   CHECK(store.stats().last_bytes > 0);
 
   // Corrupt the file on disk: start empty, count, log, keep the evidence aside.
-  std::string bytes;
-  std::string error;
-  REQUIRE(read_file(store.path(), bytes, &error) == ReadStatus::Ok);
+  auto read = read_file(store.path());
+  REQUIRE(read.ok());
+  REQUIRE(read.value.has_value());
+  std::string bytes = *read.value;
   bytes[bytes.size() - 3] ^= 0x40;
-  REQUIRE(write_file_atomic(store.path(), bytes, &error));
+  REQUIRE(write_file_atomic(store.path(), bytes).ok());
   logs.lines.clear();
   r = store.load(a);
   CHECK(r.status == LoadStatus::Corrupt);
