@@ -133,10 +133,13 @@ struct BulkReaderOptions {
   std::size_t read_size = 64 * 1024;
   // After a read that did not fill half the buffer, wait this long before the next one so that
   // heartbeats arriving meanwhile share one recv() and one hand-over: at 10k msg/s a read per
-  // message cost more than the message (docs/benchmarks.md "The direct path"). At most this much
-  // latency, nothing against presence windows of seconds (the engine batches 1 ms too); under
-  // load reads are full and never wait. 0 = read as soon as bytes arrive.
-  core::Duration read_coalesce{std::chrono::milliseconds(1)};
+  // message cost more than the message, and with a 1 ms wait the ~1,000 reads and engine batches
+  // a second still cost presenced 0.7 - 0.8 x the broker's CPU per heartbeat; 10 ms brought it to
+  // 0.3 - 0.37 (docs/benchmarks.md "The direct path"). At most this much latency (lag p99 ~50 ms,
+  // the broker's Nagle against our delayed ACK, as at 30k msg/s before), nothing against presence
+  // windows of seconds or overload.lag_limit (2 s); under load reads fill and never wait.
+  // 0 = read as soon as bytes arrive.
+  core::Duration read_coalesce{std::chrono::milliseconds(10)};
   // Connect, CONNACK and every SUBACK within this (Paho's connect timeout is 10 s too).
   core::Duration handshake_timeout{std::chrono::seconds(10)};
   core::Duration log_rate_limit{std::chrono::seconds(10)};

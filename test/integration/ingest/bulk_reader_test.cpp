@@ -249,6 +249,35 @@ TEST_CASE("heartbeats arrive through a real mosquitto, many per read; a broker r
   CHECK_FALSE(reader.stats().connected);
 }
 
+TEST_CASE("a steady trickle shares reads: after a short read the reader waits read_coalesce") {
+  // At 10k msg/s a read per arriving segment cost more than the heartbeats in it (docs/
+  // benchmarks.md "The direct path"): one heartbeat a millisecond, as a 10k msg/s fleet spread
+  // over 10 subscribers' worth would trickle in, must come several to a recv(). With the old 1 ms
+  // wait this was 1 - 2 heartbeats per read; the default wait makes it ~read_coalesce's worth.
+  Mosquitto broker;
+  broker.start();
+  Received got;
+  BulkReader reader(options(broker.port()), got.sink());  // the default read_coalesce
+  reader.start();
+  REQUIRE(wait_for([&] { return got.ups() == 1; }, 10s));
+  Publisher pub(broker.port());
+  const auto reads_before = reader.stats().reads_total;
+  constexpr int kBeats = 300;
+  // On a schedule, not a sleep per message: a publisher held up by a loaded machine catches up
+  // in a burst (fewer reads, never more), so the bound below holds however slow the machine is.
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kBeats; ++i) {
+    std::this_thread::sleep_until(t0 + i * 1ms);
+    pub.heartbeats(i, 1);
+  }
+  REQUIRE(wait_for([&] { return got.count() >= kBeats; }, 10s));
+  const auto reads = reader.stats().reads_total - reads_before;
+  CHECK(got.count() == kBeats);
+  INFO("reads: " << reads << " for " << kBeats << " heartbeats a millisecond apart");
+  CHECK(reads * 4 <= kBeats);
+  reader.stop();
+}
+
 TEST_CASE("stop() is bounded: connected, waiting out a backoff, stuck in a handshake") {
   SUBCASE("connected and idle (blocked in recv)") {
     Mosquitto broker;
