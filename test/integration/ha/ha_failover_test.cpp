@@ -21,11 +21,31 @@ TEST_CASE_FIXTURE(Pair, "2: kill -9 of the leader 10 times while devices die and
     timeline += "  - at: " + std::to_string(4 + 3 * i) + "s\n    die: {devices: " + id +
                 ", back_after: 5s}\n";
   }
-  // Taken before the simulator starts: the deaths below happen at or after sim_started + at.
-  const auto sim_started = std::chrono::steady_clock::now();
   Sim sim(broker.port(), 30, timeline, "7");
   REQUIRE(wait_for([&] { return a.online() == 30 && b.online() == 30; }, 15s));
-  auto standby_warm = std::chrono::steady_clock::now();  // when the current standby became warm
+  std::mt19937 rng(20261204);
+  std::uniform_int_distribution<int> pause_ms(300, 1500);
+  constexpr int kFailovers = 10;
+  std::chrono::milliseconds slowest{0};  // leader killed -> the other reports itself leader
+  for (int k = 0; k < kFailovers; ++k) {
+    HaPresenced* leader = wait_leader(a, b, 15s);
+    REQUIRE_MESSAGE(leader != nullptr, a.log() << b.log());
+    HaPresenced* other = leader == &a ? &b : &a;
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
+    const auto killed = std::chrono::steady_clock::now();
+    leader->stop(SIGKILL);
+    REQUIRE_MESSAGE(wait_for([&] { return other->leader(); }, 10s, 50ms), other->log());
+    slowest = std::max(slowest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - killed));
+    leader->start();  // back as the standby, with its outbox as the crash left it
+    // A standby is a standby once it is warm: it sees the broker and its restart grace is over
+    // (docs/ha.md "warm standby"). A failover during its warm-up is a double fault.
+    REQUIRE_MESSAGE(wait_for([&] {
+                      return leader->metric("presence_restart_grace_active") == 0 &&
+                             leader->metric("presence_blind") == 0 && leader->online() >= 28;
+                    }, 20s),
+                    leader->log());
+  }
   const std::string dev = "presence/device/";
   const auto missing = [&] {
     std::string m;
@@ -67,47 +87,6 @@ TEST_CASE_FIXTURE(Pair, "2: kill -9 of the leader 10 times while devices die and
     std::snprintf(id, sizeof id, "dev-%06d", 10 + i);
     return std::string(id);
   };
-  std::mt19937 rng(20261204);
-  std::uniform_int_distribution<int> pause_ms(300, 1500);
-  constexpr int kFailovers = 10;
-  std::chrono::milliseconds slowest{0};  // leader killed -> the other reports itself leader
-  for (int k = 0; k < kFailovers; ++k) {
-    HaPresenced* leader = wait_leader(a, b, 15s);
-    REQUIRE_MESSAGE(leader != nullptr, a.log() << b.log());
-    HaPresenced* other = leader == &a ? &b : &a;
-    // docs/ha.md "What remains": a standby still in its restart grace when a device died never
-    // decided that device's pages; until the leader has sent both, only the leader knows the
-    // incident (it may not even have decided the resolve yet: online_stable_for). Killing the
-    // leader then is the double fault the pair does not survive (no record can hold a page not
-    // decided yet), so this test, about kills at random moments of warm pairs, first waits
-    // (bounded) for the pages of every death its standby did not see. Deaths the standby saw
-    // are not waited for: kills still land mid-page for them (ha_handoff_test covers the
-    // hand-off of a page only the dead leader had, deterministically).
-    wait_for([&] {
-      const auto last = last_actions();
-      for (int i = 0; i < kDying; ++i) {
-        if (sim_started + std::chrono::seconds(4 + 3 * i) >= standby_warm) continue;
-        const auto it = last.find(device_id(i));
-        if (it == last.end() || it->second != "resolve") return false;
-      }
-      return true;
-    }, 12s, 100ms);
-    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
-    const auto killed = std::chrono::steady_clock::now();
-    leader->stop(SIGKILL);
-    REQUIRE_MESSAGE(wait_for([&] { return other->leader(); }, 10s, 50ms), other->log());
-    slowest = std::max(slowest, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now() - killed));
-    leader->start();  // back as the standby, with its outbox as the crash left it
-    // A standby is a standby once it is warm: it sees the broker and its restart grace is over
-    // (docs/ha.md "warm standby"). A failover during its warm-up is a double fault.
-    REQUIRE_MESSAGE(wait_for([&] {
-                      return leader->metric("presence_restart_grace_active") == 0 &&
-                             leader->metric("presence_blind") == 0 && leader->online() >= 28;
-                    }, 20s),
-                    leader->log());
-    standby_warm = std::chrono::steady_clock::now();
-  }
   REQUIRE_MESSAGE(wait_for(
                       [&] {
                         const auto last = last_actions();
