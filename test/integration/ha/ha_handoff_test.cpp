@@ -3,6 +3,8 @@
 // leader even though the standby was cold (it never decided that page itself).
 #include <doctest/doctest.h>
 
+#include <memory>
+
 #include "presence/ha/etcd.h"
 #include "test/integration/ha/harness.h"
 
@@ -10,23 +12,29 @@ namespace presence::hatest {
 
 namespace {
 const std::string kDev = "presence/device/";
+
+// The set-up both cases share: a leads alone with PagerDuty down (its first page stays in flight,
+// retried), the fleet's timeline kills a device, and only then b starts: a warm follower that
+// never saw that device alive, so it decides no page for it.
+void cold_standby_behind_a_dead_sink(Pair& p, std::unique_ptr<Sim>& sim, const std::string& timeline) {
+  p.a.start();
+  REQUIRE_MESSAGE(wait_for([&] { return p.a.leader(); }, 15s), p.a.log());
+  p.pd.set_down(true);
+  sim = std::make_unique<Sim>(p.broker.port(), 20, timeline);
+  REQUIRE_MESSAGE(wait_for([&] { return p.a.online() >= 19; }, 15s), p.a.log());
+  REQUIRE_MESSAGE(wait_for([&] { return p.pd.requests() >= 1; }, 20s), p.a.log());
+  p.b.start();
+  REQUIRE_MESSAGE(wait_for([&] {
+                    return p.b.follower() && p.b.metric("presence_restart_grace_active") == 0 &&
+                           p.b.metric("presence_ha_peers") == 1;
+                  }, 20s),
+                  p.b.log());
+}
 }
 
 TEST_CASE_FIXTURE(Pair, "8: leader killed with an undelivered page the cold standby never decided: sent once") {
-  a.start();
-  REQUIRE_MESSAGE(wait_for([&] { return a.leader(); }, 15s), a.log());
-  // PagerDuty is down: the leader decides the page, records it "sending" and keeps retrying.
-  pd.set_down(true);
-  Sim sim(broker.port(), 20, "  - at: 3s\n    die: {devices: dev-000007}\n");
-  REQUIRE_MESSAGE(wait_for([&] { return a.online() >= 19; }, 15s), a.log());
-  REQUIRE_MESSAGE(wait_for([&] { return pd.requests() >= 1; }, 20s), a.log());
-  // The standby starts only now: it never saw dev-000007 alive, so it decides no page for it.
-  b.start();
-  REQUIRE_MESSAGE(wait_for([&] {
-                    return b.follower() && b.metric("presence_restart_grace_active") == 0 &&
-                           b.metric("presence_ha_peers") == 1;
-                  }, 20s),
-                  b.log());
+  std::unique_ptr<Sim> sim;
+  cold_standby_behind_a_dead_sink(*this, sim, "  - at: 3s\n    die: {devices: dev-000007}\n");
   a.stop(SIGKILL);
   REQUIRE_MESSAGE(wait_for([&] { return b.leader(); }, 10s), b.log());
   pd.set_down(false);
@@ -51,20 +59,10 @@ namespace presence::hatest {
 // flight, and was killed. The new leader's own view has the device online all along: the resolve
 // exists only in the dead leader's queue, so it must be in etcd from the moment it is queued.
 TEST_CASE_FIXTURE(Pair, "9: leader killed with a resolve queued behind its trigger: the new leader sends both") {
-  a.start();
-  REQUIRE_MESSAGE(wait_for([&] { return a.leader(); }, 15s), a.log());
-  // PagerDuty down: the trigger stays in flight (retried) and the resolve queues behind it.
-  pd.set_down(true);
-  Sim sim(broker.port(), 20, "  - at: 3s\n    die: {devices: dev-000008, back_after: 8s}\n");
-  REQUIRE_MESSAGE(wait_for([&] { return a.online() >= 19; }, 15s), a.log());
-  REQUIRE_MESSAGE(wait_for([&] { return pd.requests() >= 1; }, 20s), a.log());
-  // The standby starts while the device is dead: it never saw it alive, decides nothing for it.
-  b.start();
-  REQUIRE_MESSAGE(wait_for([&] {
-                    return b.follower() && b.metric("presence_restart_grace_active") == 0 &&
-                           b.metric("presence_ha_peers") == 1;
-                  }, 20s),
-                  b.log());
+  // The trigger stays in flight; the resolve (the device is back after 8 s) queues behind it.
+  std::unique_ptr<Sim> sim;
+  cold_standby_behind_a_dead_sink(*this, sim,
+                                  "  - at: 3s\n    die: {devices: dev-000008, back_after: 8s}\n");
   // The device returns: the leader decides the resolve, queued behind the trigger in flight.
   REQUIRE_MESSAGE(wait_for([&] {
                     return a.metric("presence_alert_sink_depth{sink=\"pagerduty\"}") >= 2;
