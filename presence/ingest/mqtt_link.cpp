@@ -474,17 +474,18 @@ struct MqttLink::Impl {
   core::DeviceIndex device_of(const std::string& id) {
     if (id == opt.mqtt.client_id || (!bulk_client_id.empty() && id == bulk_client_id))
       return core::kNoDevice;
-    if (id.find('\0') != std::string::npos) {  // from a JSON payload ("\u0000"): not an id
-      ++local.parse_errors_total[static_cast<std::size_t>(ParseError::BadPayload)];
-      return core::kNoDevice;
-    }
     for (const auto& glob : opt.ignore_ids) {
       if (::fnmatch(glob.c_str(), id.c_str(), 0) == 0) {
         ++local.ignored_ids_total;
         return core::kNoDevice;
       }
     }
-    return engine.intern(id);  // ids are bounded by ParseLimits first; kNoDevice is belt and braces
+    // Ids are bounded by ParseLimits first. The engine refuses an id holding a NUL byte (a JSON
+    // "\u0000"), checked only for ids it does not know yet: counted here, off the hot path.
+    const auto dev = engine.intern(id);
+    if (dev == core::kNoDevice && id.find('\0') != std::string::npos)
+      ++local.parse_errors_total[static_cast<std::size_t>(ParseError::BadPayload)];
+    return dev;
   }
 
   // One message, from Paho (via_paho) or from the bulk heartbeat reader: one code path.
