@@ -77,6 +77,11 @@ std::string render_prometheus(const Metrics& m) {
   family(out, "presence_devices_forgotten_total", "counter",
          "Devices forgotten by presence.forget_after / presence.forget_unconfirmed_after.");
   sample(out, "presence_devices_forgotten_total", m.devices_forgotten_total);
+  family(out, "presence_heartbeats_reordered_total", "counter",
+         "Heartbeats from the bulk heartbeat connection that arrived within "
+         "presence.reorder_window of the device's last-will or disconnect: possibly sent before "
+         "it, not taken as the device being back.");
+  sample(out, "presence_heartbeats_reordered_total", m.heartbeats_reordered_total);
   family(out, "presence_devices_cleared_total", "counter",
          "Retained presence/devices/<id> topics cleared because their device was forgotten.");
   sample(out, "presence_devices_cleared_total", m.devices_cleared_total);

@@ -47,6 +47,7 @@ struct Metrics {
   std::uint64_t label_values_refused_total = 0;
   std::uint64_t devices_refused_total = 0;
   std::uint64_t devices_forgotten_total = 0;
+  std::uint64_t heartbeats_reordered_total = 0;
   std::uint64_t devices_cleared_total = 0;
   std::uint64_t broker_restarts_total = 0;
   std::uint64_t connects_total = 0;

@@ -197,6 +197,7 @@ void describe(V& v, Config& c) {
     v.field("restart_grace_min", p.restart_grace_min);
     v.field("restart_grace_max", p.restart_grace_max);
     v.field("restart_grace_settle", p.restart_grace_settle);
+    v.field("reorder_window", p.reorder_window);
     v.field("max_label_keys", p.max_label_keys);
     v.field("max_label_values", p.max_label_values);
     v.field("max_devices", p.max_devices);

@@ -104,6 +104,7 @@ api::Metrics metrics(const server::LoopStats& s, const ingest::MqttStats& q) {
   m.label_values_refused_total = s.label_values_refused_total;
   m.devices_refused_total = s.devices_refused_total;
   m.devices_forgotten_total = s.devices_forgotten_total;
+  m.heartbeats_reordered_total = s.heartbeats_reordered_total;
   m.devices_cleared_total = q.devices_cleared_total;
   m.broker_restarts_total = q.broker_restarts_total;
   m.connects_total = q.connects_total;

@@ -59,6 +59,9 @@ std::vector<ConfigProblem> config_problems(const Config& c, std::string_view key
           "must be at least " + p + "restart_grace_min (" + format_duration(c.restart_grace_min) +
               ")",
           "restart_grace_min");
+  // Beyond a minute it is not a reordering between two connections to one broker any more.
+  problem(c.reorder_window.count() >= 0 && c.reorder_window <= std::chrono::minutes(1),
+          "reorder_window", "must be between 0 (off) and 1m");
   problem(c.max_label_keys >= 1 && c.max_label_keys <= 4096, "max_label_keys",
           "must be between 1 and 4096, got " + std::to_string(c.max_label_keys));
   problem(c.max_label_values >= 1 && c.max_label_values <= 10000000, "max_label_values",

@@ -54,6 +54,16 @@ struct Config {
   Duration restart_grace_max{std::chrono::minutes(10)};
   Duration restart_grace_settle{std::chrono::seconds(15)};
 
+  // A heartbeat that came on another connection than the departures (Event::unordered) and
+  // arrives within this time after the device's reported departure (a last-will, a broker-ext
+  // disconnect) may have been sent before it: it is not taken as the device being back
+  // (reordered_heartbeats). Without it, a dead device's last heartbeat overtaken by its will
+  // brought it back online, and it was declared offline again only on heartbeat silence (15 s
+  // to minutes later: a late page, and a straggler missing from its incident's page). A device
+  // that is really back shows it by a birth or a broker-ext connect at once (those are
+  // ordered), or by its next heartbeat after the window. 0 = off.
+  Duration reorder_window{std::chrono::seconds(2)};
+
   // Bounds against hostile or broken input (issue 19 items 3 and 9). Labels: distinct label keys
   // and distinct key=value pairs across the fleet since start (each one becomes a fleet segment
   // for good); a label beyond them is refused, counted (labels_refused) and the device keeps the

@@ -549,7 +549,9 @@ struct Engine::Impl {
     if (observer != nullptr && !observer->may_forget(i)) {
       ++counters.forget_deferred;
       // Asked again a window later. changed_at of a down, settled device is read by nothing
-      // else until the device comes up again (which sets it anew); the record has no spare byte.
+      // else until the device comes up again (which sets it anew; the reorder guard in
+      // on_device may hold back one heartbeat arriving within reorder_window of this moment,
+      // the next one counts); the record has no spare byte.
       d.changed_at = t;
       return false;
     }
@@ -765,6 +767,14 @@ struct Engine::Impl {
     }
     const bool was_up = d.has(DeviceRecord::kUp);
     const bool was_seen = d.has(DeviceRecord::kSeen);
+    // A heartbeat from the other connection right after a reported departure may predate it
+    // (Config::reorder_window). changed_at is the departure's time: the will turned the device
+    // down (a device already down keeps an older changed_at, and nothing of it is in flight).
+    if (e.kind == EventKind::Heartbeat && e.unordered && e.session == 0 && ended && !was_up &&
+        t - d.changed_at < config.reorder_window.count()) {
+      ++counters.reordered_heartbeats;
+      return;
+    }
     // A disconnect by arrival (no session) for a device already down adds nothing.
     if (e.kind == EventKind::Disconnected && !was_up && e.session == 0 && ended &&
         !d.has(DeviceRecord::kSilent)) {

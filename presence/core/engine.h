@@ -49,6 +49,9 @@ struct EngineCounters {
   std::uint64_t stale_events = 0;      // dropped: older session than the device's current one
   std::uint64_t duplicate_events = 0;  // dropped: same session, same news
   std::uint64_t takeover_events = 0;   // disconnects with reason Takeover (never a departure)
+  // Heartbeats from another connection within Config::reorder_window of a reported departure:
+  // possibly sent before it, not taken as the device being back.
+  std::uint64_t reordered_heartbeats = 0;
   std::uint64_t retained_events = 0;   // retained replays ignored (device already known)
   std::uint64_t invalid_events = 0;    // device index out of range / kNoDevice on a device event
   std::uint64_t transitions = 0;       // Transition decisions emitted

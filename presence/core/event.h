@@ -61,6 +61,12 @@ struct Event {
   // Connected only: the device said it is going to sleep (Homie `$state` = sleeping, issue 14).
   // It is up but silent by design: heartbeat silence is not judged until it heartbeats again.
   bool asleep = false;
+  // The message came on a different broker connection from the one that carries departures
+  // (ingest's bulk heartbeat reader; wills and broker-ext events come through Paho). Its order
+  // against a departure is unknown: a heartbeat the device sent just before it died can arrive
+  // after its last-will. The engine does not let such a heartbeat undo a departure it saw less
+  // than Config::reorder_window before (reordered_heartbeats).
+  bool unordered = false;
 };
 
 const char* to_string(EventKind);

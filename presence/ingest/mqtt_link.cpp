@@ -534,6 +534,9 @@ struct MqttLink::Impl {
           e.kind = core::EventKind::Heartbeat;
           e.source = core::Source::Heartbeat;
           e.device = dev;
+          // The listing is up to alive_interval old: a device listed may have sent its heartbeat
+          // before the disconnect we already handled (Event::unordered, presence.reorder_window).
+          e.unordered = true;
           e.at = now;
           b.feed(e);
           ++local.alive_heartbeats_total;
@@ -546,7 +549,7 @@ struct MqttLink::Impl {
       case Parsed::What::DeviceEvent:
         break;
     }
-    feed_device(p, b);
+    feed_device(p, b, /*unordered=*/!via_paho);
   }
 
   // Sparkplug B (issue 15): the tracker turns the message into device events, in order (an
@@ -587,7 +590,8 @@ struct MqttLink::Impl {
     local.sparkplug_rebirths_suppressed_total = c.rebirths_suppressed;
   }
 
-  void feed_device(const Parsed& p, server::Batch& b) {
+  // unordered: the message came on the bulk reader's connection, not with the wills (Event).
+  void feed_device(const Parsed& p, server::Batch& b, bool unordered = false) {
     const MonoTime now = b.now;
     if (!p.boot.empty()) feed(blind_spots.boot(p.node, p.boot), b);
     const core::DeviceIndex dev = device_of(p.id);
@@ -609,6 +613,7 @@ struct MqttLink::Impl {
     e.device = dev;
     e.session = p.session;
     if (p.source == core::Source::BrokerExt) e.session = blind_spots.session(p.node, e.session);
+    e.unordered = unordered;
     e.at = now;
     b.feed(e);
   }

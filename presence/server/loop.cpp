@@ -113,6 +113,7 @@ struct Loop::Impl {
     local.label_values_refused_total = c.label_values_refused;
     local.devices_refused_total = c.devices_refused;
     local.devices_forgotten_total = c.devices_forgotten;
+    local.heartbeats_reordered_total = c.reordered_heartbeats;
   }
 
   void run_tasks() {

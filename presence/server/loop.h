@@ -67,6 +67,7 @@ struct LoopStats {
   std::uint64_t label_values_refused_total = 0;
   std::uint64_t devices_refused_total = 0;
   std::uint64_t devices_forgotten_total = 0;  // presence.forget_after, forget_unconfirmed_after
+  std::uint64_t heartbeats_reordered_total = 0;  // core::Config::reorder_window
   // Engine-thread pauses (issue 16 item 3): the longest batch since start (every step of it:
   // ingest, tick, alerts and the snapshot copy, API tasks) and the batches over kSlowBatch.
   std::int64_t batch_max_us = 0;

@@ -376,7 +376,7 @@ constexpr Field count(std::string_view name, std::uint32_t core::Config::*m) {
 }
 
 // Same names as presence/core/config.h (STYLE.md habit 10).
-const std::array<Field, 14> kFields{{
+const std::array<Field, 15> kFields{{
     dur("offline_grace", &core::Config::offline_grace),
     dur("online_stable_for", &core::Config::online_stable_for),
     real("heartbeat_timeout_factor", &core::Config::heartbeat_timeout_factor),
@@ -391,6 +391,7 @@ const std::array<Field, 14> kFields{{
     dur("restart_grace_min", &core::Config::restart_grace_min),
     dur("restart_grace_max", &core::Config::restart_grace_max),
     dur("restart_grace_settle", &core::Config::restart_grace_settle),
+    dur("reorder_window", &core::Config::reorder_window),
 }};
 
 }  // namespace

@@ -127,6 +127,45 @@ TEST_CASE("a reconnect inside offline_grace is never offline") {
   CHECK(retained_device_state(dir, broker.port(), "r1") == "online");
 }
 
+// Heartbeats come on the bulk reader's own connection (mqtt.bulk_heartbeats), with no common
+// order with the wills on Paho's: a dead device's last heartbeat can arrive after its will. It
+// must not bring the device back (presence.reorder_window; before, it did, and the device went
+// down again only on heartbeat silence). Forced here by sending the heartbeat after the departure
+// was seen, as the race delivers it.
+TEST_CASE("a heartbeat on the bulk connection right after a departure does not bring the device back") {
+  Mosquitto broker;
+  broker.start();
+  PresencedOptions o;
+  o.presence_extra = "  reorder_window: 10s\n";
+  bool bulk = true;
+  SUBCASE("bulk heartbeat reader (default): held back, offline at offline_grace") {}
+  SUBCASE("heartbeats through Paho with the wills: in order, the device is back") {
+    bulk = false;
+    o.mqtt_extra = "  bulk_heartbeats: false\n";
+  }
+  Presenced presenced(broker.port(), o);
+  presenced.start();
+  Observer obs(broker.uri());
+  mqtt_pub(broker.port(), "devices/o1/status", "online");
+  mqtt_pub(broker.port(), "devices/o1/heartbeat", "1");
+  REQUIRE(obs.wait_state("o1", "online"));
+  mqtt_pub(broker.port(), "devices/o1/status", "offline");
+  REQUIRE(obs.wait_state("o1", "suspect", 5s));
+  mqtt_pub(broker.port(), "devices/o1/heartbeat", "1");
+  if (bulk) {
+    REQUIRE(wait_for([&] { return presenced.metric("presence_heartbeats_reordered_total") == 1; }, 5s));
+    REQUIRE(obs.wait_state("o1", "offline", 5s));
+    CHECK(obs.latest("o1")["reason"] == "offline_grace");
+    const auto h = obs.history("o1");
+    REQUIRE(h.size() >= 2);
+    CHECK(h[h.size() - 2] == "suspect");
+  } else {
+    REQUIRE(obs.wait_state("o1", "online", 5s));
+    CHECK(obs.latest("o1")["reason"] == "heartbeat");
+    CHECK(presenced.metric("presence_heartbeats_reordered_total") == 0);
+  }
+}
+
 TEST_CASE("heartbeat silence -> offline") {
   Mosquitto broker;
   broker.start();

@@ -486,6 +486,14 @@ TEST_CASE("expiry: presence.forget_after and forget_unconfirmed_after (issue 19 
         "presence.forget_unconfirmed_after (10m)");
 }
 
+TEST_CASE("presence.reorder_window: default 2s, 0 = off, at most 1m") {
+  CHECK(ok("{}\n").presence.reorder_window == 2s);
+  CHECK(ok("presence:\n  reorder_window: 0s\n").presence.reorder_window.count() == 0);
+  CHECK(ok("presence:\n  reorder_window: 1m\n").presence.reorder_window == 1min);
+  CHECK(error("presence:\n  reorder_window: 61s\n") ==
+        "c.yaml:2: presence.reorder_window: must be between 0 (off) and 1m");
+}
+
 TEST_CASE("bounds: labels, devices, HTTP limits (issue 19)") {
   const Config d = ok("{}\n");
   CHECK(d.presence.max_label_keys == 64);
@@ -817,15 +825,15 @@ TEST_CASE("every presence::core::Config member is a key of the presence section"
   // core::Config belongs to the core room. If a member is added there, this fails until the key
   // is added to describe() in presence/app/config_parse.h, config/presenced.yaml and
   // docs/configuration.md (STYLE.md habit 10: same name in config, C++, metrics and docs).
-  // 19 members: 11 durations, 3 doubles, 5 uint32 (+4 bytes of tail padding); plus
+  // 20 members: 12 durations, 3 doubles, 5 uint32 (+4 bytes of tail padding); plus
   // device_classes, which is the top-level `device_classes` list (issue 14), not a presence.* key.
   INFO("presence::core::Config changed: add the new key to the config loader, example and docs");
   CHECK(sizeof(presence::core::Config) ==
-        11 * 8 + 3 * 8 + 5 * 4 + 4 + sizeof(std::vector<presence::core::DeviceClass>));
+        12 * 8 + 3 * 8 + 5 * 4 + 4 + sizeof(std::vector<presence::core::DeviceClass>));
   int presence_keys = 0;
   for (const auto& [key, value] : flatten_config(Config{}))
     if (key.rfind("presence.", 0) == 0) ++presence_keys;
-  CHECK(presence_keys == 19);
+  CHECK(presence_keys == 20);
 }
 
 TEST_CASE("YAML details: documents, anchors, merge keys, block scalars") {

@@ -265,6 +265,93 @@ TEST_CASE("session takeover: the old connection's disconnect after the new conne
   CHECK(engine.view(d).session == 11);
 }
 
+// Ingest's bulk heartbeat reader reads heartbeats on a second connection: a dead device's last
+// heartbeat can arrive after its will (alerting_fleet_test caught one straggler brought back this
+// way, declared down again only on heartbeat silence and left out of its incident's page).
+TEST_CASE("an unordered heartbeat within reorder_window of a will does not bring the device back") {
+  Engine engine;
+  const DeviceIndex d = engine.intern("d");
+  const std::int64_t w = kDefaults.reorder_window.count();  // 2 s
+  REQUIRE(w == 2 * kSec);
+  engine.on_event(conn(d, 0));
+  engine.on_event(hb(d, 1 * kSec));
+  CHECK(one(engine, State::Online).cause == Cause::Connected);
+  const std::int64_t will = 10 * kSec;
+  engine.on_event(disc(d, will));
+  CHECK(one(engine, State::Suspect).cause == Cause::Disconnected);
+  auto unordered = [&](std::int64_t at) {
+    Event e = hb(d, at);
+    e.unordered = true;
+    return e;
+  };
+  SUBCASE("T-1: dropped and counted; the device still goes offline at offline_grace") {
+    engine.on_event(unordered(will + w - 1));
+    CHECK(drain(engine).empty());
+    CHECK(engine.counters().reordered_heartbeats == 1);
+    CHECK(engine.view(d).state == State::Suspect);
+    engine.tick(mono_ms(will + kGrace));
+    CHECK(one(engine, State::Offline).cause == Cause::OfflineGrace);
+  }
+  SUBCASE("an unordered heartbeat stamped before the will (read first, handled after)") {
+    engine.on_event(unordered(will - 5));
+    CHECK(drain(engine).empty());
+    CHECK(engine.counters().reordered_heartbeats == 1);
+  }
+  SUBCASE("T: the device is back") {
+    engine.on_event(unordered(will + w));
+    CHECK(one(engine, State::Online).cause == Cause::Heartbeat);
+    CHECK(engine.counters().reordered_heartbeats == 0);
+  }
+  SUBCASE("T+1: the device is back") {
+    engine.on_event(unordered(will + w + 1));
+    CHECK(one(engine, State::Online).cause == Cause::Heartbeat);
+  }
+  SUBCASE("a heartbeat on the will's own connection is in order: taken at once") {
+    engine.on_event(hb(d, will + 1));
+    CHECK(one(engine, State::Online).cause == Cause::Heartbeat);
+    CHECK(engine.counters().reordered_heartbeats == 0);
+  }
+  SUBCASE("after a reconnect (a birth) the new connection's heartbeats count") {
+    engine.on_event(conn(d, will + 1));
+    CHECK(one(engine, State::Online).cause == Cause::Connected);
+    engine.on_event(unordered(will + 2));
+    CHECK(drain(engine).empty());
+    CHECK(engine.counters().reordered_heartbeats == 0);
+    CHECK(engine.view(d).state == State::Online);
+  }
+}
+
+TEST_CASE("reorder_window 0 turns the rule off; silence is not a reported departure") {
+  SUBCASE("window 0") {
+    Config c;
+    c.reorder_window = Duration{0};
+    Engine engine(c);
+    const DeviceIndex d = engine.intern("d");
+    engine.on_event(conn(d, 0));
+    drain(engine);
+    engine.on_event(disc(d, 10 * kSec));
+    CHECK(one(engine, State::Suspect).cause == Cause::Disconnected);
+    Event e = hb(d, 10 * kSec + 1);
+    e.unordered = true;
+    engine.on_event(e);
+    CHECK(one(engine, State::Online).cause == Cause::Heartbeat);
+  }
+  SUBCASE("a device down on heartbeat silence is back with its next heartbeat, from any connection") {
+    Engine engine;
+    const DeviceIndex d = engine.intern("d");
+    for (std::int64_t t = 0; t <= 4 * kSec; t += kSec) engine.on_event(hb(d, t));
+    drain(engine);
+    const std::int64_t silent = 4 * kSec + engine.view(d).heartbeat_timeout.count();
+    engine.tick(mono_ms(silent));
+    CHECK(one(engine, State::Suspect).cause == Cause::HeartbeatTimeout);
+    Event e = hb(d, silent + 1);
+    e.unordered = true;
+    engine.on_event(e);
+    CHECK(one(engine, State::Online).cause == Cause::Heartbeat);
+    CHECK(engine.counters().reordered_heartbeats == 0);
+  }
+}
+
 TEST_CASE("duplicates: a repeated connect or disconnect yields no second transition") {
   Engine engine;
   const DeviceIndex d = engine.intern("d");
