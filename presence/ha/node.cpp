@@ -597,6 +597,13 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
     ++fenced_writes_;
     sending_[e.seq] = InFlight{key, skey, rec};
   }
+  // One line per request: which instance sent which page (the failover test prints these when
+  // it fails; pages are rare, so this is not a flood).
+  if (!batch.empty())
+    log_("ha: sending " + std::string(action_word(batch.front().intent.action)) + " '" +
+         batch.front().intent.dedup_key + "' (decided " + std::to_string(batch.front().wall_ms) +
+         ") to " + batch.front().sink +
+         (batch.size() > 1 ? " and " + std::to_string(batch.size() - 1) + " more page(s)" : ""));
   return Gate::Send;
 }
 

@@ -47,17 +47,9 @@ TEST_CASE_FIXTURE(Pair, "2: kill -9 of the leader 10 times while devices die and
                     leader->log());
   }
   const std::string dev = "presence/device/";
-  const auto missing = [&] {
-    std::string m;
-    for (const auto* p : {&a, &b}) {
-      std::istringstream in(const_cast<HaPresenced*>(p)->log());
-      for (std::string line; std::getline(in, line);)
-        if (line.find("ha:") != std::string::npos || line.find("alerts:") != std::string::npos ||
-            line.find("restart grace") != std::string::npos)
-          m += p->name() + ": " + line + "\n";
-    }
-    return m;
-  };
+  // On failure: what each instance did, every run of it (killed runs included: the log is
+  // appended across restarts, with the harness's markers between runs).
+  const auto missing = [&] { return a.story() + b.story(); };
   // Every death paged and every return resolved (last action resolve), on the device's own key
   // or inside a group page: two deaths whose pages come due within group_wait of each other (a
   // loaded machine, a page held over a takeover) are one page naming both, which is right.
@@ -112,6 +104,17 @@ TEST_CASE_FIXTURE(Pair, "2: kill -9 of the leader 10 times while devices die and
   MESSAGE("pages: " << events.size() << ", duplicates: " << dups.size() << " over " << kFailovers
                     << " failovers");
   for (const auto& d : dups) MESSAGE(d);
+  // A trigger sent again after its resolve (seen twice with another kill schedule, docs/ha.md):
+  // every device's last action is checked above; on any failure the whole story is printed.
+  {
+    bool failed = dups.size() > static_cast<std::size_t>(kFailovers);
+    for (int i = 0; i < kDying; ++i) {
+      const auto it = last.find(device_id(i));
+      failed = failed || triggered.count(device_id(i)) != 1 || it == last.end() ||
+               it->second != "resolve";
+    }
+    if (failed) MESSAGE("pages:\n" << dump(events) << missing());
+  }
   CHECK(dups.size() <= static_cast<std::size_t>(kFailovers));
   // Issue 13: takeover within lease_ttl + 2 s (lease_ttl 2 s here; no restart grace: warm state).
   MESSAGE("slowest takeover: " << slowest.count() << " ms");
