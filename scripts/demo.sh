@@ -146,15 +146,19 @@ pids=()
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  local p alive
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do  # up to 5 s for all of them, then SIGKILL what is left
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    pause 0.1
+  local p
+  # Newest first, each gone before the next is asked: presenced's final flush and clean MQTT
+  # disconnect need the broker it was started after (all at once, the broker went first and
+  # presenced logged "final flush not acknowledged"). Up to 5 s each, then SIGKILL.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    p=${pids[$i]}
+    kill -TERM "$p" 2>/dev/null || continue
+    for _ in $(seq 1 50); do
+      kill -0 "$p" 2>/dev/null || break
+      pause 0.1
+    done
+    kill -KILL "$p" 2>/dev/null || true
   done
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   exec 9>&-
   rm -f "$work/.tick" "$work"/*.fifo
