@@ -144,6 +144,12 @@ class Alerting final {
   // Other keys (groups, incidents, stragglers, presenced's own) are left as the log shows.
   void adopt_open_pages(core::Engine& engine, const std::vector<std::string>& open_keys,
                         core::MonoTime now);
+  // Any thread: our own later unsent decisions for this sink and key (alert::Outbox::later).
+  std::vector<std::pair<core::AlertIntent::Action, std::int64_t>> outbox_later(
+      const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms) const {
+    return dispatcher_ ? dispatcher_->later(sink, dedup_key, wall_ms)
+                       : std::vector<std::pair<core::AlertIntent::Action, std::int64_t>>{};
+  }
   // Any thread: the outbox holds this page for this sink, unsent (alert::Outbox::holds).
   bool outbox_holds(const std::string& sink, const std::string& dedup_key,
                     core::AlertIntent::Action action, std::int64_t wall_ms,

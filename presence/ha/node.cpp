@@ -555,8 +555,14 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
         log_("ha: notification log record '" + key + "' is not a v1 record; treated as empty");
       }
     }
-    if (!covered(rec, action_word(e.intent.action), e.wall_ms, config_.match_window))
-      all_covered = false;
+    bool done = covered(rec, action_word(e.intent.action), e.wall_ms, config_.match_window);
+    if (!done && !rec.sent.empty() && hooks_.later) {
+      std::vector<LogItem> mine;
+      for (const auto& [action, wall_ms] : hooks_.later(e.sink, e.intent.dedup_key, e.wall_ms))
+        mine.push_back(LogItem{action_word(action), wall_ms, config_.name});
+      done = superseded_by_own(rec, mine, config_.match_window);
+    }
+    if (!done) all_covered = false;
     records.emplace_back(key, std::move(rec));
   }
   if (all_covered) {

@@ -58,6 +58,11 @@ struct NodeHooks {
   // Every unsent page our outbox holds (alert::Outbox::unsent): recorded in etcd when we become
   // the leader, so our own death cannot lose the pages we decided while following. Unset = none.
   std::function<std::vector<alert::OutboxEntry>()> unsent;
+  // Our outbox's own later decisions for this sink and key, unsent (alert::Outbox::later): an
+  // entry they supersede and the log already shows is not sent (superseded_by_own). Unset = none.
+  std::function<std::vector<std::pair<core::AlertIntent::Action, std::int64_t>>(
+      const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms)>
+      later;
   // The dedup keys the notification log shows open (docs/ha.md "Adoption of the log's open
   // pages"): handed to the policy once after each election, which adopts the pages it can judge.
   // False = not taken (the engine loop is not running yet): offered again on the next step.
