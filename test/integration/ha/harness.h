@@ -104,17 +104,18 @@ class HaPresenced : public test::PresencedProcess {
     return status;
   }
   // The lines of every run that tell what happened to pages (the harness's markers, the HA
-  // node's election, hand-off, adoption and sends, alert decisions, snapshot restores, restart
-  // grace), each prefixed with this instance's name: printed by a test when it fails.
+  // node's election, hand-off, adoption and sends, alert decisions, device transitions, snapshot
+  // restores, restart grace), each prefixed with this instance's name: printed by a test when it
+  // fails.
   std::string story() const {
     std::string out;
     std::istringstream in(log());
-    for (std::string line; std::getline(in, line);)
+    for (std::string line; std::getline(in, line);) {
+      bool keep = line.find(" device ") != std::string::npos && line.find(" -> ") != std::string::npos;
       for (const char* word : {"harness:", "ha:", "alert:", "alerts:", "snapshot:", "restart grace"})
-        if (line.find(word) != std::string::npos) {
-          out += name_ + ": " + line + "\n";
-          break;
-        }
+        keep = keep || line.find(word) != std::string::npos;
+      if (keep) out += name_ + ": " + line + "\n";
+    }
     return out;
   }
 
