@@ -97,6 +97,11 @@ class Dispatcher {
              core::AlertIntent::Action action, std::int64_t wall_ms, std::int64_t window_ms) const {
     return outbox_.holds(sink, dedup_key, action, wall_ms, window_ms);
   }
+  // Outbox::later.
+  std::vector<std::pair<core::AlertIntent::Action, std::int64_t>> later(
+      const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms) const {
+    return outbox_.later(sink, dedup_key, wall_ms);
+  }
   // Outbox::unsent.
   std::vector<OutboxEntry> unsent() const { return outbox_.unsent(); }
   // Stops the threads. Intents already submitted are written to the outbox first; a request in

@@ -541,6 +541,18 @@ bool Outbox::holds(const std::string& sink, const std::string& dedup_key,
   return false;
 }
 
+std::vector<std::pair<core::AlertIntent::Action, std::int64_t>> Outbox::later(
+    const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<core::AlertIntent::Action, std::int64_t>> out;
+  const auto q = queues_.find(sink);
+  if (q == queues_.end()) return out;
+  for (const auto& [seq, e] : q->second.entries)
+    if (e.wall_ms > wall_ms && e.intent.dedup_key == dedup_key)
+      out.emplace_back(e.intent.action, e.wall_ms);
+  return out;
+}
+
 std::vector<OutboxEntry> Outbox::unsent() const {
   std::lock_guard lock(mu_);
   std::vector<OutboxEntry> out;

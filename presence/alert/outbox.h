@@ -111,6 +111,10 @@ class Outbox {
   bool holds(const std::string& sink, const std::string& dedup_key,
              core::AlertIntent::Action action, std::int64_t wall_ms,
              std::int64_t window_ms) const;
+  // The live entries of sink with this dedup_key decided after wall_ms, oldest first, as (action,
+  // decided wall ms): this instance's own later decisions for the page (HA gate, presence/ha).
+  std::vector<std::pair<core::AlertIntent::Action, std::int64_t>> later(
+      const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms) const;
   // Every live (unsettled) entry, all sinks, oldest first per sink (HA: a follower that becomes
   // the leader records what it holds, presence/ha/node.h).
   std::vector<OutboxEntry> unsent() const;

@@ -609,8 +609,64 @@ std::string Alerting::not_ready_reason() const {
   return persist_problem_;
 }
 
+void Alerting::adopt_open_pages(core::Engine& engine, const std::vector<std::string>& open_keys,
+                                core::MonoTime now) {
+  if (!policy_) return;
+  // Filtered now, while the policy is as it was at the election: a page it has firing is its own
+  // (it resolves it itself, even before its view is warm); the rest cannot change until the view
+  // is warm (no device page is decided in restart grace or while blind).
+  constexpr std::string_view kDevice = "presence/device/";
+  std::size_t other = 0, unknown = 0, ours = 0;
+  std::string first_other;
+  for (const auto& key : open_keys) {
+    if (key.rfind(kDevice, 0) != 0) {
+      if (other++ == 0) first_other = key;
+      continue;
+    }
+    const std::string_view id = std::string_view(key).substr(kDevice.size());
+    // A long id's key ends in a hash of it (policy.cpp make_key): not invertible; left as is.
+    const auto d = engine.find(id);
+    if (!d || *d == core::kNoDevice) {
+      ++unknown;
+      continue;
+    }
+    if (policy_->device_page_open(*d)) {
+      ++ours;
+      continue;
+    }
+    if (std::find(adopt_pending_.begin(), adopt_pending_.end(), *d) == adopt_pending_.end())
+      adopt_pending_.push_back(*d);
+  }
+  log_("ha: the notification log shows " + std::to_string(open_keys.size()) + " page(s) open: " +
+       std::to_string(ours) + " ours already, " + std::to_string(adopt_pending_.size()) +
+       " device page(s) to adopt" +
+       (engine.in_restart_grace() || engine.blind() ? " once restart grace is over" : "") +
+       (unknown > 0 ? ", " + std::to_string(unknown) + " of devices we do not know (left open)"
+                    : "") +
+       (other > 0 ? ", " + std::to_string(other) + " not device pages (left as they are; first: " +
+                        first_other + ")"
+                  : ""));
+  apply_adoption(engine, now);
+}
+
+void Alerting::apply_adoption(core::Engine& engine, core::MonoTime now) {
+  if (adopt_pending_.empty() || !policy_ || engine.in_restart_grace() || engine.blind()) return;
+  std::vector<core::AlertPolicy::AdoptedPage> pages;
+  pages.reserve(adopt_pending_.size());
+  for (const auto d : adopt_pending_) pages.push_back({d, engine.view(d).state});
+  adopt_pending_.clear();
+  const auto n = policy_->adopt_open_pages(pages, now);
+  snapshot_due_ = true;  // adopted pages are open pages: persisted like any other
+  log_("ha: adopted " + std::to_string(n.firing + n.resolved) +
+       " open page(s) of the notification log: " + std::to_string(n.resolved) +
+       " resolved now (device back), " + std::to_string(n.firing) +
+       " firing (device down: resolved on its return)" +
+       (n.already > 0 ? ", " + std::to_string(n.already) + " ours meanwhile" : ""));
+}
+
 void Alerting::after_batch(core::Engine& engine, core::MonoTime now) {
   note_silences(now);
+  if (!adopt_pending_.empty()) apply_adoption(engine, now);
   if (policy_) engine.drain_alerts(intents_);
   check_persistence(now);
   check_device_cap(engine, now);

@@ -137,6 +137,19 @@ class Alerting final {
     if (decided_wall_ms != 0) dispatcher_->submit_decided(std::move(intent), decided_wall_ms);
     else dispatcher_->submit({std::move(intent)});
   }
+  // Engine thread (Loop::post from the HA node, docs/ha.md "Adoption of the log's open pages"):
+  // the dedup keys the notification log shows open at our election. Device keys whose page our
+  // policy does not have firing are kept and adopted (core::AlertPolicy::adopt_open_pages) as
+  // soon as our view is warm (restart grace over, not blind): now, or at the end of a batch.
+  // Other keys (groups, incidents, stragglers, presenced's own) are left as the log shows.
+  void adopt_open_pages(core::Engine& engine, const std::vector<std::string>& open_keys,
+                        core::MonoTime now);
+  // Any thread: our own later unsent decisions for this sink and key (alert::Outbox::later).
+  std::vector<std::pair<core::AlertIntent::Action, std::int64_t>> outbox_later(
+      const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms) const {
+    return dispatcher_ ? dispatcher_->later(sink, dedup_key, wall_ms)
+                       : std::vector<std::pair<core::AlertIntent::Action, std::int64_t>>{};
+  }
   // Any thread: the outbox holds this page for this sink, unsent (alert::Outbox::holds).
   bool outbox_holds(const std::string& sink, const std::string& dedup_key,
                     core::AlertIntent::Action action, std::int64_t wall_ms,
@@ -208,6 +221,9 @@ class Alerting final {
   core::MonoTime last_broker_note_{};
   bool broker_noted_ = false;
   void log_incidents();
+  // Engine thread: adoption waiting for a warm view (adopt_open_pages), applied in after_batch.
+  std::vector<core::DeviceIndex> adopt_pending_;
+  void apply_adoption(core::Engine& engine, core::MonoTime now);
   void check_persistence(core::MonoTime now);
   // presence.max_devices refusing new ids: paged once (presence/self/device_cap), resolved after
   // kDeviceCapQuiet without a refusal (issue 19 item 9).

@@ -160,6 +160,15 @@ int run(const std::string& path) {
       return alerting.outbox_holds(sink, key, action, wall_ms, window_ms);
     };
     hooks.unsent = [&alerting] { return alerting.outbox_unsent(); };
+    hooks.later = [&alerting](const std::string& sink, const std::string& key,
+                              std::int64_t wall_ms) {
+      return alerting.outbox_later(sink, key, wall_ms);
+    };
+    hooks.adopt = [&loop, &alerting](std::vector<std::string> keys) {
+      return loop.post([&alerting, keys = std::move(keys)](presence::core::Engine& engine) {
+        alerting.adopt_open_pages(engine, keys, engine.now());
+      });
+    };
     ha = std::make_unique<presence::ha::Node>(hc, std::move(hooks));
     using Gate = presence::alert::DispatcherConfig::Gate;
     alerting.set_send_gate(

@@ -1188,6 +1188,52 @@ bool AlertPolicy::remove_silence(std::uint64_t id, MonoTime now) {
 
 std::vector<Silence> AlertPolicy::silences() const { return impl_->silences; }
 
+bool AlertPolicy::device_page_open(DeviceIndex device) const {
+  auto it = impl_->devs.find(device);
+  return it != impl_->devs.end() && it->second.phase == Impl::DeviceAlert::Firing;
+}
+
+AlertPolicy::AdoptCounts AlertPolicy::adopt_open_pages(const std::vector<AdoptedPage>& pages,
+                                                       MonoTime now_time) {
+  auto& m = *impl_;
+  const std::int64_t t = std::max(m.now, to_ms(now_time));
+  m.run_until(t);
+  AdoptCounts n;
+  for (const auto& p : pages) {
+    if (p.device == kNoDevice) continue;
+    auto it = m.devs.find(p.device);
+    if (it != m.devs.end() && it->second.phase == Impl::DeviceAlert::Firing) {
+      ++n.already;
+      continue;
+    }
+    // A page of ours not sent yet is the one the dead leader sent: take it back (cancel) and
+    // make it firing, so it is not triggered a second time when it comes due.
+    bool flapping = p.state == State::Flapping;
+    if (it != m.devs.end()) {
+      flapping = flapping || it->second.flapping;
+      m.cancel(p.device, /*held=*/false);
+      --m.counters.device_alerts_cancelled;  // not cancelled: adopted
+    }
+    m.held_problems.erase(p.device);
+    m.released_by.erase(p.device);
+    Impl::DeviceAlert a;
+    a.phase = Impl::DeviceAlert::Firing;
+    a.flapping = flapping;
+    a.due = kNeverDue;
+    m.devs.emplace(p.device, a);
+    if (p.state == State::Online || p.state == State::Unknown) {
+      // Back already (it returned while the dead leader led, or while we warmed up): the resolve
+      // nobody decided, decided now, once. device_back erases the page.
+      m.device_back(p.device, t);
+      ++n.resolved;
+    } else {
+      ++n.firing;
+    }
+  }
+  m.now = std::max(m.now, t);
+  return n;
+}
+
 std::vector<FiringAlert> AlertPolicy::firing() const {
   const auto& m = *impl_;
   std::vector<FiringAlert> out;

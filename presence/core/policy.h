@@ -251,6 +251,29 @@ class AlertPolicy final : public DecisionObserver {
                                  std::vector<DeviceSnapshot>& devices, std::size_t* skipped,
                                  std::vector<AlertIntent>* resolve_now = nullptr);
 
+  // HA takeover (docs/ha.md "Adoption of the log's open pages"): a device page the notification
+  // log shows open (its last sent action is a trigger, sent by a dead leader) that this policy
+  // never decided, because this instance was down or in restart grace when the device died.
+  // device_page_open: this policy has a page for the device (firing alone or in a group): it is
+  // its own already, nothing to adopt. adopt_open_pages makes each device's page this policy's
+  // own, judged like one it sent: `state` is the device's state now (Engine::view). Online or
+  // Unknown: resolved now, once ("back online"); down (suspect, offline, flapping): firing, alone,
+  // resolved when the device is back; a page still pending, batched or silenced here is the same
+  // page, already sent: firing, never triggered again. A device already firing here is left as it
+  // is. Saved in the snapshot like any firing page. Call it once the instance's own view is warm
+  // (restart grace over, not blind): before, a device's state is not evidence.
+  struct AdoptedPage {
+    DeviceIndex device = kNoDevice;
+    State state = State::Unknown;
+  };
+  struct AdoptCounts {
+    std::size_t firing = 0;    // adopted, device down: resolved on its return
+    std::size_t resolved = 0;  // adopted, device back: resolved now
+    std::size_t already = 0;   // this policy had it firing: left alone
+  };
+  bool device_page_open(DeviceIndex device) const;
+  AdoptCounts adopt_open_pages(const std::vector<AdoptedPage>& pages, MonoTime now);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -234,8 +234,102 @@ void Node::step(core::MonoTime t) {
       leading = role_.leader(now());
     }
     if (!leading) handoff_due_ = false;
-    else if (handoff()) handoff_due_ = false;
+    else if (handoff()) {
+      handoff_due_ = false;
+      adopt_due_ = true;
+    }
   }
+  // Then the log's open pages, for our own policy to judge (docs/ha.md "Adoption").
+  if (adopt_due_ && !handoff_due_) {
+    bool leading = false;
+    {
+      std::lock_guard lock(mu_);
+      leading = role_.leader(now());
+    }
+    if (!leading || !hooks_.adopt) adopt_due_ = false;
+    else if (adopt()) adopt_due_ = false;
+  }
+}
+
+bool Node::adopt() {
+  // One pass at takeover, in pages (each answer well under the client's 4 MiB cap). The log keeps
+  // one key per (sink, dedup_key) ever paged: ~1 M at 1 M devices (docs/ha.md "Limits"), so the
+  // pass is bounded at 2 M keys; past that the rest is left as the log shows (logged).
+  constexpr std::int64_t kPage = 500;
+  constexpr std::size_t kMaxScan = 2'000'000;
+  struct Newest {
+    std::int64_t wall_ms = 0;
+    bool trigger = false;
+  };
+  std::map<std::string, Newest> newest;  // dedup_key -> its newest notification, any sink
+  const auto see = [&newest](const std::string& key, std::int64_t wall_ms, bool trigger) {
+    auto [it, fresh] = newest.try_emplace(key, Newest{wall_ms, trigger});
+    // Equal times: a resolve wins (adopting is toward a page; a tie is no evidence of one).
+    if (!fresh && (wall_ms > it->second.wall_ms || (wall_ms == it->second.wall_ms && !trigger)))
+      it->second = Newest{wall_ms, trigger};
+  };
+  using Action = core::AlertIntent::Action;
+  // Read in the order a page moves (our outbox -> sending record -> log), so a page that moves
+  // during the pass is seen at least once.
+  if (hooks_.unsent)
+    for (const auto& e : hooks_.unsent())
+      if (e.intent.action != Action::Notify)
+        see(e.intent.dedup_key, e.wall_ms, e.intent.action == Action::Trigger);
+  const auto scan = [&](const std::string& prefix, const auto& each) -> bool {
+    std::size_t seen = 0;
+    for (std::string from = prefix;;) {
+      const auto page = etcd_.range_from(prefix, from, kPage);
+      if (!page) return false;
+      for (const auto& kv : *page) each(kv);
+      seen += page->size();
+      if (static_cast<std::int64_t>(page->size()) < kPage) return true;
+      if (seen >= kMaxScan) {
+        log_("ha: adoption read the first " + std::to_string(seen) + " keys under '" + prefix +
+             "' only (bound); the rest are left as the log shows");
+        return true;
+      }
+      from = page->back().key + std::string(1, '\0');
+    }
+  };
+  if (!scan(sending_prefix_, [&](const KeyValue& kv) {
+        if (auto rec = decode_sending(kv.value); rec && rec->intent.action != Action::Notify)
+          see(rec->intent.dedup_key, rec->wall_ms, rec->intent.action == Action::Trigger);
+      }))
+    return false;
+  const std::string log_prefix = config_.key_prefix + "log/";
+  std::size_t bad = 0;
+  if (!scan(log_prefix, [&](const KeyValue& kv) {
+        // <prefix>log/<sink>/<dedup_key>: sink names have no '/', dedup keys may.
+        const auto slash = kv.key.find('/', log_prefix.size());
+        if (slash == std::string::npos) return;
+        const std::string key = kv.key.substr(slash + 1);
+        auto rec = decode(kv.value);
+        if (!rec) {
+          ++bad;
+          return;
+        }
+        for (const auto& item : rec->sent)
+          if (item.action == "trigger" || item.action == "resolve")
+            see(key, item.wall_ms, item.action == "trigger");
+      }))
+    return false;
+  std::vector<std::string> open;
+  for (const auto& [key, n] : newest)
+    if (n.trigger) open.push_back(key);
+  {
+    std::lock_guard lock(mu_);
+    if (!role_.leader(now())) return true;  // deposed meanwhile: the next leader adopts
+    bad_records_ += bad;
+  }
+  const std::size_t count = open.size();
+  if (!hooks_.adopt(std::move(open))) return false;
+  {
+    std::lock_guard lock(mu_);
+    adopt_offered_ += count;
+  }
+  log_("ha: " + std::to_string(count) +
+       " page(s) open in the notification log offered to our policy to adopt");
+  return true;
 }
 
 bool Node::handoff() {
@@ -461,8 +555,14 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
         log_("ha: notification log record '" + key + "' is not a v1 record; treated as empty");
       }
     }
-    if (!covered(rec, action_word(e.intent.action), e.wall_ms, config_.match_window))
-      all_covered = false;
+    bool done = covered(rec, action_word(e.intent.action), e.wall_ms, config_.match_window);
+    if (!done && !rec.sent.empty() && hooks_.later) {
+      std::vector<LogItem> mine;
+      for (const auto& [action, wall_ms] : hooks_.later(e.sink, e.intent.dedup_key, e.wall_ms))
+        mine.push_back(LogItem{action_word(action), wall_ms, config_.name});
+      done = superseded_by_own(rec, mine, config_.match_window);
+    }
+    if (!done) all_covered = false;
     records.emplace_back(key, std::move(rec));
   }
   if (all_covered) {
@@ -503,6 +603,13 @@ Gate Node::before_send(const std::vector<alert::OutboxEntry>& batch) {
     ++fenced_writes_;
     sending_[e.seq] = InFlight{key, skey, rec};
   }
+  // One line per request: which instance sent which page (the failover test prints these when
+  // it fails; pages are rare, so this is not a flood).
+  if (!batch.empty())
+    log_("ha: sending " + std::string(action_word(batch.front().intent.action)) + " '" +
+         batch.front().intent.dedup_key + "' (decided " + std::to_string(batch.front().wall_ms) +
+         ") to " + batch.front().sink +
+         (batch.size() > 1 ? " and " + std::to_string(batch.size() - 1) + " more page(s)" : ""));
   return Gate::Send;
 }
 
@@ -564,6 +671,7 @@ std::string Node::metrics_text() const {
   counter("presence_ha_handed_off_total", handed_off_);
   counter("presence_ha_handoff_cleared_total", handoff_cleared_);
   counter("presence_ha_handoff_expired_total", handoff_expired_);
+  counter("presence_ha_adopt_offered_total", adopt_offered_);
   s += "# TYPE presence_ha_peer_down gauge\n";
   s += std::string("presence_ha_peer_down ") + (peer_page_open_ ? "1" : "0") + "\n";
   return s;

@@ -58,6 +58,16 @@ struct NodeHooks {
   // Every unsent page our outbox holds (alert::Outbox::unsent): recorded in etcd when we become
   // the leader, so our own death cannot lose the pages we decided while following. Unset = none.
   std::function<std::vector<alert::OutboxEntry>()> unsent;
+  // Our outbox's own later decisions for this sink and key, unsent (alert::Outbox::later): an
+  // entry they supersede and the log already shows is not sent (superseded_by_own). Unset = none.
+  std::function<std::vector<std::pair<core::AlertIntent::Action, std::int64_t>>(
+      const std::string& sink, const std::string& dedup_key, std::int64_t wall_ms)>
+      later;
+  // The dedup keys the notification log shows open (docs/ha.md "Adoption of the log's open
+  // pages"): handed to the policy once after each election, which adopts the pages it can judge.
+  // False = not taken (the engine loop is not running yet): offered again on the next step.
+  // Unset = no adoption.
+  std::function<bool(std::vector<std::string> open_keys)> adopt;
 };
 
 enum class Gate { Send, Skip, Hold };
@@ -97,6 +107,10 @@ class Node {
   // Just elected: sends what a dead leader left in sending/ (see NodeHooks). False when etcd did
   // not answer (tried again on the next step).
   bool handoff();
+  // After the hand-off: every dedup key whose newest notification (sent, as the log shows; being
+  // sent, as a sending record shows; or unsent in our outbox) is a trigger, to hooks_.adopt.
+  // False when etcd did not answer or the hook did not take it (tried again on the next step).
+  bool adopt();
   std::string log_key(const alert::OutboxEntry& e) const;
   std::string log_key(const std::string& sink, const std::string& dedup_key) const;
   std::string sending_key(const alert::OutboxEntry& e) const;
@@ -112,6 +126,7 @@ class Node {
   Etcd etcd_;
   std::string leader_key_, members_prefix_, sending_prefix_;
   bool handoff_due_ = false;  // node thread only
+  bool adopt_due_ = false;    // node thread only
 
   mutable std::mutex mu_;  // guards everything below
   Role role_;
@@ -128,7 +143,7 @@ class Node {
   std::map<std::uint64_t, InFlight> sending_;  // outbox seq -> what after_send writes
   std::uint64_t elections_won_ = 0, fence_failures_ = 0, fenced_writes_ = 0, skipped_ = 0,
                 fail_open_sends_ = 0, etcd_errors_ = 0, bad_records_ = 0,
-                handed_off_ = 0, handoff_cleared_ = 0, handoff_expired_ = 0;
+                handed_off_ = 0, handoff_cleared_ = 0, handoff_expired_ = 0, adopt_offered_ = 0;
   common::LogLimiter etcd_log_;
 
   std::mutex wake_mu_;

@@ -93,6 +93,14 @@ bool covered(const LogRecord& r, const std::string& action, std::int64_t wall_ms
   return false;
 }
 
+bool superseded_by_own(const LogRecord& r, const std::vector<LogItem>& later,
+                       Duration match_window) {
+  if (r.sent.empty()) return false;
+  for (const auto& i : later)
+    if (covered(r, i.action, i.wall_ms, match_window)) return true;
+  return false;
+}
+
 namespace {
 
 // The words are core::to_string's (one owner); parsing walks the enum's range.

@@ -119,6 +119,18 @@ void mark_sent(LogRecord& r);
 bool covered(const LogRecord& r, const std::string& action, std::int64_t wall_ms,
              Duration match_window);
 
+// An entry is also settled when one of our own later decisions for the same sink and key (still
+// unsent in our outbox, `later`) is covered: the log already shows the state that decision leads
+// to, so sending this earlier one could only put PagerDuty back into an older state. The case
+// (ha_failover_test saw it twice): an instance whose view lagged (restart grace) decided a
+// device's trigger more than match_window after the leader's, then its resolve; the leader sent
+// trigger and resolve; the lagging trigger was not covered (neither the same page by the window
+// nor older than a later notification by more than the window) but its resolve was, so the
+// lagging instance, once leader, sent the trigger after the resolve and skipped its resolve: an
+// open incident for a device that is back.
+bool superseded_by_own(const LogRecord& r, const std::vector<LogItem>& later,
+                       Duration match_window);
+
 // The hand-off (docs/ha.md "Hand-off of a dead leader's pages"). When the leader queues a page it
 // writes (fenced) a "sending" record holding the whole page (everything a sink needs), at
 // <prefix>sending/<sink>/<dedup_key>/<action>@<decided wall ms>, and again with the log record

@@ -94,3 +94,74 @@ TEST_CASE_FIXTURE(Pair, "9: leader killed with a resolve queued behind its trigg
 }
 
 }  // namespace presence::hatest
+
+namespace presence::hatest {
+
+// docs/ha.md "Adoption of the log's open pages": the gap the hand-off cannot close. The standby
+// started after two devices died, so its own judgement has no page for either; the leader
+// triggered both (delivered: no sending record is left). Then the leader is held (SIGSTOP): it
+// sees nothing more and decides nothing more, while its lease (10 s here) keeps the standby a
+// follower. dev-000011 comes back meanwhile: the resolve only the held leader could have decided.
+// The leader is killed; the new leader adopts the log's two open pages: dev-000011 (back) is
+// resolved at once, dev-000012 (still down) is not triggered again and is resolved once when it
+// returns. Without the adoption neither resolve is ever sent.
+struct LongLease : Pair {
+  LongLease() : Pair(HaOptions{"10s", "20s", "60s"}) {}
+};
+
+TEST_CASE_FIXTURE(LongLease, "10: leader killed before deciding a resolve its standby never knew of: the new leader adopts the open pages") {
+  a.start();
+  REQUIRE_MESSAGE(wait_for([&] { return a.leader(); }, 15s), a.story());
+  // dev-000011 dies at 2 s and is back at 20 s; dev-000012 dies at 5 s (a page of its own: due
+  // 3 s after the first, well past group_wait) and is back at 34 s.
+  const auto sim_start = std::chrono::steady_clock::now();
+  Sim sim(broker.port(), 20,
+          "  - at: 2s\n    die: {devices: dev-000011, back_after: 18s}\n"
+          "  - at: 5s\n    die: {devices: dev-000012, back_after: 29s}\n");
+  const std::string k11 = kDev + "dev-000011", k12 = kDev + "dev-000012";
+  REQUIRE_MESSAGE(pd.wait_events("trigger", k11, 1, 20s), dump(pd.events()) << a.story());
+  REQUIRE_MESSAGE(pd.wait_events("trigger", k12, 1, 20s), dump(pd.events()) << a.story());
+  // The standby: a warm follower that never saw either device alive.
+  b.start();
+  REQUIRE_MESSAGE(wait_for([&] {
+                    return b.follower() && b.metric("presence_restart_grace_active") == 0 &&
+                           b.metric("presence_ha_peers") == 1;
+                  }, 20s),
+                  b.story());
+  // Held at 14 s of the timeline (or later), so that its lease, last renewed at most
+  // lease_ttl / 3 before, outlives dev-000011's return at 20 s.
+  wait_for([&] { return std::chrono::steady_clock::now() >= sim_start + 14s; }, 20s, 50ms);
+  REQUIRE_MESSAGE(b.state_of("dev-000011") != "online",
+                  "dev-000011 came back before the leader was held: the machine is too slow for "
+                  "this test's timeline\n" << b.story());
+  a.signal(SIGSTOP);
+  REQUIRE_MESSAGE(wait_for([&] { return b.state_of("dev-000011") == "online"; }, 20s), b.story());
+  REQUIRE_MESSAGE(!b.leader(), "the standby took over before dev-000011 was back in its view\n"
+                                   << b.story());
+  a.stop(SIGKILL);
+  REQUIRE_MESSAGE(wait_for([&] { return b.leader(); }, 15s), b.story());
+  REQUIRE_MESSAGE(b.state_of("dev-000012") != "online",
+                  "dev-000012 came back before the takeover: too slow for the timeline\n"
+                      << b.story());
+  // dev-000011: back, resolved by the new leader's own judgement, at once.
+  REQUIRE_MESSAGE(pd.wait_events("resolve", k11, 1, 20s), dump(pd.events()) << b.story());
+  CHECK_MESSAGE(b.log().find("ha: adopted 2 open page(s) of the notification log: 1 resolved now "
+                             "(device back), 1 firing") != std::string::npos,
+                b.story());
+  // dev-000012: still down. Its page is open and stays open: no second trigger.
+  CHECK(pd.count("trigger", k12) == 1);
+  CHECK(pd.count("resolve", k12) == 0);
+  // It returns: resolved once.
+  REQUIRE_MESSAGE(pd.wait_events("resolve", k12, 1, 30s), dump(pd.events()) << b.story());
+  std::this_thread::sleep_for(2s);  // nothing more follows
+  MESSAGE("pages: " << dump(pd.events()));
+  CHECK(pd.count("trigger", k11) == 1);
+  CHECK(pd.count("resolve", k11) == 1);
+  CHECK(pd.count("trigger", k12) == 1);
+  CHECK(pd.count("resolve", k12) == 1);
+  CHECK(pd.duplicates().empty());
+  CHECK(pd.errors().empty());
+  CHECK(b.metric("presence_ha_adopt_offered_total") >= 2);
+}
+
+}  // namespace presence::hatest

@@ -6,6 +6,11 @@
 
 #include <signal.h>
 
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
 #include "test/integration/alerting/harness.h"
 
 namespace presence::hatest {
@@ -83,14 +88,53 @@ class HaPresenced : public test::PresencedProcess {
   }
 
   const std::string& name() const { return name_; }
-  // Ready within 15 s (an instance may wait for etcd's first answer).
-  void start() { test::PresencedProcess::start("/readyz", 15s, "presenced " + name_); }
+  // Ready within 15 s (an instance may wait for etcd's first answer). Every run of the instance
+  // appends to the same log (test::Process opens it O_APPEND), so a killed run's lines are kept;
+  // a marker line says where each run starts and how it ended.
+  void start() {
+    mark("start");
+    test::PresencedProcess::start("/readyz", 15s, "presenced " + name_);
+    mark("ready, pid " + std::to_string(pid()));
+  }
+  // Hides the base stop() to mark the log (pid, signal).
+  int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = 10000ms) {
+    const pid_t p = pid();
+    const int status = test::PresencedProcess::stop(sig, timeout);
+    if (status != -1) mark("stopped pid " + std::to_string(p) + " with signal " + std::to_string(sig));
+    return status;
+  }
+  // The lines of every run that tell what happened to pages (the harness's markers, the HA
+  // node's election, hand-off, adoption and sends, alert decisions, device transitions, snapshot
+  // restores, restart grace), each prefixed with this instance's name: printed by a test when it
+  // fails.
+  std::string story() const {
+    std::string out;
+    std::istringstream in(log());
+    for (std::string line; std::getline(in, line);) {
+      bool keep = line.find(" device ") != std::string::npos && line.find(" -> ") != std::string::npos;
+      for (const char* word : {"harness:", "ha:", "alert:", "alerts:", "snapshot:", "restart grace"})
+        keep = keep || line.find(word) != std::string::npos;
+      if (keep) out += name_ + ": " + line + "\n";
+    }
+    return out;
+  }
 
   bool leader() { return metric("presence_ha_role{role=\"leader\"}") == 1; }
+  // The device's state in this instance's view ("online", "offline", ...; "" when unknown).
+  std::string state_of(const std::string& id) {
+    const auto j = nlohmann::json::parse(body("/v1/devices/" + id), nullptr, false);
+    return j.is_object() && j.contains("state") && j["state"].is_string()
+               ? j["state"].get<std::string>()
+               : std::string();
+  }
   bool follower() { return metric("presence_ha_role{role=\"follower\"}") == 1; }
   double online() { return metric("presence_devices{state=\"online\"}"); }
 
  private:
+  void mark(const std::string& what) const {
+    std::ofstream(log_path(), std::ios::app) << "=== test harness: presenced " << name_ << ": "
+                                             << what << " ===\n";
+  }
   std::string name_;
 };
 

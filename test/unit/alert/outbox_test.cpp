@@ -145,6 +145,26 @@ TEST_CASE_FIXTURE(Fixture, "holds: a live entry of that sink, key and action wit
   CHECK_FALSE(box.holds("pd", "a", Action::Trigger, 10000, 2000));
 }
 
+TEST_CASE_FIXTURE(Fixture, "later: the live entries of that sink and key decided after a time, oldest first") {
+  Outbox box(config());
+  REQUIRE(box.open({"pd", "slack"}, nullptr));
+  std::vector<OutboxEntry> es{make("pd", "a", Action::Trigger, 10000),
+                              make("pd", "a", Action::Resolve, 14000),
+                              make("pd", "b", Action::Resolve, 15000),
+                              make("slack", "a", Action::Resolve, 16000)};
+  REQUIRE(box.append(es));
+  using Later = std::vector<std::pair<Action, std::int64_t>>;
+  CHECK(box.later("pd", "a", 10000) == Later{{Action::Resolve, 14000}});
+  CHECK(box.later("pd", "a", 13999) == Later{{Action::Resolve, 14000}});  // T-1
+  CHECK(box.later("pd", "a", 14000).empty());                              // T: strictly after
+  CHECK(box.later("pd", "a", 9999) == Later{{Action::Trigger, 10000}, {Action::Resolve, 14000}});
+  CHECK(box.later("nosuch", "a", 0).empty());
+  // Settled entries are not ours to send any more.
+  auto batch = box.take("pd", 2);
+  REQUIRE(box.settle(seqs(batch), Disposition::Delivered));
+  CHECK(box.later("pd", "a", 0).empty());
+}
+
 TEST_CASE_FIXTURE(Fixture, "unsent: every live entry of every sink, in flight included, settled not") {
   Outbox box(config());
   REQUIRE(box.open({"pd", "slack"}, nullptr));

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -1324,4 +1325,178 @@ TEST_CASE("a held device back and stable for incident_window that dies again is 
   CHECK(x.s.p.fleet().held_by(101) == 1);
   x.s.to(100, State::Suspect, back + window);      // at the window: independent, its own clock
   CHECK(x.s.p.fleet().held_by(100) == 0);
+}
+
+// ---- HA: adopting the notification log's open pages (docs/ha.md "Adoption") -----------------
+
+TEST_CASE("HA adoption: a device back at takeover is resolved now, once; a device down is firing, resolved once on its return, never triggered") {
+  Sim s;
+  s.add_n(100);
+  // dev-7 and dev-8 died while this instance was not judging (down, or in restart grace): the
+  // dead leader paged both; this policy has no page for either.
+  s.to(8, State::Offline, 10 * kS, Cause::Resync);  // seen dead only from retained state
+  s.tick(10 * kMin);
+  REQUIRE(s.all.empty());
+  CHECK_FALSE(s.p.device_page_open(7));
+  // dev-7 came back before the takeover (the leader died inside online_stable_for).
+  const auto n = s.p.adopt_open_pages({{7, State::Online}, {8, State::Offline}}, mono_ms(10 * kMin));
+  s.collect();
+  CHECK(n.resolved == 1);
+  CHECK(n.firing == 1);
+  CHECK(n.already == 0);
+  REQUIRE(s.all.size() == 1);
+  CHECK(s.all[0].action == Action::Resolve);
+  CHECK(s.all[0].dedup_key == "presence/device/dev-7");
+  CHECK(s.all[0].component == "dev-7");
+  CHECK(s.all[0].at == mono_ms(10 * kMin));
+  CHECK_FALSE(s.p.device_page_open(7));
+  CHECK(s.p.device_page_open(8));
+  // dev-8 stays down: nothing is sent, however long.
+  s.tick(60 * kMin);
+  CHECK(s.all.size() == 1);
+  CHECK(s.p.firing().size() == 1);
+  // dev-8 returns: its resolve, once.
+  s.up(8, 61 * kMin);
+  s.tick(2 * 60 * kMin);
+  REQUIRE(s.all.size() == 2);
+  CHECK(s.all[1].action == Action::Resolve);
+  CHECK(s.all[1].dedup_key == "presence/device/dev-8");
+  CHECK(s.triggers() == 0);
+  // Adopting the same keys again (a second takeover) sends nothing: dev-7 and dev-8 are online.
+  s.p.adopt_open_pages({{8, State::Online}}, mono_ms(2 * 60 * kMin));
+  s.collect();
+  CHECK(s.all.size() == 3);  // a resolve: the log would show trigger, resolve - never offered
+}
+
+TEST_CASE("HA adoption: a page pending here is the page the dead leader sent: no trigger at T-1 / T / T+1 of its flush") {
+  PolicyConfig pc;
+  pc.alert_after = 2min;
+  pc.group_wait = 30s;
+  Sim s(pc);
+  s.add_n(100);
+  // dev-3 dies at 10 s: offline at 40 s, due at 160 s, flushed (paged) at 190 s - in a policy
+  // that did not adopt.
+  const std::int64_t flush = 40 * kS + 2 * kMin + 30 * kS;
+  SUBCASE("without adoption it pages at T") {
+    s.down(3, 10 * kS);
+    s.tick(flush - 1);
+    CHECK(s.triggers() == 0);
+    s.tick(flush);
+    CHECK(s.triggers() == 1);
+  }
+  SUBCASE("adopted while pending: never triggered, resolved once") {
+    s.down(3, 10 * kS);
+    s.tick(100 * kS);
+    CHECK(s.p.pending() == 1);
+    const auto n = s.p.adopt_open_pages({{3, State::Offline}}, mono_ms(100 * kS));
+    CHECK(n.firing == 1);
+    CHECK(s.p.pending() == 0);
+    s.tick(flush - 1);
+    s.tick(flush);
+    s.tick(flush + 1);
+    s.tick(30 * kMin);
+    CHECK(s.triggers() == 0);
+    CHECK(s.p.counters().device_alerts_cancelled == 0);
+    s.up(3, 31 * kMin);
+    CHECK(s.count(Action::Resolve, Type::DeviceOffline) == 1);
+  }
+  SUBCASE("adopted while batched (due, waiting for group_wait): never triggered") {
+    s.down(3, 10 * kS);
+    s.tick(flush - 1);  // batched: due at 160 s, flush at 190 s
+    s.p.adopt_open_pages({{3, State::Offline}}, mono_ms(flush - 1));
+    s.tick(flush);
+    s.tick(flush + 1);
+    CHECK(s.triggers() == 0);
+    s.up(3, 31 * kMin);
+    CHECK(s.count(Action::Resolve, Type::DeviceOffline) == 1);
+  }
+}
+
+TEST_CASE("HA adoption: a page this policy has firing is left alone; a flapping device's page resolves as flapping") {
+  Sim s;
+  s.add_n(20);
+  s.down(4, 10 * kS);
+  s.tick(10 * kMin);
+  REQUIRE(s.triggers() == 1);
+  const auto n = s.p.adopt_open_pages({{4, State::Offline}, {5, State::Flapping}}, mono_ms(10 * kMin));
+  s.collect();
+  CHECK(n.already == 1);
+  CHECK(n.firing == 1);
+  CHECK(s.all.size() == 1);
+  s.up(4, 11 * kMin);
+  s.up(5, 11 * kMin);
+  CHECK(s.count(Action::Resolve, Type::DeviceOffline) == 1);
+  CHECK(s.count(Action::Resolve, Type::DeviceFlapping) == 1);
+  CHECK(s.triggers() == 1);
+}
+
+TEST_CASE("HA adoption: an adopted page is in the snapshot: after a restart it still resolves") {
+  Sim s;
+  s.add_n(10);
+  s.p.adopt_open_pages({{2, State::Offline}}, mono_ms(kMin));
+  const std::string text = s.p.serialize();
+  PolicySnapshot snap;
+  std::string err;
+  REQUIRE_MESSAGE(AlertPolicy::deserialize(text, snap, err), err);
+  Sim r;
+  r.add_n(10);
+  r.p.restore(snap, mono_ms(2 * kMin), [&](std::string_view id) {
+    for (DeviceIndex d = 0; d < r.ids.size(); ++d)
+      if (r.ids[d] == id) return d;
+    return kNoDevice;
+  });
+  CHECK(r.p.device_page_open(2));
+  r.up(2, 3 * kMin);
+  REQUIRE(r.all.size() == 1);
+  CHECK(r.all[0].action == Action::Resolve);
+  CHECK(r.all[0].dedup_key == "presence/device/dev-2");
+}
+
+// The symmetric case (docs/ha.md "Adoption"): a device that dies while this instance is not
+// judging (away, then in restart grace) has no page of its own yet, and none is lost: the grace
+// end judges it. A will inside the grace is fresh evidence: a device page after alert_after. No
+// evidence at all (it died while presenced was away): a straggler of the blind spell, paged after
+// straggler_grace. Never a page before the grace ends.
+TEST_CASE("engine wiring: a device that dies during restart grace pages after the grace (never before)") {
+  PolicyConfig pc;
+  pc.alert_after = 1min;
+  pc.group_wait = 0s;
+  Wired w(pc);
+  std::vector<DeviceIndex> ds;
+  for (int i = 0; i < 50; ++i) {
+    DeviceIndex d = w.engine.intern("dev-" + std::to_string(i));
+    w.engine.on_event(ev(EventKind::Connected, d, 0));
+    ds.push_back(d);
+  }
+  const std::int64_t r = 60 * kS;
+  w.engine.on_event(ev(EventKind::IngestLost, kNoDevice, r - kS));
+  w.engine.on_event(ev(EventKind::IngestRestored, kNoDevice, r));
+  REQUIRE(w.engine.in_restart_grace());
+  // Every device shows fresh evidence at once, except dev-7 whose will arrives inside the grace
+  // and dev-9 that shows nothing at all.
+  for (DeviceIndex d : ds)
+    if (d != ds[7] && d != ds[9]) w.engine.on_event(ev(EventKind::Connected, d, r + kS));
+  w.engine.on_event(ev(EventKind::Disconnected, ds[7], r + 2 * kS, DisconnectReason::LastWill));
+  std::int64_t t = r + 2 * kS;
+  for (; w.engine.in_restart_grace(); t += kS) {
+    w.engine.tick(mono_ms(t));
+    for (const auto& i : w.drain()) CHECK_MESSAGE(i.action != Action::Trigger, i.dedup_key);
+    w.out.clear();
+  }
+  const std::int64_t grace_end = t - kS;
+  std::map<std::string, std::int64_t> paged;  // dedup key -> first trigger time
+  std::string stragglers;
+  for (; t <= grace_end + 30 * kMin; t += kS) {
+    w.engine.tick(mono_ms(t));
+    for (const auto& i : w.drain()) {
+      if (i.action != Action::Trigger) continue;
+      paged.try_emplace(i.dedup_key, t);
+      if (i.type == Type::Stragglers) stragglers = Sim::detail(i, "devices");
+    }
+    w.out.clear();
+  }
+  REQUIRE(paged.size() == 2);
+  REQUIRE(paged.count("presence/device/dev-7") == 1);
+  CHECK(paged["presence/device/dev-7"] >= grace_end + pc.alert_after.count());
+  CHECK(stragglers == "dev-9");
 }

@@ -126,6 +126,30 @@ TEST_CASE("covered: same action within the window, or superseded by a later noti
   CHECK(covered(r, "resolve", 100400, w));
 }
 
+TEST_CASE("superseded_by_own: a lagging trigger whose own later resolve the log shows is not sent after that resolve") {
+  // The leader sent trigger at 100 s and resolve at 104 s. Our view lagged (restart grace): we
+  // decided the trigger at 102.3 s and our resolve at 104.5 s, both unsent.
+  LogRecord r;
+  r.sent.push_back({"trigger", 100000, "a"});
+  r.sent.push_back({"resolve", 104000, "a"});
+  const auto w = 2s;
+  // Alone, our trigger is not covered: 2.3 s after the leader's, and the resolve is less than
+  // the window after it. Sent, it would reopen the incident after its resolve.
+  CHECK_FALSE(covered(r, "trigger", 102300, w));
+  // Our own resolve behind it is covered (the leader's, 0.5 s apart): the trigger is superseded.
+  CHECK(superseded_by_own(r, {{"resolve", 104500, "b"}}, w));
+  // At the window's edge: our resolve 2 s after the leader's is still the same page (T) ...
+  CHECK(superseded_by_own(r, {{"resolve", 106000, "b"}}, w));
+  // ... 2.001 s after it is a notification the log does not show (T+1): ours to send, and so is
+  // the trigger before it.
+  CHECK_FALSE(superseded_by_own(r, {{"resolve", 106001, "b"}}, w));
+  // Nothing of ours behind it, or a log that shows nothing sent: not superseded.
+  CHECK_FALSE(superseded_by_own(r, {}, w));
+  CHECK_FALSE(superseded_by_own(LogRecord{}, {{"resolve", 104500, "b"}}, w));
+  // A new outage after the resolve: our trigger at 115 s, nothing later of ours: sent.
+  CHECK_FALSE(covered(r, "trigger", 115000, w));
+}
+
 namespace {
 SendingRecord sending(const std::string& by, std::int64_t wall_ms,
                       core::AlertIntent::Action a = core::AlertIntent::Action::Trigger) {
