@@ -57,12 +57,18 @@ build_main() {
   cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWITH_WERROR=ON >/dev/null
   cmake --build "$build" -j "$jobs"
 }
-# No test gets a second try. (ha_failover_test had one for the HA gap docs/ha.md described: a page
-# the killed leader had not yet decided was lost when its standby had missed the device's death;
-# a new leader now adopts the notification log's open pages, and a lagging standby's trigger is
-# no longer sent after its resolve.)
+# The two kill -9 HA tests run on their own after the rest, with one more try. Not for a known
+# product gap any more (the one ha_failover_test used to hit, a page the killed leader had not
+# decided, is closed: a new leader adopts the notification log's open pages, docs/ha.md), but
+# because their timelines (SIGSTOP around a lease, a takeover within lease_ttl + 2 s, a death
+# decided before the kill) are wall-clock bound, and a 2-core CI machine running other tests
+# beside them can stretch one past its bound. A failure prints every instance's story; a second
+# failure fails the run.
+retry_tests='^(ha_failover_test|ha_handoff_test)$'
 test_main() {
-  (cd "$build" && ctest --output-on-failure --timeout 300 -j "$jobs" "$@")
+  (cd "$build" && ctest --output-on-failure --timeout 300 -j "$jobs" -E "$retry_tests" "$@") || return 1
+  (cd "$build" && ctest --output-on-failure --timeout 300 -j "$jobs" -R "$retry_tests" \
+    --repeat until-pass:2 "$@")
 }
 
 # Sanitizer builds: -O1 (ASan's own advice: faster tests than -O0, cheaper to compile than -O2)
@@ -90,7 +96,9 @@ build_asan() {
 }
 test_asan() {
   (cd "$here/build-asan" && ctest --output-on-failure --timeout 600 -j "$jobs" -L 'unit|integration' \
-    -E "$asan_exclude")
+    -E "$asan_exclude|$retry_tests") || return 1
+  (cd "$here/build-asan" && ctest --output-on-failure --timeout 600 -j "$jobs" -R "$retry_tests" \
+    --repeat until-pass:2)
 }
 
 # The threaded rooms: ingest/engine hand-off and API tasks live in presenced (driven by the service
