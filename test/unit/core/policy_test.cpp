@@ -1362,10 +1362,13 @@ TEST_CASE("HA adoption: a device back at takeover is resolved now, once; a devic
   CHECK(s.all[1].action == Action::Resolve);
   CHECK(s.all[1].dedup_key == "presence/device/dev-8");
   CHECK(s.triggers() == 0);
-  // Adopting the same keys again (a second takeover) sends nothing: dev-7 and dev-8 are online.
+  // The policy does not remember what it adopted: offered dev-8 again, it resolves it again. The
+  // node never offers it (the log now shows its resolve last: only keys whose last sent action
+  // is a trigger are offered), and a second resolve is a no-op for PagerDuty.
   s.p.adopt_open_pages({{8, State::Online}}, mono_ms(2 * 60 * kMin));
   s.collect();
-  CHECK(s.all.size() == 3);  // a resolve: the log would show trigger, resolve - never offered
+  CHECK(s.all.size() == 3);
+  CHECK(s.all[2].action == Action::Resolve);
 }
 
 TEST_CASE("HA adoption: a page pending here is the page the dead leader sent: no trigger at T-1 / T / T+1 of its flush") {
