@@ -119,6 +119,9 @@ std::optional<Duration> parse_duration(std::string_view text) {
     if (!n || u == std::size(units)) return std::nullopt;
     pos += units[u].name.size();
     next_unit = u + 1;
+    // 12 digits of days overflow 64 bits (the config fuzz target found "149999999999d"): compare
+    // before multiplying. total and the term are then both <= kMax, so their sum cannot overflow.
+    if (*n > kMax / units[u].ms) return std::nullopt;
     total += *n * units[u].ms;
     if (total > kMax) return std::nullopt;
   }
