@@ -275,21 +275,13 @@ bool Node::adopt() {
     for (const auto& e : hooks_.unsent())
       if (e.intent.action != Action::Notify)
         see(e.intent.dedup_key, e.wall_ms, e.intent.action == Action::Trigger);
-  const auto scan = [&](const std::string& prefix, const auto& each) -> bool {
-    std::size_t seen = 0;
-    for (std::string from = prefix;;) {
-      const auto page = etcd_.range_from(prefix, from, kPage);
-      if (!page) return false;
-      for (const auto& kv : *page) each(kv);
-      seen += page->size();
-      if (static_cast<std::int64_t>(page->size()) < kPage) return true;
-      if (seen >= kMaxScan) {
-        log_("ha: adoption read the first " + std::to_string(seen) + " keys under '" + prefix +
-             "' only (bound); the rest are left as the log shows");
-        return true;
-      }
-      from = page->back().key + std::string(1, '\0');
-    }
+  const auto scan = [&](const std::string& prefix, const std::function<void(const KeyValue&)>& each) {
+    bool cut = false;
+    const auto seen = scan_prefix(prefix, kPage, kMaxScan, each, &cut);
+    if (cut)
+      log_("ha: adoption read the first " + std::to_string(*seen) + " keys under '" + prefix +
+           "' only (bound); the rest are left as the log shows");
+    return seen.has_value();
   };
   if (!scan(sending_prefix_, [&](const KeyValue& kv) {
         if (auto rec = decode_sending(kv.value); rec && rec->intent.action != Action::Notify)
@@ -332,6 +324,25 @@ bool Node::adopt() {
   return true;
 }
 
+std::optional<std::size_t> Node::scan_prefix(const std::string& prefix, std::int64_t page_size,
+                                             std::size_t max_keys,
+                                             const std::function<void(const KeyValue&)>& each,
+                                             bool* cut) {
+  std::size_t seen = 0;
+  for (std::string from = prefix;;) {
+    const auto page = etcd_.range_from(prefix, from, page_size);
+    if (!page) return std::nullopt;
+    for (const auto& kv : *page) each(kv);
+    seen += page->size();
+    if (static_cast<std::int64_t>(page->size()) < page_size) return seen;
+    if (seen >= max_keys) {
+      if (cut != nullptr) *cut = true;
+      return seen;
+    }
+    from = page->back().key + std::string(1, '\0');  // the next key after the last one
+  }
+}
+
 bool Node::handoff() {
   // Bounded: a sending record exists per entry in flight (one batch per sink), or left by a
   // dead sender until a takeover deals with it; 10,000 is far above either. Read in pages so no
@@ -352,14 +363,9 @@ bool Node::handoff() {
       if (!mine.empty() && !record_pages(mine, fence)) return false;
     }
   }
-  std::optional<std::vector<KeyValue>> kvs = std::vector<KeyValue>{};
-  for (std::string from = sending_prefix_; kvs->size() < kMaxScan;) {
-    const auto page = etcd_.range_from(sending_prefix_, from, kPage);
-    if (!page) return false;
-    kvs->insert(kvs->end(), page->begin(), page->end());
-    if (static_cast<std::int64_t>(page->size()) < kPage) break;
-    from = page->back().key + std::string(1, '\0');  // the next key after the last one
-  }
+  std::vector<KeyValue> kvs;
+  if (!scan_prefix(sending_prefix_, kPage, kMaxScan, [&kvs](const KeyValue& kv) { kvs.push_back(kv); }))
+    return false;
   std::int64_t fence = 0;
   {
     std::lock_guard lock(mu_);
@@ -371,7 +377,7 @@ bool Node::handoff() {
   std::vector<std::pair<std::string, SendingRecord>> to_send;  // sending key, record
   std::vector<std::string> to_delete;
   std::size_t cleared = 0, expired = 0, bad = 0;
-  for (const auto& kv : *kvs) {
+  for (const auto& kv : kvs) {
     {
       // Stopping: leave the rest to the next leader (stop() must not wait for a long scan).
       std::lock_guard lock(wake_mu_);

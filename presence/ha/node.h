@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,6 +112,13 @@ class Node {
   // sent, as a sending record shows; or unsent in our outbox) is a trigger, to hooks_.adopt.
   // False when etcd did not answer or the hook did not take it (tried again on the next step).
   bool adopt();
+  // Every key under prefix, in pages of page_size (no answer near the client's 4 MiB cap), to
+  // `each`, until a short page, or until max_keys are read with more to come (*cut = true; the
+  // last page may take it past max_keys). The number read, or nullopt when etcd did not answer.
+  std::optional<std::size_t> scan_prefix(const std::string& prefix, std::int64_t page_size,
+                                         std::size_t max_keys,
+                                         const std::function<void(const KeyValue&)>& each,
+                                         bool* cut = nullptr);
   std::string log_key(const alert::OutboxEntry& e) const;
   std::string log_key(const std::string& sink, const std::string& dedup_key) const;
   std::string sending_key(const alert::OutboxEntry& e) const;
